@@ -1,0 +1,179 @@
+//! `LustreWorkspaceClass`: what the platform team decides once for many workspaces.
+
+// Each `printcolumn(...)` repeats keys such as `type_ = "string"`: clippy reads the
+// repetition as a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::rules;
+use crate::rules::patterns;
+use crate::workspace::{DataCompressionType, DeletionPolicy, DeploymentType};
+
+/// What the platform team decides for every workspace of this class: the network (subnet,
+/// security groups), encryption, tags, which S3 data may be linked, which namespaces may use
+/// it, size limits and defaults. Mark one class as the default with the annotation
+/// `workspaces.lustre.dev/is-default-class: "true"`.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "workspaces.lustre.dev",
+    version = "v1alpha1",
+    kind = "LustreWorkspaceClass",
+    plural = "lustreworkspaceclasses",
+    singular = "lustreworkspaceclass",
+    shortname = "lwc",
+    category = "lustre",
+    derive = "PartialEq",
+    derive = "Default",
+    cel,
+    doc = "A class of FSx for Lustre workspaces, written by the platform team: network, encryption, tags, allowed S3 data, allowed namespaces, limits and defaults.",
+    printcolumn(
+        name = "Subnet",
+        type_ = "string",
+        json_path = ".spec.subnetId",
+        description = "Subnet the file systems are created in"
+    ),
+    printcolumn(
+        name = "Default",
+        type_ = "string",
+        json_path = ".metadata.annotations.workspaces\\.lustre\\.dev/is-default-class",
+        description = "Whether this is the default class"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LustreWorkspaceClassSpec {
+    /// AWS region of the subnet (e.g. us-east-1). Leave it out to use the operator's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::REGION))]
+    pub region: Option<String>,
+
+    /// The subnet every file system of this class is created in (FSx for Lustre uses exactly
+    /// one subnet). Pick one in the Availability Zone of the nodes that mount it.
+    #[schemars(regex(pattern = patterns::SUBNET_ID))]
+    pub subnet_id: String,
+
+    /// Which security groups the file systems get, and who may reach them.
+    pub security_group: SecurityGroupPolicy,
+
+    /// KMS key (id, alias or ARN) that encrypts PERSISTENT_2 file systems at rest. Leave it out
+    /// to use the AWS managed key. Applies to file systems created after a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub kms_key_id: Option<String>,
+
+    /// AWS tags added to every file system and security group of this class.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(
+        validation = Rule::new(rules::TAG_KEYS).message(rules::TAG_KEYS_MSG),
+        validation = Rule::new(rules::TAG_SIZES).message(rules::TAG_SIZES_MSG),
+    )]
+    #[schemars(extend("maxProperties" = crate::constants::tags::MAX_CLASS_TAGS))]
+    pub tags: BTreeMap<String, String>,
+
+    /// S3 prefixes that workspaces may link, such as `s3://ml-datasets/`. A workspace's
+    /// `s3Path` must start with one of them. Empty: no S3 links allowed; `s3://` allows all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new(rules::S3_PREFIXES).message(rules::S3_PREFIX_MSG))]
+    #[schemars(length(max = 100))]
+    pub allowed_data_repositories: Vec<String>,
+
+    /// Namespaces whose workspaces may use this class, by label. Leave it out to allow all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<LabelSelector>,
+
+    /// Largest `storageCapacityGiB` a workspace of this class may ask for.
+    #[serde(
+        default,
+        rename = "maxStorageCapacityGiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1200))]
+    pub max_storage_capacity_gib: Option<i32>,
+
+    /// Mount options for the PersistentVolumes (default: `flock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub mount_options: Option<Vec<String>>,
+
+    /// PERSISTENT_2: days to keep automatic daily backups (0 turns them off, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 90))]
+    pub automatic_backup_retention_days: Option<i32>,
+
+    /// Weekly maintenance window start, `d:HH:MM` in UTC (d = 1 for Monday ... 7 for Sunday).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::MAINTENANCE_TIME))]
+    pub weekly_maintenance_start_time: Option<String>,
+
+    /// Values used when a workspace leaves a field out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<ClassDefaults>,
+}
+
+/// The security groups attached to the file systems of a class.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new(rules::SG_NEEDED).message(rules::SG_NEEDED_MSG).field_path(".additionalSecurityGroupIds"),
+    validation = Rule::new(rules::SG_CLIENTS).message(rules::SG_CLIENTS_MSG).field_path(".clientSecurityGroupIds"),
+)]
+pub struct SecurityGroupPolicy {
+    /// Create one security group per workspace with the Lustre ports (TCP 988 and 1018-1023)
+    /// open to itself and to the clients below. Default true.
+    #[serde(default = "default_true")]
+    pub managed: bool,
+
+    /// Security groups of the nodes that mount the file systems (e.g. the EKS node group's).
+    #[serde(default)]
+    #[schemars(length(max = 20), inner(regex(pattern = patterns::SECURITY_GROUP_ID)))]
+    pub client_security_group_ids: Vec<String>,
+
+    /// CIDR blocks of the nodes that mount the file systems, e.g. 10.0.0.0/16.
+    #[serde(default)]
+    #[schemars(length(max = 20), inner(regex(pattern = patterns::CIDR)))]
+    pub client_cidrs: Vec<String>,
+
+    /// Existing security groups also attached to every file system.
+    #[serde(default)]
+    #[schemars(length(max = 4), inner(regex(pattern = patterns::SECURITY_GROUP_ID)))]
+    pub additional_security_group_ids: Vec<String>,
+}
+
+impl Default for SecurityGroupPolicy {
+    fn default() -> Self {
+        Self {
+            managed: true,
+            client_security_group_ids: Vec::new(),
+            client_cidrs: Vec::new(),
+            additional_security_group_ids: Vec::new(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Defaults for workspaces of a class.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassDefaults {
+    /// Deployment type when the workspace gives none (SCRATCH_2 when this is unset too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_type: Option<DeploymentType>,
+    /// Deletion policy when the workspace gives none (Delete when this is unset too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+    /// Data compression when the workspace gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_compression_type: Option<DataCompressionType>,
+}

@@ -1,0 +1,179 @@
+//! Every name the operator writes into Kubernetes or AWS, in one place: condition types and
+//! reasons, label / annotation / tag keys, the finalizer, the CSI driver name.
+//!
+//! Other crates and the generated documentation read these; never spell one of them as a
+//! literal elsewhere.
+
+/// API group of both custom resources.
+pub const GROUP: &str = "workspaces.lustre.dev";
+/// API version of both custom resources.
+pub const VERSION: &str = "v1alpha1";
+
+/// Finalizer the operator puts on every workspace so that AWS resources are cleaned up.
+pub const FINALIZER: &str = "workspaces.lustre.dev/cleanup";
+/// Annotation that marks a `LustreWorkspaceClass` as the default, like a StorageClass.
+pub const DEFAULT_CLASS_ANNOTATION: &str = "workspaces.lustre.dev/is-default-class";
+/// Field manager the operator uses for every server-side apply.
+pub const FIELD_MANAGER: &str = "lustre-operator";
+
+/// Labels the operator puts on every Kubernetes object it creates, so orphans can be found.
+pub mod labels {
+    /// `app.kubernetes.io/managed-by` value.
+    pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
+    /// Value of [`MANAGED_BY_KEY`].
+    pub const MANAGED_BY_VALUE: &str = "lustre-operator";
+    /// Name of the owning workspace.
+    pub const WORKSPACE_NAME: &str = "workspaces.lustre.dev/workspace";
+    /// Namespace of the owning workspace (on cluster-scoped objects such as PVs).
+    pub const WORKSPACE_NAMESPACE: &str = "workspaces.lustre.dev/namespace";
+    /// UID of the owning workspace.
+    pub const WORKSPACE_UID: &str = "workspaces.lustre.dev/uid";
+    /// Name of the `LustreWorkspaceClass` (on StorageClasses and PVs).
+    pub const CLASS: &str = "workspaces.lustre.dev/class";
+}
+
+/// Tag keys the operator writes on every AWS resource it creates. A restarted operator finds
+/// its resources again by these tags, and the IAM policy scopes its rights with them.
+pub mod tags {
+    /// Prefix reserved for operator tags; users and classes may not set tags under it.
+    pub const PREFIX: &str = "workspaces.lustre.dev/";
+    /// Marks a resource as created by this operator (value `"true"`).
+    pub const MANAGED: &str = "workspaces.lustre.dev/managed";
+    /// Namespace of the owning workspace.
+    pub const NAMESPACE: &str = "workspaces.lustre.dev/namespace";
+    /// Name of the owning workspace.
+    pub const NAME: &str = "workspaces.lustre.dev/name";
+    /// UID of the owning workspace: the identity that adoption and crash recovery check.
+    pub const UID: &str = "workspaces.lustre.dev/uid";
+    /// Name of the class the workspace was provisioned with.
+    pub const CLASS: &str = "workspaces.lustre.dev/class";
+    /// Set to `"true"` when the workspace was deleted with `deletionPolicy: Retain`.
+    pub const RETAINED: &str = "workspaces.lustre.dev/retained";
+    /// The AWS console's display name.
+    pub const AWS_NAME: &str = "Name";
+    /// AWS reserves tag keys with this prefix.
+    pub const AWS_RESERVED_PREFIX: &str = "aws:";
+    /// AWS allows 50 tags per resource.
+    pub const AWS_MAX_TAGS: usize = 50;
+    /// How many tags the operator itself writes (managed, namespace, name, uid, class, Name).
+    pub const OPERATOR_TAG_COUNT: usize = 6;
+    /// Most tags a class may set.
+    pub const MAX_CLASS_TAGS: usize = 24;
+    /// Most tags a workspace may add.
+    pub const MAX_WORKSPACE_TAGS: usize = 20;
+    // The schema limits keep every resource within AWS's tag limit, whatever users write.
+    const _: () = assert!(OPERATOR_TAG_COUNT + MAX_CLASS_TAGS + MAX_WORKSPACE_TAGS <= AWS_MAX_TAGS);
+}
+
+/// The aws-fsx-csi-driver that mounts the volumes.
+pub mod csi {
+    /// CSI driver and StorageClass provisioner name.
+    pub const DRIVER: &str = "fsx.csi.aws.com";
+    /// Volume attribute carrying the file system's DNS name.
+    pub const ATTR_DNS_NAME: &str = "dnsname";
+    /// Volume attribute carrying the Lustre mount name.
+    pub const ATTR_MOUNT_NAME: &str = "mountname";
+}
+
+/// Status condition types. `Ready` is the one GitOps tools read; one more per owned part.
+pub mod condition {
+    /// Everything is provisioned and the claim is bound.
+    pub const READY: &str = "Ready";
+    /// The managed security group exists with its Lustre rules (or none is needed).
+    pub const SECURITY_GROUP_READY: &str = "SecurityGroupReady";
+    /// The file system is AVAILABLE with the asked-for capacity and throughput.
+    pub const FILE_SYSTEM_READY: &str = "FileSystemReady";
+    /// Every data repository association is AVAILABLE.
+    pub const DATA_REPOSITORIES_READY: &str = "DataRepositoriesReady";
+    /// The PersistentVolume and PersistentVolumeClaim exist and are bound.
+    pub const VOLUME_READY: &str = "VolumeReady";
+
+    /// All condition types, `Ready` first.
+    pub const ALL: [&str; 5] = [
+        READY,
+        SECURITY_GROUP_READY,
+        FILE_SYSTEM_READY,
+        DATA_REPOSITORIES_READY,
+        VOLUME_READY,
+    ];
+}
+
+/// Condition reasons (CamelCase, as Kubernetes expects). Each one has an entry in
+/// `docs/troubleshooting.md`, generated from [`reason::ALL`].
+pub mod reason {
+    /// Everything asked for exists and is usable.
+    pub const READY: &str = "Ready";
+    /// The operator has not acted on this generation yet.
+    pub const PENDING: &str = "Pending";
+    /// An AWS resource is being created.
+    pub const CREATING: &str = "Creating";
+    /// AWS is changing the file system (capacity, throughput) or an association.
+    pub const UPDATING: &str = "Updating";
+    /// The operator is tearing the workspace down.
+    pub const DELETING: &str = "Deleting";
+    /// The claim is still used by pods; deletion waits for them.
+    pub const CLAIM_IN_USE: &str = "ClaimInUse";
+    /// The named class (or a default class) does not exist.
+    pub const CLASS_NOT_FOUND: &str = "ClassNotFound";
+    /// The spec breaks a rule of the API or of its class; the message lists every violation.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// The file system is FAILED or MISCONFIGURED; the message carries AWS's failure details.
+    pub const FILE_SYSTEM_FAILED: &str = "FileSystemFailed";
+    /// A data repository association is FAILED or MISCONFIGURED.
+    pub const DATA_REPOSITORY_FAILED: &str = "DataRepositoryFailed";
+    /// AWS refused the request as invalid; the message carries AWS's words.
+    pub const AWS_REJECTED: &str = "AwsRejected";
+    /// AWS is throttling or failing transiently; the operator backs off and retries.
+    pub const AWS_RETRYING: &str = "AwsRetrying";
+    /// The operator lacks an IAM permission; the message names the denied action.
+    pub const ACCESS_DENIED: &str = "AccessDenied";
+    /// An AWS service quota was reached.
+    pub const LIMIT_EXCEEDED: &str = "LimitExceeded";
+    /// The adopted file system (`spec.fileSystemId`) was not found or belongs to another workspace.
+    pub const ADOPTION_REFUSED: &str = "AdoptionRefused";
+    /// The class does not ask for a managed security group.
+    pub const NOT_MANAGED: &str = "NotManaged";
+    /// The workspace has no data repositories.
+    pub const NONE_REQUESTED: &str = "NoneRequested";
+    /// Waiting for an earlier part before this one can start.
+    pub const WAITING: &str = "Waiting";
+    /// `deletionPolicy: Retain`: AWS resources were kept on purpose.
+    pub const RETAINED: &str = "Retained";
+
+    /// Every reason the operator can write.
+    pub const ALL: [&str; 19] = [
+        READY,
+        PENDING,
+        CREATING,
+        UPDATING,
+        DELETING,
+        CLAIM_IN_USE,
+        CLASS_NOT_FOUND,
+        INVALID_SPEC,
+        FILE_SYSTEM_FAILED,
+        DATA_REPOSITORY_FAILED,
+        AWS_REJECTED,
+        AWS_RETRYING,
+        ACCESS_DENIED,
+        LIMIT_EXCEEDED,
+        ADOPTION_REFUSED,
+        NOT_MANAGED,
+        NONE_REQUESTED,
+        WAITING,
+        RETAINED,
+    ];
+}
+
+/// FSx for Lustre limits the API enforces (see `FSX_FACTS.md`).
+pub mod limits {
+    /// Smallest SCRATCH_2 / PERSISTENT_2 file system.
+    pub const MIN_CAPACITY_GIB: i32 = 1200;
+    /// Capacities above the minimum come in steps of this size.
+    pub const CAPACITY_STEP_GIB: i32 = 2400;
+    /// Data repository associations per file system.
+    pub const MAX_DATA_REPOSITORIES: usize = 8;
+    /// Valid PERSISTENT_2 throughputs, MB/s per TiB.
+    pub const PERSISTENT_2_THROUGHPUTS: [i32; 4] = [125, 250, 500, 1000];
+    /// Largest `importedFileChunkSizeMiB`.
+    pub const MAX_IMPORTED_FILE_CHUNK_MIB: i32 = 512_000;
+}

@@ -1,0 +1,22 @@
+//! The `workspaces.lustre.dev/v1alpha1` API: the `LustreWorkspace` and `LustreWorkspaceClass`
+//! custom resources, their validation (schema + CEL at admission, and the same rules in Rust),
+//! the names the operator writes, and CRD generation.
+
+pub mod admission;
+pub mod class;
+pub mod constants;
+pub mod crd;
+pub mod messages;
+pub mod rules;
+pub mod schema;
+pub mod validation;
+pub mod workspace;
+
+pub use class::{
+    ClassDefaults, LustreWorkspaceClass, LustreWorkspaceClassSpec, SecurityGroupPolicy,
+};
+pub use validation::Violation;
+pub use workspace::{
+    DataCompressionType, DataRepository, DataRepositoryStatus, DeletionPolicy, DeploymentType,
+    LustreWorkspace, LustreWorkspaceSpec, LustreWorkspaceStatus, Phase, S3Event,
+};

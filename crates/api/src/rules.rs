@@ -1,0 +1,192 @@
+//! The validation rules, stated once: each CEL expression that goes into the CRD schema sits
+//! next to the message that both the API server (through CEL) and [`crate::validation`] (in
+//! Rust) report, so the two always say the same words.
+
+/// `spec.storageCapacityGiB`: SCRATCH_2 / PERSISTENT_2 sizes.
+pub const CAPACITY: &str = "self == 1200 || (self >= 2400 && self % 2400 == 0)";
+/// Message of [`CAPACITY`].
+pub const CAPACITY_MSG: &str = "storageCapacityGiB must be 1200, 2400 or a multiple of 2400 GiB (FSx for Lustre SCRATCH_2 and PERSISTENT_2 sizes)";
+
+/// `spec.storageCapacityGiB` on update.
+pub const CAPACITY_GROWS: &str = "self >= oldSelf";
+/// Message of [`CAPACITY_GROWS`].
+pub const CAPACITY_GROWS_MSG: &str =
+    "storageCapacityGiB may only grow: FSx for Lustre cannot shrink a file system";
+
+/// `spec.perUnitStorageThroughput` values.
+pub const THROUGHPUT_VALUES: &str = "self in [125, 250, 500, 1000]";
+/// Message of [`THROUGHPUT_VALUES`].
+pub const THROUGHPUT_VALUES_MSG: &str =
+    "perUnitStorageThroughput must be one of 125, 250, 500 or 1000 (MB/s per TiB)";
+
+/// `spec`: PERSISTENT_2 needs a throughput.
+pub const THROUGHPUT_REQUIRED: &str = "!has(self.deploymentType) || self.deploymentType != 'PERSISTENT_2' || has(self.perUnitStorageThroughput)";
+/// Message of [`THROUGHPUT_REQUIRED`].
+pub const THROUGHPUT_REQUIRED_MSG: &str =
+    "perUnitStorageThroughput is required for PERSISTENT_2 (125, 250, 500 or 1000)";
+
+/// `spec`: SCRATCH_2 takes no throughput.
+pub const THROUGHPUT_FORBIDDEN: &str = "!has(self.deploymentType) || self.deploymentType != 'SCRATCH_2' || !has(self.perUnitStorageThroughput)";
+/// Message of [`THROUGHPUT_FORBIDDEN`].
+pub const THROUGHPUT_FORBIDDEN_MSG: &str =
+    "perUnitStorageThroughput is only for PERSISTENT_2; SCRATCH_2 throughput follows its size";
+
+/// `spec`: final backups exist for persistent file systems only.
+pub const FINAL_BACKUP: &str = "!has(self.finalBackupOnDelete) || !self.finalBackupOnDelete || !has(self.deploymentType) || self.deploymentType == 'PERSISTENT_2'";
+/// Message of [`FINAL_BACKUP`].
+pub const FINAL_BACKUP_MSG: &str =
+    "finalBackupOnDelete is only for PERSISTENT_2: scratch file systems have no backups";
+
+/// `spec`: an adopted file system is not created, so it takes none of the creation settings
+/// that would silently be ignored.
+pub const ADOPT_NO_CREATE_FIELDS: &str = "!has(self.fileSystemId) || (!has(self.perUnitStorageThroughput) && !has(self.dataCompressionType))";
+/// Message of [`ADOPT_NO_CREATE_FIELDS`].
+pub const ADOPT_NO_CREATE_FIELDS_MSG: &str = "fileSystemId adopts an existing file system: perUnitStorageThroughput and dataCompressionType cannot be set with it";
+
+/// Builds the immutability rule for an optional field of `spec`.
+macro_rules! immutable_rule {
+    ($field:literal) => {
+        concat!(
+            "has(self.",
+            $field,
+            ") == has(oldSelf.",
+            $field,
+            ") && (!has(self.",
+            $field,
+            ") || self.",
+            $field,
+            " == oldSelf.",
+            $field,
+            ")"
+        )
+    };
+}
+
+/// Immutable `spec` fields: (field, CEL rule, message).
+pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 5] = [
+    (
+        "deploymentType",
+        immutable_rule!("deploymentType"),
+        "deploymentType is immutable: create a new workspace to change it",
+    ),
+    (
+        "className",
+        immutable_rule!("className"),
+        "className is immutable: create a new workspace in the other class",
+    ),
+    (
+        "fileSystemId",
+        immutable_rule!("fileSystemId"),
+        "fileSystemId is immutable: a workspace adopts one file system for its lifetime",
+    ),
+    (
+        "claimName",
+        immutable_rule!("claimName"),
+        "claimName is immutable: pods name the claim, so it cannot move",
+    ),
+    (
+        "dataCompressionType",
+        immutable_rule!("dataCompressionType"),
+        "dataCompressionType is immutable in this API version",
+    ),
+];
+
+macro_rules! s3_path_re {
+    () => {
+        "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^/ ]+/)*$"
+    };
+}
+macro_rules! s3_prefix_re {
+    () => {
+        "^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^/ ]+/)*)?$"
+    };
+}
+macro_rules! fs_path_re {
+    () => {
+        "^(/[^/ ]+)+$"
+    };
+}
+
+/// Regular expression of an `s3Path` (RE2 syntax, shared by CEL and Rust).
+pub const S3_PATH_RE: &str = s3_path_re!();
+/// Regular expression of an allowed S3 prefix.
+pub const S3_PREFIX_RE: &str = s3_prefix_re!();
+/// Regular expression of a `fileSystemPath` other than `/`.
+pub const FS_PATH_RE: &str = fs_path_re!();
+
+/// `spec.dataRepositories[].s3Path`.
+pub const S3_PATH: &str = concat!("self.matches('", s3_path_re!(), "')");
+/// Message of [`S3_PATH`].
+pub const S3_PATH_MSG: &str = "s3Path must be an S3 URL of the form s3://bucket/ or s3://bucket/prefix/ (lower-case bucket name, ending in /)";
+
+/// `spec.dataRepositories[].fileSystemPath`.
+pub const FS_PATH: &str = concat!("self == '/' || self.matches('", fs_path_re!(), "')");
+/// Message of [`FS_PATH`].
+pub const FS_PATH_MSG: &str =
+    "fileSystemPath must be an absolute path such as /datasets (starting with /, no trailing /)";
+
+/// `spec.dataRepositories`: file system paths are unique.
+pub const FS_PATH_UNIQUE: &str =
+    "self.all(a, self.exists_one(b, b.fileSystemPath == a.fileSystemPath))";
+/// Message of [`FS_PATH_UNIQUE`].
+pub const FS_PATH_UNIQUE_MSG: &str =
+    "each data repository needs its own fileSystemPath: two entries use the same path";
+
+/// `spec.dataRepositories`: no path inside another.
+pub const FS_PATH_NESTED: &str = "self.all(a, self.all(b, a.fileSystemPath == '/' || b.fileSystemPath == a.fileSystemPath || !b.fileSystemPath.startsWith(a.fileSystemPath + '/')))";
+/// Message of [`FS_PATH_NESTED`].
+pub const FS_PATH_NESTED_MSG: &str =
+    "fileSystemPath entries may not be nested: one data repository path lies inside another";
+
+/// `spec.dataRepositories`: `/` only alone.
+pub const FS_PATH_ROOT_ALONE: &str = "size(self) <= 1 || self.all(r, r.fileSystemPath != '/')";
+/// Message of [`FS_PATH_ROOT_ALONE`].
+pub const FS_PATH_ROOT_ALONE_MSG: &str =
+    "fileSystemPath / is only allowed when it is the only data repository";
+
+/// Class `spec.securityGroup`: the file system needs some security group.
+pub const SG_NEEDED: &str = "(has(self.managed) && self.managed) || (has(self.additionalSecurityGroupIds) && size(self.additionalSecurityGroupIds) > 0)";
+/// Message of [`SG_NEEDED`].
+pub const SG_NEEDED_MSG: &str = "with managed: false, additionalSecurityGroupIds must name at least one security group for the file system";
+
+/// Class `spec.securityGroup`: a managed group needs someone to let in.
+pub const SG_CLIENTS: &str = "(has(self.managed) && !self.managed) || (has(self.clientSecurityGroupIds) && size(self.clientSecurityGroupIds) > 0) || (has(self.clientCidrs) && size(self.clientCidrs) > 0)";
+/// Message of [`SG_CLIENTS`].
+pub const SG_CLIENTS_MSG: &str = "a managed security group needs clientSecurityGroupIds or clientCidrs: otherwise no node can mount the file system";
+
+/// Class `spec.tags`: keys reserved by AWS or the operator.
+pub const TAG_KEYS: &str =
+    "self.all(k, !k.startsWith('aws:') && !k.startsWith('workspaces.lustre.dev/') && k != 'Name')";
+/// Message of [`TAG_KEYS`].
+pub const TAG_KEYS_MSG: &str = "tag keys may not start with aws: or workspaces.lustre.dev/, nor be Name: those are reserved for AWS and the operator";
+
+/// Class and workspace `tags`: AWS sizes.
+pub const TAG_SIZES: &str = "self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) <= 256)";
+/// Message of [`TAG_SIZES`].
+pub const TAG_SIZES_MSG: &str = "tag keys must be 1-128 characters and values at most 256";
+
+/// Class `spec.allowedDataRepositories`: every entry an S3 prefix.
+pub const S3_PREFIXES: &str = concat!("self.all(p, p.matches('", s3_prefix_re!(), "'))");
+/// Message of [`S3_PREFIXES`].
+pub const S3_PREFIX_MSG: &str = "allowedDataRepositories entries must be S3 prefixes ending in /, such as s3://bucket/ or s3://bucket/prefix/ (s3:// allows every bucket)";
+
+/// Schema `pattern`s, shared by the type definitions (schema) and the Rust validation.
+pub mod patterns {
+    /// A DNS-1123 label.
+    pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+    /// A DNS-1123 subdomain.
+    pub const DNS_SUBDOMAIN: &str =
+        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+    /// An FSx file system id.
+    pub const FILE_SYSTEM_ID: &str = r"^fs-[0-9a-f]{8,17}$";
+    /// A subnet id.
+    pub const SUBNET_ID: &str = r"^subnet-[0-9a-f]{8,17}$";
+    /// A security group id.
+    pub const SECURITY_GROUP_ID: &str = r"^sg-[0-9a-f]{1,17}$";
+    /// An IPv4 CIDR block.
+    pub const CIDR: &str = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])$";
+    /// An AWS region name.
+    pub const REGION: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
+    /// A weekly maintenance start time.
+    pub const MAINTENANCE_TIME: &str = r"^[1-7]:([01][0-9]|2[0-3]):[0-5][0-9]$";
+}

@@ -1,0 +1,425 @@
+//! `LustreWorkspace`: what an ML engineer asks for.
+
+// Each `printcolumn(...)` repeats keys such as `type_ = "string"`: clippy reads the
+// repetition as a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::rules;
+use crate::rules::patterns;
+
+/// What the workspace asks for: size, deployment type, throughput and the S3 data to link. The
+/// platform team's `LustreWorkspaceClass` decides the network, encryption and limits. Apply it,
+/// wait for `Ready`, and mount the claim named in `status.claimName` in your pods.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "workspaces.lustre.dev",
+    version = "v1alpha1",
+    kind = "LustreWorkspace",
+    plural = "lustreworkspaces",
+    singular = "lustreworkspace",
+    shortname = "lws",
+    category = "lustre",
+    namespaced,
+    status = "LustreWorkspaceStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    cel,
+    doc = "An FSx for Lustre file system for one team or job, mounted through a PersistentVolumeClaim named after the workspace.",
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Where the workspace is in its life"
+    ),
+    printcolumn(
+        name = "Type",
+        type_ = "string",
+        json_path = ".status.deploymentType",
+        description = "SCRATCH_2 or PERSISTENT_2"
+    ),
+    printcolumn(
+        name = "Capacity",
+        type_ = "integer",
+        json_path = ".spec.storageCapacityGiB",
+        description = "Requested storage in GiB"
+    ),
+    printcolumn(
+        name = "FileSystem",
+        type_ = "string",
+        json_path = ".status.fileSystemId",
+        description = "FSx file system id"
+    ),
+    printcolumn(
+        name = "Claim",
+        type_ = "string",
+        json_path = ".status.claimName",
+        description = "PersistentVolumeClaim to mount"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Ready condition"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(
+    validation = Rule::new(rules::THROUGHPUT_REQUIRED).message(rules::THROUGHPUT_REQUIRED_MSG).field_path(".perUnitStorageThroughput"),
+    validation = Rule::new(rules::THROUGHPUT_FORBIDDEN).message(rules::THROUGHPUT_FORBIDDEN_MSG).field_path(".perUnitStorageThroughput"),
+    validation = Rule::new(rules::FINAL_BACKUP).message(rules::FINAL_BACKUP_MSG).field_path(".finalBackupOnDelete"),
+    validation = Rule::new(rules::ADOPT_NO_CREATE_FIELDS).message(rules::ADOPT_NO_CREATE_FIELDS_MSG).field_path(".fileSystemId"),
+    validation = Rule::new(rules::IMMUTABLE_FIELDS[0].1).message(rules::IMMUTABLE_FIELDS[0].2).field_path(".deploymentType"),
+    validation = Rule::new(rules::IMMUTABLE_FIELDS[1].1).message(rules::IMMUTABLE_FIELDS[1].2).field_path(".className"),
+    validation = Rule::new(rules::IMMUTABLE_FIELDS[2].1).message(rules::IMMUTABLE_FIELDS[2].2).field_path(".fileSystemId"),
+    validation = Rule::new(rules::IMMUTABLE_FIELDS[3].1).message(rules::IMMUTABLE_FIELDS[3].2).field_path(".claimName"),
+    validation = Rule::new(rules::IMMUTABLE_FIELDS[4].1).message(rules::IMMUTABLE_FIELDS[4].2).field_path(".dataCompressionType"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LustreWorkspaceSpec {
+    /// Name of the `LustreWorkspaceClass` to provision with (`kubectl get lwc`). Leave it out
+    /// to use the class marked as default. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub class_name: Option<String>,
+
+    /// SCRATCH_2 (temporary, cheapest, no replication: for data you can recreate) or
+    /// PERSISTENT_2 (replicated within the Availability Zone, for data that must survive).
+    /// Leave it out to take the class's default. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_type: Option<DeploymentType>,
+
+    /// Storage in GiB: 1200, 2400, or a multiple of 2400 (4800, 7200, ...). Throughput grows
+    /// with size. Can be increased later (to the next multiple of 2400), never decreased.
+    #[x_kube(
+        validation = Rule::new(rules::CAPACITY).message(rules::CAPACITY_MSG),
+        validation = Rule::new(rules::CAPACITY_GROWS).message(rules::CAPACITY_GROWS_MSG),
+    )]
+    #[serde(rename = "storageCapacityGiB")]
+    #[schemars(range(min = 1200))]
+    pub storage_capacity_gib: i32,
+
+    /// PERSISTENT_2 only (and required there): throughput in MB/s per TiB of storage, one of
+    /// 125, 250, 500, 1000. Can be changed later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(rules::THROUGHPUT_VALUES).message(rules::THROUGHPUT_VALUES_MSG))]
+    pub per_unit_storage_throughput: Option<i32>,
+
+    /// NONE (default) or LZ4: LZ4 compresses data on the file system, saving capacity and
+    /// usually costing no throughput. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_compression_type: Option<DataCompressionType>,
+
+    /// S3 locations linked into the file system (at most 8). Objects under `s3Path` appear as
+    /// files under `fileSystemPath`, loaded lazily on first read. The class decides which
+    /// buckets and prefixes are allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(
+        merge_strategy = ListMerge::Map(vec!["name".into()]),
+        validation = Rule::new(rules::FS_PATH_UNIQUE).message(rules::FS_PATH_UNIQUE_MSG),
+        validation = Rule::new(rules::FS_PATH_NESTED).message(rules::FS_PATH_NESTED_MSG),
+        validation = Rule::new(rules::FS_PATH_ROOT_ALONE).message(rules::FS_PATH_ROOT_ALONE_MSG),
+    )]
+    #[schemars(length(max = 8))]
+    pub data_repositories: Vec<DataRepository>,
+
+    /// What happens to the AWS resources when the workspace is deleted: Delete (default:
+    /// the file system and everything on it is gone) or Retain (the file system is kept and
+    /// tagged; only the Kubernetes objects go). Leave it out to take the class's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+
+    /// PERSISTENT_2 only: take a final FSx backup before the file system is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_backup_on_delete: Option<bool>,
+
+    /// Adopt an existing FSx for Lustre file system (fs-...) instead of creating one. The
+    /// operator links data repositories and creates the volume and claim, and never deletes
+    /// an adopted file system. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::FILE_SYSTEM_ID))]
+    pub file_system_id: Option<String>,
+
+    /// Name of the PersistentVolumeClaim to create in this namespace. Defaults to the
+    /// workspace's own name. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = patterns::DNS_SUBDOMAIN))]
+    pub claim_name: Option<String>,
+
+    /// Extra AWS tags for this workspace's file system and security group (for example a cost
+    /// centre), added to the class's tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(
+        validation = Rule::new(rules::TAG_KEYS).message(rules::TAG_KEYS_MSG),
+        validation = Rule::new(rules::TAG_SIZES).message(rules::TAG_SIZES_MSG),
+    )]
+    #[schemars(extend("maxProperties" = crate::constants::tags::MAX_WORKSPACE_TAGS))]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// FSx for Lustre deployment types this operator provisions.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum DeploymentType {
+    /// Temporary storage, no replication, burst throughput with size.
+    #[serde(rename = "SCRATCH_2")]
+    Scratch2,
+    /// Replicated storage with a chosen throughput per TiB.
+    #[serde(rename = "PERSISTENT_2")]
+    Persistent2,
+}
+
+impl DeploymentType {
+    /// The FSx API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scratch2 => "SCRATCH_2",
+            Self::Persistent2 => "PERSISTENT_2",
+        }
+    }
+}
+
+/// Data compression on the file system.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum DataCompressionType {
+    /// No compression.
+    #[serde(rename = "NONE")]
+    None,
+    /// LZ4 compression.
+    #[serde(rename = "LZ4")]
+    Lz4,
+}
+
+impl DataCompressionType {
+    /// The FSx API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "NONE",
+            Self::Lz4 => "LZ4",
+        }
+    }
+}
+
+/// What deleting the workspace does to its AWS resources.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum DeletionPolicy {
+    /// Delete the data repository links, the file system and the security group.
+    Delete,
+    /// Keep the AWS resources (tagged as retained); remove only the Kubernetes objects.
+    Retain,
+}
+
+/// S3 events that an automatic import or export follows.
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    schemars::JsonSchema,
+)]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum S3Event {
+    /// New objects or files.
+    #[serde(rename = "NEW")]
+    New,
+    /// Changed objects or files.
+    #[serde(rename = "CHANGED")]
+    Changed,
+    /// Deleted objects or files.
+    #[serde(rename = "DELETED")]
+    Deleted,
+}
+
+impl S3Event {
+    /// The FSx API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "NEW",
+            Self::Changed => "CHANGED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One S3 location linked into the file system (an FSx data repository association).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataRepository {
+    /// A short name for this link, unique in the workspace (lower-case letters, digits, -).
+    #[schemars(length(min = 1, max = 63), regex(pattern = patterns::DNS_LABEL))]
+    pub name: String,
+
+    /// The S3 bucket and prefix to link, as `s3://bucket/` or `s3://bucket/prefix/`.
+    #[x_kube(validation = Rule::new(rules::S3_PATH).message(rules::S3_PATH_MSG))]
+    #[schemars(length(min = 8, max = 1024))]
+    pub s3_path: String,
+
+    /// Where the S3 data appears in the file system, e.g. `/datasets`. Absolute; two entries
+    /// may not share or nest paths, and `/` is only allowed for a single repository.
+    #[x_kube(validation = Rule::new(rules::FS_PATH).message(rules::FS_PATH_MSG))]
+    #[schemars(length(min = 1, max = 4096))]
+    pub file_system_path: String,
+
+    /// S3 changes imported into the file system automatically: any of NEW, CHANGED, DELETED.
+    /// Empty: objects present at link time are visible, later changes are not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[schemars(length(max = 3))]
+    pub auto_import: Vec<S3Event>,
+
+    /// File system changes exported to S3 automatically: any of NEW, CHANGED, DELETED.
+    /// Empty: nothing is written back to S3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[schemars(length(max = 3))]
+    pub auto_export: Vec<S3Event>,
+
+    /// Load the file and directory listing of the whole prefix when the link is created,
+    /// instead of lazily on first access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_metadata_on_create: Option<bool>,
+
+    /// Stripe size for imported files in MiB (1 to 512000, default 1024).
+    #[serde(
+        default,
+        rename = "importedFileChunkSizeMiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 1, max = 512000))]
+    pub imported_file_chunk_size_mib: Option<i32>,
+}
+
+/// What the operator observed and did. GitOps tools read `conditions[Ready]` with
+/// `observedGeneration`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LustreWorkspaceStatus {
+    /// Pending, Provisioning, Ready, Updating, Deleting or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, SecurityGroupReady, FileSystemReady, DataRepositoriesReady and VolumeReady, each
+    /// with a reason and a human message (AWS failure details verbatim).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The class the workspace was provisioned with (resolved from the default when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// The deployment type in effect (from the spec or the class default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_type: Option<DeploymentType>,
+    /// The FSx file system id (fs-...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_system_id: Option<String>,
+    /// The file system's lifecycle as AWS reports it (CREATING, AVAILABLE, UPDATING, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<String>,
+    /// The file system's DNS name, used by the CSI driver to mount it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    /// The Lustre mount name, used by the CSI driver to mount it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_name: Option<String>,
+    /// The storage capacity AWS reports, in GiB.
+    #[serde(
+        default,
+        rename = "storageCapacityGiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub storage_capacity_gib: Option<i32>,
+    /// The security group the operator created for this workspace (sg-...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_group_id: Option<String>,
+    /// The PersistentVolume bound to the claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_name: Option<String>,
+    /// The PersistentVolumeClaim to mount in pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_name: Option<String>,
+    /// One entry per data repository: its association id and lifecycle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub data_repositories: Vec<DataRepositoryStatus>,
+    /// When the workspace first became Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// Where a workspace is in its life.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum Phase {
+    /// Accepted, not yet acted on (or waiting for a class / a valid spec).
+    Pending,
+    /// AWS resources are being created.
+    Provisioning,
+    /// The claim is bound and can be mounted.
+    Ready,
+    /// A change (capacity, throughput, data repositories) is being applied.
+    Updating,
+    /// The workspace is being deleted.
+    Deleting,
+    /// Something failed that needs a person; see the conditions.
+    Failed,
+}
+
+impl Phase {
+    /// The phase's name as written in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Provisioning => "Provisioning",
+            Self::Ready => "Ready",
+            Self::Updating => "Updating",
+            Self::Deleting => "Deleting",
+            Self::Failed => "Failed",
+        }
+    }
+
+    /// Every phase, for metrics that report a gauge per phase.
+    pub const ALL: [Phase; 6] = [
+        Self::Pending,
+        Self::Provisioning,
+        Self::Ready,
+        Self::Updating,
+        Self::Deleting,
+        Self::Failed,
+    ];
+}
+
+/// The observed state of one data repository association.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataRepositoryStatus {
+    /// The `name` of the entry in `spec.dataRepositories`.
+    pub name: String,
+    /// The FSx association id (dra-...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub association_id: Option<String>,
+    /// CREATING, AVAILABLE, UPDATING, DELETING, FAILED or MISCONFIGURED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<String>,
+    /// AWS's failure details when the association failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

@@ -1,0 +1,142 @@
+//! The rules that need the class: namespace selector, S3 allow-list, size cap, the rules CEL
+//! cannot decide when the deployment type comes from the class's defaults, and the tag budget.
+
+use std::collections::BTreeMap;
+
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass, Violation};
+
+fn class(yaml: &str) -> LustreWorkspaceClass {
+    serde_yaml::from_str(yaml).expect("class fixture")
+}
+
+fn workspace(spec: &str) -> LustreWorkspace {
+    let text = format!(
+        "apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreWorkspace\nmetadata: {{name: w, namespace: ml}}\nspec:\n{}",
+        spec.lines().map(|l| format!("  {l}\n")).collect::<String>()
+    );
+    serde_yaml::from_str(&text).expect("workspace fixture")
+}
+
+const STANDARD: &str = r#"
+apiVersion: workspaces.lustre.dev/v1alpha1
+kind: LustreWorkspaceClass
+metadata: {name: standard}
+spec:
+  subnetId: subnet-0123456789abcdef0
+  securityGroup: {clientCidrs: [10.0.0.0/16]}
+  allowedDataRepositories: ["s3://ml-datasets/", "s3://ml-results/run-"]
+  allowedNamespaces:
+    matchLabels: {lustre: enabled}
+    matchExpressions: [{key: tier, operator: NotIn, values: [prod]}]
+  maxStorageCapacityGiB: 4800
+  defaults: {deploymentType: PERSISTENT_2}
+"#;
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn fields(v: &[Violation]) -> Vec<&str> {
+    v.iter().map(|v| v.field.as_str()).collect()
+}
+
+#[test]
+fn a_conforming_workspace_passes() {
+    let ws = workspace(
+        "storageCapacityGiB: 2400\nperUnitStorageThroughput: 250\ndataRepositories: [{name: d, s3Path: s3://ml-datasets/imagenet/, fileSystemPath: /d}]",
+    );
+    let got = ws.validate_against_class(&class(STANDARD), &labels(&[("lustre", "enabled")]));
+    assert_eq!(got, vec![]);
+}
+
+#[test]
+fn namespace_outside_the_selector_is_refused() {
+    let ws = workspace("storageCapacityGiB: 1200\nperUnitStorageThroughput: 125");
+    let c = class(STANDARD);
+    for ns_labels in [
+        labels(&[]),
+        labels(&[("lustre", "enabled"), ("tier", "prod")]),
+    ] {
+        let got = ws.validate_against_class(&c, &ns_labels);
+        assert_eq!(fields(&got), ["metadata.namespace"], "{got:?}");
+        assert!(
+            got[0]
+                .message
+                .contains("does not allow workspaces in this namespace")
+        );
+    }
+}
+
+#[test]
+fn s3_outside_the_allow_list_is_refused_with_the_list() {
+    let ws = workspace(
+        "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: a, s3Path: s3://ml-datasets-evil/, fileSystemPath: /a}\n- {name: b, s3Path: s3://ml-results/run-7/, fileSystemPath: /b}\n- {name: c, s3Path: s3://ml-results/other/, fileSystemPath: /c}",
+    );
+    let got = ws.validate_against_class(&class(STANDARD), &labels(&[("lustre", "enabled")]));
+    assert_eq!(
+        fields(&got),
+        [
+            "spec.dataRepositories[0].s3Path",
+            "spec.dataRepositories[2].s3Path"
+        ]
+    );
+    assert!(
+        got[0]
+            .message
+            .contains("allowed prefixes: s3://ml-datasets/, s3://ml-results/run-")
+    );
+}
+
+#[test]
+fn a_class_without_an_allow_list_allows_no_s3() {
+    let c = class(&STANDARD.replace(
+        "  allowedDataRepositories: [\"s3://ml-datasets/\", \"s3://ml-results/run-\"]\n",
+        "",
+    ));
+    let ws = workspace(
+        "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories: [{name: a, s3Path: s3://ml-datasets/, fileSystemPath: /a}]",
+    );
+    let got = ws.validate_against_class(&c, &labels(&[("lustre", "enabled")]));
+    assert_eq!(fields(&got), ["spec.dataRepositories[0].s3Path"]);
+    assert!(
+        got[0]
+            .message
+            .contains("the class allows no S3 data repositories")
+    );
+}
+
+#[test]
+fn size_above_the_class_cap_is_refused() {
+    let ws = workspace("storageCapacityGiB: 7200\nperUnitStorageThroughput: 125");
+    let got = ws.validate_against_class(&class(STANDARD), &labels(&[("lustre", "enabled")]));
+    assert_eq!(fields(&got), ["spec.storageCapacityGiB"]);
+    assert!(got[0].message.contains("at most 4800 GiB"));
+}
+
+#[test]
+fn defaulted_persistent_type_needs_a_throughput() {
+    let ws = workspace("storageCapacityGiB: 1200");
+    assert_eq!(
+        ws.validate(None),
+        vec![],
+        "CEL and validate() cannot know the default"
+    );
+    let got = ws.validate_against_class(&class(STANDARD), &labels(&[("lustre", "enabled")]));
+    assert_eq!(fields(&got), ["spec.perUnitStorageThroughput"]);
+}
+
+#[test]
+fn defaulted_scratch_type_refuses_throughput_and_final_backup() {
+    let c = class(&STANDARD.replace("PERSISTENT_2", "SCRATCH_2"));
+    let ws = workspace(
+        "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\nfinalBackupOnDelete: true",
+    );
+    let got = ws.validate_against_class(&c, &labels(&[("lustre", "enabled")]));
+    assert_eq!(
+        fields(&got),
+        ["spec.perUnitStorageThroughput", "spec.finalBackupOnDelete"]
+    );
+}

@@ -1,0 +1,27 @@
+# Shared settings for the project's scripts (sourced, not run).
+
+# A persistent target directory outside the clone: a fresh clone builds incrementally
+# (a cold build of the AWS SDK crates takes minutes on this machine).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lustre-operator/target}"
+# Python tools the tests use live in a virtualenv beside it, not in the system Python.
+export LUSTRE_VENV="${LUSTRE_VENV:-$HOME/.cache/lustre-operator/venv}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+ensure_rust_components() {
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
+  fi
+}
+
+# ensure_python_tools REQUIREMENTS_FILE: create the virtualenv and install what the file
+# lists, skipping pip when the installed set already matches.
+ensure_python_tools() {
+  local req="$1" stamp
+  [ -x "$LUSTRE_VENV/bin/python" ] || python3 -m venv "$LUSTRE_VENV"
+  stamp="$LUSTRE_VENV/.installed-$(sha256sum "$req" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    "$LUSTRE_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+    touch "$stamp"
+  fi
+  export PATH="$LUSTRE_VENV/bin:$PATH"
+}
