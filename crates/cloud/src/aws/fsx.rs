@@ -1,0 +1,407 @@
+//! FSx calls and the conversion of FSx shapes into domain types.
+
+use aws_sdk_fsx::types as fsx;
+
+use super::AwsCloud;
+use super::errors::from_sdk;
+use crate::error::{CloudError, CloudResult, ErrorKind};
+use crate::naming;
+use crate::types::*;
+
+/// DescribeFileSystems takes at most 50 ids.
+const MAX_IDS_PER_DESCRIBE: usize = 50;
+/// A filter takes at most 20 values.
+const MAX_FILTER_VALUES: usize = 20;
+/// DescribeDataRepositoryAssociations returns at most 25 a page.
+const MAX_ASSOCIATIONS_PER_PAGE: i32 = 25;
+
+const SERVICE: &str = "fsx";
+
+fn tags_from(tags: &[fsx::Tag]) -> Tags {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn tags_to(tags: &Tags) -> Vec<fsx::Tag> {
+    tags.iter()
+        .map(|(k, v)| fsx::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn events_from(events: &[fsx::EventType]) -> Vec<S3Event> {
+    events
+        .iter()
+        .filter_map(|e| S3Event::parse(e.as_str()))
+        .collect()
+}
+
+fn events_to(events: &[S3Event]) -> Vec<fsx::EventType> {
+    events
+        .iter()
+        .map(|e| fsx::EventType::from(e.as_str()))
+        .collect()
+}
+
+pub(crate) fn file_system_from(fs: &fsx::FileSystem) -> FileSystem {
+    let lustre = fs.lustre_configuration();
+    let deployment_type = match lustre.and_then(|l| l.deployment_type()).map(|d| d.as_str()) {
+        Some("SCRATCH_2") => DeploymentType::Scratch2,
+        Some("PERSISTENT_2") => DeploymentType::Persistent2,
+        _ => DeploymentType::Other,
+    };
+    let update_in_progress = fs.administrative_actions().iter().any(|a| {
+        matches!(
+            a.status().map(|s| s.as_str()),
+            Some("PENDING") | Some("IN_PROGRESS") | Some("UPDATED_OPTIMIZING")
+        ) && matches!(
+            a.administrative_action_type().map(|t| t.as_str()),
+            Some("FILE_SYSTEM_UPDATE") | Some("STORAGE_OPTIMIZATION")
+        )
+    });
+    FileSystem {
+        id: fs.file_system_id().unwrap_or_default().to_string(),
+        arn: fs.resource_arn().unwrap_or_default().to_string(),
+        lifecycle: Lifecycle::parse(fs.lifecycle().map(|l| l.as_str()).unwrap_or("")),
+        failure_message: fs
+            .failure_details()
+            .and_then(|d| d.message())
+            .map(str::to_string),
+        dns_name: fs.dns_name().map(str::to_string),
+        mount_name: lustre.and_then(|l| l.mount_name()).map(str::to_string),
+        storage_capacity_gib: fs.storage_capacity().unwrap_or_default(),
+        deployment_type,
+        per_unit_storage_throughput: lustre.and_then(|l| l.per_unit_storage_throughput()),
+        subnet_id: fs.subnet_ids().first().cloned(),
+        vpc_id: fs.vpc_id().map(str::to_string),
+        network_interface_ids: fs.network_interface_ids().to_vec(),
+        file_system_type_version: fs.file_system_type_version().map(str::to_string),
+        tags: tags_from(fs.tags()),
+        update_in_progress,
+    }
+}
+
+fn association_from(a: &fsx::DataRepositoryAssociation) -> DataRepositoryAssociation {
+    let s3 = a.s3();
+    DataRepositoryAssociation {
+        id: a.association_id().unwrap_or_default().to_string(),
+        file_system_id: a.file_system_id().unwrap_or_default().to_string(),
+        file_system_path: a.file_system_path().unwrap_or_default().to_string(),
+        data_repository_path: a.data_repository_path().unwrap_or_default().to_string(),
+        lifecycle: Lifecycle::parse(a.lifecycle().map(|l| l.as_str()).unwrap_or("")),
+        failure_message: a
+            .failure_details()
+            .and_then(|d| d.message())
+            .map(str::to_string),
+        auto_import: s3
+            .and_then(|s| s.auto_import_policy())
+            .map(|p| events_from(p.events()))
+            .unwrap_or_default(),
+        auto_export: s3
+            .and_then(|s| s.auto_export_policy())
+            .map(|p| events_from(p.events()))
+            .unwrap_or_default(),
+        tags: tags_from(a.tags()),
+    }
+}
+
+impl AwsCloud {
+    pub(crate) async fn fsx_create_file_system(
+        &self,
+        r: &FileSystemRequest,
+    ) -> CloudResult<FileSystem> {
+        const OP: &str = "CreateFileSystem";
+        let deployment = match r.deployment_type {
+            DeploymentType::Persistent2 => fsx::LustreDeploymentType::Persistent2,
+            _ => fsx::LustreDeploymentType::Scratch2,
+        };
+        let mut lustre = fsx::CreateFileSystemLustreConfiguration::builder()
+            .deployment_type(deployment)
+            .data_compression_type(if r.lz4_compression {
+                fsx::DataCompressionType::Lz4
+            } else {
+                fsx::DataCompressionType::None
+            })
+            .set_per_unit_storage_throughput(r.per_unit_storage_throughput)
+            .set_weekly_maintenance_start_time(r.weekly_maintenance_start_time.clone());
+        if r.deployment_type == DeploymentType::Persistent2 {
+            lustre = lustre.set_automatic_backup_retention_days(r.automatic_backup_retention_days);
+        }
+        let result = self
+            .fsx
+            .create_file_system()
+            .client_request_token(&r.client_token)
+            .file_system_type(fsx::FileSystemType::Lustre)
+            .storage_type(fsx::StorageType::Ssd)
+            .storage_capacity(r.storage_capacity_gib)
+            .subnet_ids(&r.subnet_id)
+            .set_security_group_ids(Some(r.security_group_ids.clone()))
+            .set_kms_key_id(r.kms_key_id.clone())
+            .file_system_type_version(&r.file_system_type_version)
+            .set_tags(Some(tags_to(&r.tags)))
+            .lustre_configuration(lustre.build())
+            .send()
+            .await
+            .map_err(|e| from_sdk(OP, e))
+            .and_then(|out| {
+                out.file_system().map(file_system_from).ok_or_else(|| {
+                    CloudError::new(ErrorKind::Transient, OP, "response had no file system")
+                })
+            });
+        self.record(SERVICE, OP, result)
+    }
+
+    async fn describe_file_system_page(
+        &self,
+        ids: &[String],
+        next_token: Option<String>,
+    ) -> CloudResult<(Vec<FileSystem>, Option<String>)> {
+        const OP: &str = "DescribeFileSystems";
+        let mut call = self.fsx.describe_file_systems().set_next_token(next_token);
+        if !ids.is_empty() {
+            call = call.set_file_system_ids(Some(ids.to_vec()));
+        }
+        let result = call.send().await.map_err(|e| from_sdk(OP, e)).map(|out| {
+            (
+                out.file_systems().iter().map(file_system_from).collect(),
+                out.next_token().map(str::to_string),
+            )
+        });
+        self.record(SERVICE, OP, result)
+    }
+
+    async fn describe_all_pages(&self, ids: &[String]) -> CloudResult<Vec<FileSystem>> {
+        let mut all = Vec::new();
+        let mut token = None;
+        loop {
+            let (page, next) = self.describe_file_system_page(ids, token).await?;
+            all.extend(page);
+            match next {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// Up to 50 ids ask for exactly those (one call); more, or an id that no longer exists
+    /// (FSx then fails the whole call), list the region's file systems page by page and keep
+    /// the asked-for ones.
+    pub(crate) async fn fsx_describe_file_systems(
+        &self,
+        ids: &[String],
+    ) -> CloudResult<Vec<FileSystem>> {
+        if ids.is_empty() {
+            return self.describe_all_pages(&[]).await;
+        }
+        if ids.len() <= MAX_IDS_PER_DESCRIBE {
+            match self.describe_all_pages(ids).await {
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                other => return other,
+            }
+        }
+        let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        Ok(self
+            .describe_all_pages(&[])
+            .await?
+            .into_iter()
+            .filter(|fs| wanted.contains(fs.id.as_str()))
+            .collect())
+    }
+
+    pub(crate) async fn fsx_find_by_owner(&self, uid: &str) -> CloudResult<Vec<FileSystem>> {
+        Ok(self
+            .describe_all_pages(&[])
+            .await?
+            .into_iter()
+            .filter(|fs| naming::owner_uid(&fs.tags) == Some(uid))
+            .collect())
+    }
+
+    pub(crate) async fn fsx_update_file_system(
+        &self,
+        id: &str,
+        u: &FileSystemUpdate,
+    ) -> CloudResult<FileSystem> {
+        const OP: &str = "UpdateFileSystem";
+        let mut call = self
+            .fsx
+            .update_file_system()
+            .file_system_id(id)
+            .set_storage_capacity(u.storage_capacity_gib);
+        if let Some(t) = u.per_unit_storage_throughput {
+            call = call.lustre_configuration(
+                fsx::UpdateFileSystemLustreConfiguration::builder()
+                    .per_unit_storage_throughput(t)
+                    .build(),
+            );
+        }
+        let result = call
+            .send()
+            .await
+            .map_err(|e| from_sdk(OP, e))
+            .and_then(|out| {
+                out.file_system().map(file_system_from).ok_or_else(|| {
+                    CloudError::new(ErrorKind::Transient, OP, "response had no file system")
+                })
+            });
+        self.record(SERVICE, OP, result)
+    }
+
+    pub(crate) async fn fsx_delete_file_system(
+        &self,
+        id: &str,
+        d: &FileSystemDeletion,
+    ) -> CloudResult<()> {
+        const OP: &str = "DeleteFileSystem";
+        let lustre = match &d.final_backup_tags {
+            Some(tags) => fsx::DeleteFileSystemLustreConfiguration::builder()
+                .skip_final_backup(false)
+                .set_final_backup_tags(Some(tags_to(tags)))
+                .build(),
+            None => fsx::DeleteFileSystemLustreConfiguration::builder()
+                .skip_final_backup(true)
+                .build(),
+        };
+        let result = self
+            .fsx
+            .delete_file_system()
+            .file_system_id(id)
+            .lustre_configuration(lustre)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| from_sdk(OP, e));
+        self.record(SERVICE, OP, result)
+    }
+
+    pub(crate) async fn fsx_tag_resource(&self, arn: &str, tags: &Tags) -> CloudResult<()> {
+        const OP: &str = "TagResource";
+        let result = self
+            .fsx
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags_to(tags)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| from_sdk(OP, e));
+        self.record(SERVICE, OP, result)
+    }
+
+    pub(crate) async fn fsx_create_association(
+        &self,
+        r: &DataRepositoryRequest,
+    ) -> CloudResult<DataRepositoryAssociation> {
+        const OP: &str = "CreateDataRepositoryAssociation";
+        let s3 = fsx::S3DataRepositoryConfiguration::builder()
+            .auto_import_policy(
+                fsx::AutoImportPolicy::builder()
+                    .set_events(Some(events_to(&r.auto_import)))
+                    .build(),
+            )
+            .auto_export_policy(
+                fsx::AutoExportPolicy::builder()
+                    .set_events(Some(events_to(&r.auto_export)))
+                    .build(),
+            )
+            .build();
+        let result = self
+            .fsx
+            .create_data_repository_association()
+            .client_request_token(&r.client_token)
+            .file_system_id(&r.file_system_id)
+            .file_system_path(&r.file_system_path)
+            .data_repository_path(&r.data_repository_path)
+            .batch_import_meta_data_on_create(r.batch_import_meta_data_on_create)
+            .set_imported_file_chunk_size(r.imported_file_chunk_size_mib)
+            .s3(s3)
+            .set_tags(Some(tags_to(&r.tags)))
+            .send()
+            .await
+            .map_err(|e| from_sdk(OP, e))
+            .and_then(|out| {
+                out.association().map(association_from).ok_or_else(|| {
+                    CloudError::new(ErrorKind::Transient, OP, "response had no association")
+                })
+            });
+        self.record(SERVICE, OP, result)
+    }
+
+    async fn describe_associations_of(
+        &self,
+        file_system_ids: &[String],
+    ) -> CloudResult<Vec<DataRepositoryAssociation>> {
+        const OP: &str = "DescribeDataRepositoryAssociations";
+        let filter = fsx::Filter::builder()
+            .name(fsx::FilterName::FileSystemId)
+            .set_values(Some(file_system_ids.to_vec()))
+            .build();
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let result = self
+                .fsx
+                .describe_data_repository_associations()
+                .filters(filter.clone())
+                .max_results(MAX_ASSOCIATIONS_PER_PAGE)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk(OP, e));
+            let out = self.record(SERVICE, OP, result)?;
+            all.extend(out.associations().iter().map(association_from));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// Filters by up to 20 file systems a call; a file system that no longer exists makes FSx
+    /// fail the call, so that chunk is asked again one file system at a time.
+    pub(crate) async fn fsx_describe_associations(
+        &self,
+        file_system_ids: &[String],
+    ) -> CloudResult<Vec<DataRepositoryAssociation>> {
+        let mut all = Vec::new();
+        for chunk in file_system_ids.chunks(MAX_FILTER_VALUES) {
+            match self.describe_associations_of(chunk).await {
+                Ok(found) => all.extend(found),
+                Err(e) if e.kind == ErrorKind::NotFound && chunk.len() > 1 => {
+                    for id in chunk {
+                        match self
+                            .describe_associations_of(std::slice::from_ref(id))
+                            .await
+                        {
+                            Ok(found) => all.extend(found),
+                            Err(e) if e.kind == ErrorKind::NotFound => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(all)
+    }
+
+    pub(crate) async fn fsx_delete_association(&self, id: &str) -> CloudResult<()> {
+        const OP: &str = "DeleteDataRepositoryAssociation";
+        let result = self
+            .fsx
+            .delete_data_repository_association()
+            .association_id(id)
+            .delete_data_in_file_system(false)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| from_sdk(OP, e));
+        self.record(SERVICE, OP, result)
+    }
+}

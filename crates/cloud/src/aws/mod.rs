@@ -1,0 +1,236 @@
+//! The [`Cloud`](crate::Cloud) implementation on aws-sdk-fsx and aws-sdk-ec2.
+//!
+//! Credentials come from the default chain (environment, IRSA web identity, EKS Pod Identity,
+//! instance profile), so nothing here knows how the operator runs. Retries are the SDK's own
+//! (standard or adaptive mode, bounded attempts, jittered back-off, a retry quota), with
+//! operation and attempt timeouts.
+
+mod ec2;
+mod errors;
+mod fsx;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{AppName, BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+
+use crate::CallObserver;
+
+/// The SDK's retry strategy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RetryMode {
+    /// Exponential back-off with jitter and a retry quota.
+    #[default]
+    Standard,
+    /// Standard plus client-side rate limiting when throttled.
+    Adaptive,
+}
+
+/// How to reach AWS.
+#[derive(Clone, Debug)]
+pub struct AwsSettings {
+    /// Region; `None` takes the environment's (`AWS_REGION`, profile, IMDS).
+    pub region: Option<String>,
+    /// Endpoint override for both FSx and EC2 (the simulated AWS, moto, a VPC endpoint).
+    pub endpoint_url: Option<String>,
+    /// Attempts per call, first included.
+    pub max_attempts: u32,
+    /// Retry strategy.
+    pub retry_mode: RetryMode,
+    /// Deadline for one call including retries.
+    pub operation_timeout: Duration,
+    /// Deadline for one attempt.
+    pub attempt_timeout: Duration,
+    /// Fixed credentials (tests and the sandbox); `None` uses the default chain.
+    pub static_credentials: Option<(String, String)>,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint_url: None,
+            max_attempts: 5,
+            retry_mode: RetryMode::Standard,
+            operation_timeout: Duration::from_secs(60),
+            attempt_timeout: Duration::from_secs(20),
+            static_credentials: None,
+        }
+    }
+}
+
+/// Name in the user agent, so AWS-side logs (CloudTrail) show who called.
+pub const APP_NAME: &str = "lustre-operator";
+
+/// FSx and EC2 clients of one region.
+#[derive(Clone, Debug)]
+pub struct AwsCloud {
+    fsx: aws_sdk_fsx::Client,
+    ec2: aws_sdk_ec2::Client,
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+impl AwsCloud {
+    /// Loads the shared configuration (credentials, region) and builds both clients.
+    pub async fn new(settings: &AwsSettings, observer: Option<Arc<dyn CallObserver>>) -> Self {
+        let retry = match settings.retry_mode {
+            RetryMode::Standard => RetryConfig::standard(),
+            RetryMode::Adaptive => RetryConfig::adaptive(),
+        }
+        .with_max_attempts(settings.max_attempts.max(1));
+        let timeouts = TimeoutConfig::builder()
+            .operation_timeout(settings.operation_timeout)
+            .operation_attempt_timeout(settings.attempt_timeout)
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry)
+            .timeout_config(timeouts);
+        if let Ok(name) = AppName::new(APP_NAME) {
+            loader = loader.app_name(name);
+        }
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url.clone());
+        }
+        if let Some((key, secret)) = &settings.static_credentials {
+            loader =
+                loader.credentials_provider(Credentials::new(key, secret, None, None, "static"));
+        }
+        let shared = loader.load().await;
+        Self::from_clients(
+            aws_sdk_fsx::Client::new(&shared),
+            aws_sdk_ec2::Client::new(&shared),
+            observer,
+        )
+    }
+
+    /// Wraps existing clients (tests build them with mocked HTTP).
+    pub fn from_clients(
+        fsx: aws_sdk_fsx::Client,
+        ec2: aws_sdk_ec2::Client,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> Self {
+        Self { fsx, ec2, observer }
+    }
+
+    fn observe(&self, service: &'static str, operation: &'static str, outcome: &'static str) {
+        if let Some(o) = &self.observer {
+            o.observe(service, operation, outcome);
+        }
+    }
+
+    /// Records the outcome of a call, logs failures with the AWS request id, and passes the
+    /// result on.
+    fn record<T>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        result: crate::CloudResult<T>,
+    ) -> crate::CloudResult<T> {
+        match &result {
+            Ok(_) => self.observe(service, operation, "ok"),
+            Err(e) => {
+                self.observe(service, operation, e.category());
+                tracing::debug!(
+                    aws.service = service,
+                    aws.operation = operation,
+                    aws.error_code = e.code.as_deref().unwrap_or(""),
+                    aws.request_id = e.request_id.as_deref().unwrap_or(""),
+                    error = %e,
+                    "AWS call failed"
+                );
+            }
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Cloud for AwsCloud {
+    async fn subnet_vpc(&self, subnet_id: &str) -> crate::CloudResult<String> {
+        self.ec2_subnet_vpc(subnet_id).await
+    }
+    async fn create_security_group(
+        &self,
+        request: &crate::SecurityGroupRequest,
+    ) -> crate::CloudResult<String> {
+        self.ec2_create_security_group(request).await
+    }
+    async fn describe_security_groups(
+        &self,
+        ids: &[String],
+    ) -> crate::CloudResult<Vec<crate::SecurityGroup>> {
+        self.ec2_describe_security_groups(ids).await
+    }
+    async fn find_security_groups_by_owner(
+        &self,
+        uid: &str,
+    ) -> crate::CloudResult<Vec<crate::SecurityGroup>> {
+        self.ec2_find_by_owner(uid).await
+    }
+    async fn authorize_ingress(
+        &self,
+        group_id: &str,
+        rules: &[crate::IngressRule],
+    ) -> crate::CloudResult<()> {
+        self.ec2_authorize_ingress(group_id, rules).await
+    }
+    async fn delete_security_group(&self, group_id: &str) -> crate::CloudResult<()> {
+        self.ec2_delete_security_group(group_id).await
+    }
+    async fn create_file_system(
+        &self,
+        request: &crate::FileSystemRequest,
+    ) -> crate::CloudResult<crate::FileSystem> {
+        self.fsx_create_file_system(request).await
+    }
+    async fn describe_file_systems(
+        &self,
+        ids: &[String],
+    ) -> crate::CloudResult<Vec<crate::FileSystem>> {
+        self.fsx_describe_file_systems(ids).await
+    }
+    async fn find_file_systems_by_owner(
+        &self,
+        uid: &str,
+    ) -> crate::CloudResult<Vec<crate::FileSystem>> {
+        self.fsx_find_by_owner(uid).await
+    }
+    async fn update_file_system(
+        &self,
+        id: &str,
+        update: &crate::FileSystemUpdate,
+    ) -> crate::CloudResult<crate::FileSystem> {
+        self.fsx_update_file_system(id, update).await
+    }
+    async fn delete_file_system(
+        &self,
+        id: &str,
+        deletion: &crate::FileSystemDeletion,
+    ) -> crate::CloudResult<()> {
+        self.fsx_delete_file_system(id, deletion).await
+    }
+    async fn tag_resource(&self, arn: &str, tags: &crate::Tags) -> crate::CloudResult<()> {
+        self.fsx_tag_resource(arn, tags).await
+    }
+    async fn create_data_repository_association(
+        &self,
+        request: &crate::DataRepositoryRequest,
+    ) -> crate::CloudResult<crate::DataRepositoryAssociation> {
+        self.fsx_create_association(request).await
+    }
+    async fn describe_data_repository_associations(
+        &self,
+        file_system_ids: &[String],
+    ) -> crate::CloudResult<Vec<crate::DataRepositoryAssociation>> {
+        self.fsx_describe_associations(file_system_ids).await
+    }
+    async fn delete_data_repository_association(&self, id: &str) -> crate::CloudResult<()> {
+        self.fsx_delete_association(id).await
+    }
+}

@@ -1,0 +1,204 @@
+//! Domain errors of the cloud layer. `aws_sdk_*::SdkError` never leaves this crate: the AWS
+//! adapter maps every failure to a [`CloudError`] that keeps the AWS error code, message and
+//! request id for logs and status conditions.
+
+use std::fmt;
+
+/// What kind of failure, which decides what the controller does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The resource does not exist (any more).
+    NotFound,
+    /// AWS throttled the call; back off and retry.
+    Throttled,
+    /// 5xx, timeouts, connection failures; retry with back-off.
+    Transient,
+    /// AWS refused the request as invalid; retrying the same request will not help.
+    InvalidRequest,
+    /// The request conflicts with existing state (token reused with other parameters, a
+    /// duplicate name).
+    Conflict,
+    /// A resource is still in use (a security group held by network interfaces).
+    DependencyViolation,
+    /// A service quota was reached.
+    LimitExceeded,
+    /// The operator's IAM identity may not do this.
+    AccessDenied,
+}
+
+impl ErrorKind {
+    /// Bounded label for metrics and Event reasons.
+    pub fn category(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Throttled => "throttled",
+            Self::Transient => "transient",
+            Self::InvalidRequest => "invalid_request",
+            Self::Conflict => "conflict",
+            Self::DependencyViolation => "dependency_violation",
+            Self::LimitExceeded => "limit_exceeded",
+            Self::AccessDenied => "access_denied",
+        }
+    }
+
+    /// Whether the same call may succeed later without any change.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Self::Throttled | Self::Transient | Self::DependencyViolation
+        )
+    }
+}
+
+/// A failed cloud call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// The AWS operation, e.g. `CreateFileSystem`.
+    pub operation: &'static str,
+    /// The AWS error code, e.g. `InvalidNetworkSettings`, when AWS sent one.
+    pub code: Option<String>,
+    /// AWS's message (verbatim), or a description of the transport failure.
+    pub message: String,
+    /// The AWS request id, for support cases and log correlation.
+    pub request_id: Option<String>,
+}
+
+impl CloudError {
+    /// A new error without AWS metadata.
+    pub fn new(kind: ErrorKind, operation: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            operation,
+            code: None,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    /// Bounded label for metrics and Event reasons.
+    pub fn category(&self) -> &'static str {
+        self.kind.category()
+    }
+
+    /// Whether the AWS error code is `code`.
+    pub fn has_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.operation)?;
+        if let Some(code) = &self.code {
+            write!(f, " failed with {code}")?;
+        } else {
+            write!(f, " failed")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CloudError {}
+
+/// Result of a cloud call.
+pub type CloudResult<T> = Result<T, CloudError>;
+
+/// Classifies an AWS error code (FSx or EC2) into a kind; `None` for codes the caller must
+/// classify by HTTP status.
+pub fn classify_code(code: &str) -> Option<ErrorKind> {
+    use ErrorKind::*;
+    let kind = match code {
+        "FileSystemNotFound"
+        | "DataRepositoryAssociationNotFound"
+        | "BackupNotFound"
+        | "ResourceNotFound"
+        | "InvalidGroup.NotFound"
+        | "InvalidSubnetID.NotFound"
+        | "InvalidSubnet.NotFound"
+        | "InvalidVpcID.NotFound" => NotFound,
+        "ThrottlingException"
+        | "Throttling"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "RequestThrottled"
+        | "SlowDown" => Throttled,
+        "InternalServerError"
+        | "InternalError"
+        | "InternalFailure"
+        | "ServiceUnavailable"
+        | "Unavailable"
+        | "ServiceUnavailableException" => Transient,
+        "IncompatibleParameterError" | "InvalidGroup.Duplicate" | "IdempotentParameterMismatch" => {
+            Conflict
+        }
+        "DependencyViolation" | "InvalidGroup.InUse" => DependencyViolation,
+        "ServiceLimitExceeded"
+        | "SecurityGroupLimitExceeded"
+        | "RulesPerSecurityGroupLimitExceeded"
+        | "ResourceLimitExceeded" => LimitExceeded,
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "AuthFailure"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId" => AccessDenied,
+        "BadRequest"
+        | "InvalidNetworkSettings"
+        | "InvalidPerUnitStorageThroughput"
+        | "MissingFileSystemConfiguration"
+        | "InvalidImportPath"
+        | "InvalidExportPath"
+        | "UnsupportedOperation"
+        | "InvalidDataRepositoryType"
+        | "InvalidParameterValue"
+        | "InvalidParameterCombination"
+        | "InvalidParameter"
+        | "MissingParameter"
+        | "ValidationException"
+        | "InvalidPermission.Malformed"
+        | "InvalidGroupId.Malformed" => InvalidRequest,
+        _ => return None,
+    };
+    Some(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_keeps_code_message_and_request_id() {
+        let e = CloudError {
+            kind: ErrorKind::InvalidRequest,
+            operation: "CreateFileSystem",
+            code: Some("InvalidNetworkSettings".into()),
+            message: "Security group sg-1 does not exist".into(),
+            request_id: Some("req-1".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "CreateFileSystem failed with InvalidNetworkSettings: Security group sg-1 does not exist (request id req-1)"
+        );
+        assert_eq!(e.category(), "invalid_request");
+    }
+
+    #[test]
+    fn retryable_kinds() {
+        assert!(ErrorKind::Throttled.is_retryable());
+        assert!(ErrorKind::DependencyViolation.is_retryable());
+        assert!(!ErrorKind::InvalidRequest.is_retryable());
+        assert_eq!(
+            classify_code("RequestLimitExceeded"),
+            Some(ErrorKind::Throttled)
+        );
+        assert_eq!(classify_code("SomethingNew"), None);
+    }
+}

@@ -1,0 +1,85 @@
+//! The cloud layer: the narrow set of FSx and EC2 operations the LustreWorkspace controller
+//! needs, in domain types ([`Cloud`]), and their implementation on the AWS SDK
+//! ([`aws::AwsCloud`]). The controller never sees an SDK type.
+
+pub mod aws;
+pub mod error;
+pub mod naming;
+pub mod types;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+pub use error::{CloudError, CloudResult, ErrorKind};
+pub use types::*;
+
+/// The FSx / EC2 operations of one region.
+#[async_trait]
+pub trait Cloud: Send + Sync + Debug {
+    /// The VPC of a subnet.
+    async fn subnet_vpc(&self, subnet_id: &str) -> CloudResult<String>;
+
+    /// Creates a security group and returns its id. A group of the same name in the VPC is
+    /// a [`ErrorKind::Conflict`] with code `InvalidGroup.Duplicate`.
+    async fn create_security_group(&self, request: &SecurityGroupRequest) -> CloudResult<String>;
+
+    /// The security groups with these ids (missing ones are left out).
+    async fn describe_security_groups(&self, ids: &[String]) -> CloudResult<Vec<SecurityGroup>>;
+
+    /// The security groups the operator created for the workspace with this UID.
+    async fn find_security_groups_by_owner(&self, uid: &str) -> CloudResult<Vec<SecurityGroup>>;
+
+    /// Adds inbound rules; rules that already exist count as added.
+    async fn authorize_ingress(&self, group_id: &str, rules: &[IngressRule]) -> CloudResult<()>;
+
+    /// Deletes a security group. While network interfaces still use it the error is
+    /// [`ErrorKind::DependencyViolation`].
+    async fn delete_security_group(&self, group_id: &str) -> CloudResult<()>;
+
+    /// Creates a Lustre file system; the same token with the same request returns the same
+    /// file system.
+    async fn create_file_system(&self, request: &FileSystemRequest) -> CloudResult<FileSystem>;
+
+    /// The file systems with these ids, in as few calls as the API allows (missing ones are
+    /// left out). With no ids: every file system of the region.
+    async fn describe_file_systems(&self, ids: &[String]) -> CloudResult<Vec<FileSystem>>;
+
+    /// The file systems the operator created for the workspace with this UID.
+    async fn find_file_systems_by_owner(&self, uid: &str) -> CloudResult<Vec<FileSystem>>;
+
+    /// Starts a capacity or throughput change.
+    async fn update_file_system(
+        &self,
+        id: &str,
+        update: &FileSystemUpdate,
+    ) -> CloudResult<FileSystem>;
+
+    /// Starts deleting a file system (with a final backup when asked).
+    async fn delete_file_system(&self, id: &str, deletion: &FileSystemDeletion) -> CloudResult<()>;
+
+    /// Adds or overwrites tags on an FSx resource.
+    async fn tag_resource(&self, arn: &str, tags: &Tags) -> CloudResult<()>;
+
+    /// Links an S3 prefix into a file system.
+    async fn create_data_repository_association(
+        &self,
+        request: &DataRepositoryRequest,
+    ) -> CloudResult<DataRepositoryAssociation>;
+
+    /// The associations of these file systems, in as few calls as the API allows.
+    async fn describe_data_repository_associations(
+        &self,
+        file_system_ids: &[String],
+    ) -> CloudResult<Vec<DataRepositoryAssociation>>;
+
+    /// Unlinks an association, keeping the data in the file system.
+    async fn delete_data_repository_association(&self, id: &str) -> CloudResult<()>;
+}
+
+/// Told about every AWS call the adapter makes, for metrics (service, operation, outcome are
+/// bounded label values).
+pub trait CallObserver: Send + Sync + Debug {
+    /// `outcome` is `"ok"` or an [`ErrorKind::category`].
+    fn observe(&self, service: &'static str, operation: &'static str, outcome: &'static str);
+}

@@ -1,0 +1,362 @@
+//! Domain types of the cloud layer: what the controller asks for and what it observes, in
+//! words of this product, not of the AWS SDK.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// AWS resource tags.
+pub type Tags = BTreeMap<String, String>;
+
+/// The Lustre ports a security group must open: TCP 988 and 1018-1023.
+pub const LUSTRE_PORT_RANGES: [(i32, i32); 2] = [(988, 988), (1018, 1023)];
+
+/// Who may reach the file system's Lustre ports.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Peer {
+    /// Another security group (or the group itself).
+    Group(String),
+    /// An IPv4 CIDR block.
+    Cidr(String),
+}
+
+/// One inbound TCP rule.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IngressRule {
+    /// First port.
+    pub from_port: i32,
+    /// Last port.
+    pub to_port: i32,
+    /// Who is let in.
+    pub peer: Peer,
+}
+
+/// The rules a workspace's security group needs: the Lustre ports from itself and from every
+/// client peer.
+pub fn lustre_ingress(group_id: &str, clients: &[Peer]) -> Vec<IngressRule> {
+    let mut peers = vec![Peer::Group(group_id.to_string())];
+    peers.extend(clients.iter().cloned());
+    let mut rules: Vec<IngressRule> = LUSTRE_PORT_RANGES
+        .iter()
+        .flat_map(|(from, to)| {
+            peers.iter().map(move |peer| IngressRule {
+                from_port: *from,
+                to_port: *to,
+                peer: peer.clone(),
+            })
+        })
+        .collect();
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+/// A security group to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityGroupRequest {
+    /// Group name, unique in the VPC (derived from the workspace UID).
+    pub name: String,
+    /// Human description.
+    pub description: String,
+    /// VPC of the class's subnet.
+    pub vpc_id: String,
+    /// Tags, including the operator's identity tags.
+    pub tags: Tags,
+}
+
+/// An observed security group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    /// sg-...
+    pub id: String,
+    /// Group name.
+    pub name: String,
+    /// VPC.
+    pub vpc_id: String,
+    /// Tags.
+    pub tags: Tags,
+    /// Inbound TCP rules (other protocols are left out).
+    pub ingress: Vec<IngressRule>,
+}
+
+/// FSx for Lustre deployment types the operator creates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeploymentType {
+    /// SCRATCH_2
+    Scratch2,
+    /// PERSISTENT_2
+    Persistent2,
+    /// Any other type (seen on adopted file systems).
+    Other,
+}
+
+/// A file system to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSystemRequest {
+    /// Idempotency token (≤ 63 characters), stable across operator restarts.
+    pub client_token: String,
+    /// SCRATCH_2 or PERSISTENT_2.
+    pub deployment_type: DeploymentType,
+    /// GiB.
+    pub storage_capacity_gib: i32,
+    /// MB/s/TiB, PERSISTENT_2 only.
+    pub per_unit_storage_throughput: Option<i32>,
+    /// The one subnet.
+    pub subnet_id: String,
+    /// Security groups attached to the file system's network interfaces.
+    pub security_group_ids: Vec<String>,
+    /// KMS key for PERSISTENT_2.
+    pub kms_key_id: Option<String>,
+    /// LZ4 compression.
+    pub lz4_compression: bool,
+    /// Automatic backup retention (PERSISTENT_2).
+    pub automatic_backup_retention_days: Option<i32>,
+    /// `d:HH:MM`.
+    pub weekly_maintenance_start_time: Option<String>,
+    /// Lustre version: "2.15" so that data repository associations work on every type.
+    pub file_system_type_version: String,
+    /// Tags, including the operator's identity tags.
+    pub tags: Tags,
+}
+
+/// File system lifecycle, as FSx reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Lifecycle {
+    /// Being created.
+    Creating,
+    /// Usable.
+    Available,
+    /// Being changed.
+    Updating,
+    /// Being deleted.
+    Deleting,
+    /// Failed; see the failure message.
+    Failed,
+    /// Misconfigured (e.g. a KMS key or network problem); see the failure message.
+    Misconfigured,
+    /// Misconfigured and unavailable.
+    MisconfiguredUnavailable,
+    /// A value this build does not know.
+    Other(String),
+}
+
+impl Lifecycle {
+    /// Parses the FSx spelling.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "CREATING" => Self::Creating,
+            "AVAILABLE" => Self::Available,
+            "UPDATING" => Self::Updating,
+            "DELETING" => Self::Deleting,
+            "FAILED" => Self::Failed,
+            "MISCONFIGURED" => Self::Misconfigured,
+            "MISCONFIGURED_UNAVAILABLE" => Self::MisconfiguredUnavailable,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    /// The FSx spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Creating => "CREATING",
+            Self::Available => "AVAILABLE",
+            Self::Updating => "UPDATING",
+            Self::Deleting => "DELETING",
+            Self::Failed => "FAILED",
+            Self::Misconfigured => "MISCONFIGURED",
+            Self::MisconfiguredUnavailable => "MISCONFIGURED_UNAVAILABLE",
+            Self::Other(s) => s,
+        }
+    }
+
+    /// FAILED or MISCONFIGURED*: needs a person.
+    pub fn is_failed(&self) -> bool {
+        matches!(
+            self,
+            Self::Failed | Self::Misconfigured | Self::MisconfiguredUnavailable
+        )
+    }
+
+    /// Still moving on its own (CREATING, UPDATING, DELETING).
+    pub fn is_transitional(&self) -> bool {
+        matches!(self, Self::Creating | Self::Updating | Self::Deleting)
+    }
+}
+
+/// An observed file system.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSystem {
+    /// fs-...
+    pub id: String,
+    /// ARN, for tagging.
+    pub arn: String,
+    /// Lifecycle.
+    pub lifecycle: Lifecycle,
+    /// AWS's failure details, verbatim.
+    pub failure_message: Option<String>,
+    /// DNS name the CSI driver mounts.
+    pub dns_name: Option<String>,
+    /// Lustre mount name the CSI driver mounts.
+    pub mount_name: Option<String>,
+    /// GiB.
+    pub storage_capacity_gib: i32,
+    /// Deployment type.
+    pub deployment_type: DeploymentType,
+    /// MB/s/TiB.
+    pub per_unit_storage_throughput: Option<i32>,
+    /// Subnet.
+    pub subnet_id: Option<String>,
+    /// VPC.
+    pub vpc_id: Option<String>,
+    /// Network interfaces (they hold the security groups).
+    pub network_interface_ids: Vec<String>,
+    /// Lustre version.
+    pub file_system_type_version: Option<String>,
+    /// Tags.
+    pub tags: Tags,
+    /// An update (capacity or throughput) AWS is still applying.
+    pub update_in_progress: bool,
+}
+
+/// A change to apply with UpdateFileSystem.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileSystemUpdate {
+    /// New capacity (must be larger, in steps of 2400 GiB).
+    pub storage_capacity_gib: Option<i32>,
+    /// New PERSISTENT_2 throughput.
+    pub per_unit_storage_throughput: Option<i32>,
+}
+
+/// How to delete a file system.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileSystemDeletion {
+    /// Take a final backup first (PERSISTENT types), tagged with these tags.
+    pub final_backup_tags: Option<Tags>,
+}
+
+/// S3 events for automatic import / export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum S3Event {
+    /// NEW
+    New,
+    /// CHANGED
+    Changed,
+    /// DELETED
+    Deleted,
+}
+
+impl S3Event {
+    /// The FSx spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "NEW",
+            Self::Changed => "CHANGED",
+            Self::Deleted => "DELETED",
+        }
+    }
+
+    /// Parses the FSx spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "NEW" => Some(Self::New),
+            "CHANGED" => Some(Self::Changed),
+            "DELETED" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// A data repository association to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataRepositoryRequest {
+    /// Idempotency token.
+    pub client_token: String,
+    /// The file system.
+    pub file_system_id: String,
+    /// Path in the file system.
+    pub file_system_path: String,
+    /// `s3://bucket/prefix/`.
+    pub data_repository_path: String,
+    /// Automatic import events.
+    pub auto_import: Vec<S3Event>,
+    /// Automatic export events.
+    pub auto_export: Vec<S3Event>,
+    /// Import the listing at creation.
+    pub batch_import_meta_data_on_create: bool,
+    /// MiB.
+    pub imported_file_chunk_size_mib: Option<i32>,
+    /// Tags.
+    pub tags: Tags,
+}
+
+/// An observed data repository association.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRepositoryAssociation {
+    /// dra-...
+    pub id: String,
+    /// The file system.
+    pub file_system_id: String,
+    /// Path in the file system.
+    pub file_system_path: String,
+    /// `s3://bucket/prefix/`.
+    pub data_repository_path: String,
+    /// Lifecycle (same words as a file system's).
+    pub lifecycle: Lifecycle,
+    /// AWS's failure details, verbatim.
+    pub failure_message: Option<String>,
+    /// Automatic import events.
+    pub auto_import: Vec<S3Event>,
+    /// Automatic export events.
+    pub auto_export: Vec<S3Event>,
+    /// Tags.
+    pub tags: Tags,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingress_covers_both_port_ranges_for_self_and_clients() {
+        let rules = lustre_ingress(
+            "sg-self",
+            &[
+                Peer::Group("sg-nodes".into()),
+                Peer::Cidr("10.0.0.0/16".into()),
+            ],
+        );
+        assert_eq!(rules.len(), 6);
+        for peer in [
+            Peer::Group("sg-self".into()),
+            Peer::Group("sg-nodes".into()),
+            Peer::Cidr("10.0.0.0/16".into()),
+        ] {
+            for (from, to) in LUSTRE_PORT_RANGES {
+                assert!(rules.contains(&IngressRule {
+                    from_port: from,
+                    to_port: to,
+                    peer: peer.clone()
+                }));
+            }
+        }
+    }
+
+    #[test]
+    fn lifecycle_round_trips() {
+        for s in [
+            "CREATING",
+            "AVAILABLE",
+            "UPDATING",
+            "DELETING",
+            "FAILED",
+            "MISCONFIGURED",
+        ] {
+            assert_eq!(Lifecycle::parse(s).as_str(), s);
+        }
+        assert!(Lifecycle::parse("MISCONFIGURED_UNAVAILABLE").is_failed());
+        assert_eq!(
+            Lifecycle::parse("NEW_STATE"),
+            Lifecycle::Other("NEW_STATE".into())
+        );
+    }
+}

@@ -1,0 +1,432 @@
+//! The AWS adapter against `aws-smithy-mocks`: error mapping from real wire bodies, request
+//! shapes (token, tags, version), batching and pagination, duplicate rules, SDK retries.
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_ec2::operation::authorize_security_group_ingress::AuthorizeSecurityGroupIngressOutput;
+use aws_sdk_ec2::operation::delete_security_group::DeleteSecurityGroupOutput;
+use aws_sdk_fsx::operation::create_file_system::CreateFileSystemOutput;
+use aws_sdk_fsx::operation::describe_data_repository_associations::DescribeDataRepositoryAssociationsOutput;
+use aws_sdk_fsx::operation::describe_file_systems::DescribeFileSystemsOutput;
+use aws_sdk_fsx::types as fsx;
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::RetryConfig;
+use lustre_cloud::aws::AwsCloud;
+use lustre_cloud::naming::{self, Owner};
+use lustre_cloud::*;
+
+const UID: &str = "0b6a3c1e-8f2d-4c55-9e1a-7d3b2a1f0e9c";
+
+fn owner() -> Owner {
+    Owner {
+        namespace: "ml".into(),
+        name: "train".into(),
+        uid: UID.into(),
+        class: "standard".into(),
+    }
+}
+
+fn ec2_unused() -> aws_sdk_ec2::Client {
+    mock_client!(aws_sdk_ec2, [])
+}
+
+fn fsx_unused() -> aws_sdk_fsx::Client {
+    mock_client!(aws_sdk_fsx, [])
+}
+
+fn fsx_error(status: u16, code: &str) -> HttpResponse {
+    let mut r = HttpResponse::new(
+        StatusCode::try_from(status).expect("status"),
+        SdkBody::from(format!(
+            r#"{{"__type":"{code}","Message":"details from AWS about {code}"}}"#
+        )),
+    );
+    r.headers_mut().insert("x-amzn-requestid", "req-fsx-1");
+    r.headers_mut()
+        .insert("content-type", "application/x-amz-json-1.1");
+    r
+}
+
+fn ec2_error(status: u16, code: &str) -> HttpResponse {
+    let mut r = HttpResponse::new(
+        StatusCode::try_from(status).expect("status"),
+        SdkBody::from(format!(
+            "<Response><Errors><Error><Code>{code}</Code><Message>details about {code}</Message></Error></Errors><RequestID>req-ec2-1</RequestID></Response>"
+        )),
+    );
+    r.headers_mut().insert("x-amzn-requestid", "req-ec2-1");
+    r
+}
+
+fn file_system(id: &str) -> fsx::FileSystem {
+    fsx::FileSystem::builder()
+        .file_system_id(id)
+        .lifecycle(fsx::FileSystemLifecycle::Available)
+        .storage_capacity(1200)
+        .dns_name(format!("{id}.fsx.us-east-1.amazonaws.com"))
+        .lustre_configuration(
+            fsx::LustreFileSystemConfiguration::builder()
+                .mount_name("abcdef12")
+                .deployment_type(fsx::LustreDeploymentType::Scratch2)
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn fsx_errors_map_to_domain_kinds_with_code_and_request_id() {
+    let cases = [
+        (400, "FileSystemNotFound", ErrorKind::NotFound),
+        (400, "BadRequest", ErrorKind::InvalidRequest),
+        (400, "InvalidNetworkSettings", ErrorKind::InvalidRequest),
+        (400, "IncompatibleParameterError", ErrorKind::Conflict),
+        (400, "ServiceLimitExceeded", ErrorKind::LimitExceeded),
+        (400, "AccessDeniedException", ErrorKind::AccessDenied),
+        (400, "ThrottlingException", ErrorKind::Throttled),
+        (500, "InternalServerError", ErrorKind::Transient),
+        (503, "SomethingNew", ErrorKind::Transient),
+        (400, "SomethingElseNew", ErrorKind::InvalidRequest),
+    ];
+    for (status, code, kind) in cases {
+        let rule = mock!(aws_sdk_fsx::Client::describe_file_systems)
+            .then_http_response(move || fsx_error(status, code));
+        let fsx = mock_client!(aws_sdk_fsx, RuleMode::MatchAny, [&rule], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+        let err = cloud.describe_file_systems(&[]).await.expect_err(code);
+        assert_eq!(err.kind, kind, "{code}");
+        assert_eq!(err.code.as_deref(), Some(code));
+        assert_eq!(err.operation, "DescribeFileSystems");
+        assert!(err.message.contains("details from AWS"), "{err}");
+        assert_eq!(err.request_id.as_deref(), Some("req-fsx-1"), "{code}");
+    }
+}
+
+#[tokio::test]
+async fn ec2_errors_map_to_domain_kinds() {
+    let cases = [
+        (400, "DependencyViolation", ErrorKind::DependencyViolation),
+        (400, "InvalidGroup.NotFound", ErrorKind::NotFound),
+        (400, "InvalidGroup.Duplicate", ErrorKind::Conflict),
+        (503, "RequestLimitExceeded", ErrorKind::Throttled),
+        (403, "UnauthorizedOperation", ErrorKind::AccessDenied),
+        (500, "InternalError", ErrorKind::Transient),
+    ];
+    for (status, code, kind) in cases {
+        let rule = mock!(aws_sdk_ec2::Client::delete_security_group)
+            .then_http_response(move || ec2_error(status, code));
+        let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&rule], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let cloud = AwsCloud::from_clients(fsx_unused(), ec2, None);
+        let err = cloud.delete_security_group("sg-1").await.expect_err(code);
+        assert_eq!(err.kind, kind, "{code}");
+        assert_eq!(err.code.as_deref(), Some(code));
+        assert_eq!(err.request_id.as_deref(), Some("req-ec2-1"), "{code}");
+    }
+}
+
+#[tokio::test]
+async fn create_file_system_sends_token_tags_version_and_one_subnet() {
+    let tags = naming::owner_tags(
+        &owner(),
+        &[("team".into(), "ml".into())].into(),
+        &Default::default(),
+    );
+    let expected_tags = tags.clone();
+    let rule = mock!(aws_sdk_fsx::Client::create_file_system)
+        .match_requests(move |req| {
+            let sent: Tags = req
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().into(),
+                        t.value().unwrap_or_default().into(),
+                    )
+                })
+                .collect();
+            let lustre = req.lustre_configuration();
+            req.client_request_token() == Some(naming::file_system_token(UID).as_str())
+                && req.subnet_ids() == ["subnet-1"]
+                && req.security_group_ids() == ["sg-1"]
+                && req.file_system_type_version() == Some("2.15")
+                && req.storage_capacity() == Some(2400)
+                && req.file_system_type() == Some(&fsx::FileSystemType::Lustre)
+                && lustre.and_then(|l| l.deployment_type())
+                    == Some(&fsx::LustreDeploymentType::Persistent2)
+                && lustre.and_then(|l| l.per_unit_storage_throughput()) == Some(250)
+                && lustre.and_then(|l| l.data_compression_type())
+                    == Some(&fsx::DataCompressionType::Lz4)
+                && sent == expected_tags
+        })
+        .then_output(|| {
+            CreateFileSystemOutput::builder()
+                .file_system(file_system("fs-0123456789abcdef0"))
+                .build()
+        });
+    let fsx = mock_client!(aws_sdk_fsx, [&rule]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let fs = cloud
+        .create_file_system(&FileSystemRequest {
+            client_token: naming::file_system_token(UID),
+            deployment_type: DeploymentType::Persistent2,
+            storage_capacity_gib: 2400,
+            per_unit_storage_throughput: Some(250),
+            subnet_id: "subnet-1".into(),
+            security_group_ids: vec!["sg-1".into()],
+            kms_key_id: None,
+            lz4_compression: true,
+            automatic_backup_retention_days: None,
+            weekly_maintenance_start_time: None,
+            file_system_type_version: "2.15".into(),
+            tags,
+        })
+        .await
+        .expect("create");
+    assert_eq!(rule.num_calls(), 1);
+    assert_eq!(fs.id, "fs-0123456789abcdef0");
+    assert_eq!(fs.mount_name.as_deref(), Some("abcdef12"));
+    assert_eq!(fs.lifecycle, Lifecycle::Available);
+}
+
+#[tokio::test]
+async fn describe_file_systems_follows_every_page() {
+    let pages = mock!(aws_sdk_fsx::Client::describe_file_systems)
+        .match_requests(|req| req.file_system_ids().is_empty())
+        .sequence()
+        .output(|| {
+            DescribeFileSystemsOutput::builder()
+                .file_systems(file_system("fs-00000001"))
+                .file_systems(file_system("fs-00000002"))
+                .next_token("page-2")
+                .build()
+        })
+        .output(|| {
+            DescribeFileSystemsOutput::builder()
+                .file_systems(file_system("fs-00000003"))
+                .next_token("page-3")
+                .build()
+        })
+        .output(|| {
+            DescribeFileSystemsOutput::builder()
+                .file_systems(file_system("fs-00000004"))
+                .build()
+        })
+        .build();
+    let fsx = mock_client!(aws_sdk_fsx, [&pages]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let all = cloud.describe_file_systems(&[]).await.expect("describe");
+    let ids: Vec<&str> = all.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["fs-00000001", "fs-00000002", "fs-00000003", "fs-00000004"]
+    );
+    assert_eq!(pages.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn a_few_ids_are_one_call_and_many_ids_list_the_region() {
+    // 10 ids: exactly one call naming them.
+    let by_id = mock!(aws_sdk_fsx::Client::describe_file_systems)
+        .match_requests(|req| req.file_system_ids().len() == 10)
+        .then_compute_output(|req| {
+            let mut out = DescribeFileSystemsOutput::builder();
+            for id in req.file_system_ids() {
+                out = out.file_systems(file_system(id));
+            }
+            out.build()
+        });
+    let fsx = mock_client!(aws_sdk_fsx, [&by_id]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let ids: Vec<String> = (0..10).map(|i| format!("fs-{i:08x}")).collect();
+    assert_eq!(
+        cloud
+            .describe_file_systems(&ids)
+            .await
+            .expect("describe")
+            .len(),
+        10
+    );
+    assert_eq!(by_id.num_calls(), 1);
+
+    // 120 ids: one listing of the region (not three calls of 50), filtered.
+    let listing = mock!(aws_sdk_fsx::Client::describe_file_systems)
+        .match_requests(|req| req.file_system_ids().is_empty())
+        .then_output(|| {
+            let mut out = DescribeFileSystemsOutput::builder();
+            for i in 0..200 {
+                out = out.file_systems(file_system(&format!("fs-{i:08x}")));
+            }
+            out.build()
+        });
+    let fsx = mock_client!(aws_sdk_fsx, [&listing]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let ids: Vec<String> = (0..120).map(|i| format!("fs-{i:08x}")).collect();
+    assert_eq!(
+        cloud
+            .describe_file_systems(&ids)
+            .await
+            .expect("describe")
+            .len(),
+        120
+    );
+    assert_eq!(listing.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_vanished_id_falls_back_to_listing() {
+    let not_found = mock!(aws_sdk_fsx::Client::describe_file_systems)
+        .match_requests(|req| !req.file_system_ids().is_empty())
+        .then_http_response(|| fsx_error(400, "FileSystemNotFound"));
+    let listing = mock!(aws_sdk_fsx::Client::describe_file_systems)
+        .match_requests(|req| req.file_system_ids().is_empty())
+        .then_output(|| {
+            DescribeFileSystemsOutput::builder()
+                .file_systems(file_system("fs-00000001"))
+                .build()
+        });
+    let fsx = mock_client!(aws_sdk_fsx, RuleMode::MatchAny, [&not_found, &listing]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let found = cloud
+        .describe_file_systems(&["fs-00000001".into(), "fs-0000dead".into()])
+        .await
+        .expect("describe");
+    assert_eq!(found.len(), 1);
+    assert_eq!((not_found.num_calls(), listing.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn associations_are_asked_twenty_file_systems_a_call() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let rule = mock!(aws_sdk_fsx::Client::describe_data_repository_associations)
+        .then_compute_output(move |req| {
+            let values = req.filters()[0].values().to_vec();
+            record
+                .lock()
+                .expect("lock")
+                .push((values.len(), req.max_results()));
+            let mut out = DescribeDataRepositoryAssociationsOutput::builder();
+            for fs in values {
+                out = out.associations(
+                    fsx::DataRepositoryAssociation::builder()
+                        .association_id(format!("dra-{fs}"))
+                        .file_system_id(fs)
+                        .lifecycle(fsx::DataRepositoryLifecycle::Available)
+                        .build(),
+                );
+            }
+            out.build()
+        });
+    let fsx = mock_client!(aws_sdk_fsx, RuleMode::MatchAny, [&rule]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let ids: Vec<String> = (0..45).map(|i| format!("fs-{i:08x}")).collect();
+    let found = cloud
+        .describe_data_repository_associations(&ids)
+        .await
+        .expect("describe");
+    assert_eq!(found.len(), 45);
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [(20, Some(25)), (20, Some(25)), (5, Some(25))]
+    );
+}
+
+#[tokio::test]
+async fn duplicate_rules_count_as_authorized() {
+    let batch = mock!(aws_sdk_ec2::Client::authorize_security_group_ingress)
+        .match_requests(|req| req.ip_permissions().len() == 2)
+        .then_http_response(|| ec2_error(400, "InvalidPermission.Duplicate"));
+    let single = mock!(aws_sdk_ec2::Client::authorize_security_group_ingress)
+        .match_requests(|req| req.ip_permissions().len() == 1)
+        .sequence()
+        .http_response(|| ec2_error(400, "InvalidPermission.Duplicate"))
+        .output(|| {
+            AuthorizeSecurityGroupIngressOutput::builder()
+                .r#return(true)
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&batch, &single]);
+    let cloud = AwsCloud::from_clients(fsx_unused(), ec2, None);
+    let rules = lustre_ingress("sg-self", &[Peer::Cidr("10.0.0.0/16".into())]);
+    cloud
+        .authorize_ingress("sg-self", &rules)
+        .await
+        .expect("duplicates are fine");
+    assert_eq!(batch.num_calls(), 1);
+    assert_eq!(single.num_calls(), rules.len());
+}
+
+#[tokio::test]
+async fn throttling_is_retried_by_the_sdk_within_its_attempts() {
+    let retried = mock!(aws_sdk_ec2::Client::delete_security_group)
+        .sequence()
+        .http_response(|| ec2_error(503, "RequestLimitExceeded"))
+        .times(2)
+        .output(|| DeleteSecurityGroupOutput::builder().build())
+        .build();
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&retried], |c| c
+        .retry_config(RetryConfig::standard().with_max_attempts(3)));
+    let cloud = AwsCloud::from_clients(fsx_unused(), ec2, None);
+    cloud
+        .delete_security_group("sg-1")
+        .await
+        .expect("third attempt succeeds");
+    assert_eq!(retried.num_calls(), 3);
+
+    let exhausted = mock!(aws_sdk_ec2::Client::delete_security_group)
+        .sequence()
+        .http_response(|| ec2_error(503, "RequestLimitExceeded"))
+        .repeatedly()
+        .build();
+    let ec2 = mock_client!(aws_sdk_ec2, RuleMode::Sequential, [&exhausted], |c| c
+        .retry_config(RetryConfig::standard().with_max_attempts(2)));
+    let cloud = AwsCloud::from_clients(fsx_unused(), ec2, None);
+    let err = cloud
+        .delete_security_group("sg-1")
+        .await
+        .expect_err("gives up");
+    assert_eq!(err.kind, ErrorKind::Throttled);
+    assert_eq!(exhausted.num_calls(), 2, "bounded by max attempts");
+}
+
+#[derive(Debug, Default)]
+struct Calls(Mutex<Vec<(&'static str, &'static str, &'static str)>>);
+
+impl CallObserver for Calls {
+    fn observe(&self, service: &'static str, operation: &'static str, outcome: &'static str) {
+        self.0
+            .lock()
+            .expect("lock")
+            .push((service, operation, outcome));
+    }
+}
+
+#[tokio::test]
+async fn every_call_is_reported_to_the_observer() {
+    let ok = mock!(aws_sdk_fsx::Client::describe_file_systems)
+        .sequence()
+        .output(|| DescribeFileSystemsOutput::builder().build())
+        .http_response(|| fsx_error(400, "BadRequest"))
+        .build();
+    let fsx = mock_client!(aws_sdk_fsx, [&ok]);
+    let calls = Arc::new(Calls::default());
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), Some(calls.clone()));
+    cloud.describe_file_systems(&[]).await.expect("ok");
+    cloud
+        .describe_file_systems(&[])
+        .await
+        .expect_err("bad request");
+    assert_eq!(
+        *calls.0.lock().expect("lock"),
+        [
+            ("fsx", "DescribeFileSystems", "ok"),
+            ("fsx", "DescribeFileSystems", "invalid_request")
+        ]
+    );
+}
