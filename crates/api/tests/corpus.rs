@@ -22,9 +22,7 @@ struct Fixture {
 }
 
 fn fixtures(kind: &str) -> Vec<Fixture> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(kind);
+    let dir = manifest_dir().join("../../tests/fixtures").join(kind);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
         .map(|e| e.expect("directory entry").path())
@@ -169,7 +167,7 @@ fn fixture_corpus_agrees_in_both_validators() {
 /// The examples users copy from `deploy/examples/` pass both validators and the example class.
 #[test]
 fn examples_are_valid() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/examples");
+    let dir = manifest_dir().join("../../deploy/examples");
     let class: LustreWorkspaceClass = serde_yaml::from_str(
         &std::fs::read_to_string(dir.join("class-standard.yaml")).expect("class example"),
     )
@@ -200,4 +198,10 @@ fn examples_are_valid() {
         checked += 1;
     }
     assert_eq!(checked, 3, "class, scratch and persistent examples");
+}
+
+/// The crate's directory, read at run time: the test binary may have been built from another
+/// checkout sharing the target directory, so the compile-time path can be stale.
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
 }

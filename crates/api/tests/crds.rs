@@ -7,7 +7,7 @@ use lustre_api::crd;
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    manifest_dir().join("../..")
 }
 
 /// A readable line diff: the first lines that differ, with line numbers.
@@ -168,4 +168,10 @@ fn every_field_has_a_description_and_every_rule_a_message() {
         rules >= 20,
         "expected the CEL rules in the schema, found {rules}"
     );
+}
+
+/// The crate's directory, read at run time: the test binary may have been built from another
+/// checkout sharing the target directory, so the compile-time path can be stale.
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
 }

@@ -1,0 +1,336 @@
+//! The simulated AWS account's resources and their lifecycles. Transitions are computed from
+//! the clock when the state is read ([`State::advance`]), so there is no background task and
+//! a test's timing depends only on the configured delays.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// A subnet the simulated account has.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subnet {
+    pub id: String,
+    pub vpc_id: String,
+    pub availability_zone: String,
+    pub cidr: String,
+}
+
+/// Who an ingress rule lets in.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Peer {
+    Group(String),
+    Cidr(String),
+}
+
+/// One inbound rule.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    pub peer: Peer,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub vpc_id: String,
+    pub tags: BTreeMap<String, String>,
+    pub ingress: BTreeSet<Rule>,
+}
+
+/// Lifecycle words shared by file systems and associations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Lifecycle {
+    Creating,
+    Available,
+    Updating,
+    Deleting,
+    Failed,
+    Misconfigured,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "CREATING",
+            Self::Available => "AVAILABLE",
+            Self::Updating => "UPDATING",
+            Self::Deleting => "DELETING",
+            Self::Failed => "FAILED",
+            Self::Misconfigured => "MISCONFIGURED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileSystem {
+    pub id: String,
+    pub arn: String,
+    #[serde(skip)]
+    pub token: Option<String>,
+    #[serde(skip)]
+    pub fingerprint: String,
+    pub deployment_type: String,
+    pub storage_capacity: i64,
+    pub per_unit_storage_throughput: Option<i64>,
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub security_group_ids: Vec<String>,
+    pub network_interface_ids: Vec<String>,
+    pub kms_key_id: Option<String>,
+    pub data_compression_type: String,
+    pub file_system_type_version: String,
+    pub weekly_maintenance_start_time: Option<String>,
+    pub automatic_backup_retention_days: Option<i64>,
+    pub tags: BTreeMap<String, String>,
+    pub lifecycle: Lifecycle,
+    pub failure_message: Option<String>,
+    pub dns_name: String,
+    pub mount_name: String,
+    pub creation_time: f64,
+    /// When the current CREATING / UPDATING / DELETING phase ends.
+    #[serde(skip)]
+    pub until: Option<Instant>,
+    /// Values an update applies when UPDATING ends.
+    pub pending_capacity: Option<i64>,
+    pub pending_throughput: Option<i64>,
+    /// Whether this create was told to end FAILED.
+    #[serde(skip)]
+    pub fail_with: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Association {
+    pub id: String,
+    pub arn: String,
+    #[serde(skip)]
+    pub token: Option<String>,
+    #[serde(skip)]
+    pub fingerprint: String,
+    pub file_system_id: String,
+    pub file_system_path: String,
+    pub data_repository_path: String,
+    pub auto_import: Vec<String>,
+    pub auto_export: Vec<String>,
+    pub batch_import_meta_data_on_create: bool,
+    pub imported_file_chunk_size: i64,
+    pub tags: BTreeMap<String, String>,
+    pub lifecycle: Lifecycle,
+    pub failure_message: Option<String>,
+    pub creation_time: f64,
+    #[serde(skip)]
+    pub until: Option<Instant>,
+}
+
+/// A final backup taken on delete.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backup {
+    pub id: String,
+    pub file_system_id: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// How long things take, with jitter.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Timing {
+    pub create_ms: u64,
+    pub update_ms: u64,
+    pub delete_ms: u64,
+    pub association_create_ms: u64,
+    pub association_delete_ms: u64,
+    /// Each delay is stretched by up to this fraction at random (0.2 = ±20 %).
+    pub jitter: f64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            create_ms: 2_000,
+            update_ms: 1_000,
+            delete_ms: 1_000,
+            association_create_ms: 500,
+            association_delete_ms: 500,
+            jitter: 0.2,
+        }
+    }
+}
+
+/// Everything in the simulated account.
+#[derive(Debug, Default)]
+pub struct State {
+    pub region: String,
+    pub account_id: String,
+    pub subnets: BTreeMap<String, Subnet>,
+    pub vpcs: BTreeSet<String>,
+    pub security_groups: BTreeMap<String, SecurityGroup>,
+    pub file_systems: BTreeMap<String, FileSystem>,
+    pub associations: BTreeMap<String, Association>,
+    pub backups: Vec<Backup>,
+    /// Client tokens of file systems and associations, to the resource id.
+    pub tokens: BTreeMap<String, String>,
+    /// The next `n` file system creates end FAILED with this message.
+    pub fail_next_creates: Vec<String>,
+    next_id: u64,
+}
+
+/// Seconds since the epoch, as FSx timestamps are sent.
+pub fn epoch_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+impl State {
+    /// A new account in `region` with the default VPC and subnets.
+    pub fn new(region: &str) -> Self {
+        let mut s = Self {
+            region: region.to_string(),
+            account_id: "123456789012".to_string(),
+            ..Self::default()
+        };
+        s.add_subnet(
+            "subnet-0123456789abcdef0",
+            "vpc-0123456789abcdef0",
+            "a",
+            "10.0.0.0/20",
+        );
+        s.add_subnet(
+            "subnet-0fedcba9876543210",
+            "vpc-0123456789abcdef0",
+            "b",
+            "10.0.16.0/20",
+        );
+        // The example node group's security group, so classes can name it as a client.
+        s.security_groups.insert(
+            "sg-0123456789abcdef0".into(),
+            SecurityGroup {
+                id: "sg-0123456789abcdef0".into(),
+                name: "eks-nodes".into(),
+                description: "EKS node group".into(),
+                vpc_id: "vpc-0123456789abcdef0".into(),
+                tags: BTreeMap::new(),
+                ingress: BTreeSet::new(),
+            },
+        );
+        s
+    }
+
+    pub fn add_subnet(&mut self, id: &str, vpc: &str, az_suffix: &str, cidr: &str) {
+        self.vpcs.insert(vpc.to_string());
+        self.subnets.insert(
+            id.to_string(),
+            Subnet {
+                id: id.to_string(),
+                vpc_id: vpc.to_string(),
+                availability_zone: format!("{}{az_suffix}", self.region),
+                cidr: cidr.to_string(),
+            },
+        );
+    }
+
+    /// A fresh resource id: `prefix-` and 17 hex digits.
+    pub fn new_id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        // Spread the digits so ids do not look sequential, yet stay deterministic.
+        let n = self.next_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 4;
+        format!("{prefix}-{n:017x}")
+    }
+
+    /// A mount name: 8 lower-case alphanumerics.
+    pub fn new_mount_name(&mut self) -> String {
+        self.next_id += 1;
+        let mut n = self.next_id.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        (0..8)
+            .map(|_| {
+                let c = b"abcdefghijklmnopqrstuvwxyz0123456789"[(n % 36) as usize];
+                n /= 36;
+                c as char
+            })
+            .collect()
+    }
+
+    pub fn arn(&self, kind: &str, id: &str) -> String {
+        format!(
+            "arn:aws:fsx:{}:{}:{kind}/{id}",
+            self.region, self.account_id
+        )
+    }
+
+    /// Moves every resource whose current phase has ended to its next lifecycle.
+    pub fn advance(&mut self, now: Instant) {
+        let mut gone = Vec::new();
+        for fs in self.file_systems.values_mut() {
+            let Some(until) = fs.until.filter(|u| now >= *u) else {
+                continue;
+            };
+            let _ = until;
+            fs.until = None;
+            match fs.lifecycle {
+                Lifecycle::Creating => match fs.fail_with.take() {
+                    Some(message) => {
+                        fs.lifecycle = Lifecycle::Failed;
+                        fs.failure_message = Some(message);
+                    }
+                    None => fs.lifecycle = Lifecycle::Available,
+                },
+                Lifecycle::Updating => {
+                    if let Some(c) = fs.pending_capacity.take() {
+                        fs.storage_capacity = c;
+                    }
+                    if let Some(t) = fs.pending_throughput.take() {
+                        fs.per_unit_storage_throughput = Some(t);
+                    }
+                    fs.lifecycle = Lifecycle::Available;
+                }
+                Lifecycle::Deleting => gone.push(fs.id.clone()),
+                _ => {}
+            }
+        }
+        for id in gone {
+            self.file_systems.remove(&id);
+            self.associations.retain(|_, a| a.file_system_id != id);
+        }
+        let mut gone = Vec::new();
+        for a in self.associations.values_mut() {
+            if a.until.is_some_and(|u| now >= u) {
+                a.until = None;
+                match a.lifecycle {
+                    Lifecycle::Creating => a.lifecycle = Lifecycle::Available,
+                    Lifecycle::Deleting => gone.push(a.id.clone()),
+                    _ => {}
+                }
+            }
+        }
+        for id in gone {
+            self.associations.remove(&id);
+        }
+    }
+
+    /// File systems whose network interfaces hold this security group.
+    pub fn file_systems_using(&self, group_id: &str) -> Vec<&FileSystem> {
+        self.file_systems
+            .values()
+            .filter(|fs| fs.security_group_ids.iter().any(|g| g == group_id))
+            .collect()
+    }
+}
+
+/// A delay stretched by a random fraction of `jitter` (`unit` in 0..1).
+pub fn jittered(ms: u64, jitter: f64, unit: f64) -> Duration {
+    let factor = 1.0 + jitter * (2.0 * unit - 1.0);
+    Duration::from_secs_f64((ms as f64 * factor.max(0.0)) / 1000.0)
+}

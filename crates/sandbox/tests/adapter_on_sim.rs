@@ -1,0 +1,553 @@
+//! The real AWS adapter (`lustre_cloud::aws::AwsCloud`) against the simulated AWS over HTTP:
+//! the whole life of a workspace's AWS resources, token idempotency, the errors the operator
+//! relies on, and the same scenario under 30 % throttling.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use lustre_cloud::aws::{AwsCloud, AwsSettings};
+use lustre_cloud::naming::{self, Owner};
+use lustre_cloud::*;
+use lustre_sandbox::aws::faults::Faults;
+use lustre_sandbox::aws::state::Timing;
+use lustre_sandbox::aws::{SimAws, SimConfig};
+
+const SUBNET: &str = "subnet-0123456789abcdef0";
+const NODES_SG: &str = "sg-0123456789abcdef0";
+
+fn fast_timing() -> Timing {
+    Timing {
+        create_ms: 300,
+        update_ms: 200,
+        delete_ms: 300,
+        association_create_ms: 100,
+        association_delete_ms: 100,
+        jitter: 0.2,
+    }
+}
+
+async fn start(config: SimConfig) -> (SimAws, String, tokio::sync::oneshot::Sender<()>) {
+    let sim = SimAws::new(config);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let (bound, _task) = sim
+        .serve(addr, async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    (sim, format!("http://{bound}"), tx)
+}
+
+async fn adapter(url: &str, max_attempts: u32) -> AwsCloud {
+    adapter_observed(url, max_attempts, None).await
+}
+
+async fn adapter_observed(
+    url: &str,
+    max_attempts: u32,
+    observer: Option<Arc<dyn CallObserver>>,
+) -> AwsCloud {
+    AwsCloud::new(
+        &AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(url.to_string()),
+            max_attempts,
+            static_credentials: Some(("AKIDSIMULATED".into(), "simulated-secret".into())),
+            ..AwsSettings::default()
+        },
+        observer,
+    )
+    .await
+}
+
+/// Counts the adapter's logical calls (each may be several HTTP attempts).
+#[derive(Debug, Default)]
+struct LogicalCalls(AtomicU64);
+
+impl CallObserver for LogicalCalls {
+    fn observe(&self, _service: &'static str, _operation: &'static str, _outcome: &'static str) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn owner() -> Owner {
+    Owner {
+        namespace: "ml".into(),
+        name: "train".into(),
+        uid: "3d0f6a52-5c1b-4f7e-9a0d-2b8c4e6f1a3d".into(),
+        class: "standard".into(),
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing after `deadline`.
+async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Report {
+    dependency_violations: u32,
+    file_system_id: String,
+}
+
+/// Create SG → rules → FS → AVAILABLE → 2 DRAs → delete DRAs → delete FS (trying the SG too
+/// early) → SG deleted once the FS is gone.
+async fn scenario(cloud: &AwsCloud, sim: &SimAws) -> Report {
+    let o = owner();
+    let tags = naming::owner_tags(&o, &Default::default(), &Default::default());
+    let vpc = cloud.subnet_vpc(SUBNET).await.expect("subnet vpc");
+    assert_eq!(vpc, "vpc-0123456789abcdef0");
+
+    let sg = cloud
+        .create_security_group(&SecurityGroupRequest {
+            name: naming::security_group_name(&o.uid),
+            description: "Lustre ports for ml/train".into(),
+            vpc_id: vpc.clone(),
+            tags: tags.clone(),
+        })
+        .await
+        .expect("create sg");
+    let rules = lustre_ingress(
+        &sg,
+        &[
+            Peer::Group(NODES_SG.into()),
+            Peer::Cidr("10.0.0.0/16".into()),
+        ],
+    );
+    cloud
+        .authorize_ingress(&sg, &rules)
+        .await
+        .expect("authorize");
+    // Authorizing again (a retried reconcile) is not an error.
+    cloud
+        .authorize_ingress(&sg, &rules)
+        .await
+        .expect("authorize again");
+    let seen = cloud
+        .describe_security_groups(std::slice::from_ref(&sg))
+        .await
+        .expect("describe sg");
+    assert_eq!(seen[0].ingress, rules);
+    assert_eq!(
+        cloud
+            .find_security_groups_by_owner(&o.uid)
+            .await
+            .expect("find sg")[0]
+            .id,
+        sg
+    );
+
+    let request = FileSystemRequest {
+        client_token: naming::file_system_token(&o.uid),
+        deployment_type: DeploymentType::Scratch2,
+        storage_capacity_gib: 1200,
+        per_unit_storage_throughput: None,
+        subnet_id: SUBNET.into(),
+        security_group_ids: vec![sg.clone()],
+        kms_key_id: None,
+        lz4_compression: true,
+        automatic_backup_retention_days: None,
+        weekly_maintenance_start_time: None,
+        file_system_type_version: "2.15".into(),
+        tags: tags.clone(),
+    };
+    let fs = cloud.create_file_system(&request).await.expect("create fs");
+    assert_eq!(fs.lifecycle, Lifecycle::Creating);
+    let again = cloud
+        .create_file_system(&request)
+        .await
+        .expect("same token");
+    assert_eq!(again.id, fs.id, "same token, same file system");
+
+    let available = wait_for("AVAILABLE", Duration::from_secs(20), || async {
+        let found = cloud
+            .describe_file_systems(std::slice::from_ref(&fs.id))
+            .await
+            .ok()?;
+        found
+            .into_iter()
+            .find(|f| f.lifecycle == Lifecycle::Available)
+    })
+    .await;
+    assert!(
+        available
+            .dns_name
+            .as_deref()
+            .is_some_and(|d| d.starts_with(&fs.id))
+    );
+    assert_eq!(available.mount_name.as_deref().map(str::len), Some(8));
+    assert_eq!(
+        cloud
+            .find_file_systems_by_owner(&o.uid)
+            .await
+            .expect("find fs")
+            .len(),
+        1
+    );
+
+    let mut associations = Vec::new();
+    for (path, s3) in [
+        ("/datasets", "s3://ml-datasets/imagenet/"),
+        ("/results", "s3://ml-results/train/"),
+    ] {
+        let dra = cloud
+            .create_data_repository_association(&DataRepositoryRequest {
+                client_token: naming::association_token(&o.uid, &fs.id, path, s3),
+                file_system_id: fs.id.clone(),
+                file_system_path: path.into(),
+                data_repository_path: s3.into(),
+                auto_import: vec![S3Event::New, S3Event::Changed],
+                auto_export: vec![],
+                batch_import_meta_data_on_create: false,
+                imported_file_chunk_size_mib: None,
+                tags: tags.clone(),
+            })
+            .await
+            .expect("create dra");
+        associations.push(dra.id);
+    }
+    wait_for(
+        "associations AVAILABLE",
+        Duration::from_secs(20),
+        || async {
+            let all = cloud
+                .describe_data_repository_associations(std::slice::from_ref(&fs.id))
+                .await
+                .ok()?;
+            (all.len() == 2 && all.iter().all(|a| a.lifecycle == Lifecycle::Available))
+                .then_some(())
+        },
+    )
+    .await;
+
+    for id in &associations {
+        cloud
+            .delete_data_repository_association(id)
+            .await
+            .expect("delete dra");
+    }
+    wait_for("associations gone", Duration::from_secs(20), || async {
+        let all = cloud
+            .describe_data_repository_associations(std::slice::from_ref(&fs.id))
+            .await
+            .ok()?;
+        all.is_empty().then_some(())
+    })
+    .await;
+
+    cloud
+        .delete_file_system(&fs.id, &FileSystemDeletion::default())
+        .await
+        .expect("delete fs");
+    let mut dependency_violations = 0;
+    let started = Instant::now();
+    loop {
+        match cloud.delete_security_group(&sg).await {
+            Ok(()) => break,
+            Err(e) if e.kind == ErrorKind::DependencyViolation => dependency_violations += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "security group never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let state = sim.snapshot();
+    assert_eq!(
+        state["fileSystems"].as_array().map(Vec::len),
+        Some(0),
+        "{state:#}"
+    );
+    assert_eq!(
+        state["dataRepositoryAssociations"].as_array().map(Vec::len),
+        Some(0)
+    );
+    let groups: Vec<&str> = state["securityGroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["id"].as_str())
+        .collect();
+    assert_eq!(
+        groups,
+        [NODES_SG],
+        "only the pre-existing node group is left"
+    );
+    Report {
+        dependency_violations,
+        file_system_id: fs.id,
+    }
+}
+
+#[tokio::test]
+async fn full_lifecycle_through_the_adapter() {
+    let (sim, url, _stop) = start(SimConfig {
+        timing: fast_timing(),
+        ..SimConfig::default()
+    })
+    .await;
+    let cloud = adapter(&url, 3).await;
+    let report = scenario(&cloud, &sim).await;
+    assert!(
+        report.dependency_violations >= 1,
+        "deleting the security group while the file system was DELETING must be refused at least once"
+    );
+    assert!(report.file_system_id.starts_with("fs-"));
+    assert_eq!(
+        sim.calls("CreateFileSystem"),
+        2,
+        "two creates, one file system"
+    );
+    println!(
+        "lifecycle: {} DependencyViolation(s) retried; calls {:?}",
+        report.dependency_violations,
+        sim.call_counts()
+    );
+}
+
+#[tokio::test]
+async fn completes_under_30_percent_throttling_with_bounded_retries() {
+    let rule = Faults::parse_rule("*:throttle:0.3").expect("rule");
+    let (sim, url, _stop) = start(SimConfig {
+        timing: fast_timing(),
+        faults: vec![rule],
+        seed: 42,
+        ..SimConfig::default()
+    })
+    .await;
+    let max_attempts = 8;
+    let logical = Arc::new(LogicalCalls::default());
+    let cloud = adapter_observed(&url, max_attempts, Some(logical.clone())).await;
+    scenario(&cloud, &sim).await;
+    let state = sim.snapshot();
+    let throttled: u64 = state["faultsInjected"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, v)| v.as_u64())
+        .sum();
+    let requests = state["totalCalls"].as_u64().unwrap_or(0);
+    let calls = logical.0.load(Ordering::Relaxed);
+    assert!(throttled > 0, "faults were injected");
+    // Every logical call finished (the scenario completed) and none cost more HTTP requests
+    // than the SDK's attempt budget: retries are bounded, not a loop.
+    assert!(requests >= calls, "{requests} requests for {calls} calls");
+    assert!(
+        requests <= calls * u64::from(max_attempts),
+        "{requests} requests for {calls} calls"
+    );
+    assert_eq!(
+        requests - calls,
+        throttled,
+        "every extra request answered a throttle"
+    );
+    println!(
+        "under 30 % throttling: {calls} adapter calls took {requests} HTTP requests ({throttled} throttled, {:.2} requests per call, bound {max_attempts})",
+        requests as f64 / calls as f64
+    );
+}
+
+#[tokio::test]
+async fn errors_the_operator_relies_on() {
+    let (sim, url, _stop) = start(SimConfig {
+        timing: fast_timing(),
+        ..SimConfig::default()
+    })
+    .await;
+    let cloud = adapter(&url, 1).await;
+    let o = owner();
+    let tags = naming::owner_tags(&o, &Default::default(), &Default::default());
+
+    let e = cloud
+        .subnet_vpc("subnet-0000000000000dead")
+        .await
+        .expect_err("unknown subnet");
+    assert_eq!(
+        (e.kind, e.code.as_deref()),
+        (ErrorKind::NotFound, Some("InvalidSubnetID.NotFound"))
+    );
+    assert!(e.request_id.is_some());
+
+    let request = SecurityGroupRequest {
+        name: naming::security_group_name(&o.uid),
+        description: "d".into(),
+        vpc_id: "vpc-0123456789abcdef0".into(),
+        tags: tags.clone(),
+    };
+    cloud.create_security_group(&request).await.expect("create");
+    let e = cloud
+        .create_security_group(&request)
+        .await
+        .expect_err("same name");
+    assert_eq!(
+        (e.kind, e.code.as_deref()),
+        (ErrorKind::Conflict, Some("InvalidGroup.Duplicate"))
+    );
+
+    let mut fs = FileSystemRequest {
+        client_token: naming::file_system_token(&o.uid),
+        deployment_type: DeploymentType::Persistent2,
+        storage_capacity_gib: 1200,
+        per_unit_storage_throughput: None,
+        subnet_id: SUBNET.into(),
+        security_group_ids: vec![],
+        kms_key_id: None,
+        lz4_compression: false,
+        automatic_backup_retention_days: None,
+        weekly_maintenance_start_time: None,
+        file_system_type_version: "2.15".into(),
+        tags,
+    };
+    let e = cloud
+        .create_file_system(&fs)
+        .await
+        .expect_err("no throughput");
+    assert_eq!(e.code.as_deref(), Some("InvalidPerUnitStorageThroughput"));
+    fs.per_unit_storage_throughput = Some(250);
+    fs.storage_capacity_gib = 3600;
+    let e = cloud.create_file_system(&fs).await.expect_err("bad size");
+    assert_eq!(
+        (e.kind, e.code.as_deref()),
+        (ErrorKind::InvalidRequest, Some("BadRequest"))
+    );
+    fs.security_group_ids = vec!["sg-00000000000000bad".into()];
+    fs.storage_capacity_gib = 1200;
+    let e = cloud.create_file_system(&fs).await.expect_err("bad sg");
+    assert_eq!(e.code.as_deref(), Some("InvalidNetworkSettings"));
+    fs.security_group_ids = vec![];
+    let created = cloud.create_file_system(&fs).await.expect("valid");
+    fs.storage_capacity_gib = 2400;
+    let e = cloud
+        .create_file_system(&fs)
+        .await
+        .expect_err("token reuse");
+    assert_eq!(
+        (e.kind, e.code.as_deref()),
+        (ErrorKind::Conflict, Some("IncompatibleParameterError"))
+    );
+
+    // FAILED with details, as AWS reports them.
+    assert!(sim.fail_file_system(&created.id, "KMS key is disabled"));
+    let failed = cloud
+        .describe_file_systems(std::slice::from_ref(&created.id))
+        .await
+        .expect("describe");
+    assert!(failed[0].lifecycle.is_failed());
+    assert_eq!(
+        failed[0].failure_message.as_deref(),
+        Some("KMS key is disabled")
+    );
+
+    // A vanished id among many does not fail the batch.
+    let found = cloud
+        .describe_file_systems(&[created.id.clone(), "fs-0000000000000dead".into()])
+        .await
+        .expect("fallback");
+    assert_eq!(found.len(), 1);
+}
+
+#[tokio::test]
+async fn resize_goes_updating_then_available_with_the_new_size() {
+    let (_sim, url, _stop) = start(SimConfig {
+        timing: fast_timing(),
+        ..SimConfig::default()
+    })
+    .await;
+    let cloud = adapter(&url, 3).await;
+    let o = owner();
+    let fs = cloud
+        .create_file_system(&FileSystemRequest {
+            client_token: naming::file_system_token(&o.uid),
+            deployment_type: DeploymentType::Persistent2,
+            storage_capacity_gib: 1200,
+            per_unit_storage_throughput: Some(125),
+            subnet_id: SUBNET.into(),
+            security_group_ids: vec![],
+            kms_key_id: None,
+            lz4_compression: false,
+            automatic_backup_retention_days: Some(7),
+            weekly_maintenance_start_time: None,
+            file_system_type_version: "2.15".into(),
+            tags: Default::default(),
+        })
+        .await
+        .expect("create");
+    let e = cloud
+        .update_file_system(
+            &fs.id,
+            &FileSystemUpdate {
+                storage_capacity_gib: Some(2400),
+                per_unit_storage_throughput: None,
+            },
+        )
+        .await
+        .expect_err("not while CREATING");
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    wait_for("AVAILABLE", Duration::from_secs(20), || async {
+        let f = cloud
+            .describe_file_systems(std::slice::from_ref(&fs.id))
+            .await
+            .ok()?;
+        (f[0].lifecycle == Lifecycle::Available).then_some(())
+    })
+    .await;
+    let e = cloud
+        .update_file_system(
+            &fs.id,
+            &FileSystemUpdate {
+                storage_capacity_gib: Some(3600),
+                per_unit_storage_throughput: None,
+            },
+        )
+        .await
+        .expect_err("not a multiple of 2400");
+    assert_eq!(e.code.as_deref(), Some("BadRequest"));
+    let updating = cloud
+        .update_file_system(
+            &fs.id,
+            &FileSystemUpdate {
+                storage_capacity_gib: Some(2400),
+                per_unit_storage_throughput: Some(500),
+            },
+        )
+        .await
+        .expect("grow");
+    assert_eq!(updating.lifecycle, Lifecycle::Updating);
+    assert!(updating.update_in_progress);
+    let done = wait_for("resized", Duration::from_secs(20), || async {
+        let f = cloud
+            .describe_file_systems(std::slice::from_ref(&fs.id))
+            .await
+            .ok()?;
+        f.into_iter().find(|f| f.lifecycle == Lifecycle::Available)
+    })
+    .await;
+    assert_eq!(
+        (done.storage_capacity_gib, done.per_unit_storage_throughput),
+        (2400, Some(500))
+    );
+    assert!(!done.update_in_progress);
+    cloud
+        .delete_file_system(
+            &fs.id,
+            &FileSystemDeletion {
+                final_backup_tags: Some([("reason".to_string(), "final".to_string())].into()),
+            },
+        )
+        .await
+        .expect("delete with final backup");
+}
