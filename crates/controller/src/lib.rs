@@ -1,0 +1,7 @@
+//! The LustreWorkspace controller: decides the next step from the spec and what was observed
+//! ([`plan`]), builds the Kubernetes objects ([`builders`]), and computes the status to
+//! write ([`status`]).
+
+pub mod builders;
+pub mod plan;
+pub mod status;

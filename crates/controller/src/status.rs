@@ -1,0 +1,386 @@
+//! The status a workspace should show, computed from what was observed, the step decided and
+//! the error of the last AWS call: `phase`, `Ready` plus one condition per part, ids. Pure;
+//! `lastTransitionTime` moves only when a condition's status changes, and the reconciler
+//! writes nothing when the result equals the current status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use lustre_api::constants::{condition as ctype, reason};
+use lustre_api::validation::{effective_deployment_type, summarize};
+use lustre_api::{DataRepositoryStatus, LustreWorkspace, LustreWorkspaceStatus, Phase};
+use lustre_cloud::{CloudError, ErrorKind, Lifecycle, lustre_ingress};
+
+use crate::plan::{
+    Action, ClassLookup, Inputs, Wait, association_matches, claim_name, client_peers,
+};
+
+/// One condition before timestamps: status, reason, message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cond {
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn yes(reason: &'static str, message: impl Into<String>) -> Cond {
+    Cond {
+        status: true,
+        reason,
+        message: message.into(),
+    }
+}
+
+fn no(reason: &'static str, message: impl Into<String>) -> Cond {
+    Cond {
+        status: false,
+        reason,
+        message: message.into(),
+    }
+}
+
+/// The reason and words for a failed AWS call.
+pub fn error_reason(e: &CloudError) -> &'static str {
+    match e.kind {
+        ErrorKind::AccessDenied => reason::ACCESS_DENIED,
+        ErrorKind::LimitExceeded => reason::LIMIT_EXCEEDED,
+        ErrorKind::InvalidRequest | ErrorKind::Conflict => reason::AWS_REJECTED,
+        _ => reason::AWS_RETRYING,
+    }
+}
+
+fn security_group_condition(i: &Inputs, action: &Action) -> Cond {
+    let ClassLookup::Found(class) = i.class else {
+        return no(reason::WAITING, "waiting for the class");
+    };
+    if i.workspace.spec.file_system_id.is_some() || !class.spec.security_group.managed {
+        return yes(
+            reason::NOT_MANAGED,
+            "the class does not ask for a managed security group",
+        );
+    }
+    match (i.aws.security_group, action) {
+        (Some(sg), _) => {
+            let expected = lustre_ingress(&sg.id, &client_peers(class));
+            if expected.iter().all(|r| sg.ingress.contains(r)) {
+                yes(
+                    reason::READY,
+                    format!(
+                        "{} allows TCP 988 and 1018-1023 from itself and the class's clients",
+                        sg.id
+                    ),
+                )
+            } else {
+                no(
+                    reason::CREATING,
+                    format!("opening the Lustre ports on {}", sg.id),
+                )
+            }
+        }
+        (None, Action::LookUpVpc { .. } | Action::CreateSecurityGroup { .. }) => {
+            no(reason::CREATING, "creating the security group")
+        }
+        (None, _) => no(
+            reason::WAITING,
+            "waiting for a valid spec before creating the security group",
+        ),
+    }
+}
+
+fn file_system_condition(i: &Inputs, action: &Action) -> Cond {
+    let Some(fs) = i.aws.file_system else {
+        return match action {
+            Action::CreateFileSystem(_) => no(reason::CREATING, "creating the file system"),
+            Action::AdoptionRefused(m) => no(reason::ADOPTION_REFUSED, m.clone()),
+            _ => no(reason::WAITING, "waiting for earlier steps"),
+        };
+    };
+    match &fs.lifecycle {
+        l if l.is_failed() => no(
+            reason::FILE_SYSTEM_FAILED,
+            fs.failure_message
+                .clone()
+                .unwrap_or_else(|| format!("{} is {}", fs.id, l.as_str())),
+        ),
+        Lifecycle::Creating => no(
+            reason::CREATING,
+            format!("{} is CREATING (usually 5-15 minutes)", fs.id),
+        ),
+        Lifecycle::Updating => no(reason::UPDATING, format!("{} is UPDATING", fs.id)),
+        Lifecycle::Deleting => no(reason::DELETING, format!("{} is DELETING", fs.id)),
+        _ if matches!(action, Action::UpdateFileSystem { .. }) || fs.update_in_progress => {
+            no(reason::UPDATING, format!("{} is being updated", fs.id))
+        }
+        _ => yes(
+            reason::READY,
+            format!(
+                "{} is {} with {} GiB",
+                fs.id,
+                fs.lifecycle.as_str(),
+                fs.storage_capacity_gib
+            ),
+        ),
+    }
+}
+
+fn repositories_condition(i: &Inputs) -> Cond {
+    let desired = &i.workspace.spec.data_repositories;
+    if desired.is_empty() {
+        return yes(reason::NONE_REQUESTED, "no data repositories requested");
+    }
+    let Some(fs) = i.aws.file_system else {
+        return no(reason::WAITING, "waiting for the file system");
+    };
+    let mut linked = 0;
+    for r in desired {
+        match i
+            .aws
+            .associations
+            .iter()
+            .find(|a| a.file_system_id == fs.id && association_matches(a, r))
+        {
+            Some(a) if a.lifecycle.is_failed() => {
+                return no(
+                    reason::DATA_REPOSITORY_FAILED,
+                    format!(
+                        "{}: {}",
+                        r.name,
+                        a.failure_message
+                            .clone()
+                            .unwrap_or_else(|| a.lifecycle.as_str().to_string())
+                    ),
+                );
+            }
+            Some(a) if a.lifecycle == Lifecycle::Available => linked += 1,
+            _ => {}
+        }
+    }
+    if linked == desired.len() {
+        yes(
+            reason::READY,
+            format!(
+                "{linked} data repositor{} linked",
+                if linked == 1 { "y" } else { "ies" }
+            ),
+        )
+    } else if fs.lifecycle == Lifecycle::Available {
+        no(
+            reason::CREATING,
+            format!("{linked} of {} data repositories linked", desired.len()),
+        )
+    } else {
+        no(reason::WAITING, "waiting for the file system")
+    }
+}
+
+fn volume_condition(i: &Inputs) -> Cond {
+    let claim = claim_name(i.workspace);
+    match &i.kube.claim {
+        Some(c) if c.bound => yes(reason::READY, format!("claim {claim} is bound")),
+        Some(_) => no(
+            reason::CREATING,
+            format!("claim {claim} is waiting to bind"),
+        ),
+        None if i.kube.volume.is_some() => no(reason::CREATING, "creating the claim"),
+        None => no(
+            reason::WAITING,
+            "waiting for the file system and its data repositories",
+        ),
+    }
+}
+
+/// The five conditions (Ready first) and the phase.
+pub fn conditions(
+    i: &Inputs,
+    action: &Action,
+    error: Option<&CloudError>,
+    deleting: bool,
+) -> (Vec<(&'static str, Cond)>, Phase) {
+    let parts = [
+        (
+            ctype::SECURITY_GROUP_READY,
+            security_group_condition(i, action),
+        ),
+        (ctype::FILE_SYSTEM_READY, file_system_condition(i, action)),
+        (ctype::DATA_REPOSITORIES_READY, repositories_condition(i)),
+        (ctype::VOLUME_READY, volume_condition(i)),
+    ];
+    let (ready, phase) = if deleting {
+        match action {
+            Action::Wait(Wait::ClaimInUse) => (
+                no(
+                    reason::CLAIM_IN_USE,
+                    format!(
+                        "deleting: claim {} is still used by pods; delete them to continue",
+                        claim_name(i.workspace)
+                    ),
+                ),
+                Phase::Deleting,
+            ),
+            _ => (
+                no(
+                    reason::DELETING,
+                    format!("deleting: {}", crate::plan::describe(action)),
+                ),
+                Phase::Deleting,
+            ),
+        }
+    } else if let Some(e) = error {
+        let phase = if e.kind.is_retryable() {
+            Phase::Provisioning
+        } else {
+            Phase::Failed
+        };
+        (no(error_reason(e), e.to_string()), phase)
+    } else {
+        match action {
+            Action::Ready => (
+                yes(
+                    reason::READY,
+                    format!(
+                        "claim {} is bound: mount it in your pods",
+                        claim_name(i.workspace)
+                    ),
+                ),
+                Phase::Ready,
+            ),
+            Action::ClassMissing(name) if name.is_empty() => (
+                no(
+                    reason::CLASS_NOT_FOUND,
+                    "no className given and no LustreWorkspaceClass is marked default",
+                ),
+                Phase::Pending,
+            ),
+            Action::ClassMissing(name) => (
+                no(
+                    reason::CLASS_NOT_FOUND,
+                    format!("LustreWorkspaceClass {name} does not exist"),
+                ),
+                Phase::Pending,
+            ),
+            Action::Invalid(v) => (no(reason::INVALID_SPEC, summarize(v)), Phase::Failed),
+            Action::AdoptionRefused(m) => (no(reason::ADOPTION_REFUSED, m.clone()), Phase::Failed),
+            Action::FileSystemFailed(m) => {
+                (no(reason::FILE_SYSTEM_FAILED, m.clone()), Phase::Failed)
+            }
+            Action::AssociationFailed { name, message } => (
+                no(reason::DATA_REPOSITORY_FAILED, format!("{name}: {message}")),
+                Phase::Failed,
+            ),
+            other => {
+                let first = parts
+                    .iter()
+                    .find(|(_, c)| !c.status)
+                    .map(|(_, c)| c.clone());
+                let (why, message) = first
+                    .map(|c| (c.reason, c.message))
+                    .unwrap_or((reason::CREATING, crate::plan::describe(other)));
+                let was_ready = i
+                    .workspace
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.ready_time.is_some());
+                let phase = if was_ready {
+                    Phase::Updating
+                } else {
+                    Phase::Provisioning
+                };
+                (no(why, message), phase)
+            }
+        }
+    };
+    let mut all = vec![(ctype::READY, ready)];
+    all.extend(parts);
+    (all, phase)
+}
+
+/// The full status to write, keeping `lastTransitionTime` of unchanged conditions and the
+/// first-Ready time.
+pub fn desired_status(
+    i: &Inputs,
+    action: &Action,
+    error: Option<&CloudError>,
+    deleting: bool,
+    now: &Time,
+) -> LustreWorkspaceStatus {
+    let ws: &LustreWorkspace = i.workspace;
+    let previous = ws.status.clone().unwrap_or_default();
+    let generation = ws.metadata.generation;
+    let (conds, phase) = conditions(i, action, error, deleting);
+    let conditions = conds
+        .into_iter()
+        .map(|(kind, c)| {
+            let status = if c.status { "True" } else { "False" };
+            let since = previous
+                .conditions
+                .iter()
+                .find(|p| p.type_ == kind && p.status == status)
+                .map(|p| p.last_transition_time.clone())
+                .unwrap_or_else(|| now.clone());
+            Condition {
+                type_: kind.to_string(),
+                status: status.to_string(),
+                reason: c.reason.to_string(),
+                message: c.message,
+                last_transition_time: since,
+                observed_generation: generation,
+            }
+        })
+        .collect();
+    let class = match i.class {
+        ClassLookup::Found(c) => Some(c),
+        _ => None,
+    };
+    let fs = i.aws.file_system;
+    let data_repositories = ws
+        .spec
+        .data_repositories
+        .iter()
+        .map(|r| {
+            let a = fs.and_then(|fs| {
+                i.aws
+                    .associations
+                    .iter()
+                    .find(|a| a.file_system_id == fs.id && association_matches(a, r))
+            });
+            DataRepositoryStatus {
+                name: r.name.clone(),
+                association_id: a.map(|a| a.id.clone()),
+                lifecycle: a.map(|a| a.lifecycle.as_str().to_string()),
+                message: a.and_then(|a| a.failure_message.clone()),
+            }
+        })
+        .collect();
+    let ready_time = previous
+        .ready_time
+        .clone()
+        .or_else(|| matches!(action, Action::Ready).then(|| now.clone()));
+    LustreWorkspaceStatus {
+        phase: Some(phase),
+        observed_generation: generation,
+        conditions,
+        class_name: class
+            .and_then(|c| c.metadata.name.clone())
+            .or(previous.class_name),
+        deployment_type: class
+            .map(|c| effective_deployment_type(&ws.spec, &c.spec))
+            .or(previous.deployment_type),
+        // Ids stay when a part was not observed this time (a crash must not lose them).
+        file_system_id: fs.map(|f| f.id.clone()).or(previous.file_system_id),
+        lifecycle: fs.map(|f| f.lifecycle.as_str().to_string()),
+        dns_name: fs.and_then(|f| f.dns_name.clone()),
+        mount_name: fs.and_then(|f| f.mount_name.clone()),
+        storage_capacity_gib: fs.map(|f| f.storage_capacity_gib),
+        security_group_id: i
+            .aws
+            .security_group
+            .map(|s| s.id.clone())
+            .or(previous.security_group_id),
+        volume_name: i
+            .kube
+            .volume
+            .as_ref()
+            .map(|_| crate::builders::volume_name(ws)),
+        claim_name: i.kube.claim.as_ref().map(|_| claim_name(ws)),
+        data_repositories,
+        ready_time,
+    }
+}

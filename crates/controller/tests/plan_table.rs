@@ -1,0 +1,822 @@
+//! The decision function as a table: every row of a workspace's life, including the
+//! half-done states a crash leaves behind.
+
+use std::collections::BTreeMap;
+
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
+use lustre_cloud::naming;
+use lustre_cloud::*;
+use lustre_controller::plan::*;
+
+const UID: &str = "5b1d8e2a-7c3f-4a9e-b6d0-1f2e3a4b5c6d";
+
+fn class(extra: &str) -> LustreWorkspaceClass {
+    serde_yaml::from_str(&format!(
+        r#"
+apiVersion: workspaces.lustre.dev/v1alpha1
+kind: LustreWorkspaceClass
+metadata: {{name: standard}}
+spec:
+  subnetId: subnet-0123456789abcdef0
+  securityGroup: {{clientSecurityGroupIds: [sg-0123456789abcdef0], clientCidrs: [10.0.0.0/16]}}
+  allowedDataRepositories: ["s3://ml-datasets/", "s3://ml-results/"]
+  allowedNamespaces: {{matchLabels: {{lustre: enabled}}}}
+  tags: {{team: ml}}
+{extra}"#
+    ))
+    .expect("class")
+}
+
+fn unmanaged_class() -> LustreWorkspaceClass {
+    let mut c = class("  kmsKeyId: alias/fsx\n");
+    c.spec.security_group.managed = false;
+    c.spec.security_group.additional_security_group_ids = vec!["sg-0123456789abcdef1".into()];
+    c
+}
+
+fn workspace(spec: &str) -> LustreWorkspace {
+    let mut ws: LustreWorkspace = serde_yaml::from_str(&format!(
+        "apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreWorkspace\nmetadata: {{name: train, namespace: ml}}\nspec:\n{}",
+        spec.lines().map(|l| format!("  {l}\n")).collect::<String>()
+    ))
+    .expect("workspace");
+    ws.metadata.uid = Some(UID.into());
+    ws
+}
+
+const TWO_REPOS: &str = "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 2400\nperUnitStorageThroughput: 250\nfinalBackupOnDelete: true\ndataRepositories:\n- {name: datasets, s3Path: s3://ml-datasets/imagenet/, fileSystemPath: /datasets, autoImport: [NEW]}\n- {name: results, s3Path: s3://ml-results/, fileSystemPath: /results}";
+
+fn labels() -> BTreeMap<String, String> {
+    [("lustre".to_string(), "enabled".to_string())].into()
+}
+
+fn sg(rules: usize) -> SecurityGroup {
+    let all = lustre_ingress(
+        "sg-0000000000000000a",
+        &[
+            Peer::Group("sg-0123456789abcdef0".into()),
+            Peer::Cidr("10.0.0.0/16".into()),
+        ],
+    );
+    SecurityGroup {
+        id: "sg-0000000000000000a".into(),
+        name: naming::security_group_name(UID),
+        vpc_id: "vpc-1".into(),
+        tags: Tags::new(),
+        ingress: all.into_iter().take(rules).collect(),
+    }
+}
+
+fn fs(lifecycle: Lifecycle, capacity: i32) -> FileSystem {
+    FileSystem {
+        id: "fs-0123456789abcdef0".into(),
+        arn: "arn:aws:fsx:us-east-1:1:file-system/fs-0123456789abcdef0".into(),
+        lifecycle,
+        failure_message: None,
+        dns_name: Some("fs-0123456789abcdef0.fsx.us-east-1.amazonaws.com".into()),
+        mount_name: Some("abcdef12".into()),
+        storage_capacity_gib: capacity,
+        deployment_type: DeploymentType::Persistent2,
+        per_unit_storage_throughput: Some(250),
+        subnet_id: None,
+        vpc_id: None,
+        network_interface_ids: vec![],
+        file_system_type_version: Some("2.15".into()),
+        tags: naming::owner_tags(
+            &naming::Owner {
+                namespace: "ml".into(),
+                name: "train".into(),
+                uid: UID.into(),
+                class: "standard".into(),
+            },
+            &Tags::new(),
+            &Tags::new(),
+        ),
+        update_in_progress: false,
+    }
+}
+
+fn dra(
+    id: &str,
+    path: &str,
+    s3: &str,
+    import: Vec<S3Event>,
+    lifecycle: Lifecycle,
+) -> DataRepositoryAssociation {
+    DataRepositoryAssociation {
+        id: id.into(),
+        file_system_id: "fs-0123456789abcdef0".into(),
+        file_system_path: path.into(),
+        data_repository_path: s3.into(),
+        lifecycle,
+        failure_message: None,
+        auto_import: import,
+        auto_export: vec![],
+        tags: Tags::new(),
+    }
+}
+
+fn both_dras(l: Lifecycle) -> Vec<DataRepositoryAssociation> {
+    vec![
+        dra(
+            "dra-1",
+            "/datasets",
+            "s3://ml-datasets/imagenet/",
+            vec![S3Event::New],
+            l.clone(),
+        ),
+        dra("dra-2", "/results", "s3://ml-results/", vec![], l),
+    ]
+}
+
+fn bound() -> KubeView {
+    KubeView {
+        storage_class: true,
+        volume: Some(VolumeView {
+            capacity_gib: 2400,
+            file_system_id: "fs-0123456789abcdef0".into(),
+        }),
+        claim: Some(ClaimView {
+            bound: true,
+            deleting: false,
+        }),
+    }
+}
+
+/// One row: a description, the inputs, and a check of the action.
+struct Row {
+    name: &'static str,
+    ws: LustreWorkspace,
+    class: Option<LustreWorkspaceClass>,
+    vpc: Option<&'static str>,
+    sg: Option<SecurityGroup>,
+    fs: Option<FileSystem>,
+    dras: Vec<DataRepositoryAssociation>,
+    kube: KubeView,
+    delete: bool,
+    expect: fn(&Action) -> bool,
+}
+
+fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
+    Row {
+        name,
+        ws: workspace(TWO_REPOS),
+        class: Some(class("")),
+        vpc: Some("vpc-1"),
+        sg: Some(sg(6)),
+        fs: Some(fs(Lifecycle::Available, 2400)),
+        dras: both_dras(Lifecycle::Available),
+        kube: bound(),
+        delete: false,
+        expect,
+    }
+}
+
+fn run(r: &Row) -> Action {
+    let labels = labels();
+    let inputs = Inputs {
+        workspace: &r.ws,
+        class: match &r.class {
+            Some(c) => ClassLookup::Found(c),
+            None => ClassLookup::Missing("standard"),
+        },
+        namespace_labels: &labels,
+        aws: AwsView {
+            vpc_id: r.vpc,
+            security_group: r.sg.as_ref(),
+            file_system: r.fs.as_ref(),
+            associations: &r.dras,
+        },
+        kube: &r.kube,
+    };
+    if r.delete {
+        next_cleanup_action(&inputs)
+    } else {
+        next_action(&inputs)
+    }
+}
+
+#[test]
+fn the_lifecycle_table() {
+    let failed_fs = {
+        let mut f = fs(Lifecycle::Failed, 2400);
+        f.failure_message = Some("The subnet has no free IP addresses".into());
+        f
+    };
+    let foreign_fs = {
+        let mut f = fs(Lifecycle::Available, 2400);
+        f.tags.insert(
+            lustre_api::constants::tags::UID.into(),
+            "someone-else".into(),
+        );
+        f
+    };
+    let free_fs = {
+        let mut f = fs(Lifecycle::Available, 2400);
+        f.tags.clear();
+        f
+    };
+    let rows: Vec<Row> = vec![
+        // Create.
+        Row {
+            class: None,
+            ..row(
+                "class missing",
+                |a| matches!(a, Action::ClassMissing(n) if n == "standard"),
+            )
+        },
+        Row {
+            ws: workspace("storageCapacityGiB: 3600"),
+            ..row(
+                "invalid size: no AWS step",
+                |a| matches!(a, Action::Invalid(v) if v[0].field == "spec.storageCapacityGiB"),
+            )
+        },
+        Row {
+            ws: workspace(
+                "storageCapacityGiB: 1200\ndataRepositories: [{name: x, s3Path: s3://elsewhere/, fileSystemPath: /x}]",
+            ),
+            ..row(
+                "S3 outside the allow-list",
+                |a| matches!(a, Action::Invalid(v) if v[0].field == "spec.dataRepositories[0].s3Path"),
+            )
+        },
+        Row {
+            sg: None,
+            vpc: None,
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "fresh: look up the VPC",
+                |a| matches!(a, Action::LookUpVpc { subnet_id } if subnet_id == "subnet-0123456789abcdef0"),
+            )
+        },
+        Row {
+            sg: None,
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "VPC known: create the group",
+                |a| matches!(a, Action::CreateSecurityGroup { vpc_id } if vpc_id == "vpc-1"),
+            )
+        },
+        Row {
+            sg: Some(sg(0)),
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "group without rules",
+                |a| matches!(a, Action::AuthorizeRules { rules, .. } if rules.len() == 6),
+            )
+        },
+        Row {
+            sg: Some(sg(4)),
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "crash between rules: only the missing ones",
+                |a| matches!(a, Action::AuthorizeRules { rules, .. } if rules.len() == 2),
+            )
+        },
+        Row {
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row("group ready: create the file system", |a| {
+                matches!(a, Action::CreateFileSystem(r)
+            if r.client_token == naming::file_system_token(UID)
+            && r.security_group_ids == ["sg-0000000000000000a"]
+            && r.file_system_type_version == "2.15"
+            && r.per_unit_storage_throughput == Some(250)
+            && r.tags.get("team").map(String::as_str) == Some("ml")
+            && naming::owner_uid(&r.tags) == Some(UID))
+            })
+        },
+        Row {
+            class: Some(unmanaged_class()),
+            sg: None,
+            vpc: None,
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "unmanaged group: straight to the file system",
+                |a| matches!(a, Action::CreateFileSystem(r) if r.security_group_ids == ["sg-0123456789abcdef1"] && r.kms_key_id.as_deref() == Some("alias/fsx")),
+            )
+        },
+        Row {
+            fs: Some(fs(Lifecycle::Creating, 2400)),
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row("creating: wait for the poller", |a| {
+                *a == Action::Wait(Wait::FileSystemCreating)
+            })
+        },
+        Row {
+            fs: Some(failed_fs),
+            dras: vec![],
+            ..row(
+                "FAILED: terminal with AWS's words",
+                |a| matches!(a, Action::FileSystemFailed(m) if m.contains("no free IP")),
+            )
+        },
+        Row {
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "available: link both repositories",
+                |a| matches!(a, Action::CreateAssociations(r) if r.len() == 2 && r[0].file_system_path == "/datasets" && r[0].auto_import == [S3Event::New]),
+            )
+        },
+        Row {
+            dras: both_dras(Lifecycle::Available)
+                .into_iter()
+                .take(1)
+                .collect(),
+            kube: KubeView::default(),
+            ..row(
+                "crash mid-linking: only the missing one",
+                |a| matches!(a, Action::CreateAssociations(r) if r.len() == 1 && r[0].file_system_path == "/results"),
+            )
+        },
+        Row {
+            dras: both_dras(Lifecycle::Creating),
+            kube: KubeView::default(),
+            ..row("associations creating", |a| {
+                *a == Action::Wait(Wait::Associations)
+            })
+        },
+        Row {
+            dras: both_dras(Lifecycle::Failed),
+            ..row(
+                "association failed",
+                |a| matches!(a, Action::AssociationFailed { name, .. } if name == "datasets"),
+            )
+        },
+        Row {
+            kube: KubeView::default(),
+            ..row("AWS done: StorageClass", |a| {
+                *a == Action::ApplyStorageClass
+            })
+        },
+        Row {
+            kube: KubeView {
+                storage_class: true,
+                ..KubeView::default()
+            },
+            ..row("then the volume", |a| *a == Action::ApplyVolume)
+        },
+        Row {
+            kube: KubeView {
+                volume: Some(VolumeView {
+                    capacity_gib: 1200,
+                    file_system_id: "fs-0123456789abcdef0".into(),
+                }),
+                ..bound()
+            },
+            ..row("volume with the old size", |a| *a == Action::ApplyVolume)
+        },
+        Row {
+            kube: KubeView {
+                claim: None,
+                ..bound()
+            },
+            ..row("crash between PV and PVC: the claim", |a| {
+                *a == Action::ApplyClaim
+            })
+        },
+        Row {
+            kube: KubeView {
+                claim: Some(ClaimView {
+                    bound: false,
+                    deleting: false,
+                }),
+                ..bound()
+            },
+            ..row("claim not bound yet", |a| {
+                *a == Action::Wait(Wait::ClaimBinding)
+            })
+        },
+        row("everything in place", |a| *a == Action::Ready),
+        // Update.
+        Row {
+            ws: workspace(&TWO_REPOS.replace("2400", "4800")),
+            ..row(
+                "scale up",
+                |a| matches!(a, Action::UpdateFileSystem { update, .. } if update.storage_capacity_gib == Some(4800) && update.per_unit_storage_throughput.is_none()),
+            )
+        },
+        Row {
+            ws: workspace(&TWO_REPOS.replace("250", "500")),
+            ..row(
+                "throughput change",
+                |a| matches!(a, Action::UpdateFileSystem { update, .. } if update.per_unit_storage_throughput == Some(500)),
+            )
+        },
+        Row {
+            ws: workspace(&TWO_REPOS.replace("2400", "4800")),
+            fs: Some(fs(Lifecycle::Updating, 2400)),
+            ..row("updating: wait", |a| {
+                *a == Action::Wait(Wait::FileSystemUpdating)
+            })
+        },
+        Row {
+            ws: workspace(&TWO_REPOS.replace("2400", "1200")),
+            ..row(
+                "spec below the file system: refused",
+                |a| matches!(a, Action::Invalid(v) if v[0].message.contains("may only grow")),
+            )
+        },
+        Row {
+            ws: workspace(
+                TWO_REPOS
+                    .split("\n- {name: results")
+                    .next()
+                    .unwrap_or_default(),
+            ),
+            ..row("repository removed: unlink it", |a| {
+                *a == Action::DeleteAssociations(vec!["dra-2".into()])
+            })
+        },
+        Row {
+            ws: workspace(&TWO_REPOS.replace("s3://ml-results/", "s3://ml-results/v2/")),
+            ..row("repository changed: unlink before relinking", |a| {
+                *a == Action::DeleteAssociations(vec!["dra-2".into()])
+            })
+        },
+        // Adopt.
+        Row {
+            ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
+            fs: None,
+            dras: vec![],
+            ..row(
+                "adopt: not found",
+                |a| matches!(a, Action::AdoptionRefused(m) if m.contains("not found")),
+            )
+        },
+        Row {
+            ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
+            fs: Some(foreign_fs),
+            dras: vec![],
+            ..row(
+                "adopt: owned by another workspace",
+                |a| matches!(a, Action::AdoptionRefused(m) if m.contains("another workspace")),
+            )
+        },
+        Row {
+            ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
+            sg: None,
+            vpc: None,
+            fs: Some(free_fs),
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row("adopt: no group, no create", |a| {
+                *a == Action::ApplyStorageClass
+            })
+        },
+        // Delete.
+        Row {
+            delete: true,
+            ..row("delete: claim first", |a| *a == Action::DeleteClaim)
+        },
+        Row {
+            delete: true,
+            kube: KubeView {
+                claim: Some(ClaimView {
+                    bound: true,
+                    deleting: true,
+                }),
+                ..bound()
+            },
+            ..row("pods still mount it", |a| {
+                *a == Action::Wait(Wait::ClaimInUse)
+            })
+        },
+        Row {
+            delete: true,
+            kube: KubeView {
+                claim: None,
+                ..bound()
+            },
+            ..row("then the volume", |a| *a == Action::DeleteVolume)
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            ..row("then the associations", |a| {
+                *a == Action::DeleteAssociations(vec!["dra-1".into(), "dra-2".into()])
+            })
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            dras: both_dras(Lifecycle::Deleting),
+            ..row("associations going", |a| {
+                *a == Action::Wait(Wait::Associations)
+            })
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            dras: vec![],
+            ..row("then the file system with a final backup", |a| {
+                matches!(
+                    a,
+                    Action::DeleteFileSystem {
+                        final_backup: true,
+                        ..
+                    }
+                )
+            })
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            dras: vec![],
+            fs: Some(fs(Lifecycle::Creating, 2400)),
+            ..row("deleted while creating: wait", |a| {
+                *a == Action::Wait(Wait::FileSystemCreating)
+            })
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            dras: vec![],
+            fs: Some(fs(Lifecycle::Deleting, 2400)),
+            ..row("file system going", |a| {
+                *a == Action::Wait(Wait::FileSystemDeleting)
+            })
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            dras: vec![],
+            fs: None,
+            ..row(
+                "then the group",
+                |a| matches!(a, Action::DeleteSecurityGroup { id } if id == "sg-0000000000000000a"),
+            )
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            dras: vec![],
+            fs: None,
+            sg: None,
+            ..row("nothing left", |a| *a == Action::Finished)
+        },
+        Row {
+            delete: true,
+            class: None,
+            kube: KubeView::default(),
+            dras: vec![],
+            ..row("class deleted meanwhile: still cleans up", |a| {
+                matches!(a, Action::DeleteFileSystem { .. })
+            })
+        },
+        Row {
+            delete: true,
+            sg: None,
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ws: workspace("storageCapacityGiB: 1200"),
+            ..row("create never got far", |a| *a == Action::Finished)
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            ws: workspace(&format!("{TWO_REPOS}\ndeletionPolicy: Retain")),
+            ..row("Retain: tag and keep", |a| {
+                matches!(a, Action::TagRetained { .. })
+            })
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
+            sg: None,
+            dras: vec![
+                {
+                    let mut d = dra("dra-9", "/other", "s3://x/", vec![], Lifecycle::Available);
+                    d.tags = fs(Lifecycle::Available, 1).tags;
+                    d
+                },
+                dra(
+                    "dra-foreign",
+                    "/theirs",
+                    "s3://y/",
+                    vec![],
+                    Lifecycle::Available,
+                ),
+            ],
+            ..row(
+                "adopted: unlink only ours, never delete the file system",
+                |a| *a == Action::DeleteAssociations(vec!["dra-9".into()]),
+            )
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
+            sg: None,
+            dras: vec![],
+            ..row("adopted: done without touching it", |a| {
+                *a == Action::Finished
+            })
+        },
+    ];
+    let mut failures = Vec::new();
+    for r in &rows {
+        let action = run(r);
+        if !(r.expect)(&action) {
+            failures.push(format!("{}: got {action:?}", r.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows wrong:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
+    println!("plan table: {} rows", rows.len());
+}
+
+fn status_for(
+    r: &Row,
+    error: Option<&CloudError>,
+    at: &str,
+) -> (Action, lustre_api::LustreWorkspaceStatus) {
+    let labels = labels();
+    let inputs = Inputs {
+        workspace: &r.ws,
+        class: match &r.class {
+            Some(c) => ClassLookup::Found(c),
+            None => ClassLookup::Missing("standard"),
+        },
+        namespace_labels: &labels,
+        aws: AwsView {
+            vpc_id: r.vpc,
+            security_group: r.sg.as_ref(),
+            file_system: r.fs.as_ref(),
+            associations: &r.dras,
+        },
+        kube: &r.kube,
+    };
+    let action = if r.delete {
+        next_cleanup_action(&inputs)
+    } else {
+        next_action(&inputs)
+    };
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at.parse().expect("time"));
+    let status = lustre_controller::status::desired_status(&inputs, &action, error, r.delete, &now);
+    (action, status)
+}
+
+fn cond<'a>(
+    s: &'a lustre_api::LustreWorkspaceStatus,
+    kind: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .unwrap_or_else(|| panic!("{kind} missing"))
+}
+
+#[test]
+fn status_when_ready_names_everything_a_pod_and_gitops_need() {
+    let mut r = row("ready", |_| true);
+    r.ws.metadata.generation = Some(3);
+    let (_, s) = status_for(&r, None, "2026-11-25T10:00:00Z");
+    assert_eq!(s.phase, Some(lustre_api::Phase::Ready));
+    assert_eq!(s.observed_generation, Some(3));
+    assert_eq!(s.conditions.len(), 5);
+    assert!(
+        s.conditions
+            .iter()
+            .all(|c| c.status == "True" && c.observed_generation == Some(3)),
+        "{:#?}",
+        s.conditions
+    );
+    assert_eq!(s.conditions[0].type_, "Ready");
+    assert_eq!(s.file_system_id.as_deref(), Some("fs-0123456789abcdef0"));
+    assert_eq!(s.mount_name.as_deref(), Some("abcdef12"));
+    assert_eq!(s.claim_name.as_deref(), Some("train"));
+    assert_eq!(s.security_group_id.as_deref(), Some("sg-0000000000000000a"));
+    assert_eq!(
+        s.data_repositories[0].association_id.as_deref(),
+        Some("dra-1")
+    );
+    assert!(s.ready_time.is_some());
+
+    // Recomputed later with nothing changed: transition times stay.
+    r.ws.status = Some(s.clone());
+    let (_, again) = status_for(&r, None, "2026-11-25T11:00:00Z");
+    assert_eq!(again, s, "no change, nothing to write");
+}
+
+#[test]
+fn status_while_creating_and_after_a_failure() {
+    let r = Row {
+        fs: Some(fs(Lifecycle::Creating, 2400)),
+        dras: vec![],
+        kube: KubeView::default(),
+        ..row("creating", |_| true)
+    };
+    let (_, s) = status_for(&r, None, "2026-11-25T10:00:00Z");
+    assert_eq!(s.phase, Some(lustre_api::Phase::Provisioning));
+    let ready = cond(&s, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Creating")
+    );
+    assert!(ready.message.contains("CREATING"), "{}", ready.message);
+    assert_eq!(cond(&s, "SecurityGroupReady").status, "True");
+
+    let mut failed = fs(Lifecycle::Failed, 2400);
+    failed.failure_message = Some("The KMS key is disabled".into());
+    let r = Row {
+        fs: Some(failed),
+        dras: vec![],
+        ..row("failed", |_| true)
+    };
+    let (_, s) = status_for(&r, None, "2026-11-25T10:00:00Z");
+    assert_eq!(s.phase, Some(lustre_api::Phase::Failed));
+    let ready = cond(&s, "Ready");
+    assert_eq!(
+        (ready.reason.as_str(), ready.message.as_str()),
+        ("FileSystemFailed", "The KMS key is disabled")
+    );
+    assert_eq!(cond(&s, "FileSystemReady").reason, "FileSystemFailed");
+}
+
+#[test]
+fn status_for_invalid_specs_and_aws_errors() {
+    let r = Row {
+        ws: workspace("storageCapacityGiB: 3600\ntags: {\"aws:x\": y}"),
+        ..row("invalid", |_| true)
+    };
+    let (_, s) = status_for(&r, None, "2026-11-25T10:00:00Z");
+    let ready = cond(&s, "Ready");
+    assert_eq!(ready.reason, "InvalidSpec");
+    assert!(
+        ready.message.contains("spec.storageCapacityGiB") && ready.message.contains("spec.tags"),
+        "every violation: {}",
+        ready.message
+    );
+    assert_eq!(s.phase, Some(lustre_api::Phase::Failed));
+
+    let throttled = CloudError::new(ErrorKind::Throttled, "CreateFileSystem", "Rate exceeded");
+    let r = Row {
+        fs: None,
+        dras: vec![],
+        kube: KubeView::default(),
+        ..row("throttled", |_| true)
+    };
+    let (_, s) = status_for(&r, Some(&throttled), "2026-11-25T10:00:00Z");
+    assert_eq!(
+        (cond(&s, "Ready").reason.as_str(), s.phase),
+        ("AwsRetrying", Some(lustre_api::Phase::Provisioning))
+    );
+    let mut rejected = CloudError::new(
+        ErrorKind::InvalidRequest,
+        "CreateFileSystem",
+        "Security group sg-1 does not exist",
+    );
+    rejected.code = Some("InvalidNetworkSettings".into());
+    let (_, s) = status_for(&r, Some(&rejected), "2026-11-25T10:00:00Z");
+    let ready = cond(&s, "Ready");
+    assert_eq!(ready.reason, "AwsRejected");
+    assert!(
+        ready
+            .message
+            .contains("InvalidNetworkSettings: Security group sg-1 does not exist"),
+        "{}",
+        ready.message
+    );
+}
+
+#[test]
+fn status_while_pods_hold_the_claim() {
+    let r = Row {
+        delete: true,
+        kube: KubeView {
+            claim: Some(ClaimView {
+                bound: true,
+                deleting: true,
+            }),
+            ..bound()
+        },
+        ..row("in use", |_| true)
+    };
+    let (_, s) = status_for(&r, None, "2026-11-25T10:00:00Z");
+    assert_eq!(s.phase, Some(lustre_api::Phase::Deleting));
+    let ready = cond(&s, "Ready");
+    assert_eq!(ready.reason, "ClaimInUse");
+    assert!(ready.message.contains("still used by pods"));
+}
