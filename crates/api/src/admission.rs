@@ -30,6 +30,11 @@ pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Violati
     out
 }
 
+/// `object` with the schema's defaults filled in, as the API server stores it.
+pub fn apply_defaults(schema: &Value, object: &Value) -> Value {
+    kube::core::cel::apply_defaults(schema, object)
+}
+
 /// The structural (non-CEL) violations of `value` against `schema`.
 pub fn structural(schema: &Value, value: &Value) -> Vec<Violation> {
     let mut out = Vec::new();

@@ -13,7 +13,37 @@ pub const HEADER: &str =
 
 /// Both CRDs, workspace first.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![LustreWorkspace::crd(), LustreWorkspaceClass::crd()]
+    [LustreWorkspace::crd(), LustreWorkspaceClass::crd()]
+        .into_iter()
+        .map(|crd| {
+            let mut v = serde_json::to_value(&crd).unwrap_or_default();
+            unwrap_descriptions(&mut v);
+            serde_json::from_value(v).unwrap_or(crd)
+        })
+        .collect()
+}
+
+/// Joins the hard-wrapped lines of doc comments into paragraphs, so `kubectl explain` wraps
+/// them to the terminal instead of breaking mid-sentence.
+fn unwrap_descriptions(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                match child {
+                    serde_json::Value::String(s) if k == "description" => {
+                        *s = s
+                            .split("\n\n")
+                            .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+                            .collect::<Vec<_>>()
+                            .join("\n\n");
+                    }
+                    other => unwrap_descriptions(other),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
 }
 
 /// `(file name, YAML text)` for each CRD, as written to `deploy/crds/`.

@@ -1,4 +1,5 @@
-//! `lustre-sandbox serve`: starts the simulated AWS on 127.0.0.1 and prints where it listens.
+//! `lustre-sandbox serve`: starts the in-memory Kubernetes API server and the simulated AWS on
+//! 127.0.0.1, writes a kubeconfig, and prints where both listen.
 
 use std::net::SocketAddr;
 
@@ -6,6 +7,7 @@ use clap::{Parser, Subcommand};
 use lustre_sandbox::aws::faults::Faults;
 use lustre_sandbox::aws::state::Timing;
 use lustre_sandbox::aws::{SimAws, SimConfig};
+use lustre_sandbox::kube::KubeSandbox;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -20,12 +22,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve the simulated AWS until Ctrl-C / SIGTERM.
+    /// Serve the Kubernetes API and the simulated AWS until Ctrl-C / SIGTERM.
     Serve(Serve),
 }
 
 #[derive(Parser, Debug)]
 struct Serve {
+    /// Address of the Kubernetes API server (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    kube_addr: SocketAddr,
+    /// Write a kubeconfig for the API server here.
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
     /// Address of the simulated AWS endpoint (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     aws_addr: SocketAddr,
@@ -87,13 +95,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed: args.seed,
         page_size: args.page_size,
     });
-    let (addr, task) = sim.serve(args.aws_addr, shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let kube = KubeSandbox::new();
+    let (kube_addr, kube_task) = kube.serve(args.kube_addr, stopped(stop_rx.clone())).await?;
+    let (addr, task) = sim.serve(args.aws_addr, stopped(stop_rx)).await?;
     let url = format!("http://{addr}");
+    let kube_url = format!("http://{kube_addr}");
+    println!("kubernetes API: {kube_url} (audit: {kube_url}/_sandbox/audit)");
     println!("simulated AWS: {url} (state: {url}/_sim/state)");
+    if let Some(path) = &args.kubeconfig {
+        lustre_sandbox::kube::write_kubeconfig(path, &kube_url)?;
+        println!("kubeconfig: {}", path.display());
+    }
     if let Some(path) = args.url_file {
         std::fs::write(path, &url)?;
     }
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
     task.await??;
+    kube_task.await??;
     Ok(())
 }
 

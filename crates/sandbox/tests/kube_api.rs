@@ -1,0 +1,341 @@
+//! kube-rs against the sandbox API server: CRDs become kinds, admission runs the CEL rules,
+//! status is written with server-side apply, watches survive `410 Gone`, and the cluster
+//! behaviours the operator relies on (PV/PVC binding, PVC protection, owner GC) happen.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, Config};
+use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
+use lustre_sandbox::kube::KubeSandbox;
+use serde_json::json;
+
+async fn start() -> (KubeSandbox, Client, tokio::sync::oneshot::Sender<()>) {
+    let sb = KubeSandbox::new();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr, _) = sb
+        .serve("127.0.0.1:0".parse().expect("addr"), async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    let config = Config::new(format!("http://{addr}").parse().expect("url"));
+    let client = Client::try_from(config).expect("client");
+    (sb, client, tx)
+}
+
+async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in lustre_api::crd::crds() {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("create CRD");
+    }
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "ml"}})).expect("ns"),
+    )
+    .await
+    .expect("namespace");
+}
+
+fn workspace(name: &str, capacity: i32) -> LustreWorkspace {
+    serde_json::from_value(json!({
+        "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace",
+        "metadata": {"name": name, "namespace": "ml"},
+        "spec": {"storageCapacityGiB": capacity}
+    }))
+    .expect("workspace")
+}
+
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn custom_resources_with_admission_status_and_generation() {
+    let (_sb, client, _stop) = start().await;
+    install_crds(&client).await;
+    let api: Api<LustreWorkspace> = Api::namespaced(client.clone(), "ml");
+
+    let created = api
+        .create(&PostParams::default(), &workspace("w", 1200))
+        .await
+        .expect("create");
+    assert_eq!(created.metadata.generation, Some(1));
+    assert!(created.metadata.uid.is_some());
+
+    let err = api
+        .create(&PostParams::default(), &workspace("bad", 3600))
+        .await
+        .expect_err("CEL refuses");
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains("spec.storageCapacityGiB")
+            && status.message.contains("multiple of 2400"),
+        "{}",
+        status.message
+    );
+
+    // Shrinking is a transition rule (oldSelf).
+    let shrink = Patch::Merge(json!({"spec": {"storageCapacityGiB": 600}}));
+    let err = api
+        .patch("w", &PatchParams::default(), &shrink)
+        .await
+        .expect_err("may only grow");
+    assert!(err.to_string().contains("may only grow"), "{err}");
+
+    // Status via server-side apply does not bump the generation; a spec change does.
+    let status = LustreWorkspaceStatus {
+        phase: Some(Phase::Pending),
+        observed_generation: Some(1),
+        ..Default::default()
+    };
+    let ssa = Patch::Apply(
+        json!({"apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace", "status": status}),
+    );
+    let after = api
+        .patch_status("w", &PatchParams::apply("lustre-operator").force(), &ssa)
+        .await
+        .expect("status");
+    assert_eq!(after.metadata.generation, Some(1));
+    assert_eq!(after.status.and_then(|s| s.phase), Some(Phase::Pending));
+    let grown = api
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"storageCapacityGiB": 2400}})),
+        )
+        .await
+        .expect("grow");
+    assert_eq!(grown.metadata.generation, Some(2));
+    assert_eq!(
+        grown.status.and_then(|s| s.phase),
+        Some(Phase::Pending),
+        "spec writes keep status"
+    );
+
+    // Stale resourceVersion: 409.
+    let mut stale = created.clone();
+    stale.spec.storage_capacity_gib = 4800;
+    let err = api
+        .replace("w", &PostParams::default(), &stale)
+        .await
+        .expect_err("conflict");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err:?}"
+    );
+
+    // Finalizers hold deletion until removed.
+    api.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": ["workspaces.lustre.dev/cleanup"]}})),
+    )
+    .await
+    .expect("finalizer");
+    api.delete("w", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let deleting = api.get("w").await.expect("still there");
+    assert!(deleting.metadata.deletion_timestamp.is_some());
+    api.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("remove finalizer");
+    assert!(
+        api.get_opt("w").await.expect("get").is_none(),
+        "gone once the finalizer is removed"
+    );
+}
+
+#[tokio::test]
+async fn a_watcher_survives_410_gone_and_relists() {
+    let (sb, client, _stop) = start().await;
+    install_crds(&client).await;
+    let api: Api<LustreWorkspace> = Api::namespaced(client.clone(), "ml");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
+    // Watch only labelled workspaces, so changes to others move the server's resourceVersion
+    // past the watcher's last one without the watcher seeing them.
+    let stream = watcher(
+        api.clone(),
+        watcher::Config::default().labels("watched=yes").timeout(1),
+    );
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            let line = match ev {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    format!("apply {}", o.metadata.name.unwrap_or_default())
+                }
+                Ok(watcher::Event::Init) => "init".into(),
+                Ok(watcher::Event::InitDone) => "init-done".into(),
+                Ok(watcher::Event::Delete(o)) => {
+                    format!("delete {}", o.metadata.name.unwrap_or_default())
+                }
+                Err(e) => format!("error {e}"),
+            };
+            record.lock().expect("lock").push(line);
+        }
+    });
+    let count = |s: &str| {
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| *l == s)
+            .count()
+    };
+    let mut labelled = workspace("b", 1200);
+    labelled.metadata.labels = Some([("watched".to_string(), "yes".to_string())].into());
+    api.create(&PostParams::default(), &labelled)
+        .await
+        .expect("create b");
+    eventually("b seen", || async { count("apply b") == 1 }).await;
+    let inits = count("init");
+
+    // Unwatched changes, then compaction at the current version: the watcher's next resume
+    // is from a version the server no longer has.
+    for name in ["c", "d"] {
+        api.create(&PostParams::default(), &workspace(name, 1200))
+            .await
+            .expect("create unwatched");
+    }
+    sb.store().compact();
+    eventually("410 answered with a re-list", || async {
+        count("init") > inits
+    })
+    .await;
+    eventually("the re-list delivers b again", || async {
+        count("apply b") >= 2
+    })
+    .await;
+    let lines = seen.lock().expect("lock").clone();
+    assert!(
+        !lines.iter().any(|l| l == "apply c" || l == "apply d"),
+        "selector respected: {lines:?}"
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn claims_bind_are_protected_and_collected() {
+    let (_sb, client, _stop) = start().await;
+    install_crds(&client).await;
+    let ws_api: Api<LustreWorkspace> = Api::namespaced(client.clone(), "ml");
+    let owner = ws_api
+        .create(&PostParams::default(), &workspace("owner", 1200))
+        .await
+        .expect("owner");
+    let pvs: Api<PersistentVolume> = Api::all(client.clone());
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "ml");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "ml");
+    pvs.create(&PostParams::default(), &serde_json::from_value(json!({
+        "metadata": {"name": "lws-1"},
+        "spec": {"capacity": {"storage": "1200Gi"}, "accessModes": ["ReadWriteMany"], "claimRef": {"namespace": "ml", "name": "data"},
+                 "csi": {"driver": "fsx.csi.aws.com", "volumeHandle": "fs-1"}}
+    })).expect("pv")).await.expect("create pv");
+    let uid = owner.metadata.uid.clone().expect("uid");
+    pvcs.create(&PostParams::default(), &serde_json::from_value(json!({
+        "metadata": {"name": "data", "ownerReferences": [{"apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace", "name": "owner", "uid": uid, "controller": true}]},
+        "spec": {"accessModes": ["ReadWriteMany"], "volumeName": "lws-1", "resources": {"requests": {"storage": "1200Gi"}}}
+    })).expect("pvc")).await.expect("create pvc");
+    let claim = pvcs.get("data").await.expect("pvc");
+    assert_eq!(claim.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+    assert_eq!(
+        pvs.get("lws-1")
+            .await
+            .expect("pv")
+            .status
+            .and_then(|s| s.phase)
+            .as_deref(),
+        Some("Bound")
+    );
+    assert!(
+        claim
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"kubernetes.io/pvc-protection".to_string())
+    );
+
+    pods.create(&PostParams::default(), &serde_json::from_value(json!({
+        "metadata": {"name": "trainer"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}], "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}
+    })).expect("pod")).await.expect("create pod");
+    assert_eq!(
+        pods.get("trainer")
+            .await
+            .expect("pod")
+            .status
+            .and_then(|s| s.phase)
+            .as_deref(),
+        Some("Running")
+    );
+
+    // Deleting the claim waits for the pod.
+    pvcs.delete("data", &DeleteParams::default())
+        .await
+        .expect("delete pvc");
+    assert!(
+        pvcs.get("data")
+            .await
+            .expect("held")
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    pods.delete("trainer", &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    assert!(
+        pvcs.get_opt("data").await.expect("get").is_none(),
+        "released once no pod uses it"
+    );
+    assert_eq!(
+        pvs.get("lws-1")
+            .await
+            .expect("pv")
+            .status
+            .and_then(|s| s.phase)
+            .as_deref(),
+        Some("Released")
+    );
+
+    // Owner garbage collection.
+    pvcs.create(&PostParams::default(), &serde_json::from_value(json!({
+        "metadata": {"name": "owned", "ownerReferences": [{"apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace", "name": "owner", "uid": uid}]},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}
+    })).expect("pvc")).await.expect("create owned");
+    ws_api
+        .delete("owner", &DeleteParams::default())
+        .await
+        .expect("delete owner");
+    assert!(
+        pvcs.get_opt("owned").await.expect("get").is_none(),
+        "collected with its owner"
+    );
+}
