@@ -3,5 +3,8 @@
 //! write ([`status`]).
 
 pub mod builders;
+pub mod metrics;
 pub mod plan;
+pub mod poller;
+pub mod reconciler;
 pub mod status;

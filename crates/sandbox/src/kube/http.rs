@@ -425,7 +425,23 @@ fn patch(
         .map_err(|e| ApiErr::new(400, "BadRequest", format!("invalid patch: {e}")))?;
     let precondition = patch["metadata"]["resourceVersion"].clone();
     if ct.contains("json-patch") {
-        let p: json_patch::Patch = serde_json::from_value(patch)
+        // As in kube-apiserver, `test` of a missing path against null succeeds (kube-rs'
+        // finalizer helper sends it before adding the first finalizer).
+        let ops: Vec<Value> = patch
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|op| {
+                !(op["op"] == "test"
+                    && op["value"].is_null()
+                    && op["path"]
+                        .as_str()
+                        .and_then(|p| obj.pointer(p))
+                        .is_none_or(Value::is_null))
+            })
+            .collect();
+        let p: json_patch::Patch = serde_json::from_value(Value::Array(ops))
             .map_err(|e| ApiErr::new(400, "BadRequest", format!("invalid JSON patch: {e}")))?;
         json_patch::patch(&mut obj, &p)
             .map_err(|e| ApiErr::new(422, "Invalid", format!("JSON patch failed: {e}")))?;

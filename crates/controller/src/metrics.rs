@@ -1,0 +1,134 @@
+//! Prometheus metrics (prefix `lustre_operator_`, no per-object labels).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use lustre_api::Phase;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// The controller's metrics, registered in one registry the binary serves at `/metrics`.
+#[derive(Debug)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub reconciles: IntCounterVec,
+    pub failures: IntCounterVec,
+    pub aws_calls: IntCounterVec,
+    pub reconcile_duration: HistogramVec,
+    pub time_to_ready: HistogramVec,
+    pub workspaces: IntGaugeVec,
+    phases: Mutex<HashMap<String, Phase>>,
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("metric definitions are static and valid: {e}"))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let reconciles = must(IntCounterVec::new(
+            Opts::new(
+                "lustre_operator_reconciles_total",
+                "Reconciles by result (ok, error)",
+            ),
+            &["result"],
+        ));
+        let failures = must(IntCounterVec::new(
+            Opts::new(
+                "lustre_operator_reconcile_failures_total",
+                "Failed reconciles by error category",
+            ),
+            &["category"],
+        ));
+        let aws_calls = must(IntCounterVec::new(
+            Opts::new(
+                "lustre_operator_aws_requests_total",
+                "AWS calls by service, operation and outcome",
+            ),
+            &["service", "operation", "outcome"],
+        ));
+        let reconcile_duration = must(HistogramVec::new(
+            HistogramOpts::new(
+                "lustre_operator_reconcile_duration_seconds",
+                "Reconcile duration",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["kind"],
+        ));
+        let time_to_ready = must(HistogramVec::new(
+            HistogramOpts::new(
+                "lustre_operator_time_to_ready_seconds",
+                "Time from workspace creation to first Ready",
+            )
+            .buckets(vec![
+                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+            ]),
+            &["deployment_type"],
+        ));
+        let workspaces = must(IntGaugeVec::new(
+            Opts::new("lustre_operator_workspaces", "Workspaces by phase"),
+            &["phase"],
+        ));
+        for c in [&reconciles, &failures, &aws_calls] {
+            must(registry.register(Box::new(c.clone())));
+        }
+        must(registry.register(Box::new(reconcile_duration.clone())));
+        must(registry.register(Box::new(time_to_ready.clone())));
+        must(registry.register(Box::new(workspaces.clone())));
+        for p in Phase::ALL {
+            workspaces.with_label_values(&[p.as_str()]).set(0);
+        }
+        Self {
+            registry,
+            reconciles,
+            failures,
+            aws_calls,
+            reconcile_duration,
+            time_to_ready,
+            workspaces,
+            phases: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a workspace's phase (`None`: the workspace is gone).
+    pub fn set_phase(&self, uid: &str, phase: Option<Phase>) {
+        let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+        let old = match phase {
+            Some(p) => phases.insert(uid.to_string(), p),
+            None => phases.remove(uid),
+        };
+        if old == phase {
+            return;
+        }
+        if let Some(o) = old {
+            self.workspaces.with_label_values(&[o.as_str()]).dec();
+        }
+        if let Some(n) = phase {
+            self.workspaces.with_label_values(&[n.as_str()]).inc();
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let encoder = prometheus::TextEncoder::new();
+        encoder
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl lustre_cloud::CallObserver for Metrics {
+    fn observe(&self, service: &'static str, operation: &'static str, outcome: &'static str) {
+        self.aws_calls
+            .with_label_values(&[service, operation, outcome])
+            .inc();
+    }
+}

@@ -1,0 +1,1082 @@
+//! The reconciler: observe (Kubernetes, the poller's cache, AWS only where needed), decide
+//! with [`crate::plan`], act, write status with server-side apply when it changed, publish
+//! Events. Creation advances several steps in one reconcile when each step's result is
+//! known locally (VPC → group → rules → file system); everything that waits on AWS is woken
+//! by the poller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use lustre_api::constants::{
+    DEFAULT_CLASS_ANNOTATION, FIELD_MANAGER, FINALIZER, condition, tags as tag_keys,
+};
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass, Phase};
+use lustre_cloud::{
+    Cloud, CloudError, ErrorKind, FileSystemDeletion, Lifecycle, SecurityGroup,
+    SecurityGroupRequest, lustre_ingress, naming,
+};
+
+use crate::builders;
+use crate::metrics::Metrics;
+use crate::plan::{
+    self, Action, AwsView, ClaimView, ClassLookup, Inputs, KubeView, VolumeView, Wait,
+};
+use crate::poller::{Observation, PollIntervals, Poller};
+use crate::status::desired_status;
+
+/// Gives the cloud of a region (`None`: the operator's own).
+#[async_trait::async_trait]
+pub trait CloudProvider: Send + Sync + std::fmt::Debug {
+    async fn cloud(&self, region: Option<&str>) -> Arc<dyn Cloud>;
+}
+
+/// One cloud for every region (tests, the sandbox).
+#[derive(Debug, Clone)]
+pub struct SingleCloud(pub Arc<dyn Cloud>);
+
+#[async_trait::async_trait]
+impl CloudProvider for SingleCloud {
+    async fn cloud(&self, _region: Option<&str>) -> Arc<dyn Cloud> {
+        self.0.clone()
+    }
+}
+
+/// Errors of a reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    #[error("{0}")]
+    Cloud(#[source] CloudError),
+}
+
+impl Error {
+    /// Bounded label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "kubernetes",
+            Self::Cloud(e) => e.category(),
+        }
+    }
+}
+
+/// Settings of the controller.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    pub intervals: PollIntervals,
+    /// Delay before the first retry of a failed reconcile; doubles up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How often to look again while a claim binds.
+    pub claim_recheck: Duration,
+    pub concurrency: u16,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            intervals: PollIntervals::default(),
+            base_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(300),
+            claim_recheck: Duration::from_secs(2),
+            concurrency: 16,
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub clouds: Arc<dyn CloudProvider>,
+    pub poller: Poller,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub config: ControllerConfig,
+    vpcs: Mutex<HashMap<String, String>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        clouds: Arc<dyn CloudProvider>,
+        poller: Poller,
+        metrics: Arc<Metrics>,
+        config: ControllerConfig,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "lustre-operator".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        Self {
+            client,
+            clouds,
+            poller,
+            metrics,
+            recorder,
+            config,
+            vpcs: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("clouds", &self.clouds)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+/// Everything observed for one workspace.
+#[derive(Debug, Default)]
+struct Observed {
+    class: Option<LustreWorkspaceClass>,
+    class_missing: Option<String>,
+    labels: BTreeMap<String, String>,
+    vpc: Option<String>,
+    sg: Option<SecurityGroup>,
+    fs: Option<lustre_cloud::FileSystem>,
+    dras: Vec<lustre_cloud::DataRepositoryAssociation>,
+    kube: KubeView,
+}
+
+impl Observed {
+    fn inputs<'a>(&'a self, ws: &'a LustreWorkspace) -> Inputs<'a> {
+        Inputs {
+            workspace: ws,
+            class: match (&self.class, &self.class_missing) {
+                (Some(c), _) => ClassLookup::Found(c),
+                (None, Some(n)) if !n.is_empty() => ClassLookup::Missing(n),
+                _ => ClassLookup::NoDefault,
+            },
+            namespace_labels: &self.labels,
+            aws: AwsView {
+                vpc_id: self.vpc.as_deref(),
+                security_group: self.sg.as_ref(),
+                file_system: self.fs.as_ref(),
+                associations: &self.dras,
+            },
+            kube: &self.kube,
+        }
+    }
+}
+
+async fn resolve_class(
+    client: &Client,
+    ws: &LustreWorkspace,
+) -> Result<(Option<LustreWorkspaceClass>, Option<String>), Error> {
+    let api: Api<LustreWorkspaceClass> = Api::all(client.clone());
+    if let Some(name) = ws.spec.class_name.as_deref() {
+        return Ok(match api.get_opt(name).await.map_err(Error::Kube)? {
+            Some(c) => (Some(c), None),
+            None => (None, Some(name.to_string())),
+        });
+    }
+    let classes = api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::Kube)?;
+    let default = classes.items.into_iter().find(|c| {
+        c.annotations()
+            .get(DEFAULT_CLASS_ANNOTATION)
+            .map(String::as_str)
+            == Some("true")
+    });
+    Ok((default, Some(String::new())))
+}
+
+fn trusted(ws: &LustreWorkspace, kind: &str) -> bool {
+    ws.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == kind && c.status == "True")
+    })
+}
+
+async fn observe(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    cloud: &Arc<dyn Cloud>,
+    deleting: bool,
+) -> Result<Observed, Error> {
+    let mut o = Observed::default();
+    let (class, missing) = resolve_class(&ctx.client, ws).await?;
+    o.class = class;
+    o.class_missing = missing;
+    let ns = ws.namespace().unwrap_or_default();
+    if let Some(n) = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(&ns)
+        .await
+        .map_err(Error::Kube)?
+    {
+        o.labels = n.labels().clone();
+    }
+    // No AWS call for a workspace that cannot be provisioned (missing class, invalid spec).
+    if !deleting {
+        let Some(class) = &o.class else { return Ok(o) };
+        if !ws.validate(None).is_empty() || !ws.validate_against_class(class, &o.labels).is_empty()
+        {
+            return Ok(o);
+        }
+        o.vpc = ctx
+            .vpcs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&class.spec.subnet_id)
+            .cloned();
+    }
+    let uid = ws.uid().unwrap_or_default();
+    let status = ws.status.clone().unwrap_or_default();
+    let managed = ws.spec.file_system_id.is_none()
+        && o.class
+            .as_ref()
+            .is_none_or(|c| c.spec.security_group.managed);
+    if managed {
+        o.sg = match (&status.security_group_id, o.class.as_ref()) {
+            // Rules confirmed earlier: trust them (no call in steady state).
+            (Some(id), Some(class))
+                if trusted(ws, condition::SECURITY_GROUP_READY) && !deleting =>
+            {
+                Some(SecurityGroup {
+                    id: id.clone(),
+                    name: naming::security_group_name(&uid),
+                    vpc_id: String::new(),
+                    tags: Default::default(),
+                    ingress: lustre_ingress(id, &plan::client_peers(class)),
+                })
+            }
+            (Some(id), _) => cloud
+                .describe_security_groups(std::slice::from_ref(id))
+                .await
+                .map_err(Error::Cloud)?
+                .into_iter()
+                .next(),
+            // The status write may have been lost after the group was made: find it by tag.
+            (None, _) => cloud
+                .find_security_groups_by_owner(&uid)
+                .await
+                .map_err(Error::Cloud)?
+                .into_iter()
+                .next(),
+        };
+    }
+    // The file system: the adopted one, or the recorded one. One that was created but not
+    // recorded is found again by its client token when the create is retried.
+    if let Some(id) = ws
+        .spec
+        .file_system_id
+        .clone()
+        .or(status.file_system_id.clone())
+    {
+        let observation = match ctx.poller.cached(&id) {
+            Some(obs) => obs,
+            None => {
+                let fs = cloud
+                    .describe_file_systems(std::slice::from_ref(&id))
+                    .await
+                    .map_err(Error::Cloud)?
+                    .into_iter()
+                    .next();
+                let dras = match &fs {
+                    Some(_) => cloud
+                        .describe_data_repository_associations(std::slice::from_ref(&id))
+                        .await
+                        .map_err(Error::Cloud)?,
+                    None => vec![],
+                };
+                let obs = Observation {
+                    file_system: fs,
+                    associations: dras,
+                };
+                ctx.poller.store(&id, obs.clone());
+                obs
+            }
+        };
+        o.fs = observation.file_system;
+        o.dras = observation.associations;
+    }
+    // Kubernetes objects.
+    if let Some(class) = &o.class {
+        let sc = builders::storage_class_name(&class.name_any());
+        o.kube.storage_class = Api::<StorageClass>::all(ctx.client.clone())
+            .get_opt(&sc)
+            .await
+            .map_err(Error::Kube)?
+            .is_some();
+    }
+    let pv = Api::<PersistentVolume>::all(ctx.client.clone())
+        .get_opt(&builders::volume_name(ws))
+        .await
+        .map_err(Error::Kube)?;
+    o.kube.volume = pv.map(|pv| {
+        let spec = pv.spec.unwrap_or_default();
+        VolumeView {
+            capacity_gib: spec
+                .capacity
+                .as_ref()
+                .and_then(|c| c.get("storage"))
+                .and_then(builders::parse_gib)
+                .unwrap_or(0),
+            file_system_id: spec.csi.map(|c| c.volume_handle).unwrap_or_default(),
+        }
+    });
+    let pvc = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&plan::claim_name(ws))
+        .await
+        .map_err(Error::Kube)?;
+    o.kube.claim = pvc
+        .filter(|c| c.owner_references().iter().any(|r| r.uid == uid))
+        .map(|c| ClaimView {
+            bound: c.status.and_then(|s| s.phase).as_deref() == Some("Bound"),
+            deleting: c.metadata.deletion_timestamp.is_some(),
+        });
+    Ok(o)
+}
+
+fn event_reason(action: &Action) -> &'static str {
+    match action {
+        Action::LookUpVpc { .. } | Action::CreateSecurityGroup { .. } => "CreatingSecurityGroup",
+        Action::AuthorizeRules { .. } => "OpeningLustrePorts",
+        Action::CreateFileSystem(_) => "CreatingFileSystem",
+        Action::UpdateFileSystem { .. } => "UpdatingFileSystem",
+        Action::CreateAssociations(_) => "LinkingDataRepositories",
+        Action::DeleteAssociations(_) => "UnlinkingDataRepositories",
+        Action::ApplyStorageClass | Action::ApplyVolume | Action::ApplyClaim => "CreatingVolume",
+        Action::DeleteClaim | Action::DeleteVolume => "DeletingVolume",
+        Action::DeleteFileSystem { .. } => "DeletingFileSystem",
+        Action::DeleteSecurityGroup { .. } => "DeletingSecurityGroup",
+        Action::TagRetained { .. } => "Retained",
+        _ => "Reconciled",
+    }
+}
+
+async fn publish(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &ws.object_ref(&())).await {
+        tracing::debug!(
+            error = &e as &dyn std::error::Error,
+            "publishing an Event failed"
+        );
+    }
+}
+
+/// Carries out one step, updating the local observation with its result.
+async fn act(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    cloud: &Arc<dyn Cloud>,
+    o: &mut Observed,
+    action: &Action,
+) -> Result<(), Error> {
+    let ns = ws.namespace().unwrap_or_default();
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    let oref = ObjectRef::from_obj(ws);
+    match action {
+        Action::LookUpVpc { subnet_id } => {
+            let vpc = cloud.subnet_vpc(subnet_id).await.map_err(Error::Cloud)?;
+            ctx.vpcs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(subnet_id.clone(), vpc.clone());
+            o.vpc = Some(vpc);
+        }
+        Action::CreateSecurityGroup { vpc_id } => {
+            let class = o.class.as_ref().expect("decided with a class");
+            let uid = ws.uid().unwrap_or_default();
+            let request = SecurityGroupRequest {
+                name: naming::security_group_name(&uid),
+                description: format!(
+                    "Lustre (TCP 988, 1018-1023) for workspace {ns}/{}",
+                    ws.name_any()
+                ),
+                vpc_id: vpc_id.clone(),
+                tags: plan::resource_tags(ws, class),
+            };
+            let id = match cloud.create_security_group(&request).await {
+                Ok(id) => id,
+                Err(e) if e.has_code("InvalidGroup.Duplicate") => cloud
+                    .find_security_groups_by_owner(&uid)
+                    .await
+                    .map_err(Error::Cloud)?
+                    .into_iter()
+                    .next()
+                    .map(|g| g.id)
+                    .ok_or(Error::Cloud(e))?,
+                Err(e) => return Err(Error::Cloud(e)),
+            };
+            o.sg = Some(SecurityGroup {
+                id,
+                name: request.name,
+                vpc_id: vpc_id.clone(),
+                tags: request.tags,
+                ingress: vec![],
+            });
+        }
+        Action::AuthorizeRules { group_id, rules } => {
+            cloud
+                .authorize_ingress(group_id, rules)
+                .await
+                .map_err(Error::Cloud)?;
+            if let Some(sg) = &mut o.sg {
+                sg.ingress.extend(rules.iter().cloned());
+                sg.ingress.sort();
+            }
+        }
+        Action::CreateFileSystem(request) => {
+            let fs = cloud
+                .create_file_system(request)
+                .await
+                .map_err(Error::Cloud)?;
+            ctx.poller.store(
+                &fs.id,
+                Observation {
+                    file_system: Some(fs.clone()),
+                    associations: vec![],
+                },
+            );
+            ctx.poller.watch(&fs.id, oref, cloud.clone());
+            o.fs = Some(fs);
+        }
+        Action::UpdateFileSystem { id, update } => {
+            let fs = cloud
+                .update_file_system(id, update)
+                .await
+                .map_err(Error::Cloud)?;
+            ctx.poller.store(
+                id,
+                Observation {
+                    file_system: Some(fs.clone()),
+                    associations: o.dras.clone(),
+                },
+            );
+            ctx.poller.watch(id, oref, cloud.clone());
+            o.fs = Some(fs);
+        }
+        Action::CreateAssociations(requests) => {
+            for r in requests {
+                let a = cloud
+                    .create_data_repository_association(r)
+                    .await
+                    .map_err(Error::Cloud)?;
+                o.dras.push(a);
+            }
+            if let Some(fs) = &o.fs {
+                ctx.poller.store(
+                    &fs.id,
+                    Observation {
+                        file_system: Some(fs.clone()),
+                        associations: o.dras.clone(),
+                    },
+                );
+                ctx.poller.watch(&fs.id, oref, cloud.clone());
+            }
+        }
+        Action::DeleteAssociations(ids) => {
+            for id in ids {
+                match cloud.delete_data_repository_association(id).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind == ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::Cloud(e)),
+                }
+                if let Some(a) = o.dras.iter_mut().find(|a| a.id == *id) {
+                    a.lifecycle = Lifecycle::Deleting;
+                }
+            }
+            if let Some(fs) = &o.fs {
+                ctx.poller.store(
+                    &fs.id,
+                    Observation {
+                        file_system: Some(fs.clone()),
+                        associations: o.dras.clone(),
+                    },
+                );
+                ctx.poller.watch(&fs.id, oref, cloud.clone());
+            }
+        }
+        Action::ApplyStorageClass => {
+            let sc = builders::storage_class(o.class.as_ref().expect("decided with a class"));
+            let name = sc.name_any();
+            Api::<StorageClass>::all(ctx.client.clone())
+                .patch(&name, &pp, &Patch::Apply(&sc))
+                .await
+                .map_err(Error::Kube)?;
+            o.kube.storage_class = true;
+        }
+        Action::ApplyVolume => {
+            let fs = o.fs.as_ref().expect("decided with a file system");
+            let pv = builders::persistent_volume(
+                ws,
+                o.class.as_ref().expect("decided with a class"),
+                fs,
+            );
+            Api::<PersistentVolume>::all(ctx.client.clone())
+                .patch(&pv.name_any(), &pp, &Patch::Apply(&pv))
+                .await
+                .map_err(Error::Kube)?;
+            o.kube.volume = Some(VolumeView {
+                capacity_gib: fs.storage_capacity_gib.into(),
+                file_system_id: fs.id.clone(),
+            });
+        }
+        Action::ApplyClaim => {
+            let fs = o.fs.as_ref().expect("decided with a file system");
+            let pvc = builders::persistent_volume_claim(
+                ws,
+                o.class.as_ref().expect("decided with a class"),
+                fs.storage_capacity_gib.into(),
+            );
+            let applied = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns)
+                .patch(&pvc.name_any(), &pp, &Patch::Apply(&pvc))
+                .await
+                .map_err(Error::Kube)?;
+            o.kube.claim = Some(ClaimView {
+                bound: applied.status.and_then(|s| s.phase).as_deref() == Some("Bound"),
+                deleting: false,
+            });
+        }
+        Action::DeleteClaim => {
+            // The claim may live on (pods still mount it: pvc-protection); look, don't assume.
+            let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns);
+            let name = plan::claim_name(ws);
+            claims
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map_err(Error::Kube)?;
+            o.kube.claim = claims
+                .get_opt(&name)
+                .await
+                .map_err(Error::Kube)?
+                .map(|c| ClaimView {
+                    bound: c.status.and_then(|s| s.phase).as_deref() == Some("Bound"),
+                    deleting: true,
+                });
+        }
+        Action::DeleteVolume => {
+            let volumes = Api::<PersistentVolume>::all(ctx.client.clone());
+            let name = builders::volume_name(ws);
+            volumes
+                .delete(&name, &DeleteParams::default())
+                .await
+                .map_err(Error::Kube)?;
+            if volumes.get_opt(&name).await.map_err(Error::Kube)?.is_none() {
+                o.kube.volume = None;
+            }
+        }
+        Action::TagRetained { arn } => {
+            let tags = [(tag_keys::RETAINED.to_string(), "true".to_string())].into();
+            cloud.tag_resource(arn, &tags).await.map_err(Error::Cloud)?;
+            if let Some(fs) = &mut o.fs {
+                fs.tags.extend(tags);
+            }
+            let ids = format!(
+                "kept file system {} and security group {} (deletionPolicy: Retain)",
+                o.fs.as_ref().map(|f| f.id.as_str()).unwrap_or("-"),
+                o.sg.as_ref().map(|g| g.id.as_str()).unwrap_or("-")
+            );
+            publish(ctx, ws, EventType::Normal, "Retained", ids).await;
+        }
+        Action::DeleteFileSystem { id, final_backup } => {
+            let deletion = FileSystemDeletion {
+                final_backup_tags: final_backup.then(|| {
+                    [(
+                        "workspaces.lustre.dev/final-backup-of".to_string(),
+                        format!("{ns}/{}", ws.name_any()),
+                    )]
+                    .into()
+                }),
+            };
+            match cloud.delete_file_system(id, &deletion).await {
+                Ok(())
+                | Err(CloudError {
+                    kind: ErrorKind::NotFound,
+                    ..
+                }) => {}
+                Err(e) => return Err(Error::Cloud(e)),
+            }
+            if let Some(fs) = &mut o.fs {
+                fs.lifecycle = Lifecycle::Deleting;
+                ctx.poller.store(
+                    id,
+                    Observation {
+                        file_system: Some(fs.clone()),
+                        associations: vec![],
+                    },
+                );
+            }
+            ctx.poller.watch(id, oref, cloud.clone());
+        }
+        Action::DeleteSecurityGroup { id } => match cloud.delete_security_group(id).await {
+            Ok(())
+            | Err(CloudError {
+                kind: ErrorKind::NotFound,
+                ..
+            }) => o.sg = None,
+            Err(e) => return Err(Error::Cloud(e)),
+        },
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Steps that change something in AWS or Kubernetes (each gets a Normal Event).
+fn is_change(action: &Action) -> bool {
+    !matches!(
+        action,
+        Action::Wait(_)
+            | Action::Ready
+            | Action::Finished
+            | Action::LookUpVpc { .. }
+            | Action::ClassMissing(_)
+            | Action::Invalid(_)
+            | Action::AdoptionRefused(_)
+            | Action::FileSystemFailed(_)
+            | Action::AssociationFailed { .. }
+    )
+}
+
+/// Steps that never wait and whose result is known locally: the reconcile goes on.
+fn continues(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::LookUpVpc { .. }
+            | Action::CreateSecurityGroup { .. }
+            | Action::AuthorizeRules { .. }
+            | Action::ApplyStorageClass
+            | Action::ApplyVolume
+            | Action::ApplyClaim
+            | Action::DeleteClaim
+            | Action::DeleteVolume
+            | Action::TagRetained { .. }
+            | Action::DeleteSecurityGroup { .. }
+    )
+}
+
+async fn write_status(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    o: &Observed,
+    action: &Action,
+    error: Option<&CloudError>,
+    deleting: bool,
+) -> Result<(), Error> {
+    let status = desired_status(&o.inputs(ws), action, error, deleting, &now());
+    if ws.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    if status.phase == Some(Phase::Ready)
+        && ws.status.as_ref().is_none_or(|s| s.ready_time.is_none())
+        && let Some(created) = ws.metadata.creation_timestamp.as_ref()
+    {
+        let secs = (jiff::Timestamp::now().as_second() - created.0.as_second()).max(0) as f64;
+        let kind = status
+            .deployment_type
+            .map(|d| d.as_str())
+            .unwrap_or("unknown");
+        ctx.metrics
+            .time_to_ready
+            .with_label_values(&[kind])
+            .observe(secs);
+    }
+    ctx.metrics
+        .set_phase(&ws.uid().unwrap_or_default(), status.phase);
+    let api: Api<LustreWorkspace> =
+        Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace", "status": status});
+    api.patch_status(
+        &ws.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// What to do after a reconcile that ended on `action`.
+fn requeue(ctx: &Context, action: &Action) -> Requeue {
+    match action {
+        Action::Wait(Wait::ClaimBinding) => Requeue::requeue(ctx.config.claim_recheck),
+        Action::Wait(Wait::ClaimInUse) => Requeue::requeue(ctx.config.claim_recheck * 5),
+        // Everything else is woken by a watch (spec, class, claim) or by the poller.
+        _ => Requeue::await_change(),
+    }
+}
+
+async fn run_steps(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    deleting: bool,
+) -> Result<(Action, Observed), Error> {
+    let (class, _) = resolve_class(&ctx.client, ws).await?;
+    let cloud = ctx
+        .clouds
+        .cloud(class.as_ref().and_then(|c| c.spec.region.as_deref()))
+        .await;
+    let mut o = observe(ctx, ws, &cloud, deleting).await?;
+    let mut last = Action::Finished;
+    for _ in 0..12 {
+        let inputs = o.inputs(ws);
+        let action = if deleting {
+            plan::next_cleanup_action(&inputs)
+        } else {
+            plan::next_action(&inputs)
+        };
+        // A step that did not move anything (e.g. a volume still held) waits for a watch.
+        if action == last {
+            break;
+        }
+        tracing::debug!(
+            workspace.namespace = ws.namespace().unwrap_or_default(),
+            workspace.name = ws.name_any(),
+            step = plan::describe(&action),
+            "next step"
+        );
+        if let Err(e) = act(ctx, ws, &cloud, &mut o, &action).await {
+            if let Error::Cloud(ce) = &e {
+                write_status(ctx, ws, &o, &action, Some(ce), deleting).await?;
+                publish(
+                    ctx,
+                    ws,
+                    EventType::Warning,
+                    event_reason(&action),
+                    format!("{}: {ce}", plan::describe(&action)),
+                )
+                .await;
+            }
+            return Err(e);
+        }
+        if is_change(&action) {
+            publish(
+                ctx,
+                ws,
+                EventType::Normal,
+                event_reason(&action),
+                plan::describe(&action),
+            )
+            .await;
+        }
+        let more = continues(&action);
+        last = action;
+        if !more {
+            break;
+        }
+    }
+    Ok((last, o))
+}
+
+async fn apply(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<Requeue, Error> {
+    let (action, o) = run_steps(ctx, &ws, false).await?;
+    if let Some(fs) = &o.fs {
+        let cloud = ctx
+            .clouds
+            .cloud(o.class.as_ref().and_then(|c| c.spec.region.as_deref()))
+            .await;
+        match &action {
+            Action::Ready => ctx.poller.settle(&fs.id, ObjectRef::from_obj(&*ws), cloud),
+            Action::Wait(
+                Wait::FileSystemCreating | Wait::FileSystemUpdating | Wait::Associations,
+            ) => ctx.poller.watch(&fs.id, ObjectRef::from_obj(&*ws), cloud),
+            _ => {}
+        }
+    }
+    write_status(ctx, &ws, &o, &action, None, false).await?;
+    if matches!(action, Action::Ready)
+        && ws
+            .status
+            .as_ref()
+            .is_none_or(|s| s.phase != Some(Phase::Ready))
+    {
+        publish(
+            ctx,
+            &ws,
+            EventType::Normal,
+            "Ready",
+            format!(
+                "claim {} is bound: mount it in your pods",
+                plan::claim_name(&ws)
+            ),
+        )
+        .await;
+    }
+    if let Action::Invalid(_)
+    | Action::FileSystemFailed(_)
+    | Action::AssociationFailed { .. }
+    | Action::AdoptionRefused(_)
+    | Action::ClassMissing(_) = &action
+    {
+        let was = ws
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.first())
+            .map(|c| c.message.clone());
+        let now = plan::describe(&action);
+        if was.as_deref() != Some(now.as_str()) {
+            publish(ctx, &ws, EventType::Warning, "NotReady", now).await;
+        }
+    }
+    Ok(requeue(ctx, &action))
+}
+
+/// Returns whether nothing is left (the finalizer may go) and when to look again.
+async fn cleanup(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<(bool, Requeue), Error> {
+    let (action, o) = run_steps(ctx, &ws, true).await?;
+    if matches!(action, Action::Finished) {
+        if let Some(id) = ws
+            .spec
+            .file_system_id
+            .clone()
+            .or(ws.status.as_ref().and_then(|s| s.file_system_id.clone()))
+        {
+            ctx.poller.forget(&id);
+        }
+        ctx.metrics.set_phase(&ws.uid().unwrap_or_default(), None);
+        publish(
+            ctx,
+            &ws,
+            EventType::Normal,
+            "Deleted",
+            "cleanup finished".into(),
+        )
+        .await;
+        return Ok((true, Requeue::await_change()));
+    }
+    write_status(ctx, &ws, &o, &action, None, true).await?;
+    if let Action::Wait(Wait::FileSystemDeleting | Wait::FileSystemCreating | Wait::Associations) =
+        action
+        && let Some(fs) = &o.fs
+    {
+        let cloud = ctx
+            .clouds
+            .cloud(o.class.as_ref().and_then(|c| c.spec.region.as_deref()))
+            .await;
+        ctx.poller.watch(&fs.id, ObjectRef::from_obj(&*ws), cloud);
+    }
+    Ok((false, requeue(ctx, &action)))
+}
+
+/// Adds or removes the cleanup finalizer with a JSON patch guarded by a `test`, so a
+/// concurrent writer makes the patch fail (and the reconcile retry) instead of being lost.
+async fn set_finalizer(
+    api: &Api<LustreWorkspace>,
+    ws: &LustreWorkspace,
+    present: bool,
+) -> Result<(), Error> {
+    let current: Vec<String> = ws.finalizers().to_vec();
+    let mut wanted: Vec<String> = current
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        wanted.push(FINALIZER.to_string());
+    }
+    if wanted == current {
+        return Ok(());
+    }
+    let test = if ws.metadata.finalizers.is_some() {
+        serde_json::json!(current)
+    } else {
+        serde_json::Value::Null
+    };
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": test},
+        {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+    ]))
+    .expect("static patch shape");
+    api.patch::<LustreWorkspace>(&ws.name_any(), &PatchParams::default(), &Patch::Json(patch))
+        .await
+        .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// The top-level reconcile: span, duration metric, finalizer, then apply or cleanup. The
+/// finalizer is removed only when cleanup reports nothing left (kube-runtime's helper
+/// removes it on any successful cleanup pass, which would drop the wait for pods).
+pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let started = Instant::now();
+    let api: Api<LustreWorkspace> =
+        Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
+    let result = async {
+        if ws.metadata.deletion_timestamp.is_some() {
+            if !ws.finalizers().iter().any(|f| f == FINALIZER) {
+                return Ok(Requeue::await_change());
+            }
+            let (done, requeue) = cleanup(ws.clone(), &ctx).await?;
+            if done {
+                set_finalizer(&api, &ws, false).await?;
+            }
+            Ok(requeue)
+        } else {
+            set_finalizer(&api, &ws, true).await?;
+            apply(ws.clone(), &ctx).await
+        }
+    }
+    .await;
+    ctx.metrics
+        .reconcile_duration
+        .with_label_values(&["workspace"])
+        .observe(started.elapsed().as_secs_f64());
+    let key = ws.uid().unwrap_or_default();
+    match &result {
+        Ok(_) => {
+            ctx.metrics.reconciles.with_label_values(&["ok"]).inc();
+            ctx.failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+        }
+        Err(e) => {
+            ctx.metrics.reconciles.with_label_values(&["error"]).inc();
+            ctx.metrics
+                .failures
+                .with_label_values(&[e.category()])
+                .inc();
+        }
+    }
+    result
+}
+
+fn cloud_error(e: &Error) -> Option<&CloudError> {
+    match e {
+        Error::Cloud(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// Terminal AWS errors wait for a change; everything else backs off per object, growing
+/// and jittered, capped.
+pub fn error_policy(ws: Arc<LustreWorkspace>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    tracing::warn!(
+        workspace.namespace = ws.namespace().unwrap_or_default(),
+        workspace.name = ws.name_any(),
+        error = error as &dyn std::error::Error,
+        "reconcile failed"
+    );
+    if let Some(c) = cloud_error(error)
+        && matches!(
+            c.kind,
+            ErrorKind::InvalidRequest | ErrorKind::AccessDenied | ErrorKind::LimitExceeded
+        )
+        && !c.has_code("InvalidNetworkSettings")
+    {
+        return Requeue::await_change();
+    }
+    let attempts = {
+        let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = f.entry(ws.uid().unwrap_or_default()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let base = ctx.config.base_backoff.as_secs_f64() * 2f64.powi(attempts.min(16) as i32 - 1);
+    let capped = base.min(ctx.config.max_backoff.as_secs_f64());
+    // ±20 % jitter from the clock's sub-second digits (no shared RNG needed).
+    let jitter = 0.8 + 0.4 * f64::from(jiff::Timestamp::now().subsec_nanosecond() % 1000) / 1000.0;
+    Requeue::requeue(Duration::from_secs_f64(capped * jitter))
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    wake: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<LustreWorkspace>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let workspaces: Api<LustreWorkspace> = Api::all(ctx.client.clone());
+    let classes: Api<LustreWorkspaceClass> = Api::all(ctx.client.clone());
+    let claims: Api<PersistentVolumeClaim> = Api::all(ctx.client.clone());
+    let poller = ctx.poller.clone();
+    let intervals = ctx.config.intervals;
+    let poll_task = tokio::spawn(poller.run(intervals));
+    let wake_stream =
+        futures::stream::unfold(
+            wake,
+            |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+        );
+    let managed = format!(
+        "{}={}",
+        lustre_api::constants::labels::MANAGED_BY_KEY,
+        lustre_api::constants::labels::MANAGED_BY_VALUE
+    );
+    let controller = Controller::new(workspaces, watcher::Config::default());
+    // A class change re-checks the workspaces that name it, or that use the default.
+    let store = controller.store();
+    let controller = controller
+        .owns(claims, watcher::Config::default().labels(&managed))
+        .watches(classes, watcher::Config::default(), move |class| {
+            let name = class.name_any();
+            let is_default = class
+                .annotations()
+                .get(DEFAULT_CLASS_ANNOTATION)
+                .map(String::as_str)
+                == Some("true");
+            store
+                .state()
+                .iter()
+                .filter(|ws| match ws.spec.class_name.as_deref() {
+                    Some(n) => n == name,
+                    None => {
+                        is_default
+                            || ws.status.as_ref().and_then(|s| s.class_name.as_deref())
+                                == Some(name.as_str())
+                    }
+                })
+                .map(|ws| ObjectRef::from_obj(&**ws))
+                .collect::<Vec<_>>()
+        })
+        .reconcile_on(wake_stream)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+        )
+        .graceful_shutdown_on(shutdown);
+    controller
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| {
+            let metrics = ctx.metrics.clone();
+            async move {
+                match result {
+                    Ok((obj, _)) => tracing::trace!(workspace = %obj, "reconciled"),
+                    Err(e) => {
+                        metrics.failures.with_label_values(&["controller"]).inc();
+                        tracing::warn!(
+                            error = &e as &dyn std::error::Error,
+                            "controller stream error"
+                        );
+                    }
+                }
+            }
+        })
+        .await;
+    poll_task.abort();
+}

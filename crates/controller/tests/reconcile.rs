@@ -1,0 +1,562 @@
+//! The controller end to end in one process: the real reconciler and AWS adapter against the
+//! simulated AWS (over HTTP) and the sandbox Kubernetes API server (over HTTP, kube-rs).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, Config};
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass, Phase};
+use lustre_cloud::aws::{AwsCloud, AwsSettings};
+use lustre_cloud::naming;
+use lustre_controller::metrics::Metrics;
+use lustre_controller::poller::{PollIntervals, Poller};
+use lustre_controller::reconciler::{self, Context, ControllerConfig, SingleCloud};
+use lustre_sandbox::aws::state::Timing;
+use lustre_sandbox::aws::{SimAws, SimConfig};
+use lustre_sandbox::kube::KubeSandbox;
+use serde_json::{Value, json};
+
+struct World {
+    sim: SimAws,
+    client: Client,
+    cloud: Arc<AwsCloud>,
+    _stop: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+async fn world() -> World {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let sim = SimAws::new(SimConfig {
+        timing: Timing {
+            create_ms: 400,
+            update_ms: 300,
+            delete_ms: 300,
+            association_create_ms: 150,
+            association_delete_ms: 150,
+            jitter: 0.1,
+        },
+        ..SimConfig::default()
+    });
+    let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
+    let (aws_addr, _) = sim
+        .serve("127.0.0.1:0".parse().expect("addr"), async move {
+            let _ = rx1.await;
+        })
+        .await
+        .expect("aws");
+    let kube_sb = KubeSandbox::new();
+    let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
+    let (kube_addr, _) = kube_sb
+        .serve("127.0.0.1:0".parse().expect("addr"), async move {
+            let _ = rx2.await;
+        })
+        .await
+        .expect("kube");
+    let client = Client::try_from(Config::new(
+        format!("http://{kube_addr}").parse().expect("url"),
+    ))
+    .expect("client");
+    for crd in lustre_api::crd::crds() {
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await
+            .expect("crd");
+    }
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "ml", "labels": {"lustre": "enabled"}}}),
+            )
+            .expect("ns"),
+        )
+        .await
+        .expect("namespace");
+    let metrics = Arc::new(Metrics::new());
+    let cloud = Arc::new(
+        AwsCloud::new(
+            &AwsSettings {
+                region: Some("us-east-1".into()),
+                endpoint_url: Some(format!("http://{aws_addr}")),
+                max_attempts: 3,
+                static_credentials: Some(("AKIDSANDBOX".into(), "sandbox".into())),
+                ..AwsSettings::default()
+            },
+            Some(metrics.clone()),
+        )
+        .await,
+    );
+    World {
+        sim,
+        client,
+        cloud,
+        _stop: vec![tx1, tx2],
+    }
+}
+
+fn start_operator(
+    w: &World,
+) -> (
+    Arc<Context>,
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (poller, wake) = Poller::new();
+    let config = ControllerConfig {
+        intervals: PollIntervals {
+            pending: Duration::from_millis(200),
+            drift: Duration::from_secs(600),
+        },
+        base_backoff: Duration::from_millis(200),
+        claim_recheck: Duration::from_millis(200),
+        ..ControllerConfig::default()
+    };
+    let ctx = Arc::new(Context::new(
+        w.client.clone(),
+        Arc::new(SingleCloud(w.cloud.clone())),
+        poller,
+        Arc::new(Metrics::new()),
+        config,
+    ));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(reconciler::run(ctx.clone(), wake, async move {
+        let _ = rx.await;
+    }));
+    (ctx, task, tx)
+}
+
+async fn apply_class(client: &Client, extra: Value) {
+    let mut spec = json!({
+        "subnetId": "subnet-0123456789abcdef0",
+        "securityGroup": {"clientSecurityGroupIds": ["sg-0123456789abcdef0"], "clientCidrs": ["10.0.0.0/16"]},
+        "allowedDataRepositories": ["s3://ml-datasets/", "s3://ml-results/"],
+        "allowedNamespaces": {"matchLabels": {"lustre": "enabled"}},
+        "maxStorageCapacityGiB": 24000,
+    });
+    json_patch::merge(&mut spec, &extra);
+    let class: LustreWorkspaceClass = serde_json::from_value(json!({
+        "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspaceClass",
+        "metadata": {"name": "standard", "annotations": {"workspaces.lustre.dev/is-default-class": "true"}},
+        "spec": spec
+    }))
+    .expect("class");
+    Api::<LustreWorkspaceClass>::all(client.clone())
+        .patch(
+            "standard",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&class),
+        )
+        .await
+        .expect("class");
+}
+
+async fn create(client: &Client, name: &str, spec: Value) -> LustreWorkspace {
+    let ws: LustreWorkspace = serde_json::from_value(json!({
+        "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace",
+        "metadata": {"name": name, "namespace": "ml"}, "spec": spec
+    }))
+    .expect("workspace");
+    Api::<LustreWorkspace>::namespaced(client.clone(), "ml")
+        .create(&PostParams::default(), &ws)
+        .await
+        .expect("create")
+}
+
+async fn wait_for(
+    client: &Client,
+    name: &str,
+    what: &str,
+    limit: Duration,
+    f: impl Fn(&LustreWorkspace) -> bool,
+) -> LustreWorkspace {
+    let api: Api<LustreWorkspace> = Api::namespaced(client.clone(), "ml");
+    let start = Instant::now();
+    loop {
+        let ws = api.get_opt(name).await.expect("get");
+        if let Some(ws) = &ws
+            && f(ws)
+        {
+            return ws.clone();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{name}: timed out waiting for {what}; last: {:#?}",
+            ws.map(|w| w.status)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn ready(ws: &LustreWorkspace) -> bool {
+    ws.status.as_ref().is_some_and(|s| {
+        s.phase == Some(Phase::Ready) && s.observed_generation == ws.metadata.generation
+    })
+}
+
+fn reason(ws: &LustreWorkspace) -> String {
+    ws.status
+        .as_ref()
+        .and_then(|s| s.conditions.first())
+        .map(|c| c.reason.clone())
+        .unwrap_or_default()
+}
+
+async fn gone(client: &Client, name: &str) {
+    let api: Api<LustreWorkspace> = Api::namespaced(client.clone(), "ml");
+    let start = Instant::now();
+    while api.get_opt(name).await.expect("get").is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{name} was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn count(state: &Value, key: &str) -> usize {
+    state[key].as_array().map(Vec::len).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn create_scale_link_and_delete_through_the_real_adapter() {
+    let w = world().await;
+    apply_class(&w.client, json!({})).await;
+    let (_ctx, _task, _stop) = start_operator(&w);
+
+    // SCRATCH_2 to Ready: claim bound, status complete.
+    create(
+        &w.client,
+        "scratch",
+        json!({"deploymentType": "SCRATCH_2", "storageCapacityGiB": 1200}),
+    )
+    .await;
+    let ws = wait_for(
+        &w.client,
+        "scratch",
+        "Ready",
+        Duration::from_secs(30),
+        ready,
+    )
+    .await;
+    let s = ws.status.clone().expect("status");
+    assert!(
+        s.conditions.iter().all(|c| c.status == "True"),
+        "{:#?}",
+        s.conditions
+    );
+    let fs_id = s.file_system_id.clone().expect("fs id");
+    assert!(s.dns_name.as_deref().is_some_and(|d| d.starts_with(&fs_id)));
+    assert_eq!(s.claim_name.as_deref(), Some("scratch"));
+    let pvc = Api::<PersistentVolumeClaim>::namespaced(w.client.clone(), "ml")
+        .get("scratch")
+        .await
+        .expect("pvc");
+    assert_eq!(pvc.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+    let pv = Api::<PersistentVolume>::all(w.client.clone())
+        .get(s.volume_name.as_deref().expect("pv"))
+        .await
+        .expect("pv");
+    assert_eq!(
+        pv.spec.and_then(|s| s.csi).map(|c| c.volume_handle),
+        Some(fs_id.clone())
+    );
+
+    // PERSISTENT_2 with two repositories.
+    create(&w.client, "train", json!({"deploymentType": "PERSISTENT_2", "storageCapacityGiB": 1200, "perUnitStorageThroughput": 125,
+        "dataRepositories": [
+            {"name": "datasets", "s3Path": "s3://ml-datasets/imagenet/", "fileSystemPath": "/datasets", "autoImport": ["NEW", "CHANGED"]},
+            {"name": "results", "s3Path": "s3://ml-results/train/", "fileSystemPath": "/results", "autoExport": ["NEW"]}]})).await;
+    let ws = wait_for(&w.client, "train", "Ready", Duration::from_secs(30), ready).await;
+    assert_eq!(
+        ws.status.as_ref().map(|s| s
+            .data_repositories
+            .iter()
+            .filter(|d| d.lifecycle.as_deref() == Some("AVAILABLE"))
+            .count()),
+        Some(2)
+    );
+    let state = w.sim.snapshot();
+    assert_eq!(
+        (
+            count(&state, "fileSystems"),
+            count(&state, "dataRepositoryAssociations")
+        ),
+        (2, 2)
+    );
+    assert_eq!(
+        count(&state, "securityGroups"),
+        3,
+        "node group + one per workspace"
+    );
+
+    // Scale up and drop a repository.
+    let api: Api<LustreWorkspace> = Api::namespaced(w.client.clone(), "ml");
+    api.patch("train", &PatchParams::default(), &Patch::Merge(json!({"spec": {"storageCapacityGiB": 2400, "dataRepositories": [
+        {"name": "datasets", "s3Path": "s3://ml-datasets/imagenet/", "fileSystemPath": "/datasets", "autoImport": ["NEW", "CHANGED"]}]}})))
+        .await
+        .expect("scale");
+    let ws = wait_for(
+        &w.client,
+        "train",
+        "Ready at 2400 GiB",
+        Duration::from_secs(30),
+        |ws| ready(ws) && ws.status.as_ref().and_then(|s| s.storage_capacity_gib) == Some(2400),
+    )
+    .await;
+    let pv = Api::<PersistentVolume>::all(w.client.clone())
+        .get(
+            ws.status
+                .as_ref()
+                .and_then(|s| s.volume_name.as_deref())
+                .expect("pv"),
+        )
+        .await
+        .expect("pv");
+    assert_eq!(
+        pv.spec
+            .and_then(|s| s.capacity)
+            .map(|c| c["storage"].0.clone())
+            .as_deref(),
+        Some("2400Gi")
+    );
+    let start = Instant::now();
+    while count(&w.sim.snapshot(), "dataRepositoryAssociations") != 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "removed repository still linked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Delete while a pod mounts the claim: the file system stays until the pod goes.
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), "ml");
+    pods.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "trainer"},
+        "spec": {"containers": [{"name": "c", "image": "python"}], "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "train"}}]}})).expect("pod"))
+        .await
+        .expect("pod");
+    let before = api.get("train").await.expect("train");
+    assert_eq!(
+        before.metadata.finalizers.clone().unwrap_or_default(),
+        ["workspaces.lustre.dev/cleanup"],
+        "finalizer in place"
+    );
+    assert_eq!(
+        pods.get("trainer")
+            .await
+            .expect("pod")
+            .status
+            .and_then(|s| s.phase)
+            .as_deref(),
+        Some("Running"),
+        "the pod mounts the bound claim"
+    );
+    api.delete("train", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_for(
+        &w.client,
+        "train",
+        "ClaimInUse",
+        Duration::from_secs(10),
+        |ws| reason(ws) == "ClaimInUse",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        count(&w.sim.snapshot(), "fileSystems"),
+        2,
+        "the file system stays while the pod uses it"
+    );
+    pods.delete("trainer", &DeleteParams::default())
+        .await
+        .expect("pod gone");
+    gone(&w.client, "train").await;
+    api.delete("scratch", &DeleteParams::default())
+        .await
+        .expect("delete");
+    gone(&w.client, "scratch").await;
+    let state = w.sim.snapshot();
+    assert_eq!(
+        (
+            count(&state, "fileSystems"),
+            count(&state, "dataRepositoryAssociations"),
+            count(&state, "securityGroups")
+        ),
+        (0, 0, 1),
+        "{state:#}"
+    );
+    assert!(
+        Api::<PersistentVolume>::all(w.client.clone())
+            .list(&Default::default())
+            .await
+            .expect("pvs")
+            .items
+            .is_empty(),
+        "no orphaned PV"
+    );
+}
+
+#[tokio::test]
+async fn invalid_specs_and_missing_classes_cost_no_aws_call() {
+    let w = world().await;
+    let (_ctx, _task, _stop) = start_operator(&w);
+
+    create(&w.client, "early", json!({"storageCapacityGiB": 1200})).await;
+    let ws = wait_for(
+        &w.client,
+        "early",
+        "ClassNotFound",
+        Duration::from_secs(10),
+        |ws| reason(ws) == "ClassNotFound",
+    )
+    .await;
+    assert_eq!(ws.status.and_then(|s| s.phase), Some(Phase::Pending));
+    create(&w.client, "outside", json!({"storageCapacityGiB": 1200, "dataRepositories": [{"name": "x", "s3Path": "s3://someone-elses-bucket/", "fileSystemPath": "/x"}]})).await;
+    assert_eq!(
+        w.sim.snapshot()["totalCalls"],
+        0,
+        "no AWS call without a class"
+    );
+
+    apply_class(&w.client, json!({})).await;
+    let ws = wait_for(
+        &w.client,
+        "outside",
+        "InvalidSpec",
+        Duration::from_secs(10),
+        |ws| reason(ws) == "InvalidSpec",
+    )
+    .await;
+    let message = ws
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.first())
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("spec.dataRepositories[0].s3Path")
+            && message.contains("not allowed by class standard"),
+        "{message}"
+    );
+    // The class appearing woke the waiting workspace too.
+    wait_for(
+        &w.client,
+        "early",
+        "Ready after the class appeared",
+        Duration::from_secs(30),
+        ready,
+    )
+    .await;
+    let calls = w.sim.call_counts();
+    assert_eq!(
+        calls.get("CreateFileSystem"),
+        Some(&1),
+        "only the valid workspace reached AWS: {calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_file_system_created_before_a_crash_is_not_created_twice() {
+    let w = world().await;
+    apply_class(&w.client, json!({"securityGroup": {"managed": false, "additionalSecurityGroupIds": ["sg-0123456789abcdef0"]}})).await;
+    // The workspace exists and a previous operator created its file system, then died before
+    // writing status (no finalizer, no status, nothing recorded in Kubernetes).
+    let ws = create(&w.client, "survivor", json!({"storageCapacityGiB": 1200})).await;
+    let uid = ws.metadata.uid.clone().expect("uid");
+    let class: LustreWorkspaceClass = Api::<LustreWorkspaceClass>::all(w.client.clone())
+        .get("standard")
+        .await
+        .expect("class");
+    let labels = [("lustre".to_string(), "enabled".to_string())].into();
+    let inputs = lustre_controller::plan::Inputs {
+        workspace: &ws,
+        class: lustre_controller::plan::ClassLookup::Found(&class),
+        namespace_labels: &labels,
+        aws: Default::default(),
+        kube: &Default::default(),
+    };
+    let lustre_controller::plan::Action::CreateFileSystem(request) =
+        lustre_controller::plan::next_action(&inputs)
+    else {
+        panic!("expected a create")
+    };
+    assert_eq!(request.client_token, naming::file_system_token(&uid));
+    use lustre_cloud::Cloud;
+    let first = w
+        .cloud
+        .create_file_system(&request)
+        .await
+        .expect("pre-crash create");
+
+    let (_ctx, _task, _stop) = start_operator(&w);
+    let ws = wait_for(
+        &w.client,
+        "survivor",
+        "Ready",
+        Duration::from_secs(30),
+        ready,
+    )
+    .await;
+    assert_eq!(ws.status.and_then(|s| s.file_system_id), Some(first.id));
+    assert_eq!(
+        count(&w.sim.snapshot(), "fileSystems"),
+        1,
+        "the retried create returned the same file system"
+    );
+}
+
+#[tokio::test]
+async fn many_pending_workspaces_share_one_describe_per_poll() {
+    let w = world().await;
+    apply_class(&w.client, json!({"securityGroup": {"managed": false, "additionalSecurityGroupIds": ["sg-0123456789abcdef0"]}})).await;
+    // Long enough that every file system is still CREATING while the window is measured.
+    w.sim.set_timing(Timing {
+        create_ms: 20_000,
+        jitter: 0.0,
+        ..Timing::default()
+    });
+    let (ctx, _task, _stop) = start_operator(&w);
+    let n = 200;
+    for i in 0..n {
+        create(
+            &w.client,
+            &format!("ws-{i:03}"),
+            json!({"storageCapacityGiB": 1200}),
+        )
+        .await;
+    }
+    let start = Instant::now();
+    while ctx.poller.pending() < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "only {} of {n} file systems registered",
+            ctx.poller.pending()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Measure a window while all are CREATING.
+    let before = w.sim.calls("DescribeFileSystems");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let during = w.sim.calls("DescribeFileSystems") - before;
+    let rounds = 1_000 / 200;
+    println!("{n} pending workspaces: {during} DescribeFileSystems in {rounds} poll intervals");
+    assert!(
+        during <= rounds as u64 + 1,
+        "{during} calls in {rounds} intervals: batched, not per workspace"
+    );
+    for i in 0..n {
+        wait_for(
+            &w.client,
+            &format!("ws-{i:03}"),
+            "Ready",
+            Duration::from_secs(120),
+            ready,
+        )
+        .await;
+    }
+}
