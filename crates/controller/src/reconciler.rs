@@ -1067,6 +1067,10 @@ pub async fn run(
             async move {
                 match result {
                     Ok((obj, _)) => tracing::trace!(workspace = %obj, "reconciled"),
+                    // A wake-up for a workspace deleted meanwhile: nothing to do.
+                    Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                        tracing::debug!(workspace = %obj, "woken after deletion")
+                    }
                     Err(e) => {
                         metrics.failures.with_label_values(&["controller"]).inc();
                         tracing::warn!(
