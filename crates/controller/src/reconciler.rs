@@ -393,6 +393,26 @@ async fn publish(
     }
 }
 
+/// Puts what this reconcile knows of the file system into the poller's cache, and has the
+/// poller watch it until it settles.
+fn track(
+    ctx: &Context,
+    o: &Observed,
+    workspace: ObjectRef<LustreWorkspace>,
+    cloud: &Arc<dyn Cloud>,
+) {
+    if let Some(fs) = &o.fs {
+        ctx.poller.store(
+            &fs.id,
+            Observation {
+                file_system: Some(fs.clone()),
+                associations: o.dras.clone(),
+            },
+        );
+        ctx.poller.watch(&fs.id, workspace, cloud.clone());
+    }
+}
+
 /// Carries out one step, updating the local observation with its result.
 async fn act(
     ctx: &Context,
@@ -460,30 +480,16 @@ async fn act(
                 .create_file_system(request)
                 .await
                 .map_err(Error::Cloud)?;
-            ctx.poller.store(
-                &fs.id,
-                Observation {
-                    file_system: Some(fs.clone()),
-                    associations: vec![],
-                },
-            );
-            ctx.poller.watch(&fs.id, oref, cloud.clone());
             o.fs = Some(fs);
+            track(ctx, o, oref, cloud);
         }
         Action::UpdateFileSystem { id, update } => {
             let fs = cloud
                 .update_file_system(id, update)
                 .await
                 .map_err(Error::Cloud)?;
-            ctx.poller.store(
-                id,
-                Observation {
-                    file_system: Some(fs.clone()),
-                    associations: o.dras.clone(),
-                },
-            );
-            ctx.poller.watch(id, oref, cloud.clone());
             o.fs = Some(fs);
+            track(ctx, o, oref, cloud);
         }
         Action::CreateAssociations(requests) => {
             for r in requests {
@@ -493,16 +499,7 @@ async fn act(
                     .map_err(Error::Cloud)?;
                 o.dras.push(a);
             }
-            if let Some(fs) = &o.fs {
-                ctx.poller.store(
-                    &fs.id,
-                    Observation {
-                        file_system: Some(fs.clone()),
-                        associations: o.dras.clone(),
-                    },
-                );
-                ctx.poller.watch(&fs.id, oref, cloud.clone());
-            }
+            track(ctx, o, oref, cloud);
         }
         Action::DeleteAssociations(ids) => {
             for id in ids {
@@ -515,16 +512,7 @@ async fn act(
                     a.lifecycle = Lifecycle::Deleting;
                 }
             }
-            if let Some(fs) = &o.fs {
-                ctx.poller.store(
-                    &fs.id,
-                    Observation {
-                        file_system: Some(fs.clone()),
-                        associations: o.dras.clone(),
-                    },
-                );
-                ctx.poller.watch(&fs.id, oref, cloud.clone());
-            }
+            track(ctx, o, oref, cloud);
         }
         Action::ApplyStorageClass => {
             let sc = builders::storage_class(o.class.as_ref().expect("decided with a class"));
@@ -628,15 +616,8 @@ async fn act(
             }
             if let Some(fs) = &mut o.fs {
                 fs.lifecycle = Lifecycle::Deleting;
-                ctx.poller.store(
-                    id,
-                    Observation {
-                        file_system: Some(fs.clone()),
-                        associations: vec![],
-                    },
-                );
             }
-            ctx.poller.watch(id, oref, cloud.clone());
+            track(ctx, o, oref, cloud);
         }
         Action::DeleteSecurityGroup { id } => match cloud.delete_security_group(id).await {
             Ok(())

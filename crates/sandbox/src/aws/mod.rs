@@ -121,15 +121,7 @@ impl SimAws {
         addr: SocketAddr,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let bound = listener.local_addr()?;
-        let app = self.router();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        });
-        Ok((bound, task))
+        crate::serve_router(self.router(), addr, shutdown).await
     }
 
     /// Everything in the account and the call counts, as `GET /_sim/state` shows it.
