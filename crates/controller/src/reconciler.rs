@@ -786,7 +786,11 @@ async fn apply(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<Requeue, Error
             .cloud(o.class.as_ref().and_then(|c| c.spec.region.as_deref()))
             .await;
         match &action {
-            Action::Ready => ctx.poller.settle(&fs.id, ObjectRef::from_obj(&*ws), cloud),
+            // Ready, or failed in a way only a person can fix: drift checks only, no polling
+            // every interval.
+            Action::Ready | Action::FileSystemFailed(_) | Action::AssociationFailed { .. } => {
+                ctx.poller.settle(&fs.id, ObjectRef::from_obj(&*ws), cloud)
+            }
             Action::Wait(
                 Wait::FileSystemCreating | Wait::FileSystemUpdating | Wait::Associations,
             ) => ctx.poller.watch(&fs.id, ObjectRef::from_obj(&*ws), cloud),

@@ -560,3 +560,151 @@ async fn many_pending_workspaces_share_one_describe_per_poll() {
         .await;
     }
 }
+
+fn request(token: &str, tags: lustre_cloud::Tags) -> lustre_cloud::FileSystemRequest {
+    lustre_cloud::FileSystemRequest {
+        client_token: token.into(),
+        deployment_type: lustre_cloud::DeploymentType::Scratch2,
+        storage_capacity_gib: 1200,
+        per_unit_storage_throughput: None,
+        subnet_id: "subnet-0123456789abcdef0".into(),
+        security_group_ids: vec![],
+        kms_key_id: None,
+        lz4_compression: false,
+        automatic_backup_retention_days: None,
+        weekly_maintenance_start_time: None,
+        file_system_type_version: "2.15".into(),
+        tags,
+    }
+}
+
+#[tokio::test]
+async fn a_failed_file_system_is_terminal_and_still_cleaned_up() {
+    let w = world().await;
+    apply_class(&w.client, json!({})).await;
+    w.sim.fail_next_create("The KMS key is disabled");
+    let (_ctx, _task, _stop) = start_operator(&w);
+    create(&w.client, "doomed", json!({"storageCapacityGiB": 1200})).await;
+    let ws = wait_for(
+        &w.client,
+        "doomed",
+        "FileSystemFailed",
+        Duration::from_secs(30),
+        |ws| reason(ws) == "FileSystemFailed",
+    )
+    .await;
+    let s = ws.status.expect("status");
+    assert_eq!(s.phase, Some(Phase::Failed));
+    assert_eq!(
+        s.conditions[0].message, "The KMS key is disabled",
+        "AWS's words, verbatim"
+    );
+    // No hot loop: a terminal state makes no further calls.
+    let before = w.sim.snapshot()["totalCalls"].as_u64().unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let after = w.sim.snapshot()["totalCalls"].as_u64().unwrap_or(0);
+    assert!(after - before <= 1, "{} calls while FAILED", after - before);
+    Api::<LustreWorkspace>::namespaced(w.client.clone(), "ml")
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .expect("delete");
+    gone(&w.client, "doomed").await;
+    let state = w.sim.snapshot();
+    assert_eq!(
+        (
+            count(&state, "fileSystems"),
+            count(&state, "securityGroups")
+        ),
+        (0, 1),
+        "{state:#}"
+    );
+}
+
+#[tokio::test]
+async fn adopting_keeps_the_file_system_and_refuses_another_workspaces() {
+    use lustre_cloud::Cloud;
+    let w = world().await;
+    apply_class(&w.client, json!({})).await;
+    let free = w
+        .cloud
+        .create_file_system(&request("made-by-hand", Default::default()))
+        .await
+        .expect("free fs");
+    let foreign_tags = naming::owner_tags(
+        &naming::Owner {
+            namespace: "other".into(),
+            name: "theirs".into(),
+            uid: "not-this-one".into(),
+            class: "standard".into(),
+        },
+        &Default::default(),
+        &Default::default(),
+    );
+    let foreign = w
+        .cloud
+        .create_file_system(&request("someone-elses", foreign_tags))
+        .await
+        .expect("foreign fs");
+    let (_ctx, _task, _stop) = start_operator(&w);
+
+    create(&w.client, "adopter", json!({"storageCapacityGiB": 1200, "fileSystemId": free.id,
+        "dataRepositories": [{"name": "d", "s3Path": "s3://ml-datasets/", "fileSystemPath": "/d"}]})).await;
+    let ws = wait_for(
+        &w.client,
+        "adopter",
+        "Ready",
+        Duration::from_secs(30),
+        ready,
+    )
+    .await;
+    assert_eq!(
+        ws.status.as_ref().and_then(|s| s.file_system_id.clone()),
+        Some(free.id.clone())
+    );
+    create(
+        &w.client,
+        "thief",
+        json!({"storageCapacityGiB": 1200, "fileSystemId": foreign.id}),
+    )
+    .await;
+    let ws = wait_for(
+        &w.client,
+        "thief",
+        "AdoptionRefused",
+        Duration::from_secs(30),
+        |ws| reason(ws) == "AdoptionRefused",
+    )
+    .await;
+    assert!(
+        ws.status
+            .as_ref()
+            .and_then(|s| s.conditions.first())
+            .is_some_and(|c| c.message.contains("belongs to another workspace"))
+    );
+    assert_eq!(
+        count(&w.sim.snapshot(), "securityGroups"),
+        1,
+        "adoption creates no security group"
+    );
+
+    let api: Api<LustreWorkspace> = Api::namespaced(w.client.clone(), "ml");
+    api.delete("adopter", &DeleteParams::default())
+        .await
+        .expect("delete");
+    gone(&w.client, "adopter").await;
+    api.delete("thief", &DeleteParams::default())
+        .await
+        .expect("delete");
+    gone(&w.client, "thief").await;
+    let state = w.sim.snapshot();
+    assert_eq!(
+        count(&state, "fileSystems"),
+        2,
+        "adopted and foreign file systems are never deleted"
+    );
+    assert_eq!(
+        count(&state, "dataRepositoryAssociations"),
+        0,
+        "the link the workspace made is removed"
+    );
+}

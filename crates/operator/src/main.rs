@@ -17,7 +17,7 @@ use kube::Api;
 use lustre_cloud::aws::{AwsCloud, AwsSettings, RetryMode};
 use lustre_controller::metrics::Metrics;
 use lustre_controller::poller::{PollIntervals, Poller};
-use lustre_controller::reconciler::{self, Context, ControllerConfig, SingleCloud};
+use lustre_controller::reconciler::{self, CloudProvider, Context, ControllerConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -84,6 +84,35 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// One AWS adapter per region, built on first use with the operator's settings (a class may
+/// name a region other than the operator's own).
+#[derive(Debug)]
+struct RegionalClouds {
+    settings: AwsSettings,
+    metrics: Arc<Metrics>,
+    clouds: tokio::sync::Mutex<std::collections::HashMap<Option<String>, Arc<AwsCloud>>>,
+}
+
+#[async_trait::async_trait]
+impl CloudProvider for RegionalClouds {
+    async fn cloud(&self, region: Option<&str>) -> Arc<dyn lustre_cloud::Cloud> {
+        let key = region
+            .map(str::to_string)
+            .or_else(|| self.settings.region.clone());
+        let mut clouds = self.clouds.lock().await;
+        if let Some(c) = clouds.get(&key) {
+            return c.clone();
+        }
+        let settings = AwsSettings {
+            region: key.clone(),
+            ..self.settings.clone()
+        };
+        let cloud = Arc::new(AwsCloud::new(&settings, Some(self.metrics.clone())).await);
+        clouds.insert(key, cloud.clone());
+        cloud
     }
 }
 
@@ -156,7 +185,11 @@ async fn run(args: Run) -> anyhow::Result<()> {
         },
         ..AwsSettings::default()
     };
-    let cloud = Arc::new(AwsCloud::new(&settings, Some(metrics.clone())).await);
+    let clouds = Arc::new(RegionalClouds {
+        settings,
+        metrics: metrics.clone(),
+        clouds: Default::default(),
+    });
     let (poller, wake) = Poller::new();
     let config = ControllerConfig {
         intervals: PollIntervals {
@@ -168,7 +201,7 @@ async fn run(args: Run) -> anyhow::Result<()> {
     };
     let ctx = Arc::new(Context::new(
         client,
-        Arc::new(SingleCloud(cloud)),
+        clouds,
         poller,
         metrics.clone(),
         config,

@@ -379,8 +379,68 @@ impl Store {
         if rt.group == "apiextensions.k8s.io" {
             self.register_crd(&obj);
         }
+        if rt.group == "events.k8s.io" {
+            self.mirror_event(&obj);
+        }
         self.settle();
         self.get(rt, ns, &name)
+    }
+
+    /// kube-apiserver stores events.k8s.io/v1 and core/v1 Events as one resource, so
+    /// `kubectl describe` and `kubectl get events` (core) show what controllers record through
+    /// the newer API. Writes the core view of an events.k8s.io Event.
+    fn mirror_event(&mut self, ev: &Value) {
+        let core = self.core("events");
+        let ns = ev["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = ev["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let when = ev["eventTime"]
+            .as_str()
+            .map(|t| {
+                t.split('.')
+                    .next()
+                    .unwrap_or(t)
+                    .trim_end_matches('Z')
+                    .to_string()
+                    + "Z"
+            })
+            .unwrap_or_else(now_rfc3339);
+        let key = Self::key(&core, &ns, &name);
+        let first = self
+            .objects
+            .get(&key)
+            .and_then(|o| o["firstTimestamp"].as_str().map(str::to_string))
+            .unwrap_or_else(|| when.clone());
+        let last = ev["series"]["lastObservedTime"]
+            .as_str()
+            .map(|t| {
+                t.split('.')
+                    .next()
+                    .unwrap_or(t)
+                    .trim_end_matches('Z')
+                    .to_string()
+                    + "Z"
+            })
+            .unwrap_or(when);
+        let mut obj = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": ns, "uid": ev["metadata"]["uid"], "creationTimestamp": ev["metadata"]["creationTimestamp"]},
+            "involvedObject": ev["regarding"], "reason": ev["reason"], "message": ev["note"], "type": ev["type"],
+            "action": ev["action"], "reportingComponent": ev["reportingController"], "reportingInstance": ev["reportingInstance"],
+            "source": {"component": ev["reportingController"]},
+            "firstTimestamp": first, "lastTimestamp": last,
+            "count": ev["series"]["count"].as_i64().unwrap_or(1),
+        });
+        let existed = self.objects.contains_key(&key);
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        self.objects.insert(key, obj.clone());
+        self.record(&core, if existed { "MODIFIED" } else { "ADDED" }, obj);
     }
 
     /// Replaces an object (PUT, or the result of a patch). With `status_only`, only
@@ -467,6 +527,9 @@ impl Store {
         new["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         self.objects.insert(key, new.clone());
         self.record(rt, "MODIFIED", new.clone());
+        if rt.group == "events.k8s.io" {
+            self.mirror_event(&new);
+        }
         self.settle();
         Ok(self
             .objects
