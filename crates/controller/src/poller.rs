@@ -96,29 +96,32 @@ impl Poller {
         workspace: ObjectRef<LustreWorkspace>,
         cloud: Arc<dyn Cloud>,
     ) {
-        self.lock().entries.insert(
-            file_system_id.to_string(),
-            Entry {
-                workspace,
-                cloud,
-                pending: true,
-            },
-        );
+        self.register(file_system_id, workspace, cloud, true);
     }
 
-    /// The workspace is Ready: only drift checks from now on.
+    /// The workspace is Ready (or failed for good): only drift checks from now on.
     pub fn settle(
         &self,
         file_system_id: &str,
         workspace: ObjectRef<LustreWorkspace>,
         cloud: Arc<dyn Cloud>,
     ) {
+        self.register(file_system_id, workspace, cloud, false);
+    }
+
+    fn register(
+        &self,
+        file_system_id: &str,
+        workspace: ObjectRef<LustreWorkspace>,
+        cloud: Arc<dyn Cloud>,
+        pending: bool,
+    ) {
         self.lock().entries.insert(
             file_system_id.to_string(),
             Entry {
                 workspace,
                 cloud,
-                pending: false,
+                pending,
             },
         );
     }

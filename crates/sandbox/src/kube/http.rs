@@ -119,6 +119,23 @@ fn parse_path(path: &str) -> Target {
     }
 }
 
+/// kube-apiserver's answer for a path it does not serve.
+fn not_found() -> ApiErr {
+    ApiErr::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+/// The resource type served at `group/version/plural`.
+fn served_type(sb: &KubeSandbox, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+    sb.store()
+        .find_type(group, plural)
+        .filter(|t| t.version == version)
+        .cloned()
+}
+
 fn json_response(code: StatusCode, v: &Value) -> Response {
     (
         code,
@@ -226,34 +243,15 @@ async fn route(
             json_response(StatusCode::OK, &openapi_doc(sb, &group, &version)),
             None,
         ),
-        Target::Unknown => (
-            error_response(&ApiErr::new(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            )),
-            None,
-        ),
+        Target::Unknown => (error_response(&not_found()), None),
         Target::Collection {
             group,
             version,
             plural,
             ns,
         } => {
-            let Some(rt) = sb
-                .store()
-                .find_type(&group, &plural)
-                .filter(|t| t.version == version)
-                .cloned()
-            else {
-                return (
-                    error_response(&ApiErr::new(
-                        404,
-                        "NotFound",
-                        "the server could not find the requested resource",
-                    )),
-                    None,
-                );
+            let Some(rt) = served_type(sb, &group, &version, &plural) else {
+                return (error_response(&not_found()), None);
             };
             let watch = q.get("watch").is_some_and(|w| w == "1" || w == "true");
             let verb = match (method.as_str(), watch) {
@@ -308,20 +306,8 @@ async fn route(
             name,
             sub,
         } => {
-            let Some(rt) = sb
-                .store()
-                .find_type(&group, &plural)
-                .filter(|t| t.version == version)
-                .cloned()
-            else {
-                return (
-                    error_response(&ApiErr::new(
-                        404,
-                        "NotFound",
-                        "the server could not find the requested resource",
-                    )),
-                    None,
-                );
+            let Some(rt) = served_type(sb, &group, &version, &plural) else {
+                return (error_response(&not_found()), None);
             };
             let verb = match method.as_str() {
                 "GET" => "get",
@@ -754,11 +740,7 @@ fn resource_list(sb: &KubeSandbox, group: &str, version: &str) -> Response {
         .filter(|t| t.group == group && t.version == version)
         .collect();
     if types.is_empty() {
-        return error_response(&ApiErr::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        ));
+        return error_response(&not_found());
     }
     let gv = if group.is_empty() {
         version.to_string()
