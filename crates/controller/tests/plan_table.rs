@@ -172,15 +172,15 @@ fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
     }
 }
 
-fn run(r: &Row) -> Action {
-    let labels = labels();
-    let inputs = Inputs {
+/// The row's inputs (labels are the fixed namespace labels).
+fn inputs<'a>(r: &'a Row, labels: &'a BTreeMap<String, String>) -> Inputs<'a> {
+    Inputs {
         workspace: &r.ws,
         class: match &r.class {
             Some(c) => ClassLookup::Found(c),
             None => ClassLookup::Missing("standard"),
         },
-        namespace_labels: &labels,
+        namespace_labels: labels,
         aws: AwsView {
             vpc_id: r.vpc,
             security_group: r.sg.as_ref(),
@@ -188,7 +188,12 @@ fn run(r: &Row) -> Action {
             associations: &r.dras,
         },
         kube: &r.kube,
-    };
+    }
+}
+
+fn run(r: &Row) -> Action {
+    let labels = labels();
+    let inputs = inputs(r, &labels);
     if r.delete {
         next_cleanup_action(&inputs)
     } else {
@@ -653,21 +658,7 @@ fn status_for(
     at: &str,
 ) -> (Action, lustre_api::LustreWorkspaceStatus) {
     let labels = labels();
-    let inputs = Inputs {
-        workspace: &r.ws,
-        class: match &r.class {
-            Some(c) => ClassLookup::Found(c),
-            None => ClassLookup::Missing("standard"),
-        },
-        namespace_labels: &labels,
-        aws: AwsView {
-            vpc_id: r.vpc,
-            security_group: r.sg.as_ref(),
-            file_system: r.fs.as_ref(),
-            associations: &r.dras,
-        },
-        kube: &r.kube,
-    };
+    let inputs = inputs(r, &labels);
     let action = if r.delete {
         next_cleanup_action(&inputs)
     } else {

@@ -210,6 +210,16 @@ fn valid_capacity(deployment: &str, gib: i64) -> bool {
     }
 }
 
+/// A client token reused with different parameters.
+fn token_mismatch() -> ApiError {
+    ApiError::new(
+        400,
+        "IncompatibleParameterError",
+        "The request uses the same client request token as a previous, but non-identical request.",
+    )
+    .with("Parameter", "ClientRequestToken")
+}
+
 pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
     let token = token_of(req)?;
     let print = fingerprint(req);
@@ -218,15 +228,14 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
     {
         return match s.file_systems.get(id) {
             Some(fs) if fs.fingerprint == print => Ok(json!({"FileSystem": file_system_json(fs)})),
-            Some(_) => Err(ApiError::new(
+            Some(_) => Err(token_mismatch()),
+            // The file system made with this token is gone; FSx does not reuse it.
+            None => Err(ApiError::new(
                 400,
                 "IncompatibleParameterError",
-                "The request uses the same client request token as a previous, but non-identical request.",
+                "The client request token was already used.",
             )
             .with("Parameter", "ClientRequestToken")),
-            // The file system made with this token is gone; FSx does not reuse it.
-            None => Err(ApiError::new(400, "IncompatibleParameterError", "The client request token was already used.")
-                .with("Parameter", "ClientRequestToken")),
         };
     }
     if str_field(req, "FileSystemType") != Some("LUSTRE") {
@@ -621,8 +630,7 @@ pub fn create_association(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         return if a.fingerprint == print {
             Ok(json!({"Association": association_json(a)}))
         } else {
-            Err(ApiError::new(400, "IncompatibleParameterError", "The request uses the same client request token as a previous, but non-identical request.")
-                .with("Parameter", "ClientRequestToken"))
+            Err(token_mismatch())
         };
     }
     let fs_id = str_field(req, "FileSystemId")
