@@ -425,7 +425,9 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
     Ok(out)
 }
 
-fn page<T>(items: Vec<T>, req: &Value, cap: usize) -> Result<(Vec<T>, Option<String>), ApiError> {
+/// One page of `items` as `{key: [...], NextToken}`, honouring `MaxResults` (capped) and
+/// `NextToken` (an offset).
+fn page(items: Vec<Value>, req: &Value, cap: usize, key: &str) -> Result<Value, ApiError> {
     let max = match req.get("MaxResults") {
         None => cap,
         Some(v) => match v.as_i64() {
@@ -440,9 +442,13 @@ fn page<T>(items: Vec<T>, req: &Value, cap: usize) -> Result<(Vec<T>, Option<Str
             .map_err(|_| bad_request("Invalid NextToken."))?,
     };
     let total = items.len();
-    let chunk: Vec<T> = items.into_iter().skip(start).take(max).collect();
-    let next = (start + chunk.len() < total).then(|| (start + chunk.len()).to_string());
-    Ok((chunk, next))
+    let chunk: Vec<Value> = items.into_iter().skip(start).take(max).collect();
+    let end = start + chunk.len();
+    let mut out = json!({ key: chunk });
+    if end < total {
+        out["NextToken"] = json!(end.to_string());
+    }
+    Ok(out)
 }
 
 pub fn describe_file_systems(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
@@ -467,12 +473,7 @@ pub fn describe_file_systems(s: &mut State, ctx: &mut Ctx, req: &Value) -> Resul
         }
         out
     };
-    let (items, next) = page(found, req, ctx.page_size)?;
-    let mut out = json!({"FileSystems": items});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    page(found, req, ctx.page_size, "FileSystems")
 }
 
 pub fn update_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
@@ -804,12 +805,7 @@ pub fn describe_associations(
             found.push(association_json(a));
         }
     }
-    let (items, next) = page(found, req, 25)?;
-    let mut out = json!({"Associations": items});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    page(found, req, 25, "Associations")
 }
 
 pub fn delete_association(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {

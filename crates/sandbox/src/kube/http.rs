@@ -119,6 +119,19 @@ fn parse_path(path: &str) -> Target {
     }
 }
 
+/// The `labelSelector` and `fieldSelector` of a list or watch request.
+fn selectors(q: &HashMap<String, String>) -> (LabelSelector, FieldSelector) {
+    let labels = q
+        .get("labelSelector")
+        .and_then(|s| LabelSelector::parse(s).ok())
+        .unwrap_or_default();
+    let fields = q
+        .get("fieldSelector")
+        .map(|s| FieldSelector::parse(s))
+        .unwrap_or_default();
+    (labels, fields)
+}
+
 /// kube-apiserver's answer for a path it does not serve.
 fn not_found() -> ApiErr {
     ApiErr::new(
@@ -447,14 +460,7 @@ fn selected(
     ns: &str,
     q: &HashMap<String, String>,
 ) -> Vec<Value> {
-    let labels = q
-        .get("labelSelector")
-        .and_then(|s| LabelSelector::parse(s).ok())
-        .unwrap_or_default();
-    let fields = q
-        .get("fieldSelector")
-        .map(|s| FieldSelector::parse(s))
-        .unwrap_or_default();
+    let (labels, fields) = selectors(q);
     sb.store()
         .list(rt, ns)
         .into_iter()
@@ -554,14 +560,7 @@ fn watch_response(
     q: &HashMap<String, String>,
     as_table: bool,
 ) -> Response {
-    let labels = q
-        .get("labelSelector")
-        .and_then(|s| LabelSelector::parse(s).ok())
-        .unwrap_or_default();
-    let fields = q
-        .get("fieldSelector")
-        .map(|s| FieldSelector::parse(s))
-        .unwrap_or_default();
+    let (labels, fields) = selectors(q);
     let bookmarks = q
         .get("allowWatchBookmarks")
         .is_some_and(|v| v == "true" || v == "1");
