@@ -352,6 +352,14 @@ pub fn next_action(i: &Inputs) -> Action {
             ));
         }
         (None, None) => {
+            // A file system this workspace recorded and AWS no longer knows was deleted behind
+            // the operator's back. Creating a new one would hand pods an empty file system
+            // under the same claim, so say so and stop.
+            if let Some(id) = ws.status.as_ref().and_then(|s| s.file_system_id.as_deref()) {
+                return Action::FileSystemFailed(format!(
+                    "file system {id} no longer exists in AWS (deleted outside the operator); delete this workspace and create it again for a new, empty file system"
+                ));
+            }
             return Action::CreateFileSystem(Box::new(file_system_request(
                 ws,
                 class,

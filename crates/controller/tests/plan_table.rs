@@ -221,7 +221,24 @@ fn the_lifecycle_table() {
         f.tags.clear();
         f
     };
+    let vanished = {
+        let mut w = workspace(TWO_REPOS);
+        w.status = Some(lustre_api::LustreWorkspaceStatus {
+            file_system_id: Some("fs-0123456789abcdef0".into()),
+            ..Default::default()
+        });
+        w
+    };
     let rows: Vec<Row> = vec![
+        Row {
+            ws: vanished,
+            fs: None,
+            dras: vec![],
+            ..row(
+                "recorded file system vanished: terminal, never a silent new one",
+                |a| matches!(a, Action::FileSystemFailed(m) if m.contains("fs-0123456789abcdef0 no longer exists")),
+            )
+        },
         // Create.
         Row {
             class: None,

@@ -708,3 +708,101 @@ async fn adopting_keeps_the_file_system_and_refuses_another_workspaces() {
         "the link the workspace made is removed"
     );
 }
+
+#[tokio::test]
+async fn a_retained_workspace_keeps_aws_and_links_repositories_added_later() {
+    use k8s_openapi::api::core::v1::Event;
+    let w = world().await;
+    apply_class(&w.client, json!({})).await;
+    let (_ctx, _task, _stop) = start_operator(&w);
+    create(
+        &w.client,
+        "keep",
+        json!({"deploymentType": "PERSISTENT_2", "storageCapacityGiB": 1200,
+        "perUnitStorageThroughput": 125, "deletionPolicy": "Retain"}),
+    )
+    .await;
+    let ws = wait_for(&w.client, "keep", "Ready", Duration::from_secs(30), ready).await;
+    let fs_id = ws
+        .status
+        .as_ref()
+        .and_then(|s| s.file_system_id.clone())
+        .expect("fs id");
+    let sg_id = ws
+        .status
+        .as_ref()
+        .and_then(|s| s.security_group_id.clone())
+        .expect("sg id");
+
+    // A repository added to a Ready workspace, and a throughput change, in one edit.
+    let api: Api<LustreWorkspace> = Api::namespaced(w.client.clone(), "ml");
+    api.patch("keep", &PatchParams::default(), &Patch::Merge(json!({"spec": {"perUnitStorageThroughput": 250,
+        "dataRepositories": [{"name": "results", "s3Path": "s3://ml-results/keep/", "fileSystemPath": "/results", "autoExport": ["NEW", "CHANGED"]}]}})))
+        .await
+        .expect("edit");
+    wait_for(
+        &w.client,
+        "keep",
+        "Ready with the new repository",
+        Duration::from_secs(30),
+        |ws| {
+            ready(ws)
+                && ws.status.as_ref().is_some_and(|s| {
+                    s.data_repositories.len() == 1
+                        && s.data_repositories[0].lifecycle.as_deref() == Some("AVAILABLE")
+                })
+        },
+    )
+    .await;
+    let state = w.sim.snapshot();
+    let fs = &state["fileSystems"][0];
+    assert_eq!(fs["perUnitStorageThroughput"], 250, "{fs:#}");
+    assert_eq!(
+        state["dataRepositoryAssociations"][0]["dataRepositoryPath"],
+        "s3://ml-results/keep/"
+    );
+    assert_eq!(w.sim.calls("UpdateFileSystem"), 1);
+
+    api.delete("keep", &DeleteParams::default())
+        .await
+        .expect("delete");
+    gone(&w.client, "keep").await;
+    let state = w.sim.snapshot();
+    assert_eq!(
+        (
+            count(&state, "fileSystems"),
+            count(&state, "dataRepositoryAssociations"),
+            count(&state, "securityGroups")
+        ),
+        (1, 1, 2),
+        "Retain keeps the file system, its link and its security group: {state:#}"
+    );
+    assert_eq!(
+        state["fileSystems"][0]["tags"]["workspaces.lustre.dev/retained"],
+        "true"
+    );
+    assert_eq!(w.sim.calls("DeleteFileSystem"), 0);
+    assert!(
+        Api::<PersistentVolume>::all(w.client.clone())
+            .list(&Default::default())
+            .await
+            .expect("pvs")
+            .items
+            .is_empty(),
+        "the Kubernetes side is gone"
+    );
+    let events = Api::<Event>::namespaced(w.client.clone(), "ml")
+        .list(&Default::default())
+        .await
+        .expect("events");
+    let retained = events
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("Retained"))
+        .and_then(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(
+        retained.contains(&fs_id) && retained.contains(&sg_id),
+        "the Event names what was kept: {retained:?}"
+    );
+}
