@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use super::fields;
 use super::registry::{ResourceType, api_resource};
-use super::select::{FieldSelector, LabelSelector, apply_merge, cell, json_path, strategic_merge};
+use super::select::{FieldSelector, LabelSelector, cell, json_path, strategic_merge};
 use super::store::{ApiErr, AuditEntry, Change};
 use super::{KubeSandbox, SERVER_VERSION};
 
@@ -191,6 +192,17 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiErr> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        // kube-apiserver's answer to an encoding it does not serve. (`kubectl create
+        // namespace|secret|...` sends protobuf; `kubectl apply -f` sends JSON.)
+        return Err(ApiErr::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of type {ct} is unsupported: the sandbox API server speaks JSON and YAML only (use kubectl apply -f instead of kubectl create <kind>)"
+            ),
+        ));
+    }
     if ct.contains("yaml") {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiErr::new(400, "BadRequest", format!("invalid YAML: {e}")))
@@ -286,9 +298,16 @@ async fn route(
             let resp = match verb {
                 "watch" => watch_response(sb, &rt, &ns, q, wants_table(headers)),
                 "list" => list_response(sb, &rt, &ns, q, wants_table(headers)),
-                "create" => match parse_body(headers, &body)
-                    .and_then(|obj| sb.store().create(&rt, &ns, obj))
-                {
+                "create" => match parse_body(headers, &body).and_then(|mut obj| {
+                    fields::record_update(
+                        None,
+                        &mut obj,
+                        &field_manager(q, headers),
+                        "",
+                        &rt.api_version(),
+                    );
+                    sb.store().create(&rt, &ns, obj)
+                }) {
                     Ok(obj) => json_response(StatusCode::CREATED, &obj),
                     Err(e) => error_response(&e),
                 },
@@ -339,6 +358,7 @@ async fn route(
                 code: 0,
             };
             let status_only = sub == "status";
+            let mut created = false;
             let result = match verb {
                 "get" => {
                     let (found, rv) = {
@@ -353,13 +373,31 @@ async fn route(
                         }
                     })
                 }
-                "update" => parse_body(headers, &body)
-                    .and_then(|obj| sb.store().update(&rt, &ns, &name, obj, status_only)),
-                "patch" => patch(sb, &rt, &ns, &name, status_only, headers, &body, q),
+                "update" => parse_body(headers, &body).and_then(|mut obj| {
+                    let mut store = sb.store();
+                    if let Ok(before) = store.get(&rt, &ns, &name) {
+                        fields::record_update(
+                            Some(&before),
+                            &mut obj,
+                            &field_manager(q, headers),
+                            if status_only { "status" } else { "" },
+                            &rt.api_version(),
+                        );
+                    }
+                    store.update(&rt, &ns, &name, obj, status_only)
+                }),
+                "patch" => {
+                    let existed = sb.store().get(&rt, &ns, &name).is_ok();
+                    let result = patch(sb, &rt, &ns, &name, status_only, headers, &body, q);
+                    created = !existed && result.is_ok();
+                    result
+                }
                 "delete" => sb.store().delete(&rt, &ns, &name),
                 _ => Err(ApiErr::new(405, "MethodNotAllowed", "method not allowed")),
             };
             let resp = match result {
+                // An apply that created the object answers 201, as kube-apiserver does.
+                Ok(obj) if created => json_response(StatusCode::CREATED, &obj),
                 Ok(obj) => json_response(StatusCode::OK, &obj),
                 Err(e) => error_response(&e),
             };
@@ -397,29 +435,31 @@ fn patch(
                 "PATCH with apply requires fieldManager",
             ));
         }
-        return match current {
-            Err(e) if e.code == 404 && !status_only => {
-                let mut obj = applied;
-                obj["metadata"]["managedFields"] = json!([{"manager": manager, "operation": "Apply", "apiVersion": rt.api_version()}]);
-                store.create(rt, ns, obj)
-            }
-            Err(e) => Err(e),
-            Ok(mut obj) => {
-                let mut applied = applied;
-                if let Some(m) = applied["metadata"].as_object_mut() {
-                    m.remove("resourceVersion");
-                }
-                if status_only {
-                    apply_merge(&mut obj["status"], &applied["status"]);
-                } else {
-                    apply_merge(&mut obj, &applied);
-                }
-                obj["metadata"]["resourceVersion"] = Value::Null;
-                store.update(rt, ns, name, obj, status_only)
-            }
+        let force = q.get("force").is_some_and(|f| f == "true");
+        let subresource = if status_only { "status" } else { "" };
+        let creating = matches!(&current, Err(e) if e.code == 404 && !status_only);
+        let current = match current {
+            Ok(obj) => Some(obj),
+            Err(_) if creating => None,
+            Err(e) => return Err(e),
+        };
+        let mut obj = fields::apply(
+            current.as_ref(),
+            &applied,
+            &manager,
+            force,
+            subresource,
+            &rt.api_version(),
+        )
+        .map_err(|c| ApiErr::new(409, "Conflict", c.message()))?;
+        return if creating {
+            store.create(rt, ns, obj)
+        } else {
+            obj["metadata"]["resourceVersion"] = Value::Null;
+            store.update(rt, ns, name, obj, status_only)
         };
     }
-    let mut obj = current?;
+    let mut obj = current.clone()?;
     let patch: Value = serde_json::from_slice(body)
         .map_err(|e| ApiErr::new(400, "BadRequest", format!("invalid patch: {e}")))?;
     let precondition = patch["metadata"]["resourceVersion"].clone();
@@ -451,7 +491,33 @@ fn patch(
     }
     // A patch applies to the latest version unless it names one.
     obj["metadata"]["resourceVersion"] = precondition;
+    if let Ok(before) = &current {
+        fields::record_update(
+            Some(before),
+            &mut obj,
+            &field_manager(q, headers),
+            if status_only { "status" } else { "" },
+            &rt.api_version(),
+        );
+    }
     store.update(rt, ns, name, obj, status_only)
+}
+
+/// The field manager of a write: the `fieldManager` parameter, else the client's user agent
+/// up to its first `/` (kube-apiserver's default).
+fn field_manager(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
+    q.get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .or_else(|| {
+            headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split('/').next())
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn selected(

@@ -7,6 +7,7 @@
 //! pre-bound PV/PVC binding, CEL admission of custom resources, and an audit log
 //! (`GET /_sandbox/audit`).
 
+pub mod fields;
 pub mod http;
 pub mod registry;
 pub mod select;

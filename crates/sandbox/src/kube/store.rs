@@ -478,6 +478,9 @@ impl Store {
         let mut new = if status_only {
             let mut n = old.clone();
             n["status"] = obj["status"].take();
+            if let Some(owners) = obj["metadata"].get("managedFields") {
+                n["metadata"]["managedFields"] = owners.clone();
+            }
             n
         } else {
             if rt.status_subresource {
