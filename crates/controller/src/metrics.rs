@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use lustre_api::Phase;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// The controller's metrics, registered in one registry the binary serves at `/metrics`.
 #[derive(Debug)]
@@ -16,6 +18,8 @@ pub struct Metrics {
     pub reconcile_duration: HistogramVec,
     pub time_to_ready: HistogramVec,
     pub workspaces: IntGaugeVec,
+    /// 1 while this replica runs the controller (always 1 without leader election).
+    pub leader: IntGauge,
     phases: Mutex<HashMap<String, Phase>>,
 }
 
@@ -77,6 +81,16 @@ impl Metrics {
         must(registry.register(Box::new(reconcile_duration.clone())));
         must(registry.register(Box::new(time_to_ready.clone())));
         must(registry.register(Box::new(workspaces.clone())));
+        let leader = must(IntGauge::new(
+            "lustre_operator_leader",
+            "1 while this replica runs the controller (holds the leader lease)",
+        ));
+        must(registry.register(Box::new(leader.clone())));
+        // CPU seconds, resident memory, open file descriptors, start time.
+        #[cfg(target_os = "linux")]
+        must(registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )));
         for p in Phase::ALL {
             workspaces.with_label_values(&[p.as_str()]).set(0);
         }
@@ -88,6 +102,7 @@ impl Metrics {
             reconcile_duration,
             time_to_ready,
             workspaces,
+            leader,
             phases: Mutex::new(HashMap::new()),
         }
     }

@@ -105,6 +105,18 @@ pub struct Context {
     pub config: ControllerConfig,
     vpcs: Mutex<HashMap<String, String>>,
     failures: Mutex<HashMap<String, u32>>,
+    /// Security group and file system ids per workspace UID, as this process learnt them.
+    /// The workspace a reconcile gets comes from the watch cache and may predate the status
+    /// write that recorded an id; this keeps the next reconcile from creating (idempotently,
+    /// but still a call) what it just created.
+    known: Mutex<HashMap<String, KnownIds>>,
+}
+
+/// A workspace's security group and file system ids, as far as this process knows them.
+#[derive(Debug, Default)]
+struct KnownIds {
+    security_group: Option<String>,
+    file_system: Option<String>,
 }
 
 impl Context {
@@ -131,6 +143,7 @@ impl Context {
             config,
             vpcs: Mutex::default(),
             failures: Mutex::default(),
+            known: Mutex::default(),
         }
     }
 }
@@ -247,7 +260,18 @@ async fn observe(
             .cloned();
     }
     let uid = ws.uid().unwrap_or_default();
-    let status = ws.status.clone().unwrap_or_default();
+    let mut status = ws.status.clone().unwrap_or_default();
+    if let Some(known) = ctx
+        .known
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&uid)
+    {
+        status.security_group_id = status
+            .security_group_id
+            .or_else(|| known.security_group.clone());
+        status.file_system_id = status.file_system_id.or_else(|| known.file_system.clone());
+    }
     let managed = ws.spec.file_system_id.is_none()
         && o.class
             .as_ref()
@@ -390,6 +414,21 @@ async fn publish(
             error = &e as &dyn std::error::Error,
             "publishing an Event failed"
         );
+    }
+}
+
+/// Keeps the ids this reconcile knows of (see [`Context::known`]).
+fn remember(ctx: &Context, ws: &LustreWorkspace, o: &Observed) {
+    if o.sg.is_none() && o.fs.is_none() {
+        return;
+    }
+    let mut known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = known.entry(ws.uid().unwrap_or_default()).or_default();
+    if let Some(sg) = &o.sg {
+        entry.security_group = Some(sg.id.clone());
+    }
+    if let Some(fs) = &o.fs {
+        entry.file_system = Some(fs.id.clone());
     }
 }
 
@@ -745,7 +784,9 @@ async fn run_steps(
             step = plan::describe(&action),
             "next step"
         );
-        if let Err(e) = act(ctx, ws, &cloud, &mut o, &action).await {
+        let acted = act(ctx, ws, &cloud, &mut o, &action).await;
+        remember(ctx, ws, &o);
+        if let Err(e) = acted {
             if let Error::Cloud(ce) = &e {
                 write_status(ctx, ws, &o, &action, Some(ce), deleting).await?;
                 publish(
@@ -847,6 +888,10 @@ async fn cleanup(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<(bool, Reque
         {
             ctx.poller.forget(&id);
         }
+        ctx.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ws.uid().unwrap_or_default());
         ctx.metrics.set_phase(&ws.uid().unwrap_or_default(), None);
         publish(
             ctx,

@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the controller (the default).
-    Run(Run),
+    Run(Box<Run>),
     /// Print the CustomResourceDefinitions as YAML.
     Crdgen,
     /// Print the version.
@@ -72,9 +72,32 @@ struct Run {
     /// Workspaces reconciled at once.
     #[arg(long, env = "LUSTRE_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
-    /// Log format.
+    /// Log format (the level comes from RUST_LOG, e.g. `info,lustre_controller=debug`).
     #[arg(long, env = "LUSTRE_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Run the controller only while holding a coordination.k8s.io Lease, so several
+    /// replicas can run with one active.
+    #[arg(long, env = "LUSTRE_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LUSTRE_LEASE_NAME", default_value = "lustre-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (else POD_NAMESPACE, the service account's namespace, or
+    /// `default`).
+    #[arg(long, env = "LUSTRE_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Seconds a leader's lease lasts without renewal: a standby takes over within this.
+    #[arg(long, env = "LUSTRE_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Seconds before expiry at which the leader renews (also the clock skew tolerated).
+    #[arg(long, env = "LUSTRE_LEASE_RENEW_GRACE_SECONDS", default_value_t = 5)]
+    lease_renew_grace_seconds: u64,
+    /// This replica's identity in the Lease (else POD_NAME, else host name + random suffix).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Seconds to let in-flight reconciles finish on SIGTERM before exiting anyway.
+    #[arg(long, env = "LUSTRE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    shutdown_grace_seconds: u64,
 }
 
 fn init_logging(format: LogFormat) {
@@ -120,18 +143,49 @@ impl CloudProvider for RegionalClouds {
 struct Health {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    leader: Arc<AtomicBool>,
+    elected: bool,
 }
 
 async fn serve_metrics(State(h): State<Health>) -> String {
     h.metrics.render()
 }
 
+/// Ready once started. A standby replica is ready too: it is healthy and takes over when
+/// the leader goes, and a Deployment's rolling update waits for readiness, so reporting
+/// standbys unready would stall every rollout of a 2-replica install. The body says which.
 async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
-    if h.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    match (
+        h.ready.load(Ordering::Relaxed),
+        h.elected,
+        h.leader.load(Ordering::Relaxed),
+    ) {
+        (false, _, _) => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
+        (true, false, _) => (StatusCode::OK, "ready"),
+        (true, true, true) => (StatusCode::OK, "ready (leader)"),
+        (true, true, false) => (StatusCode::OK, "ready (standby)"),
     }
+}
+
+/// The Lease's namespace: the flag, POD_NAMESPACE, the service account's, or `default`.
+fn lease_namespace(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
+fn identity(flag: Option<String>) -> String {
+    flag.filter(|s| !s.is_empty()).unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "lustre-operator".into());
+        format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    })
 }
 
 async fn shutdown_signal(stop: tokio::sync::watch::Sender<bool>) {
@@ -200,18 +254,21 @@ async fn run(args: Run) -> anyhow::Result<()> {
         ..ControllerConfig::default()
     };
     let ctx = Arc::new(Context::new(
-        client,
+        client.clone(),
         clouds,
         poller,
         metrics.clone(),
         config,
     ));
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let ready = Arc::new(AtomicBool::new(false));
+    let leader = Arc::new(AtomicBool::new(false));
     let health = Health {
         metrics: metrics.clone(),
         ready: ready.clone(),
+        leader: leader.clone(),
+        elected: args.leader_election,
     };
     let app = Router::new()
         .route("/metrics", get(serve_metrics))
@@ -232,14 +289,115 @@ async fn run(args: Run) -> anyhow::Result<()> {
     });
     tokio::spawn(shutdown_signal(stop_tx));
     ready.store(true, Ordering::Relaxed);
-    let mut controller_stop = stop_rx;
-    reconciler::run(ctx, wake, async move {
-        let _ = controller_stop.wait_for(|s| *s).await;
-    })
-    .await;
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
+
+    if !args.leader_election {
+        metrics.leader.set(1);
+        run_controller(ctx, wake, stop_rx.clone(), None, grace).await;
+        server.await??;
+        tracing::info!("stopped");
+        return Ok(());
+    }
+
+    let namespace = lease_namespace(args.lease_namespace.clone());
+    let identity = identity(args.identity.clone());
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
+        .with_namespace(&namespace)
+        .with_identity(&identity)
+        .with_duration(args.lease_duration_seconds.max(2))
+        .with_grace(
+            args.lease_renew_grace_seconds
+                .clamp(1, args.lease_duration_seconds.max(2) - 1),
+        )
+        .build()
+        .await
+        .with_context(|| {
+            format!(
+                "setting up leader election on Lease {namespace}/{}",
+                args.lease_name
+            )
+        })?;
+    let (mut is_leader, lease_task) = manager.watch().await;
+    tracing::info!(lease = %format!("{namespace}/{}", args.lease_name), %identity, "waiting to become the leader");
+    let elected = loop {
+        if *is_leader.borrow_and_update() {
+            break true;
+        }
+        tokio::select! {
+            changed = is_leader.changed() => if changed.is_err() { break false },
+            _ = stop_rx.wait_for(|s| *s) => break false,
+        }
+    };
+    let mut lost = false;
+    if elected {
+        leader.store(true, Ordering::Relaxed);
+        metrics.leader.set(1);
+        tracing::info!(%identity, "became the leader: starting the controller");
+        lost = run_controller(ctx, wake, stop_rx.clone(), Some(is_leader), grace).await;
+        leader.store(false, Ordering::Relaxed);
+        metrics.leader.set(0);
+    } else {
+        drop(is_leader);
+    }
+    // The watch channel is closed: the lease manager releases the Lease (if held) and ends.
+    match tokio::time::timeout(Duration::from_secs(5), lease_task).await {
+        Ok(Ok(Ok(_))) => tracing::info!("released the leader lease"),
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "releasing the leader lease failed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "the lease manager task failed"),
+        Err(_) => tracing::warn!("releasing the leader lease timed out"),
+    }
+    if lost {
+        anyhow::bail!(
+            "lost the leader lease {namespace}/{}: exiting so that a fresh process stands by",
+            args.lease_name
+        );
+    }
     server.await??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs the controller until a stop signal, or until leadership is lost (returns `true`
+/// then). In-flight reconciles get `grace` to finish.
+async fn run_controller(
+    ctx: Arc<Context>,
+    wake: tokio::sync::mpsc::UnboundedReceiver<
+        kube::runtime::reflector::ObjectRef<lustre_api::LustreWorkspace>,
+    >,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    is_leader: Option<tokio::sync::watch::Receiver<bool>>,
+    grace: Duration,
+) -> bool {
+    let lost = Arc::new(AtomicBool::new(false));
+    let lost_flag = lost.clone();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        match is_leader {
+            Some(mut leader) => {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => {}
+                    _ = leader.wait_for(|l| !*l) => {
+                        tracing::error!("lost the leader lease: stopping the controller");
+                        lost_flag.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            None => {
+                let _ = stop.wait_for(|s| *s).await;
+            }
+        }
+        let _ = done_tx.send(());
+    };
+    let controller = reconciler::run(ctx, wake, shutdown);
+    tokio::pin!(controller);
+    tokio::select! {
+        _ = &mut controller => {}
+        _ = async {
+            let _ = done_rx.await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("in-flight reconciles did not finish within {grace:?}; exiting anyway"),
+    }
+    lost.load(Ordering::Relaxed)
 }
 
 #[tokio::main]
@@ -247,9 +405,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli
         .command
-        .unwrap_or(Command::Run(Run::parse_from(["lustre-operator"])))
+        .unwrap_or_else(|| Command::Run(Box::new(Run::parse_from(["lustre-operator"]))))
     {
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
         Command::Crdgen => {
             for (_, yaml) in lustre_api::crd::rendered() {
                 print!("---\n{yaml}");
