@@ -1,0 +1,964 @@
+//! End to end, one scenario per user story: the `lustre-operator` binary as its own process
+//! (pointed at the sandbox API server by kubeconfig and at the simulated AWS by endpoint
+//! override) and the real `kubectl`, exactly as an ML engineer or a platform team uses them.
+//!
+//! The sandbox (Kubernetes API + simulated AWS) runs inside the test so a scenario can read
+//! what exists in AWS and which calls were made. Every wait is bounded: `kubectl wait
+//! --timeout` or a poll of the simulated AWS with a deadline.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use lustre_sandbox::aws::state::Timing;
+use lustre_sandbox::aws::{SimAws, SimConfig};
+use lustre_sandbox::kube::KubeSandbox;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+
+const OPERATOR: &str = env!("CARGO_BIN_EXE_lustre-operator");
+
+/// The repository root, read at run time (a test binary in a shared target directory may
+/// outlive the clone it was built from).
+fn repo() -> PathBuf {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    Path::new(&manifest).join("../..")
+}
+
+struct Operator {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+struct E2e {
+    dir: PathBuf,
+    sim: SimAws,
+    /// The API server's audit answers which calls the operator made.
+    kube: KubeSandbox,
+    aws_url: String,
+    operators: Vec<Operator>,
+    _stop: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl E2e {
+    /// Sandbox + simulated AWS on free ports, the CRDs, the example namespace and class
+    /// applied with kubectl, and the operator running.
+    async fn start(timing: Timing) -> Self {
+        let dir = std::env::temp_dir().join(format!("lustre-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let sim = SimAws::new(SimConfig {
+            timing,
+            ..SimConfig::default()
+        });
+        let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
+        let (aws_addr, _) = sim
+            .serve("127.0.0.1:0".parse().expect("addr"), async move {
+                let _ = rx1.await;
+            })
+            .await
+            .expect("simulated AWS");
+        let kube = KubeSandbox::new();
+        let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
+        let (kube_addr, _) = kube
+            .serve("127.0.0.1:0".parse().expect("addr"), async move {
+                let _ = rx2.await;
+            })
+            .await
+            .expect("sandbox API server");
+        lustre_sandbox::kube::write_kubeconfig(
+            &dir.join("kubeconfig"),
+            &format!("http://{kube_addr}"),
+        )
+        .expect("kubeconfig");
+        let mut e = E2e {
+            dir,
+            sim,
+            kube,
+            aws_url: format!("http://{aws_addr}"),
+            operators: Vec::new(),
+            _stop: vec![tx1, tx2],
+        };
+        let examples = repo().join("deploy/examples");
+        e.ok(&["apply", "-f", &repo().join("deploy/crds").to_string_lossy()])
+            .await;
+        e.ok(&[
+            "apply",
+            "-f",
+            &examples.join("namespace-ml.yaml").to_string_lossy(),
+            "-f",
+            &examples.join("class-standard.yaml").to_string_lossy(),
+        ])
+        .await;
+        e.start_operator();
+        e
+    }
+
+    fn start_operator(&mut self) {
+        self.spawn_operator(&[]);
+    }
+
+    /// Starts an operator process with extra flags; returns its index in `operators`.
+    fn spawn_operator(&mut self, extra: &[&str]) -> usize {
+        let n = self.operators.len() + 1;
+        let log_path = self.dir.join(format!("operator-{n}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let child = Command::new(OPERATOR)
+            .args([
+                "run",
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--aws-endpoint-url",
+                &self.aws_url,
+                "--aws-region",
+                "us-east-1",
+                "--poll-interval-seconds",
+                "0.2",
+            ])
+            .args(extra)
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("AWS_ACCESS_KEY_ID", "AKIDSANDBOX")
+            .env("AWS_SECRET_ACCESS_KEY", "sandbox")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start lustre-operator");
+        self.operators.push(Operator {
+            child: Some(child),
+            log: log_path,
+        });
+        self.operators.len() - 1
+    }
+
+    /// SIGKILL of the newest operator: no chance to finish anything or write status.
+    async fn kill_operator(&mut self) {
+        let i = self.operators.len() - 1;
+        self.kill(i).await;
+    }
+
+    async fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.operators[i].child.take() {
+            child.kill().await.expect("kill");
+        }
+    }
+
+    /// SIGTERM, then the exit status (bounded).
+    async fn terminate(&mut self, i: usize) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.operators[i].child.take().expect("running");
+        let pid = child.id().expect("pid").to_string();
+        let start = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("kill -TERM");
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("exited within 30 s after SIGTERM")
+            .expect("wait");
+        (status, start.elapsed())
+    }
+
+    /// Who holds the leader-election Lease (empty when released, `<no lease>` before the
+    /// first replica created it).
+    async fn lease_holder(&self) -> String {
+        let out = self
+            .kubectl(
+                &[
+                    "get",
+                    "lease",
+                    "lustre-operator",
+                    "-n",
+                    "default",
+                    "-o",
+                    "jsonpath={.spec.holderIdentity}",
+                ],
+                None,
+            )
+            .await;
+        if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        } else {
+            "<no lease>".into()
+        }
+    }
+
+    /// The address the operator's /metrics server listens on, from its log.
+    async fn metrics_addr(&self, i: usize) -> String {
+        let start = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&self.operators[i].log).unwrap_or_default();
+            if let Some(addr) = log
+                .lines()
+                .find(|l| l.contains("serving /metrics"))
+                .and_then(|l| l.split("addr=").nth(1))
+                .and_then(|a| a.split_whitespace().next())
+            {
+                return addr.to_string();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no metrics address in the log:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new("kubectl");
+        cmd.args(args)
+            .arg("--cache-dir")
+            .arg(self.dir.join("kube-cache"))
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("kubectl is installed");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin");
+            pipe.write_all(input.as_bytes()).await.expect("write");
+            drop(pipe);
+        }
+        tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("kubectl finished within 120 s")
+            .expect("kubectl ran")
+    }
+
+    /// Runs kubectl, expects success, returns stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args, None).await;
+        self.expect_ok(args, out)
+    }
+
+    /// `kubectl apply -f -` of a manifest, expects success.
+    async fn apply(&self, yaml: &str) -> String {
+        let out = self.kubectl(&["apply", "-f", "-"], Some(yaml)).await;
+        self.expect_ok(&["apply", "-f", "-"], out)
+    }
+
+    fn expect_ok(&self, args: &[&str], out: Output) -> String {
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}{}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.operator_log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn jsonpath(&self, what: &str, path: &str) -> String {
+        self.ok(&["get", what, "-n", "ml", "-o", &format!("jsonpath={path}")])
+            .await
+    }
+
+    /// Polls the simulated AWS until `f` holds, within `limit`.
+    async fn aws_until(&self, what: &str, limit: Duration, f: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let state = self.sim.snapshot();
+            if f(&state) {
+                return state;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {what} in the simulated AWS: {state:#}\n{}",
+                self.operator_log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The permissions the operator's requests needed, as `(verb, resource[.group][/sub])`,
+    /// from the sandbox's audit (kubectl's own requests left out). An apply that created
+    /// its object needed `create` as well as `patch`, as kube-apiserver authorizes it.
+    fn operator_needs(&self) -> Permissions {
+        let mut needs = BTreeSet::new();
+        for a in self
+            .kube
+            .store()
+            .audit
+            .iter()
+            .filter(|a| !a.user_agent.starts_with("kubectl"))
+        {
+            let resource = if a.subresource.is_empty() {
+                a.resource.clone()
+            } else {
+                format!("{}/{}", a.resource, a.subresource)
+            };
+            if a.verb == "patch" && a.code == 201 {
+                needs.insert(("create".to_string(), resource.clone()));
+            }
+            needs.insert((a.verb.clone(), resource));
+        }
+        needs
+    }
+
+    fn operator_log(&self) -> String {
+        self.operators
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                let text = std::fs::read_to_string(&op.log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                format!(
+                    "--- operator {} (last lines) ---\n{}",
+                    i + 1,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback: (status line, body).
+async fn http_get(addr: &str, path: &str) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+            .await
+            .expect("connect within 5 s")
+            .expect("connect");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut text))
+        .await
+        .expect("response within 5 s")
+        .expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+impl Drop for E2e {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn count(state: &Value, key: &str) -> usize {
+    state[key].as_array().map(Vec::len).unwrap_or(0)
+}
+
+fn quick() -> Timing {
+    Timing {
+        create_ms: 600,
+        update_ms: 400,
+        delete_ms: 300,
+        association_create_ms: 200,
+        association_delete_ms: 200,
+        jitter: 0.1,
+    }
+}
+
+fn workspace(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreWorkspace\nmetadata:\n  name: {name}\n  namespace: ml\nspec:\n{}",
+        spec.lines().map(|l| format!("  {l}\n")).collect::<String>()
+    )
+}
+
+const TIMEOUT: &str = "--timeout=60s";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engineer_gets_a_bound_claim_grows_it_links_s3_and_deletes_it() {
+    let e = E2e::start(quick()).await;
+    let spec =
+        "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125";
+    e.apply(&workspace("train", spec)).await;
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/train",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    assert_eq!(e.jsonpath("pvc/train", "{.status.phase}").await, "Bound");
+    let table = e.ok(&["get", "lws", "-n", "ml"]).await;
+    assert!(
+        table.lines().next().is_some_and(|h| h.contains("PHASE"))
+            && table.contains("Ready")
+            && table.contains("fs-"),
+        "kubectl get lws shows the printer columns:\n{table}"
+    );
+
+    // Scale up: kubectl apply of the edited manifest (client-side apply).
+    e.apply(&workspace("train", &spec.replace("1200", "2400")))
+        .await;
+    e.ok(&[
+        "wait",
+        "--for=jsonpath={.status.storageCapacityGiB}=2400",
+        "lws/train",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/train",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let pv = e.jsonpath("lws/train", "{.status.volumeName}").await;
+    assert_eq!(
+        e.ok(&["get", "pv", &pv, "-o", "jsonpath={.spec.capacity.storage}"])
+            .await,
+        "2400Gi",
+        "the PersistentVolume follows the file system"
+    );
+
+    // Add a data repository.
+    e.apply(&workspace(
+        "train",
+        &format!(
+            "{}\ndataRepositories:\n- name: datasets\n  s3Path: s3://ml-datasets/imagenet/\n  fileSystemPath: /datasets\n  autoImport: [NEW, CHANGED, DELETED]",
+            spec.replace("1200", "2400")
+        ),
+    ))
+    .await;
+    e.ok(&[
+        "wait",
+        "--for=jsonpath={.status.dataRepositories[0].lifecycle}=AVAILABLE",
+        "lws/train",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let state = e.sim.snapshot();
+    assert_eq!(count(&state, "dataRepositoryAssociations"), 1);
+    assert_eq!(
+        state["dataRepositoryAssociations"][0]["dataRepositoryPath"],
+        "s3://ml-datasets/imagenet/"
+    );
+    // The IAM policy (deploy/iam) lets the operator change only what carries its tag: all it
+    // made does.
+    for kind in [
+        "fileSystems",
+        "dataRepositoryAssociations",
+        "securityGroups",
+    ] {
+        for r in state[kind].as_array().into_iter().flatten() {
+            if r["id"] == "sg-0123456789abcdef0" {
+                continue; // the node group, not the operator's
+            }
+            assert_eq!(
+                r["tags"]["workspaces.lustre.dev/managed"], "true",
+                "{kind}: {r:#}"
+            );
+        }
+    }
+
+    // What the engineer sees when looking closer.
+    let describe = e.ok(&["describe", "lws", "train", "-n", "ml"]).await;
+    for want in [
+        "FileSystemReady",
+        "DataRepositoriesReady",
+        "CreatingFileSystem",
+        "LinkingDataRepositories",
+    ] {
+        assert!(
+            describe.contains(want),
+            "kubectl describe shows {want}:\n{describe}"
+        );
+    }
+    let events = e.ok(&["get", "events", "-n", "ml"]).await;
+    assert!(events.contains("UpdatingFileSystem"), "{events}");
+
+    // Delete: everything goes, in Kubernetes and in AWS.
+    e.ok(&["delete", "lws", "train", "-n", "ml", "--wait", TIMEOUT])
+        .await;
+    let state = e
+        .aws_until("everything deleted", Duration::from_secs(10), |s| {
+            count(s, "fileSystems") == 0
+        })
+        .await;
+    assert_eq!(
+        (
+            count(&state, "dataRepositoryAssociations"),
+            count(&state, "securityGroups")
+        ),
+        (0, 1),
+        "only the preloaded node security group remains: {state:#}"
+    );
+    assert_eq!(e.ok(&["get", "pv,pvc", "-A", "-o", "name"]).await, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_of_a_bad_spec_is_refused_with_the_rules_message() {
+    let e = E2e::start(quick()).await;
+    let out = e
+        .kubectl(
+            &["apply", "-f", "-"],
+            Some(&workspace("odd", "storageCapacityGiB: 3600")),
+        )
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("spec.storageCapacityGiB")
+            && stderr.contains(lustre_api::rules::CAPACITY_MSG),
+        "{stderr}"
+    );
+    let out = e
+        .kubectl(
+            &["apply", "-f", "-"],
+            Some(&workspace(
+                "bad-s3",
+                "storageCapacityGiB: 1200\ndataRepositories:\n- {name: d, s3Path: 'https://bucket/x', fileSystemPath: /d}",
+            )),
+        )
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("spec.dataRepositories[0].s3Path"),
+        "{stderr}"
+    );
+
+    // Admissible but outside what the class allows: refused by the operator in status.
+    e.apply(&workspace(
+        "elsewhere",
+        "storageCapacityGiB: 1200\ndataRepositories:\n- {name: d, s3Path: 's3://not-ours/x/', fileSystemPath: /d}",
+    ))
+    .await;
+    e.ok(&[
+        "wait",
+        "--for=jsonpath={.status.conditions[0].reason}=InvalidSpec",
+        "lws/elsewhere",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let message = e
+        .jsonpath("lws/elsewhere", "{.status.conditions[0].message}")
+        .await;
+    assert!(
+        message.contains("not allowed by class standard"),
+        "{message}"
+    );
+    assert_eq!(
+        e.sim.snapshot()["totalCalls"],
+        0,
+        "refused input costs no AWS call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_workspace_a_pod_still_uses_waits_for_the_pod() {
+    let e = E2e::start(quick()).await;
+    e.apply(&workspace("shared", "storageCapacityGiB: 1200"))
+        .await;
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/shared",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let pod = std::fs::read_to_string(repo().join("deploy/examples/pod-mounting-workspace.yaml"))
+        .expect("example pod");
+    let claim = e.jsonpath("lws/shared", "{.status.claimName}").await;
+    e.apply(&pod.replace("claimName: train-data", &format!("claimName: {claim}")))
+        .await;
+
+    e.ok(&["delete", "lws", "shared", "-n", "ml", "--wait=false"])
+        .await;
+    e.ok(&[
+        "wait",
+        "--for=jsonpath={.status.conditions[0].reason}=ClaimInUse",
+        "lws/shared",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    assert_eq!(
+        e.jsonpath("lws/shared", "{.status.phase}").await,
+        "Deleting"
+    );
+    let state = e.sim.snapshot();
+    assert_eq!(
+        (
+            count(&state, "fileSystems"),
+            e.sim.calls("DeleteFileSystem")
+        ),
+        (1, 0),
+        "the file system stays while a pod uses it"
+    );
+
+    e.ok(&["delete", "pod", "trainer", "-n", "ml"]).await;
+    e.ok(&["wait", "--for=delete", "lws/shared", "-n", "ml", TIMEOUT])
+        .await;
+    let state = e
+        .aws_until("file system deleted", Duration::from_secs(10), |s| {
+            count(s, "fileSystems") == 0 && count(s, "securityGroups") == 1
+        })
+        .await;
+    assert_eq!(count(&state, "dataRepositoryAssociations"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retain_keeps_the_file_system_and_says_so_in_an_event() {
+    let e = E2e::start(quick()).await;
+    e.apply(&workspace(
+        "keeper",
+        "storageCapacityGiB: 1200\ndeletionPolicy: Retain",
+    ))
+    .await;
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/keeper",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let fs_id = e.jsonpath("lws/keeper", "{.status.fileSystemId}").await;
+    e.ok(&["delete", "lws", "keeper", "-n", "ml", "--wait", TIMEOUT])
+        .await;
+    let state = e.sim.snapshot();
+    assert_eq!(count(&state, "fileSystems"), 1);
+    assert_eq!(state["fileSystems"][0]["id"], fs_id.as_str());
+    assert_eq!(
+        state["fileSystems"][0]["tags"]["workspaces.lustre.dev/retained"],
+        "true"
+    );
+    let events = e
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            "ml",
+            "--field-selector",
+            "reason=Retained",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .await;
+    assert!(events.contains(&fs_id), "{events}");
+    assert_eq!(e.ok(&["get", "pv,pvc", "-A", "-o", "name"]).await, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_mid_create_resumes_without_a_second_file_system() {
+    let mut e = E2e::start(Timing {
+        create_ms: 2_000,
+        ..quick()
+    })
+    .await;
+    e.apply(&workspace("survivor", "storageCapacityGiB: 1200"))
+        .await;
+    e.aws_until("the file system create", Duration::from_secs(20), |s| {
+        count(s, "fileSystems") == 1
+    })
+    .await;
+    e.kill_operator().await;
+    e.start_operator();
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/survivor",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let state = e.sim.snapshot();
+    assert_eq!(
+        (
+            count(&state, "fileSystems"),
+            count(&state, "securityGroups")
+        ),
+        (1, 2),
+        "one file system and one security group for the workspace: {state:#}"
+    );
+    assert_eq!(e.jsonpath("pvc/survivor", "{.status.phase}").await, "Bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_after_a_reconcile_and_sigterm_exits_cleanly() {
+    let mut e = E2e::start(quick()).await;
+    e.apply(&workspace("metered", "storageCapacityGiB: 1200"))
+        .await;
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/metered",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let addr = e.metrics_addr(0).await;
+    let (status, body) = http_get(&addr, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    for series in [
+        "lustre_operator_reconciles_total{result=\"ok\"}",
+        "lustre_operator_aws_requests_total{operation=\"CreateFileSystem\",outcome=\"ok\",service=\"fsx\"} 1",
+        "lustre_operator_workspaces{phase=\"Ready\"} 1",
+        "lustre_operator_time_to_ready_seconds_count{deployment_type=\"SCRATCH_2\"} 1",
+        "lustre_operator_leader 1",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(body.contains(series), "/metrics lacks {series}:\n{body}");
+    }
+    assert_eq!(http_get(&addr, "/healthz").await.1, "ok");
+    assert_eq!(http_get(&addr, "/readyz").await.1, "ready");
+    let (exit, took) = e.terminate(0).await;
+    println!("SIGTERM: {exit} after {took:?}");
+    assert!(exit.success(), "{exit}\n{}", e.operator_log());
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_one_leader_and_a_killed_leader_hands_over() {
+    let mut e = E2e::start(quick()).await;
+    // The default E2e operator is not elected; this scenario runs its own two.
+    e.kill(0).await;
+    let flags = |id: &'static str| {
+        [
+            "--leader-election",
+            "--lease-namespace",
+            "default",
+            "--lease-duration-seconds",
+            "3",
+            "--lease-renew-grace-seconds",
+            "1",
+            "--identity",
+            id,
+        ]
+    };
+    let a = e.spawn_operator(&flags("replica-a"));
+    let start = Instant::now();
+    while e.lease_holder().await != "replica-a" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "replica-a never led\n{}",
+            e.operator_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = e.spawn_operator(&flags("replica-b"));
+    let (a_addr, b_addr) = (e.metrics_addr(a).await, e.metrics_addr(b).await);
+    assert_eq!(http_get(&a_addr, "/readyz").await.1, "ready (leader)");
+    assert_eq!(http_get(&b_addr, "/readyz").await.1, "ready (standby)");
+    assert!(
+        http_get(&b_addr, "/metrics")
+            .await
+            .1
+            .contains("lustre_operator_leader 0")
+    );
+
+    e.apply(&workspace("first", "storageCapacityGiB: 1200"))
+        .await;
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/first",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    assert_eq!(
+        e.lease_holder().await,
+        "replica-a",
+        "the standby stays a standby"
+    );
+
+    // The leader dies without releasing: the standby takes over once the lease expires.
+    e.kill(a).await;
+    let killed = Instant::now();
+    while e.lease_holder().await != "replica-b" {
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "no hand-over\n{}",
+            e.operator_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let handover = killed.elapsed();
+    println!("leader killed: replica-b took over after {handover:?} (lease duration 3 s)");
+    assert!(handover < Duration::from_secs(3 + 3), "{handover:?}");
+    assert_eq!(http_get(&b_addr, "/readyz").await.1, "ready (leader)");
+    e.apply(&workspace("second", "storageCapacityGiB: 1200"))
+        .await;
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/second",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    assert_eq!(count(&e.sim.snapshot(), "fileSystems"), 2);
+
+    // A graceful stop releases the lease at once.
+    let (exit, _) = e.terminate(b).await;
+    assert!(exit.success(), "{exit}");
+    assert_eq!(e.lease_holder().await, "", "released on SIGTERM");
+}
+
+/// `(verb, resource[.group][/subresource])` pairs.
+type Permissions = BTreeSet<(String, String)>;
+
+/// What the plain manifests (rendered from the Helm chart) grant: `(verb, resource[.group]
+/// [/sub])` for the ClusterRole and, separately, for the namespaced Role.
+fn granted() -> (Permissions, Permissions) {
+    let text = std::fs::read_to_string(repo().join("deploy/manifests/lustre-operator.yaml"))
+        .expect("deploy/manifests/lustre-operator.yaml (scripts/render-manifests)");
+    let (mut cluster, mut namespaced) = (BTreeSet::new(), BTreeSet::new());
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let obj: Value = serde::Deserialize::deserialize(doc).expect("yaml");
+        let into = match obj["kind"].as_str() {
+            Some("ClusterRole") => &mut cluster,
+            Some("Role") => &mut namespaced,
+            _ => continue,
+        };
+        for rule in obj["rules"].as_array().into_iter().flatten() {
+            let strs = |k: &str| -> Vec<String> {
+                rule[k]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            };
+            for group in strs("apiGroups") {
+                for resource in strs("resources") {
+                    let qualified = match (group.as_str(), resource.split_once('/')) {
+                        ("", _) => resource.clone(),
+                        (g, Some((r, sub))) => format!("{r}.{g}/{sub}"),
+                        (g, None) => format!("{resource}.{g}"),
+                    };
+                    for verb in strs("verbs") {
+                        into.insert((verb, qualified.clone()));
+                    }
+                }
+            }
+        }
+    }
+    (cluster, namespaced)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
+    let mut e = E2e::start(quick()).await;
+    e.kill(0).await;
+    e.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: lustre-system\n")
+        .await;
+    let op = e.spawn_operator(&["--leader-election", "--lease-namespace", "lustre-system"]);
+    // Every path: a named class and the default one, create, resize, a repository, Retain,
+    // delete while a pod holds the claim, and a refused spec.
+    e.apply(&workspace("named", "className: standard\ndeploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: d, s3Path: 's3://ml-datasets/a/', fileSystemPath: /d}")).await;
+    e.apply(&workspace(
+        "kept",
+        "storageCapacityGiB: 1200\ndeletionPolicy: Retain",
+    ))
+    .await;
+    e.apply(&workspace("refused", "storageCapacityGiB: 1200\ndataRepositories:\n- {name: d, s3Path: 's3://elsewhere/', fileSystemPath: /d}")).await;
+    for ws in ["lws/named", "lws/kept"] {
+        e.ok(&["wait", "--for=condition=Ready", ws, "-n", "ml", TIMEOUT])
+            .await;
+    }
+    e.apply(&workspace("named", "className: standard\ndeploymentType: PERSISTENT_2\nstorageCapacityGiB: 2400\nperUnitStorageThroughput: 125")).await;
+    e.ok(&[
+        "wait",
+        "--for=jsonpath={.status.storageCapacityGiB}=2400",
+        "lws/named",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let pod = std::fs::read_to_string(repo().join("deploy/examples/pod-mounting-workspace.yaml"))
+        .expect("pod");
+    e.apply(&pod.replace("claimName: train-data", "claimName: named"))
+        .await;
+    e.ok(&[
+        "delete",
+        "lws",
+        "named",
+        "kept",
+        "refused",
+        "-n",
+        "ml",
+        "--wait=false",
+    ])
+    .await;
+    e.ok(&[
+        "wait",
+        "--for=jsonpath={.status.conditions[0].reason}=ClaimInUse",
+        "lws/named",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    e.ok(&["delete", "pod", "trainer", "-n", "ml"]).await;
+    e.ok(&[
+        "wait",
+        "--for=delete",
+        "lws/named",
+        "lws/kept",
+        "lws/refused",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let (exit, _) = e.terminate(op).await;
+    assert!(exit.success());
+
+    let needs = e.operator_needs();
+    let (cluster, namespaced) = granted();
+    let lease: Permissions = needs
+        .iter()
+        .filter(|(_, r)| r == "leases.coordination.k8s.io")
+        .cloned()
+        .collect();
+    let rest: Permissions = needs.difference(&lease).cloned().collect();
+    let missing: Vec<_> = rest.difference(&cluster).collect();
+    let unused: Vec<_> = cluster.difference(&rest).collect();
+    assert!(missing.is_empty(), "the ClusterRole lacks {missing:?}");
+    assert!(
+        unused.is_empty(),
+        "the ClusterRole grants what the operator never asked for: {unused:?}"
+    );
+    assert_eq!(lease, namespaced, "the leader-election Role");
+    println!(
+        "RBAC: {} permissions used by the operator, all granted, none granted beyond them",
+        needs.len()
+    );
+}
