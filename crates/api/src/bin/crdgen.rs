@@ -1,5 +1,6 @@
-//! Writes the CRDs to a directory (default `deploy/crds`), or with `--check` fails when the
-//! files there differ from what the types generate.
+//! Writes the CRDs to directories (default `deploy/crds` and the Helm chart's
+//! `charts/lustre-operator/crds`), or with `--check` fails when the files there differ from
+//! what the types generate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,9 @@ fn main() -> ExitCode {
         match arg.as_str() {
             "--check" => check = true,
             "-h" | "--help" => {
-                println!("usage: crdgen [--check] [DIR ...]   (default DIR: deploy/crds)");
+                println!(
+                    "usage: crdgen [--check] [DIR ...]   (default: deploy/crds charts/lustre-operator/crds)"
+                );
                 return ExitCode::SUCCESS;
             }
             dir => dirs.push(PathBuf::from(dir)),
@@ -19,6 +22,7 @@ fn main() -> ExitCode {
     }
     if dirs.is_empty() {
         dirs.push(PathBuf::from("deploy/crds"));
+        dirs.push(PathBuf::from("charts/lustre-operator/crds"));
     }
     let mut stale = false;
     for dir in &dirs {
