@@ -134,6 +134,45 @@ impl E2e {
         self.operators.len() - 1
     }
 
+    /// Runs an operator that is expected to stop at start-up; returns its exit status and
+    /// output. `region` false leaves the AWS region unset everywhere.
+    async fn operator_exits(&self, region: bool) -> (std::process::ExitStatus, String) {
+        let mut cmd = Command::new(OPERATOR);
+        cmd.args([
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--aws-endpoint-url",
+            &self.aws_url,
+        ]);
+        if region {
+            cmd.args(["--aws-region", "us-east-1"]);
+        }
+        let out = cmd
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("AWS_ACCESS_KEY_ID", "AKIDSANDBOX")
+            .env("AWS_SECRET_ACCESS_KEY", "sandbox")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env("AWS_CONFIG_FILE", self.dir.join("no-aws-config"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(30), out)
+            .await
+            .expect("the operator stopped within 30 s")
+            .expect("ran");
+        (
+            out.status,
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     /// SIGKILL of the newest operator: no chance to finish anything or write status.
     async fn kill_operator(&mut self) {
         let i = self.operators.len() - 1;
@@ -488,6 +527,23 @@ async fn an_engineer_gets_a_bound_claim_grows_it_links_s3_and_deletes_it() {
             "kubectl describe shows {want}:\n{describe}"
         );
     }
+    let both = e.ok(&["get", "lws,lwc", "-A"]).await;
+    assert!(
+        both.contains("lustreworkspace.workspaces.lustre.dev/train")
+            && both.contains("lustreworkspaceclass.workspaces.lustre.dev/standard"),
+        "{both}"
+    );
+    let category = e.ok(&["get", "lustre", "-A", "-o", "name"]).await;
+    assert!(
+        category.contains("lustreworkspace.workspaces.lustre.dev/train")
+            && category.contains("lustreworkspaceclass.workspaces.lustre.dev/standard"),
+        "the `lustre` category lists both kinds: {category}"
+    );
+    let explain = e.ok(&["explain", "lws.spec.dataRepositories"]).await;
+    assert!(
+        explain.contains("s3Path") && explain.contains("fileSystemPath"),
+        "{explain}"
+    );
     let events = e.ok(&["get", "events", "-n", "ml"]).await;
     assert!(events.contains("UpdatingFileSystem"), "{events}");
 
@@ -961,4 +1017,119 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
         "RBAC: {} permissions used by the operator, all granted, none granted beyond them",
         needs.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_problems_stop_the_operator_with_a_clear_error() {
+    use lustre_sandbox::aws::faults::{FaultKind, FaultRule};
+    let mut e = E2e::start(quick()).await;
+    e.kill(0).await;
+    let first_log = std::fs::read_to_string(&e.operators[0].log).unwrap_or_default();
+    assert!(
+        !first_log.contains("differs"),
+        "the CRDs from deploy/crds are this build's: {first_log}"
+    );
+
+    let (status, out) = e.operator_exits(false).await;
+    assert!(!status.success() && out.contains("no AWS region"), "{out}");
+
+    e.sim.set_faults(
+        1,
+        vec![FaultRule {
+            operation: "DescribeFileSystems".into(),
+            kind: FaultKind::Error {
+                status: 400,
+                code: "AccessDeniedException".into(),
+                message: "User: arn:aws:sts::123456789012:assumed-role/lustre/x is not authorized to perform: fsx:DescribeFileSystems".into(),
+            },
+            rate: 1.0,
+            limit: None,
+            injected: 0,
+        }],
+    );
+    let (status, out) = e.operator_exits(true).await;
+    assert!(
+        !status.success()
+            && out.contains("AWS denied fsx:DescribeFileSystems")
+            && out.contains("deploy/iam/policy.json"),
+        "{out}"
+    );
+    e.sim.set_faults(1, vec![]);
+
+    let class_crd = repo().join("deploy/crds/lustreworkspaceclasses.workspaces.lustre.dev.yaml");
+    e.ok(&["delete", "-f", &class_crd.to_string_lossy()]).await;
+    let (status, out) = e.operator_exits(true).await;
+    assert!(
+        !status.success()
+            && out.contains(
+                "CustomResourceDefinition lustreworkspaceclasses.workspaces.lustre.dev is not installed"
+            ),
+        "{out}"
+    );
+
+    // An older CRD: same version, a schema this build does not know.
+    let text = std::fs::read_to_string(&class_crd).expect("crd");
+    let schema_at = text.find("openAPIV3Schema:").expect("a schema");
+    let (head, schema) = text.split_at(schema_at);
+    let older = format!(
+        "{head}{}",
+        schema.replacen("description: '", "description: '(older release) ", 1)
+    );
+    e.apply(&older).await;
+    let i = e.spawn_operator(&[]);
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&e.operators[i].log).unwrap_or_default();
+        if log.contains("the installed CRD's schema differs") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no warning: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_watching_one_namespace_leaves_the_others_alone() {
+    let mut e = E2e::start(quick()).await;
+    e.kill(0).await;
+    e.spawn_operator(&["--watch-namespaces", "ml"]);
+    e.apply(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-b\n  labels: {lustre: enabled}\n",
+    )
+    .await;
+    e.apply(
+        &workspace("theirs", "storageCapacityGiB: 1200")
+            .replace("namespace: ml", "namespace: team-b"),
+    )
+    .await;
+    e.apply(&workspace("ours", "storageCapacityGiB: 1200"))
+        .await;
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/ours",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let theirs = e
+        .ok(&[
+            "get",
+            "lws",
+            "theirs",
+            "-n",
+            "team-b",
+            "-o",
+            "jsonpath={.status}{.metadata.finalizers}",
+        ])
+        .await;
+    assert_eq!(
+        theirs, "",
+        "no status, no finalizer outside the watched namespace"
+    );
+    assert_eq!(count(&e.sim.snapshot(), "fileSystems"), 1);
 }

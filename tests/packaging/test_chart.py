@@ -43,6 +43,7 @@ COMBINATIONS = {
         "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
         "priorityClassName": "system-cluster-critical",
         "logging": {"format": "text", "level": "debug"},
+        "controller": {"watchNamespaces": ["ml", "team-b"]},
     },
     "bring your own service account, no service": {
         "serviceAccount": {"create": False, "name": "existing"},
@@ -136,6 +137,7 @@ def test_values_reach_the_objects():
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     (deploy,) = by_kind(objs, "Deployment")
     args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--watch-namespaces=ml,team-b" in args
     assert "--aws-region=eu-west-1" in args and "--aws-adaptive-retry" in args and "--leader-election" in args
     assert deploy["spec"]["replicas"] == 3
     byo = docs(COMBINATIONS["bring your own service account, no service"])

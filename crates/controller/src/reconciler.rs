@@ -81,6 +81,9 @@ pub struct ControllerConfig {
     /// How often to look again while a claim binds.
     pub claim_recheck: Duration,
     pub concurrency: u16,
+    /// Namespaces whose workspaces this operator reconciles; empty: all. With exactly one,
+    /// the watches are namespaced too.
+    pub namespaces: Vec<String>,
 }
 
 impl Default for ControllerConfig {
@@ -91,6 +94,7 @@ impl Default for ControllerConfig {
             max_backoff: Duration::from_secs(300),
             claim_recheck: Duration::from_secs(2),
             concurrency: 16,
+            namespaces: Vec::new(),
         }
     }
 }
@@ -956,6 +960,11 @@ async fn set_finalizer(
 /// finalizer is removed only when cleanup reports nothing left (kube-runtime's helper
 /// removes it on any successful cleanup pass, which would drop the wait for pods).
 pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let ns = ws.namespace().unwrap_or_default();
+    if !ctx.config.namespaces.is_empty() && !ctx.config.namespaces.contains(&ns) {
+        // Another operator's (or nobody's) namespace: leave it alone entirely.
+        return Ok(Requeue::await_change());
+    }
     let started = Instant::now();
     let api: Api<LustreWorkspace> =
         Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
@@ -1043,9 +1052,15 @@ pub async fn run(
     wake: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<LustreWorkspace>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let workspaces: Api<LustreWorkspace> = Api::all(ctx.client.clone());
+    let (workspaces, claims): (Api<LustreWorkspace>, Api<PersistentVolumeClaim>) =
+        match ctx.config.namespaces.as_slice() {
+            [only] => (
+                Api::namespaced(ctx.client.clone(), only),
+                Api::namespaced(ctx.client.clone(), only),
+            ),
+            _ => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+        };
     let classes: Api<LustreWorkspaceClass> = Api::all(ctx.client.clone());
-    let claims: Api<PersistentVolumeClaim> = Api::all(ctx.client.clone());
     let poller = ctx.poller.clone();
     let intervals = ctx.config.intervals;
     let poll_task = tokio::spawn(poller.run(intervals));

@@ -95,6 +95,16 @@ struct Run {
     /// This replica's identity in the Lease (else POD_NAME, else host name + random suffix).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Namespaces whose workspaces to reconcile, comma-separated (default: all). One
+    /// namespace also narrows the watches to it.
+    #[arg(long, env = "LUSTRE_WATCH_NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
+    /// Skip the start-up check that the AWS region, credentials and read permissions work.
+    #[arg(long, env = "LUSTRE_SKIP_AWS_PREFLIGHT")]
+    skip_aws_preflight: bool,
+    /// Kubeconfig file (else KUBECONFIG, ~/.kube/config, or the in-cluster service account).
+    #[arg(long)]
+    kubeconfig: Option<std::path::PathBuf>,
     /// Seconds to let in-flight reconciles finish on SIGTERM before exiting anyway.
     #[arg(long, env = "LUSTRE_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     shutdown_grace_seconds: u64,
@@ -119,9 +129,8 @@ struct RegionalClouds {
     clouds: tokio::sync::Mutex<std::collections::HashMap<Option<String>, Arc<AwsCloud>>>,
 }
 
-#[async_trait::async_trait]
-impl CloudProvider for RegionalClouds {
-    async fn cloud(&self, region: Option<&str>) -> Arc<dyn lustre_cloud::Cloud> {
+impl RegionalClouds {
+    async fn regional(&self, region: Option<&str>) -> Arc<AwsCloud> {
         let key = region
             .map(str::to_string)
             .or_else(|| self.settings.region.clone());
@@ -136,6 +145,13 @@ impl CloudProvider for RegionalClouds {
         let cloud = Arc::new(AwsCloud::new(&settings, Some(self.metrics.clone())).await);
         clouds.insert(key, cloud.clone());
         cloud
+    }
+}
+
+#[async_trait::async_trait]
+impl CloudProvider for RegionalClouds {
+    async fn cloud(&self, region: Option<&str>) -> Arc<dyn lustre_cloud::Cloud> {
+        self.regional(region).await
     }
 }
 
@@ -208,24 +224,60 @@ async fn shutdown_signal(stop: tokio::sync::watch::Sender<bool>) {
     let _ = stop.send(true);
 }
 
-/// Checks that the CRDs are installed, with a clear error when not.
+/// Checks that the CRDs are installed and serve the version this operator uses, with a
+/// clear error when not; warns when the installed schema differs from this build's (an
+/// upgrade that did not update the CRDs: `helm upgrade` never touches `crds/`).
 async fn check_crds(client: &kube::Client) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in lustre_api::crd::crds() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.get_opt(&name)
+    for ours in lustre_api::crd::crds() {
+        let name = ours.metadata.name.clone().unwrap_or_default();
+        let installed = crds
+            .get_opt(&name)
             .await
             .with_context(|| format!("reading CustomResourceDefinition {name}"))?
-            .with_context(|| format!("CustomResourceDefinition {name} is not installed: kubectl apply -f deploy/crds/ (or helm install)"))?;
+            .with_context(|| format!("CustomResourceDefinition {name} is not installed: kubectl apply --server-side -f deploy/crds/ (or helm install)"))?;
+        for version in &ours.spec.versions {
+            let served = installed
+                .spec
+                .versions
+                .iter()
+                .find(|v| v.name == version.name && v.served);
+            let Some(served) = served else {
+                anyhow::bail!(
+                    "CustomResourceDefinition {name} does not serve {}: the installed CRDs are older than this operator; apply this release's CRDs: kubectl apply --server-side -f deploy/crds/",
+                    version.name
+                );
+            };
+            let schema = |v: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion| {
+                v.schema.as_ref().and_then(|s| s.open_api_v3_schema.clone())
+            };
+            if schema(served) != schema(version) {
+                tracing::warn!(
+                    crd = %name,
+                    version = %version.name,
+                    "the installed CRD's schema differs from this operator's: fields it does not know are dropped by the API server; apply this release's CRDs (kubectl apply --server-side -f deploy/crds/; helm upgrade does not update CRDs)"
+                );
+            }
+        }
     }
     Ok(())
 }
 
 async fn run(args: Run) -> anyhow::Result<()> {
     init_logging(args.log_format);
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+    let client = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?;
+            kube::Client::try_from(config).context("building the Kubernetes client")?
+        }
+        None => kube::Client::try_default()
+            .await
+            .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?,
+    };
     check_crds(&client).await?;
     let metrics = Arc::new(Metrics::new());
     let settings = AwsSettings {
@@ -244,6 +296,13 @@ async fn run(args: Run) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         clouds: Default::default(),
     });
+    if args.skip_aws_preflight {
+        tracing::warn!("skipping the AWS start-up check (--skip-aws-preflight)");
+    } else {
+        let cloud = clouds.regional(None).await;
+        cloud.preflight().await.map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!("AWS reachable: region, credentials and read permissions checked");
+    }
     let (poller, wake) = Poller::new();
     let config = ControllerConfig {
         intervals: PollIntervals {
@@ -251,6 +310,12 @@ async fn run(args: Run) -> anyhow::Result<()> {
             drift: Duration::from_secs_f64(args.drift_interval_seconds.max(1.0)),
         },
         concurrency: args.concurrency.max(1),
+        namespaces: args
+            .watch_namespaces
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect(),
         ..ControllerConfig::default()
     };
     let ctx = Arc::new(Context::new(

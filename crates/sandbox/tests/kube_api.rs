@@ -339,3 +339,127 @@ async fn claims_bind_are_protected_and_collected() {
         "collected with its owner"
     );
 }
+
+#[tokio::test]
+async fn foreground_and_orphan_deletion_and_apply_conflicts() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let (_sb, client, _stop) = start().await;
+    install_crds(&client).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ml");
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner"}})).expect("cm"),
+        )
+        .await
+        .expect("owner");
+    let uid = owner.metadata.uid.clone().expect("uid");
+    let dependent = |name: &str, finalizers: Vec<&str>| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name, "finalizers": finalizers,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid, "blockOwnerDeletion": true}]}}))
+        .expect("cm")
+    };
+    cms.create(
+        &PostParams::default(),
+        &dependent("held", vec!["test/hold"]),
+    )
+    .await
+    .expect("dependent");
+
+    // Foreground: the owner stays (deleting) while its dependent exists.
+    cms.delete("owner", &DeleteParams::foreground())
+        .await
+        .expect("delete");
+    let o = cms.get("owner").await.expect("still there");
+    assert!(o.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        o.metadata.finalizers.unwrap_or_default(),
+        ["foregroundDeletion"]
+    );
+    assert!(
+        cms.get("held")
+            .await
+            .expect("dependent")
+            .metadata
+            .deletion_timestamp
+            .is_some(),
+        "the dependent is being deleted"
+    );
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("release the dependent");
+    assert!(cms.get_opt("held").await.expect("get").is_none());
+    assert!(
+        cms.get_opt("owner").await.expect("get").is_none(),
+        "the owner goes once its dependents are gone"
+    );
+
+    // Orphan: the dependent stays, without its owner reference.
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner"}})).expect("cm"),
+        )
+        .await
+        .expect("owner again");
+    let uid = owner.metadata.uid.clone().expect("uid");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "kept",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}}))
+        .expect("cm"),
+    )
+    .await
+    .expect("dependent");
+    cms.delete("owner", &DeleteParams::orphan())
+        .await
+        .expect("delete");
+    let kept = cms.get("kept").await.expect("orphaned, not deleted");
+    assert!(
+        kept.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+
+    // Server-side apply: a second manager changing a field the first owns is refused.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "ml");
+    let lease = |holder: &str| json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {"holderIdentity": holder}});
+    leases
+        .patch("l", &PatchParams::apply("a"), &Patch::Apply(lease("a")))
+        .await
+        .expect("first");
+    let err = leases
+        .patch("l", &PatchParams::apply("b"), &Patch::Apply(lease("b")))
+        .await
+        .expect_err("conflict");
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+            assert!(s.message.contains(".spec.holderIdentity"), "{}", s.message);
+        }
+        other => panic!("{other}"),
+    }
+    leases
+        .patch(
+            "l",
+            &PatchParams::apply("b").force(),
+            &Patch::Apply(lease("b")),
+        )
+        .await
+        .expect("forced");
+    assert_eq!(
+        leases
+            .get("l")
+            .await
+            .expect("lease")
+            .spec
+            .and_then(|s| s.holder_identity),
+        Some("b".into())
+    );
+}

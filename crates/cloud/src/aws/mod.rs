@@ -118,6 +118,49 @@ impl AwsCloud {
         Self { fsx, ec2, observer }
     }
 
+    /// Start-up check: a region is set, credentials resolve, and the identity may read FSx
+    /// and EC2 (one small call each). The error says what is missing and how to fix it.
+    pub async fn preflight(&self) -> Result<(), String> {
+        let Some(region) = self.fsx.config().region().map(|r| r.to_string()) else {
+            return Err("no AWS region: pass --aws-region or set AWS_REGION (IRSA and EKS Pod Identity set it in the pod)".into());
+        };
+        let fsx = self
+            .fsx
+            .describe_file_systems()
+            .max_results(1)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| errors::from_sdk("DescribeFileSystems", e));
+        let ec2 = self
+            .ec2
+            .describe_subnets()
+            .max_results(5)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| errors::from_sdk("DescribeSubnets", e));
+        for (action, result) in [
+            ("fsx:DescribeFileSystems", fsx),
+            ("ec2:DescribeSubnets", ec2),
+        ] {
+            match result {
+                Ok(()) => {}
+                Err(e) if e.kind == crate::ErrorKind::AccessDenied => {
+                    return Err(format!(
+                        "AWS denied {action} in {region} to the operator's identity: attach deploy/iam/policy.json to its role ({e})"
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "cannot call {action} in {region} (credentials from the default chain: environment, IRSA, EKS Pod Identity, instance profile): {e}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn observe(&self, service: &'static str, operation: &'static str, outcome: &'static str) {
         if let Some(o) = &self.observer {
             o.observe(service, operation, outcome);

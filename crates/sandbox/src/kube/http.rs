@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::fields;
 use super::registry::{ResourceType, api_resource};
 use super::select::{FieldSelector, LabelSelector, cell, json_path, strategic_merge};
+use super::store::Propagation;
 use super::store::{ApiErr, AuditEntry, Change};
 use super::{KubeSandbox, SERVER_VERSION};
 
@@ -392,7 +393,18 @@ async fn route(
                     created = !existed && result.is_ok();
                     result
                 }
-                "delete" => sb.store().delete(&rt, &ns, &name),
+                "delete" => {
+                    let options: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let policy = options["propagationPolicy"]
+                        .as_str()
+                        .or(q.get("propagationPolicy").map(String::as_str))
+                        .or(
+                            // Deprecated `orphanDependents: true`.
+                            (options["orphanDependents"] == true).then_some("Orphan"),
+                        );
+                    sb.store()
+                        .delete_with(&rt, &ns, &name, Propagation::parse(policy))
+                }
                 _ => Err(ApiErr::new(405, "MethodNotAllowed", "method not allowed")),
             };
             let resp = match result {

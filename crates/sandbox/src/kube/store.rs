@@ -557,12 +557,43 @@ impl Store {
     /// Deletes: with finalizers, marks `deletionTimestamp`; without, removes (and collects
     /// dependents in the background).
     pub fn delete(&mut self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value, ApiErr> {
+        self.delete_with(rt, ns, name, Propagation::Background)
+    }
+
+    /// Deletes with a `propagationPolicy`: `Background` removes the object and lets the
+    /// garbage collector delete its dependents; `Foreground` keeps it (finalizer
+    /// `foregroundDeletion`) until its dependents are gone; `Orphan` removes the owner
+    /// reference from its dependents and leaves them.
+    pub fn delete_with(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        propagation: Propagation,
+    ) -> Result<Value, ApiErr> {
         let key = Self::key(rt, ns, name);
         let mut obj = self
             .objects
             .get(&key)
             .cloned()
             .ok_or_else(|| ApiErr::not_found(rt, name))?;
+        let uid = obj["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match propagation {
+            Propagation::Background => {}
+            Propagation::Orphan => self.orphan_dependents(&uid),
+            Propagation::Foreground => {
+                if !self.dependents(&uid).is_empty()
+                    && !finalizers(&obj).iter().any(|f| f == FOREGROUND)
+                {
+                    let mut list = finalizers(&obj);
+                    list.push(FOREGROUND.to_string());
+                    obj["metadata"]["finalizers"] = json!(list);
+                }
+            }
+        }
         if rt.kind == "Namespace" {
             // Delete everything in the namespace, then the namespace once it is empty.
             let contained: Vec<(ResourceType, String)> = self
@@ -646,7 +677,8 @@ impl Store {
             if !(self.bind_volumes()
                 | self.release_protected_claims()
                 | self.start_pods()
-                | self.collect_garbage())
+                | self.collect_garbage()
+                | self.finish_foreground_deletions())
             {
                 return;
             }
@@ -807,6 +839,78 @@ impl Store {
         changed
     }
 
+    /// Objects whose owner references name `uid`.
+    fn dependents(&self, uid: &str) -> Vec<Key> {
+        self.objects
+            .iter()
+            .filter(|(_, o)| {
+                o["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|os| os.iter().any(|r| r["uid"] == uid))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn orphan_dependents(&mut self, uid: &str) {
+        for key in self.dependents(uid) {
+            let Some(rt) = self.types.iter().find(|t| t.qualified() == key.0).cloned() else {
+                continue;
+            };
+            if let Some(mut o) = self.objects.get(&key).cloned() {
+                if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
+                    refs.retain(|r| r["uid"] != uid);
+                }
+                o["metadata"]["resourceVersion"] = Value::Null;
+                let _ = self.update(&rt, &key.1, &key.2, o, false);
+            }
+        }
+    }
+
+    /// The garbage collector's half of foreground deletion: delete the dependents of an
+    /// object marked `foregroundDeletion`, and release it once none is left.
+    fn finish_foreground_deletions(&mut self) -> bool {
+        let marked: Vec<(Key, Value)> = self
+            .objects
+            .iter()
+            .filter(|(_, o)| {
+                !o["metadata"]["deletionTimestamp"].is_null()
+                    && finalizers(o).iter().any(|f| f == FOREGROUND)
+            })
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        let mut changed = false;
+        for (key, obj) in marked {
+            let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
+            let dependents = self.dependents(uid);
+            for dep in &dependents {
+                if let Some(rt) = self.types.iter().find(|t| t.qualified() == dep.0).cloned()
+                    && self
+                        .objects
+                        .get(dep)
+                        .is_some_and(|o| o["metadata"]["deletionTimestamp"].is_null())
+                {
+                    let _ = self.delete_with(&rt, &dep.1, &dep.2, Propagation::Foreground);
+                    changed = true;
+                }
+            }
+            if dependents.is_empty()
+                && let Some(rt) = self.types.iter().find(|t| t.qualified() == key.0).cloned()
+            {
+                let mut released = obj.clone();
+                let rest: Vec<String> = finalizers(&obj)
+                    .into_iter()
+                    .filter(|f| f != FOREGROUND)
+                    .collect();
+                released["metadata"]["finalizers"] = json!(rest);
+                released["metadata"]["resourceVersion"] = Value::Null;
+                let _ = self.update(&rt, &key.1, &key.2, released, false);
+                changed = true;
+            }
+        }
+        changed
+    }
+
     fn collect_garbage(&mut self) -> bool {
         let uids: std::collections::HashSet<String> = self
             .objects
@@ -846,6 +950,29 @@ impl Store {
 impl Default for Store {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The finalizer that holds an owner during foreground deletion.
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+/// A delete's `propagationPolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Propagation {
+    #[default]
+    Background,
+    Foreground,
+    Orphan,
+}
+
+impl Propagation {
+    /// From a DeleteOptions body or the `propagationPolicy` query parameter.
+    pub fn parse(value: Option<&str>) -> Self {
+        match value {
+            Some("Foreground") => Self::Foreground,
+            Some("Orphan") => Self::Orphan,
+            _ => Self::Background,
+        }
     }
 }
 
