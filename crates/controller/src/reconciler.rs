@@ -421,6 +421,44 @@ async fn publish(
     }
 }
 
+/// The step's name for logs and kill points: the action's variant name.
+fn step_name(action: &Action) -> &'static str {
+    match action {
+        Action::LookUpVpc { .. } => "LookUpVpc",
+        Action::CreateSecurityGroup { .. } => "CreateSecurityGroup",
+        Action::AuthorizeRules { .. } => "AuthorizeRules",
+        Action::CreateFileSystem(_) => "CreateFileSystem",
+        Action::UpdateFileSystem { .. } => "UpdateFileSystem",
+        Action::CreateAssociations(_) => "CreateAssociations",
+        Action::DeleteAssociations(_) => "DeleteAssociations",
+        Action::ApplyStorageClass => "ApplyStorageClass",
+        Action::ApplyVolume => "ApplyVolume",
+        Action::ApplyClaim => "ApplyClaim",
+        Action::DeleteClaim => "DeleteClaim",
+        Action::DeleteVolume => "DeleteVolume",
+        Action::DeleteFileSystem { .. } => "DeleteFileSystem",
+        Action::DeleteSecurityGroup { .. } => "DeleteSecurityGroup",
+        Action::TagRetained { .. } => "TagRetained",
+        _ => "other",
+    }
+}
+
+/// Crash-test hook: with `LUSTRE_KILL_POINT=<step>` (a [`step_name`], or
+/// `CreateAssociation#1` for "after the first of several association creates") the process
+/// SIGKILLs itself right after that step succeeded, before anything else (status write,
+/// next step) happens. Unset in production; the crash suite sets it.
+pub fn kill_point(step: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let point = POINT.get_or_init(|| std::env::var("LUSTRE_KILL_POINT").ok());
+    if point.as_deref() == Some(step) {
+        tracing::warn!(step, "LUSTRE_KILL_POINT reached: killing this process");
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+        std::process::abort();
+    }
+}
+
 /// Keeps the ids this reconcile knows of (see [`Context::known`]).
 fn remember(ctx: &Context, ws: &LustreWorkspace, o: &Observed) {
     if o.sg.is_none() && o.fs.is_none() {
@@ -535,12 +573,15 @@ async fn act(
             track(ctx, o, oref, cloud);
         }
         Action::CreateAssociations(requests) => {
-            for r in requests {
+            for (i, r) in requests.iter().enumerate() {
                 let a = cloud
                     .create_data_repository_association(r)
                     .await
                     .map_err(Error::Cloud)?;
                 o.dras.push(a);
+                if i == 0 && requests.len() > 1 {
+                    kill_point("CreateAssociation#1");
+                }
             }
             track(ctx, o, oref, cloud);
         }
@@ -790,6 +831,9 @@ async fn run_steps(
         );
         let acted = act(ctx, ws, &cloud, &mut o, &action).await;
         remember(ctx, ws, &o);
+        if acted.is_ok() {
+            kill_point(step_name(&action));
+        }
         if let Err(e) = acted {
             if let Error::Cloud(ce) = &e {
                 write_status(ctx, ws, &o, &action, Some(ce), deleting).await?;

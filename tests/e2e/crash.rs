@@ -1,0 +1,222 @@
+//! The crash suite: the operator process is SIGKILLed right after each step of create, resize
+//! and delete (the env-gated kill point `LUSTRE_KILL_POINT` in the controller: no sleeps, the
+//! kill lands exactly between that step and the next thing the operator would do), then a
+//! fresh process takes over. After each: exactly one security group, one file system and the
+//! asked-for associations per workspace, no duplicate create; after deletion nothing is left
+//! in the simulated AWS and no PersistentVolume or claim is orphaned.
+//!
+//! Each scenario prints one line; `docs/reliability.md` keeps a run's table.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+const NODE_GROUP: &str = "sg-0123456789abcdef0";
+
+/// Waits for `done`, restarting the operator (without the kill point) whenever it died.
+/// Returns how many times it had to.
+async fn until(e: &mut E2e, op: &mut usize, what: &str, done: impl Fn(&E2e) -> bool) -> usize {
+    let start = Instant::now();
+    let mut restarts = 0;
+    loop {
+        if done(e) {
+            return restarts;
+        }
+        if !e.running(*op) {
+            *op = e.spawn_operator(&[]);
+            restarts += 1;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}; AWS: {:#}\n{}",
+            e.sim.snapshot(),
+            e.operator_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn workspace_obj(e: &E2e) -> Option<Value> {
+    e.object("workspaces.lustre.dev", "lustreworkspaces", "ml", "w")
+}
+
+fn ready_at(e: &E2e, capacity: i64) -> bool {
+    workspace_obj(e).is_some_and(|w| {
+        w["status"]["phase"] == "Ready"
+            && w["status"]["observedGeneration"] == w["metadata"]["generation"]
+            && w["status"]["storageCapacityGiB"] == capacity
+    })
+}
+
+/// (security groups, file systems, associations) the operator owns in the simulated AWS.
+fn owned(e: &E2e) -> (usize, usize, usize) {
+    let s = e.sim.snapshot();
+    let sgs = s["securityGroups"]
+        .as_array()
+        .map(|a| a.iter().filter(|g| g["id"] != NODE_GROUP).count())
+        .unwrap_or(0);
+    (
+        sgs,
+        count(&s, "fileSystems"),
+        count(&s, "dataRepositoryAssociations"),
+    )
+}
+
+const SPEC: &str = "deploymentType: PERSISTENT_2\nstorageCapacityGiB: {cap}\nperUnitStorageThroughput: 125\ndeletionPolicy: {policy}\ndataRepositories:\n- {name: datasets, s3Path: 's3://ml-datasets/a/', fileSystemPath: /datasets, autoImport: [NEW]}\n- {name: results, s3Path: 's3://ml-results/a/', fileSystemPath: /results, autoExport: [NEW]}";
+
+fn spec(cap: u32, policy: &str) -> String {
+    SPEC.replace("{cap}", &cap.to_string())
+        .replace("{policy}", policy)
+}
+
+/// Create with two repositories, resize, delete; the operator dies at `point` on the way.
+async fn crash_at(point: &str, policy: &str) -> String {
+    let mut e = E2e::start(quick()).await;
+    e.kill(0).await;
+    let mut op = e.spawn_operator_env(&[], &[("LUSTRE_KILL_POINT", point)]);
+    let mut restarts = 0;
+
+    e.apply(&workspace("w", &spec(1200, policy))).await;
+    restarts += until(&mut e, &mut op, "Ready", |e| ready_at(e, 1200)).await;
+    let created = owned(&e);
+    assert_eq!(created, (1, 1, 2), "{point}: after create");
+
+    e.apply(&workspace("w", &spec(2400, policy))).await;
+    restarts += until(&mut e, &mut op, "Ready at 2400 GiB", |e| ready_at(e, 2400)).await;
+    let resized = owned(&e);
+    assert_eq!(resized, (1, 1, 2), "{point}: after resize");
+    assert_eq!(
+        e.sim.snapshot()["fileSystems"][0]["storageCapacity"],
+        2400,
+        "{point}"
+    );
+
+    e.ok(&["delete", "lws", "w", "-n", "ml", "--wait=false"])
+        .await;
+    restarts += until(&mut e, &mut op, "deletion", |e| workspace_obj(e).is_none()).await;
+    let left = owned(&e);
+    let (pvs, pvcs) = (
+        e.objects("", "persistentvolumes"),
+        e.objects("", "persistentvolumeclaims"),
+    );
+    let creates = (
+        e.sim.calls("CreateSecurityGroup"),
+        e.sim.calls("CreateFileSystem"),
+        e.sim.calls("CreateDataRepositoryAssociation"),
+    );
+    assert!(restarts >= 1, "{point}: the kill point was never reached");
+    if policy == "Retain" {
+        assert_eq!(left, (1, 1, 2), "{point}: Retain keeps the AWS side");
+        assert_eq!(
+            e.sim.snapshot()["fileSystems"][0]["tags"]["workspaces.lustre.dev/retained"],
+            "true"
+        );
+    } else {
+        assert_eq!(left, (0, 0, 0), "{point}: leaked in AWS");
+    }
+    assert_eq!((pvs, pvcs), (0, 0), "{point}: orphaned volume or claim");
+    format!(
+        "crash at {point:<22} restarts {restarts}  after create {created:?}  after resize {resized:?}  left after delete {left:?} + {pvs} PV {pvcs} PVC  create calls (SG, FS, DRA) {creates:?}"
+    )
+}
+
+async fn matrix(points: &[&str], policy: &str) {
+    let mut lines = Vec::new();
+    for point in points {
+        lines.push(crash_at(point, policy).await);
+    }
+    for l in lines {
+        println!("{l}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_each_create_step_and_the_resize() {
+    matrix(
+        &[
+            "CreateSecurityGroup",
+            "AuthorizeRules",
+            "CreateFileSystem",
+            "CreateAssociation#1",
+            "CreateAssociations",
+            "ApplyStorageClass",
+            "ApplyVolume",
+            "ApplyClaim",
+            "UpdateFileSystem",
+        ],
+        "Delete",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_each_delete_step() {
+    matrix(
+        &[
+            "DeleteClaim",
+            "DeleteVolume",
+            "DeleteAssociations",
+            "DeleteFileSystem",
+            "DeleteSecurityGroup",
+        ],
+        "Delete",
+    )
+    .await;
+    matrix(&["TagRetained"], "Retain").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_mid_create_is_replaced_by_the_standby_without_duplicates() {
+    let mut e = E2e::start(quick()).await;
+    e.kill(0).await;
+    let elected = |id: &'static str| {
+        [
+            "--leader-election",
+            "--lease-namespace",
+            "default",
+            "--lease-duration-seconds",
+            "2",
+            "--lease-renew-grace-seconds",
+            "1",
+            "--identity",
+            id,
+        ]
+    };
+    let a = e.spawn_operator_env(&elected("a"), &[("LUSTRE_KILL_POINT", "CreateFileSystem")]);
+    let start = Instant::now();
+    while e.lease_holder().await != "a" {
+        assert!(start.elapsed() < Duration::from_secs(20), "a never led");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let b = e.spawn_operator(&elected("b"));
+    e.apply(&workspace("w", &spec(1200, "Delete"))).await;
+    let start = Instant::now();
+    while e.running(a) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "a never reached the kill point"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed = Instant::now();
+    let mut op = b;
+    until(&mut e, &mut op, "Ready under the new leader", |e| {
+        ready_at(e, 1200)
+    })
+    .await;
+    assert_eq!(op, b, "the standby did it, nobody was restarted");
+    assert_eq!(e.lease_holder().await, "b");
+    assert_eq!(owned(&e), (1, 1, 2));
+    // The new leader never saw the id (the old one died before writing status): it repeats
+    // the create with the same client token, and AWS answers with the same file system.
+    assert_eq!(count(&e.sim.snapshot(), "fileSystems"), 1, "no duplicate");
+    assert!(e.sim.calls("CreateFileSystem") <= 2);
+    println!(
+        "leader killed after CreateFileSystem: standby finished the workspace {:?} later; (SG, FS, DRA) = {:?}",
+        killed.elapsed(),
+        owned(&e)
+    );
+}
