@@ -146,12 +146,12 @@ impl E2e {
                 "0.2",
             ])
             .args(extra)
-            .envs(env.iter().copied())
             .env("KUBECONFIG", self.dir.join("kubeconfig"))
             .env("AWS_ACCESS_KEY_ID", "AKIDSANDBOX")
             .env("AWS_SECRET_ACCESS_KEY", "sandbox")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .kill_on_drop(true)

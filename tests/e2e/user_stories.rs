@@ -729,3 +729,67 @@ async fn an_operator_watching_one_namespace_leaves_the_others_alone() {
     );
     assert_eq!(count(&e.sim.snapshot(), "fileSystems"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credentials_reach_logs_or_events() {
+    use lustre_sandbox::aws::faults::{FaultKind, FaultRule};
+    const SECRET: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYSECRETKEYXX";
+    const TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKENzzzz";
+    let mut e = E2e::start(quick()).await;
+    e.kill(0).await;
+    let op = e.spawn_operator_env(
+        &[],
+        &[
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+            ("AWS_SESSION_TOKEN", TOKEN),
+            ("RUST_LOG", "debug"),
+        ],
+    );
+    e.metrics_addr(op).await;
+    // Failures too: error paths are where request details end up in messages.
+    e.sim.set_faults(
+        3,
+        vec![FaultRule {
+            operation: "CreateFileSystem".into(),
+            kind: FaultKind::Error {
+                status: 400,
+                code: "AccessDeniedException".into(),
+                message: "not authorized to perform: fsx:CreateFileSystem".into(),
+            },
+            rate: 1.0,
+            limit: Some(2),
+            injected: 0,
+        }],
+    );
+    e.apply(&workspace("secretive", "storageCapacityGiB: 1200"))
+        .await;
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/secretive",
+        "-n",
+        "ml",
+        TIMEOUT,
+    ])
+    .await;
+    let log = std::fs::read_to_string(&e.operators[op].log).expect("log");
+    let events = e.ok(&["get", "events", "-A", "-o", "json"]).await;
+    let status = e.ok(&["get", "lws", "-A", "-o", "json"]).await;
+    assert!(
+        log.contains("AccessDenied"),
+        "the failure was logged: {log}"
+    );
+    for (what, text) in [
+        ("operator log", &log),
+        ("events", &events),
+        ("status", &status),
+    ] {
+        for secret in [SECRET, TOKEN, "Signature="] {
+            assert!(!text.contains(secret), "{secret} in the {what}");
+        }
+    }
+    println!(
+        "secrets: none of the secret key, session token or request signature in {} lines of debug log, the Events or the status",
+        log.lines().count()
+    );
+}

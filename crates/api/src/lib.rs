@@ -6,6 +6,7 @@ pub mod admission;
 pub mod class;
 pub mod constants;
 pub mod crd;
+pub mod docs;
 pub mod messages;
 pub mod rules;
 pub mod schema;

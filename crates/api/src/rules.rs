@@ -160,6 +160,14 @@ pub const TAG_KEYS: &str =
 /// Message of [`TAG_KEYS`].
 pub const TAG_KEYS_MSG: &str = "tag keys may not start with aws: or workspaces.lustre.dev/, nor be Name: those are reserved for AWS and the operator";
 
+/// Characters AWS accepts in FSx tag keys and values (EC2 accepts more; FSx is the stricter).
+pub const TAG_CHARS_RE: &str = r"^[\p{L}\p{Z}\p{N}_.:/=+@-]*$";
+/// Class and workspace `tags`: only characters AWS accepts (the same pattern as
+/// [`TAG_CHARS_RE`], its backslashes escaped for a CEL string).
+pub const TAG_CHARS: &str = r"self.all(k, k.matches('^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]*$') && self[k].matches('^[\\p{L}\\p{Z}\\p{N}_.:/=+@-]*$'))";
+/// Message of [`TAG_CHARS`].
+pub const TAG_CHARS_MSG: &str = "tag keys and values may contain only letters, digits, spaces and _ . : / = + - @ (the characters AWS accepts in tags)";
+
 /// Class and workspace `tags`: AWS sizes.
 pub const TAG_SIZES: &str = "self.all(k, size(k) >= 1 && size(k) <= 128 && size(self[k]) <= 256)";
 /// Message of [`TAG_SIZES`].

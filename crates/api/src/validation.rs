@@ -66,6 +66,7 @@ struct Patterns {
     s3_path: Regex,
     s3_prefix: Regex,
     fs_path: Regex,
+    tag_chars: Regex,
 }
 
 static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
@@ -80,6 +81,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     s3_path: regex(rules::S3_PATH_RE),
     s3_prefix: regex(rules::S3_PREFIX_RE),
     fs_path: regex(rules::FS_PATH_RE),
+    tag_chars: regex(rules::TAG_CHARS_RE),
 });
 
 /// Collects violations with small helpers for the schema's keyword checks.
@@ -138,6 +140,13 @@ impl Checker {
             .any(|(k, v)| k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256)
         {
             self.push(field, rules::TAG_SIZES_MSG);
+        }
+        let chars = &PATTERNS.tag_chars;
+        if tags
+            .iter()
+            .any(|(k, v)| !chars.is_match(k) || !chars.is_match(v))
+        {
+            self.push(field, rules::TAG_CHARS_MSG);
         }
     }
 }

@@ -161,6 +161,7 @@ pub struct LustreWorkspaceSpec {
     #[x_kube(
         validation = Rule::new(rules::TAG_KEYS).message(rules::TAG_KEYS_MSG),
         validation = Rule::new(rules::TAG_SIZES).message(rules::TAG_SIZES_MSG),
+        validation = Rule::new(rules::TAG_CHARS).message(rules::TAG_CHARS_MSG),
     )]
     #[schemars(extend("maxProperties" = crate::constants::tags::MAX_WORKSPACE_TAGS))]
     pub tags: BTreeMap<String, String>,

@@ -812,6 +812,7 @@ async fn run_steps(
         .await;
     let mut o = observe(ctx, ws, &cloud, deleting).await?;
     let mut last = Action::Finished;
+    let mut finalized = ws.finalizers().iter().any(|f| f == FINALIZER);
     for _ in 0..12 {
         let inputs = o.inputs(ws);
         let action = if deleting {
@@ -829,6 +830,12 @@ async fn run_steps(
             step = plan::describe(&action),
             "next step"
         );
+        if !deleting && !finalized && is_change(&action) {
+            let api: Api<LustreWorkspace> =
+                Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
+            set_finalizer(&api, ws, true).await?;
+            finalized = true;
+        }
         let acted = act(ctx, ws, &cloud, &mut o, &action).await;
         remember(ctx, ws, &o);
         if acted.is_ok() {
@@ -1023,7 +1030,9 @@ pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Re
             }
             Ok(requeue)
         } else {
-            set_finalizer(&api, &ws, true).await?;
+            // The finalizer goes on just before the first step that creates something (see
+            // run_steps): a workspace refused before that (invalid spec, missing class)
+            // deletes at once, with no AWS call.
             apply(ws.clone(), &ctx).await
         }
     }

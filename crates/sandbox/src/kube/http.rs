@@ -228,7 +228,21 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let (response, audit) = route(&sb, &method, target, &q, &headers, body).await;
+    let injected = matches!(target, Target::Item { .. })
+        && matches!(method.as_str(), "PUT" | "PATCH")
+        && !agent.starts_with("kubectl")
+        && sb.store().faults.conflict();
+    let (response, audit) = if injected {
+        let mut e = ApiErr::new(
+            409,
+            "Conflict",
+            "Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (injected by the sandbox)",
+        );
+        e.causes.clear();
+        (error_response(&e), None)
+    } else {
+        route(&sb, &method, target, &q, &headers, body).await
+    };
     if let Some(mut entry) = audit {
         entry.user_agent = agent;
         entry.code = response.status().as_u16();
@@ -642,11 +656,14 @@ fn watch_response(
     let bookmarks = q
         .get("allowWatchBookmarks")
         .is_some_and(|v| v == "true" || v == "1");
-    let timeout = Duration::from_secs(
+    let mut timeout = Duration::from_secs(
         q.get("timeoutSeconds")
             .and_then(|t| t.parse().ok())
             .unwrap_or(1800),
     );
+    if let Some(lifetime) = sb.store().faults.watch_lifetime {
+        timeout = timeout.min(lifetime);
+    }
     let requested: Option<u64> = q
         .get("resourceVersion")
         .filter(|r| !r.is_empty() && *r != "0")

@@ -103,6 +103,8 @@ pub struct Store {
     history: VecDeque<Arc<Change>>,
     tx: broadcast::Sender<Arc<Change>>,
     pub audit: Vec<AuditEntry>,
+    /// Injected API-server misbehaviour (fault suite).
+    pub faults: KubeFaults,
     uid_seq: u64,
     /// Watches may not resume from before this resourceVersion (like etcd compaction).
     compacted: u64,
@@ -150,6 +152,7 @@ impl Store {
             history: VecDeque::new(),
             tx,
             audit: Vec::new(),
+            faults: KubeFaults::default(),
             uid_seq: 0,
             compacted: 0,
         };
@@ -950,6 +953,35 @@ impl Store {
 impl Default for Store {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// API-server faults for the fault suite: conflicts on writes and watches that end early.
+#[derive(Clone, Debug, Default)]
+pub struct KubeFaults {
+    /// Every n-th write (update or patch) by a client other than kubectl answers `409
+    /// Conflict`; 0: never.
+    pub conflict_one_in: u64,
+    /// Watches end after this long (the client must re-watch from its last version).
+    pub watch_lifetime: Option<std::time::Duration>,
+    /// Writes seen by the conflict counter.
+    pub writes: u64,
+    /// Conflicts injected so far.
+    pub conflicts: u64,
+}
+
+impl KubeFaults {
+    /// Whether this write should fail with a conflict (counts it).
+    pub fn conflict(&mut self) -> bool {
+        if self.conflict_one_in == 0 {
+            return false;
+        }
+        self.writes += 1;
+        let hit = self.writes.is_multiple_of(self.conflict_one_in);
+        if hit {
+            self.conflicts += 1;
+        }
+        hit
     }
 }
 

@@ -1,0 +1,249 @@
+//! The bad-input suite: every invalid workspace and class in the fixture corpus applied with
+//! real `kubectl` (refused with `422` and the rule's message), and the inputs only the
+//! operator can judge (they need the class, the namespace or AWS's answer) refused in status
+//! with the detail. The simulated AWS must see no write at all for any of them, and no read
+//! except the one that finds out a file system belongs to someone else.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lustre_cloud::Cloud;
+use lustre_cloud::aws::{AwsCloud, AwsSettings};
+use serde_json::Value;
+use support::*;
+
+/// A fixture: its documents and the `# expect: path: fragment` lines.
+struct Fixture {
+    name: String,
+    docs: Vec<String>,
+    expect: Vec<(String, String)>,
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let dir = repo().join("tests/fixtures/invalid");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("fixture");
+            let expect = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("# expect: "))
+                .filter_map(|l| l.split_once(": "))
+                .map(|(path, frag)| (path.to_string(), frag.to_string()))
+                .collect();
+            // Into a namespace no class admits, so an admissible first document (the
+            // "before" of an immutable-field update) costs no AWS call either.
+            let docs = text
+                .replace("namespace: ml", "namespace: quarantine")
+                .split("\n---")
+                .map(str::to_string)
+                .collect();
+            Fixture {
+                name: p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                docs,
+                expect,
+            }
+        })
+        .collect()
+}
+
+const WRITES: [&str; 5] = ["Create", "Update", "Delete", "Authorize", "Tag"];
+
+fn writes(e: &E2e) -> u64 {
+    e.sim
+        .call_counts()
+        .iter()
+        .filter(|(op, _)| WRITES.iter().any(|w| op.starts_with(w)))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn total(e: &E2e) -> u64 {
+    e.sim.snapshot()["totalCalls"].as_u64().unwrap_or(0)
+}
+
+/// Waits until the workspace's Ready condition has `reason`; returns its message.
+async fn refused(e: &E2e, ns: &str, name: &str, reason: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let ws = e.object("workspaces.lustre.dev", "lustreworkspaces", ns, name);
+        let cond = ws
+            .as_ref()
+            .and_then(|w| w["status"]["conditions"].as_array().cloned())
+            .and_then(|c| c.into_iter().find(|c| c["type"] == "Ready"));
+        if let Some(c) = cond.filter(|c| c["reason"] == reason) {
+            assert_eq!(c["status"], "False");
+            return c["message"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{ns}/{name}: no {reason}: {:#}",
+            ws.map(|w| w["status"].clone()).unwrap_or(Value::Null)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_a_clear_message_and_costs_no_aws_call() {
+    let e = E2e::start(quick()).await;
+    e.metrics_addr(0).await; // past the start-up check's two reads
+    let baseline = total(&e);
+    e.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: quarantine\n")
+        .await;
+
+    // 1. Admission: the corpus through real kubectl.
+    let corpus = fixtures();
+    let mut at_admission = 0;
+    for f in &corpus {
+        let (before, last) = f.docs.split_at(f.docs.len() - 1);
+        for doc in before {
+            e.apply(doc).await;
+        }
+        let out = e.kubectl(&["apply", "-f", "-"], Some(&last[0])).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}: accepted", f.name);
+        for (path, fragment) in &f.expect {
+            assert!(
+                stderr.contains(path.as_str()) && stderr.contains(fragment.as_str()),
+                "{}: kubectl said {stderr:?}, expected {path}: {fragment}",
+                f.name
+            );
+        }
+        at_admission += 1;
+        for doc in before {
+            let _ = e
+                .kubectl(&["delete", "-f", "-", "--wait=false"], Some(doc))
+                .await;
+        }
+    }
+
+    // 2. What only the operator can judge.
+    let ops: Vec<(&str, &str, &str, &str, &str)> = vec![
+        (
+            "ml",
+            "outside-allow-list",
+            "storageCapacityGiB: 1200\ndataRepositories:\n- {name: d, s3Path: 's3://someone-elses-bucket/', fileSystemPath: /d}",
+            "InvalidSpec",
+            "not allowed by class standard",
+        ),
+        (
+            "quarantine",
+            "namespace-not-admitted",
+            "storageCapacityGiB: 1200",
+            "InvalidSpec",
+            "does not allow workspaces in this namespace",
+        ),
+        (
+            "ml",
+            "above-class-cap",
+            "deploymentType: SCRATCH_2\nstorageCapacityGiB: 48000",
+            "InvalidSpec",
+            "24000",
+        ),
+        (
+            "ml",
+            "unknown-class",
+            "className: gold\nstorageCapacityGiB: 1200",
+            "ClassNotFound",
+            "gold",
+        ),
+        (
+            "ml",
+            "throughput-on-defaulted-scratch",
+            "storageCapacityGiB: 1200\nperUnitStorageThroughput: 250",
+            "InvalidSpec",
+            "perUnitStorageThroughput",
+        ),
+        (
+            "ml",
+            "final-backup-on-defaulted-scratch",
+            "storageCapacityGiB: 1200\nfinalBackupOnDelete: true",
+            "InvalidSpec",
+            "finalBackupOnDelete",
+        ),
+    ];
+    for (ns, name, spec, _, _) in &ops {
+        e.apply(&workspace(name, spec).replace("namespace: ml", &format!("namespace: {ns}")))
+            .await;
+    }
+    let mut by_operator = 0;
+    for (ns, name, _, reason, detail) in &ops {
+        let message = refused(&e, ns, name, reason).await;
+        assert!(message.contains(detail), "{name}: {message}");
+        by_operator += 1;
+    }
+    let calls = total(&e) - baseline;
+    assert_eq!((calls, writes(&e)), (0, 0), "{:?}", e.sim.call_counts());
+
+    // 3. Adopting a file system another workspace owns: one look at its tags, no write.
+    let cloud = AwsCloud::new(
+        &AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(e.aws_url.clone()),
+            static_credentials: Some(("AKIDSANDBOX".into(), "sandbox".into())),
+            ..AwsSettings::default()
+        },
+        None,
+    )
+    .await;
+    let tags = lustre_cloud::naming::owner_tags(
+        &lustre_cloud::naming::Owner {
+            namespace: "other".into(),
+            name: "theirs".into(),
+            uid: "another-uid".into(),
+            class: "standard".into(),
+        },
+        &Default::default(),
+        &Default::default(),
+    );
+    let foreign = cloud
+        .create_file_system(&lustre_cloud::FileSystemRequest {
+            client_token: "someone-elses".into(),
+            deployment_type: lustre_cloud::DeploymentType::Scratch2,
+            storage_capacity_gib: 1200,
+            per_unit_storage_throughput: None,
+            subnet_id: "subnet-0123456789abcdef0".into(),
+            security_group_ids: vec![],
+            kms_key_id: None,
+            lz4_compression: false,
+            automatic_backup_retention_days: None,
+            weekly_maintenance_start_time: None,
+            file_system_type_version: "2.15".into(),
+            tags,
+        })
+        .await
+        .expect("foreign file system");
+    let (before_reads, before_writes) = (total(&e), writes(&e));
+    e.apply(&workspace(
+        "adopt-theirs",
+        &format!("storageCapacityGiB: 1200\nfileSystemId: {}", foreign.id),
+    ))
+    .await;
+    let message = refused(&e, "ml", "adopt-theirs", "AdoptionRefused").await;
+    assert!(
+        message.contains("belongs to another workspace"),
+        "{message}"
+    );
+    let reads = total(&e) - before_reads;
+    assert_eq!(writes(&e) - before_writes, 0, "{:?}", e.sim.call_counts());
+    assert!(reads <= 2, "{reads} reads to refuse an adoption");
+    by_operator += 1;
+
+    println!(
+        "bad input: {} refused of {}: {at_admission} at admission (422, the rule's message), {by_operator} by the operator in status; AWS calls for them: 0 (the adoption check: {reads} reads, 0 writes)",
+        at_admission + by_operator,
+        corpus.len() + ops.len() + 1
+    );
+}
