@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use kube::runtime::reflector::ObjectRef;
 use lustre_api::LustreWorkspace;
-use lustre_cloud::{Cloud, DataRepositoryAssociation, FileSystem};
+use lustre_cloud::{Cloud, DataRepositoryAssociation, FileSystem, Lifecycle};
 use tokio::sync::mpsc;
 
 /// What the cache knows of one file system.
@@ -26,6 +26,9 @@ struct Entry {
     cloud: Arc<dyn Cloud>,
     /// Waiting on a lifecycle (polled every interval) or Ready (drift-checked).
     pending: bool,
+    /// Whether the workspace links (or still has) data repositories: only then are its
+    /// associations described.
+    links: bool,
 }
 
 #[derive(Debug, Default)]
@@ -95,8 +98,9 @@ impl Poller {
         file_system_id: &str,
         workspace: ObjectRef<LustreWorkspace>,
         cloud: Arc<dyn Cloud>,
+        links: bool,
     ) {
-        self.register(file_system_id, workspace, cloud, true);
+        self.register(file_system_id, workspace, cloud, true, links);
     }
 
     /// The workspace is Ready (or failed for good): only drift checks from now on.
@@ -105,8 +109,9 @@ impl Poller {
         file_system_id: &str,
         workspace: ObjectRef<LustreWorkspace>,
         cloud: Arc<dyn Cloud>,
+        links: bool,
     ) {
-        self.register(file_system_id, workspace, cloud, false);
+        self.register(file_system_id, workspace, cloud, false, links);
     }
 
     fn register(
@@ -115,6 +120,7 @@ impl Poller {
         workspace: ObjectRef<LustreWorkspace>,
         cloud: Arc<dyn Cloud>,
         pending: bool,
+        links: bool,
     ) {
         self.lock().entries.insert(
             file_system_id.to_string(),
@@ -122,6 +128,7 @@ impl Poller {
                 workspace,
                 cloud,
                 pending,
+                links,
             },
         );
     }
@@ -167,7 +174,19 @@ impl Poller {
                     continue;
                 }
             };
-            let present: Vec<String> = file_systems.iter().map(|f| f.id.clone()).collect();
+            // Associations only exist on a file system that exists and is not being created
+            // or deleted, and only matter where the workspace links (or had) some.
+            let present: Vec<String> = {
+                let s = self.lock();
+                file_systems
+                    .iter()
+                    .filter(|f| {
+                        !matches!(f.lifecycle, Lifecycle::Creating | Lifecycle::Deleting)
+                            && s.entries.get(&f.id).is_some_and(|e| e.links)
+                    })
+                    .map(|f| f.id.clone())
+                    .collect()
+            };
             let associations = if present.is_empty() {
                 Vec::new()
             } else {

@@ -459,6 +459,12 @@ pub fn kill_point(step: &str) {
     }
 }
 
+/// Whether the poller should describe this workspace's associations: it asks for some, or
+/// some still exist.
+fn links(ws: &LustreWorkspace, o: &Observed) -> bool {
+    !ws.spec.data_repositories.is_empty() || !o.dras.is_empty()
+}
+
 /// Keeps the ids this reconcile knows of (see [`Context::known`]).
 fn remember(ctx: &Context, ws: &LustreWorkspace, o: &Observed) {
     if o.sg.is_none() && o.fs.is_none() {
@@ -478,6 +484,7 @@ fn remember(ctx: &Context, ws: &LustreWorkspace, o: &Observed) {
 /// poller watch it until it settles.
 fn track(
     ctx: &Context,
+    ws: &LustreWorkspace,
     o: &Observed,
     workspace: ObjectRef<LustreWorkspace>,
     cloud: &Arc<dyn Cloud>,
@@ -490,7 +497,8 @@ fn track(
                 associations: o.dras.clone(),
             },
         );
-        ctx.poller.watch(&fs.id, workspace, cloud.clone());
+        ctx.poller
+            .watch(&fs.id, workspace, cloud.clone(), links(ws, o));
     }
 }
 
@@ -562,7 +570,7 @@ async fn act(
                 .await
                 .map_err(Error::Cloud)?;
             o.fs = Some(fs);
-            track(ctx, o, oref, cloud);
+            track(ctx, ws, o, oref, cloud);
         }
         Action::UpdateFileSystem { id, update } => {
             let fs = cloud
@@ -570,7 +578,7 @@ async fn act(
                 .await
                 .map_err(Error::Cloud)?;
             o.fs = Some(fs);
-            track(ctx, o, oref, cloud);
+            track(ctx, ws, o, oref, cloud);
         }
         Action::CreateAssociations(requests) => {
             for (i, r) in requests.iter().enumerate() {
@@ -583,7 +591,7 @@ async fn act(
                     kill_point("CreateAssociation#1");
                 }
             }
-            track(ctx, o, oref, cloud);
+            track(ctx, ws, o, oref, cloud);
         }
         Action::DeleteAssociations(ids) => {
             for id in ids {
@@ -596,7 +604,7 @@ async fn act(
                     a.lifecycle = Lifecycle::Deleting;
                 }
             }
-            track(ctx, o, oref, cloud);
+            track(ctx, ws, o, oref, cloud);
         }
         Action::ApplyStorageClass => {
             let sc = builders::storage_class(o.class.as_ref().expect("decided with a class"));
@@ -701,7 +709,7 @@ async fn act(
             if let Some(fs) = &mut o.fs {
                 fs.lifecycle = Lifecycle::Deleting;
             }
-            track(ctx, o, oref, cloud);
+            track(ctx, ws, o, oref, cloud);
         }
         Action::DeleteSecurityGroup { id } => match cloud.delete_security_group(id).await {
             Ok(())
@@ -884,12 +892,14 @@ async fn apply(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<Requeue, Error
         match &action {
             // Ready, or failed in a way only a person can fix: drift checks only, no polling
             // every interval.
-            Action::Ready | Action::FileSystemFailed(_) | Action::AssociationFailed { .. } => {
-                ctx.poller.settle(&fs.id, ObjectRef::from_obj(&*ws), cloud)
-            }
+            Action::Ready | Action::FileSystemFailed(_) | Action::AssociationFailed { .. } => ctx
+                .poller
+                .settle(&fs.id, ObjectRef::from_obj(&*ws), cloud, links(&ws, &o)),
             Action::Wait(
                 Wait::FileSystemCreating | Wait::FileSystemUpdating | Wait::Associations,
-            ) => ctx.poller.watch(&fs.id, ObjectRef::from_obj(&*ws), cloud),
+            ) => ctx
+                .poller
+                .watch(&fs.id, ObjectRef::from_obj(&*ws), cloud, links(&ws, &o)),
             _ => {}
         }
     }
@@ -967,7 +977,8 @@ async fn cleanup(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<(bool, Reque
             .clouds
             .cloud(o.class.as_ref().and_then(|c| c.spec.region.as_deref()))
             .await;
-        ctx.poller.watch(&fs.id, ObjectRef::from_obj(&*ws), cloud);
+        ctx.poller
+            .watch(&fs.id, ObjectRef::from_obj(&*ws), cloud, links(&ws, &o));
     }
     Ok((false, requeue(ctx, &action)))
 }
