@@ -225,24 +225,9 @@ async fn the_user_guide_shows_real_output() {
         ]))
         .await,
     ));
-    e.ok(&[
-        "wait",
-        "--for=jsonpath={.status.storageCapacityGiB}=2400",
-        "lws/scratch",
-        "-n",
-        "ml",
-        "--timeout=60s",
-    ])
-    .await;
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/scratch",
-        "-n",
-        "ml",
-        "--timeout=60s",
-    ])
-    .await;
+    e.wait_for("jsonpath={.status.storageCapacityGiB}=2400", "lws/scratch")
+        .await;
+    e.wait_for("condition=Ready", "lws/scratch").await;
     outputs.push((
         "get-lws-resized",
         run(s(&["get", "lws", "scratch", "-n", "ml"])).await,

@@ -233,6 +233,12 @@ impl E2e {
         (status, start.elapsed())
     }
 
+    /// `kubectl wait --for=<condition> <what> -n ml --timeout=60s`, expecting success.
+    pub async fn wait_for(&self, condition: &str, what: &str) {
+        let cond = format!("--for={condition}");
+        self.ok(&["wait", &cond, what, "-n", "ml", TIMEOUT]).await;
+    }
+
     /// Who holds the leader-election Lease (empty when released, `<no lease>` before the
     /// first replica created it).
     pub async fn lease_holder(&self) -> String {

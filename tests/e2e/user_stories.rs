@@ -20,15 +20,7 @@ async fn an_engineer_gets_a_bound_claim_grows_it_links_s3_and_deletes_it() {
     let spec =
         "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125";
     e.apply(&workspace("train", spec)).await;
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/train",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    e.wait_for("condition=Ready", "lws/train").await;
     assert_eq!(e.jsonpath("pvc/train", "{.status.phase}").await, "Bound");
     let table = e.ok(&["get", "lws", "-n", "ml"]).await;
     assert!(
@@ -41,24 +33,9 @@ async fn an_engineer_gets_a_bound_claim_grows_it_links_s3_and_deletes_it() {
     // Scale up: kubectl apply of the edited manifest (client-side apply).
     e.apply(&workspace("train", &spec.replace("1200", "2400")))
         .await;
-    e.ok(&[
-        "wait",
-        "--for=jsonpath={.status.storageCapacityGiB}=2400",
-        "lws/train",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/train",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    e.wait_for("jsonpath={.status.storageCapacityGiB}=2400", "lws/train")
+        .await;
+    e.wait_for("condition=Ready", "lws/train").await;
     let pv = e.jsonpath("lws/train", "{.status.volumeName}").await;
     assert_eq!(
         e.ok(&["get", "pv", &pv, "-o", "jsonpath={.spec.capacity.storage}"])
@@ -76,14 +53,10 @@ async fn an_engineer_gets_a_bound_claim_grows_it_links_s3_and_deletes_it() {
         ),
     ))
     .await;
-    e.ok(&[
-        "wait",
-        "--for=jsonpath={.status.dataRepositories[0].lifecycle}=AVAILABLE",
+    e.wait_for(
+        "jsonpath={.status.dataRepositories[0].lifecycle}=AVAILABLE",
         "lws/train",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
+    )
     .await;
     let state = e.sim.snapshot();
     assert_eq!(count(&state, "dataRepositoryAssociations"), 1);
@@ -202,14 +175,10 @@ async fn kubectl_apply_of_a_bad_spec_is_refused_with_the_rules_message() {
         "storageCapacityGiB: 1200\ndataRepositories:\n- {name: d, s3Path: 's3://not-ours/x/', fileSystemPath: /d}",
     ))
     .await;
-    e.ok(&[
-        "wait",
-        "--for=jsonpath={.status.conditions[0].reason}=InvalidSpec",
+    e.wait_for(
+        "jsonpath={.status.conditions[0].reason}=InvalidSpec",
         "lws/elsewhere",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
+    )
     .await;
     let message = e
         .jsonpath("lws/elsewhere", "{.status.conditions[0].message}")
@@ -230,15 +199,7 @@ async fn deleting_a_workspace_a_pod_still_uses_waits_for_the_pod() {
     let e = E2e::start(quick()).await;
     e.apply(&workspace("shared", "storageCapacityGiB: 1200"))
         .await;
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/shared",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    e.wait_for("condition=Ready", "lws/shared").await;
     let pod = std::fs::read_to_string(repo().join("deploy/examples/pod-mounting-workspace.yaml"))
         .expect("example pod");
     let claim = e.jsonpath("lws/shared", "{.status.claimName}").await;
@@ -247,14 +208,10 @@ async fn deleting_a_workspace_a_pod_still_uses_waits_for_the_pod() {
 
     e.ok(&["delete", "lws", "shared", "-n", "ml", "--wait=false"])
         .await;
-    e.ok(&[
-        "wait",
-        "--for=jsonpath={.status.conditions[0].reason}=ClaimInUse",
+    e.wait_for(
+        "jsonpath={.status.conditions[0].reason}=ClaimInUse",
         "lws/shared",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
+    )
     .await;
     assert_eq!(
         e.jsonpath("lws/shared", "{.status.phase}").await,
@@ -271,8 +228,7 @@ async fn deleting_a_workspace_a_pod_still_uses_waits_for_the_pod() {
     );
 
     e.ok(&["delete", "pod", "trainer", "-n", "ml"]).await;
-    e.ok(&["wait", "--for=delete", "lws/shared", "-n", "ml", TIMEOUT])
-        .await;
+    e.wait_for("delete", "lws/shared").await;
     let state = e
         .aws_until("file system deleted", Duration::from_secs(10), |s| {
             count(s, "fileSystems") == 0 && count(s, "securityGroups") == 1
@@ -284,20 +240,39 @@ async fn deleting_a_workspace_a_pod_still_uses_waits_for_the_pod() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retain_keeps_the_file_system_and_says_so_in_an_event() {
     let e = E2e::start(quick()).await;
-    e.apply(&workspace(
-        "keeper",
-        "storageCapacityGiB: 1200\ndeletionPolicy: Retain",
-    ))
-    .await;
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/keeper",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    // Server-side apply, create then grow: the operator's own writes (finalizer, status)
+    // never conflict with the user's fields.
+    let ssa = ["apply", "--server-side", "-f", "-"];
+    let out = e
+        .kubectl(
+            &ssa,
+            Some(&workspace(
+                "keeper",
+                "storageCapacityGiB: 1200\ndeletionPolicy: Retain",
+            )),
+        )
+        .await;
+    e.expect_ok(&ssa, out);
+    e.wait_for("condition=Ready", "lws/keeper").await;
+    let out = e
+        .kubectl(
+            &ssa,
+            Some(&workspace(
+                "keeper",
+                "storageCapacityGiB: 2400\ndeletionPolicy: Retain",
+            )),
+        )
+        .await;
+    e.expect_ok(&ssa, out);
+    e.wait_for("jsonpath={.status.storageCapacityGiB}=2400", "lws/keeper")
+        .await;
+    let managers = e
+        .jsonpath("lws/keeper", "{.metadata.managedFields[*].manager}")
+        .await;
+    assert!(
+        managers.contains("kubectl") && managers.contains("lustre-operator"),
+        "{managers}"
+    );
     let fs_id = e.jsonpath("lws/keeper", "{.status.fileSystemId}").await;
     e.ok(&["delete", "lws", "keeper", "-n", "ml", "--wait", TIMEOUT])
         .await;
@@ -339,15 +314,7 @@ async fn an_operator_killed_mid_create_resumes_without_a_second_file_system() {
     .await;
     e.kill_operator().await;
     e.start_operator();
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/survivor",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    e.wait_for("condition=Ready", "lws/survivor").await;
     let state = e.sim.snapshot();
     assert_eq!(
         (
@@ -365,15 +332,7 @@ async fn metrics_after_a_reconcile_and_sigterm_exits_cleanly() {
     let mut e = E2e::start(quick()).await;
     e.apply(&workspace("metered", "storageCapacityGiB: 1200"))
         .await;
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/metered",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    e.wait_for("condition=Ready", "lws/metered").await;
     let addr = e.metrics_addr(0).await;
     let (status, body) = http_get(&addr, "/metrics").await;
     assert!(status.contains("200"), "{status}");
@@ -436,15 +395,7 @@ async fn two_replicas_one_leader_and_a_killed_leader_hands_over() {
 
     e.apply(&workspace("first", "storageCapacityGiB: 1200"))
         .await;
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/first",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    e.wait_for("condition=Ready", "lws/first").await;
     assert_eq!(
         e.lease_holder().await,
         "replica-a",
@@ -468,15 +419,7 @@ async fn two_replicas_one_leader_and_a_killed_leader_hands_over() {
     assert_eq!(http_get(&b_addr, "/readyz").await.1, "ready (leader)");
     e.apply(&workspace("second", "storageCapacityGiB: 1200"))
         .await;
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/second",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    e.wait_for("condition=Ready", "lws/second").await;
     assert_eq!(count(&e.sim.snapshot(), "fileSystems"), 2);
 
     // A graceful stop releases the lease at once.
@@ -545,15 +488,8 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
             .await;
     }
     e.apply(&workspace("named", "className: standard\ndeploymentType: PERSISTENT_2\nstorageCapacityGiB: 2400\nperUnitStorageThroughput: 125")).await;
-    e.ok(&[
-        "wait",
-        "--for=jsonpath={.status.storageCapacityGiB}=2400",
-        "lws/named",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    e.wait_for("jsonpath={.status.storageCapacityGiB}=2400", "lws/named")
+        .await;
     let pod = std::fs::read_to_string(repo().join("deploy/examples/pod-mounting-workspace.yaml"))
         .expect("pod");
     e.apply(&pod.replace("claimName: train-data", "claimName: named"))
@@ -569,14 +505,10 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
         "--wait=false",
     ])
     .await;
-    e.ok(&[
-        "wait",
-        "--for=jsonpath={.status.conditions[0].reason}=ClaimInUse",
+    e.wait_for(
+        "jsonpath={.status.conditions[0].reason}=ClaimInUse",
         "lws/named",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
+    )
     .await;
     e.ok(&["delete", "pod", "trainer", "-n", "ml"]).await;
     e.ok(&[
@@ -703,15 +635,7 @@ async fn an_operator_watching_one_namespace_leaves_the_others_alone() {
     .await;
     e.apply(&workspace("ours", "storageCapacityGiB: 1200"))
         .await;
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/ours",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    e.wait_for("condition=Ready", "lws/ours").await;
     let theirs = e
         .ok(&[
             "get",
@@ -763,15 +687,7 @@ async fn no_credentials_reach_logs_or_events() {
     );
     e.apply(&workspace("secretive", "storageCapacityGiB: 1200"))
         .await;
-    e.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "lws/secretive",
-        "-n",
-        "ml",
-        TIMEOUT,
-    ])
-    .await;
+    e.wait_for("condition=Ready", "lws/secretive").await;
     let log = std::fs::read_to_string(&e.operators[op].log).expect("log");
     let events = e.ok(&["get", "events", "-A", "-o", "json"]).await;
     let status = e.ok(&["get", "lws", "-A", "-o", "json"]).await;

@@ -416,6 +416,7 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         pending_capacity: None,
         pending_throughput: None,
         fail_with,
+        available_at: None,
     };
     let out = json!({"FileSystem": file_system_json(&fs)});
     if let Some(t) = token {

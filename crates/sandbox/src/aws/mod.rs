@@ -186,6 +186,18 @@ impl SimAws {
         }
     }
 
+    /// When each file system became AVAILABLE (those that did).
+    pub fn available_times(&self) -> BTreeMap<String, Instant> {
+        let mut inner = self.lock();
+        inner.state.advance(Instant::now());
+        inner
+            .state
+            .file_systems
+            .values()
+            .filter_map(|f| f.available_at.map(|t| (f.id.clone(), t)))
+            .collect()
+    }
+
     /// Adds a subnet (and its VPC).
     pub fn add_subnet(&self, id: &str, vpc: &str) {
         self.lock().state.add_subnet(id, vpc, "a", "10.1.0.0/20");

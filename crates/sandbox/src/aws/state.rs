@@ -107,6 +107,9 @@ pub struct FileSystem {
     /// Whether this create was told to end FAILED.
     #[serde(skip)]
     pub fail_with: Option<String>,
+    /// When CREATING ended with AVAILABLE (the benchmark measures from here).
+    #[serde(skip)]
+    pub available_at: Option<Instant>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -277,7 +280,6 @@ impl State {
             let Some(until) = fs.until.filter(|u| now >= *u) else {
                 continue;
             };
-            let _ = until;
             fs.until = None;
             match fs.lifecycle {
                 Lifecycle::Creating => match fs.fail_with.take() {
@@ -285,7 +287,10 @@ impl State {
                         fs.lifecycle = Lifecycle::Failed;
                         fs.failure_message = Some(message);
                     }
-                    None => fs.lifecycle = Lifecycle::Available,
+                    None => {
+                        fs.lifecycle = Lifecycle::Available;
+                        fs.available_at = Some(until);
+                    }
                 },
                 Lifecycle::Updating => {
                     if let Some(c) = fs.pending_capacity.take() {

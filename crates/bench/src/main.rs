@@ -1,0 +1,906 @@
+//! `lustre-bench`: the operator at N workspaces against two polling baselines modelled on the
+//! anchors' published behaviour, on the same simulated AWS, in one run.
+//!
+//! - **ours**: the real `lustre-operator` binary (a separate process) with the real AWS
+//!   adapter, against the sandbox API server and the simulated AWS.
+//! - **per-object** (ACK fsx-controller, aws-fsx-csi-driver): each pending file system is
+//!   described on its own every 30 s; a Ready one is re-read on ACK's 10-hour resync.
+//! - **observe-all** (Crossplane): every managed file system, pending or Ready, is described
+//!   on its own every 60 s.
+//!
+//! The baselines are modes of this driver: it issues exactly the calls the model prescribes,
+//! through the same AWS adapter, and the simulated AWS counts them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, PostParams};
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
+use lustre_cloud::Cloud;
+use lustre_cloud::aws::{AwsCloud, AwsSettings};
+use lustre_sandbox::aws::state::Timing;
+use lustre_sandbox::aws::{SimAws, SimConfig};
+use lustre_sandbox::kube::KubeSandbox;
+use serde_json::json;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "lustre-bench",
+    about = "The operator at N workspaces against the anchors' polling baselines"
+)]
+struct Args {
+    /// Workspace counts to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    sizes: Vec<usize>,
+    /// Namespaces the workspaces are spread over.
+    #[arg(long, default_value_t = 10)]
+    namespaces: usize,
+    /// How long a simulated file system stays CREATING (long enough for a pending window of
+    /// several poll intervals after the last create).
+    #[arg(long, default_value_t = 45.0)]
+    create_delay_seconds: f64,
+    /// Random stretch of the simulated delays (0.1 = ±10 %).
+    #[arg(long, default_value_t = 0.1)]
+    jitter: f64,
+    /// The operator's poll interval (its default is 15).
+    #[arg(long, default_value_t = 15.0)]
+    poll_interval_seconds: f64,
+    /// The operator's drift-check interval (its default is 600; shorter here so the hold
+    /// period sees drift checks and a drift detection).
+    #[arg(long, default_value_t = 60.0)]
+    drift_interval_seconds: f64,
+    /// How long all workspaces are held Ready while calls are counted.
+    #[arg(long, default_value_t = 120.0)]
+    hold_seconds: f64,
+    /// The lustre-operator binary.
+    #[arg(long)]
+    operator: PathBuf,
+    /// Write the results as markdown here (e.g. docs/benchmarks.md).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// One mode's figures at one size.
+#[derive(Debug, Default, Clone)]
+struct Figures {
+    /// Describe calls per pending workspace per minute, in the window after the last create
+    /// while every file system is still CREATING.
+    pending_calls_per_ws_min: f64,
+    pending_window_s: f64,
+    /// AWS calls per Ready workspace per hour during the hold.
+    ready_calls_per_ws_hour: f64,
+    last_create_to_all_ready_s: f64,
+    /// From the moment the last file system became AVAILABLE to all Ready (ours) or all
+    /// known AVAILABLE (baselines).
+    last_available_to_all_ready_s: f64,
+    /// AVAILABLE → PVC Bound (ours) or → noticed (baselines), milliseconds.
+    available_to_ready_p50_ms: f64,
+    available_to_ready_p99_ms: f64,
+    last_delete_to_empty_s: f64,
+    total_aws_calls: u64,
+    /// Kubernetes API writes by the operator per workspace (all, and without Events).
+    writes_per_ws: Option<(f64, f64)>,
+    drift_detected_s: Option<f64>,
+    rss_mib: Option<f64>,
+    cpu_s: Option<f64>,
+}
+
+fn timing(args: &Args) -> Timing {
+    Timing {
+        create_ms: (args.create_delay_seconds * 1000.0) as u64,
+        update_ms: 2000,
+        delete_ms: 5000,
+        association_create_ms: 1000,
+        association_delete_ms: 1000,
+        jitter: args.jitter,
+    }
+}
+
+async fn serve_sim(args: &Args) -> anyhow::Result<(SimAws, String)> {
+    let sim = SimAws::new(SimConfig {
+        timing: timing(args),
+        ..SimConfig::default()
+    });
+    let (addr, _) = sim
+        .serve("127.0.0.1:0".parse()?, std::future::pending())
+        .await?;
+    Ok((sim, format!("http://{addr}")))
+}
+
+fn describes(sim: &SimAws) -> u64 {
+    sim.calls("DescribeFileSystems") + sim.calls("DescribeDataRepositoryAssociations")
+}
+
+fn total(sim: &SimAws) -> u64 {
+    sim.snapshot()["totalCalls"].as_u64().unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Waits (polling `f` every 200 ms) up to `limit`.
+async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while !f() {
+        anyhow::ensure!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}
+
+/// The pending window: from just after the last create until the first file system is
+/// AVAILABLE. Returns (describe calls in it, its length).
+async fn pending_window(sim: &SimAws) -> anyhow::Result<(u64, f64)> {
+    let start = Instant::now();
+    let before = describes(sim);
+    until(
+        "the first AVAILABLE file system",
+        Duration::from_secs(3600),
+        || !sim.available_times().is_empty(),
+    )
+    .await?;
+    let first = sim
+        .available_times()
+        .values()
+        .min()
+        .copied()
+        .unwrap_or_else(Instant::now);
+    let window = first.saturating_duration_since(start).as_secs_f64();
+    Ok((describes(sim) - before, window))
+}
+
+fn proc_usage(pid: u32) -> (Option<f64>, Option<f64>) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is 14th, stime 15th.
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(100.0);
+    let cpu = match (fields.get(11), fields.get(12)) {
+        (Some(u), Some(s)) => match (u.parse::<f64>(), s.parse::<f64>()) {
+            (Ok(u), Ok(s)) => Some((u + s) / ticks),
+            _ => None,
+        },
+        _ => None,
+    };
+    (rss, cpu)
+}
+
+async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
+    let mut f = Figures::default();
+    let (sim, aws_url) = serve_sim(args).await?;
+    let sandbox = KubeSandbox::new();
+    let (kube_addr, _) = sandbox
+        .serve("127.0.0.1:0".parse()?, std::future::pending())
+        .await?;
+    let dir = std::env::temp_dir().join(format!("lustre-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let kubeconfig = dir.join("kubeconfig");
+    lustre_sandbox::kube::write_kubeconfig(&kubeconfig, &format!("http://{kube_addr}"))?;
+    let client = kube::Client::try_from(kube::Config::new(format!("http://{kube_addr}").parse()?))?;
+    for crd in lustre_api::crd::crds() {
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await?;
+    }
+    let namespaces: Vec<String> = (0..args.namespaces)
+        .map(|i| format!("team-{i:02}"))
+        .collect();
+    for ns in &namespaces {
+        let obj: Namespace = serde_json::from_value(
+            json!({"metadata": {"name": ns, "labels": {"lustre": "enabled"}}}),
+        )?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &obj)
+            .await?;
+    }
+    let class: LustreWorkspaceClass = serde_json::from_value(json!({
+        "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspaceClass",
+        "metadata": {"name": "standard", "annotations": {"workspaces.lustre.dev/is-default-class": "true"}},
+        "spec": {"subnetId": "subnet-0123456789abcdef0",
+                 "securityGroup": {"managed": false, "additionalSecurityGroupIds": ["sg-0123456789abcdef0"]},
+                 "allowedNamespaces": {"matchLabels": {"lustre": "enabled"}},
+                 "maxStorageCapacityGiB": 2400}
+    }))?;
+    Api::<LustreWorkspaceClass>::all(client.clone())
+        .create(&PostParams::default(), &class)
+        .await?;
+
+    let log = std::fs::File::create(dir.join("operator.log"))?;
+    let mut operator = tokio::process::Command::new(&args.operator)
+        .args([
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--aws-endpoint-url",
+            &aws_url,
+            "--aws-region",
+            "us-east-1",
+            "--poll-interval-seconds",
+            &args.poll_interval_seconds.to_string(),
+            "--drift-interval-seconds",
+            &args.drift_interval_seconds.to_string(),
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("RUST_LOG", "warn")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting lustre-operator")?;
+    let pid = operator.id().context("operator pid")?;
+    eprintln!("   operator started (pid {pid})");
+    until(
+        "the operator's start-up check",
+        Duration::from_secs(60),
+        || sim.calls("DescribeSubnets") > 0,
+    )
+    .await?;
+    let audit_start = sandbox.store().audit.len();
+
+    // First Bound time of each claim, from the API server's change stream.
+    let bound: Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Arc::default();
+    {
+        let mut rx = sandbox.store().subscribe();
+        let bound = bound.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(c)
+                        if c.resource == "persistentvolumeclaims"
+                            && c.object["status"]["phase"] == "Bound" =>
+                    {
+                        let key = format!(
+                            "{}/{}",
+                            c.namespace,
+                            c.object["metadata"]["name"].as_str().unwrap_or_default()
+                        );
+                        bound
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(key)
+                            .or_insert_with(Instant::now);
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+
+    // Create.
+    let names: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            (
+                namespaces[i % namespaces.len()].clone(),
+                format!("ws-{i:05}"),
+            )
+        })
+        .collect();
+    let created = futures::stream::iter(names.iter().cloned())
+        .map(|(ns, name)| {
+            let client = client.clone();
+            async move {
+                let ws: LustreWorkspace = serde_json::from_value(json!({
+                    "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"deploymentType": "SCRATCH_2", "storageCapacityGiB": 1200}
+                }))?;
+                Api::<LustreWorkspace>::namespaced(client, &ns)
+                    .create(&PostParams::default(), &ws)
+                    .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    for r in created {
+        r?;
+    }
+    let last_create = Instant::now();
+    eprintln!("   created {n} workspaces");
+    let (pending_calls, window) = pending_window(&sim).await?;
+    eprintln!("   pending window {window:.0} s: {pending_calls} describe calls");
+    f.pending_window_s = window;
+    f.pending_calls_per_ws_min = pending_calls as f64 / n as f64 / (window / 60.0);
+
+    let ready = |sandbox: &KubeSandbox, phase: &str| -> usize {
+        let store = sandbox.store();
+        let Some(rt) = store
+            .find_type("workspaces.lustre.dev", "lustreworkspaces")
+            .cloned()
+        else {
+            return 0;
+        };
+        store
+            .list(&rt, "")
+            .iter()
+            .filter(|w| w["status"]["phase"] == phase)
+            .count()
+    };
+    until("all Ready", Duration::from_secs(3600), || {
+        ready(&sandbox, "Ready") == n
+    })
+    .await?;
+    let all_ready = Instant::now();
+    eprintln!("   all Ready");
+    f.last_create_to_all_ready_s = (all_ready - last_create).as_secs_f64();
+    let available = sim.available_times();
+    let last_available = available.values().max().copied().unwrap_or(all_ready);
+    f.last_available_to_all_ready_s = all_ready
+        .saturating_duration_since(last_available)
+        .as_secs_f64();
+    {
+        let store = sandbox.store();
+        let rt = store
+            .find_type("workspaces.lustre.dev", "lustreworkspaces")
+            .cloned()
+            .context("kind")?;
+        let bound = bound.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lags: Vec<f64> = store
+            .list(&rt, "")
+            .iter()
+            .filter_map(|w| {
+                let key = format!(
+                    "{}/{}",
+                    w["metadata"]["namespace"].as_str()?,
+                    w["status"]["claimName"].as_str()?
+                );
+                let at = available.get(w["status"]["fileSystemId"].as_str()?)?;
+                Some(
+                    bound
+                        .get(&key)?
+                        .saturating_duration_since(*at)
+                        .as_secs_f64()
+                        * 1000.0,
+                )
+            })
+            .collect();
+        lags.sort_by(f64::total_cmp);
+        f.available_to_ready_p50_ms = percentile(&lags, 0.5);
+        f.available_to_ready_p99_ms = percentile(&lags, 0.99);
+    }
+
+    // Hold, with one file system changed behind the operator's back (drift).
+    let hold_start = Instant::now();
+    let before = total(&sim);
+    let victim = {
+        let store = sandbox.store();
+        let rt = store
+            .find_type("workspaces.lustre.dev", "lustreworkspaces")
+            .cloned()
+            .context("kind")?;
+        store
+            .list(&rt, "")
+            .first()
+            .and_then(|w| w["status"]["fileSystemId"].as_str().map(str::to_string))
+    };
+    if let Some(id) = &victim {
+        sim.fail_file_system(id, "benchmark: failed behind the operator's back");
+    }
+    let hold = Duration::from_secs_f64(args.hold_seconds);
+    while hold_start.elapsed() < hold {
+        if f.drift_detected_s.is_none() && ready(&sandbox, "Failed") == 1 {
+            f.drift_detected_s = Some(hold_start.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    f.ready_calls_per_ws_hour =
+        (total(&sim) - before) as f64 / n as f64 / (args.hold_seconds / 3600.0);
+
+    eprintln!("   held {} s", args.hold_seconds);
+    // Delete.
+    let deleted = futures::stream::iter(names.iter().cloned())
+        .map(|(ns, name)| {
+            let client = client.clone();
+            async move {
+                Api::<LustreWorkspace>::namespaced(client, &ns)
+                    .delete(&name, &DeleteParams::default())
+                    .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    for r in deleted {
+        r?;
+    }
+    let last_delete = Instant::now();
+    until("AWS empty", Duration::from_secs(3600), || {
+        sim.snapshot()["fileSystems"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    })
+    .await?;
+    f.last_delete_to_empty_s = last_delete.elapsed().as_secs_f64();
+    until("every workspace gone", Duration::from_secs(600), || {
+        let store = sandbox.store();
+        store
+            .find_type("workspaces.lustre.dev", "lustreworkspaces")
+            .cloned()
+            .is_some_and(|rt| store.list(&rt, "").is_empty())
+    })
+    .await?;
+    let (rss, cpu) = proc_usage(pid);
+    f.rss_mib = rss;
+    f.cpu_s = cpu;
+    f.total_aws_calls = total(&sim);
+    {
+        let store = sandbox.store();
+        let ours = store.audit[audit_start..].iter().filter(|a| {
+            matches!(a.verb.as_str(), "create" | "update" | "patch" | "delete")
+                && !(a.resource.starts_with("lustreworkspaces.")
+                    && a.subresource.is_empty()
+                    && matches!(a.verb.as_str(), "create" | "delete"))
+        });
+        let (mut all, mut no_events) = (0usize, 0usize);
+        for a in ours {
+            all += 1;
+            if !a.resource.starts_with("events") {
+                no_events += 1;
+            }
+        }
+        f.writes_per_ws = Some((all as f64 / n as f64, no_events as f64 / n as f64));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(20), operator.wait()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(f)
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Model {
+    /// Pending: every `pending` s each on its own; Ready: every `ready` s each on its own.
+    PerObject { pending: f64, ready: f64 },
+    /// Every object on its own every `every` s, pending or Ready.
+    ObserveAll { every: f64 },
+}
+
+async fn baseline(args: &Args, n: usize, model: Model) -> anyhow::Result<Figures> {
+    let mut f = Figures::default();
+    let (sim, aws_url) = serve_sim(args).await?;
+    let cloud = Arc::new(
+        AwsCloud::new(
+            &AwsSettings {
+                region: Some("us-east-1".into()),
+                endpoint_url: Some(aws_url),
+                static_credentials: Some(("AKIDBENCH".into(), "bench".into())),
+                ..AwsSettings::default()
+            },
+            None,
+        )
+        .await,
+    );
+    let ids: Vec<String> = futures::stream::iter(0..n)
+        .map(|i| {
+            let cloud = cloud.clone();
+            async move {
+                cloud
+                    .create_file_system(&lustre_cloud::FileSystemRequest {
+                        client_token: format!("bench-{i}"),
+                        deployment_type: lustre_cloud::DeploymentType::Scratch2,
+                        storage_capacity_gib: 1200,
+                        per_unit_storage_throughput: None,
+                        subnet_id: "subnet-0123456789abcdef0".into(),
+                        security_group_ids: vec!["sg-0123456789abcdef0".into()],
+                        kms_key_id: None,
+                        lz4_compression: false,
+                        automatic_backup_retention_days: None,
+                        weekly_maintenance_start_time: None,
+                        file_system_type_version: "2.15".into(),
+                        tags: Default::default(),
+                    })
+                    .await
+                    .map(|fs| fs.id)
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let last_create = Instant::now();
+    let interval = match model {
+        Model::PerObject { pending, .. } => pending,
+        Model::ObserveAll { every } => every,
+    };
+    // Describe each given file system on its own; returns those seen AVAILABLE.
+    let describe_each = |ids: Vec<String>| {
+        let cloud = cloud.clone();
+        async move {
+            futures::stream::iter(ids)
+                .map(|id| {
+                    let cloud = cloud.clone();
+                    async move {
+                        let fs = cloud.describe_file_systems(std::slice::from_ref(&id)).await;
+                        match fs {
+                            Ok(v)
+                                if v.first().is_some_and(|f| {
+                                    f.lifecycle == lustre_cloud::Lifecycle::Available
+                                }) =>
+                            {
+                                Some((id, Instant::now()))
+                            }
+                            _ => None,
+                        }
+                    }
+                })
+                .buffer_unordered(64)
+                .filter_map(|x| async move { x })
+                .collect::<Vec<_>>()
+                .await
+        }
+    };
+    // Rounds until every file system is known AVAILABLE; the pending window is measured on
+    // the simulated AWS's counter meanwhile.
+    let mut known: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut window: Option<(u64, f64)> = None;
+    let before = describes(&sim);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(interval));
+    while known.len() < n {
+        tick.tick().await;
+        if window.is_none() && !sim.available_times().is_empty() {
+            let first = sim
+                .available_times()
+                .values()
+                .min()
+                .copied()
+                .unwrap_or_else(Instant::now);
+            // Calls before the first AVAILABLE: all rounds so far started before it.
+            window = Some((
+                describes(&sim) - before,
+                first.saturating_duration_since(last_create).as_secs_f64(),
+            ));
+        }
+        let todo: Vec<String> = match model {
+            Model::PerObject { .. } => ids
+                .iter()
+                .filter(|i| !known.contains_key(*i))
+                .cloned()
+                .collect(),
+            Model::ObserveAll { .. } => ids.clone(),
+        };
+        for (id, at) in describe_each(todo).await {
+            known.entry(id).or_insert(at);
+        }
+    }
+    let all_known = Instant::now();
+    let (calls, win) = window.unwrap_or((
+        describes(&sim) - before,
+        last_create.elapsed().as_secs_f64(),
+    ));
+    f.pending_window_s = win;
+    f.pending_calls_per_ws_min = calls as f64 / n as f64 / (win.max(1e-9) / 60.0);
+    f.last_create_to_all_ready_s = (all_known - last_create).as_secs_f64();
+    let available = sim.available_times();
+    let last_available = available.values().max().copied().unwrap_or(all_known);
+    f.last_available_to_all_ready_s = all_known
+        .saturating_duration_since(last_available)
+        .as_secs_f64();
+    let mut lags: Vec<f64> = known
+        .iter()
+        .filter_map(|(id, at)| {
+            Some(
+                at.saturating_duration_since(*available.get(id)?)
+                    .as_secs_f64()
+                    * 1000.0,
+            )
+        })
+        .collect();
+    lags.sort_by(f64::total_cmp);
+    f.available_to_ready_p50_ms = percentile(&lags, 0.5);
+    f.available_to_ready_p99_ms = percentile(&lags, 0.99);
+
+    // Hold.
+    let before = total(&sim);
+    let hold_start = Instant::now();
+    match model {
+        Model::PerObject { ready, .. } => {
+            // Each Ready object is re-read once per `ready` seconds at its own phase; in the
+            // hold window that is the objects whose phase falls inside it (spread evenly).
+            let due: Vec<String> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (*i as f64 / n as f64) * ready < args.hold_seconds)
+                .map(|(_, id)| id.clone())
+                .collect();
+            describe_each(due).await;
+        }
+        Model::ObserveAll { every } => {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(every));
+            while hold_start.elapsed().as_secs_f64() + 1e-3 < args.hold_seconds {
+                tick.tick().await;
+                if hold_start.elapsed().as_secs_f64() >= args.hold_seconds {
+                    break;
+                }
+                describe_each(ids.clone()).await;
+            }
+        }
+    }
+    let rest = Duration::from_secs_f64(args.hold_seconds).saturating_sub(hold_start.elapsed());
+    tokio::time::sleep(rest).await;
+    f.ready_calls_per_ws_hour =
+        (total(&sim) - before) as f64 / n as f64 / (args.hold_seconds / 3600.0);
+
+    // Delete, then notice each one gone on the model's interval.
+    futures::stream::iter(ids.clone())
+        .map(|id| {
+            let cloud = cloud.clone();
+            async move {
+                let _ = cloud
+                    .delete_file_system(&id, &lustre_cloud::FileSystemDeletion::default())
+                    .await;
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let last_delete = Instant::now();
+    let mut left = ids.clone();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(match model {
+        Model::PerObject { pending, .. } => pending,
+        Model::ObserveAll { every } => every,
+    }));
+    while !left.is_empty() {
+        tick.tick().await;
+        let gone: Vec<String> = futures::stream::iter(left.clone())
+            .map(|id| {
+                let cloud = cloud.clone();
+                async move {
+                    match cloud.describe_file_systems(std::slice::from_ref(&id)).await {
+                        Ok(v) if v.is_empty() => Some(id),
+                        _ => None,
+                    }
+                }
+            })
+            .buffer_unordered(64)
+            .filter_map(|x| async move { x })
+            .collect()
+            .await;
+        left.retain(|i| !gone.contains(i));
+    }
+    f.last_delete_to_empty_s = last_delete.elapsed().as_secs_f64();
+    f.total_aws_calls = total(&sim);
+    Ok(f)
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a <= 0.0 {
+        return "—".into();
+    }
+    format!("1/{:.0}", b / a)
+}
+
+fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures) -> String {
+    let rows: Vec<(&str, String, String, String, String)> = vec![
+        (
+            "AWS calls per pending workspace per minute",
+            format!("{:.4}", o.pending_calls_per_ws_min),
+            format!("{:.3}", p.pending_calls_per_ws_min),
+            format!("{:.3}", c.pending_calls_per_ws_min),
+            format!(
+                "{} of per-object, {} of observe-all",
+                ratio(o.pending_calls_per_ws_min, p.pending_calls_per_ws_min),
+                ratio(o.pending_calls_per_ws_min, c.pending_calls_per_ws_min)
+            ),
+        ),
+        (
+            "… per pending workspace per operator poll interval",
+            format!(
+                "{:.5}",
+                o.pending_calls_per_ws_min * args.poll_interval_seconds / 60.0
+            ),
+            format!(
+                "{:.3}",
+                p.pending_calls_per_ws_min * args.poll_interval_seconds / 60.0
+            ),
+            format!(
+                "{:.3}",
+                c.pending_calls_per_ws_min * args.poll_interval_seconds / 60.0
+            ),
+            String::new(),
+        ),
+        (
+            "AWS calls per Ready workspace per hour (hold)",
+            format!("{:.3}", o.ready_calls_per_ws_hour),
+            format!("{:.3}", p.ready_calls_per_ws_hour),
+            format!("{:.1}", c.ready_calls_per_ws_hour),
+            format!(
+                "{} of observe-all",
+                ratio(o.ready_calls_per_ws_hour, c.ready_calls_per_ws_hour)
+            ),
+        ),
+        (
+            "Last create → all Ready (baselines: all known AVAILABLE), s",
+            format!("{:.1}", o.last_create_to_all_ready_s),
+            format!("{:.1}", p.last_create_to_all_ready_s),
+            format!("{:.1}", c.last_create_to_all_ready_s),
+            String::new(),
+        ),
+        (
+            "Last AVAILABLE → all Ready / known, s",
+            format!("{:.1}", o.last_available_to_all_ready_s),
+            format!("{:.1}", p.last_available_to_all_ready_s),
+            format!("{:.1}", c.last_available_to_all_ready_s),
+            String::new(),
+        ),
+        (
+            "AVAILABLE → PVC Bound / noticed, p50 / p99, ms",
+            format!(
+                "{:.0} / {:.0}",
+                o.available_to_ready_p50_ms, o.available_to_ready_p99_ms
+            ),
+            format!(
+                "{:.0} / {:.0}",
+                p.available_to_ready_p50_ms, p.available_to_ready_p99_ms
+            ),
+            format!(
+                "{:.0} / {:.0}",
+                c.available_to_ready_p50_ms, c.available_to_ready_p99_ms
+            ),
+            String::new(),
+        ),
+        (
+            "Last delete → AWS empty (baselines: known empty), s",
+            format!("{:.1}", o.last_delete_to_empty_s),
+            format!("{:.1}", p.last_delete_to_empty_s),
+            format!("{:.1}", c.last_delete_to_empty_s),
+            String::new(),
+        ),
+        (
+            "AWS calls, whole run",
+            o.total_aws_calls.to_string(),
+            p.total_aws_calls.to_string(),
+            c.total_aws_calls.to_string(),
+            String::new(),
+        ),
+        (
+            "Kubernetes API writes per workspace (all / without Events; minimal 9)",
+            o.writes_per_ws
+                .map(|(a, b)| format!("{a:.2} / {b:.2}"))
+                .unwrap_or_default(),
+            "—".into(),
+            "—".into(),
+            String::new(),
+        ),
+        (
+            "Drift (a file system failed behind the operator's back) noticed after, s",
+            opt(o.drift_detected_s, 1),
+            "—".into(),
+            "—".into(),
+            format!("drift interval {} s", args.drift_interval_seconds),
+        ),
+        (
+            "Operator peak RSS (VmHWM), MiB",
+            opt(o.rss_mib, 1),
+            "—".into(),
+            "—".into(),
+            String::new(),
+        ),
+        (
+            "Operator CPU, s",
+            opt(o.cpu_s, 1),
+            "—".into(),
+            "—".into(),
+            String::new(),
+        ),
+    ];
+    let mut out = format!(
+        "\n### {n} workspaces\n\nPending window (last create → first AVAILABLE): ours {:.0} s, per-object {:.0} s, observe-all {:.0} s.\n\n| Figure | ours | per-object (ACK, CSI driver) | observe-all (Crossplane) | ours vs baselines |\n|---|---|---|---|---|\n",
+        o.pending_window_s, p.pending_window_s, c.pending_window_s
+    );
+    for (name, a, b, c2, r) in rows {
+        out.push_str(&format!("| {name} | {a} | {b} | {c2} | {r} |\n"));
+    }
+    out
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|k| k.parse::<f64>().ok())
+                })
+        })
+        .map(|kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("{cpus} CPUs, {mem} RAM")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let date = jiff::Zoned::now().strftime("%Y-%m-%d").to_string();
+    let mut report = format!(
+        "<!-- Written by scripts/bench (crates/bench). -->\n# Benchmarks\n\nRun on {date}, {}; `scripts/bench --sizes {}`.\n\nSettings: simulated file systems CREATING for {} s (±{:.0} %), operator poll interval {} s (its default), drift interval {} s (its default is 600 s), hold {} s. Workload: SCRATCH_2 workspaces, 1200 GiB, no S3 links, spread over {} namespaces, class without a managed security group (the comparison is about watching file systems). The baselines are modes of the benchmark's driver issuing exactly the calls their model prescribes (per-object: each pending file system described on its own every 30 s, each Ready one once per 10 h; observe-all: each one described on its own every 60 s), through the same AWS adapter, against the same simulated AWS.\n",
+        machine(),
+        args.sizes
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        args.create_delay_seconds,
+        args.jitter * 100.0,
+        args.poll_interval_seconds,
+        args.drift_interval_seconds,
+        args.hold_seconds,
+        args.namespaces
+    );
+    for &n in &args.sizes {
+        eprintln!("== {n} workspaces: ours (lustre-operator)");
+        let o = ours(&args, n).await?;
+        // The baselines only issue describe calls: both run at once, after ours (whose CPU
+        // and latency figures must not share the machine).
+        eprintln!("== {n} workspaces: per-object and observe-all baselines");
+        let (p, c) = tokio::try_join!(
+            baseline(
+                &args,
+                n,
+                Model::PerObject {
+                    pending: 30.0,
+                    ready: 36_000.0,
+                },
+            ),
+            baseline(&args, n, Model::ObserveAll { every: 60.0 }),
+        )?;
+        let t = table(n, &args, &o, &p, &c);
+        println!("{t}");
+        report.push_str(&t);
+    }
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
