@@ -385,7 +385,9 @@ impl Store {
         if rt.group == "events.k8s.io" {
             self.mirror_event(&obj);
         }
-        self.settle();
+        if Self::drives_controllers(rt) || obj["metadata"]["ownerReferences"].is_array() {
+            self.settle();
+        }
         self.get(rt, ns, &name)
     }
 
@@ -536,7 +538,10 @@ impl Store {
         if rt.group == "events.k8s.io" {
             self.mirror_event(&new);
         }
-        self.settle();
+        // Status writes of custom resources (most writes) concern no built-in controller.
+        if Self::drives_controllers(rt) || !new["metadata"]["deletionTimestamp"].is_null() {
+            self.settle();
+        }
         Ok(self
             .objects
             .get(&Self::key(rt, ns, name))
@@ -673,6 +678,16 @@ impl Store {
         self.record(rt, "MODIFIED", obj);
     }
 
+    /// Whether a write of this kind can give the built-in controllers something to do
+    /// (removals and deletions always can).
+    fn drives_controllers(rt: &ResourceType) -> bool {
+        rt.group.is_empty()
+            && matches!(
+                rt.plural.as_str(),
+                "persistentvolumes" | "persistentvolumeclaims" | "pods"
+            )
+    }
+
     /// Runs the cluster's built-in controllers until nothing changes: binding, PVC
     /// protection, pod phases, owner garbage collection.
     fn settle(&mut self) {
@@ -713,17 +728,24 @@ impl Store {
         );
         let mut changed = false;
         let claims = self.of_type(&pvc_t);
+        // Indexes, so a write costs O(objects), not O(volumes x claims).
+        let claim_index: std::collections::HashMap<(&str, &str), usize> = claims
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| ((k.1.as_str(), k.2.as_str()), i))
+            .collect();
         for (pv_key, pv) in self.of_type(&pv_t) {
             let claim_ref = &pv["spec"]["claimRef"];
             let (cns, cname) = (
                 claim_ref["namespace"].as_str().unwrap_or_default(),
                 claim_ref["name"].as_str().unwrap_or_default(),
             );
-            let claim = claims.iter().find(|(k, c)| {
-                k.1 == cns
-                    && k.2 == cname
-                    && c["spec"]["volumeName"].as_str() == pv["metadata"]["name"].as_str()
-            });
+            let claim = claim_index
+                .get(&(cns, cname))
+                .map(|i| &claims[*i])
+                .filter(|(_, c)| {
+                    c["spec"]["volumeName"].as_str() == pv["metadata"]["name"].as_str()
+                });
             let phase = match claim {
                 Some(_) => "Bound",
                 None if pv["status"]["phase"].as_str() == Some("Bound")
@@ -744,13 +766,20 @@ impl Store {
             }
         }
         let volumes = self.of_type(&pv_t);
-        for (key, claim) in claims {
+        let volume_index: std::collections::HashMap<&str, usize> = volumes
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.2.as_str(), i))
+            .collect();
+        for (key, claim) in &claims {
             let vol = claim["spec"]["volumeName"].as_str().unwrap_or_default();
-            let bound = volumes.iter().find(|(k, pv)| {
-                k.2 == vol
-                    && pv["spec"]["claimRef"]["namespace"].as_str() == Some(key.1.as_str())
-                    && pv["spec"]["claimRef"]["name"].as_str() == Some(key.2.as_str())
-            });
+            let bound = volume_index
+                .get(vol)
+                .map(|i| &volumes[*i])
+                .filter(|(_, pv)| {
+                    pv["spec"]["claimRef"]["namespace"].as_str() == Some(key.1.as_str())
+                        && pv["spec"]["claimRef"]["name"].as_str() == Some(key.2.as_str())
+                });
             let status = match bound {
                 Some((_, pv)) => {
                     json!({"phase": "Bound", "accessModes": pv["spec"]["accessModes"], "capacity": pv["spec"]["capacity"]})
@@ -760,7 +789,7 @@ impl Store {
             if claim["status"] != status {
                 let mut c = claim.clone();
                 c["status"] = status;
-                self.set(&pvc_t, &key, c);
+                self.set(&pvc_t, key, c);
                 changed = true;
             }
         }
