@@ -105,6 +105,8 @@ pub struct Store {
     pub audit: Vec<AuditEntry>,
     /// Injected API-server misbehaviour (fault suite).
     pub faults: KubeFaults,
+    /// Something was removed, or created naming an owner, since the last garbage collection.
+    gc_due: bool,
     uid_seq: u64,
     /// Watches may not resume from before this resourceVersion (like etcd compaction).
     compacted: u64,
@@ -153,6 +155,7 @@ impl Store {
             tx,
             audit: Vec::new(),
             faults: KubeFaults::default(),
+            gc_due: false,
             uid_seq: 0,
             compacted: 0,
         };
@@ -385,7 +388,10 @@ impl Store {
         if rt.group == "events.k8s.io" {
             self.mirror_event(&obj);
         }
-        if Self::drives_controllers(rt) || obj["metadata"]["ownerReferences"].is_array() {
+        if obj["metadata"]["ownerReferences"].is_array() {
+            self.gc_due = true;
+        }
+        if Self::drives_controllers(rt) || self.gc_due {
             self.settle();
         }
         self.get(rt, ns, &name)
@@ -551,6 +557,7 @@ impl Store {
 
     fn remove(&mut self, rt: &ResourceType, key: &Key) {
         if let Some(mut obj) = self.objects.remove(key) {
+            self.gc_due = true;
             self.rv += 1;
             obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
             self.record(rt, "DELETED", obj.clone());
@@ -944,10 +951,14 @@ impl Store {
     }
 
     fn collect_garbage(&mut self) -> bool {
-        let uids: std::collections::HashSet<String> = self
+        // Only a removal, or a new object naming an owner, can leave an orphan.
+        if !std::mem::take(&mut self.gc_due) {
+            return false;
+        }
+        let uids: std::collections::HashSet<&str> = self
             .objects
             .values()
-            .filter_map(|o| o["metadata"]["uid"].as_str().map(str::to_string))
+            .filter_map(|o| o["metadata"]["uid"].as_str())
             .collect();
         let orphans: Vec<Key> = self
             .objects
