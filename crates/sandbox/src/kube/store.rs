@@ -733,72 +733,74 @@ impl Store {
             self.core("persistentvolumeclaims"),
             self.core("persistentvolumes"),
         );
-        let mut changed = false;
-        let claims = self.of_type(&pvc_t);
-        // Indexes, so a write costs O(objects), not O(volumes x claims).
-        let claim_index: std::collections::HashMap<(&str, &str), usize> = claims
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| ((k.1.as_str(), k.2.as_str()), i))
-            .collect();
-        for (pv_key, pv) in self.of_type(&pv_t) {
-            let claim_ref = &pv["spec"]["claimRef"];
-            let (cns, cname) = (
-                claim_ref["namespace"].as_str().unwrap_or_default(),
-                claim_ref["name"].as_str().unwrap_or_default(),
-            );
-            let claim = claim_index
-                .get(&(cns, cname))
-                .map(|i| &claims[*i])
-                .filter(|(_, c)| {
-                    c["spec"]["volumeName"].as_str() == pv["metadata"]["name"].as_str()
-                });
-            let phase = match claim {
-                Some(_) => "Bound",
-                None if pv["status"]["phase"].as_str() == Some("Bound")
-                    || pv["status"]["phase"].as_str() == Some("Released") =>
-                {
-                    "Released"
+        let (pvc_q, pv_q) = (pvc_t.qualified(), pv_t.qualified());
+        // Decide on borrowed objects (indexes, no clones), then write what changed.
+        let mut volume_updates: Vec<(Key, Value)> = Vec::new();
+        let mut claim_updates: Vec<(Key, Value)> = Vec::new();
+        {
+            let claims: Vec<(&Key, &Value)> =
+                self.objects.iter().filter(|(k, _)| k.0 == pvc_q).collect();
+            let volumes: Vec<(&Key, &Value)> =
+                self.objects.iter().filter(|(k, _)| k.0 == pv_q).collect();
+            let claim_index: std::collections::HashMap<(&str, &str), &Value> = claims
+                .iter()
+                .map(|(k, c)| ((k.1.as_str(), k.2.as_str()), *c))
+                .collect();
+            let volume_index: std::collections::HashMap<&str, &Value> =
+                volumes.iter().map(|(k, v)| (k.2.as_str(), *v)).collect();
+            for (pv_key, pv) in &volumes {
+                let claim_ref = &pv["spec"]["claimRef"];
+                let claim = claim_index
+                    .get(&(
+                        claim_ref["namespace"].as_str().unwrap_or_default(),
+                        claim_ref["name"].as_str().unwrap_or_default(),
+                    ))
+                    .filter(|c| {
+                        c["spec"]["volumeName"].as_str() == pv["metadata"]["name"].as_str()
+                    });
+                let phase = match claim {
+                    Some(_) => "Bound",
+                    None if pv["status"]["phase"].as_str() == Some("Bound")
+                        || pv["status"]["phase"].as_str() == Some("Released") =>
+                    {
+                        "Released"
+                    }
+                    None => "Available",
+                };
+                if pv["status"]["phase"].as_str() != Some(phase) {
+                    let mut pv = (*pv).clone();
+                    pv["status"] = json!({"phase": phase});
+                    if let Some(c) = claim {
+                        pv["spec"]["claimRef"]["uid"] = c["metadata"]["uid"].clone();
+                    }
+                    volume_updates.push(((*pv_key).clone(), pv));
                 }
-                None => "Available",
-            };
-            if pv["status"]["phase"].as_str() != Some(phase) {
-                let mut pv = pv.clone();
-                pv["status"] = json!({"phase": phase});
-                if let Some((_, c)) = claim {
-                    pv["spec"]["claimRef"]["uid"] = c["metadata"]["uid"].clone();
-                }
-                self.set(&pv_t, &pv_key, pv);
-                changed = true;
             }
-        }
-        let volumes = self.of_type(&pv_t);
-        let volume_index: std::collections::HashMap<&str, usize> = volumes
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| (k.2.as_str(), i))
-            .collect();
-        for (key, claim) in &claims {
-            let vol = claim["spec"]["volumeName"].as_str().unwrap_or_default();
-            let bound = volume_index
-                .get(vol)
-                .map(|i| &volumes[*i])
-                .filter(|(_, pv)| {
+            for (key, claim) in &claims {
+                let vol = claim["spec"]["volumeName"].as_str().unwrap_or_default();
+                let bound = volume_index.get(vol).filter(|pv| {
                     pv["spec"]["claimRef"]["namespace"].as_str() == Some(key.1.as_str())
                         && pv["spec"]["claimRef"]["name"].as_str() == Some(key.2.as_str())
                 });
-            let status = match bound {
-                Some((_, pv)) => {
-                    json!({"phase": "Bound", "accessModes": pv["spec"]["accessModes"], "capacity": pv["spec"]["capacity"]})
+                let status = match bound {
+                    Some(pv) => {
+                        json!({"phase": "Bound", "accessModes": pv["spec"]["accessModes"], "capacity": pv["spec"]["capacity"]})
+                    }
+                    None => json!({"phase": "Pending"}),
+                };
+                if claim["status"] != status {
+                    let mut c = (*claim).clone();
+                    c["status"] = status;
+                    claim_updates.push(((*key).clone(), c));
                 }
-                None => json!({"phase": "Pending"}),
-            };
-            if claim["status"] != status {
-                let mut c = claim.clone();
-                c["status"] = status;
-                self.set(&pvc_t, key, c);
-                changed = true;
             }
+        }
+        let changed = !volume_updates.is_empty() || !claim_updates.is_empty();
+        for (key, pv) in volume_updates {
+            self.set(&pv_t, &key, pv);
+        }
+        for (key, c) in claim_updates {
+            self.set(&pvc_t, &key, c);
         }
         changed
     }
@@ -826,12 +828,18 @@ impl Store {
     fn release_protected_claims(&mut self) -> bool {
         let pvc_t = self.core("persistentvolumeclaims");
         let mut changed = false;
-        for (key, claim) in self.of_type(&pvc_t) {
-            if claim["metadata"]["deletionTimestamp"].is_null()
-                || !finalizers(&claim).iter().any(|f| f == PVC_PROTECTION)
-            {
-                continue;
-            }
+        let q = pvc_t.qualified();
+        let deleting: Vec<(Key, Value)> = self
+            .objects
+            .iter()
+            .filter(|(k, c)| {
+                k.0 == q
+                    && !c["metadata"]["deletionTimestamp"].is_null()
+                    && finalizers(c).iter().any(|f| f == PVC_PROTECTION)
+            })
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        for (key, claim) in deleting {
             if self.pods_using(&key.1, &key.2).is_empty() {
                 let mut c = claim.clone();
                 let rest: Vec<String> = finalizers(&claim)
