@@ -681,7 +681,7 @@ async fn no_credentials_reach_logs_or_events() {
                 message: "not authorized to perform: fsx:CreateFileSystem".into(),
             },
             rate: 1.0,
-            limit: Some(2),
+            limit: Some(4),
             injected: 0,
         }],
     );

@@ -86,13 +86,13 @@ pub const GUIDE: [(&str, &str, &str, &str); 19] = [
         reason::ACCESS_DENIED,
         "problem",
         "The operator's IAM role may not perform an action; the message names it.",
-        "Attach `deploy/iam/policy.json` to the operator's role (IRSA or EKS Pod Identity), including the S3 statement for your buckets. Resources created outside the operator lack its tag and are deliberately out of its reach.",
+        "Attach `deploy/iam/policy.json` to the operator's role (IRSA or EKS Pod Identity), including the S3 statement for your buckets. The operator retries with a growing back-off (at most 5 minutes apart), so the workspace continues by itself once the permission is there. Resources created outside the operator lack its tag and are deliberately out of its reach.",
     ),
     (
         reason::LIMIT_EXCEEDED,
         "problem",
         "An AWS service quota was reached (file systems, total storage, security groups or rules per VPC).",
-        "Delete unused workspaces or ask AWS for a higher quota (Service Quotas console, service Amazon FSx or Amazon VPC). The operator retries with back-off.",
+        "Delete unused workspaces or ask AWS for a higher quota (Service Quotas console, service Amazon FSx or Amazon VPC). The operator retries with a growing back-off (at most 5 minutes apart) and continues by itself once there is room.",
     ),
     (
         reason::ADOPTION_REFUSED,

@@ -1088,11 +1088,11 @@ pub fn error_policy(ws: Arc<LustreWorkspace>, error: &Error, ctx: Arc<Context>) 
         error = error as &dyn std::error::Error,
         "reconcile failed"
     );
+    // A request AWS calls invalid only changes with the spec or class. A denied action or a
+    // reached quota is fixed outside Kubernetes (IAM, Service Quotas): keep retrying, with
+    // the growing back-off below (capped at max_backoff).
     if let Some(c) = cloud_error(error)
-        && matches!(
-            c.kind,
-            ErrorKind::InvalidRequest | ErrorKind::AccessDenied | ErrorKind::LimitExceeded
-        )
+        && c.kind == ErrorKind::InvalidRequest
         && !c.has_code("InvalidNetworkSettings")
     {
         return Requeue::await_change();
