@@ -3,7 +3,8 @@
 //! 5th write to the Kubernetes API refused with 409 Conflict, watches cut every 2 s and the
 //! API server's history compacted (so resumed watches get 410 Gone and re-list). Every
 //! workspace must still reach Ready and delete cleanly, with AWS calls within 3x the calm
-//! run (no hot loop), and the metrics must show the failures by category.
+//! run (no hot loop), and the metrics must show the failures by category. The time bounds
+//! are generous (240 s): back-off after a run of failures, capped at 5 minutes, is allowed.
 
 mod support;
 
@@ -102,7 +103,7 @@ async fn workload(faulty: bool) -> Run {
     e.apply(&manifest()).await;
     while ready_count(&e) < N {
         assert!(
-            start.elapsed() < Duration::from_secs(120),
+            start.elapsed() < Duration::from_secs(240),
             "{} of {N} Ready (faulty: {faulty})\n{}",
             ready_count(&e),
             e.operator_log()
@@ -121,7 +122,7 @@ async fn workload(faulty: bool) -> Run {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(120),
+            start.elapsed() < Duration::from_secs(240),
             "{left} workspaces left; AWS {s:#}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
