@@ -121,11 +121,7 @@ impl E2e {
 
     /// How many objects of a kind exist (all namespaces).
     pub fn objects(&self, group: &str, plural: &str) -> usize {
-        let store = self.kube.store();
-        match store.find_type(group, plural).cloned() {
-            Some(rt) => store.list(&rt, "").len(),
-            None => 0,
-        }
+        self.kube.store().count_kind(group, plural, "", |_| true)
     }
 
     /// Starts an operator process with extra flags and environment.

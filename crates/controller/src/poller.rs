@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::runtime::reflector::ObjectRef;
 use lustre_api::LustreWorkspace;
@@ -35,7 +35,6 @@ struct Entry {
 struct State {
     cache: HashMap<String, Observation>,
     entries: HashMap<String, Entry>,
-    last_drift: Option<Instant>,
 }
 
 /// Shared between the reconciler (register, read, store) and the polling task.
@@ -219,23 +218,26 @@ impl Poller {
                 }
             }
         }
-        if include_drift {
-            self.lock().last_drift = Some(Instant::now());
-        }
         woken
     }
 
-    /// Polls forever on the intervals (run it as a task).
+    /// Polls forever (run it as a task): the file systems waiting on AWS every `pending`
+    /// interval, every file system (the drift check) every `drift` interval. Each has its own
+    /// deadline, so a drift check is never late by up to a pending interval.
     pub async fn run(self, intervals: PollIntervals) {
-        let mut tick = tokio::time::interval(intervals.pending);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let start = tokio::time::Instant::now();
+        let (mut next_poll, mut next_drift) = (start, start);
         loop {
-            tick.tick().await;
-            let drift_due = self
-                .lock()
-                .last_drift
-                .is_none_or(|t| t.elapsed() >= intervals.drift);
+            tokio::time::sleep_until(next_poll.min(next_drift)).await;
+            let began = tokio::time::Instant::now();
+            let drift_due = began >= next_drift;
             let woken = self.poll_once(drift_due).await;
+            // A drift round polls the pending file systems too; the next pending round is
+            // an interval after this one ended (no burst after a slow round).
+            next_poll = tokio::time::Instant::now() + intervals.pending;
+            if drift_due {
+                next_drift = began + intervals.drift;
+            }
             tracing::debug!(
                 woken,
                 pending = self.pending(),
@@ -243,5 +245,116 @@ impl Poller {
                 "poll round"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use lustre_cloud::{
+        CloudResult, DataRepositoryRequest, FileSystemDeletion, FileSystemRequest,
+        FileSystemUpdate, IngressRule, SecurityGroup, SecurityGroupRequest, Tags,
+    };
+
+    /// A cloud whose DescribeFileSystems takes half a second and records when it was called;
+    /// the poller calls nothing else.
+    #[derive(Debug, Default)]
+    struct SlowDescribe {
+        calls: Mutex<Vec<tokio::time::Instant>>,
+    }
+
+    #[async_trait]
+    impl Cloud for SlowDescribe {
+        async fn describe_file_systems(&self, _: &[String]) -> CloudResult<Vec<FileSystem>> {
+            self.calls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(tokio::time::Instant::now());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(vec![])
+        }
+        async fn subnet_vpc(&self, _: &str) -> CloudResult<String> {
+            unreachable!("the poller only describes")
+        }
+        async fn create_security_group(&self, _: &SecurityGroupRequest) -> CloudResult<String> {
+            unreachable!("the poller only describes")
+        }
+        async fn describe_security_groups(&self, _: &[String]) -> CloudResult<Vec<SecurityGroup>> {
+            unreachable!("the poller only describes")
+        }
+        async fn find_security_groups_by_owner(&self, _: &str) -> CloudResult<Vec<SecurityGroup>> {
+            unreachable!("the poller only describes")
+        }
+        async fn authorize_ingress(&self, _: &str, _: &[IngressRule]) -> CloudResult<()> {
+            unreachable!("the poller only describes")
+        }
+        async fn delete_security_group(&self, _: &str) -> CloudResult<()> {
+            unreachable!("the poller only describes")
+        }
+        async fn create_file_system(&self, _: &FileSystemRequest) -> CloudResult<FileSystem> {
+            unreachable!("the poller only describes")
+        }
+        async fn find_file_systems_by_owner(&self, _: &str) -> CloudResult<Vec<FileSystem>> {
+            unreachable!("the poller only describes")
+        }
+        async fn update_file_system(
+            &self,
+            _: &str,
+            _: &FileSystemUpdate,
+        ) -> CloudResult<FileSystem> {
+            unreachable!("the poller only describes")
+        }
+        async fn delete_file_system(&self, _: &str, _: &FileSystemDeletion) -> CloudResult<()> {
+            unreachable!("the poller only describes")
+        }
+        async fn tag_resource(&self, _: &str, _: &Tags) -> CloudResult<()> {
+            unreachable!("the poller only describes")
+        }
+        async fn create_data_repository_association(
+            &self,
+            _: &DataRepositoryRequest,
+        ) -> CloudResult<DataRepositoryAssociation> {
+            unreachable!("the poller only describes")
+        }
+        async fn describe_data_repository_associations(
+            &self,
+            _: &[String],
+        ) -> CloudResult<Vec<DataRepositoryAssociation>> {
+            unreachable!("the poller only describes")
+        }
+        async fn delete_data_repository_association(&self, _: &str) -> CloudResult<()> {
+            unreachable!("the poller only describes")
+        }
+    }
+
+    /// A drift check is due every drift interval from the start of the previous one, however
+    /// long a round takes and whatever the pending interval (once, rounds were measured from
+    /// their end and a 60 s check slipped to the next 15 s tick: 75 s).
+    #[tokio::test(start_paused = true)]
+    async fn drift_checks_keep_their_own_deadline() {
+        let cloud = Arc::new(SlowDescribe::default());
+        let (poller, _wake) = Poller::new();
+        poller.settle(
+            "fs-1",
+            ObjectRef::new("w").within("ml"),
+            cloud.clone(),
+            false,
+        );
+        let start = tokio::time::Instant::now();
+        let task = tokio::spawn(poller.clone().run(PollIntervals {
+            pending: Duration::from_secs(15),
+            drift: Duration::from_secs(60),
+        }));
+        tokio::time::sleep(Duration::from_secs(185)).await;
+        task.abort();
+        let at: Vec<f64> = cloud
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|t| (*t - start).as_secs_f64())
+            .collect();
+        assert_eq!(at, vec![0.0, 60.0, 120.0, 180.0]);
     }
 }

@@ -69,6 +69,10 @@ struct Run {
     /// Seconds between drift checks of Ready workspaces.
     #[arg(long, env = "LUSTRE_DRIFT_INTERVAL_SECONDS", default_value_t = 600.0)]
     drift_interval_seconds: f64,
+    /// Longest wait before retrying a workspace whose reconcile keeps failing (the wait
+    /// starts at 2 s and doubles, with jitter).
+    #[arg(long, env = "LUSTRE_MAX_BACKOFF_SECONDS", default_value_t = 300.0)]
+    max_backoff_seconds: f64,
     /// Workspaces reconciled at once.
     #[arg(long, env = "LUSTRE_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
@@ -310,6 +314,7 @@ async fn run(args: Run) -> anyhow::Result<()> {
             drift: Duration::from_secs_f64(args.drift_interval_seconds.max(1.0)),
         },
         concurrency: args.concurrency.max(1),
+        max_backoff: Duration::from_secs_f64(args.max_backoff_seconds.max(1.0)),
         namespaces: args
             .watch_namespaces
             .iter()

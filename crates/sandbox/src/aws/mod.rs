@@ -198,6 +198,17 @@ impl SimAws {
             .collect()
     }
 
+    /// When a DescribeFileSystems answer first showed each file system AVAILABLE (those
+    /// that were).
+    pub fn seen_available_times(&self) -> BTreeMap<String, Instant> {
+        self.lock()
+            .state
+            .file_systems
+            .values()
+            .filter_map(|f| f.seen_available_at.map(|t| (f.id.clone(), t)))
+            .collect()
+    }
+
     /// Adds a subnet (and its VPC).
     pub fn add_subnet(&self, id: &str, vpc: &str) {
         self.lock().state.add_subnet(id, vpc, "a", "10.1.0.0/20");

@@ -110,6 +110,9 @@ pub struct FileSystem {
     /// When CREATING ended with AVAILABLE (the benchmark measures from here).
     #[serde(skip)]
     pub available_at: Option<Instant>,
+    /// When a DescribeFileSystems answer first showed it AVAILABLE.
+    #[serde(skip)]
+    pub seen_available_at: Option<Instant>,
 }
 
 #[derive(Clone, Debug, Serialize)]

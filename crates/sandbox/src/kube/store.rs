@@ -274,6 +274,24 @@ impl Store {
         }
     }
 
+    /// How many objects of a kind (by group and plural) satisfy `pred`, without copying any
+    /// (cheap enough to poll while the server is busy).
+    pub fn count_kind(
+        &self,
+        group: &str,
+        plural: &str,
+        ns: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> usize {
+        let Some(rt) = self.find_type(group, plural) else {
+            return 0;
+        };
+        let ns = if rt.namespaced { ns } else { "" };
+        self.scan(&rt.qualified(), ns)
+            .filter(|(_, v)| pred(v))
+            .count()
+    }
+
     /// The stored objects of resource `q` (qualified), in namespace `ns` or (empty) all: a
     /// range of the ordered map, not a scan of every object.
     fn scan<'a>(
