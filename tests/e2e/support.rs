@@ -425,8 +425,10 @@ pub async fn http_get(addr: &str, path: &str) -> (String, String) {
 }
 
 impl Drop for E2e {
+    /// Removes the scenario's directory (kubeconfig, operator logs) unless the test failed
+    /// or `LUSTRE_E2E_KEEP` is set.
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && std::env::var_os("LUSTRE_E2E_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
