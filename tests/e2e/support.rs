@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use lustre_sandbox::World;
 pub use lustre_sandbox::aws::state::Timing;
 use lustre_sandbox::aws::{SimAws, SimConfig};
 use lustre_sandbox::kube::KubeSandbox;
@@ -39,7 +40,7 @@ pub struct E2e {
     pub kube: KubeSandbox,
     pub aws_url: String,
     pub operators: Vec<Operator>,
-    pub _stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    _world: World,
 }
 
 impl E2e {
@@ -48,37 +49,21 @@ impl E2e {
     pub async fn start(timing: Timing) -> Self {
         let dir = std::env::temp_dir().join(format!("lustre-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let sim = SimAws::new(SimConfig {
+        let world = World::start(SimConfig {
             timing,
             ..SimConfig::default()
-        });
-        let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
-        let (aws_addr, _) = sim
-            .serve("127.0.0.1:0".parse().expect("addr"), async move {
-                let _ = rx1.await;
-            })
-            .await
-            .expect("simulated AWS");
-        let kube = KubeSandbox::new();
-        let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
-        let (kube_addr, _) = kube
-            .serve("127.0.0.1:0".parse().expect("addr"), async move {
-                let _ = rx2.await;
-            })
-            .await
-            .expect("sandbox API server");
-        lustre_sandbox::kube::write_kubeconfig(
-            &dir.join("kubeconfig"),
-            &format!("http://{kube_addr}"),
-        )
-        .expect("kubeconfig");
+        })
+        .await
+        .expect("sandbox API server and simulated AWS");
+        lustre_sandbox::kube::write_kubeconfig(&dir.join("kubeconfig"), &world.kube_url)
+            .expect("kubeconfig");
         let mut e = E2e {
             dir,
-            sim,
-            kube,
-            aws_url: format!("http://{aws_addr}"),
+            sim: world.sim.clone(),
+            kube: world.kube.clone(),
+            aws_url: world.aws_url.clone(),
             operators: Vec::new(),
-            _stop: vec![tx1, tx2],
+            _world: world,
         };
         let examples = repo().join("deploy/examples");
         e.ok(&["apply", "-f", &repo().join("deploy/crds").to_string_lossy()])

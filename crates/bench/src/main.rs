@@ -25,6 +25,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::Cloud;
 use lustre_cloud::aws::{AwsCloud, AwsSettings};
+use lustre_sandbox::World;
 use lustre_sandbox::aws::state::Timing;
 use lustre_sandbox::aws::{SimAws, SimConfig};
 use lustre_sandbox::kube::KubeSandbox;
@@ -100,8 +101,7 @@ struct Figures {
 
 /// The CREATING delay at `n` workspaces.
 fn create_delay(args: &Args, n: usize) -> f64 {
-    args.create_delay_seconds
-        .unwrap_or(45.0 + 0.02 * n as f64)
+    args.create_delay_seconds.unwrap_or(45.0 + 0.02 * n as f64)
 }
 
 fn timing(args: &Args, n: usize) -> Timing {
@@ -211,16 +211,17 @@ fn proc_usage(pid: u32) -> (Option<f64>, Option<f64>) {
 
 async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
     let mut f = Figures::default();
-    let (sim, aws_url) = serve_sim(args, n).await?;
-    let sandbox = KubeSandbox::new();
-    let (kube_addr, _) = sandbox
-        .serve("127.0.0.1:0".parse()?, std::future::pending())
-        .await?;
+    let world = World::start(SimConfig {
+        timing: timing(args, n),
+        ..SimConfig::default()
+    })
+    .await?;
+    let (sim, sandbox, aws_url) = (world.sim.clone(), world.kube.clone(), world.aws_url.clone());
     let dir = std::env::temp_dir().join(format!("lustre-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let kubeconfig = dir.join("kubeconfig");
-    lustre_sandbox::kube::write_kubeconfig(&kubeconfig, &format!("http://{kube_addr}"))?;
-    let client = kube::Client::try_from(kube::Config::new(format!("http://{kube_addr}").parse()?))?;
+    lustre_sandbox::kube::write_kubeconfig(&kubeconfig, &world.kube_url)?;
+    let client = kube::Client::try_from(kube::Config::new(world.kube_url.parse()?))?;
     for crd in lustre_api::crd::crds() {
         Api::<CustomResourceDefinition>::all(client.clone())
             .create(&PostParams::default(), &crd)

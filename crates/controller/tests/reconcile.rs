@@ -16,14 +16,13 @@ use lustre_controller::poller::{PollIntervals, Poller};
 use lustre_controller::reconciler::{self, Context, ControllerConfig, SingleCloud};
 use lustre_sandbox::aws::state::Timing;
 use lustre_sandbox::aws::{SimAws, SimConfig};
-use lustre_sandbox::kube::KubeSandbox;
 use serde_json::{Value, json};
 
 struct World {
     sim: SimAws,
     client: Client,
     cloud: Arc<AwsCloud>,
-    _stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    _world: lustre_sandbox::World,
 }
 
 async fn world() -> World {
@@ -31,7 +30,7 @@ async fn world() -> World {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let sim = SimAws::new(SimConfig {
+    let config = SimConfig {
         timing: Timing {
             create_ms: 400,
             update_ms: 300,
@@ -41,26 +40,12 @@ async fn world() -> World {
             jitter: 0.1,
         },
         ..SimConfig::default()
-    });
-    let (tx1, rx1) = tokio::sync::oneshot::channel::<()>();
-    let (aws_addr, _) = sim
-        .serve("127.0.0.1:0".parse().expect("addr"), async move {
-            let _ = rx1.await;
-        })
+    };
+    let world = lustre_sandbox::World::start(config)
         .await
-        .expect("aws");
-    let kube_sb = KubeSandbox::new();
-    let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
-    let (kube_addr, _) = kube_sb
-        .serve("127.0.0.1:0".parse().expect("addr"), async move {
-            let _ = rx2.await;
-        })
-        .await
-        .expect("kube");
-    let client = Client::try_from(Config::new(
-        format!("http://{kube_addr}").parse().expect("url"),
-    ))
-    .expect("client");
+        .expect("sandbox and simulated AWS");
+    let client =
+        Client::try_from(Config::new(world.kube_url.parse().expect("url"))).expect("client");
     for crd in lustre_api::crd::crds() {
         Api::<CustomResourceDefinition>::all(client.clone())
             .create(&PostParams::default(), &crd)
@@ -82,7 +67,7 @@ async fn world() -> World {
         AwsCloud::new(
             &AwsSettings {
                 region: Some("us-east-1".into()),
-                endpoint_url: Some(format!("http://{aws_addr}")),
+                endpoint_url: Some(world.aws_url.clone()),
                 max_attempts: 3,
                 static_credentials: Some(("AKIDSANDBOX".into(), "sandbox".into())),
                 ..AwsSettings::default()
@@ -92,10 +77,10 @@ async fn world() -> World {
         .await,
     );
     World {
-        sim,
+        sim: world.sim.clone(),
         client,
         cloud,
-        _stop: vec![tx1, tx2],
+        _world: world,
     }
 }
 

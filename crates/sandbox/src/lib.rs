@@ -23,3 +23,48 @@ pub async fn serve_router(
     });
     Ok((bound, task))
 }
+
+/// A simulated AWS and a sandbox API server on free loopback ports: the world the reconcile
+/// tests, the end-to-end suites and the benchmark start from. Both servers stop accepting
+/// connections when this is dropped.
+#[derive(Debug)]
+pub struct World {
+    pub sim: aws::SimAws,
+    pub kube: kube::KubeSandbox,
+    /// `http://127.0.0.1:<port>` of the simulated AWS (the adapter's endpoint).
+    pub aws_url: String,
+    /// `http://127.0.0.1:<port>` of the API server (kubeconfig's server).
+    pub kube_url: String,
+    _stop: tokio::sync::watch::Sender<()>,
+}
+
+impl World {
+    pub async fn start(config: aws::SimConfig) -> std::io::Result<Self> {
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let until_dropped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+            // Resolves once the sender (this World) is gone.
+            while rx.changed().await.is_ok() {}
+        };
+        let sim = aws::SimAws::new(config);
+        let (aws_addr, _) = sim
+            .serve(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                until_dropped(stopped.clone()),
+            )
+            .await?;
+        let kube = kube::KubeSandbox::new();
+        let (kube_addr, _) = kube
+            .serve(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                until_dropped(stopped),
+            )
+            .await?;
+        Ok(Self {
+            sim,
+            kube,
+            aws_url: format!("http://{aws_addr}"),
+            kube_url: format!("http://{kube_addr}"),
+            _stop: stop,
+        })
+    }
+}
