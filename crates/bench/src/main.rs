@@ -68,6 +68,13 @@ struct Args {
     /// Write the results as markdown here (e.g. docs/benchmarks.md).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run only the operator (e.g. under a profiler given as `--operator`), no baselines and
+    /// no report: for finding where its time and memory go.
+    #[arg(long)]
+    operator_only: bool,
+    /// More arguments for `lustre-operator run` (e.g. `--operator-arg=--concurrency=64`).
+    #[arg(long = "operator-arg", allow_hyphen_values = true)]
+    operator_args: Vec<String>,
 }
 
 /// One mode's figures at one size.
@@ -97,6 +104,8 @@ struct Figures {
     drift_detected_s: Option<f64>,
     rss_mib: Option<f64>,
     cpu_s: Option<f64>,
+    /// CPU of this process (sandbox API server, simulated AWS, driver) during the run.
+    world_cpu_s: Option<f64>,
 }
 
 /// The CREATING delay at `n` workspaces.
@@ -211,6 +220,7 @@ fn proc_usage(pid: u32) -> (Option<f64>, Option<f64>) {
 
 async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
     let mut f = Figures::default();
+    let world_cpu_before = proc_usage(std::process::id()).1;
     let world = World::start(SimConfig {
         timing: timing(args, n),
         ..SimConfig::default()
@@ -265,6 +275,7 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
             "--drift-interval-seconds",
             &args.drift_interval_seconds.to_string(),
         ])
+        .args(&args.operator_args)
         .env("KUBECONFIG", &kubeconfig)
         .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
@@ -466,6 +477,10 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
     let (rss, cpu) = proc_usage(pid);
     f.rss_mib = rss;
     f.cpu_s = cpu;
+    f.world_cpu_s = proc_usage(std::process::id())
+        .1
+        .zip(world_cpu_before)
+        .map(|(after, before)| after - before);
     f.total_aws_calls = total(&sim);
     {
         let store = sandbox.store();
@@ -848,6 +863,13 @@ fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures) -> String
             "—".into(),
             String::new(),
         ),
+        (
+            "Benchmark process CPU (sandbox API server, simulated AWS, driver), s",
+            opt(o.world_cpu_s, 1),
+            "—".into(),
+            "—".into(),
+            "the same 2 cores as the operator".into(),
+        ),
     ];
     let mut out = format!(
         "\n### {n} workspaces\n\nFile systems CREATING for {:.0} s. Pending window (last create → first AVAILABLE): ours {:.0} s, per-object {:.0} s, observe-all {:.0} s.\n\n| Figure | ours | per-object (ACK, CSI driver) | observe-all (Crossplane) | ours vs baselines |\n|---|---|---|---|---|\n",
@@ -859,7 +881,7 @@ fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures) -> String
     for (name, a, b, c2, r) in rows {
         out.push_str(&format!("| {name} | {a} | {b} | {c2} | {r} |\n"));
     }
-    out.push_str("\nOperator's Kubernetes writes per workspace, by verb and resource (audit log):\n\n| Write | per workspace |\n|---|---|\n");
+    out.push_str("\nOperator's Kubernetes writes per workspace, by verb and resource (audit log). The minimal 9 state transitions of a workspace here: finalizer on, status with the file system id, PersistentVolume, claim, status Ready, status Deleting, claim deleted, volume deleted, finalizer off (the StorageClass is one per class).\n\n| Write | per workspace |\n|---|---|\n");
     for (what, per) in &o.writes_by_kind {
         out.push_str(&format!("| {what} | {per:.2} |\n"));
     }
@@ -911,6 +933,10 @@ async fn main() -> anyhow::Result<()> {
     for &n in &args.sizes {
         eprintln!("== {n} workspaces: ours (lustre-operator)");
         let o = ours(&args, n).await?;
+        if args.operator_only {
+            eprintln!("{o:#?}");
+            continue;
+        }
         // The baselines only issue describe calls: both run at once, after ours (whose CPU
         // and latency figures must not share the machine).
         eprintln!("== {n} workspaces: per-object and observe-all baselines");
@@ -929,7 +955,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{t}");
         report.push_str(&t);
     }
-    if let Some(out) = &args.out {
+    if let Some(out) = args.out.as_ref().filter(|_| !args.operator_only) {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }

@@ -3,6 +3,7 @@
 //! write ([`status`]).
 
 pub mod builders;
+pub mod events;
 pub mod metrics;
 pub mod plan;
 pub mod poller;

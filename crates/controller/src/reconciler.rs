@@ -14,7 +14,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -28,6 +28,7 @@ use lustre_cloud::{
 };
 
 use crate::builders;
+use crate::events::EventRecorder;
 use crate::metrics::Metrics;
 use crate::plan::{
     self, Action, AwsView, ClaimView, ClassLookup, Inputs, KubeView, VolumeView, Wait,
@@ -105,7 +106,7 @@ pub struct Context {
     pub clouds: Arc<dyn CloudProvider>,
     pub poller: Poller,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub config: ControllerConfig,
     vpcs: Mutex<HashMap<String, String>>,
     failures: Mutex<HashMap<String, u32>>,
@@ -131,12 +132,10 @@ impl Context {
         metrics: Arc<Metrics>,
         config: ControllerConfig,
     ) -> Self {
-        let recorder = Recorder::new(
+        let recorder = EventRecorder::new(
             client.clone(),
-            Reporter {
-                controller: "lustre-operator".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
+            "lustre-operator",
+            std::env::var("POD_NAME").ok(),
         );
         Self {
             client,
@@ -238,15 +237,17 @@ async fn observe(
     deleting: bool,
 ) -> Result<Observed, Error> {
     let mut o = Observed::default();
-    let (class, missing) = resolve_class(&ctx.client, ws).await?;
+    let ns = ws.namespace().unwrap_or_default();
+    // Independent reads go out together: a reconcile waits for one round trip, not two.
+    let ((class, missing), namespace) = tokio::try_join!(resolve_class(&ctx.client, ws), async {
+        Api::<Namespace>::all(ctx.client.clone())
+            .get_opt(&ns)
+            .await
+            .map_err(Error::Kube)
+    })?;
     o.class = class;
     o.class_missing = missing;
-    let ns = ws.namespace().unwrap_or_default();
-    if let Some(n) = Api::<Namespace>::all(ctx.client.clone())
-        .get_opt(&ns)
-        .await
-        .map_err(Error::Kube)?
-    {
+    if let Some(n) = namespace {
         o.labels = n.labels().clone();
     }
     // No AWS call for a workspace that cannot be provisioned (missing class, invalid spec).
@@ -344,19 +345,32 @@ async fn observe(
         o.fs = observation.file_system;
         o.dras = observation.associations;
     }
-    // Kubernetes objects.
-    if let Some(class) = &o.class {
-        let sc = builders::storage_class_name(&class.name_any());
-        o.kube.storage_class = Api::<StorageClass>::all(ctx.client.clone())
-            .get_opt(&sc)
-            .await
-            .map_err(Error::Kube)?
-            .is_some();
-    }
-    let pv = Api::<PersistentVolume>::all(ctx.client.clone())
-        .get_opt(&builders::volume_name(ws))
-        .await
-        .map_err(Error::Kube)?;
+    // Kubernetes objects, read together.
+    let storage_class = o
+        .class
+        .as_ref()
+        .map(|c| builders::storage_class_name(&c.name_any()));
+    let (volumes, claims, volume, claim) = (
+        Api::<PersistentVolume>::all(ctx.client.clone()),
+        Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns),
+        builders::volume_name(ws),
+        plan::claim_name(ws),
+    );
+    let (storage_class, pv, pvc) = tokio::try_join!(
+        async {
+            match &storage_class {
+                Some(name) => Api::<StorageClass>::all(ctx.client.clone())
+                    .get_opt(name)
+                    .await
+                    .map(|sc| sc.is_some()),
+                None => Ok(false),
+            }
+        },
+        volumes.get_opt(&volume),
+        claims.get_opt(&claim),
+    )
+    .map_err(Error::Kube)?;
+    o.kube.storage_class = storage_class;
     o.kube.volume = pv.map(|pv| {
         let spec = pv.spec.unwrap_or_default();
         VolumeView {
@@ -369,10 +383,6 @@ async fn observe(
             file_system_id: spec.csi.map(|c| c.volume_handle).unwrap_or_default(),
         }
     });
-    let pvc = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&plan::claim_name(ws))
-        .await
-        .map_err(Error::Kube)?;
     o.kube.claim = pvc
         .filter(|c| c.owner_references().iter().any(|r| r.uid == uid))
         .map(|c| ClaimView {
@@ -740,6 +750,22 @@ fn is_change(action: &Action) -> bool {
     )
 }
 
+/// Steps recorded as a Normal Event: what changes in AWS (plus, elsewhere, Ready and
+/// Deleted). The Kubernetes objects the operator writes (StorageClass, volume, claim) are
+/// visible themselves and in the conditions; an Event each would double the writes of a
+/// workspace for no news. A step that fails is always recorded (Warning).
+fn announced(action: &Action) -> bool {
+    is_change(action)
+        && !matches!(
+            action,
+            Action::ApplyStorageClass
+                | Action::ApplyVolume
+                | Action::ApplyClaim
+                | Action::DeleteClaim
+                | Action::DeleteVolume
+        )
+}
+
 /// Steps that never wait and whose result is known locally: the reconcile goes on.
 fn continues(action: &Action) -> bool {
     matches!(
@@ -863,7 +889,7 @@ async fn run_steps(
             }
             return Err(e);
         }
-        if is_change(&action) {
+        if announced(&action) {
             publish(
                 ctx,
                 ws,
