@@ -21,7 +21,7 @@ use kube::{Client, Resource, ResourceExt};
 use lustre_api::constants::{
     DEFAULT_CLASS_ANNOTATION, FIELD_MANAGER, FINALIZER, condition, tags as tag_keys,
 };
-use lustre_api::{LustreWorkspace, LustreWorkspaceClass, Phase};
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass, LustreWorkspaceStatus, Phase};
 use lustre_cloud::{
     Cloud, CloudError, ErrorKind, FileSystemDeletion, Lifecycle, SecurityGroup,
     SecurityGroupRequest, lustre_ingress, naming,
@@ -115,6 +115,11 @@ pub struct Context {
     /// write that recorded an id; this keeps the next reconcile from creating (idempotently,
     /// but still a call) what it just created.
     known: Mutex<HashMap<String, KnownIds>>,
+    /// The status this process last wrote per workspace UID, with the resourceVersion the
+    /// write was based on. A reconcile that gets the workspace at that same version is looking
+    /// at a cache that has not seen the write yet; it works from the written status instead
+    /// (no second identical write, no second Ready Event). Dropped once the cache moves on.
+    written: Mutex<HashMap<String, (Option<String>, LustreWorkspaceStatus)>>,
 }
 
 /// A workspace's security group and file system ids, as far as this process knows them.
@@ -147,6 +152,7 @@ impl Context {
             vpcs: Mutex::default(),
             failures: Mutex::default(),
             known: Mutex::default(),
+            written: Mutex::default(),
         }
     }
 }
@@ -821,7 +827,33 @@ async fn write_status(
     )
     .await
     .map_err(Error::Kube)?;
+    ctx.written
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            ws.uid().unwrap_or_default(),
+            (ws.resource_version(), status),
+        );
     Ok(())
+}
+
+/// The workspace as this process last left it: the watch cache's copy, or, when that copy
+/// is the very version our last status write was based on, the same with the status we wrote.
+fn freshen(ctx: &Context, ws: Arc<LustreWorkspace>) -> Arc<LustreWorkspace> {
+    let uid = ws.uid().unwrap_or_default();
+    let mut written = ctx.written.lock().unwrap_or_else(|p| p.into_inner());
+    match written.get(&uid) {
+        Some((rv, status)) if *rv == ws.resource_version() => {
+            let mut fresh = (*ws).clone();
+            fresh.status = Some(status.clone());
+            Arc::new(fresh)
+        }
+        Some(_) => {
+            written.remove(&uid);
+            ws
+        }
+        None => ws,
+    }
 }
 
 /// What to do after a reconcile that ended on `action`.
@@ -983,6 +1015,10 @@ async fn cleanup(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<(bool, Reque
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&ws.uid().unwrap_or_default());
+        ctx.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ws.uid().unwrap_or_default());
         ctx.metrics.set_phase(&ws.uid().unwrap_or_default(), None);
         publish(
             ctx,
@@ -1054,6 +1090,7 @@ pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Re
         return Ok(Requeue::await_change());
     }
     let started = Instant::now();
+    let ws = freshen(&ctx, ws);
     let api: Api<LustreWorkspace> =
         Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
     let result = async {
