@@ -4,7 +4,7 @@
 //! API server's history compacted (so resumed watches get 410 Gone and re-list). Every
 //! workspace must still reach Ready and delete cleanly, with AWS calls within 3x the calm
 //! run (no hot loop), and the metrics must show the failures by category. The operator's
-//! back-off is capped at 20 s here (300 s by default), so the time bounds measure
+//! back-off is capped at 30 s here (300 s by default), so the time bounds measure
 //! convergence, not the length of one long back-off: a workspace still waiting after 180 s
 //! is stuck, and the suite prints its status and the operator's log.
 
@@ -16,7 +16,7 @@ use lustre_sandbox::aws::faults::{FaultKind, FaultRule};
 use support::*;
 
 const N: usize = 20;
-/// Longer than a few capped back-offs (20 s) in a row: past it a workspace is stuck.
+/// Longer than a few capped back-offs (30 s) in a row: past it a workspace is stuck.
 const LIMIT: Duration = Duration::from_secs(180);
 
 struct Run {
@@ -88,7 +88,7 @@ async fn workload(faulty: bool) -> Run {
     // metrics) instead of being absorbed by the SDK's retries.
     e.kill(0).await;
     let op = e.spawn_operator_env(
-        &["--aws-max-attempts", "2", "--max-backoff-seconds", "20"],
+        &["--aws-max-attempts", "2", "--max-backoff-seconds", "30"],
         &[("RUST_LOG", "info,lustre_controller=debug")],
     );
     let addr = e.metrics_addr(op).await; // past the start-up check
