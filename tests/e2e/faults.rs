@@ -3,10 +3,10 @@
 //! 5th write to the Kubernetes API refused with 409 Conflict, watches cut every 2 s and the
 //! API server's history compacted (so resumed watches get 410 Gone and re-list). Every
 //! workspace must still reach Ready and delete cleanly, with AWS calls within 3x the calm
-//! run (no hot loop), and the metrics must show the failures by category. The operator's
-//! back-off is capped at 30 s here (300 s by default), so the time bounds measure
-//! convergence, not the length of one long back-off: a workspace still waiting after 180 s
-//! is stuck, and the suite prints its status and the operator's log.
+//! run (no hot loop), and the metrics must show the failures by category. The operator runs
+//! with its default back-off (2 s doubling, capped at 300 s): a lower cap retries sooner and
+//! spent up to 2.8x the calm run's calls. A workspace still waiting after 240 s counts as
+//! stuck, and the suite prints its status and the operator's log lines about it.
 
 mod support;
 
@@ -16,8 +16,8 @@ use lustre_sandbox::aws::faults::{FaultKind, FaultRule};
 use support::*;
 
 const N: usize = 20;
-/// Longer than a few capped back-offs (30 s) in a row: past it a workspace is stuck.
-const LIMIT: Duration = Duration::from_secs(180);
+/// Past this a workspace is stuck (the slowest seen under these faults took 95 s).
+const LIMIT: Duration = Duration::from_secs(240);
 
 struct Run {
     aws_calls: u64,
@@ -88,7 +88,7 @@ async fn workload(faulty: bool) -> Run {
     // metrics) instead of being absorbed by the SDK's retries.
     e.kill(0).await;
     let op = e.spawn_operator_env(
-        &["--aws-max-attempts", "2", "--max-backoff-seconds", "30"],
+        &["--aws-max-attempts", "2"],
         &[("RUST_LOG", "info,lustre_controller=debug")],
     );
     let addr = e.metrics_addr(op).await; // past the start-up check
