@@ -67,8 +67,12 @@ fn stuck(e: &E2e) -> String {
         })
         .map(|w| {
             let name = w["metadata"]["name"].as_str().unwrap_or_default();
-            let about = format!("workspace.name={name}");
-            let lines: Vec<&str> = log.lines().filter(|l| l.contains(&about)).collect();
+            // Log lines name it as `workspace.name="w03"` or in `…/w03.ml` (the object ref).
+            let (field, reference) = (format!("workspace.name=\"{name}\""), format!("/{name}.ml"));
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains(&field) || l.contains(&reference))
+                .collect();
             format!(
                 "{name}: phase {} deleting {} finalizers {} conditions {}\n  {}",
                 w["status"]["phase"],
