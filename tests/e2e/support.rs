@@ -299,8 +299,13 @@ impl E2e {
 
     /// `kubectl apply -f -` of a manifest, expects success.
     pub async fn apply(&self, yaml: &str) -> String {
-        let out = self.kubectl(&["apply", "-f", "-"], Some(yaml)).await;
-        self.expect_ok(&["apply", "-f", "-"], out)
+        self.ok_with_input(&["apply", "-f", "-"], yaml).await
+    }
+
+    /// kubectl with `input` on stdin, expects success.
+    pub async fn ok_with_input(&self, args: &[&str], input: &str) -> String {
+        let out = self.kubectl(args, Some(input)).await;
+        self.expect_ok(args, out)
     }
 
     pub fn expect_ok(&self, args: &[&str], out: Output) -> String {

@@ -243,27 +243,15 @@ async fn retain_keeps_the_file_system_and_says_so_in_an_event() {
     // Server-side apply, create then grow: the operator's own writes (finalizer, status)
     // never conflict with the user's fields.
     let ssa = ["apply", "--server-side", "-f", "-"];
-    let out = e
-        .kubectl(
-            &ssa,
-            Some(&workspace(
-                "keeper",
-                "storageCapacityGiB: 1200\ndeletionPolicy: Retain",
-            )),
+    let keeper = |gib: u32| {
+        workspace(
+            "keeper",
+            &format!("storageCapacityGiB: {gib}\ndeletionPolicy: Retain"),
         )
-        .await;
-    e.expect_ok(&ssa, out);
+    };
+    e.ok_with_input(&ssa, &keeper(1200)).await;
     e.wait_for("condition=Ready", "lws/keeper").await;
-    let out = e
-        .kubectl(
-            &ssa,
-            Some(&workspace(
-                "keeper",
-                "storageCapacityGiB: 2400\ndeletionPolicy: Retain",
-            )),
-        )
-        .await;
-    e.expect_ok(&ssa, out);
+    e.ok_with_input(&ssa, &keeper(2400)).await;
     e.wait_for("jsonpath={.status.storageCapacityGiB}=2400", "lws/keeper")
         .await;
     let managers = e

@@ -218,6 +218,22 @@ fn proc_usage(pid: u32) -> (Option<f64>, Option<f64>) {
     (rss, cpu)
 }
 
+/// Runs `op(namespace, name)` for every workspace, 32 at a time (as a client applying many
+/// manifests would); the first error fails the run.
+async fn for_each_workspace<F, Fut>(names: &[(String, String)], op: F) -> anyhow::Result<()>
+where
+    F: Fn(String, String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    futures::stream::iter(names.iter().cloned())
+        .map(|(ns, name)| op(ns, name))
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
 async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
     let mut f = Figures::default();
     let world_cpu_before = proc_usage(std::process::id()).1;
@@ -335,27 +351,21 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
             )
         })
         .collect();
-    let created = futures::stream::iter(names.iter().cloned())
-        .map(|(ns, name)| {
-            let client = client.clone();
-            async move {
-                let ws: LustreWorkspace = serde_json::from_value(json!({
-                    "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace",
-                    "metadata": {"name": name, "namespace": ns},
-                    "spec": {"deploymentType": "SCRATCH_2", "storageCapacityGiB": 1200}
-                }))?;
-                Api::<LustreWorkspace>::namespaced(client, &ns)
-                    .create(&PostParams::default(), &ws)
-                    .await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
-    for r in created {
-        r?;
-    }
+    for_each_workspace(&names, |ns, name| {
+        let client = client.clone();
+        async move {
+            let ws: LustreWorkspace = serde_json::from_value(json!({
+                "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"deploymentType": "SCRATCH_2", "storageCapacityGiB": 1200}
+            }))?;
+            Api::<LustreWorkspace>::namespaced(client, &ns)
+                .create(&PostParams::default(), &ws)
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
     let last_create = Instant::now();
     eprintln!("   created {n} workspaces");
     let (pending_calls, window) = pending_window(&sim).await?;
@@ -443,22 +453,16 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
 
     eprintln!("   held {} s", args.hold_seconds);
     // Delete.
-    let deleted = futures::stream::iter(names.iter().cloned())
-        .map(|(ns, name)| {
-            let client = client.clone();
-            async move {
-                Api::<LustreWorkspace>::namespaced(client, &ns)
-                    .delete(&name, &DeleteParams::default())
-                    .await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
-    for r in deleted {
-        r?;
-    }
+    for_each_workspace(&names, |ns, name| {
+        let client = client.clone();
+        async move {
+            Api::<LustreWorkspace>::namespaced(client, &ns)
+                .delete(&name, &DeleteParams::default())
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
     let last_delete = Instant::now();
     until("AWS empty", Duration::from_secs(3600), || {
         sim.snapshot()["fileSystems"]
