@@ -25,3 +25,20 @@ ensure_python_tools() {
   fi
   export PATH="$LUSTRE_VENV/bin:$PATH"
 }
+
+# Everything built or downloaded for tests lives under one cache directory outside the clone.
+export LUSTRE_CACHE="${LUSTRE_CACHE:-$HOME/.cache/lustre-operator}"
+# Go's module and build caches for the control plane and helm builds (scripts/control-plane).
+export GOMODCACHE="$LUSTRE_CACHE/go/mod"
+export GOCACHE="$LUSTRE_CACHE/go/build"
+export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+export GOTOOLCHAIN=local
+
+# use_project_kubectl: the project's own kubectl (the newest control plane's release, built
+# from the Kubernetes Go modules by scripts/control-plane) first on PATH, whatever kubectl the
+# machine has. Builds it once per machine (a few minutes), then it is current in seconds.
+use_project_kubectl() {
+  bash scripts/control-plane build kubectl >&2
+  PATH="$(bash scripts/control-plane bin new):$PATH"
+  export PATH
+}
