@@ -167,6 +167,15 @@ async fn bad_input_is_refused_with_a_clear_message_and_costs_no_aws_call() {
             "perUnitStorageThroughput",
         ),
         (
+            // No CEL rule can afford a regex over map keys (kube-apiserver's cost budget), so
+            // a key's characters are the operator's to refuse.
+            "ml",
+            "hostile-tag-key",
+            "storageCapacityGiB: 1200\ntags: {\"cost<center>\": x}",
+            "InvalidSpec",
+            "tag keys and values may contain only",
+        ),
+        (
             "ml",
             "final-backup-on-defaulted-scratch",
             "storageCapacityGiB: 1200\nfinalBackupOnDelete: true",

@@ -16,11 +16,19 @@ use crate::validation::Violation;
 
 /// Structural and CEL violations of `object` (and `old` on update) against `schema`, the
 /// CRD version's `openAPIV3Schema` as JSON.
-/// Schema defaults are applied first, as the API server does before it runs CEL rules.
+/// Schema defaults are applied first, as the API server does before it runs CEL rules; a
+/// blocking schema violation ([`messages::blocks_cel`]) skips the CEL rules, as it does there.
 pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Violation> {
     let object = kube::core::cel::apply_defaults(schema, object);
     let old = old.map(|o| kube::core::cel::apply_defaults(schema, o));
     let mut out = structural(schema, &object);
+    if out.iter().any(|v| messages::blocks_cel(&v.message)) {
+        out.push(Violation {
+            field: messages::CEL_NOT_CHECKED_FIELD.into(),
+            message: messages::CEL_NOT_CHECKED.into(),
+        });
+        return out;
+    }
     if let Err(errors) = kube::core::cel::Validator::new().validate(schema, &object, old.as_ref()) {
         out.extend(errors.into_vec().into_iter().map(|e| Violation {
             field: e.field_path,
@@ -217,13 +225,8 @@ fn check_number(schema: &Value, n: &serde_json::Number, at: &str, out: &mut Vec<
             message: messages::above_maximum(show(max)),
         });
     }
-    let format = schema.get("format").and_then(Value::as_str);
-    if format == Some("int32") && (x < f64::from(i32::MIN) || x > f64::from(i32::MAX)) {
-        out.push(Violation {
-            field: at.to_string(),
-            message: format!("Invalid value: {n}: must fit in a 32-bit integer"),
-        });
-    }
+    // `format: int32` is documentation only: kube-apiserver stores any integer, which is why
+    // every int32 field of ours carries a `maximum`.
 }
 
 fn check_array(schema: &Value, items: &[Value], path: &str, at: &str, out: &mut Vec<Violation>) {

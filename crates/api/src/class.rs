@@ -77,14 +77,17 @@ pub struct LustreWorkspaceClassSpec {
         validation = Rule::new(rules::TAG_SIZES).message(rules::TAG_SIZES_MSG),
         validation = Rule::new(rules::TAG_CHARS).message(rules::TAG_CHARS_MSG),
     )]
-    #[schemars(extend("maxProperties" = crate::constants::tags::MAX_CLASS_TAGS))]
+    #[schemars(extend(
+        "maxProperties" = crate::constants::tags::MAX_CLASS_TAGS,
+        "additionalProperties" = {"type": "string", "maxLength": crate::constants::tags::MAX_VALUE_LENGTH},
+    ))]
     pub tags: BTreeMap<String, String>,
 
     /// S3 prefixes that workspaces may link, such as `s3://ml-datasets/`. A workspace's
     /// `s3Path` must start with one of them. Empty: no S3 links allowed; `s3://` allows all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = Rule::new(rules::S3_PREFIXES).message(rules::S3_PREFIX_MSG))]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(max = crate::constants::limits::MAX_S3_PATH_LENGTH)))]
     pub allowed_data_repositories: Vec<String>,
 
     /// Namespaces whose workspaces may use this class, by label. Leave it out to allow all.
@@ -97,7 +100,7 @@ pub struct LustreWorkspaceClassSpec {
         rename = "maxStorageCapacityGiB",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schemars(range(min = 1200))]
+    #[schemars(range(min = 1200, max = i32::MAX))]
     pub max_storage_capacity_gib: Option<i32>,
 
     /// Mount options for the PersistentVolumes (default: `flock`).

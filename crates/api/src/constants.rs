@@ -61,6 +61,11 @@ pub mod tags {
     pub const MAX_CLASS_TAGS: usize = 24;
     /// Most tags a workspace may add.
     pub const MAX_WORKSPACE_TAGS: usize = 20;
+    /// Longest tag key AWS accepts.
+    pub const MAX_KEY_LENGTH: usize = 128;
+    /// Longest tag value AWS accepts (also the schema's `maxLength` of a value, which keeps
+    /// the CEL rules over values within kube-apiserver's cost budget).
+    pub const MAX_VALUE_LENGTH: usize = 256;
     // The schema limits keep every resource within AWS's tag limit, whatever users write.
     const _: () = assert!(OPERATOR_TAG_COUNT + MAX_CLASS_TAGS + MAX_WORKSPACE_TAGS <= AWS_MAX_TAGS);
 }
@@ -174,6 +179,10 @@ pub mod limits {
     pub const MAX_DATA_REPOSITORIES: usize = 8;
     /// Valid PERSISTENT_2 throughputs, MB/s per TiB.
     pub const PERSISTENT_2_THROUGHPUTS: [i32; 4] = [125, 250, 500, 1000];
+    /// Longest `s3Path` (and allowed S3 prefix) the API takes: well under FSx's 4357
+    /// characters for a data repository path, and a bound that keeps the CEL rules over S3
+    /// paths within kube-apiserver's cost budget.
+    pub const MAX_S3_PATH_LENGTH: usize = 1024;
     /// Largest `importedFileChunkSizeMiB`.
     pub const MAX_IMPORTED_FILE_CHUNK_MIB: i32 = 512_000;
 }

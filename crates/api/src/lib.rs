@@ -3,6 +3,7 @@
 //! the names the operator writes, and CRD generation.
 
 pub mod admission;
+pub mod cel_bounds;
 pub mod class;
 pub mod constants;
 pub mod crd;

@@ -50,3 +50,20 @@ pub fn unsupported(value: impl Display, allowed: &[String]) -> String {
 pub fn required() -> String {
     "Required value".to_string()
 }
+
+/// Where kube-apiserver reports that it skipped the CEL rules (the field is `<nil>`).
+pub const CEL_NOT_CHECKED_FIELD: &str = "<nil>";
+/// What kube-apiserver says when a schema violation kept it from running the CEL rules.
+pub const CEL_NOT_CHECKED: &str = "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
+/// Whether a schema violation keeps kube-apiserver from running the CEL rules at all: a
+/// missing required field, a wrong type, a value outside its enum, a string over `maxLength`
+/// or a list / map over `maxItems` / `maxProperties` (its `hasBlockingErr`). A pattern or a
+/// range violation does not: the rules still run and report beside it.
+pub fn blocks_cel(message: &str) -> bool {
+    message.starts_with("Too long:")
+        || message.starts_with("Too many:")
+        || message.starts_with("Unsupported value:")
+        || message == required()
+        || message.contains(" in body must be of type ")
+}

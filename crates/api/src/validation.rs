@@ -136,11 +136,21 @@ impl Checker {
             self.push(field, rules::TAG_KEYS_MSG);
         }
         if tags
-            .iter()
-            .any(|(k, v)| k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256)
+            .keys()
+            .any(|k| k.is_empty() || k.chars().count() > tag_keys::MAX_KEY_LENGTH)
         {
             self.push(field, rules::TAG_SIZES_MSG);
         }
+        for (k, v) in tags {
+            if v.chars().count() > tag_keys::MAX_VALUE_LENGTH {
+                self.push(
+                    format!("{field}.{k}"),
+                    messages::too_long(tag_keys::MAX_VALUE_LENGTH),
+                );
+            }
+        }
+        // Keys are checked here only: no CEL rule can afford a regex over map keys (see
+        // rules::TAG_CHARS).
         let chars = &PATTERNS.tag_chars;
         if tags
             .iter()
@@ -310,7 +320,7 @@ fn data_repository_rules(c: &mut Checker, spec: &LustreWorkspaceSpec) {
                 messages::duplicate(format!("{{\"name\":\"{}\"}}", repo.name)),
             );
         }
-        c.length(&at("s3Path"), &repo.s3_path, 8, 1024);
+        c.length(&at("s3Path"), &repo.s3_path, 8, limits::MAX_S3_PATH_LENGTH);
         if !p.s3_path.is_match(&repo.s3_path) {
             c.push(at("s3Path"), rules::S3_PATH_MSG);
         }
@@ -430,6 +440,14 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
         spec.allowed_data_repositories.len(),
         100,
     );
+    for (i, prefix) in spec.allowed_data_repositories.iter().enumerate() {
+        c.length(
+            &format!("spec.allowedDataRepositories[{i}]"),
+            prefix,
+            0,
+            limits::MAX_S3_PATH_LENGTH,
+        );
+    }
     if spec
         .allowed_data_repositories
         .iter()

@@ -105,13 +105,14 @@ pub struct LustreWorkspaceSpec {
         validation = Rule::new(rules::CAPACITY_GROWS).message(rules::CAPACITY_GROWS_MSG),
     )]
     #[serde(rename = "storageCapacityGiB")]
-    #[schemars(range(min = 1200))]
+    #[schemars(range(min = 1200, max = i32::MAX))]
     pub storage_capacity_gib: i32,
 
     /// PERSISTENT_2 only (and required there): throughput in MB/s per TiB of storage, one of
     /// 125, 250, 500, 1000. Can be changed later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(rules::THROUGHPUT_VALUES).message(rules::THROUGHPUT_VALUES_MSG))]
+    #[schemars(range(max = i32::MAX))]
     pub per_unit_storage_throughput: Option<i32>,
 
     /// NONE (default) or LZ4: LZ4 compresses data on the file system, saving capacity and
@@ -163,7 +164,10 @@ pub struct LustreWorkspaceSpec {
         validation = Rule::new(rules::TAG_SIZES).message(rules::TAG_SIZES_MSG),
         validation = Rule::new(rules::TAG_CHARS).message(rules::TAG_CHARS_MSG),
     )]
-    #[schemars(extend("maxProperties" = crate::constants::tags::MAX_WORKSPACE_TAGS))]
+    #[schemars(extend(
+        "maxProperties" = crate::constants::tags::MAX_WORKSPACE_TAGS,
+        "additionalProperties" = {"type": "string", "maxLength": crate::constants::tags::MAX_VALUE_LENGTH},
+    ))]
     pub tags: BTreeMap<String, String>,
 }
 
@@ -269,7 +273,7 @@ pub struct DataRepository {
 
     /// The S3 bucket and prefix to link, as `s3://bucket/` or `s3://bucket/prefix/`.
     #[x_kube(validation = Rule::new(rules::S3_PATH).message(rules::S3_PATH_MSG))]
-    #[schemars(length(min = 8, max = 1024))]
+    #[schemars(length(min = 8, max = crate::constants::limits::MAX_S3_PATH_LENGTH))]
     pub s3_path: String,
 
     /// Where the S3 data appears in the file system, e.g. `/datasets`. Absolute; two entries

@@ -175,3 +175,19 @@ fn every_field_has_a_description_and_every_rule_a_message() {
 fn manifest_dir() -> PathBuf {
     PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
 }
+
+/// Every rule iterates only bounded lists and maps and runs regexes only over bounded strings:
+/// the shapes for which kube-apiserver refused both CRDs (its CEL cost budget). The budget
+/// itself is judged by a real apiserver in the real-install test.
+#[test]
+fn every_rule_is_bounded_for_the_cel_cost_budget() {
+    for crd in crd::crds() {
+        let unbounded = lustre_api::cel_bounds::unbounded_rules(&crd::schema_json(&crd));
+        assert_eq!(
+            unbounded,
+            vec![],
+            "{}",
+            crd.metadata.name.unwrap_or_default()
+        );
+    }
+}

@@ -463,3 +463,51 @@ async fn foreground_and_orphan_deletion_and_apply_conflicts() {
         Some("b".into())
     );
 }
+
+/// A CRD whose rule runs a regex over map keys (no schema keyword bounds them) is refused, as
+/// kube-apiserver refuses it for its CEL cost; the same CRD with the rule over the bounded
+/// values is accepted.
+#[tokio::test]
+async fn a_crd_with_an_unbounded_rule_is_refused() {
+    let (_sb, client, _stop) = start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = |rule: &str| -> CustomResourceDefinition {
+        serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "things.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "things", "singular": "thing", "kind": "Thing"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {"tags": {
+                            "type": "object", "maxProperties": 20,
+                            "additionalProperties": {"type": "string", "maxLength": 256},
+                            "x-kubernetes-validations": [{"rule": rule}]}}}}}}}]}
+        }))
+        .expect("crd")
+    };
+    let err = crds
+        .create(
+            &PostParams::default(),
+            &crd("self.all(k, k.matches('^[a-z]*$'))"),
+        )
+        .await
+        .expect_err("refused");
+    let kube::Error::Api(status) = err else {
+        panic!("expected an API error, got {err:?}")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains(
+            "spec.validation.openAPIV3Schema.properties[spec].properties[tags].x-kubernetes-validations[0].rule: Forbidden: estimated rule cost exceeds budget (k.matches() runs over a map key"
+        ),
+        "{}",
+        status.message
+    );
+    crds.create(
+        &PostParams::default(),
+        &crd("self.all(k, self[k].matches('^[a-z]*$'))"),
+    )
+    .await
+    .expect("a rule over bounded values is accepted");
+}

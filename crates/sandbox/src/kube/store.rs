@@ -306,6 +306,9 @@ impl Store {
     }
 
     fn admit(&self, rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<Value, ApiErr> {
+        if rt.group == "apiextensions.k8s.io" {
+            Self::admit_crd(obj)?;
+        }
         let Some(schema) = rt.schema.as_ref().filter(|_| rt.custom) else {
             return Ok(obj.clone());
         };
@@ -442,6 +445,55 @@ impl Store {
         }
         self.settle();
         self.get(rt, ns, &name)
+    }
+
+    /// kube-apiserver refuses a CRD whose CEL rules could cost more than its budget; the
+    /// sandbox has no cost estimator, so it refuses the unbounded shapes that cause it
+    /// (`lustre_api::cel_bounds`): stricter than the real server, never laxer on those.
+    fn admit_crd(crd: &Value) -> Result<(), ApiErr> {
+        let versions = crd["spec"]["versions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut causes = Vec::new();
+        for (i, version) in versions.iter().enumerate() {
+            let schema = &version["schema"]["openAPIV3Schema"];
+            // Where kube-apiserver reports it: one version's schema as the CRD's validation.
+            let at = if versions.len() == 1 {
+                "spec.validation".to_string()
+            } else {
+                format!("spec.versions[{i}].schema")
+            };
+            for u in lustre_api::cel_bounds::unbounded_rules(schema) {
+                causes.push((
+                    format!("{at}.{}", u.field),
+                    format!(
+                        "Forbidden: estimated rule cost exceeds budget ({}; the sandbox does not estimate by how much) (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)",
+                        u.reason
+                    ),
+                ));
+            }
+        }
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+        let listed: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        let mut e = ApiErr::new(
+            422,
+            "Invalid",
+            format!(
+                "CustomResourceDefinition.apiextensions.k8s.io \"{name}\" is invalid: [{}]",
+                listed.join(", ")
+            ),
+        );
+        e.causes = causes;
+        e.details = Some(Box::new((
+            name.into(),
+            "apiextensions.k8s.io".into(),
+            "CustomResourceDefinition".into(),
+        )));
+        Err(e)
     }
 
     /// kube-apiserver stores events.k8s.io/v1 and core/v1 Events as one resource, so
