@@ -1,0 +1,260 @@
+//! A real Kubernetes control plane for the end-to-end suites: etcd, kube-apiserver and (for the
+//! newest release) kube-controller-manager, compiled from the Kubernetes Go modules by
+//! `scripts/control-plane` and started on loopback; the project's own kubectl and helm.
+#![allow(dead_code)] // each suite uses part of it
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::support::repo;
+
+/// One control plane, stopped (by PID, through `scripts/control-plane down`) when dropped.
+pub struct RealCluster {
+    pub dir: PathBuf,
+    /// `v1.37.2`, as the apiserver's /version reports it.
+    pub version: String,
+    pub server: String,
+    pub audit_log: PathBuf,
+    pub ca: PathBuf,
+}
+
+fn control_plane() -> std::process::Command {
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(repo().join("scripts/control-plane"));
+    cmd
+}
+
+/// Where `scripts/control-plane build` put the binaries of `which` (new, old, helm).
+pub fn bin_dir(which: &str) -> PathBuf {
+    let out = control_plane()
+        .args(["bin", which])
+        .output()
+        .expect("scripts/control-plane runs");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// The project's kubectl (the newest release's, built from Go modules).
+pub fn kubectl_path() -> PathBuf {
+    bin_dir("new").join("kubectl")
+}
+
+pub fn helm_path() -> PathBuf {
+    bin_dir("helm").join("helm")
+}
+
+impl RealCluster {
+    /// `scripts/control-plane up` of `which` (new or old) in a fresh directory.
+    pub fn up(which: &str) -> Self {
+        for tool in [kubectl_path(), bin_dir(which).join("kube-apiserver")] {
+            assert!(
+                tool.exists(),
+                "{} is missing: run scripts/control-plane build (scripts/test does)",
+                tool.display()
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("lustre-real-{}", uuid::Uuid::new_v4()));
+        let out = control_plane()
+            .args(["up", &dir.to_string_lossy(), which])
+            .output()
+            .expect("scripts/control-plane runs");
+        assert!(
+            out.status.success(),
+            "control plane {which} did not start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env: BTreeMap<String, String> = std::fs::read_to_string(dir.join("env"))
+            .expect("env file")
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        RealCluster {
+            version: env["LUSTRE_K8S_VERSION"].clone(),
+            server: env["LUSTRE_K8S_SERVER"].clone(),
+            audit_log: PathBuf::from(&env["LUSTRE_K8S_AUDIT_LOG"]),
+            ca: PathBuf::from(&env["LUSTRE_K8S_CA"]),
+            dir,
+        }
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    /// A kubeconfig that authenticates with `token` (a ServiceAccount's, from TokenRequest).
+    pub fn token_kubeconfig(&self, name: &str, token: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.kubeconfig"));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\nusers:\n- name: {name}\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: local\n  context: {{cluster: local, user: {name}}}\ncurrent-context: local\n",
+            self.server,
+            self.ca.display()
+        );
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
+    }
+
+    /// Runs the project's kubectl as the cluster admin.
+    pub async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(kubectl_path());
+        cmd.args(args)
+            .arg("--cache-dir")
+            .arg(self.dir.join("kube-cache"))
+            .env("KUBECONFIG", self.kubeconfig());
+        run(cmd, stdin, "kubectl").await
+    }
+
+    /// kubectl, expecting success; stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        expect_ok("kubectl", args, self.kubectl(args, None).await)
+    }
+
+    /// kubectl with `input` on stdin, expecting success; stdout.
+    pub async fn ok_with_input(&self, args: &[&str], input: &str) -> String {
+        expect_ok("kubectl", args, self.kubectl(args, Some(input)).await)
+    }
+
+    /// `kubectl get ... -o json`, parsed.
+    pub async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all).await).expect("kubectl printed JSON")
+    }
+
+    /// Runs the project's helm (its own cache and config under the cluster's directory).
+    pub async fn helm(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(helm_path());
+        cmd.args(args)
+            .current_dir(repo())
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HELM_CACHE_HOME", self.dir.join("helm/cache"))
+            .env("HELM_CONFIG_HOME", self.dir.join("helm/config"))
+            .env("HELM_DATA_HOME", self.dir.join("helm/data"));
+        run(cmd, None, "helm").await
+    }
+
+    pub async fn helm_ok(&self, args: &[&str]) -> String {
+        expect_ok("helm", args, self.helm(args).await)
+    }
+
+    /// Audit events (one JSON object a line) of the requests made as `user`.
+    pub fn audit_of(&self, user: &str) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["user"]["username"] == user)
+            .collect()
+    }
+
+    /// Polls `f` until it holds, within `limit`; panics with `what` and the last value.
+    pub async fn until<F, Fut, T>(&self, what: &str, limit: Duration, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
+        let start = Instant::now();
+        loop {
+            match f().await {
+                Ok(v) => return v,
+                Err(last) if start.elapsed() > limit => {
+                    panic!("{what}: not true within {limit:?}; last: {last}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+}
+
+impl Drop for RealCluster {
+    /// Stops the processes by PID; removes the directory unless the test failed or
+    /// `LUSTRE_E2E_KEEP` is set (the logs and audit log are there).
+    fn drop(&mut self) {
+        let _ = control_plane()
+            .args(["down", &self.dir.to_string_lossy()])
+            .output();
+        if std::thread::panicking() || std::env::var_os("LUSTRE_E2E_KEEP").is_some() {
+            eprintln!("control plane files kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+async fn run(mut cmd: Command, stdin: Option<&str>, what: &str) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{what} starts: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).await.expect("write");
+        drop(pipe);
+    }
+    tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} finished within 180 s"))
+        .expect("ran")
+}
+
+fn expect_ok(what: &str, args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Where `want` (a rendered manifest) differs from `live` (the object the server holds): every
+/// field `want` sets must be in `live` with the same value; the server may add more (defaults,
+/// status, metadata).
+pub fn missing_from(live: &Value, want: &Value, path: &str) -> Vec<String> {
+    match (live, want) {
+        (Value::Object(l), Value::Object(w)) => w
+            .iter()
+            .flat_map(|(k, wv)| match l.get(k) {
+                Some(lv) => missing_from(lv, wv, &format!("{path}.{k}")),
+                None => vec![format!("{path}.{k}: missing")],
+            })
+            .collect(),
+        (Value::Array(l), Value::Array(w)) if l.len() == w.len() => l
+            .iter()
+            .zip(w)
+            .enumerate()
+            .flat_map(|(i, (lv, wv))| missing_from(lv, wv, &format!("{path}[{i}]")))
+            .collect(),
+        (l, w) if l == w => vec![],
+        // A number rendered as a string or the other way round is the same value.
+        (l, w) if l.to_string().trim_matches('"') == w.to_string().trim_matches('"') => vec![],
+        (l, w) => vec![format!("{path}: rendered {w}, live {l}")],
+    }
+}
+
+/// The YAML documents of a multi-document manifest, as JSON (empty ones left out).
+pub fn documents(yaml: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(yaml)
+        .filter_map(|d| Value::deserialize(d).ok())
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+/// The repository path of a file, as a string for command lines.
+pub fn path_arg(rel: &str) -> String {
+    repo().join(rel).to_string_lossy().into_owned()
+}
