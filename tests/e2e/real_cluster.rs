@@ -258,3 +258,115 @@ pub fn documents(yaml: &str) -> Vec<Value> {
 pub fn path_arg(rel: &str) -> String {
     repo().join(rel).to_string_lossy().into_owned()
 }
+
+/// The simulated AWS on loopback beside a real control plane; stops when dropped.
+pub struct SimOnLoopback {
+    pub sim: lustre_sandbox::aws::SimAws,
+    pub url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn sim_aws() -> SimOnLoopback {
+    let sim = lustre_sandbox::aws::SimAws::new(lustre_sandbox::aws::SimConfig {
+        timing: crate::support::quick(),
+        ..Default::default()
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, _) = sim
+        .serve("127.0.0.1:0".parse().expect("addr"), async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("simulated AWS");
+    SimOnLoopback {
+        sim,
+        url: format!("http://{addr}"),
+        _stop: stop,
+    }
+}
+
+/// The chart's namespace, release name and ServiceAccount.
+pub const OPERATOR_NS: &str = "lustre-system";
+pub const RELEASE: &str = "lustre-operator";
+pub const OPERATOR_USER: &str = "system:serviceaccount:lustre-system:lustre-operator";
+
+/// The operator binary with the args the installed Deployment gives it (its metrics address
+/// and poll interval replaced for a test), authenticated as the chart's ServiceAccount with a
+/// TokenRequest token, against `aws_url`. Killed when the child is dropped.
+pub struct OperatorProcess {
+    pub child: tokio::process::Child,
+    pub log: PathBuf,
+}
+
+impl OperatorProcess {
+    pub async fn start(c: &RealCluster, aws_url: &str, n: usize) -> Self {
+        let token = c
+            .ok(&[
+                "create",
+                "token",
+                RELEASE,
+                "-n",
+                OPERATOR_NS,
+                "--duration=1h",
+            ])
+            .await;
+        let kubeconfig = c.token_kubeconfig("lustre-operator", token.trim());
+        let d = c
+            .json(&["get", "deployment", RELEASE, "-n", OPERATOR_NS])
+            .await;
+        let args: Vec<String> = d["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .expect("container args")
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|a| !a.starts_with("--metrics-addr") && !a.starts_with("--poll-interval"))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(args.first().map(String::as_str), Some("run"));
+        let log = c.dir.join(format!("operator-{n}.log"));
+        let file = std::fs::File::create(&log).expect("log");
+        let child = Command::new(crate::support::OPERATOR)
+            .args(&args)
+            .args([
+                "--metrics-addr=127.0.0.1:0",
+                "--poll-interval-seconds=0.2",
+                "--aws-region=us-east-1",
+                &format!("--aws-endpoint-url={aws_url}"),
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", format!("lustre-operator-test-{n}"))
+            .env("POD_NAMESPACE", OPERATOR_NS)
+            .env("AWS_ACCESS_KEY_ID", "AKIDSANDBOX")
+            .env("AWS_SECRET_ACCESS_KEY", "sandbox")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::from(file.try_clone().expect("log")))
+            .stderr(Stdio::from(file))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start lustre-operator");
+        OperatorProcess { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, then reaped.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// `kubectl wait` with its own timeout; panics with the operator's log on failure.
+pub async fn wait(c: &RealCluster, args: &[&str], operator: &OperatorProcess) {
+    let mut all = vec!["wait"];
+    all.extend(args);
+    let out = c.kubectl(&all, None).await;
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}\n--- operator log ---\n{}",
+        all.join(" "),
+        String::from_utf8_lossy(&out.stderr),
+        operator.log_text()
+    );
+}

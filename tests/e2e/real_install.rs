@@ -14,13 +14,12 @@ mod support;
 
 use std::time::Duration;
 
-use real_cluster::{RealCluster, documents, missing_from, path_arg};
+use real_cluster::{
+    OPERATOR_NS as NS, OPERATOR_USER as SERVICE_ACCOUNT, OperatorProcess, RELEASE, RealCluster,
+    documents, missing_from, path_arg, sim_aws,
+};
 use serde_json::Value;
-use support::{OPERATOR, repo};
-
-const NS: &str = "lustre-system";
-const RELEASE: &str = "lustre-operator";
-const SERVICE_ACCOUNT: &str = "system:serviceaccount:lustre-system:lustre-operator";
+use support::repo;
 /// The README's install command's value.
 const ROLE_ARN: &str = "serviceAccount.roleArn=arn:aws:iam::123456789012:role/lustre-operator";
 
@@ -464,57 +463,12 @@ async fn kubectl_and_gitops(c: &RealCluster) {
     );
 }
 
-/// The operator binary with the args the installed Deployment gives it, authenticated as the
-/// chart's ServiceAccount (TokenRequest), against the simulated AWS. Returns (ready, bound,
-/// workspaces, forbidden, requests).
+/// The operator as the chart's ServiceAccount takes the examples to Ready and back. Returns
+/// (ready, bound, workspaces, forbidden, requests).
 async fn operator_as_service_account(c: &RealCluster) -> (usize, usize, usize, usize, usize) {
-    let sim = lustre_sandbox::aws::SimAws::new(lustre_sandbox::aws::SimConfig {
-        timing: support::quick(),
-        ..Default::default()
-    });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, _) = sim
-        .serve("127.0.0.1:0".parse().expect("addr"), async move {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("simulated AWS");
-    let token = c
-        .ok(&["create", "token", RELEASE, "-n", NS, "--duration=1h"])
-        .await;
-    let kubeconfig = c.token_kubeconfig("lustre-operator", token.trim());
-    let d = c.json(&["get", "deployment", RELEASE, "-n", NS]).await;
-    let args: Vec<String> = d["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()
-        .expect("container args")
-        .iter()
-        .filter_map(Value::as_str)
-        .filter(|a| !a.starts_with("--metrics-addr") && !a.starts_with("--poll-interval"))
-        .map(str::to_string)
-        .collect();
-    assert_eq!(args.first().map(String::as_str), Some("run"));
-    let log_path = c.dir.join("operator.log");
-    let log = std::fs::File::create(&log_path).expect("log");
-    let mut operator = tokio::process::Command::new(OPERATOR)
-        .args(&args)
-        .args([
-            "--metrics-addr=127.0.0.1:0",
-            "--poll-interval-seconds=0.2",
-            "--aws-region=us-east-1",
-            &format!("--aws-endpoint-url=http://{addr}"),
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("POD_NAME", "lustre-operator-test")
-        .env("POD_NAMESPACE", NS)
-        .env("AWS_ACCESS_KEY_ID", "AKIDSANDBOX")
-        .env("AWS_SECRET_ACCESS_KEY", "sandbox")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::from(log.try_clone().expect("log")))
-        .stderr(std::process::Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start lustre-operator");
-    let operator_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let aws = sim_aws().await;
+    let operator = OperatorProcess::start(c, &aws.url, 1).await;
+    let operator_log = || operator.log_text();
 
     let examples = repo().join("deploy/examples");
     let mut apply = vec!["apply".to_string()];
@@ -599,8 +553,8 @@ async fn operator_as_service_account(c: &RealCluster) -> (usize, usize, usize, u
     );
     let left = c.ok(&["get", "pv", "-o", "name"]).await;
     assert_eq!(left.trim(), "", "volumes left after delete");
-    operator.kill().await.expect("stop the operator");
-    let _ = stop.send(());
+    operator.stop().await;
+    drop(aws);
 
     let requests = c.audit_of(SERVICE_ACCOUNT);
     let forbidden: Vec<&Value> = requests

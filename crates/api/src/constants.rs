@@ -136,6 +136,8 @@ pub mod reason {
     pub const LIMIT_EXCEEDED: &str = "LimitExceeded";
     /// The adopted file system (`spec.fileSystemId`) was not found or belongs to another workspace.
     pub const ADOPTION_REFUSED: &str = "AdoptionRefused";
+    /// A claim of the workspace's claim name exists and is not the workspace's.
+    pub const CLAIM_CONFLICT: &str = "ClaimConflict";
     /// The class does not ask for a managed security group.
     pub const NOT_MANAGED: &str = "NotManaged";
     /// The workspace has no data repositories.
@@ -146,7 +148,7 @@ pub mod reason {
     pub const RETAINED: &str = "Retained";
 
     /// Every reason the operator can write.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 20] = [
         READY,
         PENDING,
         CREATING,
@@ -162,6 +164,7 @@ pub mod reason {
         ACCESS_DENIED,
         LIMIT_EXCEEDED,
         ADOPTION_REFUSED,
+        CLAIM_CONFLICT,
         NOT_MANAGED,
         NONE_REQUESTED,
         WAITING,

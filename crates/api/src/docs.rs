@@ -9,7 +9,7 @@ use crate::constants::reason;
 
 /// What a reason means for the person reading it: (reason, kind, cause, what to do).
 /// `kind` is `progress` (wait), `ok`, or `problem` (someone must act).
-pub const GUIDE: [(&str, &str, &str, &str); 19] = [
+pub const GUIDE: [(&str, &str, &str, &str); 20] = [
     (
         reason::READY,
         "ok",
@@ -99,6 +99,12 @@ pub const GUIDE: [(&str, &str, &str, &str); 19] = [
         "problem",
         "`spec.fileSystemId` names a file system that does not exist in the class's region, or that another workspace owns (its operator tags name another workspace UID).",
         "Check the id and the class's region. A file system may belong to one workspace only; adopt a file system no workspace manages.",
+    ),
+    (
+        reason::CLAIM_CONFLICT,
+        "problem",
+        "A PersistentVolumeClaim named like the workspace's claim (`spec.claimName`, or the workspace's name) already exists in the namespace and was not made for this workspace. The operator never takes over or deletes a claim it did not make, and makes no AWS change for the workspace while the name is taken.",
+        "Delete or rename the other claim if it is unused, or create the workspace again with another `spec.claimName` (it cannot change on an existing workspace).",
     ),
     (
         reason::NOT_MANAGED,

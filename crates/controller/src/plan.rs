@@ -38,6 +38,8 @@ pub struct KubeView {
     pub volume: Option<VolumeView>,
     /// The workspace's claim.
     pub claim: Option<ClaimView>,
+    /// A claim of that name exists and is not the workspace's (no owner reference to it).
+    pub claim_taken: bool,
 }
 
 /// What matters of the PersistentVolume.
@@ -107,6 +109,8 @@ pub enum Action {
     Invalid(Vec<Violation>),
     /// The adopted file system cannot be used.
     AdoptionRefused(String),
+    /// The claim name is taken by a claim the workspace does not own.
+    ClaimConflict(String),
     /// Look up the VPC of the class's subnet.
     LookUpVpc { subnet_id: String },
     /// Create the workspace's security group.
@@ -312,6 +316,10 @@ pub fn next_action(i: &Inputs) -> Action {
     violations.extend(ws.validate_against_class(class, i.namespace_labels));
     if !violations.is_empty() {
         return Action::Invalid(violations);
+    }
+    // Before any AWS change: a workspace that cannot get its claim gets nothing.
+    if i.kube.claim_taken {
+        return Action::ClaimConflict(claim_name(ws));
     }
     let uid = ws.metadata.uid.as_deref().unwrap_or_default();
 
@@ -577,6 +585,9 @@ pub fn describe(action: &Action) -> String {
         Action::ClassMissing(name) => format!("class {name} not found"),
         Action::Invalid(v) => format!("invalid spec: {}", summarize(v)),
         Action::AdoptionRefused(m) => format!("adoption refused: {m}"),
+        Action::ClaimConflict(name) => format!(
+            "claim {name} already exists and is not this workspace's: the operator will not take it over; delete that claim, or create the workspace again with another spec.claimName"
+        ),
         Action::LookUpVpc { subnet_id } => format!("looking up the VPC of {subnet_id}"),
         Action::CreateSecurityGroup { vpc_id } => {
             format!("creating the security group in {vpc_id}")

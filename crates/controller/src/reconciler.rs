@@ -12,15 +12,13 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use lustre_api::constants::{
-    DEFAULT_CLASS_ANNOTATION, FIELD_MANAGER, FINALIZER, condition, tags as tag_keys,
-};
+use lustre_api::constants::{DEFAULT_CLASS_ANNOTATION, FIELD_MANAGER, FINALIZER, tags as tag_keys};
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass, LustreWorkspaceStatus, Phase};
 use lustre_cloud::{
     Cloud, CloudError, ErrorKind, FileSystemDeletion, Lifecycle, SecurityGroup,
@@ -122,11 +120,16 @@ pub struct Context {
     written: Mutex<HashMap<String, (Option<String>, LustreWorkspaceStatus)>>,
 }
 
-/// A workspace's security group and file system ids, as far as this process knows them.
+/// A workspace's security group and file system ids, as far as this process knows them:
+/// created by it, or described by it and carrying the workspace's UID tag. Unlike the ids in
+/// status (which anyone allowed to write `lustreworkspaces/status` can change), these are
+/// proof of ownership.
 #[derive(Debug, Default)]
 struct KnownIds {
     security_group: Option<String>,
     file_system: Option<String>,
+    /// The security group had every Lustre rule the class asks for when last seen.
+    rules_confirmed: bool,
 }
 
 impl Context {
@@ -228,14 +231,6 @@ async fn resolve_class(
     Ok((default, Some(String::new())))
 }
 
-fn trusted(ws: &LustreWorkspace, kind: &str) -> bool {
-    ws.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == kind && c.status == "True")
-    })
-}
-
 async fn observe(
     ctx: &Context,
     ws: &LustreWorkspace,
@@ -271,85 +266,121 @@ async fn observe(
             .cloned();
     }
     let uid = ws.uid().unwrap_or_default();
-    let mut status = ws.status.clone().unwrap_or_default();
-    if let Some(known) = ctx
+    let status = ws.status.clone().unwrap_or_default();
+    let (known_sg, known_fs, rules_confirmed) = ctx
         .known
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(&uid)
-    {
-        status.security_group_id = status
-            .security_group_id
-            .or_else(|| known.security_group.clone());
-        status.file_system_id = status.file_system_id.or_else(|| known.file_system.clone());
-    }
+        .map(|k| {
+            (
+                k.security_group.clone(),
+                k.file_system.clone(),
+                k.rules_confirmed,
+            )
+        })
+        .unwrap_or_default();
+    // The ids in status are hints, never proof: every group and file system is used only once
+    // it is known to this process or described with this workspace's UID tag.
+    let ours = |tags: &lustre_cloud::Tags| naming::owner_uid(tags) == Some(uid.as_str());
     let managed = ws.spec.file_system_id.is_none()
         && o.class
             .as_ref()
             .is_none_or(|c| c.spec.security_group.managed);
     if managed {
-        o.sg = match (&status.security_group_id, o.class.as_ref()) {
-            // Rules confirmed earlier: trust them (no call in steady state).
+        o.sg = match (
+            known_sg.clone().or(status.security_group_id.clone()),
+            o.class.as_ref(),
+        ) {
+            // Owned and with its rules, as this process saw it: no call in steady state.
             (Some(id), Some(class))
-                if trusted(ws, condition::SECURITY_GROUP_READY) && !deleting =>
+                if known_sg.as_ref() == Some(&id) && rules_confirmed && !deleting =>
             {
                 Some(SecurityGroup {
                     id: id.clone(),
                     name: naming::security_group_name(&uid),
                     vpc_id: String::new(),
                     tags: Default::default(),
-                    ingress: lustre_ingress(id, &plan::client_peers(class)),
+                    ingress: lustre_ingress(&id, &plan::client_peers(class)),
                 })
             }
             (Some(id), _) => cloud
-                .describe_security_groups(std::slice::from_ref(id))
+                .describe_security_groups(std::slice::from_ref(&id))
                 .await
                 .map_err(Error::Cloud)?
                 .into_iter()
-                .next(),
-            // The status write may have been lost after the group was made: find it by tag.
-            (None, _) => cloud
+                .find(|g| ours(&g.tags)),
+            (None, _) => None,
+        };
+        // Not recorded, recorded but lost (the status write after the create), or recorded
+        // as a group that is not this workspace's: find its own by tag.
+        if o.sg.is_none() {
+            o.sg = cloud
                 .find_security_groups_by_owner(&uid)
                 .await
                 .map_err(Error::Cloud)?
                 .into_iter()
-                .next(),
-        };
+                .next();
+        }
     }
-    // The file system: the adopted one, or the recorded one. One that was created but not
+    // The file system: the adopted one (the plan decides whether it may be adopted), or the
+    // recorded one if it carries this workspace's UID tag. One that was created but not
     // recorded is found again by its client token when the create is retried.
-    if let Some(id) = ws
-        .spec
-        .file_system_id
-        .clone()
-        .or(status.file_system_id.clone())
-    {
+    let adopted = ws.spec.file_system_id.clone();
+    let recorded = known_fs.or(status.file_system_id.clone());
+    if let Some(id) = adopted.clone().or(recorded.clone()) {
         let observation = match ctx.poller.cached(&id) {
-            Some(obs) => obs,
+            Some(obs) => Some(obs),
             None => {
                 let fs = cloud
                     .describe_file_systems(std::slice::from_ref(&id))
                     .await
                     .map_err(Error::Cloud)?
                     .into_iter()
-                    .next();
-                let dras = match &fs {
-                    Some(_) => cloud
-                        .describe_data_repository_associations(std::slice::from_ref(&id))
-                        .await
-                        .map_err(Error::Cloud)?,
-                    None => vec![],
-                };
-                let obs = Observation {
-                    file_system: fs,
-                    associations: dras,
-                };
-                ctx.poller.store(&id, obs.clone());
-                obs
+                    .next()
+                    .filter(|fs| adopted.is_some() || ours(&fs.tags));
+                match fs {
+                    Some(fs) => {
+                        let dras = cloud
+                            .describe_data_repository_associations(std::slice::from_ref(&id))
+                            .await
+                            .map_err(Error::Cloud)?;
+                        let obs = Observation {
+                            file_system: Some(fs),
+                            associations: dras,
+                        };
+                        ctx.poller.store(&id, obs.clone());
+                        Some(obs)
+                    }
+                    None => None,
+                }
             }
-        };
-        o.fs = observation.file_system;
-        o.dras = observation.associations;
+        }
+        // The poller may hold another workspace's file system under this id.
+        .filter(|obs| {
+            adopted.is_some() || obs.file_system.as_ref().is_some_and(|fs| ours(&fs.tags))
+        });
+        if let Some(observation) = observation {
+            o.fs = observation.file_system;
+            o.dras = observation.associations;
+        }
+    }
+    if o.fs.is_none() && adopted.is_none() && recorded.is_some() {
+        // Recorded but gone, or not this workspace's (status changed outside the operator):
+        // its own, if it has one, carries its UID tag.
+        if let Some(fs) = cloud
+            .find_file_systems_by_owner(&uid)
+            .await
+            .map_err(Error::Cloud)?
+            .into_iter()
+            .next()
+        {
+            o.dras = cloud
+                .describe_data_repository_associations(std::slice::from_ref(&fs.id))
+                .await
+                .map_err(Error::Cloud)?;
+            o.fs = Some(fs);
+        }
     }
     // Kubernetes objects, read together.
     let storage_class = o
@@ -389,6 +420,10 @@ async fn observe(
             file_system_id: spec.csi.map(|c| c.volume_handle).unwrap_or_default(),
         }
     });
+    // A claim of that name that is not the workspace's is never taken over.
+    o.kube.claim_taken = pvc
+        .as_ref()
+        .is_some_and(|c| !c.owner_references().iter().any(|r| r.uid == uid));
     o.kube.claim = pvc
         .filter(|c| c.owner_references().iter().any(|r| r.uid == uid))
         .map(|c| ClaimView {
@@ -490,6 +525,11 @@ fn remember(ctx: &Context, ws: &LustreWorkspace, o: &Observed) {
     let entry = known.entry(ws.uid().unwrap_or_default()).or_default();
     if let Some(sg) = &o.sg {
         entry.security_group = Some(sg.id.clone());
+        entry.rules_confirmed = o.class.as_ref().is_some_and(|class| {
+            lustre_ingress(&sg.id, &plan::client_peers(class))
+                .iter()
+                .all(|r| sg.ingress.contains(r))
+        });
     }
     if let Some(fs) = &o.fs {
         entry.file_system = Some(fs.id.clone());
@@ -654,12 +694,25 @@ async fn act(
                 o.class.as_ref().expect("decided with a class"),
                 fs.storage_capacity_gib.into(),
             );
-            let applied = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns)
-                .patch(&pvc.name_any(), &pp, &Patch::Apply(&pvc))
-                .await
-                .map_err(Error::Kube)?;
-            o.kube.claim = Some(ClaimView {
-                bound: applied.status.and_then(|s| s.phase).as_deref() == Some("Bound"),
+            // Created, never applied with force: a claim someone else made in the meantime
+            // stays theirs (the next look sees it as taken).
+            let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns);
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..PostParams::default()
+            };
+            let claim = match claims.create(&params, &pvc).await {
+                Ok(c) => c,
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    claims.get(&pvc.name_any()).await.map_err(Error::Kube)?
+                }
+                Err(e) => return Err(Error::Kube(e)),
+            };
+            let uid = ws.uid().unwrap_or_default();
+            let owned = claim.owner_references().iter().any(|r| r.uid == uid);
+            o.kube.claim_taken = !owned;
+            o.kube.claim = owned.then(|| ClaimView {
+                bound: claim.status.and_then(|s| s.phase).as_deref() == Some("Bound"),
                 deleting: false,
             });
         }
@@ -751,6 +804,7 @@ fn is_change(action: &Action) -> bool {
             | Action::ClassMissing(_)
             | Action::Invalid(_)
             | Action::AdoptionRefused(_)
+            | Action::ClaimConflict(_)
             | Action::FileSystemFailed(_)
             | Action::AssociationFailed { .. }
     )
@@ -984,6 +1038,7 @@ async fn apply(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<Requeue, Error
     | Action::FileSystemFailed(_)
     | Action::AssociationFailed { .. }
     | Action::AdoptionRefused(_)
+    | Action::ClaimConflict(_)
     | Action::ClassMissing(_) = &action
     {
         let was = ws

@@ -173,6 +173,12 @@ fn repositories_condition(i: &Inputs) -> Cond {
 
 fn volume_condition(i: &Inputs) -> Cond {
     let claim = claim_name(i.workspace);
+    if i.kube.claim_taken {
+        return no(
+            reason::CLAIM_CONFLICT,
+            format!("claim {claim} exists and is not this workspace's"),
+        );
+    }
     match &i.kube.claim {
         Some(c) if c.bound => yes(reason::READY, format!("claim {claim} is bound")),
         Some(_) => no(
@@ -258,6 +264,10 @@ pub fn conditions(
             ),
             Action::Invalid(v) => (no(reason::INVALID_SPEC, summarize(v)), Phase::Failed),
             Action::AdoptionRefused(m) => (no(reason::ADOPTION_REFUSED, m.clone()), Phase::Failed),
+            Action::ClaimConflict(_) => (
+                no(reason::CLAIM_CONFLICT, crate::plan::describe(action)),
+                Phase::Failed,
+            ),
             Action::FileSystemFailed(m) => {
                 (no(reason::FILE_SYSTEM_FAILED, m.clone()), Phase::Failed)
             }

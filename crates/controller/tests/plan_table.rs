@@ -140,6 +140,7 @@ fn bound() -> KubeView {
             bound: true,
             deleting: false,
         }),
+        claim_taken: false,
     }
 }
 
@@ -468,6 +469,19 @@ fn the_lifecycle_table() {
             ws: workspace(&TWO_REPOS.replace("s3://ml-results/", "s3://ml-results/v2/")),
             ..row("repository changed: unlink before relinking", |a| {
                 *a == Action::DeleteAssociations(vec!["dra-2".into()])
+            })
+        },
+        // A claim of that name that is not the workspace's: no AWS change, no takeover.
+        Row {
+            sg: None,
+            fs: None,
+            dras: vec![],
+            kube: KubeView {
+                claim_taken: true,
+                ..KubeView::default()
+            },
+            ..row("claim name taken by another claim: nothing created", |a| {
+                *a == Action::ClaimConflict("train".into())
             })
         },
         // Adopt.
