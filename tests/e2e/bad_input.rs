@@ -242,7 +242,7 @@ async fn bad_input_is_refused_with_a_clear_message_and_costs_no_aws_call() {
     .await;
     let message = refused(&e, "ml", "adopt-theirs", "AdoptionRefused").await;
     assert!(
-        message.contains("belongs to another workspace"),
+        message.contains("cannot be adopted by this workspace"),
         "{message}"
     );
     let reads = total(&e) - before_reads;

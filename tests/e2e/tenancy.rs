@@ -2,6 +2,9 @@
 //! must never act on another namespace's AWS resources or Kubernetes objects, whatever a
 //! tenant writes into its own workspace's status or claims.
 //!
+//! The legitimate stories pass beside them: adopting a file system the class's policy admits,
+//! and re-adopting a kept one from the namespace it was kept from.
+//!
 //! Tenant B has, for this suite, the widest rights a tenant could be given by mistake: it may
 //! write its workspaces' status (the tenant roles the chart will ship leave `/status` out; the
 //! operator must be safe without relying on that). Every attack runs with the operator
@@ -72,6 +75,93 @@ fn own_file_system(state: &Value, uid: &str) -> Option<Value> {
         .flatten()
         .find(|f| f["tags"]["workspaces.lustre.dev/uid"] == uid)
         .cloned()
+}
+
+/// The Ready condition's message of a workspace, once its reason is `reason`.
+async fn wait_reason(c: &RealCluster, ns: &str, name: &str, reason: &str) -> String {
+    c.until(
+        &format!("{ns}/{name}: {reason}"),
+        Duration::from_secs(60),
+        || async {
+            let ws = c.json(&["get", "lws", name, "-n", ns]).await;
+            let ready = ws["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "Ready")
+                .cloned()
+                .unwrap_or_default();
+            if ready["reason"] == reason {
+                Ok(ready["message"].as_str().unwrap_or_default().to_string())
+            } else {
+                Err(ready.to_string())
+            }
+        },
+    )
+    .await
+}
+
+/// A file system made straight in the simulated AWS (by Terraform, the console, another
+/// tool), not by the operator.
+async fn made_by_hand(aws_url: &str, token: &str, subnet: &str, tags: &[(&str, &str)]) -> String {
+    use lustre_cloud::Cloud;
+    let cloud = lustre_cloud::aws::AwsCloud::new(
+        &lustre_cloud::aws::AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(aws_url.to_string()),
+            static_credentials: Some(("AKIDSANDBOX".into(), "sandbox".into())),
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    cloud
+        .create_file_system(&lustre_cloud::FileSystemRequest {
+            client_token: token.into(),
+            deployment_type: lustre_cloud::DeploymentType::Scratch2,
+            storage_capacity_gib: 1200,
+            per_unit_storage_throughput: None,
+            subnet_id: subnet.into(),
+            security_group_ids: vec![],
+            kms_key_id: None,
+            lz4_compression: false,
+            automatic_backup_retention_days: None,
+            weekly_maintenance_start_time: None,
+            file_system_type_version: "2.15".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+        .await
+        .expect("a file system made by hand")
+        .id
+}
+
+/// A class whose workspaces may adopt file systems tagged `lustre-adoptable: "true"`.
+const ADOPTING_CLASS: &str = "apiVersion: workspaces.lustre.dev/v1alpha1
+kind: LustreWorkspaceClass
+metadata: {name: adopting}
+spec:
+  subnetId: subnet-0123456789abcdef0
+  securityGroup: {managed: true, clientCidrs: [10.0.0.0/16]}
+  allowedNamespaces: {matchLabels: {lustre: enabled}}
+  adoption:
+    fileSystemTags: {lustre-adoptable: \"true\"}
+";
+
+/// The id (or, with `path`, another field) of `ns/name` by jsonpath.
+async fn field(c: &RealCluster, ns: &str, name: &str, path: &str) -> String {
+    c.ok(&[
+        "get",
+        "lws",
+        name,
+        "-n",
+        ns,
+        "-o",
+        &format!("jsonpath={path}"),
+    ])
+    .await
 }
 
 async fn forge_status(c: &RealCluster, name: &str, fs: &str, sg: &str) {
@@ -174,6 +264,59 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
             "jsonpath={.metadata.uid}",
         ])
         .await;
+    // Tenant A keeps a file system it no longer mounts (deletionPolicy: Retain).
+    c.ok_with_input(
+        &["apply", "-f", "-"],
+        &workspace(
+            A,
+            "kept",
+            "storageCapacityGiB: 1200\ndeletionPolicy: Retain",
+        ),
+    )
+    .await;
+    wait(
+        &c,
+        &[
+            "--for=condition=Ready",
+            "lws/kept",
+            "-n",
+            A,
+            "--timeout=120s",
+        ],
+        &operator,
+    )
+    .await;
+    let a_kept = field(&c, A, "kept", "{.status.fileSystemId}").await;
+    c.ok(&[
+        "delete",
+        "lws",
+        "kept",
+        "-n",
+        A,
+        "--wait=true",
+        "--timeout=60s",
+    ])
+    .await;
+    // File systems made outside the operator: one the adoption policy admits, one without its
+    // tag, one with it but in another VPC.
+    aws.sim
+        .add_subnet("subnet-0aaaaaaaaaaaaaaaa", "vpc-0bbbbbbbbbbbbbbbb");
+    let adoptable = made_by_hand(
+        &aws.url,
+        "adoptable",
+        "subnet-0123456789abcdef0",
+        &[("lustre-adoptable", "true")],
+    )
+    .await;
+    let untagged = made_by_hand(&aws.url, "untagged", "subnet-0123456789abcdef0", &[]).await;
+    let elsewhere = made_by_hand(
+        &aws.url,
+        "elsewhere",
+        "subnet-0aaaaaaaaaaaaaaaa",
+        &[("lustre-adoptable", "true")],
+    )
+    .await;
+    c.ok_with_input(&["apply", "-f", "-"], ADOPTING_CLASS).await;
     let aws_before = tenant_a_aws(&aws.sim.snapshot());
     assert!(aws_before.len() >= 3, "A's resources: {aws_before:#?}");
     let objects_before = tenant_a_objects(&c).await;
@@ -342,12 +485,116 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         refused += 1;
     }
 
+    // 4-8. Adoption: A's file system through a class that adopts nothing and through one
+    //      that does, A's kept one, one without the policy's tag, one in another VPC. One
+    //      answer for all (it must not tell "exists" from "not yours").
+    let adopter_mark = |state: &Value, id: &str| {
+        state["fileSystems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["id"] == id)
+            .map(|f| f["tags"]["workspaces.lustre.dev/adopted-by"].clone())
+    };
+    let mut answers = std::collections::BTreeSet::new();
+    for (name, class, id) in [
+        ("take-a", "standard", a_fs.as_str()),
+        ("take-a-policy", "adopting", a_fs.as_str()),
+        ("take-kept", "adopting", a_kept.as_str()),
+        ("take-untagged", "adopting", untagged.as_str()),
+        ("take-elsewhere", "adopting", elsewhere.as_str()),
+    ] {
+        attacks += 1;
+        c.ok_with_input(
+            &["apply", "-f", "-"],
+            &workspace(
+                B,
+                name,
+                &format!("className: {class}\nstorageCapacityGiB: 1200\nfileSystemId: {id}"),
+            ),
+        )
+        .await;
+        let message = wait_reason(&c, B, name, "AdoptionRefused").await;
+        answers.insert(message.replace(id, "<id>"));
+        c.ok(&[
+            "delete",
+            "lws",
+            name,
+            "-n",
+            B,
+            "--wait=true",
+            "--timeout=60s",
+        ])
+        .await;
+        if adopter_mark(&aws.sim.snapshot(), id) == Some(Value::Null) {
+            refused += 1;
+        }
+    }
+    assert_eq!(answers.len(), 1, "refusals differ: {answers:#?}");
+
+    // The legitimate adoption: B adopts the file system the policy admits...
+    let adopt = |ns: &str, name: &str, id: &str| {
+        workspace(
+            ns,
+            name,
+            &format!("className: adopting\nstorageCapacityGiB: 1200\nfileSystemId: {id}"),
+        )
+    };
+    c.ok_with_input(&["apply", "-f", "-"], &adopt(B, "adopter", &adoptable))
+        .await;
+    wait(
+        &c,
+        &[
+            "--for=condition=Ready",
+            "lws/adopter",
+            "-n",
+            B,
+            "--timeout=120s",
+        ],
+        &operator,
+    )
+    .await;
+    let adopter_uid = field(&c, B, "adopter", "{.metadata.uid}").await;
+    // 9. ...and A cannot take it from B.
+    attacks += 1;
+    c.ok_with_input(&["apply", "-f", "-"], &adopt(A, "second", &adoptable))
+        .await;
+    wait_reason(&c, A, "second", "AdoptionRefused").await;
+    c.ok(&[
+        "delete",
+        "lws",
+        "second",
+        "-n",
+        A,
+        "--wait=true",
+        "--timeout=60s",
+    ])
+    .await;
+    if adopter_mark(&aws.sim.snapshot(), &adoptable) == Some(Value::from(adopter_uid.as_str())) {
+        refused += 1;
+    }
+
     let aws_changed = changed(&aws_before, &tenant_a_aws(&aws.sim.snapshot()));
     let objects_after = tenant_a_objects(&c).await;
     let objects_changed = ["workspace", "claim", "volume"]
         .iter()
         .filter(|k| objects_before[**k] != objects_after[**k])
         .count();
+    // The legitimate re-adoption: A takes back the file system it kept, from its namespace.
+    c.ok_with_input(&["apply", "-f", "-"], &adopt(A, "kept-again", &a_kept))
+        .await;
+    wait(
+        &c,
+        &[
+            "--for=condition=Ready",
+            "lws/kept-again",
+            "-n",
+            A,
+            "--timeout=120s",
+        ],
+        &operator,
+    )
+    .await;
     operator.stop().await;
     println!(
         "tenancy: {attacks} attacks, {refused} refused, {aws_changed} foreign AWS resources changed, {objects_changed} foreign objects changed"

@@ -121,6 +121,29 @@ pub struct LustreWorkspaceClassSpec {
     /// Values used when a workspace leaves a field out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<ClassDefaults>,
+
+    /// Whether workspaces of this class may adopt an existing file system
+    /// (`spec.fileSystemId`), and which. Leave it out to refuse every adoption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<AdoptionPolicy>,
+}
+
+/// Which existing file systems the workspaces of a class may adopt. A file system is adopted
+/// only if it is a SCRATCH_2 or PERSISTENT_2 Lustre file system in the VPC of the class's
+/// subnet, carries every tag below, and no other workspace adopts or owns it; a file system
+/// the operator kept (`deletionPolicy: Retain`) may be adopted again only from the namespace
+/// of the workspace that made it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdoptionPolicy {
+    /// Tags a file system must carry, every one with this value, to be adopted (for example
+    /// `lustre-adoptable: "true"`, set by whoever made the file system). At least one.
+    #[x_kube(validation = Rule::new(rules::ADOPTION_TAGS).message(rules::ADOPTION_TAGS_MSG))]
+    #[schemars(extend(
+        "maxProperties" = crate::constants::tags::MAX_ADOPTION_TAGS,
+        "additionalProperties" = {"type": "string", "maxLength": crate::constants::tags::MAX_VALUE_LENGTH},
+    ))]
+    pub file_system_tags: BTreeMap<String, String>,
 }
 
 /// The security groups attached to the file systems of a class.

@@ -49,6 +49,9 @@ pub mod tags {
     pub const CLASS: &str = "workspaces.lustre.dev/class";
     /// Set to `"true"` when the workspace was deleted with `deletionPolicy: Retain`.
     pub const RETAINED: &str = "workspaces.lustre.dev/retained";
+    /// On an adopted file system: the UID of the workspace that adopts it (one at a time),
+    /// removed when that workspace is deleted.
+    pub const ADOPTED_BY: &str = "workspaces.lustre.dev/adopted-by";
     /// The AWS console's display name.
     pub const AWS_NAME: &str = "Name";
     /// AWS reserves tag keys with this prefix.
@@ -61,6 +64,8 @@ pub mod tags {
     pub const MAX_CLASS_TAGS: usize = 24;
     /// Most tags a workspace may add.
     pub const MAX_WORKSPACE_TAGS: usize = 20;
+    /// Most tags an adoption policy may require.
+    pub const MAX_ADOPTION_TAGS: usize = 10;
     /// Longest tag key AWS accepts.
     pub const MAX_KEY_LENGTH: usize = 128;
     /// Longest tag value AWS accepts (also the schema's `maxLength` of a value, which keeps

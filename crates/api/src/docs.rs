@@ -97,8 +97,8 @@ pub const GUIDE: [(&str, &str, &str, &str); 20] = [
     (
         reason::ADOPTION_REFUSED,
         "problem",
-        "`spec.fileSystemId` names a file system that does not exist in the class's region, or that another workspace owns (its operator tags name another workspace UID).",
-        "Check the id and the class's region. A file system may belong to one workspace only; adopt a file system no workspace manages.",
+        "`spec.fileSystemId` names a file system this workspace may not adopt. The operator gives one answer for every case, so that it tells nothing about file systems you cannot see: the class has no `adoption` policy; the file system does not exist in the class's region, or is in another VPC than the class's subnet; it is not a SCRATCH_2 / PERSISTENT_2 Lustre file system; it lacks a tag the policy requires; another workspace owns it or adopts it; or the operator kept it (`Retain`) from a workspace of another namespace.",
+        "Ask the platform team which class admits adoption (`kubectl get lwc -o yaml`: `spec.adoption.fileSystemTags`) and have the file system's owner tag it so; a kept file system can be adopted again from the namespace it was kept from. Delete this workspace and create it again with the right `className` (it is immutable).",
     ),
     (
         reason::CLAIM_CONFLICT,

@@ -15,7 +15,8 @@ pub mod validation;
 pub mod workspace;
 
 pub use class::{
-    ClassDefaults, LustreWorkspaceClass, LustreWorkspaceClassSpec, SecurityGroupPolicy,
+    AdoptionPolicy, ClassDefaults, LustreWorkspaceClass, LustreWorkspaceClassSpec,
+    SecurityGroupPolicy,
 };
 pub use validation::Violation;
 pub use workspace::{

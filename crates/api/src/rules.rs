@@ -178,6 +178,11 @@ pub const TAG_SIZES: &str = "self.all(k, size(k) >= 1 && size(k) <= 128 && size(
 /// Message of [`TAG_SIZES`].
 pub const TAG_SIZES_MSG: &str = "tag keys must be 1-128 characters and values at most 256";
 
+/// Class `spec.adoption.fileSystemTags`: adoption needs a selector.
+pub const ADOPTION_TAGS: &str = "size(self) > 0";
+/// Message of [`ADOPTION_TAGS`].
+pub const ADOPTION_TAGS_MSG: &str = "adoption.fileSystemTags must name at least one tag: a policy that admits every file system in the VPC is not a policy";
+
 /// Class `spec.allowedDataRepositories`: every entry an S3 prefix.
 pub const S3_PREFIXES: &str = concat!("self.all(p, p.matches('", s3_prefix_re!(), "'))");
 /// Message of [`S3_PREFIXES`].

@@ -455,6 +455,22 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
     {
         c.push("spec.allowedDataRepositories", rules::S3_PREFIX_MSG);
     }
+    if let Some(adoption) = &spec.adoption {
+        let field = "spec.adoption.fileSystemTags";
+        let tags = &adoption.file_system_tags;
+        if tags.is_empty() {
+            c.push(field, rules::ADOPTION_TAGS_MSG);
+        }
+        c.max_items(field, tags.len(), tag_keys::MAX_ADOPTION_TAGS);
+        for (k, v) in tags {
+            if v.chars().count() > tag_keys::MAX_VALUE_LENGTH {
+                c.push(
+                    format!("{field}.{k}"),
+                    messages::too_long(tag_keys::MAX_VALUE_LENGTH),
+                );
+            }
+        }
+    }
     if let Some(max) = spec.max_storage_capacity_gib {
         c.range(
             "spec.maxStorageCapacityGiB",

@@ -143,9 +143,10 @@ pub struct LustreWorkspaceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_backup_on_delete: Option<bool>,
 
-    /// Adopt an existing FSx for Lustre file system (fs-...) instead of creating one. The
-    /// operator links data repositories and creates the volume and claim, and never deletes
-    /// an adopted file system. Immutable.
+    /// Adopt an existing FSx for Lustre file system (fs-...) instead of creating one, if the
+    /// class's `adoption` policy admits it. The operator marks it as adopted by this workspace,
+    /// links data repositories and creates the volume and claim, and never deletes an adopted
+    /// file system. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = patterns::FILE_SYSTEM_ID))]
     pub file_system_id: Option<String>,

@@ -61,6 +61,9 @@ pub trait Cloud: Send + Sync + Debug {
     /// Adds or overwrites tags on an FSx resource.
     async fn tag_resource(&self, arn: &str, tags: &Tags) -> CloudResult<()>;
 
+    /// Removes tags (by key) from an FSx resource; keys it does not carry are ignored.
+    async fn untag_resource(&self, arn: &str, keys: &[String]) -> CloudResult<()>;
+
     /// Links an S3 prefix into a file system.
     async fn create_data_repository_association(
         &self,

@@ -90,12 +90,19 @@ fn the_policy_allows_exactly_the_adapters_calls_scoped_by_the_operators_tag() {
         }
         let condition = s["Condition"].to_string();
         let scoped_by_tag = condition.contains(&tag) && condition.contains("\"true\"");
+        // Tagging that can write no key but the adopter's mark (adoption of a file system the
+        // operator did not make): it cannot mark anything managed.
+        let only_adopter_mark = s["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]
+            == serde_json::json!([lustre_api::constants::tags::ADOPTED_BY])
+            && writes
+                .iter()
+                .all(|w| w == "fsx:TagResource" || w == "fsx:UntagResource");
         let tag_on_create = condition.contains("ec2:CreateAction");
         let vpc_side = s["Resource"]
             .as_str()
             .is_some_and(|r| r.ends_with(":vpc/*"));
         assert!(
-            scoped_by_tag || tag_on_create || vpc_side,
+            scoped_by_tag || tag_on_create || vpc_side || only_adopter_mark,
             "statement {} allows {writes:?} without the operator's tag",
             s["Sid"]
         );

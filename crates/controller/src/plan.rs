@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use lustre_api::constants::tags as tag_keys;
 use lustre_api::validation::{effective_deployment_type, summarize};
 use lustre_api::{
     DeletionPolicy, DeploymentType, LustreWorkspace, LustreWorkspaceClass, Violation,
@@ -111,6 +112,8 @@ pub enum Action {
     AdoptionRefused(String),
     /// The claim name is taken by a claim the workspace does not own.
     ClaimConflict(String),
+    /// Mark the file system as adopted by this workspace (one adopter at a time).
+    TagAdopted { arn: String },
     /// Look up the VPC of the class's subnet.
     LookUpVpc { subnet_id: String },
     /// Create the workspace's security group.
@@ -152,6 +155,8 @@ pub enum Action {
     DeleteVolume,
     /// Tag the kept file system as retained.
     TagRetained { arn: String },
+    /// Take this workspace's adopter mark off the file system it adopted.
+    UntagAdopted { arn: String },
     /// Delete the file system (with a final backup when asked).
     DeleteFileSystem { id: String, final_backup: bool },
     /// Delete the security group (DependencyViolation until the ENIs are gone).
@@ -192,6 +197,47 @@ pub fn client_peers(class: &LustreWorkspaceClass) -> Vec<Peer> {
         .map(|g| Peer::Group(g.clone()))
         .chain(sg.client_cidrs.iter().map(|c| Peer::Cidr(c.clone())))
         .collect()
+}
+
+/// Whether the workspace may adopt `fs` under its class's adoption policy: a SCRATCH_2 or
+/// PERSISTENT_2 file system in the VPC of the class's subnet that no other workspace adopts;
+/// made by the operator only if it was kept (`Retain`) from a workspace of the same namespace,
+/// otherwise carrying every tag the policy names.
+pub fn may_adopt(
+    ws: &LustreWorkspace,
+    class: &LustreWorkspaceClass,
+    vpc_id: &str,
+    fs: Option<&FileSystem>,
+) -> bool {
+    let (Some(policy), Some(fs)) = (&class.spec.adoption, fs) else {
+        return false;
+    };
+    let uid = ws.metadata.uid.as_deref().unwrap_or_default();
+    let ns = ws.metadata.namespace.as_deref().unwrap_or_default();
+    let tag = |k: &str| fs.tags.get(k).map(String::as_str);
+    if fs.vpc_id.as_deref() != Some(vpc_id)
+        || fs.deployment_type == lustre_cloud::DeploymentType::Other
+        || tag(tag_keys::ADOPTED_BY).is_some_and(|a| a != uid)
+    {
+        return false;
+    }
+    match naming::owner_uid(&fs.tags) {
+        Some(owner) if owner == uid => true,
+        Some(_) => tag(tag_keys::RETAINED) == Some("true") && tag(tag_keys::NAMESPACE) == Some(ns),
+        None => policy
+            .file_system_tags
+            .iter()
+            .all(|(k, v)| tag(k) == Some(v.as_str())),
+    }
+}
+
+/// The one refusal for every adoption that may not happen: whether the file system is
+/// missing, elsewhere, someone else's or outside the policy is not told apart, so the answer
+/// reveals nothing about file systems a tenant cannot see.
+pub fn adoption_refused(id: &str) -> String {
+    format!(
+        "file system {id} cannot be adopted by this workspace: it is not in the class's region and VPC, or the class's adoption policy does not admit it (no policy, tags that do not match, not a SCRATCH_2 / PERSISTENT_2 Lustre file system, or another workspace owns or adopts it)"
+    )
 }
 
 /// The deletion policy in effect.
@@ -324,6 +370,27 @@ pub fn next_action(i: &Inputs) -> Action {
     let uid = ws.metadata.uid.as_deref().unwrap_or_default();
 
     let adopted = ws.spec.file_system_id.is_some();
+    if let Some(id) = &ws.spec.file_system_id {
+        // No AWS call for a class that adopts nothing.
+        if class.spec.adoption.is_none() {
+            return Action::AdoptionRefused(adoption_refused(id));
+        }
+        let Some(vpc) = i.aws.vpc_id else {
+            return Action::LookUpVpc {
+                subnet_id: class.spec.subnet_id.clone(),
+            };
+        };
+        if !may_adopt(ws, class, vpc, i.aws.file_system) {
+            return Action::AdoptionRefused(adoption_refused(id));
+        }
+        if let Some(fs) = i.aws.file_system
+            && fs.tags.get(tag_keys::ADOPTED_BY).map(String::as_str) != Some(uid)
+        {
+            return Action::TagAdopted {
+                arn: fs.arn.clone(),
+            };
+        }
+    }
     let mut security_group_id = None;
     if !adopted && class.spec.security_group.managed {
         match i.aws.security_group {
@@ -354,11 +421,7 @@ pub fn next_action(i: &Inputs) -> Action {
     }
 
     let fs = match (i.aws.file_system, &ws.spec.file_system_id) {
-        (None, Some(id)) => {
-            return Action::AdoptionRefused(format!(
-                "file system {id} was not found in the class's region"
-            ));
-        }
+        (None, Some(id)) => return Action::AdoptionRefused(adoption_refused(id)),
         (None, None) => {
             // A file system this workspace recorded and AWS no longer knows was deleted behind
             // the operator's back. Creating a new one would hand pods an empty file system
@@ -374,16 +437,7 @@ pub fn next_action(i: &Inputs) -> Action {
                 security_group_id,
             )));
         }
-        (Some(fs), Some(_)) => {
-            if let Some(other) = naming::owner_uid(&fs.tags).filter(|o| *o != uid) {
-                return Action::AdoptionRefused(format!(
-                    "file system {} belongs to another workspace (uid {other}); a workspace may only adopt a file system no workspace owns",
-                    fs.id
-                ));
-            }
-            fs
-        }
-        (Some(fs), None) => fs,
+        (Some(fs), _) => fs,
     };
 
     match &fs.lifecycle {
@@ -558,6 +612,14 @@ pub fn next_cleanup_action(i: &Inputs) -> Action {
     if !ours.is_empty() {
         return Action::Wait(Wait::Associations);
     }
+    if adopted
+        && let Some(fs) = i.aws.file_system
+        && fs.tags.get(tag_keys::ADOPTED_BY).map(String::as_str) == Some(uid)
+    {
+        return Action::UntagAdopted {
+            arn: fs.arn.clone(),
+        };
+    }
     if !adopted && let Some(fs) = i.aws.file_system {
         return match fs.lifecycle {
             Lifecycle::Creating => Action::Wait(Wait::FileSystemCreating),
@@ -619,6 +681,10 @@ pub fn describe(action: &Action) -> String {
         Action::DeleteClaim => "deleting the claim".into(),
         Action::DeleteVolume => "deleting the PersistentVolume".into(),
         Action::TagRetained { arn } => format!("tagging {arn} as retained"),
+        Action::TagAdopted { arn } => format!("marking {arn} as adopted by this workspace"),
+        Action::UntagAdopted { arn } => {
+            format!("taking this workspace's adopter mark off {arn}")
+        }
         Action::DeleteFileSystem { id, final_backup } => format!(
             "deleting {id}{}",
             if *final_backup {

@@ -311,6 +311,9 @@ mod tests {
         async fn tag_resource(&self, _: &str, _: &Tags) -> CloudResult<()> {
             unreachable!("the poller only describes")
         }
+        async fn untag_resource(&self, _: &str, _: &[String]) -> CloudResult<()> {
+            unreachable!("the poller only describes")
+        }
         async fn create_data_repository_association(
             &self,
             _: &DataRepositoryRequest,

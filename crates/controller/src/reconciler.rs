@@ -326,8 +326,19 @@ async fn observe(
     // The file system: the adopted one (the plan decides whether it may be adopted), or the
     // recorded one if it carries this workspace's UID tag. One that was created but not
     // recorded is found again by its client token when the create is retried.
-    let adopted = ws.spec.file_system_id.clone();
-    let recorded = known_fs.or(status.file_system_id.clone());
+    // A class that adopts nothing costs no look at the file system a workspace names (while
+    // deleting, the look still happens: an earlier policy may have let it link and mark it).
+    let adopted = ws
+        .spec
+        .file_system_id
+        .clone()
+        .filter(|_| deleting || o.class.as_ref().is_some_and(|c| c.spec.adoption.is_some()));
+    // An adopting workspace's file system is the one its spec names, whatever status says.
+    let recorded = if ws.spec.file_system_id.is_some() {
+        None
+    } else {
+        known_fs.or(status.file_system_id.clone())
+    };
     if let Some(id) = adopted.clone().or(recorded.clone()) {
         let observation = match ctx.poller.cached(&id) {
             Some(obs) => Some(obs),
@@ -365,7 +376,7 @@ async fn observe(
             o.dras = observation.associations;
         }
     }
-    if o.fs.is_none() && adopted.is_none() && recorded.is_some() {
+    if o.fs.is_none() && recorded.is_some() {
         // Recorded but gone, or not this workspace's (status changed outside the operator):
         // its own, if it has one, carries its UID tag.
         if let Some(fs) = cloud
@@ -446,6 +457,8 @@ fn event_reason(action: &Action) -> &'static str {
         Action::DeleteFileSystem { .. } => "DeletingFileSystem",
         Action::DeleteSecurityGroup { .. } => "DeletingSecurityGroup",
         Action::TagRetained { .. } => "Retained",
+        Action::TagAdopted { .. } => "AdoptingFileSystem",
+        Action::UntagAdopted { .. } => "ReleasingFileSystem",
         _ => "Reconciled",
     }
 }
@@ -490,6 +503,8 @@ fn step_name(action: &Action) -> &'static str {
         Action::DeleteFileSystem { .. } => "DeleteFileSystem",
         Action::DeleteSecurityGroup { .. } => "DeleteSecurityGroup",
         Action::TagRetained { .. } => "TagRetained",
+        Action::TagAdopted { .. } => "TagAdopted",
+        Action::UntagAdopted { .. } => "UntagAdopted",
         _ => "other",
     }
 }
@@ -757,6 +772,36 @@ async fn act(
             );
             publish(ctx, ws, EventType::Normal, "Retained", ids).await;
         }
+        Action::TagAdopted { arn } => {
+            let mark = [(
+                tag_keys::ADOPTED_BY.to_string(),
+                ws.uid().unwrap_or_default(),
+            )]
+            .into();
+            cloud.tag_resource(arn, &mark).await.map_err(Error::Cloud)?;
+            // Read the mark back: of two workspaces marking at once, the one whose mark
+            // stayed adopts, the other is refused on this look.
+            let id = o.fs.as_ref().map(|f| f.id.clone()).unwrap_or_default();
+            o.fs = cloud
+                .describe_file_systems(std::slice::from_ref(&id))
+                .await
+                .map_err(Error::Cloud)?
+                .into_iter()
+                .next();
+            ctx.poller.forget(&id);
+        }
+        Action::UntagAdopted { arn } => {
+            cloud
+                .untag_resource(arn, &[tag_keys::ADOPTED_BY.to_string()])
+                .await
+                .map_err(Error::Cloud)?;
+            if let Some(fs) = &mut o.fs {
+                fs.tags.remove(tag_keys::ADOPTED_BY);
+            }
+            if let Some(fs) = &o.fs {
+                ctx.poller.forget(&fs.id);
+            }
+        }
         Action::DeleteFileSystem { id, final_backup } => {
             let deletion = FileSystemDeletion {
                 final_backup_tags: final_backup.then(|| {
@@ -839,6 +884,8 @@ fn continues(action: &Action) -> bool {
             | Action::DeleteClaim
             | Action::DeleteVolume
             | Action::TagRetained { .. }
+            | Action::TagAdopted { .. }
+            | Action::UntagAdopted { .. }
             | Action::DeleteSecurityGroup { .. }
     )
 }

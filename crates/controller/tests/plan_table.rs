@@ -10,6 +10,8 @@ use lustre_controller::plan::*;
 
 const UID: &str = "5b1d8e2a-7c3f-4a9e-b6d0-1f2e3a4b5c6d";
 
+use lustre_api::constants::tags as tag_keys;
+
 fn class(extra: &str) -> LustreWorkspaceClass {
     serde_yaml::from_str(&format!(
         r#"
@@ -144,6 +146,26 @@ fn bound() -> KubeView {
     }
 }
 
+/// A row of a workspace adopting `fs-0123456789abcdef0` in a class whose policy admits file
+/// systems tagged `lustre-adoptable: "true"`.
+fn adopt(name: &'static str, expect: fn(&Action) -> bool) -> Row {
+    Row {
+        ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
+        class: Some(class(
+            "  adoption: {fileSystemTags: {lustre-adoptable: \"true\"}}\n",
+        )),
+        sg: None,
+        dras: vec![],
+        ..row(name, expect)
+    }
+}
+
+fn with_tag(fs: &FileSystem, key: &str, value: &str) -> FileSystem {
+    let mut f = fs.clone();
+    f.tags.insert(key.into(), value.into());
+    f
+}
+
 /// One row: a description, the inputs, and a check of the action.
 struct Row {
     name: &'static str,
@@ -217,11 +239,17 @@ fn the_lifecycle_table() {
         );
         f
     };
-    let free_fs = {
-        let mut f = fs(Lifecycle::Available, 2400);
-        f.tags.clear();
-        f
+    let foreign_vpc1 = FileSystem {
+        vpc_id: Some("vpc-1".into()),
+        ..foreign_fs.clone()
     };
+    // Made outside the operator, tagged as the adoption policy asks.
+    let adoptable = FileSystem {
+        vpc_id: Some("vpc-1".into()),
+        tags: [("lustre-adoptable".to_string(), "true".to_string())].into(),
+        ..fs(Lifecycle::Available, 2400)
+    };
+    let refused = |a: &Action| matches!(a, Action::AdoptionRefused(m) if m.contains("cannot be adopted by this workspace"));
     let vanished = {
         let mut w = workspace(TWO_REPOS);
         w.status = Some(lustre_api::LustreWorkspaceStatus {
@@ -486,31 +514,79 @@ fn the_lifecycle_table() {
         },
         // Adopt.
         Row {
-            ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
+            class: Some(class("")),
+            fs: Some(adoptable.clone()),
+            ..adopt("adopt: the class has no adoption policy", refused)
+        },
+        Row {
             fs: None,
-            dras: vec![],
-            ..row(
-                "adopt: not found",
-                |a| matches!(a, Action::AdoptionRefused(m) if m.contains("not found")),
-            )
+            ..adopt("adopt: not found", refused)
         },
         Row {
-            ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
             fs: Some(foreign_fs),
-            dras: vec![],
-            ..row(
-                "adopt: owned by another workspace",
-                |a| matches!(a, Action::AdoptionRefused(m) if m.contains("another workspace")),
+            ..adopt("adopt: another workspace's", refused)
+        },
+        Row {
+            fs: Some(FileSystem {
+                vpc_id: Some("vpc-2".into()),
+                ..adoptable.clone()
+            }),
+            ..adopt("adopt: in another VPC", refused)
+        },
+        Row {
+            fs: Some(FileSystem {
+                tags: [("lustre-adoptable".to_string(), "false".to_string())].into(),
+                ..adoptable.clone()
+            }),
+            ..adopt("adopt: tags the policy does not name", refused)
+        },
+        Row {
+            fs: Some(with_tag(&adoptable, tag_keys::ADOPTED_BY, "someone-else")),
+            ..adopt("adopt: another workspace adopts it", refused)
+        },
+        Row {
+            fs: Some(FileSystem {
+                deployment_type: DeploymentType::Other,
+                ..adoptable.clone()
+            }),
+            ..adopt(
+                "adopt: not a SCRATCH_2 / PERSISTENT_2 Lustre file system",
+                refused,
             )
         },
         Row {
-            ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
-            sg: None,
+            fs: Some(with_tag(
+                &with_tag(&foreign_vpc1, tag_keys::RETAINED, "true"),
+                tag_keys::NAMESPACE,
+                "other-team",
+            )),
+            ..adopt("adopt: kept from another namespace", refused)
+        },
+        Row {
+            fs: Some(with_tag(&foreign_vpc1, tag_keys::RETAINED, "true")),
+            ..adopt("adopt: kept from its own namespace: marked", |a| {
+                matches!(a, Action::TagAdopted { .. })
+            })
+        },
+        Row {
+            fs: Some(adoptable.clone()),
+            ..adopt("adopt: admitted: marked first", |a| {
+                *a == Action::TagAdopted {
+                    arn: "arn:aws:fsx:us-east-1:1:file-system/fs-0123456789abcdef0".into(),
+                }
+            })
+        },
+        Row {
             vpc: None,
-            fs: Some(free_fs),
-            dras: vec![],
+            fs: Some(adoptable.clone()),
+            ..adopt("adopt: the class's VPC first", |a| {
+                matches!(a, Action::LookUpVpc { .. })
+            })
+        },
+        Row {
+            fs: Some(with_tag(&adoptable, tag_keys::ADOPTED_BY, UID)),
             kube: KubeView::default(),
-            ..row("adopt: no group, no create", |a| {
+            ..adopt("adopt: marked: no group, no create", |a| {
                 *a == Action::ApplyStorageClass
             })
         },
@@ -660,6 +736,17 @@ fn the_lifecycle_table() {
             kube: KubeView::default(),
             ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
             sg: None,
+            fs: Some(with_tag(&adoptable, tag_keys::ADOPTED_BY, UID)),
+            dras: vec![],
+            ..row("adopted: its adopter mark comes off", |a| {
+                matches!(a, Action::UntagAdopted { .. })
+            })
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
+            sg: None,
             dras: vec![],
             ..row("adopted: done without touching it", |a| {
                 *a == Action::Finished
@@ -667,12 +754,19 @@ fn the_lifecycle_table() {
         },
     ];
     let mut failures = Vec::new();
+    let mut refusals = std::collections::BTreeSet::new();
     for r in &rows {
         let action = run(r);
         if !(r.expect)(&action) {
             failures.push(format!("{}: got {action:?}", r.name));
         }
+        if let Action::AdoptionRefused(m) = &action {
+            refusals.insert(m.clone());
+        }
     }
+    // One answer for every refused adoption: it tells a tenant nothing about file systems it
+    // cannot see.
+    assert_eq!(refusals.len(), 1, "{refusals:#?}");
     assert!(
         failures.is_empty(),
         "{} of {} rows wrong:\n{}",

@@ -609,12 +609,23 @@ async fn a_failed_file_system_is_terminal_and_still_cleaned_up() {
 async fn adopting_keeps_the_file_system_and_refuses_another_workspaces() {
     use lustre_cloud::Cloud;
     let w = world().await;
-    apply_class(&w.client, json!({})).await;
+    apply_class(
+        &w.client,
+        json!({"adoption": {"fileSystemTags": {"lustre-adoptable": "true"}}}),
+    )
+    .await;
+    let adoptable: lustre_cloud::Tags =
+        [("lustre-adoptable".to_string(), "true".to_string())].into();
     let free = w
         .cloud
-        .create_file_system(&request("made-by-hand", Default::default()))
+        .create_file_system(&request("made-by-hand", adoptable))
         .await
         .expect("free fs");
+    let untagged = w
+        .cloud
+        .create_file_system(&request("made-by-hand-untagged", Default::default()))
+        .await
+        .expect("untagged fs");
     let foreign_tags = naming::owner_tags(
         &naming::Owner {
             namespace: "other".into(),
@@ -646,26 +657,51 @@ async fn adopting_keeps_the_file_system_and_refuses_another_workspaces() {
         ws.status.as_ref().and_then(|s| s.file_system_id.clone()),
         Some(free.id.clone())
     );
-    create(
-        &w.client,
-        "thief",
-        json!({"storageCapacityGiB": 1200, "fileSystemId": foreign.id}),
-    )
-    .await;
-    let ws = wait_for(
-        &w.client,
-        "thief",
-        "AdoptionRefused",
-        Duration::from_secs(30),
-        |ws| reason(ws) == "AdoptionRefused",
-    )
-    .await;
-    assert!(
-        ws.status
+    let adopter_uid = ws.metadata.uid.clone().unwrap_or_default();
+    let mark = |state: &Value, id: &str| {
+        state["fileSystems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["id"] == id)
+            .map(|f| f["tags"][lustre_api::constants::tags::ADOPTED_BY].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(mark(&w.sim.snapshot(), &free.id), json!(adopter_uid));
+    // Another workspace's, one the policy does not admit, one already adopted: one answer.
+    let mut messages = std::collections::BTreeSet::new();
+    for (name, id) in [
+        ("thief", &foreign.id),
+        ("untagged", &untagged.id),
+        ("second", &free.id),
+    ] {
+        create(
+            &w.client,
+            name,
+            json!({"storageCapacityGiB": 1200, "fileSystemId": id}),
+        )
+        .await;
+        let ws = wait_for(
+            &w.client,
+            name,
+            "AdoptionRefused",
+            Duration::from_secs(30),
+            |ws| reason(ws) == "AdoptionRefused",
+        )
+        .await;
+        let message = ws
+            .status
             .as_ref()
             .and_then(|s| s.conditions.first())
-            .is_some_and(|c| c.message.contains("belongs to another workspace"))
-    );
+            .map(|c| c.message.replace(id.as_str(), "<id>"))
+            .unwrap_or_default();
+        assert!(
+            message.contains("cannot be adopted by this workspace"),
+            "{message}"
+        );
+        messages.insert(message);
+    }
+    assert_eq!(messages.len(), 1, "{messages:#?}");
     assert_eq!(
         count(&w.sim.snapshot(), "securityGroups"),
         1,
@@ -677,15 +713,22 @@ async fn adopting_keeps_the_file_system_and_refuses_another_workspaces() {
         .await
         .expect("delete");
     gone(&w.client, "adopter").await;
-    api.delete("thief", &DeleteParams::default())
-        .await
-        .expect("delete");
-    gone(&w.client, "thief").await;
+    for name in ["thief", "untagged", "second"] {
+        api.delete(name, &DeleteParams::default())
+            .await
+            .expect("delete");
+        gone(&w.client, name).await;
+    }
     let state = w.sim.snapshot();
     assert_eq!(
         count(&state, "fileSystems"),
-        2,
+        3,
         "adopted and foreign file systems are never deleted"
+    );
+    assert_eq!(
+        mark(&state, &free.id),
+        Value::Null,
+        "the adopter's mark comes off with it"
     );
     assert_eq!(
         count(&state, "dataRepositoryAssociations"),

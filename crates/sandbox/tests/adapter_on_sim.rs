@@ -551,3 +551,55 @@ async fn resize_goes_updating_then_available_with_the_new_size() {
         .await
         .expect("delete with final backup");
 }
+
+/// TagResource and UntagResource through the adapter: an adopter's mark goes on and comes off,
+/// the other tags stay.
+#[tokio::test]
+async fn tags_go_on_and_come_off() {
+    let (_sim, url, _stop) = start(SimConfig {
+        timing: fast_timing(),
+        ..SimConfig::default()
+    })
+    .await;
+    let cloud = adapter(&url, 3).await;
+    let fs = cloud
+        .create_file_system(&FileSystemRequest {
+            client_token: "made-by-hand".into(),
+            deployment_type: DeploymentType::Scratch2,
+            storage_capacity_gib: 1200,
+            per_unit_storage_throughput: None,
+            subnet_id: SUBNET.into(),
+            security_group_ids: vec![],
+            kms_key_id: None,
+            lz4_compression: false,
+            automatic_backup_retention_days: None,
+            weekly_maintenance_start_time: None,
+            file_system_type_version: "2.15".into(),
+            tags: [("team".to_string(), "data".to_string())].into(),
+        })
+        .await
+        .expect("create");
+    let mark = lustre_api::constants::tags::ADOPTED_BY.to_string();
+    cloud
+        .tag_resource(&fs.arn, &[(mark.clone(), "uid-1".to_string())].into())
+        .await
+        .expect("tag");
+    let tags = |cloud: &AwsCloud| {
+        let cloud = cloud.clone();
+        let id = fs.id.clone();
+        async move {
+            cloud.describe_file_systems(&[id]).await.expect("describe")[0]
+                .tags
+                .clone()
+        }
+    };
+    let tagged = tags(&cloud).await;
+    assert_eq!(tagged.get(&mark).map(String::as_str), Some("uid-1"));
+    cloud
+        .untag_resource(&fs.arn, std::slice::from_ref(&mark))
+        .await
+        .expect("untag");
+    let untagged = tags(&cloud).await;
+    assert_eq!(untagged.get(&mark), None);
+    assert_eq!(untagged.get("team").map(String::as_str), Some("data"));
+}

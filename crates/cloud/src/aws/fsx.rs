@@ -293,6 +293,20 @@ impl AwsCloud {
         self.record(SERVICE, OP, result)
     }
 
+    pub(crate) async fn fsx_untag_resource(&self, arn: &str, keys: &[String]) -> CloudResult<()> {
+        const OP: &str = "UntagResource";
+        let result = self
+            .fsx
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| from_sdk(OP, e));
+        self.record(SERVICE, OP, result)
+    }
+
     pub(crate) async fn fsx_create_association(
         &self,
         r: &DataRepositoryRequest,

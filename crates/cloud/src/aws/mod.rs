@@ -261,6 +261,9 @@ impl crate::Cloud for AwsCloud {
     async fn tag_resource(&self, arn: &str, tags: &crate::Tags) -> crate::CloudResult<()> {
         self.fsx_tag_resource(arn, tags).await
     }
+    async fn untag_resource(&self, arn: &str, keys: &[String]) -> crate::CloudResult<()> {
+        self.fsx_untag_resource(arn, keys).await
+    }
     async fn create_data_repository_association(
         &self,
         request: &crate::DataRepositoryRequest,

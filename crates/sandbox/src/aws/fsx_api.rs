@@ -631,6 +631,36 @@ pub fn tag_resource(s: &mut State, _ctx: &mut Ctx, req: &Value) -> Result<Value,
     Ok(json!({}))
 }
 
+pub fn untag_resource(s: &mut State, _ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
+    let arn = str_field(req, "ResourceARN").unwrap_or_default();
+    let keys: Vec<String> = req
+        .get("TagKeys")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    if keys.is_empty() {
+        return Err(bad_request("TagKeys must name at least one tag key."));
+    }
+    let target = if let Some(fs) = s.file_systems.values_mut().find(|f| f.arn == arn) {
+        &mut fs.tags
+    } else if let Some(a) = s.associations.values_mut().find(|a| a.arn == arn) {
+        &mut a.tags
+    } else {
+        return Err(ApiError::new(
+            400,
+            "ResourceNotFound",
+            format!("Resource '{arn}' does not exist."),
+        )
+        .with("ResourceARN", arn));
+    };
+    for k in &keys {
+        target.remove(k);
+    }
+    Ok(json!({}))
+}
+
 fn paths_overlap(a: &str, b: &str) -> bool {
     let norm = |p: &str| format!("{}/", p.trim_end_matches('/'));
     let (a, b) = (norm(a), norm(b));

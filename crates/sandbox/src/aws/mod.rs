@@ -291,6 +291,7 @@ fn fsx_dispatch(inner: &mut Inner, operation: &str, body: &Value) -> Result<Valu
         "UpdateFileSystem" => fsx_api::update_file_system(s, &mut ctx, body),
         "DeleteFileSystem" => fsx_api::delete_file_system(s, &mut ctx, body),
         "TagResource" => fsx_api::tag_resource(s, &mut ctx, body),
+        "UntagResource" => fsx_api::untag_resource(s, &mut ctx, body),
         "CreateDataRepositoryAssociation" => fsx_api::create_association(s, &mut ctx, body),
         "DescribeDataRepositoryAssociations" => fsx_api::describe_associations(s, &mut ctx, body),
         "DeleteDataRepositoryAssociation" => fsx_api::delete_association(s, &mut ctx, body),

@@ -632,6 +632,9 @@ fn age(ts: &Value) -> Value {
     json!(text)
 }
 
+/// How often a watch that allows bookmarks gets one.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
+
 fn watch_line(kind: &str, object: &Value) -> Bytes {
     let mut line = json!({"type": kind, "object": object}).to_string();
     line.push('\n');
@@ -664,10 +667,16 @@ fn watch_response(
     if let Some(lifetime) = sb.store().faults.watch_lifetime {
         timeout = timeout.min(lifetime);
     }
+    // A streaming list (kubectl 1.37's reflectors, client-go's WatchListClient): the current
+    // objects as ADDED, then a bookmark annotated `k8s.io/initial-events-end`, then changes.
+    let initial_events = q
+        .get("sendInitialEvents")
+        .is_some_and(|v| v == "true" || v == "1");
     let requested: Option<u64> = q
         .get("resourceVersion")
         .filter(|r| !r.is_empty() && *r != "0")
-        .and_then(|r| r.parse().ok());
+        .and_then(|r| r.parse().ok())
+        .filter(|_| !initial_events);
     let resource = rt.qualified();
     let rt2 = rt.clone();
     let ns = ns.to_string();
@@ -739,6 +748,9 @@ fn watch_response(
         backlog: std::collections::VecDeque<(&'static str, Value, u64)>,
         last_rv: u64,
         deadline: tokio::time::Instant,
+        /// The end-of-initial-events bookmark is still owed (after the backlog).
+        initial_end: bool,
+        next_bookmark: tokio::time::Instant,
         matches: F,
         render: R,
         first: bool,
@@ -752,6 +764,8 @@ fn watch_response(
         backlog: backlog.into(),
         last_rv: start_rv,
         deadline: tokio::time::Instant::now() + timeout,
+        initial_end: initial_events,
+        next_bookmark: tokio::time::Instant::now() + BOOKMARK_EVERY,
         matches,
         render,
         first: true,
@@ -770,12 +784,18 @@ fn watch_response(
             s.first = false;
             return Some((Ok::<_, std::convert::Infallible>(out), s));
         }
+        if s.initial_end {
+            s.initial_end = false;
+            let bm = json!({"kind": s.kind, "apiVersion": s.api_version, "metadata": {"resourceVersion": s.last_rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
+            return Some((Ok(watch_line("BOOKMARK", &bm)), s));
+        }
         loop {
-            let tick = tokio::time::sleep(Duration::from_secs(5));
+            // A bookmark on a fixed beat: changes of other resources do not put it off.
             tokio::select! {
                 _ = tokio::time::sleep_until(s.deadline) => return None,
-                _ = tick, if s.bookmarks => {
-                    let bm = json!({"kind": s.kind, "apiVersion": s.api_version, "metadata": {"resourceVersion": s.last_rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
+                _ = tokio::time::sleep_until(s.next_bookmark), if s.bookmarks => {
+                    s.next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
+                    let bm = json!({"kind": s.kind, "apiVersion": s.api_version, "metadata": {"resourceVersion": s.last_rv.to_string()}});
                     return Some((Ok(watch_line("BOOKMARK", &bm)), s));
                 }
                 msg = s.rx.recv() => match msg {
