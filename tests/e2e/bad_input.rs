@@ -6,57 +6,12 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use lustre_cloud::Cloud;
 use lustre_cloud::aws::{AwsCloud, AwsSettings};
 use serde_json::Value;
 use support::*;
-
-/// A fixture: its documents and the `# expect: path: fragment` lines.
-struct Fixture {
-    name: String,
-    docs: Vec<String>,
-    expect: Vec<(String, String)>,
-}
-
-fn fixtures() -> Vec<Fixture> {
-    let dir = repo().join("tests/fixtures/invalid");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixtures")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).expect("fixture");
-            let expect = text
-                .lines()
-                .filter_map(|l| l.strip_prefix("# expect: "))
-                .filter_map(|l| l.split_once(": "))
-                .map(|(path, frag)| (path.to_string(), frag.to_string()))
-                .collect();
-            // Into a namespace no class admits, so an admissible first document (the
-            // "before" of an immutable-field update) costs no AWS call either.
-            let docs = text
-                .replace("namespace: ml", "namespace: quarantine")
-                .split("\n---")
-                .map(str::to_string)
-                .collect();
-            Fixture {
-                name: p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                docs,
-                expect,
-            }
-        })
-        .collect()
-}
 
 const WRITES: [&str; 5] = ["Create", "Update", "Delete", "Authorize", "Tag"];
 
@@ -103,8 +58,20 @@ async fn bad_input_is_refused_with_a_clear_message_and_costs_no_aws_call() {
     e.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: quarantine\n")
         .await;
 
-    // 1. Admission: the corpus through real kubectl.
-    let corpus = fixtures();
+    // 1. Admission: the corpus through real kubectl, into a namespace no class admits, so an
+    //    admissible first document (the "before" of an immutable-field update) costs no AWS
+    //    call either.
+    let corpus: Vec<Fixture> = fixtures("invalid")
+        .into_iter()
+        .map(|f| Fixture {
+            docs: f
+                .docs
+                .iter()
+                .map(|d| d.replace("namespace: ml", "namespace: quarantine"))
+                .collect(),
+            ..f
+        })
+        .collect();
     let mut at_admission = 0;
     for f in &corpus {
         let (before, last) = f.docs.split_at(f.docs.len() - 1);

@@ -19,49 +19,9 @@ use real_cluster::{
     documents, missing_from, path_arg, sim_aws,
 };
 use serde_json::Value;
-use support::repo;
+use support::{Fixture, fixtures, repo};
 /// The README's install command's value.
 const ROLE_ARN: &str = "serviceAccount.roleArn=arn:aws:iam::123456789012:role/lustre-operator";
-
-struct Fixture {
-    name: String,
-    /// The stored object of an update fixture, then the object judged.
-    docs: Vec<String>,
-    expect: Option<(String, String)>,
-}
-
-fn fixtures(kind: &str) -> Vec<Fixture> {
-    let dir = repo().join("tests/fixtures").join(kind);
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("fixture dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).expect("fixture");
-            let expect = text
-                .lines()
-                .find_map(|l| l.strip_prefix("# expect: "))
-                .map(|rest| {
-                    let (field, fragment) = rest.split_once(": ").unwrap_or((rest, ""));
-                    (field.trim().to_string(), fragment.trim().to_string())
-                });
-            let docs = text
-                .split("\n---\n")
-                .map(str::to_string)
-                .filter(|d| d.contains("kind:"))
-                .collect();
-            Fixture {
-                name: p.file_stem().unwrap_or_default().to_string_lossy().into(),
-                docs,
-                expect,
-            }
-        })
-        .collect()
-}
 
 /// Both CRD files of `dir` accepted with server-side apply and Established.
 async fn install_crds(c: &RealCluster, dir: &str) -> usize {
@@ -160,7 +120,7 @@ async fn judge_fixtures(c: &RealCluster) -> (usize, usize, usize, usize) {
             counts[if valid { 1 } else { 3 }] += 1;
             let (client_ok, said) = judge(c, &f, Write::ClientSide).await;
             let (server_ok, server_said) = judge(c, &f, Write::ServerSide).await;
-            let problem = match (valid, client_ok, server_ok, &f.expect) {
+            let problem = match (valid, client_ok, server_ok, f.expect.first()) {
                 (true, true, true, _) => None,
                 (true, _, _, _) => Some(format!("refused: {said}{server_said}")),
                 (false, _, true, _) => Some("accepted by server-side apply".into()),

@@ -447,3 +447,46 @@ pub fn workspace(name: &str, spec: &str) -> String {
 }
 
 pub const TIMEOUT: &str = "--timeout=60s";
+
+/// A fixture of `tests/fixtures/<kind>`: its YAML documents (an update fixture's stored object
+/// first, then the one judged) and its `# expect: path: fragment` lines.
+pub struct Fixture {
+    pub name: String,
+    pub docs: Vec<String>,
+    pub expect: Vec<(String, String)>,
+}
+
+/// Every fixture of `tests/fixtures/<kind>` (`valid` or `invalid`), by name.
+pub fn fixtures(kind: &str) -> Vec<Fixture> {
+    let dir = repo().join("tests/fixtures").join(kind);
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("fixture");
+            Fixture {
+                name: p
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                docs: text
+                    .split("\n---\n")
+                    .filter(|d| d.contains("kind:"))
+                    .map(str::to_string)
+                    .collect(),
+                expect: text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("# expect: "))
+                    .filter_map(|l| l.split_once(": "))
+                    .map(|(path, fragment)| (path.trim().to_string(), fragment.trim().to_string()))
+                    .collect(),
+            }
+        })
+        .collect()
+}

@@ -5,9 +5,11 @@
 //! The legitimate stories pass beside them: adopting a file system the class's policy admits,
 //! and re-adopting a kept one from the namespace it was kept from.
 //!
-//! Tenant B has, for this suite, the widest rights a tenant could be given by mistake: it may
-//! write its workspaces' status (the tenant roles the chart will ship leave `/status` out; the
-//! operator must be safe without relying on that). Every attack runs with the operator
+//! Tenant B is first a user with the built-in edit role (the chart aggregates workspaces into
+//! it, without `/status`) whose status writes are refused, as are an admin's (the chart's
+//! admission policy). Then, with that policy removed, B gets the widest rights a tenant could
+//! be given by mistake: it may write its workspaces' status; the operator must be safe without
+//! relying on RBAC or the policy. Every attack runs with the operator
 //! stopped while the tenant writes, so the operator's first look is at the forged state.
 
 mod real_cluster;
@@ -20,6 +22,8 @@ use serde_json::{Value, json};
 
 const A: &str = "tenant-a";
 const B: &str = "tenant-b";
+/// Tenant B's user.
+const TENANT_B: &str = "bob@tenant-b";
 
 fn workspace(ns: &str, name: &str, spec: &str) -> String {
     format!(
@@ -75,6 +79,17 @@ fn own_file_system(state: &Value, uid: &str) -> Option<Value> {
         .flatten()
         .find(|f| f["tags"]["workspaces.lustre.dev/uid"] == uid)
         .cloned()
+}
+
+/// Waits until `ns/name` is Ready.
+async fn ready(c: &RealCluster, ns: &str, name: &str, operator: &OperatorProcess) {
+    let what = format!("lws/{name}");
+    wait(
+        c,
+        &["--for=condition=Ready", &what, "-n", ns, "--timeout=120s"],
+        operator,
+    )
+    .await;
 }
 
 /// The Ready condition's message of a workspace, once its reason is `reason`.
@@ -164,9 +179,11 @@ async fn field(c: &RealCluster, ns: &str, name: &str, path: &str) -> String {
     .await
 }
 
+/// Writes ids into B's workspace's status as a cluster admin (retried while the apiserver
+/// still enforces the admission policy this suite removed).
 async fn forge_status(c: &RealCluster, name: &str, fs: &str, sg: &str) {
     let patch = json!({"status": {"fileSystemId": fs, "securityGroupId": sg}}).to_string();
-    c.ok(&[
+    let args = [
         "patch",
         "lws",
         name,
@@ -176,7 +193,15 @@ async fn forge_status(c: &RealCluster, name: &str, fs: &str, sg: &str) {
         "--type=merge",
         "-p",
         &patch,
-    ])
+    ];
+    c.until("status forged", Duration::from_secs(30), || async {
+        let out = c.kubectl(&args, None).await;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    })
     .await;
 }
 
@@ -213,35 +238,52 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         ),
     )
     .await;
+    // Tenant B is a user with the built-in edit role in its namespace (the chart aggregates
+    // workspaces into it): enough to create a workspace.
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "b-edit",
+        "--clusterrole=edit",
+        &format!("--user={TENANT_B}"),
+        "-n",
+        B,
+    ])
+    .await;
+    c.until(
+        "edit aggregates workspaces",
+        Duration::from_secs(30),
+        || async {
+            let out = c
+                .kubectl(
+                    &[
+                        "auth",
+                        "can-i",
+                        "create",
+                        "lustreworkspaces",
+                        "-n",
+                        B,
+                        "--as",
+                        TENANT_B,
+                    ],
+                    None,
+                )
+                .await;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stdout).into())
+            }
+        },
+    )
+    .await;
     c.ok_with_input(
-        &["apply", "-f", "-"],
+        &["apply", "-f", "-", "--as", TENANT_B],
         &workspace(B, "spoof", "storageCapacityGiB: 1200"),
     )
     .await;
-    wait(
-        &c,
-        &[
-            "--for=condition=Ready",
-            "lws/data",
-            "-n",
-            A,
-            "--timeout=120s",
-        ],
-        &operator,
-    )
-    .await;
-    wait(
-        &c,
-        &[
-            "--for=condition=Ready",
-            "lws/spoof",
-            "-n",
-            B,
-            "--timeout=120s",
-        ],
-        &operator,
-    )
-    .await;
+    ready(&c, A, "data", &operator).await;
+    ready(&c, B, "spoof", &operator).await;
     let a = c.json(&["get", "lws", "data", "-n", A]).await;
     let (a_fs, a_sg) = (
         a["status"]["fileSystemId"]
@@ -274,18 +316,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         ),
     )
     .await;
-    wait(
-        &c,
-        &[
-            "--for=condition=Ready",
-            "lws/kept",
-            "-n",
-            A,
-            "--timeout=120s",
-        ],
-        &operator,
-    )
-    .await;
+    ready(&c, A, "kept", &operator).await;
     let a_kept = field(&c, A, "kept", "{.status.fileSystemId}").await;
     c.ok(&[
         "delete",
@@ -323,6 +354,46 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     let mut attacks = 0;
     let mut refused = 0;
 
+    // 0. Writing status, as the tenant (its roles leave /status out) and as a cluster admin
+    //    (the chart's admission policy lets only the operator write it).
+    let forged = json!({"status": {"fileSystemId": a_fs, "securityGroupId": a_sg}}).to_string();
+    for who in [Some(TENANT_B), None] {
+        attacks += 1;
+        let mut args = vec![
+            "patch",
+            "lws",
+            "spoof",
+            "-n",
+            B,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &forged,
+        ];
+        if let Some(user) = who {
+            args.extend(["--as", user]);
+        }
+        let out = c.kubectl(&args, None).await;
+        let said = String::from_utf8_lossy(&out.stderr);
+        let stopped = match who {
+            Some(_) => said.contains("forbidden"),
+            None => said.contains("only the lustre-operator's service account may write"),
+        };
+        if !out.status.success() && stopped {
+            refused += 1;
+        } else {
+            eprintln!("status write by {who:?} was not refused as expected: {said}");
+        }
+    }
+    // From here on the policy is gone, as on a cluster without admission policies: the
+    // operator must be safe on its own.
+    c.ok(&[
+        "delete",
+        "validatingadmissionpolicybinding",
+        "lustre-operator-status-writers",
+    ])
+    .await;
+
     // 1. Status names A's file system and group, and the spec grows: the operator grows B's
     //    own file system (found by its UID tag), never A's.
     operator.stop().await;
@@ -356,18 +427,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     if tenant_a_aws(&aws.sim.snapshot()) == aws_before {
         refused += 1;
     }
-    wait(
-        &c,
-        &[
-            "--for=condition=Ready",
-            "lws/spoof",
-            "-n",
-            B,
-            "--timeout=120s",
-        ],
-        &operator,
-    )
-    .await;
+    ready(&c, B, "spoof", &operator).await;
     let status_fs = c
         .ok(&[
             "get",
@@ -542,18 +602,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     };
     c.ok_with_input(&["apply", "-f", "-"], &adopt(B, "adopter", &adoptable))
         .await;
-    wait(
-        &c,
-        &[
-            "--for=condition=Ready",
-            "lws/adopter",
-            "-n",
-            B,
-            "--timeout=120s",
-        ],
-        &operator,
-    )
-    .await;
+    ready(&c, B, "adopter", &operator).await;
     let adopter_uid = field(&c, B, "adopter", "{.metadata.uid}").await;
     // 9. ...and A cannot take it from B.
     attacks += 1;
@@ -583,18 +632,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     // The legitimate re-adoption: A takes back the file system it kept, from its namespace.
     c.ok_with_input(&["apply", "-f", "-"], &adopt(A, "kept-again", &a_kept))
         .await;
-    wait(
-        &c,
-        &[
-            "--for=condition=Ready",
-            "lws/kept-again",
-            "-n",
-            A,
-            "--timeout=120s",
-        ],
-        &operator,
-    )
-    .await;
+    ready(&c, A, "kept-again", &operator).await;
     operator.stop().await;
     println!(
         "tenancy: {attacks} attacks, {refused} refused, {aws_changed} foreign AWS resources changed, {objects_changed} foreign objects changed"

@@ -424,7 +424,13 @@ fn granted() -> (Permissions, Permissions) {
     let (mut cluster, mut namespaced) = (BTreeSet::new(), BTreeSet::new());
     for doc in serde_yaml::Deserializer::from_str(&text) {
         let obj: Value = serde::Deserialize::deserialize(doc).expect("yaml");
+        // The roles the chart aggregates into edit / view are the tenants', not the operator's.
+        let tenants = obj["metadata"]["labels"].as_object().is_some_and(|l| {
+            l.keys()
+                .any(|k| k.starts_with("rbac.authorization.k8s.io/aggregate-to-"))
+        });
         let into = match obj["kind"].as_str() {
+            Some("ClusterRole") if tenants => continue,
             Some("ClusterRole") => &mut cluster,
             Some("Role") => &mut namespaced,
             _ => continue,

@@ -116,7 +116,7 @@ def test_the_container_is_locked_down():
 
 def test_rbac_has_no_secrets_and_leases_only_in_the_release_namespace():
     objs = docs({})
-    (role,) = by_kind(objs, "ClusterRole")
+    (role,) = [r for r in by_kind(objs, "ClusterRole") if r["metadata"]["name"] == chart.RELEASE]
     for rule in role["rules"]:
         assert "secrets" not in rule["resources"] and "*" not in rule["resources"], rule
         assert "*" not in rule["verbs"], rule
@@ -182,3 +182,25 @@ def test_plain_manifests_are_current_and_kustomize_builds_them():
 def test_chart_crds_are_the_generated_ones():
     for crd in (chart.ROOT / "deploy" / "crds").glob("*.yaml"):
         assert (chart.CHART / "crds" / crd.name).read_text() == crd.read_text(), crd.name
+
+
+def test_tenants_get_workspaces_but_not_their_status():
+    objs = docs({})
+    tenant = [r for r in by_kind(objs, "ClusterRole") if r["metadata"]["name"] != chart.RELEASE]
+    labels = sorted(k for r in tenant for k in r["metadata"]["labels"] if k.startswith("rbac.authorization.k8s.io/aggregate-to-"))
+    assert labels == [
+        "rbac.authorization.k8s.io/aggregate-to-admin",
+        "rbac.authorization.k8s.io/aggregate-to-edit",
+        "rbac.authorization.k8s.io/aggregate-to-view",
+    ]
+    for role in tenant:
+        for rule in role["rules"]:
+            assert rule["resources"] == ["lustreworkspaces"], rule
+    (policy,) = by_kind(objs, "ValidatingAdmissionPolicy")
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["lustreworkspaces/status"]
+    assert "system:serviceaccount:lustre-system:lustre-operator" in policy["spec"]["validations"][0]["expression"]
+    (binding,) = by_kind(objs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert not by_kind(docs({"statusWriters": {"enforce": False}}), "ValidatingAdmissionPolicy")

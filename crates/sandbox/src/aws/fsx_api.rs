@@ -609,21 +609,29 @@ pub fn delete_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
     Ok(response)
 }
 
-pub fn tag_resource(s: &mut State, _ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
+/// The tags of the file system or association the request's `ResourceARN` names.
+fn tags_of<'a>(
+    s: &'a mut State,
+    req: &Value,
+) -> Result<&'a mut BTreeMap<String, String>, ApiError> {
     let arn = str_field(req, "ResourceARN").unwrap_or_default();
+    if let Some(fs) = s.file_systems.values_mut().find(|f| f.arn == arn) {
+        return Ok(&mut fs.tags);
+    }
+    if let Some(a) = s.associations.values_mut().find(|a| a.arn == arn) {
+        return Ok(&mut a.tags);
+    }
+    Err(ApiError::new(
+        400,
+        "ResourceNotFound",
+        format!("Resource '{arn}' does not exist."),
+    )
+    .with("ResourceARN", arn))
+}
+
+pub fn tag_resource(s: &mut State, _ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
     let tags = tags_from(req)?;
-    let target = if let Some(fs) = s.file_systems.values_mut().find(|f| f.arn == arn) {
-        &mut fs.tags
-    } else if let Some(a) = s.associations.values_mut().find(|a| a.arn == arn) {
-        &mut a.tags
-    } else {
-        return Err(ApiError::new(
-            400,
-            "ResourceNotFound",
-            format!("Resource '{arn}' does not exist."),
-        )
-        .with("ResourceARN", arn));
-    };
+    let target = tags_of(s, req)?;
     target.extend(tags);
     if target.len() > 50 {
         return Err(bad_request("A resource can have at most 50 tags."));
@@ -632,7 +640,6 @@ pub fn tag_resource(s: &mut State, _ctx: &mut Ctx, req: &Value) -> Result<Value,
 }
 
 pub fn untag_resource(s: &mut State, _ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
-    let arn = str_field(req, "ResourceARN").unwrap_or_default();
     let keys: Vec<String> = req
         .get("TagKeys")
         .and_then(Value::as_array)
@@ -643,18 +650,7 @@ pub fn untag_resource(s: &mut State, _ctx: &mut Ctx, req: &Value) -> Result<Valu
     if keys.is_empty() {
         return Err(bad_request("TagKeys must name at least one tag key."));
     }
-    let target = if let Some(fs) = s.file_systems.values_mut().find(|f| f.arn == arn) {
-        &mut fs.tags
-    } else if let Some(a) = s.associations.values_mut().find(|a| a.arn == arn) {
-        &mut a.tags
-    } else {
-        return Err(ApiError::new(
-            400,
-            "ResourceNotFound",
-            format!("Resource '{arn}' does not exist."),
-        )
-        .with("ResourceARN", arn));
-    };
+    let target = tags_of(s, req)?;
     for k in &keys {
         target.remove(k);
     }
