@@ -143,6 +143,21 @@ async fn bad_input_is_refused_with_a_clear_message_and_costs_no_aws_call() {
             "tag keys and values may contain only",
         ),
         (
+            // AWS reserves aws: in any case; the CEL rule sees the lower-case spelling only.
+            "ml",
+            "aws-prefix-upper-case",
+            "storageCapacityGiB: 1200\ntags: {\"AWS:cost\": x}",
+            "InvalidSpec",
+            "tag keys may not start with aws:",
+        ),
+        (
+            "ml",
+            "class-tag-override",
+            "storageCapacityGiB: 1200\ntags: {team: finance}",
+            "InvalidSpec",
+            "tag team is set by class standard",
+        ),
+        (
             "ml",
             "final-backup-on-defaulted-scratch",
             "storageCapacityGiB: 1200\nfinalBackupOnDelete: true",

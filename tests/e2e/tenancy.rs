@@ -545,7 +545,37 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         refused += 1;
     }
 
-    // 4-8. Adoption: A's file system through a class that adopts nothing and through one
+    // 4. A workspace that would take over a tag the class sets (its cost centre, its owner):
+    //    refused before any AWS call.
+    attacks += 1;
+    c.ok_with_input(
+        &["apply", "-f", "-", "--as", TENANT_B],
+        &workspace(
+            B,
+            "retag",
+            "storageCapacityGiB: 1200\ntags: {team: tenant-a}",
+        ),
+    )
+    .await;
+    let message = wait_reason(&c, B, "retag", "InvalidSpec").await;
+    let retag_uid = field(&c, B, "retag", "{.metadata.uid}").await;
+    if message.contains("tag team is set by class standard")
+        && own_file_system(&aws.sim.snapshot(), &retag_uid).is_none()
+    {
+        refused += 1;
+    }
+    c.ok(&[
+        "delete",
+        "lws",
+        "retag",
+        "-n",
+        B,
+        "--wait=true",
+        "--timeout=60s",
+    ])
+    .await;
+
+    // 5-9. Adoption: A's file system through a class that adopts nothing and through one
     //      that does, A's kept one, one without the policy's tag, one in another VPC. One
     //      answer for all (it must not tell "exists" from "not yours").
     let adopter_mark = |state: &Value, id: &str| {
@@ -604,7 +634,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         .await;
     ready(&c, B, "adopter", &operator).await;
     let adopter_uid = field(&c, B, "adopter", "{.metadata.uid}").await;
-    // 9. ...and A cannot take it from B.
+    // 10. ...and A cannot take it from B.
     attacks += 1;
     c.ok_with_input(&["apply", "-f", "-"], &adopt(A, "second", &adoptable))
         .await;

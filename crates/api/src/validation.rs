@@ -127,8 +127,11 @@ impl Checker {
 
     fn tags(&mut self, field: &str, tags: &BTreeMap<String, String>, max: usize) {
         self.max_items(field, tags.len(), max);
+        // AWS reserves `aws:` in any case (the CEL rule sees only the lower-case spelling: a
+        // case-folding call over every map key would not fit the cost budget).
         let reserved = |k: &String| {
-            k.starts_with(tag_keys::AWS_RESERVED_PREFIX)
+            k.to_ascii_lowercase()
+                .starts_with(tag_keys::AWS_RESERVED_PREFIX)
                 || k.starts_with(tag_keys::PREFIX)
                 || k == tag_keys::AWS_NAME
         };
@@ -516,6 +519,23 @@ pub fn validate_spec_against_class(
         c.push(
             "metadata.namespace",
             format!("class {class_name} does not allow workspaces in this namespace (its allowedNamespaces selector does not match the namespace's labels)"),
+        );
+    }
+    // A workspace adds tags; it may not replace the class's (a cost centre, an owner, a
+    // compliance marker the platform team decided).
+    let overridden: Vec<&str> = spec
+        .tags
+        .keys()
+        .filter(|k| class.tags.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    if !overridden.is_empty() {
+        c.push(
+            "spec.tags",
+            format!(
+                "tag {} is set by class {class_name}: a workspace may add tags, not replace the class's",
+                overridden.join(", ")
+            ),
         );
     }
     if let Some(max) = class.max_storage_capacity_gib

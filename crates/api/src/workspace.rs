@@ -157,8 +157,8 @@ pub struct LustreWorkspaceSpec {
     #[schemars(length(min = 1, max = 253), regex(pattern = patterns::DNS_SUBDOMAIN))]
     pub claim_name: Option<String>,
 
-    /// Extra AWS tags for this workspace's file system and security group (for example a cost
-    /// centre), added to the class's tags.
+    /// Extra AWS tags for this workspace's file system and security group (for example a
+    /// project), added to the class's tags; a key the class sets may not be given here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[x_kube(
         validation = Rule::new(rules::TAG_KEYS).message(rules::TAG_KEYS_MSG),

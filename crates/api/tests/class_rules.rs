@@ -140,3 +140,25 @@ fn defaulted_scratch_type_refuses_throughput_and_final_backup() {
         ["spec.perUnitStorageThroughput", "spec.finalBackupOnDelete"]
     );
 }
+
+#[test]
+fn a_workspace_may_not_replace_the_class_tags() {
+    let c = class(&format!(
+        "{STANDARD}  tags: {{cost-center: platform, owner: ml-infra}}\n"
+    ));
+    let ok = labels(&[("lustre", "enabled")]);
+    let ws =
+        workspace("storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ntags: {project: llm}");
+    assert_eq!(ws.validate_against_class(&c, &ok), vec![]);
+    let ws = workspace(
+        "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ntags: {cost-center: someone-else, project: llm}",
+    );
+    let got = ws.validate_against_class(&c, &ok);
+    assert_eq!(fields(&got), vec!["spec.tags"]);
+    assert!(
+        got[0]
+            .message
+            .contains("tag cost-center is set by class standard"),
+        "{got:?}"
+    );
+}
