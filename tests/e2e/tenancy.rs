@@ -575,7 +575,25 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     ])
     .await;
 
-    // 5-9. Adoption: A's file system through a class that adopts nothing and through one
+    // 5. A link whose path climbs out of the allowed prefix with a `..` segment: refused at
+    //    admission (and by the operator), so no association is ever asked for.
+    attacks += 1;
+    let out = c
+        .kubectl(
+            &["apply", "-f", "-", "--as", TENANT_B],
+            Some(&workspace(
+                B,
+                "climb",
+                "storageCapacityGiB: 1200\ndataRepositories:\n- {name: d, s3Path: 's3://ml-datasets/public/../private/', fileSystemPath: /d}",
+            )),
+        )
+        .await;
+    if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no . or .. segments")
+    {
+        refused += 1;
+    }
+
+    // 6-10. Adoption: A's file system through a class that adopts nothing and through one
     //      that does, A's kept one, one without the policy's tag, one in another VPC. One
     //      answer for all (it must not tell "exists" from "not yours").
     let adopter_mark = |state: &Value, id: &str| {
@@ -634,7 +652,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         .await;
     ready(&c, B, "adopter", &operator).await;
     let adopter_uid = field(&c, B, "adopter", "{.metadata.uid}").await;
-    // 10. ...and A cannot take it from B.
+    // 11. ...and A cannot take it from B.
     attacks += 1;
     c.ok_with_input(&["apply", "-f", "-"], &adopt(A, "second", &adoptable))
         .await;

@@ -91,19 +91,35 @@ pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 5] = [
     ),
 ];
 
+// One path segment: anything but `/`, `%`, ASCII whitespace and control characters, and not
+// `.` or `..` (a segment of dots only is allowed from three dots on). Written without a
+// backslash, so that the same text is a Rust regex and, unescaped, a CEL string literal.
+macro_rules! segment_re {
+    () => {
+        "([.]{0,2}[^./%[:space:][:cntrl:]][^/%[:space:][:cntrl:]]*|[.]{3,}[^/%[:space:][:cntrl:]]*)"
+    };
+}
 macro_rules! s3_path_re {
     () => {
-        "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^/ ]+/)*$"
+        concat!(
+            "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/(",
+            segment_re!(),
+            "/)*$"
+        )
     };
 }
 macro_rules! s3_prefix_re {
     () => {
-        "^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^/ ]+/)*)?$"
+        concat!(
+            "^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/(",
+            segment_re!(),
+            "/)*)?$"
+        )
     };
 }
 macro_rules! fs_path_re {
     () => {
-        "^(/[^/ ]+)+$"
+        concat!("^(/", segment_re!(), ")+$")
     };
 }
 
@@ -117,13 +133,12 @@ pub const FS_PATH_RE: &str = fs_path_re!();
 /// `spec.dataRepositories[].s3Path`.
 pub const S3_PATH: &str = concat!("self.matches('", s3_path_re!(), "')");
 /// Message of [`S3_PATH`].
-pub const S3_PATH_MSG: &str = "s3Path must be an S3 URL of the form s3://bucket/ or s3://bucket/prefix/ (lower-case bucket name, ending in /)";
+pub const S3_PATH_MSG: &str = "s3Path must be an S3 URL of the form s3://bucket/ or s3://bucket/prefix/ (lower-case bucket name, ending in /; no . or .. segments, %, whitespace or control characters)";
 
 /// `spec.dataRepositories[].fileSystemPath`.
 pub const FS_PATH: &str = concat!("self == '/' || self.matches('", fs_path_re!(), "')");
 /// Message of [`FS_PATH`].
-pub const FS_PATH_MSG: &str =
-    "fileSystemPath must be an absolute path such as /datasets (starting with /, no trailing /)";
+pub const FS_PATH_MSG: &str = "fileSystemPath must be an absolute path such as /datasets (starting with /, no trailing /; no . or .. segments, %, whitespace or control characters)";
 
 /// `spec.dataRepositories`: file system paths are unique.
 pub const FS_PATH_UNIQUE: &str =
@@ -186,7 +201,7 @@ pub const ADOPTION_TAGS_MSG: &str = "adoption.fileSystemTags must name at least 
 /// Class `spec.allowedDataRepositories`: every entry an S3 prefix.
 pub const S3_PREFIXES: &str = concat!("self.all(p, p.matches('", s3_prefix_re!(), "'))");
 /// Message of [`S3_PREFIXES`].
-pub const S3_PREFIX_MSG: &str = "allowedDataRepositories entries must be S3 prefixes ending in /, such as s3://bucket/ or s3://bucket/prefix/ (s3:// allows every bucket)";
+pub const S3_PREFIX_MSG: &str = "allowedDataRepositories entries must be S3 prefixes ending in /, such as s3://bucket/ or s3://bucket/prefix/ (s3:// allows every bucket; no . or .. segments, %, whitespace or control characters)";
 
 /// Schema `pattern`s, shared by the type definitions (schema) and the Rust validation.
 pub mod patterns {
