@@ -68,6 +68,9 @@ struct Serve {
     /// Write the endpoint URL to this file once listening (for scripts).
     #[arg(long)]
     url_file: Option<std::path::PathBuf>,
+    /// Serve the simulated AWS only (beside a real Kubernetes control plane).
+    #[arg(long)]
+    aws_only: bool,
 }
 
 #[tokio::main]
@@ -99,24 +102,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let kube = KubeSandbox::new();
-    let (kube_addr, kube_task) = kube.serve(args.kube_addr, stopped(stop_rx.clone())).await?;
+    let kube_task = if args.aws_only {
+        None
+    } else {
+        let kube = KubeSandbox::new();
+        let (kube_addr, kube_task) = kube.serve(args.kube_addr, stopped(stop_rx.clone())).await?;
+        let kube_url = format!("http://{kube_addr}");
+        println!("kubernetes API: {kube_url} (audit: {kube_url}/_sandbox/audit)");
+        if let Some(path) = &args.kubeconfig {
+            lustre_sandbox::kube::write_kubeconfig(path, &kube_url)?;
+            println!("kubeconfig: {}", path.display());
+        }
+        Some(kube_task)
+    };
     let (addr, task) = sim.serve(args.aws_addr, stopped(stop_rx)).await?;
     let url = format!("http://{addr}");
-    let kube_url = format!("http://{kube_addr}");
-    println!("kubernetes API: {kube_url} (audit: {kube_url}/_sandbox/audit)");
     println!("simulated AWS: {url} (state: {url}/_sim/state)");
-    if let Some(path) = &args.kubeconfig {
-        lustre_sandbox::kube::write_kubeconfig(path, &kube_url)?;
-        println!("kubeconfig: {}", path.display());
-    }
     if let Some(path) = args.url_file {
         std::fs::write(path, &url)?;
     }
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     task.await??;
-    kube_task.await??;
+    if let Some(kube_task) = kube_task {
+        kube_task.await??;
+    }
     Ok(())
 }
 
