@@ -121,9 +121,10 @@ pub struct Context {
 }
 
 /// A workspace's security group and file system ids, as far as this process knows them:
-/// created by it, or described by it and carrying the workspace's UID tag. Unlike the ids in
-/// status (which anyone allowed to write `lustreworkspaces/status` can change), these are
-/// proof of ownership.
+/// created by it, or described by it and carrying the workspace's UID tag (the file system id
+/// may also be one from status that this process looked for and found gone; every describe of
+/// a file system checks its tag anyway). Unlike the ids in status (which anyone allowed to
+/// write `lustreworkspaces/status` can change), the group id is proof of ownership.
 #[derive(Debug, Default)]
 struct KnownIds {
     security_group: Option<String>,
@@ -288,10 +289,10 @@ async fn observe(
             .as_ref()
             .is_none_or(|c| c.spec.security_group.managed);
     if managed {
-        o.sg = match (
-            known_sg.clone().or(status.security_group_id.clone()),
-            o.class.as_ref(),
-        ) {
+        let hint = known_sg.clone().or(status.security_group_id.clone());
+        // A group this process knows and no longer finds is gone: nothing to look for.
+        let verified = hint.is_some() && hint == known_sg;
+        o.sg = match (hint, o.class.as_ref()) {
             // Owned and with its rules, as this process saw it: no call in steady state.
             (Some(id), Some(class))
                 if known_sg.as_ref() == Some(&id) && rules_confirmed && !deleting =>
@@ -314,7 +315,7 @@ async fn observe(
         };
         // Not recorded, recorded but lost (the status write after the create), or recorded
         // as a group that is not this workspace's: find its own by tag.
-        if o.sg.is_none() {
+        if o.sg.is_none() && !verified {
             o.sg = cloud
                 .find_security_groups_by_owner(&uid)
                 .await
@@ -337,7 +338,7 @@ async fn observe(
     let recorded = if ws.spec.file_system_id.is_some() {
         None
     } else {
-        known_fs.or(status.file_system_id.clone())
+        known_fs.clone().or(status.file_system_id.clone())
     };
     if let Some(id) = adopted.clone().or(recorded.clone()) {
         let observation = match ctx.poller.cached(&id) {
@@ -376,21 +377,34 @@ async fn observe(
             o.dras = observation.associations;
         }
     }
-    if o.fs.is_none() && recorded.is_some() {
-        // Recorded but gone, or not this workspace's (status changed outside the operator):
-        // its own, if it has one, carries its UID tag.
-        if let Some(fs) = cloud
+    if o.fs.is_none() && recorded.is_some() && recorded != known_fs {
+        // Recorded in status but gone, or not this workspace's (status changed outside the
+        // operator): its own, if it has one, carries its UID tag. (One this process knew and
+        // no longer finds is gone.)
+        match cloud
             .find_file_systems_by_owner(&uid)
             .await
             .map_err(Error::Cloud)?
             .into_iter()
             .next()
         {
-            o.dras = cloud
-                .describe_data_repository_associations(std::slice::from_ref(&fs.id))
-                .await
-                .map_err(Error::Cloud)?;
-            o.fs = Some(fs);
+            Some(fs) => {
+                o.dras = cloud
+                    .describe_data_repository_associations(std::slice::from_ref(&fs.id))
+                    .await
+                    .map_err(Error::Cloud)?;
+                o.fs = Some(fs);
+            }
+            // Looked once: it stays unused (every describe checks the tag), and later
+            // reconciles need not look again.
+            None => {
+                ctx.known
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(uid.clone())
+                    .or_default()
+                    .file_system = recorded.clone();
+            }
         }
     }
     // Kubernetes objects, read together.
