@@ -40,12 +40,15 @@ pub fn bin_dir(which: &str) -> PathBuf {
 }
 
 /// The project's kubectl (the newest release's, built from Go modules).
+/// Asked of `scripts/control-plane` once per test process, not once per kubectl call.
 pub fn kubectl_path() -> PathBuf {
-    bin_dir("new").join("kubectl")
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| bin_dir("new").join("kubectl")).clone()
 }
 
 pub fn helm_path() -> PathBuf {
-    bin_dir("helm").join("helm")
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| bin_dir("helm").join("helm")).clone()
 }
 
 impl RealCluster {
