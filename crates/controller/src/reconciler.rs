@@ -1267,26 +1267,47 @@ pub fn error_policy(ws: Arc<LustreWorkspace>, error: &Error, ctx: Arc<Context>) 
         error = error as &dyn std::error::Error,
         "reconcile failed"
     );
-    // A request AWS calls invalid only changes with the spec or class. A denied action or a
-    // reached quota is fixed outside Kubernetes (IAM, Service Quotas): keep retrying, with
-    // the growing back-off below (capped at max_backoff).
-    if let Some(c) = cloud_error(error)
-        && c.kind == ErrorKind::InvalidRequest
-        && !c.has_code("InvalidNetworkSettings")
-    {
-        return Requeue::await_change();
+    match ctx.retry_delay(&ws.uid().unwrap_or_default(), error) {
+        Some(delay) => Requeue::requeue(delay),
+        None => Requeue::await_change(),
     }
-    let attempts = {
-        let mut f = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let n = f.entry(ws.uid().unwrap_or_default()).or_insert(0);
-        *n += 1;
-        *n
-    };
-    let base = ctx.config.base_backoff.as_secs_f64() * 2f64.powi(attempts.min(16) as i32 - 1);
-    let capped = base.min(ctx.config.max_backoff.as_secs_f64());
-    // ±20 % jitter from the clock's sub-second digits (no shared RNG needed).
-    let jitter = 0.8 + 0.4 * f64::from(jiff::Timestamp::now().subsec_nanosecond() % 1000) / 1000.0;
-    Requeue::requeue(Duration::from_secs_f64(capped * jitter))
+}
+
+impl Context {
+    /// When to retry a workspace whose reconcile failed with `error`; `None`: not until
+    /// something changes.
+    pub fn retry_delay(&self, uid: &str, error: &Error) -> Option<Duration> {
+        // ±20 % jitter from the clock's sub-second digits (no shared RNG needed).
+        let jitter =
+            0.8 + 0.4 * f64::from(jiff::Timestamp::now().subsec_nanosecond() % 1000) / 1000.0;
+        // A request AWS calls invalid only changes with the spec or class. A denied action or
+        // a reached quota is fixed outside Kubernetes (IAM, Service Quotas): keep retrying,
+        // with the growing back-off below (capped at max_backoff).
+        if let Some(c) = cloud_error(error)
+            && c.kind == ErrorKind::InvalidRequest
+            && !c.has_code("InvalidNetworkSettings")
+        {
+            return None;
+        }
+        // A 409 from the API server says the object moved on since the watch cache showed
+        // it: the next reconcile reads the newer version, and waiting longer does not make
+        // that likelier. Retry at the base delay without counting an attempt, so conflicts
+        // (frequent when other writers are busy) do not push the AWS back-off towards its cap.
+        if let Error::Kube(kube::Error::Api(status)) = error
+            && status.is_conflict()
+        {
+            return Some(self.config.base_backoff.mul_f64(jitter));
+        }
+        let attempts = {
+            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let n = f.entry(uid.to_owned()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let base = self.config.base_backoff.as_secs_f64() * 2f64.powi(attempts.min(16) as i32 - 1);
+        let capped = base.min(self.config.max_backoff.as_secs_f64());
+        Some(Duration::from_secs_f64(capped * jitter))
+    }
 }
 
 /// Runs the controller until `shutdown` resolves.

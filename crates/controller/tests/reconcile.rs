@@ -834,3 +834,62 @@ async fn a_retained_workspace_keeps_aws_and_links_repositories_added_later() {
         "the Event names what was kept: {retained:?}"
     );
 }
+
+#[tokio::test]
+async fn conflicts_retry_at_the_base_delay_and_aws_failures_back_off() {
+    use lustre_cloud::{CloudError, ErrorKind};
+    use reconciler::Error;
+    let w = world().await;
+    let (poller, _wake) = Poller::new();
+    let ctx = Context::new(
+        w.client.clone(),
+        Arc::new(SingleCloud(w.cloud.clone())),
+        poller,
+        Arc::new(Metrics::new()),
+        ControllerConfig {
+            base_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(300),
+            ..ControllerConfig::default()
+        },
+    );
+    let conflict = || {
+        Error::Kube(kube::Error::Api(Box::new(
+            kube::core::Status::failure("the object has been modified", "Conflict").with_code(409),
+        )))
+    };
+    let throttled = || {
+        Error::Cloud(CloudError::new(
+            ErrorKind::Throttled,
+            "DescribeFileSystems",
+            "Rate exceeded",
+        ))
+    };
+    // Ten conflicts in a row: every retry within the base delay and its jitter.
+    for _ in 0..10 {
+        let d = ctx.retry_delay("uid-a", &conflict()).expect("retried");
+        assert!(d <= Duration::from_millis(2400), "{d:?}");
+    }
+    // AWS throttling grows the delay: 2, 4, 8, 16, 32 s (±20 %) ...
+    let delays: Vec<Duration> = (0..5)
+        .map(|_| ctx.retry_delay("uid-b", &throttled()).expect("retried"))
+        .collect();
+    assert!(
+        delays[4] >= Duration::from_secs_f64(32.0 * 0.8),
+        "{delays:?}"
+    );
+    // ... and a conflict in between neither resets nor grows it.
+    let d = ctx.retry_delay("uid-b", &conflict()).expect("retried");
+    assert!(d <= Duration::from_millis(2400), "{d:?}");
+    let next = ctx.retry_delay("uid-b", &throttled()).expect("retried");
+    assert!(
+        next >= Duration::from_secs_f64(64.0 * 0.8),
+        "{next:?} after {delays:?}"
+    );
+    // A request AWS calls invalid waits for a change of spec or class.
+    let invalid = Error::Cloud(CloudError::new(
+        ErrorKind::InvalidRequest,
+        "CreateFileSystem",
+        "bad",
+    ));
+    assert_eq!(ctx.retry_delay("uid-c", &invalid), None);
+}
