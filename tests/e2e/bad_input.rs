@@ -109,8 +109,8 @@ async fn bad_input_is_refused_with_a_clear_message_and_costs_no_aws_call() {
             "quarantine",
             "namespace-not-admitted",
             "storageCapacityGiB: 1200",
-            "InvalidSpec",
-            "does not allow workspaces in this namespace",
+            "NamespaceNotAllowed",
+            "does not admit namespace quarantine",
         ),
         (
             "ml",

@@ -3,7 +3,9 @@
 //! tenant writes into its own workspace's status or claims.
 //!
 //! The legitimate stories pass beside them: adopting a file system the class's policy admits,
-//! and re-adopting a kept one from the namespace it was kept from.
+//! re-adopting a kept one from the namespace it was kept from, linking a shared dataset for
+//! reading beside the namespace's own results prefix for writing, and a workspace that
+//! carries on once its namespace is admitted again.
 //!
 //! Tenant B is first a user with the built-in edit role (the chart aggregates workspaces into
 //! it, without `/status`) whose status writes are refused, as are an admin's (the chart's
@@ -163,6 +165,19 @@ spec:
   allowedNamespaces: {matchLabels: {lustre: enabled}}
   adoption:
     fileSystemTags: {lustre-adoptable: \"true\"}
+";
+
+/// A class with a dataset every namespace may read but none may write, and a results prefix
+/// per namespace.
+const SHARING_CLASS: &str = "apiVersion: workspaces.lustre.dev/v1alpha1
+kind: LustreWorkspaceClass
+metadata: {name: sharing}
+spec:
+  subnetId: subnet-0123456789abcdef0
+  securityGroup: {managed: true, clientCidrs: [10.0.0.0/16]}
+  allowedNamespaces: {matchLabels: {lustre: enabled}}
+  readOnlyDataRepositories: [\"s3://ml-datasets/shared/\"]
+  allowedDataRepositories: [\"s3://ml-results/{namespace}/\"]
 ";
 
 /// The id (or, with `path`, another field) of `ns/name` by jsonpath.
@@ -670,6 +685,153 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     if adopter_mark(&aws.sim.snapshot(), &adoptable) == Some(Value::from(adopter_uid.as_str())) {
         refused += 1;
     }
+
+    // 12-13. Through a class with a shared read-only dataset and a results prefix per
+    //        namespace: exporting (DELETED included) into the shared dataset, and linking
+    //        A's results prefix. Refused before any AWS call.
+    c.ok_with_input(&["apply", "-f", "-"], SHARING_CLASS).await;
+    for (name, link, says) in [
+        (
+            "poison",
+            "{name: d, s3Path: 's3://ml-datasets/shared/', fileSystemPath: /d, autoImport: [NEW], autoExport: [NEW, CHANGED, DELETED]}",
+            "is read-only in class sharing",
+        ),
+        (
+            "peek",
+            "{name: d, s3Path: 's3://ml-results/tenant-a/', fileSystemPath: /d}",
+            "allowed prefixes: s3://ml-results/tenant-b/, s3://ml-datasets/shared/",
+        ),
+    ] {
+        attacks += 1;
+        c.ok_with_input(
+            &["apply", "-f", "-", "--as", TENANT_B],
+            &workspace(
+                B,
+                name,
+                &format!(
+                    "className: sharing\nstorageCapacityGiB: 1200\ndataRepositories:\n- {link}"
+                ),
+            ),
+        )
+        .await;
+        let message = wait_reason(&c, B, name, "InvalidSpec").await;
+        let uid = field(&c, B, name, "{.metadata.uid}").await;
+        if message.contains(says) && own_file_system(&aws.sim.snapshot(), &uid).is_none() {
+            refused += 1;
+        } else {
+            eprintln!("{name}: {message}");
+        }
+        c.ok(&[
+            "delete",
+            "lws",
+            name,
+            "-n",
+            B,
+            "--wait=true",
+            "--timeout=60s",
+        ])
+        .await;
+    }
+    // The legitimate links: the shared dataset imported, B's own results prefix read-write.
+    c.ok_with_input(
+        &["apply", "-f", "-", "--as", TENANT_B],
+        &workspace(
+            B,
+            "share",
+            "className: sharing\nstorageCapacityGiB: 1200\ndataRepositories:\n- {name: in, s3Path: 's3://ml-datasets/shared/imagenet/', fileSystemPath: /in, autoImport: [NEW, CHANGED, DELETED]}\n- {name: out, s3Path: 's3://ml-results/tenant-b/run-1/', fileSystemPath: /out, autoExport: [NEW, CHANGED, DELETED]}",
+        ),
+    )
+    .await;
+    ready(&c, B, "share", &operator).await;
+
+    // 14. The platform team takes B's namespace out of the class (its label goes), and B
+    //     then grows its workspace: the workspace says NamespaceNotAllowed at once (namespaces
+    //     are watched), in status and in an Event; no AWS change; its file system stays.
+    //     Labelled again, the growth goes ahead.
+    attacks += 1;
+    let share_uid = field(&c, B, "share", "{.metadata.uid}").await;
+    c.ok(&["label", "namespace", B, "lustre-"]).await;
+    let message = wait_reason(&c, B, "share", "NamespaceNotAllowed").await;
+    c.ok(&[
+        "patch",
+        "lws",
+        "share",
+        "-n",
+        B,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"storageCapacityGiB":2400}}"#,
+        "--as",
+        TENANT_B,
+    ])
+    .await;
+    // The spec change is seen (observedGeneration moves on) and refused.
+    c.until(
+        "the growth is seen and not made",
+        Duration::from_secs(60),
+        || async {
+            let ws = c.json(&["get", "lws", "share", "-n", B]).await;
+            let ready = ws["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "Ready")
+                .cloned()
+                .unwrap_or_default();
+            if ready["observedGeneration"] == ws["metadata"]["generation"]
+                && ready["reason"] == "NamespaceNotAllowed"
+            {
+                Ok(())
+            } else {
+                Err(ready.to_string())
+            }
+        },
+    )
+    .await;
+    let kept = own_file_system(&aws.sim.snapshot(), &share_uid);
+    let fs_condition = field(
+        &c,
+        B,
+        "share",
+        r#"{.status.conditions[?(@.type=="FileSystemReady")].status}"#,
+    )
+    .await;
+    let events = c
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            B,
+            "--field-selector",
+            "reason=NamespaceNotAllowed",
+            "-o",
+            "name",
+        ])
+        .await;
+    if message.contains("does not admit namespace tenant-b")
+        && kept.as_ref().is_some_and(|f| f["storageCapacity"] == 1200)
+        && fs_condition == "True"
+        && !events.is_empty()
+    {
+        refused += 1;
+    } else {
+        eprintln!(
+            "shut out: {message}; {kept:?}; FileSystemReady {fs_condition}; events {events:?}"
+        );
+    }
+    c.ok(&["label", "namespace", B, "lustre=enabled"]).await;
+    c.until(
+        "B's growth resumes once labelled again",
+        Duration::from_secs(90),
+        || async {
+            match own_file_system(&aws.sim.snapshot(), &share_uid) {
+                Some(fs) if fs["storageCapacity"] == 2400 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    ready(&c, B, "share", &operator).await;
 
     let aws_changed = changed(&aws_before, &tenant_a_aws(&aws.sim.snapshot()));
     let objects_after = tenant_a_objects(&c).await;

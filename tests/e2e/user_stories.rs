@@ -528,7 +528,13 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
         .collect();
     let rest: Permissions = needs.difference(&lease).cloned().collect();
     let missing: Vec<_> = rest.difference(&cluster).collect();
-    let unused: Vec<_> = cluster.difference(&rest).collect();
+    // Granted for a path this story does not take: a namespace the operator's namespace watch
+    // has not seen yet (a workspace created right after its namespace) is read directly.
+    let fallbacks: Permissions = [("get".to_string(), "namespaces".to_string())].into();
+    let unused: Vec<_> = cluster
+        .difference(&rest)
+        .filter(|p| !fallbacks.contains(*p))
+        .collect();
     assert!(missing.is_empty(), "the ClusterRole lacks {missing:?}");
     assert!(
         unused.is_empty(),

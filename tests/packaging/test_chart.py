@@ -132,7 +132,16 @@ def test_values_reach_the_objects():
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == "arn:aws:iam::123456789012:role/lustre-operator"
     (cls,) = by_kind(objs, "LustreWorkspaceClass")
     assert cls["metadata"]["annotations"]["workspaces.lustre.dev/is-default-class"] == "true"
-    assert cls["spec"] == CLASS_SPEC
+    # The default class admits only namespaces labelled for it, unless its spec says otherwise.
+    assert cls["spec"] == {**CLASS_SPEC, "allowedNamespaces": {"matchLabels": {"workspaces.lustre.dev/enabled": "true"}}}
+    for spec_extra, default, want in [
+        ({"allowedNamespaces": {}}, None, {}),
+        ({"allowedNamespaces": {"matchLabels": {"team": "ml"}}}, None, {"matchLabels": {"team": "ml"}}),
+        ({}, {"allowedNamespaces": None}, None),
+    ]:
+        values = {"defaultClass": {"create": True, "spec": {**CLASS_SPEC, **spec_extra}, **(default or {})}}
+        (c,) = by_kind(docs(values), "LustreWorkspaceClass")
+        assert c["spec"].get("allowedNamespaces") == want, (spec_extra, default)
     (sm,) = by_kind(objs, "ServiceMonitor")
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     (deploy,) = by_kind(objs, "Deployment")

@@ -83,14 +83,28 @@ pub struct LustreWorkspaceClassSpec {
     ))]
     pub tags: BTreeMap<String, String>,
 
-    /// S3 prefixes that workspaces may link, such as `s3://ml-datasets/`. A workspace's
-    /// `s3Path` must start with one of them. Empty: no S3 links allowed; `s3://` allows all.
+    /// S3 prefixes that workspaces may link read-write, such as `s3://ml-results/`. A
+    /// workspace's `s3Path` must lie under one of these or of `readOnlyDataRepositories`
+    /// (compared segment by segment). `{namespace}` stands for the workspace's namespace:
+    /// `s3://ml-results/{namespace}/` gives each namespace its own prefix. Empty: no S3
+    /// links allowed; `s3://` allows every bucket.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = Rule::new(rules::S3_PREFIXES).message(rules::S3_PREFIX_MSG))]
     #[schemars(length(max = 100), inner(length(max = crate::constants::limits::MAX_S3_PATH_LENGTH)))]
     pub allowed_data_repositories: Vec<String>,
 
-    /// Namespaces whose workspaces may use this class, by label. Leave it out to allow all.
+    /// S3 prefixes that workspaces may link for reading only: `autoImport` allowed,
+    /// `autoExport` refused, so no workspace writes or deletes objects there (a shared
+    /// dataset). Takes precedence over `allowedDataRepositories` where both match;
+    /// `{namespace}` works as there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new(rules::S3_READ_ONLY_PREFIXES).message(rules::S3_READ_ONLY_PREFIX_MSG))]
+    #[schemars(length(max = 100), inner(length(max = crate::constants::limits::MAX_S3_PATH_LENGTH)))]
+    pub read_only_data_repositories: Vec<String>,
+
+    /// Namespaces whose workspaces may use this class, by label. Left out (or `{}`): every
+    /// namespace. Checked again whenever a namespace's labels change: a namespace that stops
+    /// matching keeps its file systems but gets no AWS change (`NamespaceNotAllowed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_namespaces: Option<LabelSelector>,
 

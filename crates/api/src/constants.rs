@@ -143,6 +143,8 @@ pub mod reason {
     pub const ADOPTION_REFUSED: &str = "AdoptionRefused";
     /// A claim of the workspace's claim name exists and is not the workspace's.
     pub const CLAIM_CONFLICT: &str = "ClaimConflict";
+    /// The class's `allowedNamespaces` does not admit the workspace's namespace.
+    pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
     /// The class does not ask for a managed security group.
     pub const NOT_MANAGED: &str = "NotManaged";
     /// The workspace has no data repositories.
@@ -153,7 +155,7 @@ pub mod reason {
     pub const RETAINED: &str = "Retained";
 
     /// Every reason the operator can write.
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 21] = [
         READY,
         PENDING,
         CREATING,
@@ -170,6 +172,7 @@ pub mod reason {
         LIMIT_EXCEEDED,
         ADOPTION_REFUSED,
         CLAIM_CONFLICT,
+        NAMESPACE_NOT_ALLOWED,
         NOT_MANAGED,
         NONE_REQUESTED,
         WAITING,

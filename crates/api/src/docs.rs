@@ -9,7 +9,7 @@ use crate::constants::reason;
 
 /// What a reason means for the person reading it: (reason, kind, cause, what to do).
 /// `kind` is `progress` (wait), `ok`, or `problem` (someone must act).
-pub const GUIDE: [(&str, &str, &str, &str); 20] = [
+pub const GUIDE: [(&str, &str, &str, &str); 21] = [
     (
         reason::READY,
         "ok",
@@ -55,7 +55,7 @@ pub const GUIDE: [(&str, &str, &str, &str); 20] = [
     (
         reason::INVALID_SPEC,
         "problem",
-        "The spec breaks a rule that needs the class to check (size above the class's limit, an S3 path outside the class's allowed prefixes, a namespace the class does not admit, a throughput on a deployment type taken from the class's defaults) or an immutable field changed. The message lists every violation with its field. No AWS call was made.",
+        "The spec breaks a rule that needs the class to check (size above the class's limit, an S3 path outside the class's allowed prefixes or `autoExport` on one of its read-only prefixes, a tag the class sets, a namespace the class does not admit, a throughput on a deployment type taken from the class's defaults) or an immutable field changed. The message lists every violation with its field. No AWS call was made.",
         "Edit the workspace as the message says (`kubectl edit lws <name>`), or ask the platform team to change the class. Nothing is retried until the spec or the class changes.",
     ),
     (
@@ -105,6 +105,12 @@ pub const GUIDE: [(&str, &str, &str, &str); 20] = [
         "problem",
         "A PersistentVolumeClaim named like the workspace's claim (`spec.claimName`, or the workspace's name) already exists in the namespace and was not made for this workspace. The operator never takes over or deletes a claim it did not make, and makes no AWS change for the workspace while the name is taken.",
         "Delete or rename the other claim if it is unused, or create the workspace again with another `spec.claimName` (it cannot change on an existing workspace).",
+    ),
+    (
+        reason::NAMESPACE_NOT_ALLOWED,
+        "problem",
+        "The workspace's class admits namespaces by label (`allowedNamespaces`), and this namespace's labels do not match (never did, or were changed). The operator makes no AWS change for the workspace while that is so: no file system is created, resized or linked. What exists is kept: the file system, its data and the claim stay, and pods that mount the claim keep running. Deleting the workspace still cleans up as its deletion policy says.",
+        "Ask the platform team which label the class wants (`kubectl get lwc <class> -o jsonpath='{.spec.allowedNamespaces}'`) and have the namespace labelled so (`kubectl label namespace <ns> <key>=<value>`); the operator notices the label at once (it watches namespaces) and carries on. Or use a class that admits this namespace (a new workspace: `className` is immutable).",
     ),
     (
         reason::NOT_MANAGED,

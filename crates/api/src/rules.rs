@@ -202,6 +202,12 @@ pub const ADOPTION_TAGS_MSG: &str = "adoption.fileSystemTags must name at least 
 pub const S3_PREFIXES: &str = concat!("self.all(p, p.matches('", s3_prefix_re!(), "'))");
 /// Message of [`S3_PREFIXES`].
 pub const S3_PREFIX_MSG: &str = "allowedDataRepositories entries must be S3 prefixes ending in /, such as s3://bucket/ or s3://bucket/prefix/ (s3:// allows every bucket; no . or .. segments, %, whitespace or control characters)";
+/// Class `spec.readOnlyDataRepositories`: every entry an S3 prefix.
+pub const S3_READ_ONLY_PREFIXES: &str = S3_PREFIXES;
+/// Message of [`S3_READ_ONLY_PREFIXES`].
+pub const S3_READ_ONLY_PREFIX_MSG: &str = "readOnlyDataRepositories entries must be S3 prefixes ending in /, such as s3://bucket/ or s3://bucket/prefix/ (s3:// covers every bucket; no . or .. segments, %, whitespace or control characters)";
+/// Where a prefix stands for the workspace's namespace.
+pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";
 
 /// Schema `pattern`s, shared by the type definitions (schema) and the Rust validation.
 pub mod patterns {

@@ -179,7 +179,14 @@ impl LustreWorkspace {
         namespace_labels: &BTreeMap<String, String>,
     ) -> Vec<Violation> {
         let class_name = class.metadata.name.as_deref().unwrap_or_default();
-        validate_spec_against_class(&self.spec, class_name, &class.spec, namespace_labels)
+        let namespace = self.metadata.namespace.as_deref().unwrap_or_default();
+        validate_spec_against_class(
+            &self.spec,
+            namespace,
+            class_name,
+            &class.spec,
+            namespace_labels,
+        )
     }
 }
 
@@ -438,25 +445,30 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
     }
     c.tags("spec.tags", &spec.tags, tag_keys::MAX_CLASS_TAGS);
 
-    c.max_items(
-        "spec.allowedDataRepositories",
-        spec.allowed_data_repositories.len(),
-        100,
-    );
-    for (i, prefix) in spec.allowed_data_repositories.iter().enumerate() {
-        c.length(
-            &format!("spec.allowedDataRepositories[{i}]"),
-            prefix,
-            0,
-            limits::MAX_S3_PATH_LENGTH,
-        );
-    }
-    if spec
-        .allowed_data_repositories
-        .iter()
-        .any(|prefix| !p.s3_prefix.is_match(prefix))
-    {
-        c.push("spec.allowedDataRepositories", rules::S3_PREFIX_MSG);
+    for (field, prefixes, msg) in [
+        (
+            "spec.allowedDataRepositories",
+            &spec.allowed_data_repositories,
+            rules::S3_PREFIX_MSG,
+        ),
+        (
+            "spec.readOnlyDataRepositories",
+            &spec.read_only_data_repositories,
+            rules::S3_READ_ONLY_PREFIX_MSG,
+        ),
+    ] {
+        c.max_items(field, prefixes.len(), 100);
+        for (i, prefix) in prefixes.iter().enumerate() {
+            c.length(
+                &format!("{field}[{i}]"),
+                prefix,
+                0,
+                limits::MAX_S3_PATH_LENGTH,
+            );
+        }
+        if prefixes.iter().any(|prefix| !p.s3_prefix.is_match(prefix)) {
+            c.push(field, msg);
+        }
     }
     if let Some(adoption) = &spec.adoption {
         let field = "spec.adoption.fileSystemTags";
@@ -507,6 +519,7 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
 /// The rules of [`LustreWorkspace::validate_against_class`].
 pub fn validate_spec_against_class(
     spec: &LustreWorkspaceSpec,
+    namespace: &str,
     class_name: &str,
     class: &LustreWorkspaceClassSpec,
     namespace_labels: &BTreeMap<String, String>,
@@ -550,20 +563,39 @@ pub fn validate_spec_against_class(
         );
     }
     for (i, repo) in spec.data_repositories.iter().enumerate() {
-        let allowed = class
-            .allowed_data_repositories
-            .iter()
-            .any(|prefix| repo.s3_path.starts_with(prefix.as_str()));
-        if !allowed {
-            let list = if class.allowed_data_repositories.is_empty() {
+        let under = |prefixes: &[String]| {
+            prefixes
+                .iter()
+                .any(|prefix| s3_under(&repo.s3_path, prefix, namespace))
+        };
+        let read_only = under(&class.read_only_data_repositories);
+        if !read_only && !under(&class.allowed_data_repositories) {
+            let lists = [
+                &class.allowed_data_repositories,
+                &class.read_only_data_repositories,
+            ];
+            let list = if lists.iter().all(|l| l.is_empty()) {
                 "none: the class allows no S3 data repositories".to_string()
             } else {
-                class.allowed_data_repositories.join(", ")
+                lists
+                    .iter()
+                    .flat_map(|l| l.iter())
+                    .map(|p| p.replace(rules::NAMESPACE_PLACEHOLDER, namespace))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             c.push(
                 format!("spec.dataRepositories[{i}].s3Path"),
                 format!(
                     "{} is not allowed by class {class_name}; allowed prefixes: {list}",
+                    repo.s3_path
+                ),
+            );
+        } else if read_only && !repo.auto_export.is_empty() {
+            c.push(
+                format!("spec.dataRepositories[{i}].autoExport"),
+                format!(
+                    "{} is read-only in class {class_name} (readOnlyDataRepositories): link it with autoImport only, or write results to a read-write prefix",
                     repo.s3_path
                 ),
             );
@@ -580,6 +612,27 @@ pub fn validate_spec_against_class(
     }
 
     c.out
+}
+
+/// Whether S3 URL `path` lies under the allowed `prefix` (with `{namespace}` replaced by
+/// `namespace`), compared by bucket and key segments: `s3://data/team-a/` is not under
+/// `s3://data/team/`, and `s3://` covers every bucket. Both are validated S3 paths (no `.` or
+/// `..` segments), so no segment can climb out of the prefix.
+pub fn s3_under(path: &str, prefix: &str, namespace: &str) -> bool {
+    fn segments(url: &str) -> Option<Vec<&str>> {
+        let rest = url.strip_prefix("s3://")?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        Some(if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.split('/').collect()
+        })
+    }
+    let prefix = prefix.replace(rules::NAMESPACE_PLACEHOLDER, namespace);
+    match (segments(path), segments(&prefix)) {
+        (Some(path), Some(prefix)) => path.starts_with(&prefix),
+        _ => false,
+    }
 }
 
 /// The deployment type a workspace gets: its own, else the class's default, else SCRATCH_2.

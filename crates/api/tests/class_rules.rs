@@ -24,7 +24,7 @@ metadata: {name: standard}
 spec:
   subnetId: subnet-0123456789abcdef0
   securityGroup: {clientCidrs: [10.0.0.0/16]}
-  allowedDataRepositories: ["s3://ml-datasets/", "s3://ml-results/run-"]
+  allowedDataRepositories: ["s3://ml-datasets/", "s3://ml-results/runs/"]
   allowedNamespaces:
     matchLabels: {lustre: enabled}
     matchExpressions: [{key: tier, operator: NotIn, values: [prod]}]
@@ -73,7 +73,7 @@ fn namespace_outside_the_selector_is_refused() {
 #[test]
 fn s3_outside_the_allow_list_is_refused_with_the_list() {
     let ws = workspace(
-        "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: a, s3Path: s3://ml-datasets-evil/, fileSystemPath: /a}\n- {name: b, s3Path: s3://ml-results/run-7/, fileSystemPath: /b}\n- {name: c, s3Path: s3://ml-results/other/, fileSystemPath: /c}",
+        "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: a, s3Path: s3://ml-datasets-evil/, fileSystemPath: /a}\n- {name: b, s3Path: s3://ml-results/runs/7/, fileSystemPath: /b}\n- {name: c, s3Path: s3://ml-results/runs-old/, fileSystemPath: /c}",
     );
     let got = ws.validate_against_class(&class(STANDARD), &labels(&[("lustre", "enabled")]));
     assert_eq!(
@@ -86,14 +86,14 @@ fn s3_outside_the_allow_list_is_refused_with_the_list() {
     assert!(
         got[0]
             .message
-            .contains("allowed prefixes: s3://ml-datasets/, s3://ml-results/run-")
+            .contains("allowed prefixes: s3://ml-datasets/, s3://ml-results/runs/")
     );
 }
 
 #[test]
 fn a_class_without_an_allow_list_allows_no_s3() {
     let c = class(&STANDARD.replace(
-        "  allowedDataRepositories: [\"s3://ml-datasets/\", \"s3://ml-results/run-\"]\n",
+        "  allowedDataRepositories: [\"s3://ml-datasets/\", \"s3://ml-results/runs/\"]\n",
         "",
     ));
     let ws = workspace(
@@ -161,4 +161,85 @@ fn a_workspace_may_not_replace_the_class_tags() {
             .contains("tag cost-center is set by class standard"),
         "{got:?}"
     );
+}
+
+/// A class with a shared read-only dataset prefix and a per-namespace results prefix.
+fn shared_class() -> LustreWorkspaceClass {
+    class(&STANDARD.replace(
+        "  allowedDataRepositories: [\"s3://ml-datasets/\", \"s3://ml-results/runs/\"]\n",
+        "  allowedDataRepositories: [\"s3://ml-results/{namespace}/\", \"s3://\"]\n  readOnlyDataRepositories: [\"s3://ml-datasets/shared/\"]\n",
+    ))
+}
+
+#[test]
+fn a_read_only_prefix_takes_auto_import_and_refuses_auto_export() {
+    let ok = workspace(
+        "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: a, s3Path: s3://ml-datasets/shared/imagenet/, fileSystemPath: /a, autoImport: [NEW, CHANGED, DELETED]}",
+    );
+    let c = shared_class();
+    let ns = labels(&[("lustre", "enabled")]);
+    assert_eq!(ok.validate_against_class(&c, &ns), vec![]);
+    // Read-only wins over the class's `s3://` read-write entry.
+    let export = workspace(
+        "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: a, s3Path: s3://ml-datasets/shared/, fileSystemPath: /a, autoExport: [DELETED]}\n- {name: b, s3Path: s3://ml-datasets/shared-not/, fileSystemPath: /b, autoExport: [NEW]}",
+    );
+    let got = export.validate_against_class(&c, &ns);
+    assert_eq!(
+        fields(&got),
+        ["spec.dataRepositories[0].autoExport"],
+        "{got:?}"
+    );
+    assert!(got[0].message.contains("read-only in class standard"));
+}
+
+#[test]
+fn namespace_placeholder_gives_each_namespace_its_own_prefix() {
+    let c = class(&STANDARD.replace(
+        "  allowedDataRepositories: [\"s3://ml-datasets/\", \"s3://ml-results/runs/\"]\n",
+        "  allowedDataRepositories: [\"s3://ml-results/{namespace}/\"]\n",
+    ));
+    let ns = labels(&[("lustre", "enabled")]);
+    let own = workspace(
+        "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories: [{name: a, s3Path: s3://ml-results/ml/run-1/, fileSystemPath: /a, autoExport: [NEW]}]",
+    );
+    assert_eq!(own.validate_against_class(&c, &ns), vec![]);
+    for other in [
+        "s3://ml-results/tenant-b/",
+        "s3://ml-results/ml-evil/",
+        "s3://ml-results/{namespace}/",
+        "s3://ml-results/",
+    ] {
+        let ws = workspace(&format!(
+            "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories: [{{name: a, s3Path: '{other}', fileSystemPath: /a}}]"
+        ));
+        let got = ws.validate_against_class(&c, &ns);
+        assert_eq!(fields(&got), ["spec.dataRepositories[0].s3Path"], "{other}");
+        assert!(
+            got[0]
+                .message
+                .contains("allowed prefixes: s3://ml-results/ml/"),
+            "{got:?}"
+        );
+    }
+}
+
+#[test]
+fn s3_prefixes_compare_by_segment() {
+    use lustre_api::validation::s3_under;
+    for (path, prefix, under) in [
+        ("s3://data/team/x/", "s3://data/team/", true),
+        ("s3://data/team/", "s3://data/team/", true),
+        ("s3://data/team-a/", "s3://data/team/", false),
+        ("s3://data2/", "s3://data/", false),
+        ("s3://data/", "s3://", true),
+        ("s3://data/", "s3://data/team/", false),
+        ("s3://data/ns1/x/", "s3://data/{namespace}/", true),
+        ("s3://data/ns10/", "s3://data/{namespace}/", false),
+    ] {
+        assert_eq!(
+            s3_under(path, prefix, "ns1"),
+            under,
+            "{path} under {prefix}"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! (in Kubernetes and AWS) to the single next step. The reconciler does the step, then asks
 //! again; a crash anywhere leaves a state this function maps to the right next step.
 
+use kube::ResourceExt;
 use std::collections::BTreeMap;
 
 use lustre_api::constants::tags as tag_keys;
@@ -106,6 +107,9 @@ pub enum Wait {
 pub enum Action {
     /// The class does not exist; wait for it (classes are watched).
     ClassMissing(String),
+    /// The class's `allowedNamespaces` does not admit the workspace's namespace (any more):
+    /// no AWS change until it does; what exists is kept (namespaces are watched).
+    NamespaceNotAllowed { class: String, namespace: String },
     /// The spec breaks rules; no AWS call until it changes.
     Invalid(Vec<Violation>),
     /// The adopted file system cannot be used.
@@ -350,6 +354,15 @@ pub fn association_matches(a: &DataRepositoryAssociation, r: &lustre_api::DataRe
         && want_export == have_export
 }
 
+/// Whether the class admits a namespace with these labels (no selector: every namespace).
+pub fn namespace_admitted(class: &LustreWorkspaceClass, labels: &BTreeMap<String, String>) -> bool {
+    class
+        .spec
+        .allowed_namespaces
+        .as_ref()
+        .is_none_or(|selector| lustre_api::validation::selector_matches(selector, labels))
+}
+
 /// The next step for a workspace that is not being deleted.
 pub fn next_action(i: &Inputs) -> Action {
     let ws = i.workspace;
@@ -358,6 +371,12 @@ pub fn next_action(i: &Inputs) -> Action {
         ClassLookup::Missing(name) => return Action::ClassMissing(name.to_string()),
         ClassLookup::NoDefault => return Action::ClassMissing(String::new()),
     };
+    if !namespace_admitted(class, i.namespace_labels) {
+        return Action::NamespaceNotAllowed {
+            class: class.name_any(),
+            namespace: ws.namespace().unwrap_or_default(),
+        };
+    }
     let mut violations = ws.validate(None);
     violations.extend(ws.validate_against_class(class, i.namespace_labels));
     if !violations.is_empty() {
@@ -645,6 +664,9 @@ pub fn describe(action: &Action) -> String {
             "no class named and no default class".into()
         }
         Action::ClassMissing(name) => format!("class {name} not found"),
+        Action::NamespaceNotAllowed { class, namespace } => format!(
+            "class {class} does not admit namespace {namespace} (its allowedNamespaces selector does not match the namespace's labels): no AWS change is made until it does; the file system and its data are kept"
+        ),
         Action::Invalid(v) => format!("invalid spec: {}", summarize(v)),
         Action::AdoptionRefused(m) => format!("adoption refused: {m}"),
         Action::ClaimConflict(name) => format!(

@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use lustre_api::constants::{DEFAULT_CLASS_ANNOTATION, FIELD_MANAGER, FINALIZER, tags as tag_keys};
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass, LustreWorkspaceStatus, Phase};
@@ -118,6 +118,9 @@ pub struct Context {
     /// at a cache that has not seen the write yet; it works from the written status instead
     /// (no second identical write, no second Ready Event). Dropped once the cache moves on.
     written: Mutex<HashMap<String, (Option<String>, LustreWorkspaceStatus)>>,
+    /// The namespaces as the controller's watch sees them (their labels decide the classes'
+    /// `allowedNamespaces`); set once `run` starts watching.
+    namespaces: std::sync::OnceLock<Store<Namespace>>,
 }
 
 /// A workspace's security group and file system ids, as far as this process knows them:
@@ -157,6 +160,7 @@ impl Context {
             failures: Mutex::default(),
             known: Mutex::default(),
             written: Mutex::default(),
+            namespaces: std::sync::OnceLock::new(),
         }
     }
 }
@@ -241,16 +245,26 @@ async fn observe(
     let mut o = Observed::default();
     let ns = ws.namespace().unwrap_or_default();
     // Independent reads go out together: a reconcile waits for one round trip, not two.
+    // The namespace from the watch when it has it (its label changes wake the workspaces in
+    // it), else from the API server.
+    let watched = ctx
+        .namespaces
+        .get()
+        .and_then(|s| s.get(&ObjectRef::new(&ns)));
     let ((class, missing), namespace) = tokio::try_join!(resolve_class(&ctx.client, ws), async {
-        Api::<Namespace>::all(ctx.client.clone())
-            .get_opt(&ns)
-            .await
-            .map_err(Error::Kube)
+        match watched {
+            Some(n) => Ok(Some(n.labels().clone())),
+            None => Api::<Namespace>::all(ctx.client.clone())
+                .get_opt(&ns)
+                .await
+                .map(|n| n.map(|n| n.labels().clone()))
+                .map_err(Error::Kube),
+        }
     })?;
     o.class = class;
     o.class_missing = missing;
-    if let Some(n) = namespace {
-        o.labels = n.labels().clone();
+    if let Some(labels) = namespace {
+        o.labels = labels;
     }
     // No AWS call for a workspace that cannot be provisioned (missing class, invalid spec).
     if !deleting {
@@ -862,6 +876,7 @@ fn is_change(action: &Action) -> bool {
             | Action::LookUpVpc { .. }
             | Action::ClassMissing(_)
             | Action::Invalid(_)
+            | Action::NamespaceNotAllowed { .. }
             | Action::AdoptionRefused(_)
             | Action::ClaimConflict(_)
             | Action::FileSystemFailed(_)
@@ -1095,13 +1110,9 @@ async fn apply(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<Requeue, Error
         )
         .await;
     }
-    if let Action::Invalid(_)
-    | Action::FileSystemFailed(_)
-    | Action::AssociationFailed { .. }
-    | Action::AdoptionRefused(_)
-    | Action::ClaimConflict(_)
-    | Action::ClassMissing(_) = &action
-    {
+    // A step that needs a person is a Warning named by the Ready condition's reason, so that
+    // `kubectl get events --field-selector reason=NamespaceNotAllowed` finds them.
+    if let Some(why) = crate::status::stopped_reason(&action) {
         let was = ws
             .status
             .as_ref()
@@ -1109,7 +1120,7 @@ async fn apply(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<Requeue, Error
             .map(|c| c.message.clone());
         let now = plan::describe(&action);
         if was.as_deref() != Some(now.as_str()) {
-            publish(ctx, &ws, EventType::Warning, "NotReady", now).await;
+            publish(ctx, &ws, EventType::Warning, why, now).await;
         }
     }
     Ok(requeue(ctx, &action))
@@ -1339,6 +1350,20 @@ pub async fn run(
         lustre_api::constants::labels::MANAGED_BY_VALUE
     );
     let controller = Controller::new(workspaces, watcher::Config::default());
+    // A namespace whose labels change (a class's allowedNamespaces may admit it or shut it
+    // out) re-checks the workspaces in it.
+    let namespaces_api: Api<Namespace> = Api::all(ctx.client.clone());
+    let namespaces_config = match ctx.config.namespaces.as_slice() {
+        [only] => watcher::Config::default().fields(&format!("metadata.name={only}")),
+        _ => watcher::Config::default(),
+    };
+    let (namespaces, writer) = reflector::store();
+    let _ = ctx.namespaces.set(namespaces);
+    let namespace_changes =
+        reflector::reflector(writer, watcher(namespaces_api, namespaces_config))
+            .touched_objects()
+            .predicate_filter(predicates::labels, Default::default());
+    let in_namespace = controller.store();
     // A class change re-checks the workspaces that name it, or that use the default.
     let store = controller.store();
     let controller = controller
@@ -1361,6 +1386,15 @@ pub async fn run(
                                 == Some(name.as_str())
                     }
                 })
+                .map(|ws| ObjectRef::from_obj(&**ws))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(namespace_changes, move |ns: Namespace| {
+            let name = ns.name_any();
+            in_namespace
+                .state()
+                .iter()
+                .filter(|ws| ws.metadata.namespace.as_deref() == Some(name.as_str()))
                 .map(|ws| ObjectRef::from_obj(&**ws))
                 .collect::<Vec<_>>()
         })

@@ -193,6 +193,37 @@ fn volume_condition(i: &Inputs) -> Cond {
     }
 }
 
+/// The Ready reason of a step that stops the workspace until a person acts (a Warning Event
+/// of that reason goes with it); `None` for steps that go on by themselves.
+pub fn stopped_reason(action: &Action) -> Option<&'static str> {
+    Some(match action {
+        Action::ClassMissing(_) => reason::CLASS_NOT_FOUND,
+        Action::Invalid(_) => reason::INVALID_SPEC,
+        Action::NamespaceNotAllowed { .. } => reason::NAMESPACE_NOT_ALLOWED,
+        Action::AdoptionRefused(_) => reason::ADOPTION_REFUSED,
+        Action::ClaimConflict(_) => reason::CLAIM_CONFLICT,
+        Action::FileSystemFailed(_) => reason::FILE_SYSTEM_FAILED,
+        Action::AssociationFailed { .. } => reason::DATA_REPOSITORY_FAILED,
+        _ => return None,
+    })
+}
+
+/// A condition as the workspace shows it now (a reason this operator writes).
+fn shown(ws: &LustreWorkspace, kind: &str) -> Option<Cond> {
+    let c = ws
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)?;
+    let reason = reason::ALL.iter().find(|r| **r == c.reason)?;
+    Some(Cond {
+        status: c.status == "True",
+        reason,
+        message: c.message.clone(),
+    })
+}
+
 /// The five conditions (Ready first) and the phase.
 pub fn conditions(
     i: &Inputs,
@@ -200,7 +231,7 @@ pub fn conditions(
     error: Option<&CloudError>,
     deleting: bool,
 ) -> (Vec<(&'static str, Cond)>, Phase) {
-    let parts = [
+    let mut parts = [
         (
             ctype::SECURITY_GROUP_READY,
             security_group_condition(i, action),
@@ -209,6 +240,15 @@ pub fn conditions(
         (ctype::DATA_REPOSITORIES_READY, repositories_condition(i)),
         (ctype::VOLUME_READY, volume_condition(i)),
     ];
+    // A workspace whose namespace is shut out is not looked at in AWS: its parts stay as last
+    // seen (a file system that was Ready still is, and keeps its data).
+    if matches!(action, Action::NamespaceNotAllowed { .. }) && !deleting {
+        for (kind, cond) in &mut parts {
+            if let Some(shown) = shown(i.workspace, kind) {
+                *cond = shown;
+            }
+        }
+    }
     let (ready, phase) = if deleting {
         match action {
             Action::Wait(Wait::ClaimInUse) => (
@@ -263,6 +303,10 @@ pub fn conditions(
                 Phase::Pending,
             ),
             Action::Invalid(v) => (no(reason::INVALID_SPEC, summarize(v)), Phase::Failed),
+            Action::NamespaceNotAllowed { .. } => (
+                no(reason::NAMESPACE_NOT_ALLOWED, crate::plan::describe(action)),
+                Phase::Failed,
+            ),
             Action::AdoptionRefused(m) => (no(reason::ADOPTION_REFUSED, m.clone()), Phase::Failed),
             Action::ClaimConflict(_) => (
                 no(reason::CLAIM_CONFLICT, crate::plan::describe(action)),

@@ -48,6 +48,16 @@ fn workspace(spec: &str) -> LustreWorkspace {
 
 const TWO_REPOS: &str = "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 2400\nperUnitStorageThroughput: 250\nfinalBackupOnDelete: true\ndataRepositories:\n- {name: datasets, s3Path: s3://ml-datasets/imagenet/, fileSystemPath: /datasets, autoImport: [NEW]}\n- {name: results, s3Path: s3://ml-results/, fileSystemPath: /results}";
 
+/// The standard class with a selector the namespace's labels do not match.
+fn shut_out() -> LustreWorkspaceClass {
+    let mut c = class("");
+    c.spec.allowed_namespaces = Some(
+        serde_json::from_value(serde_json::json!({"matchLabels": {"lustre": "disabled"}}))
+            .expect("selector"),
+    );
+    c
+}
+
 fn labels() -> BTreeMap<String, String> {
     [("lustre".to_string(), "enabled".to_string())].into()
 }
@@ -290,6 +300,22 @@ fn the_lifecycle_table() {
             ..row(
                 "S3 outside the allow-list",
                 |a| matches!(a, Action::Invalid(v) if v[0].field == "spec.dataRepositories[0].s3Path"),
+            )
+        },
+        Row {
+            class: Some(shut_out()),
+            fs: Some(fs(Lifecycle::Available, 1200)),
+            ..row(
+                "namespace shut out by the class: no AWS step, even a pending resize",
+                |a| matches!(a, Action::NamespaceNotAllowed { class, namespace } if class == "standard" && namespace == "ml"),
+            )
+        },
+        Row {
+            class: Some(shut_out()),
+            ws: workspace("storageCapacityGiB: 3600"),
+            ..row(
+                "namespace shut out comes before an invalid spec (one reason, the gate)",
+                |a| matches!(a, Action::NamespaceNotAllowed { .. }),
             )
         },
         Row {
@@ -594,6 +620,13 @@ fn the_lifecycle_table() {
         Row {
             delete: true,
             ..row("delete: claim first", |a| *a == Action::DeleteClaim)
+        },
+        Row {
+            delete: true,
+            class: Some(shut_out()),
+            ..row("delete in a shut-out namespace still cleans up", |a| {
+                *a == Action::DeleteClaim
+            })
         },
         Row {
             delete: true,
