@@ -20,8 +20,9 @@ use real_cluster::{
 };
 use serde_json::Value;
 use support::{Fixture, fixtures, repo};
-/// The README's install command's value.
+/// The README's install command's values.
 const ROLE_ARN: &str = "serviceAccount.roleArn=arn:aws:iam::123456789012:role/lustre-operator";
+const CLUSTER_ID: &str = "clusterId=my-cluster";
 
 /// Both CRD files of `dir` accepted with server-side apply and Established.
 async fn install_crds(c: &RealCluster, dir: &str) -> usize {
@@ -298,8 +299,15 @@ async fn template(c: &RealCluster, values: &[&str]) -> String {
 
 /// helm lint / install / upgrade / uninstall into a namespace enforcing `restricted`.
 async fn helm_lifecycle(c: &RealCluster) {
-    c.helm_ok(&["lint", "charts/lustre-operator", "--set", ROLE_ARN])
-        .await;
+    c.helm_ok(&[
+        "lint",
+        "charts/lustre-operator",
+        "--set",
+        ROLE_ARN,
+        "--set",
+        CLUSTER_ID,
+    ])
+    .await;
     c.ok(&["apply", "-f", &path_arg("deploy/manifests/namespace.yaml")])
         .await;
     // The README's command.
@@ -312,13 +320,21 @@ async fn helm_lifecycle(c: &RealCluster) {
         "--create-namespace",
         "--set",
         ROLE_ARN,
+        "--set",
+        CLUSTER_ID,
     ])
     .await;
     pods_admitted(c, 2).await;
-    matches_render(c, &template(c, &[ROLE_ARN]).await, "helm install").await;
+    matches_render(
+        c,
+        &template(c, &[ROLE_ARN, CLUSTER_ID]).await,
+        "helm install",
+    )
+    .await;
 
     let changed = [
         ROLE_ARN,
+        CLUSTER_ID,
         "replicaCount=1",
         "controller.pollIntervalSeconds=30",
     ];

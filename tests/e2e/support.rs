@@ -17,6 +17,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
 /// `(verb, resource[.group][/subresource])` pairs.
+/// The install id (`--cluster-id`) the suites' operators run with.
+pub const CLUSTER_ID: &str = "e2e-cluster";
+
 pub type Permissions = BTreeSet<(String, String)>;
 
 pub const OPERATOR: &str = env!("CARGO_BIN_EXE_lustre-operator");
@@ -109,7 +112,8 @@ impl E2e {
         self.kube.store().count_kind(group, plural, "", |_| true)
     }
 
-    /// Starts an operator process with extra flags and environment.
+    /// Starts an operator process with extra flags and environment (this install's id is
+    /// [`CLUSTER_ID`]).
     pub fn spawn_operator_env(&mut self, extra: &[&str], env: &[(&str, &str)]) -> usize {
         let n = self.operators.len() + 1;
         let log_path = self.dir.join(format!("operator-{n}.log"));
@@ -125,6 +129,8 @@ impl E2e {
                 "us-east-1",
                 "--poll-interval-seconds",
                 "0.2",
+                "--cluster-id",
+                CLUSTER_ID,
             ])
             .args(extra)
             .env("KUBECONFIG", self.dir.join("kubeconfig"))

@@ -64,8 +64,8 @@ async fn an_engineer_gets_a_bound_claim_grows_it_links_s3_and_deletes_it() {
         state["dataRepositoryAssociations"][0]["dataRepositoryPath"],
         "s3://ml-datasets/imagenet/"
     );
-    // The IAM policy (deploy/iam) lets the operator change only what carries its tag: all it
-    // made does.
+    // The IAM policy (deploy/iam) lets the operator change only what carries its tag and its
+    // install's: all it made does.
     for kind in [
         "fileSystems",
         "dataRepositoryAssociations",
@@ -77,6 +77,11 @@ async fn an_engineer_gets_a_bound_claim_grows_it_links_s3_and_deletes_it() {
             }
             assert_eq!(
                 r["tags"]["workspaces.lustre.dev/managed"], "true",
+                "{kind}: {r:#}"
+            );
+            assert_eq!(
+                r["tags"]["workspaces.lustre.dev/cluster"],
+                support::CLUSTER_ID,
                 "{kind}: {r:#}"
             );
         }

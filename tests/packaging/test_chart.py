@@ -44,6 +44,7 @@ COMBINATIONS = {
         "priorityClassName": "system-cluster-critical",
         "logging": {"format": "text", "level": "debug"},
         "controller": {"watchNamespaces": ["ml", "team-b"]},
+        "clusterId": "prod-eu1",
     },
     "bring your own service account, no service": {
         "serviceAccount": {"create": False, "name": "existing"},
@@ -146,7 +147,7 @@ def test_values_reach_the_objects():
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     (deploy,) = by_kind(objs, "Deployment")
     args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--watch-namespaces=ml,team-b" in args
+    assert "--watch-namespaces=ml,team-b" in args and "--cluster-id=prod-eu1" in args
     assert "--aws-region=eu-west-1" in args and "--aws-adaptive-retry" in args and "--leader-election" in args
     assert deploy["spec"]["replicas"] == 3
     byo = docs(COMBINATIONS["bring your own service account, no service"])

@@ -45,6 +45,9 @@ pub mod tags {
     pub const NAME: &str = "workspaces.lustre.dev/name";
     /// UID of the owning workspace: the identity that adoption and crash recovery check.
     pub const UID: &str = "workspaces.lustre.dev/uid";
+    /// The install (`--cluster-id`, the chart's `clusterId`) that created the resource: the IAM
+    /// policy lets a role change only what its own install created.
+    pub const CLUSTER: &str = "workspaces.lustre.dev/cluster";
     /// Name of the class the workspace was provisioned with.
     pub const CLASS: &str = "workspaces.lustre.dev/class";
     /// Set to `"true"` when the workspace was deleted with `deletionPolicy: Retain`.
@@ -58,12 +61,13 @@ pub mod tags {
     pub const AWS_RESERVED_PREFIX: &str = "aws:";
     /// AWS allows 50 tags per resource.
     pub const AWS_MAX_TAGS: usize = 50;
-    /// How many tags the operator itself writes (managed, namespace, name, uid, class, Name).
-    pub const OPERATOR_TAG_COUNT: usize = 6;
+    /// How many tags the operator itself writes (managed, cluster, namespace, name, uid,
+    /// class, Name, and retained on a kept file system).
+    pub const OPERATOR_TAG_COUNT: usize = 8;
     /// Most tags a class may set.
     pub const MAX_CLASS_TAGS: usize = 24;
     /// Most tags a workspace may add.
-    pub const MAX_WORKSPACE_TAGS: usize = 20;
+    pub const MAX_WORKSPACE_TAGS: usize = 18;
     /// Most tags an adoption policy may require.
     pub const MAX_ADOPTION_TAGS: usize = 10;
     /// Longest tag key AWS accepts.

@@ -290,6 +290,8 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
             &args.poll_interval_seconds.to_string(),
             "--drift-interval-seconds",
             &args.drift_interval_seconds.to_string(),
+            "--cluster-id",
+            "bench",
         ])
         .args(&args.operator_args)
         .env("KUBECONFIG", &kubeconfig)

@@ -103,6 +103,12 @@ struct Run {
     /// namespace also narrows the watches to it.
     #[arg(long, env = "LUSTRE_WATCH_NAMESPACES", value_delimiter = ',')]
     watch_namespaces: Vec<String>,
+    /// This install's id (e.g. the EKS cluster's name): tagged `workspaces.lustre.dev/cluster`
+    /// on every AWS resource the operator creates. The shipped IAM policy lets the role create
+    /// and change only resources whose tag equals the role's own tag of that key, so two
+    /// installs in one account cannot touch each other's. Letters, digits, - and _ (1-100).
+    #[arg(long, env = "LUSTRE_CLUSTER_ID", value_parser = parse_cluster_id)]
+    cluster_id: Option<String>,
     /// Skip the start-up check that the AWS region, credentials and read permissions work.
     #[arg(long, env = "LUSTRE_SKIP_AWS_PREFLIGHT")]
     skip_aws_preflight: bool,
@@ -267,8 +273,29 @@ async fn check_crds(client: &kube::Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A cluster id: what an EKS cluster name may be (and a valid AWS tag value).
+fn parse_cluster_id(s: &str) -> Result<String, String> {
+    let ok = (1..=100).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(
+            "1-100 letters, digits, - or _, starting with a letter or digit (an EKS cluster name)"
+                .into(),
+        )
+    }
+}
+
 async fn run(args: Run) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    if args.cluster_id.is_none() {
+        tracing::warn!(
+            "no --cluster-id: AWS resources are not tagged with this install's id; the shipped IAM policy (deploy/iam/policy.json) refuses creates without it"
+        );
+    }
     let client = match &args.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -288,6 +315,7 @@ async fn run(args: Run) -> anyhow::Result<()> {
         region: args.aws_region.clone(),
         endpoint_url: args.aws_endpoint_url.clone(),
         max_attempts: args.aws_max_attempts,
+        cluster_id: args.cluster_id.clone(),
         retry_mode: if args.aws_adaptive_retry {
             RetryMode::Adaptive
         } else {

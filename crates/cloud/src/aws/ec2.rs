@@ -117,7 +117,7 @@ impl AwsCloud {
         const OP: &str = "CreateSecurityGroup";
         let mut spec =
             ec2::TagSpecification::builder().resource_type(ec2::ResourceType::SecurityGroup);
-        for (k, v) in &r.tags {
+        for (k, v) in &self.tagged(&r.tags) {
             spec = spec.tags(ec2::Tag::builder().key(k).value(v).build());
         }
         let result = self

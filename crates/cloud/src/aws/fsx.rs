@@ -143,7 +143,7 @@ impl AwsCloud {
             .set_security_group_ids(Some(r.security_group_ids.clone()))
             .set_kms_key_id(r.kms_key_id.clone())
             .file_system_type_version(&r.file_system_type_version)
-            .set_tags(Some(tags_to(&r.tags)))
+            .set_tags(Some(tags_to(&self.tagged(&r.tags))))
             .lustre_configuration(lustre.build())
             .send()
             .await
@@ -261,7 +261,7 @@ impl AwsCloud {
         let lustre = match &d.final_backup_tags {
             Some(tags) => fsx::DeleteFileSystemLustreConfiguration::builder()
                 .skip_final_backup(false)
-                .set_final_backup_tags(Some(tags_to(tags)))
+                .set_final_backup_tags(Some(tags_to(&self.tagged(tags))))
                 .build(),
             None => fsx::DeleteFileSystemLustreConfiguration::builder()
                 .skip_final_backup(true)
@@ -334,7 +334,7 @@ impl AwsCloud {
             .batch_import_meta_data_on_create(r.batch_import_meta_data_on_create)
             .set_imported_file_chunk_size(r.imported_file_chunk_size_mib)
             .s3(s3)
-            .set_tags(Some(tags_to(&r.tags)))
+            .set_tags(Some(tags_to(&self.tagged(&r.tags))))
             .send()
             .await
             .map_err(|e| from_sdk(OP, e))

@@ -17,7 +17,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 
-use crate::CallObserver;
+use crate::{CallObserver, Tags};
 
 /// The SDK's retry strategy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -46,6 +46,8 @@ pub struct AwsSettings {
     pub attempt_timeout: Duration,
     /// Fixed credentials (tests and the sandbox); `None` uses the default chain.
     pub static_credentials: Option<(String, String)>,
+    /// The install's id, tagged (`workspaces.lustre.dev/cluster`) on every resource created.
+    pub cluster_id: Option<String>,
 }
 
 impl Default for AwsSettings {
@@ -58,6 +60,7 @@ impl Default for AwsSettings {
             operation_timeout: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(20),
             static_credentials: None,
+            cluster_id: None,
         }
     }
 }
@@ -71,6 +74,8 @@ pub struct AwsCloud {
     fsx: aws_sdk_fsx::Client,
     ec2: aws_sdk_ec2::Client,
     observer: Option<Arc<dyn CallObserver>>,
+    /// Tags every created resource carries besides the request's own.
+    install_tags: Tags,
 }
 
 impl AwsCloud {
@@ -102,11 +107,31 @@ impl AwsCloud {
                 loader.credentials_provider(Credentials::new(key, secret, None, None, "static"));
         }
         let shared = loader.load().await;
-        Self::from_clients(
+        let cloud = Self::from_clients(
             aws_sdk_fsx::Client::new(&shared),
             aws_sdk_ec2::Client::new(&shared),
             observer,
-        )
+        );
+        match &settings.cluster_id {
+            Some(id) => cloud.with_cluster_id(id),
+            None => cloud,
+        }
+    }
+
+    /// Tags every resource this client creates with the install's id (what the IAM policy's
+    /// `${aws:PrincipalTag/workspaces.lustre.dev/cluster}` conditions compare).
+    pub fn with_cluster_id(mut self, id: &str) -> Self {
+        self.install_tags
+            .insert(lustre_api::constants::tags::CLUSTER.into(), id.into());
+        self
+    }
+
+    /// A request's tags plus the install's (which win: a class cannot impersonate another
+    /// install; `validate()` refuses the operator's prefix in class and workspace tags anyway).
+    fn tagged(&self, tags: &Tags) -> Tags {
+        let mut all = tags.clone();
+        all.extend(self.install_tags.clone());
+        all
     }
 
     /// Wraps existing clients (tests build them with mocked HTTP).
@@ -115,7 +140,12 @@ impl AwsCloud {
         ec2: aws_sdk_ec2::Client,
         observer: Option<Arc<dyn CallObserver>>,
     ) -> Self {
-        Self { fsx, ec2, observer }
+        Self {
+            fsx,
+            ec2,
+            observer,
+            install_tags: Tags::new(),
+        }
     }
 
     /// Start-up check: a region is set, credentials resolve, and the identity may read FSx
