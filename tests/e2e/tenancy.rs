@@ -83,6 +83,20 @@ fn own_file_system(state: &Value, uid: &str) -> Option<Value> {
         .cloned()
 }
 
+/// Deletes `ns/name` and waits until it is gone (its finalizer done).
+async fn delete_workspace(c: &RealCluster, ns: &str, name: &str) {
+    c.ok(&[
+        "delete",
+        "lws",
+        name,
+        "-n",
+        ns,
+        "--wait=true",
+        "--timeout=60s",
+    ])
+    .await;
+}
+
 /// Waits until `ns/name` is Ready.
 async fn ready(c: &RealCluster, ns: &str, name: &str, operator: &OperatorProcess) {
     let what = format!("lws/{name}");
@@ -333,16 +347,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     .await;
     ready(&c, A, "kept", &operator).await;
     let a_kept = field(&c, A, "kept", "{.status.fileSystemId}").await;
-    c.ok(&[
-        "delete",
-        "lws",
-        "kept",
-        "-n",
-        A,
-        "--wait=true",
-        "--timeout=60s",
-    ])
-    .await;
+    delete_workspace(&c, A, "kept").await;
     // File systems made outside the operator: one the adoption policy admits, one without its
     // tag, one with it but in another VPC.
     aws.sim
@@ -541,16 +546,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         ])
         .await;
     let created_for_grab = own_file_system(&aws.sim.snapshot(), &grab_uid);
-    c.ok(&[
-        "delete",
-        "lws",
-        "grab",
-        "-n",
-        B,
-        "--wait=true",
-        "--timeout=60s",
-    ])
-    .await;
+    delete_workspace(&c, B, "grab").await;
     let claim = c.json(&["get", "pvc", "shared", "-n", B]).await;
     if reason == "ClaimConflict"
         && created_for_grab.is_none()
@@ -579,16 +575,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     {
         refused += 1;
     }
-    c.ok(&[
-        "delete",
-        "lws",
-        "retag",
-        "-n",
-        B,
-        "--wait=true",
-        "--timeout=60s",
-    ])
-    .await;
+    delete_workspace(&c, B, "retag").await;
 
     // 5. A link whose path climbs out of the allowed prefix with a `..` segment: refused at
     //    admission (and by the operator), so no association is ever asked for.
@@ -639,16 +626,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         .await;
         let message = wait_reason(&c, B, name, "AdoptionRefused").await;
         answers.insert(message.replace(id, "<id>"));
-        c.ok(&[
-            "delete",
-            "lws",
-            name,
-            "-n",
-            B,
-            "--wait=true",
-            "--timeout=60s",
-        ])
-        .await;
+        delete_workspace(&c, B, name).await;
         if adopter_mark(&aws.sim.snapshot(), id) == Some(Value::Null) {
             refused += 1;
         }
@@ -672,16 +650,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     c.ok_with_input(&["apply", "-f", "-"], &adopt(A, "second", &adoptable))
         .await;
     wait_reason(&c, A, "second", "AdoptionRefused").await;
-    c.ok(&[
-        "delete",
-        "lws",
-        "second",
-        "-n",
-        A,
-        "--wait=true",
-        "--timeout=60s",
-    ])
-    .await;
+    delete_workspace(&c, A, "second").await;
     if adopter_mark(&aws.sim.snapshot(), &adoptable) == Some(Value::from(adopter_uid.as_str())) {
         refused += 1;
     }
@@ -721,16 +690,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         } else {
             eprintln!("{name}: {message}");
         }
-        c.ok(&[
-            "delete",
-            "lws",
-            name,
-            "-n",
-            B,
-            "--wait=true",
-            "--timeout=60s",
-        ])
-        .await;
+        delete_workspace(&c, B, name).await;
     }
     // The legitimate links: the shared dataset imported, B's own results prefix read-write.
     c.ok_with_input(

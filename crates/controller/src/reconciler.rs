@@ -118,6 +118,9 @@ pub struct Context {
     /// at a cache that has not seen the write yet; it works from the written status instead
     /// (no second identical write, no second Ready Event). Dropped once the cache moves on.
     written: Mutex<HashMap<String, (Option<String>, LustreWorkspaceStatus)>>,
+    /// Workspaces (by UID) whose cleanup finished in this process and whose finalizer is still
+    /// to be removed.
+    cleaned: Mutex<std::collections::HashSet<String>>,
     /// The namespaces as the controller's watch sees them (their labels decide the classes'
     /// `allowedNamespaces`); set once `run` starts watching.
     namespaces: std::sync::OnceLock<Store<Namespace>>,
@@ -161,6 +164,7 @@ impl Context {
             known: Mutex::default(),
             written: Mutex::default(),
             namespaces: std::sync::OnceLock::new(),
+            cleaned: Mutex::default(),
         }
     }
 }
@@ -172,6 +176,11 @@ impl std::fmt::Debug for Context {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// Locks a mutex, taking over one a panicked holder left poisoned.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn now() -> Time {
@@ -1225,9 +1234,19 @@ pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Re
             if !ws.finalizers().iter().any(|f| f == FINALIZER) {
                 return Ok(Requeue::await_change());
             }
-            let (done, requeue) = cleanup(ws.clone(), &ctx).await?;
+            // Cleanup this process saw finish needs no second look at AWS: only the finalizer
+            // is left (its patch may have been refused, e.g. by a conflict).
+            let uid = ws.uid().unwrap_or_default();
+            let finished = lock(&ctx.cleaned).contains(&uid);
+            let (done, requeue) = if finished {
+                (true, Requeue::await_change())
+            } else {
+                cleanup(ws.clone(), &ctx).await?
+            };
             if done {
+                lock(&ctx.cleaned).insert(uid.clone());
                 set_finalizer(&api, &ws, false).await?;
+                lock(&ctx.cleaned).remove(&uid);
             }
             Ok(requeue)
         } else {
