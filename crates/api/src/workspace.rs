@@ -334,6 +334,11 @@ pub struct LustreWorkspaceStatus {
     /// The deployment type in effect (from the spec or the class default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_type: Option<DeploymentType>,
+    /// The deletion policy in effect: `spec.deletionPolicy` when set, else the class's default
+    /// as it was when first recorded here (a later change of the class's default does not turn
+    /// a kept workspace into a deleted one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
     /// The FSx file system id (fs-...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_system_id: Option<String>,

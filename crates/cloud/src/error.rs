@@ -108,6 +108,78 @@ impl fmt::Display for CloudError {
 
 impl std::error::Error for CloudError {}
 
+impl CloudError {
+    /// The error as tenants may read it (workspace status, Events): AWS's words with every
+    /// ARN and account id left out (an AccessDenied names the operator's role, account and
+    /// resource). The operator's log keeps the full text; the request id ties the two.
+    pub fn for_tenants(&self) -> String {
+        let full = CloudError {
+            message: redact(&self.message),
+            ..self.clone()
+        };
+        full.to_string()
+    }
+}
+
+/// `text` with ARNs replaced by `<arn>` and 12-digit account ids by `<account>`.
+pub fn redact(text: &str) -> String {
+    let ends_arn =
+        |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | '(' | ')' | '[' | ']');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let at_word = out
+            .chars()
+            .last()
+            .is_none_or(|c| !c.is_ascii_alphanumeric());
+        if at_word && rest.starts_with("arn:") {
+            let end = rest.find(ends_arn).unwrap_or(rest.len());
+            out.push_str("<arn>");
+            rest = &rest[end..];
+            continue;
+        }
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if at_word && digits > 0 {
+            let after = rest[digits..].chars().next();
+            if digits == 12 && after.is_none_or(|c| !c.is_ascii_alphanumeric()) {
+                out.push_str("<account>");
+            } else {
+                out.push_str(&rest[..digits]);
+            }
+            rest = &rest[digits..];
+            continue;
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod redaction {
+    use super::*;
+
+    #[test]
+    fn arns_and_account_ids_are_left_out() {
+        let e = CloudError {
+            kind: ErrorKind::AccessDenied,
+            operation: "CreateFileSystem",
+            code: Some("AccessDeniedException".into()),
+            message: "User: arn:aws:sts::123456789012:assumed-role/lustre-operator/i-0abc is not authorized to perform: fsx:CreateFileSystem on resource: arn:aws:fsx:us-east-1:123456789012:file-system/* because no identity-based policy allows the fsx:CreateFileSystem action (account 123456789012, size 1200, id 1234567890123)".into(),
+            request_id: Some("req-1".into()),
+        };
+        assert_eq!(
+            e.for_tenants(),
+            "CreateFileSystem failed with AccessDeniedException: User: <arn> is not authorized to perform: fsx:CreateFileSystem on resource: <arn> because no identity-based policy allows the fsx:CreateFileSystem action (account <account>, size 1200, id 1234567890123) (request id req-1)"
+        );
+        assert_eq!(
+            redact("fs-0123456789abcdef0 is FAILED"),
+            "fs-0123456789abcdef0 is FAILED"
+        );
+    }
+}
+
 /// Result of a cloud call.
 pub type CloudResult<T> = Result<T, CloudError>;
 

@@ -11,7 +11,7 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-pub use error::{CloudError, CloudResult, ErrorKind};
+pub use error::{CloudError, CloudResult, ErrorKind, redact};
 pub use types::*;
 
 /// The FSx / EC2 operations of one region.

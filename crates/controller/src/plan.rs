@@ -244,13 +244,15 @@ pub fn adoption_refused(id: &str) -> String {
     )
 }
 
-/// The deletion policy in effect.
+/// The deletion policy in effect: the spec's, else the one recorded in status (the class's
+/// default when it was first recorded), else the class's default, else Delete.
 pub fn deletion_policy(
     ws: &LustreWorkspace,
     class: Option<&LustreWorkspaceClass>,
 ) -> DeletionPolicy {
     ws.spec
         .deletion_policy
+        .or_else(|| ws.status.as_ref().and_then(|s| s.deletion_policy))
         .or_else(|| {
             class
                 .and_then(|c| c.spec.defaults.as_ref())
@@ -463,7 +465,8 @@ pub fn next_action(i: &Inputs) -> Action {
         l if l.is_failed() => {
             return Action::FileSystemFailed(
                 fs.failure_message
-                    .clone()
+                    .as_deref()
+                    .map(lustre_cloud::redact)
                     .unwrap_or_else(|| format!("file system {} is {}", fs.id, l.as_str())),
             );
         }
@@ -542,7 +545,8 @@ pub fn next_action(i: &Inputs) -> Action {
                 name: r.name.clone(),
                 message: a
                     .failure_message
-                    .clone()
+                    .as_deref()
+                    .map(lustre_cloud::redact)
                     .unwrap_or_else(|| format!("association {} is {}", a.id, a.lifecycle.as_str())),
             };
         }

@@ -1054,7 +1054,7 @@ async fn run_steps(
                     ws,
                     EventType::Warning,
                     event_reason(&action),
-                    format!("{}: {ce}", plan::describe(&action)),
+                    format!("{}: {}", plan::describe(&action), ce.for_tenants()),
                 )
                 .await;
             }

@@ -97,7 +97,8 @@ fn file_system_condition(i: &Inputs, action: &Action) -> Cond {
         l if l.is_failed() => no(
             reason::FILE_SYSTEM_FAILED,
             fs.failure_message
-                .clone()
+                .as_deref()
+                .map(lustre_cloud::redact)
                 .unwrap_or_else(|| format!("{} is {}", fs.id, l.as_str())),
         ),
         Lifecycle::Creating => no(
@@ -144,7 +145,8 @@ fn repositories_condition(i: &Inputs) -> Cond {
                         "{}: {}",
                         r.name,
                         a.failure_message
-                            .clone()
+                            .as_deref()
+                            .map(lustre_cloud::redact)
                             .unwrap_or_else(|| a.lifecycle.as_str().to_string())
                     ),
                 );
@@ -275,7 +277,7 @@ pub fn conditions(
         } else {
             Phase::Failed
         };
-        (no(error_reason(e), e.to_string()), phase)
+        (no(error_reason(e), e.for_tenants()), phase)
     } else {
         match action {
             Action::Ready => (
@@ -399,7 +401,7 @@ pub fn desired_status(
                 name: r.name.clone(),
                 association_id: a.map(|a| a.id.clone()),
                 lifecycle: a.map(|a| a.lifecycle.as_str().to_string()),
-                message: a.and_then(|a| a.failure_message.clone()),
+                message: a.and_then(|a| a.failure_message.as_deref().map(lustre_cloud::redact)),
             }
         })
         .collect();
@@ -417,6 +419,9 @@ pub fn desired_status(
         deployment_type: class
             .map(|c| effective_deployment_type(&ws.spec, &c.spec))
             .or(previous.deployment_type),
+        deletion_policy: class
+            .map(|c| crate::plan::deletion_policy(ws, Some(c)))
+            .or(previous.deletion_policy),
         // Ids stay when a part was not observed this time (a crash must not lose them).
         file_system_id: fs.map(|f| f.id.clone()).or(previous.file_system_id),
         lifecycle: fs.map(|f| f.lifecycle.as_str().to_string()),

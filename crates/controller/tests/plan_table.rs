@@ -741,6 +741,43 @@ fn the_lifecycle_table() {
             })
         },
         Row {
+            // The class's default was Retain when the workspace was made (recorded in status);
+            // the class now says Delete: the workspace is still kept.
+            delete: true,
+            kube: KubeView::default(),
+            ws: {
+                let mut w = workspace(
+                    TWO_REPOS
+                        .replace("finalBackupOnDelete: true\n", "")
+                        .as_str(),
+                );
+                w.status = Some(lustre_api::LustreWorkspaceStatus {
+                    deletion_policy: Some(lustre_api::DeletionPolicy::Retain),
+                    ..Default::default()
+                });
+                w
+            },
+            ..row("Retain recorded at creation outlives a class change", |a| {
+                matches!(a, Action::TagRetained { .. })
+            })
+        },
+        Row {
+            // The engineer's own spec still decides.
+            delete: true,
+            kube: KubeView::default(),
+            ws: {
+                let mut w = workspace(&format!("{TWO_REPOS}\ndeletionPolicy: Delete"));
+                w.status = Some(lustre_api::LustreWorkspaceStatus {
+                    deletion_policy: Some(lustre_api::DeletionPolicy::Retain),
+                    ..Default::default()
+                });
+                w
+            },
+            ..row("the spec's policy beats the recorded one", |a| {
+                matches!(a, Action::DeleteAssociations(_))
+            })
+        },
+        Row {
             delete: true,
             kube: KubeView::default(),
             ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
@@ -968,4 +1005,27 @@ fn status_while_pods_hold_the_claim() {
     let ready = cond(&s, "Ready");
     assert_eq!(ready.reason, "ClaimInUse");
     assert!(ready.message.contains("still used by pods"));
+}
+
+#[test]
+fn the_deletion_policy_is_recorded_once_and_kept_through_class_changes() {
+    use lustre_api::DeletionPolicy;
+    let retaining = class("  defaults: {deletionPolicy: Retain}\n");
+    let r = Row {
+        class: Some(retaining),
+        ws: workspace("storageCapacityGiB: 2400"),
+        ..row("first write", |_| true)
+    };
+    let (_, s) = status_for(&r, None, "2026-11-25T10:00:00Z");
+    assert_eq!(s.deletion_policy, Some(DeletionPolicy::Retain));
+    // The platform team changes the class's default afterwards.
+    let mut ws = workspace("storageCapacityGiB: 2400");
+    ws.status = Some(s);
+    let r = Row {
+        class: Some(class("  defaults: {deletionPolicy: Delete}\n")),
+        ws,
+        ..row("after the class changed", |_| true)
+    };
+    let (_, s) = status_for(&r, None, "2026-11-25T10:05:00Z");
+    assert_eq!(s.deletion_policy, Some(DeletionPolicy::Retain));
 }
