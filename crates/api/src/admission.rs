@@ -31,7 +31,12 @@ pub fn admit(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Violati
     }
     if let Err(errors) = kube::core::cel::Validator::new().validate(schema, &object, old.as_ref()) {
         out.extend(errors.into_vec().into_iter().map(|e| Violation {
-            field: e.field_path,
+            // A rule on the object itself has no path; kube-apiserver prints it as `<nil>`.
+            field: if e.field_path.is_empty() {
+                messages::ROOT_FIELD.into()
+            } else {
+                e.field_path
+            },
             message: e.message,
         }));
     }

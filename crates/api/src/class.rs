@@ -30,6 +30,7 @@ use crate::workspace::{DataCompressionType, DeletionPolicy, DeploymentType};
     derive = "PartialEq",
     derive = "Default",
     cel,
+    validation = Rule::new(rules::NAME_LENGTH).message(rules::CLASS_NAME_LENGTH_MSG),
     doc = "A class of FSx for Lustre workspaces, written by the platform team: network, encryption, tags, allowed S3 data, allowed namespaces, limits and defaults.",
     printcolumn(
         name = "Subnet",

@@ -67,3 +67,6 @@ pub fn blocks_cel(message: &str) -> bool {
         || message == required()
         || message.contains(" in body must be of type ")
 }
+
+/// How kube-apiserver names the field of a rule on the object itself (an empty path).
+pub const ROOT_FIELD: &str = "<nil>";

@@ -20,6 +20,13 @@ pub const THROUGHPUT_VALUES_MSG: &str =
     "perUnitStorageThroughput must be one of 125, 250, 500 or 1000 (MB/s per TiB)";
 
 /// `spec`: PERSISTENT_2 needs a throughput.
+/// A workspace's or class's name: a label value on its volume and claim (at most 63
+/// characters), and part of the AWS `Name` tag (at most 256).
+pub const NAME_LENGTH: &str = "size(self.metadata.name) <= 63";
+/// Message of [`NAME_LENGTH`] for workspaces.
+pub const WORKSPACE_NAME_LENGTH_MSG: &str = "a workspace's name may have at most 63 characters: it becomes a label value on its volume and claim, and part of its AWS Name tag";
+/// Message of [`NAME_LENGTH`] for classes.
+pub const CLASS_NAME_LENGTH_MSG: &str = "a class's name may have at most 63 characters: it becomes a label value and part of its StorageClass's name";
 pub const THROUGHPUT_REQUIRED: &str = "!has(self.deploymentType) || self.deploymentType != 'PERSISTENT_2' || has(self.perUnitStorageThroughput)";
 /// Message of [`THROUGHPUT_REQUIRED`].
 pub const THROUGHPUT_REQUIRED_MSG: &str =

@@ -164,11 +164,28 @@ impl Checker {
     }
 }
 
+/// [`rules::NAME_LENGTH`]: at most 63 characters (reported on the object, as CEL does).
+fn name_length(out: &mut Vec<Violation>, name: &Option<String>, message: &str) {
+    if name.as_deref().is_some_and(|n| n.chars().count() > 63) {
+        out.push(Violation {
+            field: crate::messages::ROOT_FIELD.into(),
+            message: message.into(),
+        });
+    }
+}
+
 impl LustreWorkspace {
     /// Every violation of the API's own rules (the ones the CRD schema and CEL enforce),
     /// comparing with `old` for the update rules when given.
     pub fn validate(&self, old: Option<&LustreWorkspace>) -> Vec<Violation> {
-        validate_workspace_spec(&self.spec, old.map(|o| &o.spec))
+        let mut out = Vec::new();
+        name_length(
+            &mut out,
+            &self.metadata.name,
+            rules::WORKSPACE_NAME_LENGTH_MSG,
+        );
+        out.extend(validate_workspace_spec(&self.spec, old.map(|o| &o.spec)));
+        out
     }
 
     /// Violations of the class's rules: size cap, S3 allow-list, namespace selector (given the
@@ -193,7 +210,10 @@ impl LustreWorkspace {
 impl LustreWorkspaceClass {
     /// Every violation of the class's own rules.
     pub fn validate(&self) -> Vec<Violation> {
-        validate_class_spec(&self.spec)
+        let mut out = Vec::new();
+        name_length(&mut out, &self.metadata.name, rules::CLASS_NAME_LENGTH_MSG);
+        out.extend(validate_class_spec(&self.spec));
+        out
     }
 }
 

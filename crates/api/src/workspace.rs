@@ -30,6 +30,7 @@ use crate::rules::patterns;
     derive = "PartialEq",
     derive = "Default",
     cel,
+    validation = Rule::new(rules::NAME_LENGTH).message(rules::WORKSPACE_NAME_LENGTH_MSG),
     doc = "An FSx for Lustre file system for one team or job, mounted through a PersistentVolumeClaim named after the workspace.",
     printcolumn(
         name = "Phase",

@@ -321,6 +321,10 @@ impl Store {
         let causes: Vec<(String, String)> = violations
             .iter()
             .map(|v| {
+                // A rule on the object itself: no value printed, as kube-apiserver does.
+                if v.field == lustre_api::messages::ROOT_FIELD {
+                    return (v.field.clone(), format!("Invalid value: {}", v.message));
+                }
                 let value = super::value_at(&defaulted, &v.field);
                 (
                     v.field.clone(),
