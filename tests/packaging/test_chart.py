@@ -214,3 +214,19 @@ def test_tenants_get_workspaces_but_not_their_status():
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
     assert binding["spec"]["validationActions"] == ["Deny"]
     assert not by_kind(docs({"statusWriters": {"enforce": False}}), "ValidatingAdmissionPolicy")
+
+
+def test_a_network_policy_admits_only_the_metrics_port():
+    (policy,) = by_kind(docs({}), "NetworkPolicy")
+    (deploy,) = by_kind(docs({}), "Deployment")
+    pod_labels = deploy["spec"]["template"]["metadata"]["labels"]
+    assert all(pod_labels.get(k) == v for k, v in policy["spec"]["podSelector"]["matchLabels"].items())
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert [p["name"] for p in container["ports"]] == ["metrics"]
+    narrowed = {"metrics": {"networkPolicy": {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}}}
+    (policy,) = by_kind(docs(narrowed), "NetworkPolicy")
+    assert policy["spec"]["ingress"][0]["from"] == narrowed["metrics"]["networkPolicy"]["from"]
+    assert not by_kind(docs({"metrics": {"networkPolicy": {"enabled": False}}}), "NetworkPolicy")
