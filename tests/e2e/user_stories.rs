@@ -243,6 +243,77 @@ async fn deleting_a_workspace_a_pod_still_uses_waits_for_the_pod() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_stripped_of_the_operators_labels_is_still_its_workspaces() {
+    // The operator finds a workspace's claims by owner reference, not by a label the tenant
+    // can remove: a deleted claim without the label is still noticed and made again.
+    let e = E2e::start(quick()).await;
+    e.apply(&workspace("stripped", "storageCapacityGiB: 1200"))
+        .await;
+    e.wait_for("condition=Ready", "lws/stripped").await;
+    let before = e
+        .ok(&[
+            "get",
+            "pvc",
+            "stripped",
+            "-n",
+            "ml",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+        .await;
+    e.ok(&[
+        "label",
+        "pvc",
+        "stripped",
+        "-n",
+        "ml",
+        "app.kubernetes.io/managed-by-",
+    ])
+    .await;
+    e.ok(&["delete", "pvc", "stripped", "-n", "ml", "--wait=true"])
+        .await;
+    let start = Instant::now();
+    loop {
+        let out = e
+            .kubectl(
+                &[
+                    "get",
+                    "pvc",
+                    "stripped",
+                    "-n",
+                    "ml",
+                    "-o",
+                    "jsonpath={.metadata.uid}",
+                ],
+                None,
+            )
+            .await;
+        let uid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !uid.is_empty() && uid != before {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the claim was not made again\n{}",
+            e.operator_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let owner = e
+        .ok(&[
+            "get",
+            "pvc",
+            "stripped",
+            "-n",
+            "ml",
+            "-o",
+            "jsonpath={.metadata.ownerReferences[0].kind}",
+        ])
+        .await;
+    assert_eq!(owner, "LustreWorkspace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retain_keeps_the_file_system_and_says_so_in_an_event() {
     let e = E2e::start(quick()).await;
     // Server-side apply, create then grow: the operator's own writes (finalizer, status)

@@ -1346,14 +1346,16 @@ pub async fn run(
     wake: tokio::sync::mpsc::UnboundedReceiver<ObjectRef<LustreWorkspace>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (workspaces, claims): (Api<LustreWorkspace>, Api<PersistentVolumeClaim>) =
-        match ctx.config.namespaces.as_slice() {
-            [only] => (
-                Api::namespaced(ctx.client.clone(), only),
-                Api::namespaced(ctx.client.clone(), only),
-            ),
-            _ => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
-        };
+    let (workspaces, claims): (
+        Api<LustreWorkspace>,
+        Api<kube::core::PartialObjectMeta<PersistentVolumeClaim>>,
+    ) = match ctx.config.namespaces.as_slice() {
+        [only] => (
+            Api::namespaced(ctx.client.clone(), only),
+            Api::namespaced(ctx.client.clone(), only),
+        ),
+        _ => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+    };
     let classes: Api<LustreWorkspaceClass> = Api::all(ctx.client.clone());
     let poller = ctx.poller.clone();
     let intervals = ctx.config.intervals;
@@ -1363,11 +1365,6 @@ pub async fn run(
             wake,
             |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
         );
-    let managed = format!(
-        "{}={}",
-        lustre_api::constants::labels::MANAGED_BY_KEY,
-        lustre_api::constants::labels::MANAGED_BY_VALUE
-    );
     let controller = Controller::new(workspaces, watcher::Config::default());
     // A namespace whose labels change (a class's allowedNamespaces may admit it or shut it
     // out) re-checks the workspaces in it.
@@ -1386,7 +1383,9 @@ pub async fn run(
     // A class change re-checks the workspaces that name it, or that use the default.
     let store = controller.store();
     let controller = controller
-        .owns(claims, watcher::Config::default().labels(&managed))
+        // Claims by owner reference, whatever their labels (a tenant may strip the operator's
+        // label from its claim); metadata only, the owner reference is all the mapping needs.
+        .owns_stream(watcher(claims, watcher::Config::default()).touched_objects())
         .watches(classes, watcher::Config::default(), move |class| {
             let name = class.name_any();
             let is_default = class

@@ -185,6 +185,25 @@ fn wants_table(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.split(',').next().unwrap_or_default().contains("as=Table"))
 }
 
+/// Whether the client asked for metadata only (`as=PartialObjectMetadata[List]`, what
+/// kube-rs's `metadata_watcher` and client-go's metadata informers send).
+fn wants_metadata(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .unwrap_or_default()
+                .contains("as=PartialObjectMetadata")
+        })
+}
+
+/// An object reduced to its metadata, as `meta.k8s.io/v1` PartialObjectMetadata.
+fn partial(obj: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]})
+}
+
 fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiErr> {
     if body.is_empty() {
         return Ok(json!({}));
@@ -311,8 +330,22 @@ async fn route(
                 code: 0,
             };
             let resp = match verb {
-                "watch" => watch_response(sb, &rt, &ns, q, wants_table(headers)),
-                "list" => list_response(sb, &rt, &ns, q, wants_table(headers)),
+                "watch" => watch_response(
+                    sb,
+                    &rt,
+                    &ns,
+                    q,
+                    wants_table(headers),
+                    wants_metadata(headers),
+                ),
+                "list" => list_response(
+                    sb,
+                    &rt,
+                    &ns,
+                    q,
+                    wants_table(headers),
+                    wants_metadata(headers),
+                ),
                 "create" => match parse_body(headers, &body).and_then(|mut obj| {
                     fields::record_update(
                         None,
@@ -566,12 +599,20 @@ fn list_response(
     ns: &str,
     q: &HashMap<String, String>,
     as_table: bool,
+    as_metadata: bool,
 ) -> Response {
     let rv = sb.store().resource_version();
     let items = selected(sb, rt, ns, q);
     // (each `sb.store()` above is its own short lock: the store's mutex is not reentrant)
     if as_table {
         return json_response(StatusCode::OK, &table(rt, &items, rv, true));
+    }
+    if as_metadata {
+        let items: Vec<Value> = items.iter().map(partial).collect();
+        return json_response(
+            StatusCode::OK,
+            &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+        );
     }
     json_response(
         StatusCode::OK,
@@ -654,6 +695,7 @@ fn watch_response(
     ns: &str,
     q: &HashMap<String, String>,
     as_table: bool,
+    as_metadata: bool,
 ) -> Response {
     let (labels, fields) = selectors(q);
     let bookmarks = q
@@ -733,6 +775,8 @@ fn watch_response(
     let render = move |kind: &str, obj: &Value, first: bool| -> Bytes {
         if as_table && kind != "ERROR" && kind != "BOOKMARK" {
             watch_line(kind, &table(&rt2, std::slice::from_ref(obj), 0, first))
+        } else if as_metadata && kind != "ERROR" && kind != "BOOKMARK" {
+            watch_line(kind, &partial(obj))
         } else {
             watch_line(kind, obj)
         }
