@@ -7,9 +7,9 @@
 //! reading beside the namespace's own results prefix for writing, and a workspace that
 //! carries on once its namespace is admitted again.
 //!
-//! Tenant B is first a user with the built-in edit role (the chart aggregates workspaces into
-//! it, without `/status`) whose status writes are refused, as are an admin's (the chart's
-//! admission policy). Then, with that policy removed, B gets the widest rights a tenant could
+//! Tenants A and B are users with the built-in edit role in their namespaces (the chart
+//! aggregates workspaces into it, without `/status`). B's status writes are refused, as are
+//! an admin's (the chart's admission policy). Then, with that policy removed, B gets the widest rights a tenant could
 //! be given by mistake: it may write its workspaces' status; the operator must be safe without
 //! relying on RBAC or the policy. Every attack runs with the operator
 //! stopped while the tenant writes, so the operator's first look is at the forged state.
@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 
 const A: &str = "tenant-a";
 const B: &str = "tenant-b";
+/// Tenant A's user.
+const TENANT_A: &str = "alice@tenant-a";
 /// Tenant B's user.
 const TENANT_B: &str = "bob@tenant-b";
 
@@ -257,28 +259,20 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     let aws = sim_aws().await;
     let mut operator = OperatorProcess::start(&c, &aws.url, 1).await;
 
-    // Tenant A's data: PERSISTENT_2, retained on delete, one S3 link.
-    c.ok_with_input(
-        &["apply", "-f", "-"],
-        &workspace(
-            A,
-            "data",
-            "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 250\ndeletionPolicy: Retain\ndataRepositories:\n- {name: d, s3Path: 's3://ml-datasets/a/', fileSystemPath: /d}",
-        ),
-    )
-    .await;
-    // Tenant B is a user with the built-in edit role in its namespace (the chart aggregates
-    // workspaces into it): enough to create a workspace.
-    c.ok(&[
-        "create",
-        "rolebinding",
-        "b-edit",
-        "--clusterrole=edit",
-        &format!("--user={TENANT_B}"),
-        "-n",
-        B,
-    ])
-    .await;
+    // Tenants A and B are users with the built-in edit role in their namespaces (the chart
+    // aggregates workspaces into it): enough to create a workspace.
+    for (ns, user) in [(A, TENANT_A), (B, TENANT_B)] {
+        c.ok(&[
+            "create",
+            "rolebinding",
+            "tenant-edit",
+            "--clusterrole=edit",
+            &format!("--user={user}"),
+            "-n",
+            ns,
+        ])
+        .await;
+    }
     c.until(
         "edit aggregates workspaces",
         Duration::from_secs(30),
@@ -304,6 +298,16 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
                 Err(String::from_utf8_lossy(&out.stdout).into())
             }
         },
+    )
+    .await;
+    // Tenant A's data: PERSISTENT_2, retained on delete, one S3 link.
+    c.ok_with_input(
+        &["apply", "-f", "-", "--as", TENANT_A],
+        &workspace(
+            A,
+            "data",
+            "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 250\ndeletionPolicy: Retain\ndataRepositories:\n- {name: d, s3Path: 's3://ml-datasets/a/', fileSystemPath: /d}",
+        ),
     )
     .await;
     c.ok_with_input(
@@ -337,7 +341,7 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         .await;
     // Tenant A keeps a file system it no longer mounts (deletionPolicy: Retain).
     c.ok_with_input(
-        &["apply", "-f", "-"],
+        &["apply", "-f", "-", "--as", TENANT_A],
         &workspace(
             A,
             "kept",
@@ -647,8 +651,11 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     let adopter_uid = field(&c, B, "adopter", "{.metadata.uid}").await;
     // 11. ...and A cannot take it from B.
     attacks += 1;
-    c.ok_with_input(&["apply", "-f", "-"], &adopt(A, "second", &adoptable))
-        .await;
+    c.ok_with_input(
+        &["apply", "-f", "-", "--as", TENANT_A],
+        &adopt(A, "second", &adoptable),
+    )
+    .await;
     wait_reason(&c, A, "second", "AdoptionRefused").await;
     delete_workspace(&c, A, "second").await;
     if adopter_mark(&aws.sim.snapshot(), &adoptable) == Some(Value::from(adopter_uid.as_str())) {
@@ -800,8 +807,11 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         .filter(|k| objects_before[**k] != objects_after[**k])
         .count();
     // The legitimate re-adoption: A takes back the file system it kept, from its namespace.
-    c.ok_with_input(&["apply", "-f", "-"], &adopt(A, "kept-again", &a_kept))
-        .await;
+    c.ok_with_input(
+        &["apply", "-f", "-", "--as", TENANT_A],
+        &adopt(A, "kept-again", &a_kept),
+    )
+    .await;
     ready(&c, A, "kept-again", &operator).await;
     operator.stop().await;
     println!(
