@@ -186,7 +186,7 @@ fn check_string(schema: &Value, s: &str, at: &str, out: &mut Vec<Violation>) {
     if let Some(min) = num("minLength").filter(|m| len < *m) {
         out.push(Violation {
             field: at.to_string(),
-            message: messages::too_short(min),
+            message: messages::too_short(at, min),
         });
     }
     if let Some(max) = num("maxLength").filter(|m| len > *m) {
@@ -202,7 +202,7 @@ fn check_string(schema: &Value, s: &str, at: &str, out: &mut Vec<Violation>) {
         if !matches {
             out.push(Violation {
                 field: at.to_string(),
-                message: messages::no_match(pattern),
+                message: messages::no_match(at, pattern),
             });
         }
     }
@@ -221,13 +221,13 @@ fn check_number(schema: &Value, n: &serde_json::Number, at: &str, out: &mut Vec<
     if let Some(min) = bound("minimum").filter(|m| x < *m) {
         out.push(Violation {
             field: at.to_string(),
-            message: messages::below_minimum(show(min)),
+            message: messages::below_minimum(at, show(min)),
         });
     }
     if let Some(max) = bound("maximum").filter(|m| x > *m) {
         out.push(Violation {
             field: at.to_string(),
-            message: messages::above_maximum(show(max)),
+            message: messages::above_maximum(at, show(max)),
         });
     }
     // `format: int32` is documentation only: kube-apiserver stores any integer, which is why
@@ -337,13 +337,16 @@ mod tests {
             "items": [{"name": "x"}, {"name": "x"}, {"name": "y"}], "labels": {"a": 1}, "extra": true}});
         let got = fields(&structural(&schema(), &bad));
         let want = [
-            ("spec.size", "should be greater than or equal to 10"),
+            (
+                "spec.size",
+                "spec.size in body should be greater than or equal to 10",
+            ),
             (
                 "spec.kind",
                 "Unsupported value: \"C\": supported values: \"A\", \"B\"",
             ),
             ("spec.name", "Too long: may not be more than 5 bytes"),
-            ("spec.name", "should match '^[a-z]+$'"),
+            ("spec.name", "spec.name in body should match '^[a-z]+$'"),
             ("spec.items", "Too many: 3: must have at most 2 items"),
             ("spec.items[1]", "Duplicate value: {\"name\":\"x\"}"),
             (

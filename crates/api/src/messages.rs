@@ -3,19 +3,19 @@
 
 use std::fmt::Display;
 
-/// A number below the schema's `minimum`.
-pub fn below_minimum(min: impl Display) -> String {
-    format!("should be greater than or equal to {min}")
+/// A number below the schema's `minimum` (kube-apiserver names the field again, "in body").
+pub fn below_minimum(field: &str, min: impl Display) -> String {
+    format!("{field} in body should be greater than or equal to {min}")
 }
 
 /// A number above the schema's `maximum`.
-pub fn above_maximum(max: impl Display) -> String {
-    format!("should be less than or equal to {max}")
+pub fn above_maximum(field: &str, max: impl Display) -> String {
+    format!("{field} in body should be less than or equal to {max}")
 }
 
 /// A string shorter than `minLength`.
-pub fn too_short(min: impl Display) -> String {
-    format!("should be at least {min} chars long")
+pub fn too_short(field: &str, min: impl Display) -> String {
+    format!("{field} in body should be at least {min} chars long")
 }
 
 /// A string longer than `maxLength`.
@@ -24,8 +24,8 @@ pub fn too_long(max: impl Display) -> String {
 }
 
 /// A string not matching `pattern`.
-pub fn no_match(pattern: &str) -> String {
-    format!("should match '{pattern}'")
+pub fn no_match(field: &str, pattern: &str) -> String {
+    format!("{field} in body should match '{pattern}'")
 }
 
 /// A list or map with more than `maxItems` / `maxProperties` entries.

@@ -97,7 +97,7 @@ impl Checker {
 
     fn length(&mut self, field: &str, value: &str, min: usize, max: usize) {
         if value.len() < min {
-            self.push(field, messages::too_short(min));
+            self.push(field, messages::too_short(field, min));
         }
         if value.len() > max {
             self.push(field, messages::too_long(max));
@@ -106,16 +106,16 @@ impl Checker {
 
     fn pattern(&mut self, field: &str, value: &str, re: &Regex, pattern: &str) {
         if !re.is_match(value) {
-            self.push(field, messages::no_match(pattern));
+            self.push(field, messages::no_match(field, pattern));
         }
     }
 
     fn range(&mut self, field: &str, value: i64, min: Option<i64>, max: Option<i64>) {
         if let Some(min) = min.filter(|m| value < *m) {
-            self.push(field, messages::below_minimum(min));
+            self.push(field, messages::below_minimum(field, min));
         }
         if let Some(max) = max.filter(|m| value > *m) {
-            self.push(field, messages::above_maximum(max));
+            self.push(field, messages::above_maximum(field, max));
         }
     }
 
