@@ -81,6 +81,8 @@ pub struct Inputs<'a> {
     pub workspace: &'a LustreWorkspace,
     pub class: ClassLookup<'a>,
     pub namespace_labels: &'a BTreeMap<String, String>,
+    /// This install's id, when it has one.
+    pub cluster_id: Option<&'a str>,
     pub aws: AwsView<'a>,
     pub kube: &'a KubeView,
 }
@@ -212,6 +214,7 @@ pub fn may_adopt(
     class: &LustreWorkspaceClass,
     vpc_id: &str,
     fs: Option<&FileSystem>,
+    cluster_id: Option<&str>,
 ) -> bool {
     let (Some(policy), Some(fs)) = (&class.spec.adoption, fs) else {
         return false;
@@ -227,7 +230,12 @@ pub fn may_adopt(
     }
     match naming::owner_uid(&fs.tags) {
         Some(owner) if owner == uid => true,
-        Some(_) => tag(tag_keys::RETAINED) == Some("true") && tag(tag_keys::NAMESPACE) == Some(ns),
+        // Kept by this install (two clusters may both have a namespace of that name).
+        Some(_) => {
+            tag(tag_keys::RETAINED) == Some("true")
+                && tag(tag_keys::NAMESPACE) == Some(ns)
+                && tag(tag_keys::CLUSTER) == cluster_id
+        }
         None => policy
             .file_system_tags
             .iter()
@@ -401,7 +409,7 @@ pub fn next_action(i: &Inputs) -> Action {
                 subnet_id: class.spec.subnet_id.clone(),
             };
         };
-        if !may_adopt(ws, class, vpc, i.aws.file_system) {
+        if !may_adopt(ws, class, vpc, i.aws.file_system, i.cluster_id) {
             return Action::AdoptionRefused(adoption_refused(id));
         }
         if let Some(fs) = i.aws.file_system

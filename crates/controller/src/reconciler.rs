@@ -83,6 +83,9 @@ pub struct ControllerConfig {
     /// Namespaces whose workspaces this operator reconciles; empty: all. With exactly one,
     /// the watches are namespaced too.
     pub namespaces: Vec<String>,
+    /// This install's id (`--cluster-id`), tagged on what it creates: a kept file system of
+    /// another install is not adopted again here.
+    pub cluster_id: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -94,6 +97,7 @@ impl Default for ControllerConfig {
             claim_recheck: Duration::from_secs(2),
             concurrency: 16,
             namespaces: Vec::new(),
+            cluster_id: None,
         }
     }
 }
@@ -198,6 +202,7 @@ struct Observed {
     fs: Option<lustre_cloud::FileSystem>,
     dras: Vec<lustre_cloud::DataRepositoryAssociation>,
     kube: KubeView,
+    cluster_id: Option<String>,
 }
 
 impl Observed {
@@ -210,6 +215,7 @@ impl Observed {
                 _ => ClassLookup::NoDefault,
             },
             namespace_labels: &self.labels,
+            cluster_id: self.cluster_id.as_deref(),
             aws: AwsView {
                 vpc_id: self.vpc.as_deref(),
                 security_group: self.sg.as_ref(),
@@ -251,7 +257,10 @@ async fn observe(
     cloud: &Arc<dyn Cloud>,
     deleting: bool,
 ) -> Result<Observed, Error> {
-    let mut o = Observed::default();
+    let mut o = Observed {
+        cluster_id: ctx.config.cluster_id.clone(),
+        ..Observed::default()
+    };
     let ns = ws.namespace().unwrap_or_default();
     // Independent reads go out together: a reconcile waits for one round trip, not two.
     // The namespace from the watch when it has it (its label changes wake the workspaces in

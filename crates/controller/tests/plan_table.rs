@@ -187,6 +187,8 @@ struct Row {
     dras: Vec<DataRepositoryAssociation>,
     kube: KubeView,
     delete: bool,
+    /// This install's id.
+    cluster: Option<&'static str>,
     expect: fn(&Action) -> bool,
 }
 
@@ -201,6 +203,7 @@ fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
         dras: both_dras(Lifecycle::Available),
         kube: bound(),
         delete: false,
+        cluster: None,
         expect,
     }
 }
@@ -214,6 +217,7 @@ fn inputs<'a>(r: &'a Row, labels: &'a BTreeMap<String, String>) -> Inputs<'a> {
             None => ClassLookup::Missing("standard"),
         },
         namespace_labels: labels,
+        cluster_id: r.cluster,
         aws: AwsView {
             vpc_id: r.vpc,
             security_group: r.sg.as_ref(),
@@ -591,6 +595,29 @@ fn the_lifecycle_table() {
         Row {
             fs: Some(with_tag(&foreign_vpc1, tag_keys::RETAINED, "true")),
             ..adopt("adopt: kept from its own namespace: marked", |a| {
+                matches!(a, Action::TagAdopted { .. })
+            })
+        },
+        Row {
+            cluster: Some("prod-a"),
+            fs: Some(with_tag(
+                &with_tag(&foreign_vpc1, tag_keys::RETAINED, "true"),
+                tag_keys::CLUSTER,
+                "prod-b",
+            )),
+            ..adopt(
+                "adopt: kept by another install's namespace of the same name",
+                refused,
+            )
+        },
+        Row {
+            cluster: Some("prod-a"),
+            fs: Some(with_tag(
+                &with_tag(&foreign_vpc1, tag_keys::RETAINED, "true"),
+                tag_keys::CLUSTER,
+                "prod-a",
+            )),
+            ..adopt("adopt: kept by this install: marked", |a| {
                 matches!(a, Action::TagAdopted { .. })
             })
         },

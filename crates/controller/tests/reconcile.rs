@@ -462,6 +462,7 @@ async fn a_file_system_created_before_a_crash_is_not_created_twice() {
         workspace: &ws,
         class: lustre_controller::plan::ClassLookup::Found(&class),
         namespace_labels: &labels,
+        cluster_id: None,
         aws: Default::default(),
         kube: &Default::default(),
     };

@@ -343,6 +343,7 @@ async fn run(args: Run) -> anyhow::Result<()> {
         },
         concurrency: args.concurrency.max(1),
         max_backoff: Duration::from_secs_f64(args.max_backoff_seconds.max(1.0)),
+        cluster_id: args.cluster_id.clone(),
         namespaces: args
             .watch_namespaces
             .iter()
