@@ -242,9 +242,13 @@ pub fn conditions(
         (ctype::DATA_REPOSITORIES_READY, repositories_condition(i)),
         (ctype::VOLUME_READY, volume_condition(i)),
     ];
-    // A workspace whose namespace is shut out is not looked at in AWS: its parts stay as last
-    // seen (a file system that was Ready still is, and keeps its data).
-    if matches!(action, Action::NamespaceNotAllowed { .. }) && !deleting {
+    // A workspace stopped before any look at AWS (its namespace shut out, its spec invalid,
+    // its class missing) shows its parts as last seen: a file system that was Ready still is.
+    if matches!(
+        action,
+        Action::NamespaceNotAllowed { .. } | Action::Invalid(_) | Action::ClassMissing(_)
+    ) && !deleting
+    {
         for (kind, cond) in &mut parts {
             if let Some(shown) = shown(i.workspace, kind) {
                 *cond = shown;

@@ -1056,3 +1056,41 @@ fn the_deletion_policy_is_recorded_once_and_kept_through_class_changes() {
     let (_, s) = status_for(&r, None, "2026-11-25T10:05:00Z");
     assert_eq!(s.deletion_policy, Some(DeletionPolicy::Retain));
 }
+
+#[test]
+fn a_ready_workspace_made_invalid_keeps_its_parts_as_last_seen() {
+    // First Ready, with everything observed.
+    let ready = row("ready", |_| true);
+    let (_, before) = status_for(&ready, None, "2026-11-25T10:00:00Z");
+    assert_eq!(cond(&before, "FileSystemReady").status, "True");
+    // Then the spec breaks a rule: no AWS look this time (nothing observed), and the parts
+    // still say what was last seen instead of "waiting".
+    let mut ws = workspace("storageCapacityGiB: 3600");
+    ws.status = Some(before.clone());
+    let r = Row {
+        ws,
+        fs: None,
+        sg: None,
+        dras: vec![],
+        ..row("made invalid", |_| true)
+    };
+    let (_, after) = status_for(&r, None, "2026-11-25T10:05:00Z");
+    assert_eq!(cond(&after, "Ready").reason, "InvalidSpec");
+    for part in [
+        "SecurityGroupReady",
+        "FileSystemReady",
+        "DataRepositoriesReady",
+    ] {
+        assert_eq!(
+            (
+                cond(&after, part).status.as_str(),
+                cond(&after, part).message.as_str()
+            ),
+            (
+                cond(&before, part).status.as_str(),
+                cond(&before, part).message.as_str()
+            ),
+            "{part}"
+        );
+    }
+}
