@@ -291,19 +291,11 @@ async fn observe(
         {
             return Ok(o);
         }
-        o.vpc = ctx
-            .vpcs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&class.spec.subnet_id)
-            .cloned();
+        o.vpc = lock(&ctx.vpcs).get(&class.spec.subnet_id).cloned();
     }
     let uid = ws.uid().unwrap_or_default();
     let status = ws.status.clone().unwrap_or_default();
-    let (known_sg, known_fs, rules_confirmed) = ctx
-        .known
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let (known_sg, known_fs, rules_confirmed) = lock(&ctx.known)
         .get(&uid)
         .map(|k| {
             (
@@ -430,12 +422,7 @@ async fn observe(
             // Looked once: it stays unused (every describe checks the tag), and later
             // reconciles need not look again.
             None => {
-                ctx.known
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(uid.clone())
-                    .or_default()
-                    .file_system = recorded.clone();
+                lock(&ctx.known).entry(uid.clone()).or_default().file_system = recorded.clone();
             }
         }
     }
@@ -582,7 +569,7 @@ fn remember(ctx: &Context, ws: &LustreWorkspace, o: &Observed) {
     if o.sg.is_none() && o.fs.is_none() {
         return;
     }
-    let mut known = ctx.known.lock().unwrap_or_else(|p| p.into_inner());
+    let mut known = lock(&ctx.known);
     let entry = known.entry(ws.uid().unwrap_or_default()).or_default();
     if let Some(sg) = &o.sg {
         entry.security_group = Some(sg.id.clone());
@@ -633,10 +620,7 @@ async fn act(
     match action {
         Action::LookUpVpc { subnet_id } => {
             let vpc = cloud.subnet_vpc(subnet_id).await.map_err(Error::Cloud)?;
-            ctx.vpcs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(subnet_id.clone(), vpc.clone());
+            lock(&ctx.vpcs).insert(subnet_id.clone(), vpc.clone());
             o.vpc = Some(vpc);
         }
         Action::CreateSecurityGroup { vpc_id } => {
@@ -975,13 +959,10 @@ async fn write_status(
     )
     .await
     .map_err(Error::Kube)?;
-    ctx.written
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            ws.uid().unwrap_or_default(),
-            (ws.resource_version(), status),
-        );
+    lock(&ctx.written).insert(
+        ws.uid().unwrap_or_default(),
+        (ws.resource_version(), status),
+    );
     Ok(())
 }
 
@@ -989,7 +970,7 @@ async fn write_status(
 /// is the very version our last status write was based on, the same with the status we wrote.
 fn freshen(ctx: &Context, ws: Arc<LustreWorkspace>) -> Arc<LustreWorkspace> {
     let uid = ws.uid().unwrap_or_default();
-    let mut written = ctx.written.lock().unwrap_or_else(|p| p.into_inner());
+    let mut written = lock(&ctx.written);
     match written.get(&uid) {
         Some((rv, status)) if *rv == ws.resource_version() => {
             let mut fresh = (*ws).clone();
@@ -1156,14 +1137,8 @@ async fn cleanup(ws: Arc<LustreWorkspace>, ctx: &Context) -> Result<(bool, Reque
         {
             ctx.poller.forget(&id);
         }
-        ctx.known
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ws.uid().unwrap_or_default());
-        ctx.written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ws.uid().unwrap_or_default());
+        lock(&ctx.known).remove(&ws.uid().unwrap_or_default());
+        lock(&ctx.written).remove(&ws.uid().unwrap_or_default());
         ctx.metrics.set_phase(&ws.uid().unwrap_or_default(), None);
         publish(
             ctx,
@@ -1274,10 +1249,7 @@ pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Re
     match &result {
         Ok(_) => {
             ctx.metrics.reconciles.with_label_values(&["ok"]).inc();
-            ctx.failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
+            lock(&ctx.failures).remove(&key);
         }
         Err(e) => {
             ctx.metrics.reconciles.with_label_values(&["error"]).inc();
@@ -1338,7 +1310,7 @@ impl Context {
             return Some(self.config.base_backoff.mul_f64(jitter));
         }
         let attempts = {
-            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let mut f = lock(&self.failures);
             let n = f.entry(uid.to_owned()).or_insert(0);
             *n += 1;
             *n
