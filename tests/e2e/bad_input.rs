@@ -4,6 +4,7 @@
 //! with the detail. The simulated AWS must see no write at all for any of them, and no read
 //! except the one that finds out a file system belongs to someone else.
 
+mod real_cluster;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -32,7 +33,14 @@ fn total(e: &E2e) -> u64 {
 async fn refused(e: &E2e, ns: &str, name: &str, reason: &str) -> String {
     let start = Instant::now();
     loop {
-        let ws = e.object("workspaces.lustre.dev", "lustreworkspaces", ns, name);
+        let ws = e
+            .object(
+                "apis/workspaces.lustre.dev/v1alpha1",
+                "lustreworkspaces",
+                ns,
+                name,
+            )
+            .await;
         let cond = ws
             .as_ref()
             .and_then(|w| w["status"]["conditions"].as_array().cloned())
@@ -233,7 +241,8 @@ async fn bad_input_is_refused_with_a_clear_message_and_costs_no_aws_call() {
     by_operator += 1;
 
     println!(
-        "bad input: {} refused of {}: {at_admission} at admission (422, the rule's message), {by_operator} by the operator in status; AWS calls for them: 0 (the adoption check: {reads} reads, 0 writes)",
+        "bad input ({}): {} refused of {}: {at_admission} at admission (422, the rule's message), {by_operator} by the operator in status; AWS calls for them: 0 (the adoption check: {reads} reads, 0 writes)",
+        e.cluster.name(),
         at_admission + by_operator,
         corpus.len() + ops.len() + 1
     );

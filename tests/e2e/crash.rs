@@ -7,22 +7,22 @@
 //!
 //! Each scenario prints one line; `docs/reliability.md` keeps a run's table.
 
+mod real_cluster;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use support::*;
 
 const NODE_GROUP: &str = "sg-0123456789abcdef0";
 
 /// Waits for `done`, restarting the operator (without the kill point) whenever it died.
 /// Returns how many times it had to.
-async fn until(e: &mut E2e, op: &mut usize, what: &str, done: impl Fn(&E2e) -> bool) -> usize {
+async fn until(e: &mut E2e, op: &mut usize, what: &str, done: impl AsyncFn(&E2e) -> bool) -> usize {
     let start = Instant::now();
     let mut restarts = 0;
     loop {
-        if done(e) {
+        if done(e).await {
             return restarts;
         }
         if !e.running(*op) {
@@ -39,12 +39,8 @@ async fn until(e: &mut E2e, op: &mut usize, what: &str, done: impl Fn(&E2e) -> b
     }
 }
 
-fn workspace_obj(e: &E2e) -> Option<Value> {
-    e.object("workspaces.lustre.dev", "lustreworkspaces", "ml", "w")
-}
-
-fn ready_at(e: &E2e, capacity: i64) -> bool {
-    workspace_obj(e).is_some_and(|w| {
+async fn ready_at(e: &E2e, capacity: i64) -> bool {
+    e.workspace("w").await.is_some_and(|w| {
         w["status"]["phase"] == "Ready"
             && w["status"]["observedGeneration"] == w["metadata"]["generation"]
             && w["status"]["storageCapacityGiB"] == capacity
@@ -80,12 +76,15 @@ async fn crash_at(point: &str, policy: &str) -> String {
     let mut restarts = 0;
 
     e.apply(&workspace("w", &spec(1200, policy))).await;
-    restarts += until(&mut e, &mut op, "Ready", |e| ready_at(e, 1200)).await;
+    restarts += until(&mut e, &mut op, "Ready", async |e| ready_at(e, 1200).await).await;
     let created = owned(&e);
     assert_eq!(created, (1, 1, 2), "{point}: after create");
 
     e.apply(&workspace("w", &spec(2400, policy))).await;
-    restarts += until(&mut e, &mut op, "Ready at 2400 GiB", |e| ready_at(e, 2400)).await;
+    restarts += until(&mut e, &mut op, "Ready at 2400 GiB", async |e| {
+        ready_at(e, 2400).await
+    })
+    .await;
     let resized = owned(&e);
     assert_eq!(resized, (1, 1, 2), "{point}: after resize");
     assert_eq!(
@@ -96,11 +95,14 @@ async fn crash_at(point: &str, policy: &str) -> String {
 
     e.ok(&["delete", "lws", "w", "-n", "ml", "--wait=false"])
         .await;
-    restarts += until(&mut e, &mut op, "deletion", |e| workspace_obj(e).is_none()).await;
+    restarts += until(&mut e, &mut op, "deletion", async |e| {
+        e.workspace("w").await.is_none()
+    })
+    .await;
     let left = owned(&e);
     let (pvs, pvcs) = (
-        e.objects("", "persistentvolumes"),
-        e.objects("", "persistentvolumeclaims"),
+        e.objects("api/v1", "persistentvolumes").await,
+        e.objects("api/v1", "persistentvolumeclaims").await,
     );
     let creates = (
         e.sim.calls("CreateSecurityGroup"),
@@ -119,7 +121,8 @@ async fn crash_at(point: &str, policy: &str) -> String {
     }
     assert_eq!((pvs, pvcs), (0, 0), "{point}: orphaned volume or claim");
     format!(
-        "crash at {point:<22} restarts {restarts}  after create {created:?}  after resize {resized:?}  left after delete {left:?} + {pvs} PV {pvcs} PVC  create calls (SG, FS, DRA) {creates:?}"
+        "crash at {point:<22} ({}) restarts {restarts}  after create {created:?}  after resize {resized:?}  left after delete {left:?} + {pvs} PV {pvcs} PVC  create calls (SG, FS, DRA) {creates:?}",
+        e.cluster.name()
     )
 }
 
@@ -176,7 +179,7 @@ async fn a_leader_killed_mid_create_is_replaced_by_the_standby_without_duplicate
         [
             "--leader-election",
             "--lease-namespace",
-            "default",
+            LEASE_NS,
             "--lease-duration-seconds",
             "2",
             "--lease-renew-grace-seconds",
@@ -203,8 +206,8 @@ async fn a_leader_killed_mid_create_is_replaced_by_the_standby_without_duplicate
     }
     let killed = Instant::now();
     let mut op = b;
-    until(&mut e, &mut op, "Ready under the new leader", |e| {
-        ready_at(e, 1200)
+    until(&mut e, &mut op, "Ready under the new leader", async |e| {
+        ready_at(e, 1200).await
     })
     .await;
     assert_eq!(op, b, "the standby did it, nobody was restarted");
@@ -215,7 +218,8 @@ async fn a_leader_killed_mid_create_is_replaced_by_the_standby_without_duplicate
     assert_eq!(count(&e.sim.snapshot(), "fileSystems"), 1, "no duplicate");
     assert!(e.sim.calls("CreateFileSystem") <= 2);
     println!(
-        "leader killed after CreateFileSystem: standby finished the workspace {:?} later; (SG, FS, DRA) = {:?}",
+        "leader killed after CreateFileSystem ({}): standby finished the workspace {:?} later; (SG, FS, DRA) = {:?}",
+        e.cluster.name(),
         killed.elapsed(),
         owned(&e)
     );

@@ -8,6 +8,7 @@
 //! spent up to 2.8x the calm run's calls. A workspace still waiting after 240 s counts as
 //! stuck, and the suite prints its status and the operator's log lines about it.
 
+mod real_cluster;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ fn manifest() -> String {
 }
 
 fn ready_count(e: &E2e) -> usize {
-    e.kube
+    e.sandbox()
         .store()
         .count_kind("workspaces.lustre.dev", "lustreworkspaces", "ml", |w| {
             w["status"]["phase"] == "Ready"
@@ -58,7 +59,7 @@ fn stuck(e: &E2e) -> String {
         .iter()
         .map(|op| std::fs::read_to_string(&op.log).unwrap_or_default())
         .collect();
-    e.kube
+    e.sandbox()
         .store()
         .list_kind("workspaces.lustre.dev", "lustreworkspaces", "ml")
         .iter()
@@ -115,13 +116,13 @@ async fn workload(faulty: bool) -> Run {
             ],
         );
         {
-            let mut store = e.kube.store();
+            let mut store = e.sandbox().store();
             store.faults.conflict_one_in = 5;
             store.faults.watch_lifetime = Some(Duration::from_secs(2));
         }
         // The API server forgets old history now and then: a watch resumed from before it
         // gets 410 Gone and must re-list.
-        let kube = e.kube.clone();
+        let kube = e.sandbox().clone();
         let mut stopped = stop.1.clone();
         tokio::spawn(async move {
             loop {
@@ -151,7 +152,9 @@ async fn workload(faulty: bool) -> Run {
     e.ok(&["delete", "lws", "--all", "-n", "ml", "--wait=false"])
         .await;
     loop {
-        let left = e.objects("workspaces.lustre.dev", "lustreworkspaces");
+        let left = e
+            .objects("apis/workspaces.lustre.dev/v1alpha1", "lustreworkspaces")
+            .await;
         let s = e.sim.snapshot();
         if left == 0 && count(&s, "fileSystems") == 0 && count(&s, "securityGroups") == 1 {
             break;
@@ -169,15 +172,15 @@ async fn workload(faulty: bool) -> Run {
     assert_eq!(count(&s, "dataRepositoryAssociations"), 0);
     assert_eq!(
         (
-            e.objects("", "persistentvolumes"),
-            e.objects("", "persistentvolumeclaims")
+            e.objects("api/v1", "persistentvolumes").await,
+            e.objects("api/v1", "persistentvolumeclaims").await
         ),
         (0, 0),
         "orphaned volumes or claims"
     );
     let _ = stop.0.send(true);
     let metrics = http_get(&addr, "/metrics").await.1;
-    let conflicts = e.kube.store().faults.conflicts;
+    let conflicts = e.sandbox().store().faults.conflicts;
     Run {
         aws_calls: s["totalCalls"].as_u64().unwrap_or(0) - before,
         to_ready,

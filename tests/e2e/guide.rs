@@ -3,6 +3,7 @@
 //! the guide's `<!-- output: NAME -->` blocks (ids, UIDs and ages normalised). With
 //! `LUSTRE_UPDATE_GUIDE=1` (what `scripts/update-guide` sets) it rewrites the blocks instead.
 
+mod real_cluster;
 mod support;
 
 use std::collections::BTreeMap;

@@ -181,7 +181,7 @@ impl Drop for RealCluster {
     /// `LUSTRE_E2E_KEEP` is set (the logs and audit log are there).
     fn drop(&mut self) {
         let _ = control_plane()
-            .args(["down", &self.dir.to_string_lossy()])
+            .args(["down", &self.dir.to_string_lossy(), "--now"])
             .output();
         if std::thread::panicking() || std::env::var_os("LUSTRE_E2E_KEEP").is_some() {
             eprintln!("control plane files kept in {}", self.dir.display());
@@ -270,8 +270,13 @@ pub struct SimOnLoopback {
 }
 
 pub async fn sim_aws() -> SimOnLoopback {
+    sim_aws_with(crate::support::quick()).await
+}
+
+/// The simulated AWS with its operations taking `timing`.
+pub async fn sim_aws_with(timing: crate::support::Timing) -> SimOnLoopback {
     let sim = lustre_sandbox::aws::SimAws::new(lustre_sandbox::aws::SimConfig {
-        timing: crate::support::quick(),
+        timing,
         ..Default::default()
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,6 +1,12 @@
-//! The end-to-end harness shared by the user-story and crash suites: the sandbox (Kubernetes
-//! API + simulated AWS) in the test process, the `lustre-operator` binary as child processes,
-//! and real `kubectl`.
+//! The end-to-end harness shared by the user-story, bad-input, crash, fault and guide suites:
+//! a Kubernetes API server, the simulated AWS in the test process, the `lustre-operator`
+//! binary as child processes, and real `kubectl`.
+//!
+//! One harness, two clusters: `LUSTRE_E2E_CLUSTER=real` runs a story on a real control plane
+//! (etcd, kube-apiserver, kube-controller-manager from `scripts/control-plane`) with the plain
+//! manifests installed and the operator authenticated as their ServiceAccount; unset (or
+//! `sandbox`) runs it on the sandbox API server. The simulated AWS is the same in both, and a
+//! story's assertions go through the Kubernetes API, never a server's store.
 #![allow(dead_code)] // each suite uses part of it
 
 use std::collections::BTreeSet;
@@ -16,13 +22,18 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
-/// `(verb, resource[.group][/subresource])` pairs.
+use crate::real_cluster::{OPERATOR_NS, OPERATOR_USER, RELEASE, RealCluster, SimOnLoopback};
+
 /// The install id (`--cluster-id`) the suites' operators run with.
 pub const CLUSTER_ID: &str = "e2e-cluster";
 
+/// `(verb, resource[.group][/subresource])` pairs.
 pub type Permissions = BTreeSet<(String, String)>;
 
 pub const OPERATOR: &str = env!("CARGO_BIN_EXE_lustre-operator");
+
+/// The namespace of the leader-election Lease in every story (the chart's).
+pub const LEASE_NS: &str = OPERATOR_NS;
 
 /// The repository root, read at run time (a test binary in a shared target directory may
 /// outlive the clone it was built from).
@@ -31,46 +42,158 @@ pub fn repo() -> PathBuf {
     Path::new(&manifest).join("../..")
 }
 
+/// Which Kubernetes API server the stories run against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cluster {
+    /// `crates/sandbox`, in the test process.
+    Sandbox,
+    /// etcd + kube-apiserver + kube-controller-manager (`scripts/control-plane up`).
+    Real,
+}
+
+impl Cluster {
+    /// `LUSTRE_E2E_CLUSTER`: `real`, or `sandbox` (the default).
+    pub fn chosen() -> Self {
+        match std::env::var("LUSTRE_E2E_CLUSTER").as_deref() {
+            Ok("real") => Cluster::Real,
+            Ok("sandbox") | Ok("") | Err(_) => Cluster::Sandbox,
+            Ok(other) => panic!("LUSTRE_E2E_CLUSTER={other}: expected sandbox or real"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cluster::Sandbox => "sandbox",
+            Cluster::Real => "real",
+        }
+    }
+}
+
 pub struct Operator {
     pub child: Option<Child>,
     pub log: PathBuf,
 }
 
+enum Server {
+    Sandbox {
+        kube: KubeSandbox,
+        _world: World,
+    },
+    Real {
+        cluster: RealCluster,
+        _aws: SimOnLoopback,
+    },
+}
+
 pub struct E2e {
     pub dir: PathBuf,
     pub sim: SimAws,
-    /// The API server's audit answers which calls the operator made.
-    pub kube: KubeSandbox,
     pub aws_url: String,
     pub operators: Vec<Operator>,
-    _world: World,
+    pub cluster: Cluster,
+    /// What the operator authenticates with: on the real control plane a TokenRequest token
+    /// of the chart's ServiceAccount (bound to the chart's roles), on the sandbox the admin's.
+    operator_kubeconfig: PathBuf,
+    /// The admin's client, for the stories' reads.
+    client: kube::Client,
+    server: Server,
 }
 
 impl E2e {
-    /// Sandbox + simulated AWS on free ports, the CRDs, the example namespace and class
-    /// applied with kubectl, and the operator running.
+    /// A cluster (the one `LUSTRE_E2E_CLUSTER` picks) and the simulated AWS on free ports,
+    /// the CRDs, the example namespace and class applied with kubectl, and the operator
+    /// running.
     pub async fn start(timing: Timing) -> Self {
         let dir = std::env::temp_dir().join(format!("lustre-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let world = World::start(SimConfig {
-            timing,
-            ..SimConfig::default()
-        })
-        .await
-        .expect("sandbox API server and simulated AWS");
-        lustre_sandbox::kube::write_kubeconfig(&dir.join("kubeconfig"), &world.kube_url)
-            .expect("kubeconfig");
+        let cluster = Cluster::chosen();
+        let kubeconfig = dir.join("kubeconfig");
+        let (server, sim, aws_url) = match cluster {
+            Cluster::Sandbox => {
+                let world = World::start(SimConfig {
+                    timing,
+                    ..SimConfig::default()
+                })
+                .await
+                .expect("sandbox API server and simulated AWS");
+                lustre_sandbox::kube::write_kubeconfig(&kubeconfig, &world.kube_url)
+                    .expect("kubeconfig");
+                let (sim, url) = (world.sim.clone(), world.aws_url.clone());
+                let kube = world.kube.clone();
+                (
+                    Server::Sandbox {
+                        kube,
+                        _world: world,
+                    },
+                    sim,
+                    url,
+                )
+            }
+            Cluster::Real => {
+                let real = tokio::task::spawn_blocking(|| RealCluster::up("new"))
+                    .await
+                    .expect("control plane");
+                std::fs::copy(real.kubeconfig(), &kubeconfig).expect("admin kubeconfig");
+                let aws = crate::real_cluster::sim_aws_with(timing).await;
+                let (sim, url) = (aws.sim.clone(), aws.url.clone());
+                (
+                    Server::Real {
+                        cluster: real,
+                        _aws: aws,
+                    },
+                    sim,
+                    url,
+                )
+            }
+        };
+        let client = kube_client(&kubeconfig).await;
         let mut e = E2e {
+            operator_kubeconfig: kubeconfig.clone(),
             dir,
-            sim: world.sim.clone(),
-            kube: world.kube.clone(),
-            aws_url: world.aws_url.clone(),
+            sim,
+            aws_url,
             operators: Vec::new(),
-            _world: world,
+            cluster,
+            client,
+            server,
         };
         let examples = repo().join("deploy/examples");
-        e.ok(&["apply", "-f", &repo().join("deploy/crds").to_string_lossy()])
-            .await;
+        match e.cluster {
+            Cluster::Sandbox => {
+                e.ok(&["apply", "-f", &repo().join("deploy/crds").to_string_lossy()])
+                    .await;
+                e.ok(&[
+                    "apply",
+                    "-f",
+                    &repo()
+                        .join("deploy/manifests/namespace.yaml")
+                        .to_string_lossy(),
+                ])
+                .await;
+            }
+            Cluster::Real => {
+                // What a platform team installs: CRDs, RBAC, admission policy, Deployment
+                // (no kubelet runs its pod; the operator runs here as its ServiceAccount).
+                e.ok(&[
+                    "apply",
+                    "--server-side",
+                    "-k",
+                    &repo().join("deploy").to_string_lossy(),
+                ])
+                .await;
+                let token = e
+                    .ok(&[
+                        "create",
+                        "token",
+                        RELEASE,
+                        "-n",
+                        OPERATOR_NS,
+                        "--duration=1h",
+                    ])
+                    .await;
+                e.operator_kubeconfig = e.real().token_kubeconfig("lustre-operator", token.trim());
+            }
+        }
         e.ok(&[
             "apply",
             "-f",
@@ -81,6 +204,23 @@ impl E2e {
         .await;
         e.start_operator();
         e
+    }
+
+    /// The sandbox API server (its store, audit and fault injection); panics on a real
+    /// control plane.
+    pub fn sandbox(&self) -> &KubeSandbox {
+        match &self.server {
+            Server::Sandbox { kube, .. } => kube,
+            Server::Real { .. } => panic!("this story needs the sandbox's own controls"),
+        }
+    }
+
+    /// The real control plane; panics on the sandbox.
+    pub fn real(&self) -> &RealCluster {
+        match &self.server {
+            Server::Real { cluster, .. } => cluster,
+            Server::Sandbox { .. } => panic!("this story needs the real control plane"),
+        }
     }
 
     pub fn start_operator(&mut self) {
@@ -100,16 +240,41 @@ impl E2e {
         }
     }
 
-    /// An object straight from the sandbox's store: `(group, plural, namespace, name)`.
-    pub fn object(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
-        let store = self.kube.store();
-        let rt = store.find_type(group, plural)?.clone();
-        store.get(&rt, ns, name).ok()
+    /// An object as the API server returns it (`None` once it is gone): `api` is `api/v1` or
+    /// `apis/<group>/<version>`, `ns` empty for a cluster-scoped kind.
+    pub async fn object(&self, api: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        let request = kube::core::Request::new(collection(api, plural, ns))
+            .get(name, &Default::default())
+            .expect("a GET request");
+        match self.client.request::<Value>(request).await {
+            Ok(v) => Some(v),
+            Err(kube::Error::Api(e)) if e.code == 404 => None,
+            Err(e) => panic!("GET {plural} {ns}/{name}: {e}"),
+        }
     }
 
-    /// How many objects of a kind exist (all namespaces).
-    pub fn objects(&self, group: &str, plural: &str) -> usize {
-        self.kube.store().count_kind(group, plural, "", |_| true)
+    /// A workspace of namespace `ml`, as the API server returns it.
+    pub async fn workspace(&self, name: &str) -> Option<Value> {
+        self.object(
+            "apis/workspaces.lustre.dev/v1alpha1",
+            "lustreworkspaces",
+            "ml",
+            name,
+        )
+        .await
+    }
+
+    /// How many objects of a kind exist (all namespaces), listed through the API.
+    pub async fn objects(&self, api: &str, plural: &str) -> usize {
+        let request = kube::core::Request::new(collection(api, plural, ""))
+            .list(&Default::default())
+            .expect("a LIST request");
+        let list = self
+            .client
+            .request::<Value>(request)
+            .await
+            .unwrap_or_else(|e| panic!("LIST {plural}: {e}"));
+        list["items"].as_array().map(Vec::len).unwrap_or(0)
     }
 
     /// Starts an operator process with extra flags and environment (this install's id is
@@ -133,7 +298,8 @@ impl E2e {
                 CLUSTER_ID,
             ])
             .args(extra)
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("KUBECONFIG", &self.operator_kubeconfig)
+            .env("POD_NAMESPACE", LEASE_NS)
             .env("AWS_ACCESS_KEY_ID", "AKIDSANDBOX")
             .env("AWS_SECRET_ACCESS_KEY", "sandbox")
             .env("RUST_LOG", "info")
@@ -166,7 +332,7 @@ impl E2e {
             cmd.args(["--aws-region", "us-east-1"]);
         }
         let out = cmd
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("KUBECONFIG", &self.operator_kubeconfig)
             .env("AWS_ACCESS_KEY_ID", "AKIDSANDBOX")
             .env("AWS_SECRET_ACCESS_KEY", "sandbox")
             .env_remove("AWS_REGION")
@@ -236,7 +402,7 @@ impl E2e {
                     "lease",
                     "lustre-operator",
                     "-n",
-                    "default",
+                    LEASE_NS,
                     "-o",
                     "jsonpath={.spec.holderIdentity}",
                 ],
@@ -293,8 +459,23 @@ impl E2e {
         }
         tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
             .await
-            .expect("kubectl finished within 120 s")
+            .unwrap_or_else(|_| panic!("kubectl {} still running after 120 s", args.join(" ")))
             .expect("kubectl ran")
+    }
+
+    /// Deletes pod `name` of namespace `ml` at once, as one does a pod whose node is gone: no
+    /// kubelet confirms a graceful deletion on either cluster.
+    pub async fn delete_pod(&self, name: &str) {
+        self.ok(&[
+            "delete",
+            "pod",
+            name,
+            "-n",
+            "ml",
+            "--grace-period=0",
+            "--force",
+        ])
+        .await;
     }
 
     /// Runs kubectl, expects success, returns stdout.
@@ -354,28 +535,62 @@ impl E2e {
     }
 
     /// The permissions the operator's requests needed, as `(verb, resource[.group][/sub])`,
-    /// from the sandbox's audit (kubectl's own requests left out). An apply that created
-    /// its object needed `create` as well as `patch`, as kube-apiserver authorizes it.
-    pub fn operator_needs(&self) -> Permissions {
+    /// and how many of its requests were refused 403: from the API server's audit (the
+    /// sandbox's record, or kube-apiserver's audit log of the operator's ServiceAccount;
+    /// kubectl's own requests left out). An apply that created its object needed `create` as
+    /// well as `patch`, as kube-apiserver authorizes it.
+    pub fn operator_needs(&self) -> (Permissions, usize) {
+        // (verb, resource, subresource, code) of each request.
+        let requests: Vec<(String, String, String, u64)> = match &self.server {
+            Server::Sandbox { kube, .. } => kube
+                .store()
+                .audit
+                .iter()
+                .filter(|a| !a.user_agent.starts_with("kubectl"))
+                .map(|a| {
+                    (
+                        a.verb.clone(),
+                        a.resource.clone(),
+                        a.subresource.clone(),
+                        u64::from(a.code),
+                    )
+                })
+                .collect(),
+            Server::Real { cluster, .. } => cluster
+                .audit_of(OPERATOR_USER)
+                .iter()
+                .filter(|a| a["objectRef"].is_object())
+                .map(|a| {
+                    let r = &a["objectRef"];
+                    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                    let resource = match text(&r["apiGroup"]) {
+                        g if g.is_empty() => text(&r["resource"]),
+                        g => format!("{}.{g}", text(&r["resource"])),
+                    };
+                    (
+                        text(&a["verb"]),
+                        resource,
+                        text(&r["subresource"]),
+                        a["responseStatus"]["code"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect(),
+        };
         let mut needs = BTreeSet::new();
-        for a in self
-            .kube
-            .store()
-            .audit
-            .iter()
-            .filter(|a| !a.user_agent.starts_with("kubectl"))
-        {
-            let resource = if a.subresource.is_empty() {
-                a.resource.clone()
+        let mut forbidden = 0;
+        for (verb, resource, subresource, code) in requests {
+            let resource = if subresource.is_empty() {
+                resource
             } else {
-                format!("{}/{}", a.resource, a.subresource)
+                format!("{resource}/{subresource}")
             };
-            if a.verb == "patch" && a.code == 201 {
+            if verb == "patch" && code == 201 {
                 needs.insert(("create".to_string(), resource.clone()));
             }
-            needs.insert((a.verb.clone(), resource));
+            forbidden += usize::from(code == 403);
+            needs.insert((verb, resource));
         }
-        needs
+        (needs, forbidden)
     }
 
     pub fn operator_log(&self) -> String {
@@ -394,6 +609,23 @@ impl E2e {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// The path of a collection: `/api/v1/pods`, `/apis/<group>/<version>/namespaces/<ns>/<plural>`.
+fn collection(api: &str, plural: &str, ns: &str) -> String {
+    match ns {
+        "" => format!("/{api}/{plural}"),
+        ns => format!("/{api}/namespaces/{ns}/{plural}"),
+    }
+}
+
+/// A client of the kubeconfig at `path` (its current context).
+async fn kube_client(path: &Path) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("client config");
+    kube::Client::try_from(config).expect("client")
 }
 
 /// A plain HTTP/1.0 GET on loopback: (status line, body).
@@ -453,6 +685,17 @@ pub fn workspace(name: &str, spec: &str) -> String {
 }
 
 pub const TIMEOUT: &str = "--timeout=60s";
+
+/// The example pod (`deploy/examples/pod-mounting-workspace.yaml`) naming `claim`, bound to a
+/// node as the scheduler would bind it: pvc-protection counts only a scheduled pod as using
+/// its claims (no kubelet runs it on either cluster; the sandbox marks it Running).
+pub fn pod_using(claim: &str) -> String {
+    let pod = std::fs::read_to_string(repo().join("deploy/examples/pod-mounting-workspace.yaml"))
+        .expect("example pod");
+    assert!(pod.contains("\nspec:\n") && pod.contains("claimName: train-data"));
+    pod.replace("claimName: train-data", &format!("claimName: {claim}"))
+        .replace("\nspec:\n", "\nspec:\n  nodeName: node-1\n")
+}
 
 /// A fixture of `tests/fixtures/<kind>`: its YAML documents (an update fixture's stored object
 /// first, then the one judged) and its `# expect: path: fragment` lines.

@@ -6,6 +6,7 @@
 //! what exists in AWS and which calls were made. Every wait is bounded: `kubectl wait
 //! --timeout` or a poll of the simulated AWS with a deadline.
 
+mod real_cluster;
 mod support;
 
 use std::collections::BTreeSet;
@@ -205,11 +206,8 @@ async fn deleting_a_workspace_a_pod_still_uses_waits_for_the_pod() {
     e.apply(&workspace("shared", "storageCapacityGiB: 1200"))
         .await;
     e.wait_for("condition=Ready", "lws/shared").await;
-    let pod = std::fs::read_to_string(repo().join("deploy/examples/pod-mounting-workspace.yaml"))
-        .expect("example pod");
     let claim = e.jsonpath("lws/shared", "{.status.claimName}").await;
-    e.apply(&pod.replace("claimName: train-data", &format!("claimName: {claim}")))
-        .await;
+    e.apply(&pod_using(&claim)).await;
 
     e.ok(&["delete", "lws", "shared", "-n", "ml", "--wait=false"])
         .await;
@@ -232,7 +230,7 @@ async fn deleting_a_workspace_a_pod_still_uses_waits_for_the_pod() {
         "the file system stays while a pod uses it"
     );
 
-    e.ok(&["delete", "pod", "trainer", "-n", "ml"]).await;
+    e.delete_pod("trainer").await;
     e.wait_for("delete", "lws/shared").await;
     let state = e
         .aws_until("file system deleted", Duration::from_secs(10), |s| {
@@ -413,7 +411,7 @@ async fn metrics_after_a_reconcile_and_sigterm_exits_cleanly() {
     assert_eq!(http_get(&addr, "/healthz").await.1, "ok");
     assert_eq!(http_get(&addr, "/readyz").await.1, "ready");
     let (exit, took) = e.terminate(0).await;
-    println!("SIGTERM: {exit} after {took:?}");
+    println!("SIGTERM ({}): {exit} after {took:?}", e.cluster.name());
     assert!(exit.success(), "{exit}\n{}", e.operator_log());
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
@@ -427,7 +425,7 @@ async fn two_replicas_one_leader_and_a_killed_leader_hands_over() {
         [
             "--leader-election",
             "--lease-namespace",
-            "default",
+            LEASE_NS,
             "--lease-duration-seconds",
             "3",
             "--lease-renew-grace-seconds",
@@ -478,7 +476,10 @@ async fn two_replicas_one_leader_and_a_killed_leader_hands_over() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let handover = killed.elapsed();
-    println!("leader killed: replica-b took over after {handover:?} (lease duration 3 s)");
+    println!(
+        "leader killed ({}): replica-b took over after {handover:?} (lease duration 3 s)",
+        e.cluster.name()
+    );
     assert!(handover < Duration::from_secs(3 + 3), "{handover:?}");
     assert_eq!(http_get(&b_addr, "/readyz").await.1, "ready (leader)");
     e.apply(&workspace("second", "storageCapacityGiB: 1200"))
@@ -541,9 +542,7 @@ fn granted() -> (Permissions, Permissions) {
 async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
     let mut e = E2e::start(quick()).await;
     e.kill(0).await;
-    e.apply("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: lustre-system\n")
-        .await;
-    let op = e.spawn_operator(&["--leader-election", "--lease-namespace", "lustre-system"]);
+    let op = e.spawn_operator(&["--leader-election", "--lease-namespace", LEASE_NS]);
     // Every path: a named class and the default one, create, resize, a repository, Retain,
     // delete while a pod holds the claim, and a refused spec.
     e.apply(&workspace("named", "className: standard\ndeploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: d, s3Path: 's3://ml-datasets/a/', fileSystemPath: /d}")).await;
@@ -560,10 +559,7 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
     e.apply(&workspace("named", "className: standard\ndeploymentType: PERSISTENT_2\nstorageCapacityGiB: 2400\nperUnitStorageThroughput: 125")).await;
     e.wait_for("jsonpath={.status.storageCapacityGiB}=2400", "lws/named")
         .await;
-    let pod = std::fs::read_to_string(repo().join("deploy/examples/pod-mounting-workspace.yaml"))
-        .expect("pod");
-    e.apply(&pod.replace("claimName: train-data", "claimName: named"))
-        .await;
+    e.apply(&pod_using("named")).await;
     e.ok(&[
         "delete",
         "lws",
@@ -580,7 +576,7 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
         "lws/named",
     )
     .await;
-    e.ok(&["delete", "pod", "trainer", "-n", "ml"]).await;
+    e.delete_pod("trainer").await;
     e.ok(&[
         "wait",
         "--for=delete",
@@ -595,7 +591,8 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
     let (exit, _) = e.terminate(op).await;
     assert!(exit.success());
 
-    let needs = e.operator_needs();
+    let (needs, forbidden) = e.operator_needs();
+    assert_eq!(forbidden, 0, "requests refused 403: {needs:?}");
     let (cluster, namespaced) = granted();
     let lease: Permissions = needs
         .iter()
@@ -618,7 +615,8 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
     );
     assert_eq!(lease, namespaced, "the leader-election Role");
     println!(
-        "RBAC: {} permissions used by the operator, all granted, none granted beyond them",
+        "RBAC ({}): {} permissions used by the operator, all granted, none granted beyond them; forbidden calls {forbidden}",
+        e.cluster.name(),
         needs.len()
     );
 }
@@ -781,7 +779,8 @@ async fn no_credentials_reach_logs_or_events() {
         }
     }
     println!(
-        "secrets: none of the secret key, session token or request signature in {} lines of debug log, the Events or the status",
+        "secrets ({}): none of the secret key, session token or request signature in {} lines of debug log, the Events or the status",
+        e.cluster.name(),
         log.lines().count()
     );
 }

@@ -286,14 +286,15 @@ async fn claims_bind_are_protected_and_collected() {
         "metadata": {"name": "trainer"},
         "spec": {"containers": [{"name": "c", "image": "busybox"}], "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}
     })).expect("pod")).await.expect("create pod");
+    let trainer = pods.get("trainer").await.expect("pod");
     assert_eq!(
-        pods.get("trainer")
-            .await
-            .expect("pod")
-            .status
-            .and_then(|s| s.phase)
-            .as_deref(),
+        trainer.status.and_then(|s| s.phase).as_deref(),
         Some("Running")
+    );
+    assert_eq!(
+        trainer.spec.and_then(|s| s.node_name).as_deref(),
+        Some("sandbox-node"),
+        "scheduled, which is what makes pvc-protection count it"
     );
 
     // Deleting the claim waits for the pod.

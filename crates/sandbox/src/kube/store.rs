@@ -81,6 +81,8 @@ type Key = (String, String, String);
 const HISTORY: usize = 50_000;
 
 pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+/// The node the sandbox schedules a pod on once its claims are bound.
+pub const SANDBOX_NODE: &str = "sandbox-node";
 
 /// One request of the audit log.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -942,14 +944,19 @@ impl Store {
         changed
     }
 
-    /// Pods of namespace `ns` that use claim `claim` and have not finished.
+    /// The pods using `claim` as pvc-protection judges it: scheduled (a node name) and not
+    /// finished. An unscheduled pod holds no claim.
     fn pods_using(&self, ns: &str, claim: &str) -> Vec<String> {
         self.scan(PODS, ns)
             .filter(|(_, p)| {
-                !matches!(
-                    p["status"]["phase"].as_str(),
-                    Some("Succeeded") | Some("Failed")
-                ) && pod_claims(p).any(|c| c == claim)
+                p["spec"]["nodeName"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty())
+                    && !matches!(
+                        p["status"]["phase"].as_str(),
+                        Some("Succeeded") | Some("Failed")
+                    )
+                    && pod_claims(p).any(|c| c == claim)
             })
             .map(|(k, _)| k.2.clone())
             .collect()
@@ -1013,6 +1020,10 @@ impl Store {
             });
             if claims_bound {
                 let mut p = pod.clone();
+                // Scheduled (as a scheduler's binding would) and started (as a kubelet would).
+                if p["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+                    p["spec"]["nodeName"] = json!(SANDBOX_NODE);
+                }
                 p["status"] = json!({"phase": "Running", "startTime": now_rfc3339()});
                 self.set(&pod_t, &key, p);
                 changed = true;
