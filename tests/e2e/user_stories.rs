@@ -784,3 +784,85 @@ async fn no_credentials_reach_logs_or_events() {
         log.lines().count()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomers_first_kubectl_commands_work() {
+    // What someone trying the demo types first: the generator commands (kubectl sends their
+    // objects as protobuf), labels, and a node manifest (validated against the server's
+    // OpenAPI), with the answers a cluster gives.
+    let e = E2e::start(quick()).await;
+    e.ok(&["create", "namespace", "team-a"]).await;
+    e.ok(&["label", "namespace", "team-a", "lustre=enabled"])
+        .await;
+    e.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "team-a",
+        "--from-literal=mode=fast",
+    ])
+    .await;
+    e.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        "team-a",
+        "--from-literal=key=s3cr3t",
+    ])
+    .await;
+    e.ok(&["create", "serviceaccount", "trainer", "-n", "team-a"])
+        .await;
+    e.apply("apiVersion: v1\nkind: Node\nmetadata:\n  name: node-1\n  labels: {topology.kubernetes.io/zone: us-east-1a}\n")
+        .await;
+    let get = |what: &'static str, path: &'static str| {
+        let e = &e;
+        async move {
+            e.ok(&[
+                "get",
+                what,
+                "-n",
+                "team-a",
+                "-o",
+                &format!("jsonpath={path}"),
+            ])
+            .await
+        }
+    };
+    assert_eq!(
+        get("namespace/team-a", "{.metadata.labels.lustre}").await,
+        "enabled"
+    );
+    assert_eq!(get("configmap/settings", "{.data.mode}").await, "fast");
+    assert_eq!(get("secret/creds", "{.data.key}").await, "czNjcjN0");
+    assert_eq!(get("secret/creds", "{.type}").await, "Opaque");
+    assert_eq!(
+        get("serviceaccount/trainer", "{.metadata.name}").await,
+        "trainer"
+    );
+    assert_eq!(
+        get(
+            "node/node-1",
+            "{.metadata.labels.topology\\.kubernetes\\.io/zone}"
+        )
+        .await,
+        "us-east-1a"
+    );
+    // A workspace in the new namespace is admitted by the standard class.
+    e.apply(
+        &workspace("first", "storageCapacityGiB: 1200")
+            .replace("namespace: ml", "namespace: team-a"),
+    )
+    .await;
+    e.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "lws/first",
+        "-n",
+        "team-a",
+        TIMEOUT,
+    ])
+    .await;
+}

@@ -19,17 +19,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::Cloud;
 use lustre_cloud::aws::{AwsCloud, AwsSettings};
-use lustre_sandbox::World;
 use lustre_sandbox::aws::state::Timing;
 use lustre_sandbox::aws::{SimAws, SimConfig};
-use lustre_sandbox::kube::KubeSandbox;
 use serde_json::json;
+
+mod cluster;
+use cluster::{ApiServer, Cluster};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -75,7 +77,17 @@ struct Args {
     /// More arguments for `lustre-operator run` (e.g. `--operator-arg=--concurrency=64`).
     #[arg(long = "operator-arg", allow_hyphen_values = true)]
     operator_args: Vec<String>,
+    /// `real`: the operator on the sandbox and then on a real control plane (etcd,
+    /// kube-apiserver, kube-controller-manager from `scripts/control-plane`, built first),
+    /// compared in one table with the control plane's CPU and memory; no polling baselines
+    /// (they make no Kubernetes call). Its section of `--out` is replaced, the rest kept.
+    #[arg(long, value_enum, default_value = "sandbox")]
+    cluster: Cluster,
 }
+
+/// The markers around the `--cluster real` section of the report.
+const REAL_BEGIN: &str = "<!-- begin: scripts/bench --cluster real -->";
+const REAL_END: &str = "<!-- end: scripts/bench --cluster real -->";
 
 /// One mode's figures at one size.
 #[derive(Debug, Default, Clone)]
@@ -106,6 +118,17 @@ struct Figures {
     cpu_s: Option<f64>,
     /// CPU of this process (sandbox API server, simulated AWS, driver) during the run.
     world_cpu_s: Option<f64>,
+    /// The real control plane's processes: name, peak RSS (MiB), CPU during the run (s).
+    control_plane: Vec<(String, Option<f64>, Option<f64>)>,
+}
+
+/// A workspace's phase as its status spells it.
+fn phase_of(w: &LustreWorkspace) -> Option<String> {
+    let phase = w.status.as_ref()?.phase.as_ref()?;
+    serde_json::to_value(phase)
+        .ok()?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The CREATING delay at `n` workspaces.
@@ -234,24 +257,43 @@ where
         .collect()
 }
 
-async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
+async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Result<Figures> {
     let mut f = Figures::default();
     let world_cpu_before = proc_usage(std::process::id()).1;
-    let world = World::start(SimConfig {
-        timing: timing(args, n),
-        ..SimConfig::default()
-    })
-    .await?;
-    let (sim, sandbox, aws_url) = (world.sim.clone(), world.kube.clone(), world.aws_url.clone());
-    let dir = std::env::temp_dir().join(format!("lustre-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "lustre-bench-{}-{}",
+        std::process::id(),
+        cluster.name().replace(' ', "-")
+    ));
     std::fs::create_dir_all(&dir)?;
-    let kubeconfig = dir.join("kubeconfig");
-    lustre_sandbox::kube::write_kubeconfig(&kubeconfig, &world.kube_url)?;
-    let client = kube::Client::try_from(kube::Config::new(world.kube_url.parse()?))?;
+    let server = ApiServer::start(
+        cluster,
+        SimConfig {
+            timing: timing(args, n),
+            ..SimConfig::default()
+        },
+        &dir,
+    )
+    .await?;
+    let (sim, client, aws_url) = (
+        server.sim.clone(),
+        server.client.clone(),
+        server.aws_url.clone(),
+    );
     for crd in lustre_api::crd::crds() {
         Api::<CustomResourceDefinition>::all(client.clone())
             .create(&PostParams::default(), &crd)
             .await?;
+    }
+    // kube-apiserver serves a new CRD's kind a moment after accepting it.
+    let classes = Api::<LustreWorkspaceClass>::all(client.clone());
+    let start = Instant::now();
+    while classes.list(&ListParams::default().limit(1)).await.is_err() {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "the CRDs were not served within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let namespaces: Vec<String> = (0..args.namespaces)
         .map(|i| format!("team-{i:02}"))
@@ -272,9 +314,12 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
                  "allowedNamespaces": {"matchLabels": {"lustre": "enabled"}},
                  "maxStorageCapacityGiB": 2400}
     }))?;
-    Api::<LustreWorkspaceClass>::all(client.clone())
-        .create(&PostParams::default(), &class)
-        .await?;
+    classes.create(&PostParams::default(), &class).await?;
+    let control_plane_before: Vec<Option<f64>> = server
+        .processes()
+        .iter()
+        .map(|p| proc_usage(p.pid).1)
+        .collect();
 
     let log = std::fs::File::create(dir.join("operator.log"))?;
     let mut operator = tokio::process::Command::new(&args.operator)
@@ -294,7 +339,7 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
             "bench",
         ])
         .args(&args.operator_args)
-        .env("KUBECONFIG", &kubeconfig)
+        .env("KUBECONFIG", &server.kubeconfig)
         .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("RUST_LOG", "warn")
@@ -304,44 +349,53 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
         .spawn()
         .context("starting lustre-operator")?;
     let pid = operator.id().context("operator pid")?;
-    eprintln!("   operator started (pid {pid})");
+    eprintln!("   operator started (pid {pid}) on the {}", cluster.name());
     until(
         "the operator's start-up check",
         Duration::from_secs(60),
         || sim.calls("DescribeSubnets") > 0,
     )
     .await?;
-    let audit_start = sandbox.store().audit.len();
+    let audit_start = server.audit_mark();
 
-    // First Bound time of each claim, from the API server's change stream.
+    // What the driver sees, through the API on either server: every workspace (a watch
+    // cache), and the first time each claim is Bound (a watch of claims).
+    let (workspaces, writer) = reflector::store::<LustreWorkspace>();
+    tokio::spawn(
+        watcher(
+            Api::<LustreWorkspace>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .for_each(|_| async {}),
+    );
     let bound: Arc<std::sync::Mutex<BTreeMap<String, Instant>>> = Arc::default();
     {
-        let mut rx = sandbox.store().subscribe();
         let bound = bound.clone();
-        tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(c)
-                        if c.resource == "persistentvolumeclaims"
-                            && c.object["status"]["phase"] == "Bound" =>
-                    {
-                        let key = format!(
-                            "{}/{}",
-                            c.namespace,
-                            c.object["metadata"]["name"].as_str().unwrap_or_default()
-                        );
-                        bound
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .entry(key)
-                            .or_insert_with(Instant::now);
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(_) => return,
-                }
+        let claims = watcher(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .applied_objects();
+        tokio::spawn(claims.for_each(move |claim| {
+            if let Ok(c) = claim
+                && c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+            {
+                let key = format!(
+                    "{}/{}",
+                    c.metadata.namespace.unwrap_or_default(),
+                    c.metadata.name.unwrap_or_default()
+                );
+                bound
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(key)
+                    .or_insert_with(Instant::now);
             }
-        });
+            async {}
+        }));
     }
 
     // Create.
@@ -375,15 +429,15 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
     f.pending_window_s = window;
     f.pending_calls_per_ws_min = pending_calls as f64 / n as f64 / (window / 60.0);
 
-    let ready = |sandbox: &KubeSandbox, phase: &str| -> usize {
-        sandbox
-            .store()
-            .count_kind("workspaces.lustre.dev", "lustreworkspaces", "", |w| {
-                w["status"]["phase"] == phase
-            })
+    let in_phase = |phase: &str| -> usize {
+        workspaces
+            .state()
+            .iter()
+            .filter(|w| phase_of(w).as_deref() == Some(phase))
+            .count()
     };
     until("all Ready", Duration::from_secs(3600), || {
-        ready(&sandbox, "Ready") == n
+        in_phase("Ready") == n
     })
     .await?;
     let all_ready = Instant::now();
@@ -396,23 +450,19 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
         .saturating_duration_since(last_available)
         .as_secs_f64();
     {
-        let store = sandbox.store();
-        let rt = store
-            .find_type("workspaces.lustre.dev", "lustreworkspaces")
-            .cloned()
-            .context("kind")?;
         let bound = bound.lock().unwrap_or_else(|p| p.into_inner());
+        let state = workspaces.state();
         let lags = |from: &BTreeMap<String, Instant>| -> Vec<f64> {
-            let mut lags: Vec<f64> = store
-                .list(&rt, "")
+            let mut lags: Vec<f64> = state
                 .iter()
                 .filter_map(|w| {
+                    let status = w.status.as_ref()?;
                     let key = format!(
                         "{}/{}",
-                        w["metadata"]["namespace"].as_str()?,
-                        w["status"]["claimName"].as_str()?
+                        w.metadata.namespace.as_deref()?,
+                        status.claim_name.as_deref()?
                     );
-                    let at = from.get(w["status"]["fileSystemId"].as_str()?)?;
+                    let at = from.get(status.file_system_id.as_deref()?)?;
                     Some(
                         bound
                             .get(&key)?
@@ -435,17 +485,16 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
     // Hold, with one file system changed behind the operator's back (drift).
     let hold_start = Instant::now();
     let before = total(&sim);
-    let victim = sandbox
-        .store()
-        .list_kind("workspaces.lustre.dev", "lustreworkspaces", "")
+    let victim = workspaces
+        .state()
         .first()
-        .and_then(|w| w["status"]["fileSystemId"].as_str().map(str::to_string));
+        .and_then(|w| w.status.as_ref()?.file_system_id.clone());
     if let Some(id) = &victim {
         sim.fail_file_system(id, "benchmark: failed behind the operator's back");
     }
     let hold = Duration::from_secs_f64(args.hold_seconds);
     while hold_start.elapsed() < hold {
-        if f.drift_detected_s.is_none() && ready(&sandbox, "Failed") == 1 {
+        if f.drift_detected_s.is_none() && in_phase("Failed") == 1 {
             f.drift_detected_s = Some(hold_start.elapsed().as_secs_f64());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -474,10 +523,7 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
     .await?;
     f.last_delete_to_empty_s = last_delete.elapsed().as_secs_f64();
     until("every workspace gone", Duration::from_secs(600), || {
-        sandbox
-            .store()
-            .count_kind("workspaces.lustre.dev", "lustreworkspaces", "", |_| true)
-            == 0
+        workspaces.state().is_empty()
     })
     .await?;
     let (rss, cpu) = proc_usage(pid);
@@ -488,24 +534,35 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
         .zip(world_cpu_before)
         .map(|(after, before)| after - before);
     f.total_aws_calls = total(&sim);
+    f.control_plane = server
+        .processes()
+        .iter()
+        .zip(control_plane_before)
+        .map(|(p, before)| {
+            let (rss, cpu) = proc_usage(p.pid);
+            (p.name.clone(), rss, cpu.zip(before).map(|(a, b)| a - b))
+        })
+        .collect();
     {
-        let store = sandbox.store();
-        let ours = store.audit[audit_start..].iter().filter(|a| {
-            matches!(a.verb.as_str(), "create" | "update" | "patch" | "delete")
-                && !(a.resource.starts_with("lustreworkspaces.")
-                    && a.subresource.is_empty()
-                    && matches!(a.verb.as_str(), "create" | "delete"))
-        });
+        // The driver's own writes (creating and deleting the workspaces) left out.
+        let ours = server
+            .writes_since(audit_start)
+            .into_iter()
+            .filter(|(verb, resource, sub)| {
+                !(resource.starts_with("lustreworkspaces.")
+                    && sub.is_empty()
+                    && matches!(verb.as_str(), "create" | "delete"))
+            });
         let (mut all, mut no_events) = (0usize, 0usize);
-        for a in ours {
+        for (verb, resource, sub) in ours {
             all += 1;
-            if !a.resource.starts_with("events") {
+            if !resource.starts_with("events") {
                 no_events += 1;
             }
-            let what = if a.subresource.is_empty() {
-                format!("{} {}", a.verb, a.resource)
+            let what = if sub.is_empty() {
+                format!("{verb} {resource}")
             } else {
-                format!("{} {}/{}", a.verb, a.resource, a.subresource)
+                format!("{verb} {resource}/{sub}")
             };
             *f.writes_by_kind.entry(what).or_default() += 1.0 / n as f64;
         }
@@ -515,6 +572,7 @@ async fn ours(args: &Args, n: usize) -> anyhow::Result<Figures> {
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = tokio::time::timeout(Duration::from_secs(20), operator.wait()).await;
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(f)
 }
@@ -894,6 +952,99 @@ fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures) -> String
     out
 }
 
+/// The operator on the sandbox and on the real control plane, side by side.
+fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) -> String {
+    let both = |name: &str, value: &dyn Fn(&Figures) -> String| {
+        format!("| {name} | {} | {} |\n", value(s), value(r))
+    };
+    let mut out = format!(
+        "\n### {n} workspaces: sandbox and real control plane\n\nFile systems CREATING for {:.0} s; the same operator binary and settings on each.\n\n| Figure | sandbox | real control plane |\n|---|---|---|\n",
+        create_delay(args, n)
+    );
+    out.push_str(&both("AWS calls per pending workspace per minute", &|f| {
+        format!("{:.4}", f.pending_calls_per_ws_min)
+    }));
+    out.push_str(&both(
+        "AWS calls per Ready workspace per hour (hold)",
+        &|f| format!("{:.3}", f.ready_calls_per_ws_hour),
+    ));
+    out.push_str(&both("Last create → all Ready, s", &|f| {
+        format!("{:.1}", f.last_create_to_all_ready_s)
+    }));
+    out.push_str(&both("Last AVAILABLE → all Ready, s", &|f| {
+        format!("{:.1}", f.last_available_to_all_ready_s)
+    }));
+    out.push_str(&both("AVAILABLE → PVC Bound, p50 / p99, ms", &|f| {
+        format!(
+            "{:.0} / {:.0}",
+            f.available_to_ready_p50_ms, f.available_to_ready_p99_ms
+        )
+    }));
+    out.push_str(&both(
+        "First poll answer showing AVAILABLE → PVC Bound, p50 / p99, ms",
+        &|f| {
+            f.seen_to_bound_ms
+                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
+                .unwrap_or_default()
+        },
+    ));
+    out.push_str(&both("Last delete → AWS empty, s", &|f| {
+        format!("{:.1}", f.last_delete_to_empty_s)
+    }));
+    out.push_str(&both("AWS calls, whole run", &|f| {
+        f.total_aws_calls.to_string()
+    }));
+    out.push_str(&both(
+        "Kubernetes API writes per workspace (all / without Events)",
+        &|f| {
+            f.writes_per_ws
+                .map(|(a, b)| format!("{a:.2} / {b:.2}"))
+                .unwrap_or_default()
+        },
+    ));
+    out.push_str(&both("Drift noticed after, s", &|f| {
+        opt(f.drift_detected_s, 1)
+    }));
+    out.push_str(&both("Operator peak RSS (VmHWM), MiB", &|f| {
+        opt(f.rss_mib, 1)
+    }));
+    out.push_str(&both("Operator CPU, s", &|f| opt(f.cpu_s, 1)));
+    out.push_str(&format!(
+        "| Benchmark process CPU, s (sandbox: API server + simulated AWS + driver; real: simulated AWS + driver) | {} | {} |\n",
+        opt(s.world_cpu_s, 1),
+        opt(r.world_cpu_s, 1)
+    ));
+    for (name, rss, cpu) in &r.control_plane {
+        out.push_str(&format!(
+            "| {name}: peak RSS (VmHWM), MiB / CPU during the run, s | (in the process above) | {} / {} |\n",
+            opt(*rss, 0),
+            opt(*cpu, 1)
+        ));
+    }
+    out
+}
+
+/// `report` with the `--cluster real` section of `previous` (if any) carried over, or
+/// replaced by `section`.
+fn with_real_section(report: &str, previous: &str, section: Option<&str>) -> String {
+    let old = previous
+        .find(REAL_BEGIN)
+        .zip(previous.find(REAL_END))
+        .filter(|(b, e)| b < e)
+        .map(|(b, e)| &previous[b..e + REAL_END.len()]);
+    let new = section.map(|t| format!("{REAL_BEGIN}\n{t}\n{REAL_END}"));
+    match (old, new) {
+        // Replaced where it stands.
+        (Some(old), Some(new)) if report.contains(old) => report.replace(old, &new),
+        (_, Some(sec)) => format!("{}\n\n{sec}\n", report.trim_end()),
+        // Carried over into a freshly written report.
+        (Some(old), None) if !report.contains(old) => {
+            format!("{}\n\n{old}\n", report.trim_end())
+        }
+        _ => report.to_string(),
+    }
+}
+
 fn machine() -> String {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -936,9 +1087,39 @@ async fn main() -> anyhow::Result<()> {
         args.hold_seconds,
         args.namespaces
     );
+    if args.cluster == Cluster::Real {
+        let mut section = format!(
+            "## The sandbox and a real control plane\n\nRun on {date}, {}; `scripts/bench --cluster real --sizes {}`. The operator at each size on the sandbox API server, then on etcd + kube-apiserver + kube-controller-manager 1.37 (`scripts/control-plane`, loopback, audit log of writes on): settings as above, one simulated AWS each. The control plane's processes share the machine's cores with the operator, the simulated AWS and this driver.\n",
+            machine(),
+            args.sizes
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        for &n in &args.sizes {
+            eprintln!("== {n} workspaces: the operator on the sandbox");
+            let s = ours(&args, n, Cluster::Sandbox).await?;
+            eprintln!("== {n} workspaces: the operator on the real control plane");
+            let r = ours(&args, n, Cluster::Real).await?;
+            let t = clusters_table(n, &args, &s, &r);
+            println!("{t}");
+            section.push_str(&t);
+        }
+        if let Some(out) = &args.out {
+            let previous = std::fs::read_to_string(out).unwrap_or_default();
+            let text = with_real_section(&previous, &previous, Some(&section));
+            std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "wrote the real control plane's section of {}",
+                out.display()
+            );
+        }
+        return Ok(());
+    }
     for &n in &args.sizes {
         eprintln!("== {n} workspaces: ours (lustre-operator)");
-        let o = ours(&args, n).await?;
+        let o = ours(&args, n, Cluster::Sandbox).await?;
         if args.operator_only {
             eprintln!("{o:#?}");
             continue;
@@ -962,8 +1143,33 @@ async fn main() -> anyhow::Result<()> {
         report.push_str(&t);
     }
     if let Some(out) = args.out.as_ref().filter(|_| !args.operator_only) {
+        let previous = std::fs::read_to_string(out).unwrap_or_default();
+        let report = with_real_section(&report, &previous, None);
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_real_section_is_replaced_in_place_or_carried_over() {
+        let section = |t: &str| format!("{REAL_BEGIN}\n{t}\n{REAL_END}");
+        let doc = format!("# B\n\ntables\n\n{}\n\n## Reading\n", section("old"));
+        // `--cluster real`: replaced where it stands, the rest kept.
+        let replaced = with_real_section(&doc, &doc, Some("new"));
+        assert_eq!(replaced, doc.replace("\nold\n", "\nnew\n"));
+        // The default run writes a fresh report and carries the section over.
+        let fresh = with_real_section("# B\n\nnew tables\n", &doc, None);
+        assert_eq!(fresh, format!("# B\n\nnew tables\n\n{}\n", section("old")));
+        // No section yet: appended.
+        assert_eq!(
+            with_real_section("# B\n", "# B\n", Some("first")),
+            format!("# B\n\n{}\n", section("first"))
+        );
+        assert_eq!(with_real_section("# B\n", "", None), "# B\n");
+    }
 }

@@ -212,14 +212,25 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiErr> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if ct.contains("protobuf") || ct.contains("cbor") {
-        // kube-apiserver's answer to an encoding it does not serve. (`kubectl create
-        // namespace|secret|...` sends protobuf; `kubectl apply -f` sends JSON.)
+    if ct.contains("protobuf") {
+        // `kubectl create namespace|configmap|secret|serviceaccount` (typed clients prefer
+        // protobuf); `kubectl apply -f` sends JSON.
+        return super::protobuf::decode(body).map_err(|why| {
+            ApiErr::new(
+                415,
+                "UnsupportedMediaType",
+                format!("the body of type {ct} is unsupported: {why}"),
+            )
+        });
+    }
+    if ct.contains("cbor") {
+        // kube-apiserver's answer to an encoding it does not serve; client-go then falls
+        // back to JSON.
         return Err(ApiErr::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of type {ct} is unsupported: the sandbox API server speaks JSON and YAML only (use kubectl apply -f instead of kubectl create <kind>)"
+                "the body of type {ct} is unsupported: the sandbox API server speaks JSON, YAML and protobuf for a few core kinds"
             ),
         ));
     }

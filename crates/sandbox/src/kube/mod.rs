@@ -9,6 +9,7 @@
 
 pub mod fields;
 pub mod http;
+pub mod protobuf;
 pub mod registry;
 pub mod select;
 pub mod store;

@@ -140,6 +140,8 @@ fn builtin_columns(kind: &str) -> Vec<Column> {
             col("Message", "string", ".message"),
         ],
         "Lease" => vec![col("Holder", "string", ".spec.holderIdentity")],
+        "Node" => vec![col("Version", "string", ".status.nodeInfo.kubeletVersion")],
+        "Secret" => vec![col("Type", "string", ".type")],
         "CustomResourceDefinition" => {
             vec![col("Created At", "date", ".metadata.creationTimestamp")]
         }
@@ -181,6 +183,8 @@ pub fn builtins() -> Vec<ResourceType> {
             false,
         ),
         builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
+        builtin("", "v1", "Secret", "secrets", true, &[], false),
+        builtin("", "v1", "Node", "nodes", false, &["no"], true),
         builtin(
             "events.k8s.io",
             "v1",

@@ -434,6 +434,10 @@ impl Store {
                 a.push(json!(PVC_PROTECTION));
             }
         }
+        if rt.kind == "Secret" && obj["type"].as_str().is_none_or(str::is_empty) {
+            // kube-apiserver's defaulting.
+            obj["type"] = json!("Opaque");
+        }
         if rt.kind == "Pod" {
             obj["status"] = json!({"phase": "Pending"});
         } else if rt.kind == "Namespace" && obj["status"].is_null() {

@@ -1,0 +1,190 @@
+//! The Kubernetes API server a run of the operator uses: the sandbox (in this process) or a
+//! real control plane (etcd, kube-apiserver, kube-controller-manager from
+//! `scripts/control-plane`, as separate processes on the same cores). What the benchmark
+//! observes of it goes through the API (watches), the same on both; only the operator's
+//! writes are read from each server's own audit record.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use lustre_sandbox::World;
+use lustre_sandbox::aws::{SimAws, SimConfig};
+use lustre_sandbox::kube::KubeSandbox;
+use serde_json::Value;
+
+/// Which API server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Cluster {
+    Sandbox,
+    Real,
+}
+
+impl Cluster {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cluster::Sandbox => "sandbox",
+            Cluster::Real => "real control plane",
+        }
+    }
+}
+
+/// The user the real control plane's admin kubeconfig authenticates as (its client
+/// certificate's CN, `scripts/control-plane`); the operator runs with that kubeconfig here.
+const REAL_ADMIN: &str = "lustre-test-admin";
+
+pub struct ApiServer {
+    pub kubeconfig: PathBuf,
+    pub client: kube::Client,
+    pub sim: SimAws,
+    pub aws_url: String,
+    sandbox: Option<(KubeSandbox, World)>,
+    /// The real control plane's directory (pids, audit log), stopped on drop.
+    real: Option<PathBuf>,
+    _stop_aws: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A process of the real control plane: its name and PID.
+pub struct Process {
+    pub name: String,
+    pub pid: u32,
+}
+
+impl ApiServer {
+    pub async fn start(
+        cluster: Cluster,
+        config: SimConfig,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let kubeconfig = dir.join("kubeconfig");
+        match cluster {
+            Cluster::Sandbox => {
+                let world = World::start(config).await?;
+                lustre_sandbox::kube::write_kubeconfig(&kubeconfig, &world.kube_url)?;
+                let client = kube::Client::try_from(kube::Config::new(world.kube_url.parse()?))?;
+                Ok(ApiServer {
+                    kubeconfig,
+                    client,
+                    sim: world.sim.clone(),
+                    aws_url: world.aws_url.clone(),
+                    sandbox: Some((world.kube.clone(), world)),
+                    real: None,
+                    _stop_aws: None,
+                })
+            }
+            Cluster::Real => {
+                let real = dir.join("control-plane");
+                let out = std::process::Command::new("bash")
+                    .args(["scripts/control-plane", "up"])
+                    .arg(&real)
+                    .arg("new")
+                    .output()
+                    .context("scripts/control-plane up")?;
+                anyhow::ensure!(
+                    out.status.success(),
+                    "the control plane did not start (run scripts/control-plane build first): {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                std::fs::copy(real.join("kubeconfig"), &kubeconfig)?;
+                let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
+                let client = kube::Client::try_from(
+                    kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
+                )?;
+                let sim = SimAws::new(config);
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let (addr, _) = sim
+                    .serve("127.0.0.1:0".parse()?, async move {
+                        let _ = stopped.await;
+                    })
+                    .await?;
+                Ok(ApiServer {
+                    kubeconfig,
+                    client,
+                    sim,
+                    aws_url: format!("http://{addr}"),
+                    sandbox: None,
+                    real: Some(real),
+                    _stop_aws: Some(stop),
+                })
+            }
+        }
+    }
+
+    /// The real control plane's processes (none for the sandbox, which is this process).
+    pub fn processes(&self) -> Vec<Process> {
+        let Some(dir) = &self.real else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(dir.join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(name, pid)| {
+                Some(Process {
+                    name: name.to_string(),
+                    pid: pid.trim().parse().ok()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Where the operator's writes start in the server's audit record (an entry count or a
+    /// byte offset).
+    pub fn audit_mark(&self) -> usize {
+        match (&self.sandbox, &self.real) {
+            (Some((kube, _)), _) => kube.store().audit.len(),
+            (None, Some(dir)) => std::fs::metadata(dir.join("audit.log"))
+                .map(|m| m.len() as usize)
+                .unwrap_or(0),
+            (None, None) => 0,
+        }
+    }
+
+    /// The writes (`verb`, `resource[.group]`, `subresource`) made with the operator's
+    /// credentials since `mark`: on the real control plane those of the admin user the
+    /// operator and this driver share (the driver's own are left out by the caller), never
+    /// the controller-manager's.
+    pub fn writes_since(&self, mark: usize) -> Vec<(String, String, String)> {
+        let is_write = |verb: &str| matches!(verb, "create" | "update" | "patch" | "delete");
+        match (&self.sandbox, &self.real) {
+            (Some((kube, _)), _) => kube.store().audit[mark..]
+                .iter()
+                .filter(|a| is_write(&a.verb))
+                .map(|a| (a.verb.clone(), a.resource.clone(), a.subresource.clone()))
+                .collect(),
+            (None, Some(dir)) => {
+                let text = std::fs::read(dir.join("audit.log")).unwrap_or_default();
+                String::from_utf8_lossy(text.get(mark..).unwrap_or_default())
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .filter(|e| {
+                        e["user"]["username"] == REAL_ADMIN && e["stage"] == "ResponseComplete"
+                    })
+                    .filter(|e| is_write(e["verb"].as_str().unwrap_or_default()))
+                    .map(|e| {
+                        let r = &e["objectRef"];
+                        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                        let resource = match s(&r["apiGroup"]) {
+                            g if g.is_empty() => s(&r["resource"]),
+                            g => format!("{}.{g}", s(&r["resource"])),
+                        };
+                        (s(&e["verb"]), resource, s(&r["subresource"]))
+                    })
+                    .collect()
+            }
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.real {
+            let _ = std::process::Command::new("bash")
+                .args(["scripts/control-plane", "down"])
+                .arg(dir)
+                .arg("--now")
+                .output();
+        }
+    }
+}
