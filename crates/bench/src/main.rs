@@ -1021,6 +1021,17 @@ fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) -> String {
             opt(*cpu, 1)
         ));
     }
+    out.push_str("\nThe operator's Kubernetes writes per workspace, by verb and resource (each server's audit record).\n\n| Write | sandbox | real control plane |\n|---|---|---|\n");
+    let kinds: std::collections::BTreeSet<&String> = s
+        .writes_by_kind
+        .keys()
+        .chain(r.writes_by_kind.keys())
+        .collect();
+    for what in kinds {
+        let per =
+            |f: &Figures| format!("{:.2}", f.writes_by_kind.get(what).copied().unwrap_or(0.0));
+        out.push_str(&format!("| {what} | {} | {} |\n", per(s), per(r)));
+    }
     out
 }
 

@@ -765,10 +765,7 @@ async fn act(
             // The claim may live on (pods still mount it: pvc-protection); look, don't assume.
             let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns);
             let name = plan::claim_name(ws);
-            claims
-                .delete(&name, &DeleteParams::default())
-                .await
-                .map_err(Error::Kube)?;
+            gone_is_deleted(claims.delete(&name, &DeleteParams::default()).await)?;
             o.kube.claim = claims
                 .get_opt(&name)
                 .await
@@ -781,10 +778,9 @@ async fn act(
         Action::DeleteVolume => {
             let volumes = Api::<PersistentVolume>::all(ctx.client.clone());
             let name = builders::volume_name(ws);
-            volumes
-                .delete(&name, &DeleteParams::default())
-                .await
-                .map_err(Error::Kube)?;
+            gone_is_deleted(volumes.delete(&name, &DeleteParams::default()).await)?;
+            // Still there while a finalizer holds it (kube-controller-manager's pv-protection,
+            // for a moment after the claim goes): looked at again shortly (`requeue`).
             if volumes.get_opt(&name).await.map_err(Error::Kube)?.is_none() {
                 o.kube.volume = None;
             }
@@ -985,10 +981,22 @@ fn freshen(ctx: &Context, ws: Arc<LustreWorkspace>) -> Arc<LustreWorkspace> {
     }
 }
 
+/// A delete of an object someone (a finalizer's controller, a person) removed first is done.
+fn gone_is_deleted<T>(result: Result<T, kube::Error>) -> Result<(), Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
 /// What to do after a reconcile that ended on `action`.
 fn requeue(ctx: &Context, action: &Action) -> Requeue {
     match action {
         Action::Wait(Wait::ClaimBinding) => Requeue::requeue(ctx.config.claim_recheck),
+        // The volume was deleted but a finalizer still holds it (pv-protection); nothing the
+        // operator watches changes when it goes.
+        Action::DeleteVolume => Requeue::requeue(ctx.config.claim_recheck),
         Action::Wait(Wait::ClaimInUse) => Requeue::requeue(ctx.config.claim_recheck * 5),
         // Everything else is woken by a watch (spec, class, claim) or by the poller.
         _ => Requeue::await_change(),
