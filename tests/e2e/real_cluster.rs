@@ -104,6 +104,21 @@ impl RealCluster {
         path
     }
 
+    /// A kubeconfig of the chart's ServiceAccount (a TokenRequest token, valid an hour).
+    pub async fn operator_kubeconfig(&self) -> PathBuf {
+        let token = self
+            .ok(&[
+                "create",
+                "token",
+                RELEASE,
+                "-n",
+                OPERATOR_NS,
+                "--duration=1h",
+            ])
+            .await;
+        self.token_kubeconfig("lustre-operator", token.trim())
+    }
+
     /// Runs the project's kubectl as the cluster admin.
     pub async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(kubectl_path());
@@ -308,17 +323,7 @@ pub struct OperatorProcess {
 
 impl OperatorProcess {
     pub async fn start(c: &RealCluster, aws_url: &str, n: usize) -> Self {
-        let token = c
-            .ok(&[
-                "create",
-                "token",
-                RELEASE,
-                "-n",
-                OPERATOR_NS,
-                "--duration=1h",
-            ])
-            .await;
-        let kubeconfig = c.token_kubeconfig("lustre-operator", token.trim());
+        let kubeconfig = c.operator_kubeconfig().await;
         let d = c
             .json(&["get", "deployment", RELEASE, "-n", OPERATOR_NS])
             .await;

@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 
-use crate::real_cluster::{OPERATOR_NS, OPERATOR_USER, RELEASE, RealCluster, SimOnLoopback};
+use crate::real_cluster::{OPERATOR_NS, OPERATOR_USER, RealCluster, SimOnLoopback};
 
 /// The install id (`--cluster-id`) the suites' operators run with.
 pub const CLUSTER_ID: &str = "e2e-cluster";
@@ -181,17 +181,7 @@ impl E2e {
                     &repo().join("deploy").to_string_lossy(),
                 ])
                 .await;
-                let token = e
-                    .ok(&[
-                        "create",
-                        "token",
-                        RELEASE,
-                        "-n",
-                        OPERATOR_NS,
-                        "--duration=1h",
-                    ])
-                    .await;
-                e.operator_kubeconfig = e.real().token_kubeconfig("lustre-operator", token.trim());
+                e.operator_kubeconfig = e.real().operator_kubeconfig().await;
             }
         }
         e.ok(&[
