@@ -778,10 +778,18 @@ async fn act(
         Action::DeleteVolume => {
             let volumes = Api::<PersistentVolume>::all(ctx.client.clone());
             let name = builders::volume_name(ws);
-            gone_is_deleted(volumes.delete(&name, &DeleteParams::default()).await)?;
-            // Still there while a finalizer holds it (kube-controller-manager's pv-protection,
-            // for a moment after the claim goes): looked at again shortly (`requeue`).
-            if volumes.get_opt(&name).await.map_err(Error::Kube)?.is_none() {
+            // A deleted volume stays while a finalizer holds it (kube-controller-manager's
+            // pv-protection, for a moment after the claim goes): it is looked at again shortly
+            // (`requeue`), and its delete is sent once.
+            let held = match volumes.get_opt(&name).await.map_err(Error::Kube)? {
+                None => false,
+                Some(v) if v.metadata.deletion_timestamp.is_some() => true,
+                Some(_) => {
+                    gone_is_deleted(volumes.delete(&name, &DeleteParams::default()).await)?;
+                    volumes.get_opt(&name).await.map_err(Error::Kube)?.is_some()
+                }
+            };
+            if !held {
                 o.kube.volume = None;
             }
         }

@@ -22,7 +22,7 @@ struct World {
     sim: SimAws,
     client: Client,
     cloud: Arc<AwsCloud>,
-    _world: lustre_sandbox::World,
+    servers: lustre_sandbox::World,
 }
 
 async fn world() -> World {
@@ -80,7 +80,7 @@ async fn world() -> World {
         sim: world.sim.clone(),
         client,
         cloud,
-        _world: world,
+        servers: world,
     }
 }
 
@@ -958,4 +958,16 @@ async fn a_volume_held_by_a_finalizer_after_its_delete_is_looked_at_again() {
     hold(Value::Null).await;
     gone(&w.client, "held").await;
     assert_eq!(count(&w.sim.snapshot(), "fileSystems"), 0);
+    let deletes = w
+        .servers
+        .kube
+        .store()
+        .audit
+        .iter()
+        .filter(|a| a.verb == "delete" && a.resource == "persistentvolumes")
+        .count();
+    assert_eq!(
+        deletes, 1,
+        "the volume's delete is sent once, then looked at"
+    );
 }
