@@ -1,0 +1,139 @@
+//! The rules of a class's spec (what the CRD schema and its CEL rules check).
+
+use super::{Checker, PATTERNS, Violation};
+use crate::class::LustreWorkspaceClassSpec;
+use crate::constants::{limits, tags as tag_keys};
+use crate::messages;
+use crate::rules;
+use crate::rules::patterns;
+
+/// The rules of [`crate::LustreWorkspaceClass::validate`].
+pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
+    let p = &*PATTERNS;
+    let mut c = Checker::default();
+    if let Some(region) = &spec.region {
+        c.pattern("spec.region", region, &p.region, patterns::REGION);
+    }
+    c.pattern(
+        "spec.subnetId",
+        &spec.subnet_id,
+        &p.subnet_id,
+        patterns::SUBNET_ID,
+    );
+
+    let sg = &spec.security_group;
+    for (field, ids, max) in [
+        ("clientSecurityGroupIds", &sg.client_security_group_ids, 20),
+        (
+            "additionalSecurityGroupIds",
+            &sg.additional_security_group_ids,
+            4,
+        ),
+    ] {
+        c.max_items(&format!("spec.securityGroup.{field}"), ids.len(), max);
+        for (i, id) in ids.iter().enumerate() {
+            c.pattern(
+                &format!("spec.securityGroup.{field}[{i}]"),
+                id,
+                &p.security_group_id,
+                patterns::SECURITY_GROUP_ID,
+            );
+        }
+    }
+    c.max_items("spec.securityGroup.clientCidrs", sg.client_cidrs.len(), 20);
+    for (i, cidr) in sg.client_cidrs.iter().enumerate() {
+        c.pattern(
+            &format!("spec.securityGroup.clientCidrs[{i}]"),
+            cidr,
+            &p.cidr,
+            patterns::CIDR,
+        );
+    }
+    if !sg.managed && sg.additional_security_group_ids.is_empty() {
+        c.push(
+            "spec.securityGroup.additionalSecurityGroupIds",
+            rules::SG_NEEDED_MSG,
+        );
+    }
+    if sg.managed && sg.client_security_group_ids.is_empty() && sg.client_cidrs.is_empty() {
+        c.push(
+            "spec.securityGroup.clientSecurityGroupIds",
+            rules::SG_CLIENTS_MSG,
+        );
+    }
+
+    if let Some(key) = &spec.kms_key_id {
+        c.length("spec.kmsKeyId", key, 1, 2048);
+    }
+    c.tags("spec.tags", &spec.tags, tag_keys::MAX_CLASS_TAGS);
+
+    for (field, prefixes, msg) in [
+        (
+            "spec.allowedDataRepositories",
+            &spec.allowed_data_repositories,
+            rules::S3_PREFIX_MSG,
+        ),
+        (
+            "spec.readOnlyDataRepositories",
+            &spec.read_only_data_repositories,
+            rules::S3_READ_ONLY_PREFIX_MSG,
+        ),
+    ] {
+        c.max_items(field, prefixes.len(), 100);
+        for (i, prefix) in prefixes.iter().enumerate() {
+            c.length(
+                &format!("{field}[{i}]"),
+                prefix,
+                0,
+                limits::MAX_S3_PATH_LENGTH,
+            );
+        }
+        if prefixes.iter().any(|prefix| !p.s3_prefix.is_match(prefix)) {
+            c.push(field, msg);
+        }
+    }
+    if let Some(adoption) = &spec.adoption {
+        let field = "spec.adoption.fileSystemTags";
+        let tags = &adoption.file_system_tags;
+        if tags.is_empty() {
+            c.push(field, rules::ADOPTION_TAGS_MSG);
+        }
+        c.max_items(field, tags.len(), tag_keys::MAX_ADOPTION_TAGS);
+        for (k, v) in tags {
+            if v.chars().count() > tag_keys::MAX_VALUE_LENGTH {
+                c.push(
+                    format!("{field}.{k}"),
+                    messages::too_long(tag_keys::MAX_VALUE_LENGTH),
+                );
+            }
+        }
+    }
+    if let Some(max) = spec.max_storage_capacity_gib {
+        c.range(
+            "spec.maxStorageCapacityGiB",
+            max.into(),
+            Some(limits::MIN_CAPACITY_GIB.into()),
+            None,
+        );
+    }
+    if let Some(options) = &spec.mount_options {
+        c.max_items("spec.mountOptions", options.len(), 16);
+    }
+    if let Some(days) = spec.automatic_backup_retention_days {
+        c.range(
+            "spec.automaticBackupRetentionDays",
+            days.into(),
+            Some(0),
+            Some(90),
+        );
+    }
+    if let Some(time) = &spec.weekly_maintenance_start_time {
+        c.pattern(
+            "spec.weeklyMaintenanceStartTime",
+            time,
+            &p.maintenance_time,
+            patterns::MAINTENANCE_TIME,
+        );
+    }
+    c.out
+}

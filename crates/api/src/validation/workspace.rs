@@ -1,0 +1,202 @@
+//! The rules of a workspace's spec on its own (what the CRD schema and its CEL rules check).
+
+use std::collections::BTreeSet;
+
+use super::{Checker, PATTERNS, Violation};
+use crate::constants::{limits, tags as tag_keys};
+use crate::messages;
+use crate::rules;
+use crate::rules::patterns;
+use crate::workspace::{DeploymentType, LustreWorkspaceSpec};
+
+/// The spec-level rules of [`crate::LustreWorkspace::validate`].
+pub fn validate_workspace_spec(
+    spec: &LustreWorkspaceSpec,
+    old: Option<&LustreWorkspaceSpec>,
+) -> Vec<Violation> {
+    let p = &*PATTERNS;
+    let mut c = Checker::default();
+
+    if let Some(name) = &spec.class_name {
+        c.length("spec.className", name, 1, 253);
+    }
+
+    let capacity = spec.storage_capacity_gib;
+    c.range(
+        "spec.storageCapacityGiB",
+        capacity.into(),
+        Some(limits::MIN_CAPACITY_GIB.into()),
+        None,
+    );
+    if !valid_capacity(capacity) {
+        c.push("spec.storageCapacityGiB", rules::CAPACITY_MSG);
+    }
+
+    if let Some(t) = spec.per_unit_storage_throughput
+        && !limits::PERSISTENT_2_THROUGHPUTS.contains(&t)
+    {
+        c.push(
+            "spec.perUnitStorageThroughput",
+            rules::THROUGHPUT_VALUES_MSG,
+        );
+    }
+    throughput_rules(
+        &mut c,
+        spec.deployment_type,
+        spec.per_unit_storage_throughput,
+    );
+    if spec.final_backup_on_delete == Some(true)
+        && spec
+            .deployment_type
+            .is_some_and(|t| t != DeploymentType::Persistent2)
+    {
+        c.push("spec.finalBackupOnDelete", rules::FINAL_BACKUP_MSG);
+    }
+
+    if let Some(id) = &spec.file_system_id {
+        c.pattern(
+            "spec.fileSystemId",
+            id,
+            &p.file_system_id,
+            patterns::FILE_SYSTEM_ID,
+        );
+        if spec.per_unit_storage_throughput.is_some() || spec.data_compression_type.is_some() {
+            c.push("spec.fileSystemId", rules::ADOPT_NO_CREATE_FIELDS_MSG);
+        }
+    }
+    if let Some(claim) = &spec.claim_name {
+        c.length("spec.claimName", claim, 1, 253);
+        c.pattern(
+            "spec.claimName",
+            claim,
+            &p.dns_subdomain,
+            patterns::DNS_SUBDOMAIN,
+        );
+    }
+    c.tags("spec.tags", &spec.tags, tag_keys::MAX_WORKSPACE_TAGS);
+
+    data_repository_rules(&mut c, spec);
+
+    if let Some(old) = old {
+        if capacity < old.storage_capacity_gib {
+            c.push("spec.storageCapacityGiB", rules::CAPACITY_GROWS_MSG);
+        }
+        let changed = [
+            (
+                spec.deployment_type.map(|t| t.as_str().to_string())
+                    != old.deployment_type.map(|t| t.as_str().to_string()),
+                0,
+            ),
+            (spec.class_name != old.class_name, 1),
+            (spec.file_system_id != old.file_system_id, 2),
+            (spec.claim_name != old.claim_name, 3),
+            (spec.data_compression_type != old.data_compression_type, 4),
+        ];
+        for (differs, i) in changed {
+            if differs {
+                let (field, _, message) = rules::IMMUTABLE_FIELDS[i];
+                c.push(format!("spec.{field}"), message);
+            }
+        }
+    }
+    c.out
+}
+
+/// Whether `gib` is a SCRATCH_2 / PERSISTENT_2 size.
+pub fn valid_capacity(gib: i32) -> bool {
+    gib == limits::MIN_CAPACITY_GIB
+        || (gib >= limits::CAPACITY_STEP_GIB && gib % limits::CAPACITY_STEP_GIB == 0)
+}
+
+pub(super) fn throughput_rules(
+    c: &mut Checker,
+    deployment: Option<DeploymentType>,
+    throughput: Option<i32>,
+) {
+    match (deployment, throughput) {
+        (Some(DeploymentType::Persistent2), None) => c.push(
+            "spec.perUnitStorageThroughput",
+            rules::THROUGHPUT_REQUIRED_MSG,
+        ),
+        (Some(DeploymentType::Scratch2), Some(_)) => c.push(
+            "spec.perUnitStorageThroughput",
+            rules::THROUGHPUT_FORBIDDEN_MSG,
+        ),
+        _ => {}
+    }
+}
+
+fn data_repository_rules(c: &mut Checker, spec: &LustreWorkspaceSpec) {
+    let p = &*PATTERNS;
+    let repos = &spec.data_repositories;
+    c.max_items(
+        "spec.dataRepositories",
+        repos.len(),
+        limits::MAX_DATA_REPOSITORIES,
+    );
+
+    let mut names = BTreeSet::new();
+    for (i, repo) in repos.iter().enumerate() {
+        let at = |field: &str| format!("spec.dataRepositories[{i}].{field}");
+        c.length(&at("name"), &repo.name, 1, 63);
+        c.pattern(&at("name"), &repo.name, &p.dns_label, patterns::DNS_LABEL);
+        if !names.insert(repo.name.as_str()) {
+            c.push(
+                format!("spec.dataRepositories[{i}]"),
+                messages::duplicate(format!("{{\"name\":\"{}\"}}", repo.name)),
+            );
+        }
+        c.length(&at("s3Path"), &repo.s3_path, 8, limits::MAX_S3_PATH_LENGTH);
+        if !p.s3_path.is_match(&repo.s3_path) {
+            c.push(at("s3Path"), rules::S3_PATH_MSG);
+        }
+        c.length(&at("fileSystemPath"), &repo.file_system_path, 1, 4096);
+        if repo.file_system_path != "/" && !p.fs_path.is_match(&repo.file_system_path) {
+            c.push(at("fileSystemPath"), rules::FS_PATH_MSG);
+        }
+        for (field, events) in [
+            ("autoImport", &repo.auto_import),
+            ("autoExport", &repo.auto_export),
+        ] {
+            c.max_items(&at(field), events.len(), 3);
+            let mut seen = BTreeSet::new();
+            for (j, e) in events.iter().enumerate() {
+                if !seen.insert(*e) {
+                    c.push(
+                        format!("{}[{j}]", at(field)),
+                        messages::duplicate(format!("\"{}\"", e.as_str())),
+                    );
+                }
+            }
+        }
+        if let Some(chunk) = repo.imported_file_chunk_size_mib {
+            c.range(
+                &at("importedFileChunkSizeMiB"),
+                chunk.into(),
+                Some(1),
+                Some(limits::MAX_IMPORTED_FILE_CHUNK_MIB.into()),
+            );
+        }
+    }
+
+    let paths: Vec<&str> = repos.iter().map(|r| r.file_system_path.as_str()).collect();
+    let field = "spec.dataRepositories";
+    if paths
+        .iter()
+        .any(|a| paths.iter().filter(|b| *b == a).count() != 1)
+    {
+        c.push(field, rules::FS_PATH_UNIQUE_MSG);
+    }
+    let nested = paths.iter().any(|a| {
+        *a != "/"
+            && paths
+                .iter()
+                .any(|b| b != a && b.starts_with(&format!("{a}/")))
+    });
+    if nested {
+        c.push(field, rules::FS_PATH_NESTED_MSG);
+    }
+    if paths.len() > 1 && paths.contains(&"/") {
+        c.push(field, rules::FS_PATH_ROOT_ALONE_MSG);
+    }
+}
