@@ -208,20 +208,11 @@ async fn bad_input_is_refused_with_a_clear_message_and_costs_no_aws_call() {
         &Default::default(),
     );
     let foreign = cloud
-        .create_file_system(&lustre_cloud::FileSystemRequest {
-            client_token: "someone-elses".into(),
-            deployment_type: lustre_cloud::DeploymentType::Scratch2,
-            storage_capacity_gib: 1200,
-            per_unit_storage_throughput: None,
-            subnet_id: "subnet-0123456789abcdef0".into(),
-            security_group_ids: vec![],
-            kms_key_id: None,
-            lz4_compression: false,
-            automatic_backup_retention_days: None,
-            weekly_maintenance_start_time: None,
-            file_system_type_version: "2.15".into(),
+        .create_file_system(&lustre_cloud::FileSystemRequest::scratch(
+            "someone-elses",
+            "subnet-0123456789abcdef0",
             tags,
-        })
+        ))
         .await
         .expect("foreign file system");
     let (before_reads, before_writes) = (total(&e), writes(&e));

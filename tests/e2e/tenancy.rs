@@ -149,23 +149,13 @@ async fn made_by_hand(aws_url: &str, token: &str, subnet: &str, tags: &[(&str, &
     )
     .await;
     cloud
-        .create_file_system(&lustre_cloud::FileSystemRequest {
-            client_token: token.into(),
-            deployment_type: lustre_cloud::DeploymentType::Scratch2,
-            storage_capacity_gib: 1200,
-            per_unit_storage_throughput: None,
-            subnet_id: subnet.into(),
-            security_group_ids: vec![],
-            kms_key_id: None,
-            lz4_compression: false,
-            automatic_backup_retention_days: None,
-            weekly_maintenance_start_time: None,
-            file_system_type_version: "2.15".into(),
-            tags: tags
-                .iter()
+        .create_file_system(&lustre_cloud::FileSystemRequest::scratch(
+            token,
+            subnet,
+            tags.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        })
+        ))
         .await
         .expect("a file system made by hand")
         .id

@@ -606,18 +606,12 @@ async fn baseline(args: &Args, n: usize, model: Model) -> anyhow::Result<Figures
             async move {
                 cloud
                     .create_file_system(&lustre_cloud::FileSystemRequest {
-                        client_token: format!("bench-{i}"),
-                        deployment_type: lustre_cloud::DeploymentType::Scratch2,
-                        storage_capacity_gib: 1200,
-                        per_unit_storage_throughput: None,
-                        subnet_id: "subnet-0123456789abcdef0".into(),
                         security_group_ids: vec!["sg-0123456789abcdef0".into()],
-                        kms_key_id: None,
-                        lz4_compression: false,
-                        automatic_backup_retention_days: None,
-                        weekly_maintenance_start_time: None,
-                        file_system_type_version: "2.15".into(),
-                        tags: Default::default(),
+                        ..lustre_cloud::FileSystemRequest::scratch(
+                            format!("bench-{i}"),
+                            "subnet-0123456789abcdef0",
+                            Default::default(),
+                        )
                     })
                     .await
                     .map(|fs| fs.id)

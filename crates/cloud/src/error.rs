@@ -82,6 +82,15 @@ impl CloudError {
         self.kind.category()
     }
 
+    /// Whether retrying is pointless until the request changes (the workspace's spec or
+    /// class): AWS called it invalid. `InvalidNetworkSettings` is the exception, since it names
+    /// a security group or subnet that can be fixed outside Kubernetes. A denied action or a
+    /// reached quota is fixed outside Kubernetes too (IAM, Service Quotas): those retry, with
+    /// a growing back-off.
+    pub fn waits_for_change(&self) -> bool {
+        self.kind == ErrorKind::InvalidRequest && !self.has_code("InvalidNetworkSettings")
+    }
+
     /// Whether the AWS error code is `code`.
     pub fn has_code(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)

@@ -4,6 +4,8 @@
 
 pub mod aws;
 pub mod error;
+#[cfg(any(test, feature = "testing"))]
+pub mod memory;
 pub mod naming;
 pub mod types;
 

@@ -119,6 +119,31 @@ pub struct FileSystemRequest {
     pub tags: Tags,
 }
 
+impl FileSystemRequest {
+    /// The smallest SCRATCH_2 file system (1200 GiB, Lustre 2.15) in a subnet, with nothing
+    /// else set: one made by hand, outside any workspace (tests, the benchmark).
+    pub fn scratch(
+        client_token: impl Into<String>,
+        subnet_id: impl Into<String>,
+        tags: Tags,
+    ) -> Self {
+        Self {
+            client_token: client_token.into(),
+            deployment_type: DeploymentType::Scratch2,
+            storage_capacity_gib: 1200,
+            per_unit_storage_throughput: None,
+            subnet_id: subnet_id.into(),
+            security_group_ids: vec![],
+            kms_key_id: None,
+            lz4_compression: false,
+            automatic_backup_retention_days: None,
+            weekly_maintenance_start_time: None,
+            file_system_type_version: "2.15".into(),
+            tags,
+        }
+    }
+}
+
 /// File system lifecycle, as FSx reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Lifecycle {

@@ -79,28 +79,10 @@ impl EventRecorder {
     ) -> Result<(), kube::Error> {
         let key = fingerprint(ev, regarding);
         let now = Instant::now();
-        let repeat = {
-            let mut recent = self.lock();
-            if recent.swept.elapsed() >= SWEEP_EVERY {
-                recent
-                    .by_key
-                    .retain(|_, s| now.duration_since(s.at) < SERIES_WINDOW);
-                recent.swept = now;
-            }
-            recent
-                .by_key
-                .get_mut(&key)
-                .filter(|s| now.duration_since(s.at) < SERIES_WINDOW)
-                .map(|s| {
-                    s.count += 1;
-                    s.at = now;
-                    (s.name.clone(), s.count)
-                })
-        };
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         let stamp = jiff::Timestamp::now();
-        if let Some((name, count)) = repeat {
+        if let Some((name, count)) = self.repeat(key, now) {
             let patch = serde_json::json!({
                 "series": EventSeries { count, last_observed_time: MicroTime(stamp) }
             });
@@ -114,14 +96,57 @@ impl EventRecorder {
                 Err(e) => return Err(e),
             }
         }
+        let event = self.event(ev, regarding, namespace, stamp);
+        let name = event.metadata.name.clone().unwrap_or_default();
+        events.create(&PostParams::default(), &event).await?;
+        self.lock().by_key.insert(
+            key,
+            Sent {
+                name,
+                count: 1,
+                at: now,
+            },
+        );
+        Ok(())
+    }
+
+    /// The name and next count of the event with this key sent within the series window
+    /// (counted now); forgets old events at most once a minute.
+    fn repeat(&self, key: u64, now: Instant) -> Option<(String, i32)> {
+        let mut recent = self.lock();
+        if recent.swept.elapsed() >= SWEEP_EVERY {
+            recent
+                .by_key
+                .retain(|_, s| now.duration_since(s.at) < SERIES_WINDOW);
+            recent.swept = now;
+        }
+        recent
+            .by_key
+            .get_mut(&key)
+            .filter(|s| now.duration_since(s.at) < SERIES_WINDOW)
+            .map(|s| {
+                s.count += 1;
+                s.at = now;
+                (s.name.clone(), s.count)
+            })
+    }
+
+    /// A new Event object for `ev`.
+    fn event(
+        &self,
+        ev: &Event,
+        regarding: &ObjectReference,
+        namespace: &str,
+        stamp: jiff::Timestamp,
+    ) -> K8sEvent {
         let name = format!(
             "{}.{:x}",
             regarding.name.as_deref().unwrap_or(&self.controller),
             stamp.as_nanosecond()
         );
-        let event = K8sEvent {
+        K8sEvent {
             metadata: ObjectMeta {
-                name: Some(name.clone()),
+                name: Some(name),
                 namespace: Some(namespace.to_string()),
                 ..ObjectMeta::default()
             },
@@ -141,17 +166,7 @@ impl EventRecorder {
                 .into(),
             ),
             ..K8sEvent::default()
-        };
-        events.create(&PostParams::default(), &event).await?;
-        self.lock().by_key.insert(
-            key,
-            Sent {
-                name,
-                count: 1,
-                at: now,
-            },
-        );
-        Ok(())
+        }
     }
 }
 

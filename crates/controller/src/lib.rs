@@ -1,11 +1,25 @@
-//! The LustreWorkspace controller: decides the next step from the spec and what was observed
-//! ([`plan`]), builds the Kubernetes objects ([`builders`]), and computes the status to
-//! write ([`status`]).
+//! The LustreWorkspace controller.
+//!
+//! A reconcile ([`reconcile`]) observes a workspace ([`observe`]), asks the plan for the
+//! single next step ([`plan`]), carries it out ([`act`]) and repeats while the result is known
+//! locally; it writes the status the observation calls for ([`status`]) and Events
+//! ([`events`]). [`controller`] wires the watches and the AWS [`poller`]; [`context`] holds
+//! what reconciles share, [`error`] names the step that failed.
 
+mod act;
 pub mod builders;
+pub mod context;
+pub mod controller;
+pub mod error;
 pub mod events;
 pub mod metrics;
+mod observe;
 pub mod plan;
 pub mod poller;
-pub mod reconciler;
+pub mod reconcile;
 pub mod status;
+mod write;
+
+pub use context::{CloudProvider, Context, ControllerConfig, SingleCloud};
+pub use controller::run;
+pub use error::Error;

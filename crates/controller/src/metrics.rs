@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use lustre_api::Phase;
+use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -123,6 +123,31 @@ impl Metrics {
         if let Some(n) = phase {
             self.workspaces.with_label_values(&[n.as_str()]).inc();
         }
+    }
+
+    /// Records one reconcile: its duration, and its error's category when it failed.
+    pub fn reconciled(&self, took: std::time::Duration, failed: Option<&'static str>) {
+        self.reconcile_duration
+            .with_label_values(&["workspace"])
+            .observe(took.as_secs_f64());
+        let result = if failed.is_some() { "error" } else { "ok" };
+        self.reconciles.with_label_values(&[result]).inc();
+        if let Some(category) = failed {
+            self.failures.with_label_values(&[category]).inc();
+        }
+    }
+
+    /// Records the time from a workspace's creation to its first Ready.
+    pub fn became_ready(&self, ws: &LustreWorkspace, status: &LustreWorkspaceStatus) {
+        let Some(created) = ws.metadata.creation_timestamp.as_ref() else {
+            return;
+        };
+        let secs = (jiff::Timestamp::now().as_second() - created.0.as_second()).max(0) as f64;
+        let kind = status
+            .deployment_type
+            .map(|d| d.as_str())
+            .unwrap_or("unknown");
+        self.time_to_ready.with_label_values(&[kind]).observe(secs);
     }
 
     /// The text exposition of every metric.

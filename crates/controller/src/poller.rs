@@ -4,7 +4,7 @@
 //! It keeps the observations in a cache the reconciler reads, and wakes exactly the
 //! workspaces whose observation changed. No workspace polls AWS on its own timer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,21 +20,50 @@ pub struct Observation {
     pub associations: Vec<DataRepositoryAssociation>,
 }
 
+/// A workspace following a file system: who to wake, and where and how to describe it.
+#[derive(Clone, Debug)]
+pub struct Follower {
+    pub workspace: ObjectRef<LustreWorkspace>,
+    /// The region of the workspace's class (`None`: the operator's own).
+    pub region: Option<String>,
+    /// The cloud of that region.
+    pub cloud: Arc<dyn Cloud>,
+    /// Whether the workspace links (or still has) data repositories: only then are the
+    /// file system's associations described.
+    pub links: bool,
+}
+
+/// How often a file system is described.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pace {
+    /// Every pending interval: AWS is changing it.
+    Pending,
+    /// Every drift interval: Ready, or failed for good.
+    Drift,
+}
+
 #[derive(Debug)]
 struct Entry {
-    workspace: ObjectRef<LustreWorkspace>,
-    cloud: Arc<dyn Cloud>,
-    /// Waiting on a lifecycle (polled every interval) or Ready (drift-checked).
-    pending: bool,
-    /// Whether the workspace links (or still has) data repositories: only then are its
-    /// associations described.
-    links: bool,
+    follower: Follower,
+    pace: Pace,
 }
+
+/// Entries by (file system id, workspace UID): two workspaces naming one file system (an
+/// adoption refused to one of them) are both followed, and both woken.
+type Key = (String, String);
 
 #[derive(Debug, Default)]
 struct State {
     cache: HashMap<String, Observation>,
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Key, Entry>,
+}
+
+/// The file systems of one region due in a round, and which of them to describe the
+/// associations of.
+struct Due {
+    cloud: Arc<dyn Cloud>,
+    ids: Vec<String>,
+    linked: BTreeSet<String>,
 }
 
 /// Shared between the reconciler (register, read, store) and the polling task.
@@ -60,6 +89,11 @@ impl Default for PollIntervals {
             drift: Duration::from_secs(600),
         }
     }
+}
+
+fn key(file_system_id: &str, workspace: &ObjectRef<LustreWorkspace>) -> Key {
+    let uid = workspace.extra.uid.clone().unwrap_or_default();
+    (file_system_id.to_string(), uid)
 }
 
 impl Poller {
@@ -91,131 +125,117 @@ impl Poller {
             .insert(file_system_id.to_string(), observation);
     }
 
-    /// Polls this file system every interval until [`Poller::settle`].
-    pub fn watch(
-        &self,
-        file_system_id: &str,
-        workspace: ObjectRef<LustreWorkspace>,
-        cloud: Arc<dyn Cloud>,
-        links: bool,
-    ) {
-        self.register(file_system_id, workspace, cloud, true, links);
+    /// Describes this file system every pending interval until [`Poller::settle`].
+    pub fn watch(&self, file_system_id: &str, follower: Follower) {
+        self.register(file_system_id, follower, Pace::Pending);
     }
 
     /// The workspace is Ready (or failed for good): only drift checks from now on.
-    pub fn settle(
-        &self,
-        file_system_id: &str,
-        workspace: ObjectRef<LustreWorkspace>,
-        cloud: Arc<dyn Cloud>,
-        links: bool,
-    ) {
-        self.register(file_system_id, workspace, cloud, false, links);
+    pub fn settle(&self, file_system_id: &str, follower: Follower) {
+        self.register(file_system_id, follower, Pace::Drift);
     }
 
-    fn register(
-        &self,
-        file_system_id: &str,
-        workspace: ObjectRef<LustreWorkspace>,
-        cloud: Arc<dyn Cloud>,
-        pending: bool,
-        links: bool,
-    ) {
-        self.lock().entries.insert(
-            file_system_id.to_string(),
-            Entry {
-                workspace,
-                cloud,
-                pending,
-                links,
-            },
-        );
+    fn register(&self, file_system_id: &str, follower: Follower, pace: Pace) {
+        let key = key(file_system_id, &follower.workspace);
+        self.lock().entries.insert(key, Entry { follower, pace });
     }
 
-    /// Stops polling and drops the cache entry (the workspace is gone).
-    pub fn forget(&self, file_system_id: &str) {
+    /// Stops following the file system for this workspace, and drops its cached observation
+    /// (stale: the next look describes it again).
+    pub fn forget(&self, file_system_id: &str, workspace: &ObjectRef<LustreWorkspace>) {
         let mut s = self.lock();
-        s.entries.remove(file_system_id);
+        s.entries.remove(&key(file_system_id, workspace));
         s.cache.remove(file_system_id);
     }
 
-    /// How many file systems are polled every interval.
+    /// How many file systems are described every pending interval.
     pub fn pending(&self) -> usize {
-        self.lock().entries.values().filter(|e| e.pending).count()
+        let s = self.lock();
+        let ids: BTreeSet<&String> = s
+            .entries
+            .iter()
+            .filter(|(_, e)| e.pace == Pace::Pending)
+            .map(|((id, _), _)| id)
+            .collect();
+        ids.len()
     }
 
-    /// One polling round: describe the due file systems in batches (per cloud), update the
-    /// cache, and wake the workspaces whose observation changed. Returns how many woke.
+    /// One polling round: the due file systems grouped by region, each group described in
+    /// batches, the cache updated, and the workspaces whose observation changed woken.
+    /// Returns how many woke.
     pub async fn poll_once(&self, include_drift: bool) -> usize {
-        // Group the due ids by cloud (one cloud per region).
-        let mut groups: Vec<(Arc<dyn Cloud>, Vec<String>)> = Vec::new();
-        {
-            let s = self.lock();
-            for (id, e) in &s.entries {
-                if !(e.pending || include_drift) {
-                    continue;
-                }
-                match groups.iter_mut().find(|(c, _)| Arc::ptr_eq(c, &e.cloud)) {
-                    Some((_, ids)) => ids.push(id.clone()),
-                    None => groups.push((e.cloud.clone(), vec![id.clone()])),
-                }
+        let mut woken = 0;
+        for due in self.due(include_drift) {
+            let Some((file_systems, associations)) = describe(&due).await else {
+                continue;
+            };
+            woken += self.apply(&due.ids, file_systems, associations);
+        }
+        woken
+    }
+
+    /// The file systems due this round, one group per region.
+    fn due(&self, include_drift: bool) -> Vec<Due> {
+        let s = self.lock();
+        let mut groups: BTreeMap<Option<String>, Due> = BTreeMap::new();
+        for ((id, _), e) in &s.entries {
+            if e.pace == Pace::Drift && !include_drift {
+                continue;
+            }
+            let f = &e.follower;
+            let due = groups.entry(f.region.clone()).or_insert_with(|| Due {
+                cloud: f.cloud.clone(),
+                ids: Vec::new(),
+                linked: BTreeSet::new(),
+            });
+            if !due.ids.contains(id) {
+                due.ids.push(id.clone());
+            }
+            if f.links {
+                due.linked.insert(id.clone());
             }
         }
-        let mut woken = 0;
-        for (cloud, ids) in groups {
-            let file_systems = match cloud.describe_file_systems(&ids).await {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::warn!(
-                        error = &e as &dyn std::error::Error,
-                        "batched DescribeFileSystems failed; next round retries"
-                    );
-                    continue;
-                }
-            };
-            // Associations only exist on a file system that exists and is not being created
-            // or deleted, and only matter where the workspace links (or had) some.
-            let present: Vec<String> = {
-                let s = self.lock();
-                file_systems
+        groups.into_values().collect()
+    }
+
+    /// Puts a group's answers into the cache and wakes every workspace following a file
+    /// system whose observation changed. Associations that could not be described (`None`)
+    /// stay as cached.
+    fn apply(
+        &self,
+        ids: &[String],
+        file_systems: Vec<FileSystem>,
+        associations: Option<Vec<DataRepositoryAssociation>>,
+    ) -> usize {
+        let mut s = self.lock();
+        let mut changed = BTreeSet::new();
+        for id in ids {
+            let associations = match &associations {
+                Some(all) => all
                     .iter()
-                    .filter(|f| {
-                        !matches!(f.lifecycle, Lifecycle::Creating | Lifecycle::Deleting)
-                            && s.entries.get(&f.id).is_some_and(|e| e.links)
-                    })
-                    .map(|f| f.id.clone())
-                    .collect()
+                    .filter(|a| a.file_system_id == *id)
+                    .cloned()
+                    .collect(),
+                None => s
+                    .cache
+                    .get(id)
+                    .map(|o| o.associations.clone())
+                    .unwrap_or_default(),
             };
-            let associations = if present.is_empty() {
-                Vec::new()
-            } else {
-                match cloud.describe_data_repository_associations(&present).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(
-                            error = &e as &dyn std::error::Error,
-                            "batched DescribeDataRepositoryAssociations failed; next round retries"
-                        );
-                        continue;
-                    }
-                }
+            let observation = Observation {
+                file_system: file_systems.iter().find(|f| f.id == *id).cloned(),
+                associations,
             };
-            let mut s = self.lock();
-            for id in &ids {
-                let observation = Observation {
-                    file_system: file_systems.iter().find(|f| f.id == *id).cloned(),
-                    associations: associations
-                        .iter()
-                        .filter(|a| a.file_system_id == *id)
-                        .cloned()
-                        .collect(),
-                };
-                let changed = s.cache.get(id) != Some(&observation);
-                s.cache.insert(id.clone(), observation);
-                if changed && let Some(e) = s.entries.get(id) {
-                    let _ = self.wake.send(e.workspace.clone());
-                    woken += 1;
-                }
+            if s.cache.get(id) != Some(&observation) {
+                changed.insert(id.clone());
+            }
+            s.cache.insert(id.clone(), observation);
+        }
+        let mut woken = 0;
+        for ((id, _), e) in &s.entries {
+            if changed.contains(id) {
+                let _ = self.wake.send(e.follower.workspace.clone());
+                woken += 1;
             }
         }
         woken
@@ -248,87 +268,75 @@ impl Poller {
     }
 }
 
+/// Describes a group: its file systems (`None` when that fails: the next round retries),
+/// and the associations of those that exist, are not being created or deleted, and are
+/// followed by a workspace that links some (`None` inside when that describe failed).
+async fn describe(due: &Due) -> Option<(Vec<FileSystem>, Option<Vec<DataRepositoryAssociation>>)> {
+    let file_systems = match due.cloud.describe_file_systems(&due.ids).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "batched DescribeFileSystems failed; next round retries"
+            );
+            return None;
+        }
+    };
+    let present: Vec<String> = file_systems
+        .iter()
+        .filter(|f| !matches!(f.lifecycle, Lifecycle::Creating | Lifecycle::Deleting))
+        .filter(|f| due.linked.contains(&f.id))
+        .map(|f| f.id.clone())
+        .collect();
+    if present.is_empty() {
+        return Some((file_systems, Some(Vec::new())));
+    }
+    match due
+        .cloud
+        .describe_data_repository_associations(&present)
+        .await
+    {
+        Ok(a) => Some((file_systems, Some(a))),
+        Err(e) => {
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "batched DescribeDataRepositoryAssociations failed; file systems updated, associations next round"
+            );
+            Some((file_systems, None))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
-    use lustre_cloud::{
-        CloudResult, DataRepositoryRequest, FileSystemDeletion, FileSystemRequest,
-        FileSystemUpdate, IngressRule, SecurityGroup, SecurityGroupRequest, Tags,
-    };
+    use lustre_cloud::FileSystemRequest;
+    use lustre_cloud::memory::{MemoryCloud, aws_error};
 
-    /// A cloud whose DescribeFileSystems takes half a second and records when it was called;
-    /// the poller calls nothing else.
-    #[derive(Debug, Default)]
-    struct SlowDescribe {
-        calls: Mutex<Vec<tokio::time::Instant>>,
+    fn follower(cloud: &Arc<MemoryCloud>, name: &str, uid: &str, region: &str) -> Follower {
+        let mut workspace = ObjectRef::new(name).within("ml");
+        workspace.extra.uid = Some(uid.to_string());
+        Follower {
+            workspace,
+            region: Some(region.to_string()),
+            cloud: cloud.clone(),
+            links: true,
+        }
     }
 
-    #[async_trait]
-    impl Cloud for SlowDescribe {
-        async fn describe_file_systems(&self, _: &[String]) -> CloudResult<Vec<FileSystem>> {
-            self.calls
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(tokio::time::Instant::now());
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            Ok(vec![])
+    /// A file system (CREATING) in the in-memory account.
+    async fn file_system(cloud: &MemoryCloud, token: &str) -> FileSystem {
+        let request = FileSystemRequest::scratch(token, "subnet-1", Default::default());
+        cloud.create_file_system(&request).await.expect("create")
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<ObjectRef<LustreWorkspace>>) -> Vec<String> {
+        let mut woken = Vec::new();
+        while let Ok(r) = rx.try_recv() {
+            woken.push(r.name);
         }
-        async fn subnet_vpc(&self, _: &str) -> CloudResult<String> {
-            unreachable!("the poller only describes")
-        }
-        async fn create_security_group(&self, _: &SecurityGroupRequest) -> CloudResult<String> {
-            unreachable!("the poller only describes")
-        }
-        async fn describe_security_groups(&self, _: &[String]) -> CloudResult<Vec<SecurityGroup>> {
-            unreachable!("the poller only describes")
-        }
-        async fn find_security_groups_by_owner(&self, _: &str) -> CloudResult<Vec<SecurityGroup>> {
-            unreachable!("the poller only describes")
-        }
-        async fn authorize_ingress(&self, _: &str, _: &[IngressRule]) -> CloudResult<()> {
-            unreachable!("the poller only describes")
-        }
-        async fn delete_security_group(&self, _: &str) -> CloudResult<()> {
-            unreachable!("the poller only describes")
-        }
-        async fn create_file_system(&self, _: &FileSystemRequest) -> CloudResult<FileSystem> {
-            unreachable!("the poller only describes")
-        }
-        async fn find_file_systems_by_owner(&self, _: &str) -> CloudResult<Vec<FileSystem>> {
-            unreachable!("the poller only describes")
-        }
-        async fn update_file_system(
-            &self,
-            _: &str,
-            _: &FileSystemUpdate,
-        ) -> CloudResult<FileSystem> {
-            unreachable!("the poller only describes")
-        }
-        async fn delete_file_system(&self, _: &str, _: &FileSystemDeletion) -> CloudResult<()> {
-            unreachable!("the poller only describes")
-        }
-        async fn tag_resource(&self, _: &str, _: &Tags) -> CloudResult<()> {
-            unreachable!("the poller only describes")
-        }
-        async fn untag_resource(&self, _: &str, _: &[String]) -> CloudResult<()> {
-            unreachable!("the poller only describes")
-        }
-        async fn create_data_repository_association(
-            &self,
-            _: &DataRepositoryRequest,
-        ) -> CloudResult<DataRepositoryAssociation> {
-            unreachable!("the poller only describes")
-        }
-        async fn describe_data_repository_associations(
-            &self,
-            _: &[String],
-        ) -> CloudResult<Vec<DataRepositoryAssociation>> {
-            unreachable!("the poller only describes")
-        }
-        async fn delete_data_repository_association(&self, _: &str) -> CloudResult<()> {
-            unreachable!("the poller only describes")
-        }
+        woken.sort();
+        woken
     }
 
     /// A drift check is due every drift interval from the start of the previous one, however
@@ -336,14 +344,10 @@ mod tests {
     /// their end and a 60 s check slipped to the next 15 s tick: 75 s).
     #[tokio::test(start_paused = true)]
     async fn drift_checks_keep_their_own_deadline() {
-        let cloud = Arc::new(SlowDescribe::default());
+        let cloud = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
+        cloud.set_latency("DescribeFileSystems", Duration::from_millis(500));
         let (poller, _wake) = Poller::new();
-        poller.settle(
-            "fs-1",
-            ObjectRef::new("w").within("ml"),
-            cloud.clone(),
-            false,
-        );
+        poller.settle("fs-1", follower(&cloud, "w", "uid-w", "us-east-1"));
         let start = tokio::time::Instant::now();
         let task = tokio::spawn(poller.clone().run(PollIntervals {
             pending: Duration::from_secs(15),
@@ -352,12 +356,86 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(185)).await;
         task.abort();
         let at: Vec<f64> = cloud
-            .calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .called_at("DescribeFileSystems")
             .iter()
             .map(|t| (*t - start).as_secs_f64())
             .collect();
         assert_eq!(at, vec![0.0, 60.0, 120.0, 180.0]);
+    }
+
+    /// Two workspaces naming one file system (one of them refused its adoption) are both
+    /// followed: the second does not replace the first, and a change wakes both.
+    #[tokio::test]
+    async fn every_workspace_following_a_file_system_is_woken() {
+        let cloud = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
+        let fs = file_system(&cloud, "t-1").await;
+        let (poller, mut wake) = Poller::new();
+        poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
+        poller.watch(&fs.id, follower(&cloud, "b", "uid-b", "us-east-1"));
+        assert_eq!(poller.pending(), 1, "one file system, described once");
+        assert_eq!(poller.poll_once(false).await, 2);
+        assert_eq!(drain(&mut wake), ["a", "b"]);
+        assert_eq!(poller.poll_once(false).await, 0, "nothing changed");
+        cloud.advance();
+        assert_eq!(poller.poll_once(false).await, 2);
+        assert_eq!(cloud.calls()["DescribeFileSystems"], 3);
+        // One stops following: the other still is.
+        poller.forget(
+            &fs.id,
+            &follower(&cloud, "a", "uid-a", "us-east-1").workspace,
+        );
+        drain(&mut wake);
+        cloud.set_lifecycle(&fs.id, Lifecycle::Failed, "broken");
+        assert_eq!(poller.poll_once(false).await, 1);
+        assert_eq!(drain(&mut wake), ["b"]);
+    }
+
+    /// Each region's file systems are described by that region's cloud, in one call.
+    #[tokio::test]
+    async fn rounds_are_grouped_by_region() {
+        let east = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
+        let west = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-2"));
+        let (poller, _wake) = Poller::new();
+        for (i, cloud, region) in [
+            (1, &east, "us-east-1"),
+            (2, &east, "us-east-1"),
+            (3, &west, "us-west-2"),
+        ] {
+            let fs = file_system(cloud, &format!("t-{i}")).await;
+            poller.watch(
+                &fs.id,
+                follower(cloud, &format!("w{i}"), &format!("u{i}"), region),
+            );
+        }
+        poller.poll_once(false).await;
+        assert_eq!(east.calls()["DescribeFileSystems"], 1);
+        assert_eq!(west.calls()["DescribeFileSystems"], 1);
+    }
+
+    /// A failed association describe still lets the file systems' news through (once, a
+    /// group's updates were all dropped with it); the associations follow next round.
+    #[tokio::test]
+    async fn file_systems_are_updated_when_their_associations_cannot_be_described() {
+        let cloud = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
+        let fs = file_system(&cloud, "t-1").await;
+        cloud.advance();
+        let (poller, mut wake) = Poller::new();
+        poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
+        poller.poll_once(false).await;
+        drain(&mut wake);
+        cloud.set_lifecycle(&fs.id, Lifecycle::Failed, "broken");
+        let throttled = aws_error(
+            "DescribeDataRepositoryAssociations",
+            "ThrottlingException",
+            "slow down",
+        );
+        cloud.fail_next("DescribeDataRepositoryAssociations", throttled);
+        assert_eq!(poller.poll_once(false).await, 1);
+        assert_eq!(drain(&mut wake), ["a"]);
+        let seen = poller
+            .cached(&fs.id)
+            .and_then(|o| o.file_system)
+            .expect("cached");
+        assert_eq!(seen.lifecycle, Lifecycle::Failed);
     }
 }

@@ -5,13 +5,11 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use lustre_api::constants::{condition as ctype, reason};
-use lustre_api::validation::{effective_deployment_type, summarize};
+use lustre_api::validation::effective_deployment_type;
 use lustre_api::{DataRepositoryStatus, LustreWorkspace, LustreWorkspaceStatus, Phase};
 use lustre_cloud::{CloudError, ErrorKind, Lifecycle, lustre_ingress};
 
-use crate::plan::{
-    Action, ClassLookup, Inputs, Wait, association_matches, claim_name, client_peers,
-};
+use crate::plan::{Action, ClassLookup, Inputs, Wait, claim_name, client_peers};
 
 /// One condition before timestamps: status, reason, message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,11 +85,13 @@ fn security_group_condition(i: &Inputs, action: &Action) -> Cond {
 
 fn file_system_condition(i: &Inputs, action: &Action) -> Cond {
     let Some(fs) = i.aws.file_system else {
-        return match action {
-            Action::CreateFileSystem(_) => no(reason::CREATING, "creating the file system"),
-            Action::AdoptionRefused(m) => no(reason::ADOPTION_REFUSED, m.clone()),
-            _ => no(reason::WAITING, "waiting for earlier steps"),
-        };
+        if let Action::AdoptionRefused(m) = action {
+            return no(reason::ADOPTION_REFUSED, m.clone());
+        }
+        if matches!(action, Action::CreateFileSystem(_)) {
+            return no(reason::CREATING, "creating the file system");
+        }
+        return no(reason::WAITING, "waiting for earlier steps");
     };
     match &fs.lifecycle {
         l if l.is_failed() => no(
@@ -132,12 +132,7 @@ fn repositories_condition(i: &Inputs) -> Cond {
     };
     let mut linked = 0;
     for r in desired {
-        match i
-            .aws
-            .associations
-            .iter()
-            .find(|a| a.file_system_id == fs.id && association_matches(a, r))
-        {
+        match i.aws.association_for(r) {
             Some(a) if a.lifecycle.is_failed() => {
                 return no(
                     reason::DATA_REPOSITORY_FAILED,
@@ -195,21 +190,6 @@ fn volume_condition(i: &Inputs) -> Cond {
     }
 }
 
-/// The Ready reason of a step that stops the workspace until a person acts (a Warning Event
-/// of that reason goes with it); `None` for steps that go on by themselves.
-pub fn stopped_reason(action: &Action) -> Option<&'static str> {
-    Some(match action {
-        Action::ClassMissing(_) => reason::CLASS_NOT_FOUND,
-        Action::Invalid(_) => reason::INVALID_SPEC,
-        Action::NamespaceNotAllowed { .. } => reason::NAMESPACE_NOT_ALLOWED,
-        Action::AdoptionRefused(_) => reason::ADOPTION_REFUSED,
-        Action::ClaimConflict(_) => reason::CLAIM_CONFLICT,
-        Action::FileSystemFailed(_) => reason::FILE_SYSTEM_FAILED,
-        Action::AssociationFailed { .. } => reason::DATA_REPOSITORY_FAILED,
-        _ => return None,
-    })
-}
-
 /// A condition as the workspace shows it now (a reason this operator writes).
 fn shown(ws: &LustreWorkspace, kind: &str) -> Option<Cond> {
     let c = ws
@@ -256,25 +236,7 @@ pub fn conditions(
         }
     }
     let (ready, phase) = if deleting {
-        match action {
-            Action::Wait(Wait::ClaimInUse) => (
-                no(
-                    reason::CLAIM_IN_USE,
-                    format!(
-                        "deleting: claim {} is still used by pods; delete them to continue",
-                        claim_name(i.workspace)
-                    ),
-                ),
-                Phase::Deleting,
-            ),
-            _ => (
-                no(
-                    reason::DELETING,
-                    format!("deleting: {}", crate::plan::describe(action)),
-                ),
-                Phase::Deleting,
-            ),
-        }
+        deleting_ready(i, action)
     } else if let Some(e) = error {
         let phase = if e.kind.is_retryable() {
             Phase::Provisioning
@@ -283,73 +245,65 @@ pub fn conditions(
         };
         (no(error_reason(e), e.for_tenants()), phase)
     } else {
-        match action {
-            Action::Ready => (
-                yes(
-                    reason::READY,
-                    format!(
-                        "claim {} is bound: mount it in your pods",
-                        claim_name(i.workspace)
-                    ),
-                ),
-                Phase::Ready,
-            ),
-            Action::ClassMissing(name) if name.is_empty() => (
-                no(
-                    reason::CLASS_NOT_FOUND,
-                    "no className given and no LustreWorkspaceClass is marked default",
-                ),
-                Phase::Pending,
-            ),
-            Action::ClassMissing(name) => (
-                no(
-                    reason::CLASS_NOT_FOUND,
-                    format!("LustreWorkspaceClass {name} does not exist"),
-                ),
-                Phase::Pending,
-            ),
-            Action::Invalid(v) => (no(reason::INVALID_SPEC, summarize(v)), Phase::Failed),
-            Action::NamespaceNotAllowed { .. } => (
-                no(reason::NAMESPACE_NOT_ALLOWED, crate::plan::describe(action)),
-                Phase::Failed,
-            ),
-            Action::AdoptionRefused(m) => (no(reason::ADOPTION_REFUSED, m.clone()), Phase::Failed),
-            Action::ClaimConflict(_) => (
-                no(reason::CLAIM_CONFLICT, crate::plan::describe(action)),
-                Phase::Failed,
-            ),
-            Action::FileSystemFailed(m) => {
-                (no(reason::FILE_SYSTEM_FAILED, m.clone()), Phase::Failed)
-            }
-            Action::AssociationFailed { name, message } => (
-                no(reason::DATA_REPOSITORY_FAILED, format!("{name}: {message}")),
-                Phase::Failed,
-            ),
-            other => {
-                let first = parts
-                    .iter()
-                    .find(|(_, c)| !c.status)
-                    .map(|(_, c)| c.clone());
-                let (why, message) = first
-                    .map(|c| (c.reason, c.message))
-                    .unwrap_or((reason::CREATING, crate::plan::describe(other)));
-                let was_ready = i
-                    .workspace
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.ready_time.is_some());
-                let phase = if was_ready {
-                    Phase::Updating
-                } else {
-                    Phase::Provisioning
-                };
-                (no(why, message), phase)
-            }
-        }
+        stopped_ready(i, action).unwrap_or_else(|| progress_ready(i, action, &parts))
     };
     let mut all = vec![(ctype::READY, ready)];
     all.extend(parts);
     (all, phase)
+}
+
+/// Ready while the workspace is deleted: what cleanup waits for.
+fn deleting_ready(i: &Inputs, action: &Action) -> (Cond, Phase) {
+    let ready = match action {
+        Action::Wait(Wait::ClaimInUse) => no(
+            reason::CLAIM_IN_USE,
+            format!(
+                "deleting: claim {} is still used by pods; delete them to continue",
+                claim_name(i.workspace)
+            ),
+        ),
+        other => no(reason::DELETING, format!("deleting: {}", other.describe())),
+    };
+    (ready, Phase::Deleting)
+}
+
+/// Ready when the workspace is, or when it stopped until a person acts (`None` otherwise).
+fn stopped_ready(i: &Inputs, action: &Action) -> Option<(Cond, Phase)> {
+    if matches!(action, Action::Ready) {
+        let message = format!(
+            "claim {} is bound: mount it in your pods",
+            claim_name(i.workspace)
+        );
+        return Some((yes(reason::READY, message), Phase::Ready));
+    }
+    let stopped = action.stopped()?;
+    // A missing class may yet appear: the workspace is pending, not failed.
+    let phase = if matches!(action, Action::ClassMissing(_)) {
+        Phase::Pending
+    } else {
+        Phase::Failed
+    };
+    Some((no(stopped.reason, stopped.message), phase))
+}
+
+/// Ready while the workspace is on its way: the first part that is not ready says why.
+fn progress_ready(i: &Inputs, action: &Action, parts: &[(&'static str, Cond)]) -> (Cond, Phase) {
+    let (why, message) = parts
+        .iter()
+        .find(|(_, c)| !c.status)
+        .map(|(_, c)| (c.reason, c.message.clone()))
+        .unwrap_or((reason::CREATING, action.describe()));
+    let was_ready = i
+        .workspace
+        .status
+        .as_ref()
+        .is_some_and(|s| s.ready_time.is_some());
+    let phase = if was_ready {
+        Phase::Updating
+    } else {
+        Phase::Provisioning
+    };
+    (no(why, message), phase)
 }
 
 /// The full status to write, keeping `lastTransitionTime` of unchanged conditions and the
@@ -365,50 +319,9 @@ pub fn desired_status(
     let previous = ws.status.clone().unwrap_or_default();
     let generation = ws.metadata.generation;
     let (conds, phase) = conditions(i, action, error, deleting);
-    let conditions = conds
-        .into_iter()
-        .map(|(kind, c)| {
-            let status = if c.status { "True" } else { "False" };
-            let since = previous
-                .conditions
-                .iter()
-                .find(|p| p.type_ == kind && p.status == status)
-                .map(|p| p.last_transition_time.clone())
-                .unwrap_or_else(|| now.clone());
-            Condition {
-                type_: kind.to_string(),
-                status: status.to_string(),
-                reason: c.reason.to_string(),
-                message: c.message,
-                last_transition_time: since,
-                observed_generation: generation,
-            }
-        })
-        .collect();
-    let class = match i.class {
-        ClassLookup::Found(c) => Some(c),
-        _ => None,
-    };
+    let conditions = timestamped(conds, &previous, generation, now);
+    let class = i.class.found();
     let fs = i.aws.file_system;
-    let data_repositories = ws
-        .spec
-        .data_repositories
-        .iter()
-        .map(|r| {
-            let a = fs.and_then(|fs| {
-                i.aws
-                    .associations
-                    .iter()
-                    .find(|a| a.file_system_id == fs.id && association_matches(a, r))
-            });
-            DataRepositoryStatus {
-                name: r.name.clone(),
-                association_id: a.map(|a| a.id.clone()),
-                lifecycle: a.map(|a| a.lifecycle.as_str().to_string()),
-                message: a.and_then(|a| a.failure_message.as_deref().map(lustre_cloud::redact)),
-            }
-        })
-        .collect();
     let ready_time = previous
         .ready_time
         .clone()
@@ -443,7 +356,55 @@ pub fn desired_status(
             .as_ref()
             .map(|_| crate::builders::volume_name(ws)),
         claim_name: i.kube.claim.as_ref().map(|_| claim_name(ws)),
-        data_repositories,
+        data_repositories: repository_statuses(i),
         ready_time,
     }
+}
+
+/// The conditions with their times: `lastTransitionTime` stays while a condition's status
+/// does not change.
+fn timestamped(
+    conds: Vec<(&'static str, Cond)>,
+    previous: &LustreWorkspaceStatus,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    conds
+        .into_iter()
+        .map(|(kind, c)| {
+            let status = if c.status { "True" } else { "False" };
+            let since = previous
+                .conditions
+                .iter()
+                .find(|p| p.type_ == kind && p.status == status)
+                .map(|p| p.last_transition_time.clone())
+                .unwrap_or_else(|| now.clone());
+            Condition {
+                type_: kind.to_string(),
+                status: status.to_string(),
+                reason: c.reason.to_string(),
+                message: c.message,
+                last_transition_time: since,
+                observed_generation: generation,
+            }
+        })
+        .collect()
+}
+
+/// Each data repository the spec asks for, with its association as observed.
+fn repository_statuses(i: &Inputs) -> Vec<DataRepositoryStatus> {
+    i.workspace
+        .spec
+        .data_repositories
+        .iter()
+        .map(|r| {
+            let a = i.aws.association_for(r);
+            DataRepositoryStatus {
+                name: r.name.clone(),
+                association_id: a.map(|a| a.id.clone()),
+                lifecycle: a.map(|a| a.lifecycle.as_str().to_string()),
+                message: a.and_then(|a| a.failure_message.as_deref().map(lustre_cloud::redact)),
+            }
+        })
+        .collect()
 }

@@ -13,7 +13,7 @@ use lustre_cloud::aws::{AwsCloud, AwsSettings};
 use lustre_cloud::naming;
 use lustre_controller::metrics::Metrics;
 use lustre_controller::poller::{PollIntervals, Poller};
-use lustre_controller::reconciler::{self, Context, ControllerConfig, SingleCloud};
+use lustre_controller::{Context, ControllerConfig, SingleCloud};
 use lustre_sandbox::aws::state::Timing;
 use lustre_sandbox::aws::{SimAws, SimConfig};
 use serde_json::{Value, json};
@@ -109,7 +109,7 @@ fn start_operator(
         config,
     ));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(reconciler::run(ctx.clone(), wake, async move {
+    let task = tokio::spawn(lustre_controller::run(ctx.clone(), wake, async move {
         let _ = rx.await;
     }));
     (ctx, task, tx)
@@ -189,6 +189,14 @@ fn reason(ws: &LustreWorkspace) -> String {
         .and_then(|s| s.conditions.first())
         .map(|c| c.reason.clone())
         .unwrap_or_default()
+}
+
+/// Waits (10 s at most) for the workspace's Ready condition to have this reason.
+async fn wait_for_reason(client: &Client, name: &str, why: &str) -> LustreWorkspace {
+    wait_for(client, name, why, Duration::from_secs(10), |ws| {
+        reason(ws) == why
+    })
+    .await
 }
 
 async fn gone(client: &Client, name: &str) {
@@ -548,20 +556,7 @@ async fn many_pending_workspaces_share_one_describe_per_poll() {
 }
 
 fn request(token: &str, tags: lustre_cloud::Tags) -> lustre_cloud::FileSystemRequest {
-    lustre_cloud::FileSystemRequest {
-        client_token: token.into(),
-        deployment_type: lustre_cloud::DeploymentType::Scratch2,
-        storage_capacity_gib: 1200,
-        per_unit_storage_throughput: None,
-        subnet_id: "subnet-0123456789abcdef0".into(),
-        security_group_ids: vec![],
-        kms_key_id: None,
-        lz4_compression: false,
-        automatic_backup_retention_days: None,
-        weekly_maintenance_start_time: None,
-        file_system_type_version: "2.15".into(),
-        tags,
-    }
+    lustre_cloud::FileSystemRequest::scratch(token, "subnet-0123456789abcdef0", tags)
 }
 
 #[tokio::test]
@@ -839,7 +834,7 @@ async fn a_retained_workspace_keeps_aws_and_links_repositories_added_later() {
 #[tokio::test]
 async fn conflicts_retry_at_the_base_delay_and_aws_failures_back_off() {
     use lustre_cloud::{CloudError, ErrorKind};
-    use reconciler::Error;
+    use lustre_controller::error::{Cause, Error, Step};
     let w = world().await;
     let (poller, _wake) = Poller::new();
     let ctx = Context::new(
@@ -854,16 +849,23 @@ async fn conflicts_retry_at_the_base_delay_and_aws_failures_back_off() {
         },
     );
     let conflict = || {
-        Error::Kube(kube::Error::Api(Box::new(
-            kube::core::Status::failure("the object has been modified", "Conflict").with_code(409),
-        )))
+        Error::new(
+            Step::WriteStatus,
+            Cause::Kube(kube::Error::Api(Box::new(
+                kube::core::Status::failure("the object has been modified", "Conflict")
+                    .with_code(409),
+            ))),
+        )
     };
     let throttled = || {
-        Error::Cloud(CloudError::new(
-            ErrorKind::Throttled,
-            "DescribeFileSystems",
-            "Rate exceeded",
-        ))
+        Error::new(
+            Step::ObserveFileSystem,
+            Cause::Cloud(CloudError::new(
+                ErrorKind::Throttled,
+                "DescribeFileSystems",
+                "Rate exceeded",
+            )),
+        )
     };
     // Ten conflicts in a row: every retry within the base delay and its jitter.
     for _ in 0..10 {
@@ -887,11 +889,14 @@ async fn conflicts_retry_at_the_base_delay_and_aws_failures_back_off() {
         "{next:?} after {delays:?}"
     );
     // A request AWS calls invalid waits for a change of spec or class.
-    let invalid = Error::Cloud(CloudError::new(
-        ErrorKind::InvalidRequest,
-        "CreateFileSystem",
-        "bad",
-    ));
+    let invalid = Error::new(
+        Step::Act("CreateFileSystem"),
+        Cause::Cloud(CloudError::new(
+            ErrorKind::InvalidRequest,
+            "CreateFileSystem",
+            "bad",
+        )),
+    );
     assert_eq!(ctx.retry_delay("uid-c", &invalid), None);
 }
 
@@ -970,4 +975,60 @@ async fn a_volume_held_by_a_finalizer_after_its_delete_is_looked_at_again() {
         deletes, 1,
         "the volume's delete is sent once, then looked at"
     );
+}
+
+#[tokio::test]
+async fn a_workspace_that_needs_a_person_is_warned_once_per_change_not_once_per_look() {
+    use k8s_openapi::api::events::v1::Event;
+    let w = world().await;
+    let (ctx, _task, _stop) = start_operator(&w);
+    apply_class(&w.client, json!({})).await;
+    let outside = |bucket: &str| json!({"storageCapacityGiB": 1200, "dataRepositories": [{"name": "x", "s3Path": format!("s3://{bucket}/"), "fileSystemPath": "/x"}]});
+    create(&w.client, "outside", outside("someone-elses-bucket")).await;
+    wait_for_reason(&w.client, "outside", "InvalidSpec").await;
+    // Three more looks at the same workspace (a label change wakes it each time).
+    let api: Api<LustreWorkspace> = Api::namespaced(w.client.clone(), "ml");
+    let reconciles = || ctx.metrics.reconciles.with_label_values(&["ok"]).get();
+    for n in 0..3 {
+        let before = reconciles();
+        let patch = json!({"metadata": {"labels": {"look": n.to_string()}}});
+        api.patch("outside", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("label");
+        let start = Instant::now();
+        while reconciles() == before {
+            assert!(start.elapsed() < Duration::from_secs(10), "no reconcile");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let warnings = || async {
+        let events = Api::<Event>::namespaced(w.client.clone(), "ml")
+            .list(&Default::default())
+            .await
+            .expect("events");
+        events
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("InvalidSpec"))
+            .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+            .sum::<i32>()
+    };
+    assert_eq!(warnings().await, 1, "one Warning for one unchanged problem");
+    // Another problem is news: a second Warning.
+    api.patch(
+        "outside",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": outside("another-bucket")})),
+    )
+    .await
+    .expect("spec");
+    let start = Instant::now();
+    while warnings().await < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no Warning for the new problem"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(warnings().await, 2);
 }

@@ -399,18 +399,8 @@ async fn errors_the_operator_relies_on() {
     );
 
     let mut fs = FileSystemRequest {
-        client_token: naming::file_system_token(&o.uid),
         deployment_type: DeploymentType::Persistent2,
-        storage_capacity_gib: 1200,
-        per_unit_storage_throughput: None,
-        subnet_id: SUBNET.into(),
-        security_group_ids: vec![],
-        kms_key_id: None,
-        lz4_compression: false,
-        automatic_backup_retention_days: None,
-        weekly_maintenance_start_time: None,
-        file_system_type_version: "2.15".into(),
-        tags,
+        ..FileSystemRequest::scratch(naming::file_system_token(&o.uid), SUBNET, tags)
     };
     let e = cloud
         .create_file_system(&fs)
@@ -563,20 +553,11 @@ async fn tags_go_on_and_come_off() {
     .await;
     let cloud = adapter(&url, 3).await;
     let fs = cloud
-        .create_file_system(&FileSystemRequest {
-            client_token: "made-by-hand".into(),
-            deployment_type: DeploymentType::Scratch2,
-            storage_capacity_gib: 1200,
-            per_unit_storage_throughput: None,
-            subnet_id: SUBNET.into(),
-            security_group_ids: vec![],
-            kms_key_id: None,
-            lz4_compression: false,
-            automatic_backup_retention_days: None,
-            weekly_maintenance_start_time: None,
-            file_system_type_version: "2.15".into(),
-            tags: [("team".to_string(), "data".to_string())].into(),
-        })
+        .create_file_system(&FileSystemRequest::scratch(
+            "made-by-hand",
+            SUBNET,
+            [("team".to_string(), "data".to_string())].into(),
+        ))
         .await
         .expect("create");
     let mark = lustre_api::constants::tags::ADOPTED_BY.to_string();

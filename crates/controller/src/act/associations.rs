@@ -1,0 +1,35 @@
+//! The file system's data repository associations: linked one by one, unlinked one by one.
+//! A failure half way keeps what was done before it (it is in the outcome).
+
+use std::sync::Arc;
+
+use lustre_cloud::{Cloud, DataRepositoryRequest, ErrorKind};
+
+use super::{Acted, Outcome, kill_point};
+
+pub(super) async fn create(cloud: &Arc<dyn Cloud>, requests: &[DataRepositoryRequest]) -> Acted {
+    let mut made = Vec::new();
+    for (i, r) in requests.iter().enumerate() {
+        match cloud.create_data_repository_association(r).await {
+            Ok(a) => made.push(a),
+            Err(e) => return (Outcome::AssociationsCreated(made), Err(e.into())),
+        }
+        if i == 0 && requests.len() > 1 {
+            kill_point("CreateAssociation#1");
+        }
+    }
+    (Outcome::AssociationsCreated(made), Ok(()))
+}
+
+pub(super) async fn delete(cloud: &Arc<dyn Cloud>, ids: &[String]) -> Acted {
+    let mut deleting = Vec::new();
+    for id in ids {
+        match cloud.delete_data_repository_association(id).await {
+            Err(e) if e.kind != ErrorKind::NotFound => {
+                return (Outcome::AssociationsDeleting(deleting), Err(e.into()));
+            }
+            Ok(()) | Err(_) => deleting.push(id.clone()),
+        }
+    }
+    (Outcome::AssociationsDeleting(deleting), Ok(()))
+}

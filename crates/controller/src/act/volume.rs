@@ -1,0 +1,125 @@
+//! The Kubernetes objects a pod mounts: the class's StorageClass, the workspace's
+//! PersistentVolume and its claim, and their deletes (which finalizers may hold: a deleted
+//! object is looked at again, never assumed gone).
+
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use lustre_api::LustreWorkspace;
+use lustre_api::constants::FIELD_MANAGER;
+
+use super::Outcome;
+use crate::builders;
+use crate::context::Context;
+use crate::error::Cause;
+use crate::observe::{Observed, claim_view};
+use crate::plan::{self, ClaimView, VolumeView};
+
+/// Server-side apply as the operator's field manager, taking over fields others set.
+async fn apply<K>(api: Api<K>, object: &K) -> Result<(), Cause>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&object.name_any(), &params, &Patch::Apply(object))
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn apply_storage_class(ctx: &Context, o: &Observed) -> Result<Outcome, Cause> {
+    let sc = builders::storage_class(o.class().expect("decided with a class"));
+    apply(Api::<StorageClass>::all(ctx.client.clone()), &sc).await?;
+    Ok(Outcome::StorageClassApplied)
+}
+
+pub(super) async fn apply_volume(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    o: &Observed,
+) -> Result<Outcome, Cause> {
+    let fs = o.fs.as_ref().expect("decided with a file system");
+    let pv = builders::persistent_volume(ws, o.class().expect("decided with a class"), fs);
+    apply(Api::<PersistentVolume>::all(ctx.client.clone()), &pv).await?;
+    Ok(Outcome::Volume(Some(VolumeView {
+        capacity_gib: fs.storage_capacity_gib.into(),
+        file_system_id: fs.id.clone(),
+    })))
+}
+
+/// Created, never applied with force: a claim someone else made in the meantime stays
+/// theirs (the next look sees it as taken).
+pub(super) async fn apply_claim(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    o: &Observed,
+) -> Result<Outcome, Cause> {
+    let fs = o.fs.as_ref().expect("decided with a file system");
+    let pvc = builders::persistent_volume_claim(
+        ws,
+        o.class().expect("decided with a class"),
+        fs.storage_capacity_gib.into(),
+    );
+    let claims = claims(ctx, ws);
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    let claim = match claims.create(&params, &pvc).await {
+        Ok(c) => c,
+        Err(kube::Error::Api(e)) if e.code == 409 => claims.get(&pvc.name_any()).await?,
+        Err(e) => return Err(e.into()),
+    };
+    let uid = ws.uid().unwrap_or_default();
+    let owned = claim.owner_references().iter().any(|r| r.uid == uid);
+    Ok(Outcome::Claim {
+        claim: owned.then(|| claim_view(&claim)),
+        taken: !owned,
+    })
+}
+
+/// The claim may live on (pods still mount it: pvc-protection); look, don't assume.
+pub(super) async fn delete_claim(ctx: &Context, ws: &LustreWorkspace) -> Result<Outcome, Cause> {
+    let claims = claims(ctx, ws);
+    let name = plan::claim_name(ws);
+    gone_is_deleted(claims.delete(&name, &DeleteParams::default()).await)?;
+    let claim = claims.get_opt(&name).await?.map(|c| ClaimView {
+        deleting: true,
+        ..claim_view(&c)
+    });
+    Ok(Outcome::ClaimDeleted(claim))
+}
+
+/// A deleted volume stays while a finalizer holds it (kube-controller-manager's
+/// pv-protection, for a moment after the claim goes): it is looked at again shortly, and its
+/// delete is sent once.
+pub(super) async fn delete_volume(ctx: &Context, ws: &LustreWorkspace) -> Result<Outcome, Cause> {
+    let volumes = Api::<PersistentVolume>::all(ctx.client.clone());
+    let name = builders::volume_name(ws);
+    let held = match volumes.get_opt(&name).await? {
+        None => false,
+        Some(v) if v.meta().deletion_timestamp.is_some() => true,
+        Some(_) => {
+            gone_is_deleted(volumes.delete(&name, &DeleteParams::default()).await)?;
+            volumes.get_opt(&name).await?.is_some()
+        }
+    };
+    Ok(if held {
+        Outcome::VolumeHeld
+    } else {
+        Outcome::Volume(None)
+    })
+}
+
+fn claims(ctx: &Context, ws: &LustreWorkspace) -> Api<PersistentVolumeClaim> {
+    Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default())
+}
+
+/// A delete of an object someone (a finalizer's controller, a person) removed first is done.
+fn gone_is_deleted<T>(result: Result<T, kube::Error>) -> Result<(), Cause> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

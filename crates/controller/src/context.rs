@@ -1,0 +1,319 @@
+//! What every reconcile shares: the clients, the poller, metrics, Events, settings, and what
+//! this process remembers of each workspace ([`WorkspaceMemory`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use lustre_api::{LustreWorkspace, LustreWorkspaceStatus};
+use lustre_cloud::{Cloud, CloudError};
+
+use crate::error::Error;
+use crate::events::EventRecorder;
+use crate::metrics::Metrics;
+use crate::poller::{PollIntervals, Poller};
+
+/// Gives the cloud of a region (`None`: the operator's own).
+#[async_trait::async_trait]
+pub trait CloudProvider: Send + Sync + std::fmt::Debug {
+    async fn cloud(&self, region: Option<&str>) -> Arc<dyn Cloud>;
+}
+
+/// One cloud for every region (tests, the sandbox).
+#[derive(Debug, Clone)]
+pub struct SingleCloud(pub Arc<dyn Cloud>);
+
+#[async_trait::async_trait]
+impl CloudProvider for SingleCloud {
+    async fn cloud(&self, _region: Option<&str>) -> Arc<dyn Cloud> {
+        self.0.clone()
+    }
+}
+
+/// Settings of the controller.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    pub intervals: PollIntervals,
+    /// Delay before the first retry of a failed reconcile; doubles up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How often to look again while a claim binds.
+    pub claim_recheck: Duration,
+    pub concurrency: u16,
+    /// Namespaces whose workspaces this operator reconciles; empty: all. With exactly one,
+    /// the watches are namespaced too.
+    pub namespaces: Vec<String>,
+    /// This install's id (`--cluster-id`), tagged on what it creates: a kept file system of
+    /// another install is not adopted again here.
+    pub cluster_id: Option<String>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            intervals: PollIntervals::default(),
+            base_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(300),
+            claim_recheck: Duration::from_secs(2),
+            concurrency: 16,
+            namespaces: Vec::new(),
+            cluster_id: None,
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub clouds: Arc<dyn CloudProvider>,
+    pub poller: Poller,
+    pub metrics: Arc<Metrics>,
+    pub recorder: EventRecorder,
+    pub config: ControllerConfig,
+    /// VPC of each subnet a class names, once looked up (subnets do not move).
+    pub(crate) vpcs: Mutex<HashMap<String, String>>,
+    pub(crate) memory: WorkspaceMemory,
+    /// The namespaces as the controller's watch sees them (their labels decide the classes'
+    /// `allowedNamespaces`); set once `run` starts watching.
+    pub(crate) namespaces: OnceLock<Store<Namespace>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        clouds: Arc<dyn CloudProvider>,
+        poller: Poller,
+        metrics: Arc<Metrics>,
+        config: ControllerConfig,
+    ) -> Self {
+        let recorder = EventRecorder::new(
+            client.clone(),
+            "lustre-operator",
+            std::env::var("POD_NAME").ok(),
+        );
+        Self {
+            client,
+            clouds,
+            poller,
+            metrics,
+            recorder,
+            config,
+            vpcs: Mutex::default(),
+            memory: WorkspaceMemory::default(),
+            namespaces: OnceLock::new(),
+        }
+    }
+
+    /// The cloud of the class's region.
+    pub(crate) async fn cloud_for(
+        &self,
+        class: Option<&lustre_api::LustreWorkspaceClass>,
+    ) -> Arc<dyn Cloud> {
+        self.clouds
+            .cloud(class.and_then(|c| c.spec.region.as_deref()))
+            .await
+    }
+}
+
+impl Context {
+    /// Records an Event about the workspace. A failure to record is logged, never an error of
+    /// the reconcile.
+    pub(crate) async fn publish(
+        &self,
+        ws: &LustreWorkspace,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &ws.object_ref(&())).await {
+            tracing::debug!(
+                error = &e as &dyn std::error::Error,
+                "publishing an Event failed"
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("clouds", &self.clouds)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks a mutex, taking over one a panicked holder left poisoned.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A workspace's security group and file system ids, as far as this process knows them:
+/// created by it, or described by it and carrying the workspace's UID tag (the file system id
+/// may also be one from status that this process looked for and found gone; every describe of
+/// a file system checks its tag anyway). Unlike the ids in status (which anyone allowed to
+/// write `lustreworkspaces/status` can change), the group id is proof of ownership.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KnownIds {
+    pub security_group: Option<String>,
+    pub file_system: Option<String>,
+    /// The security group had every Lustre rule the class asks for when last seen.
+    pub rules_confirmed: bool,
+}
+
+/// What this process remembers of one workspace.
+#[derive(Debug, Default)]
+struct Remembered {
+    ids: KnownIds,
+    /// The status this process last wrote, with the resourceVersion the write was based on.
+    written: Option<(Option<String>, LustreWorkspaceStatus)>,
+    /// Failed reconciles in a row (the back-off grows with them).
+    failures: u32,
+    /// Cleanup finished here; only the finalizer's removal is left.
+    cleaned: bool,
+}
+
+/// What this process remembers of each workspace, by UID, in one place.
+///
+/// Invariant: nothing here is needed for correctness after a restart. Every entry is a
+/// shortcut past a call (a describe, a second identical status write, a second look at AWS
+/// after cleanup finished) or a back-off count; losing it costs calls, never a wrong step.
+/// An entry lives from a workspace's first reconcile until [`WorkspaceMemory::forget`] (its
+/// cleanup finished, or it was found gone).
+#[derive(Debug, Default)]
+pub struct WorkspaceMemory {
+    by_uid: Mutex<HashMap<String, Remembered>>,
+}
+
+impl WorkspaceMemory {
+    fn with<R>(&self, uid: &str, f: impl FnOnce(&mut Remembered) -> R) -> R {
+        f(lock(&self.by_uid).entry(uid.to_owned()).or_default())
+    }
+
+    /// The ids this process knows for the workspace.
+    pub(crate) fn ids(&self, uid: &str) -> KnownIds {
+        lock(&self.by_uid)
+            .get(uid)
+            .map(|r| r.ids.clone())
+            .unwrap_or_default()
+    }
+
+    /// Keeps ids this process just learnt.
+    pub(crate) fn remember(&self, uid: &str, f: impl FnOnce(&mut KnownIds)) {
+        self.with(uid, |r| f(&mut r.ids));
+    }
+
+    /// Keeps the status just written on top of `resource_version`.
+    pub(crate) fn wrote(
+        &self,
+        uid: &str,
+        resource_version: Option<String>,
+        status: LustreWorkspaceStatus,
+    ) {
+        self.with(uid, |r| r.written = Some((resource_version, status)));
+    }
+
+    /// The workspace as this process last left it: the watch cache's copy, or, when that
+    /// copy is the very version the last status write was based on (the cache has not seen
+    /// the write yet), the same with the status written. No second identical write follows,
+    /// no second Ready Event. The written status is dropped once the cache moves on.
+    pub fn freshen(&self, ws: Arc<LustreWorkspace>) -> Arc<LustreWorkspace> {
+        let uid = ws.uid().unwrap_or_default();
+        let mut all = lock(&self.by_uid);
+        let Some(r) = all.get_mut(&uid) else {
+            return ws;
+        };
+        match &r.written {
+            Some((rv, status)) if *rv == ws.resource_version() => {
+                let mut fresh = (*ws).clone();
+                fresh.status = Some(status.clone());
+                Arc::new(fresh)
+            }
+            Some(_) => {
+                r.written = None;
+                ws
+            }
+            None => ws,
+        }
+    }
+
+    /// Counts one more failed reconcile; returns how many in a row.
+    pub(crate) fn failed(&self, uid: &str) -> u32 {
+        self.with(uid, |r| {
+            r.failures += 1;
+            r.failures
+        })
+    }
+
+    /// A reconcile succeeded: the back-off starts over.
+    pub(crate) fn succeeded(&self, uid: &str) {
+        if let Some(r) = lock(&self.by_uid).get_mut(uid) {
+            r.failures = 0;
+        }
+    }
+
+    /// Whether cleanup finished here (only the finalizer is left).
+    pub(crate) fn cleaned(&self, uid: &str) -> bool {
+        lock(&self.by_uid).get(uid).is_some_and(|r| r.cleaned)
+    }
+
+    /// Marks cleanup finished, or not (the finalizer's removal went through, or must be
+    /// tried again from a fresh look).
+    pub(crate) fn set_cleaned(&self, uid: &str, cleaned: bool) {
+        self.with(uid, |r| r.cleaned = cleaned);
+    }
+
+    /// Drops everything about the workspace.
+    pub(crate) fn forget(&self, uid: &str) {
+        lock(&self.by_uid).remove(uid);
+    }
+
+    /// Keeps only the workspaces whose UIDs are in `live`.
+    pub(crate) fn retain(&self, live: &std::collections::HashSet<String>) {
+        lock(&self.by_uid).retain(|uid, _| live.contains(uid));
+    }
+
+    /// How many workspaces are remembered (for tests).
+    pub fn len(&self) -> usize {
+        lock(&self.by_uid).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Context {
+    /// When to retry a workspace whose reconcile failed with `error`; `None`: not until
+    /// something changes.
+    pub fn retry_delay(&self, uid: &str, error: &Error) -> Option<Duration> {
+        // ±20 % jitter from the clock's sub-second digits (no shared RNG needed).
+        let jitter =
+            0.8 + 0.4 * f64::from(jiff::Timestamp::now().subsec_nanosecond() % 1000) / 1000.0;
+        if error.cloud().is_some_and(CloudError::waits_for_change) {
+            return None;
+        }
+        // A 409 from the API server says the object moved on since the watch cache showed
+        // it: the next reconcile reads the newer version, and waiting longer does not make
+        // that likelier. Retry at the base delay without counting an attempt, so conflicts
+        // (frequent when other writers are busy) do not push the AWS back-off towards its cap.
+        if error.is_conflict() {
+            return Some(self.config.base_backoff.mul_f64(jitter));
+        }
+        let attempts = self.memory.failed(uid);
+        let base = self.config.base_backoff.as_secs_f64() * 2f64.powi(attempts.min(16) as i32 - 1);
+        let capped = base.min(self.config.max_backoff.as_secs_f64());
+        Some(Duration::from_secs_f64(capped * jitter))
+    }
+}

@@ -1,0 +1,175 @@
+//! The controller's wiring: what wakes a workspace (its own changes, its claim, its class,
+//! its namespace's labels, the poller), and the tasks that run beside it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Resource, ResourceExt};
+use lustre_api::constants::DEFAULT_CLASS_ANNOTATION;
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::context::Context;
+use crate::reconcile::{error_policy, reconcile};
+
+type Wake = UnboundedReceiver<ObjectRef<LustreWorkspace>>;
+
+/// Runs the controller until `shutdown` resolves; `wake` is the poller's stream.
+pub async fn run(
+    ctx: Arc<Context>,
+    wake: Wake,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let poll_task = tokio::spawn(ctx.poller.clone().run(ctx.config.intervals));
+    let controller = Controller::new(scoped(&ctx), watcher::Config::default());
+    let workspaces = controller.store();
+    let sweep_task = tokio::spawn(sweep_memory(ctx.clone(), workspaces.clone()));
+    let claims: Api<PartialObjectMeta<PersistentVolumeClaim>> = scoped(&ctx);
+    let classes: Api<LustreWorkspaceClass> = Api::all(ctx.client.clone());
+    let by_class = workspaces.clone();
+    controller
+        // Claims by owner reference, whatever their labels (a tenant may strip the operator's
+        // label from its claim); metadata only, the owner reference is all the mapping needs.
+        .owns_stream(watcher(claims, watcher::Config::default()).touched_objects())
+        .watches(classes, watcher::Config::default(), move |class| {
+            using_class(&by_class, &class)
+        })
+        .watches_stream(namespace_changes(&ctx), move |ns: Namespace| {
+            in_namespace(&workspaces, &ns.name_any())
+        })
+        .reconcile_on(poller_wakes(wake))
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| report(&ctx, result))
+        .await;
+    poll_task.abort();
+    sweep_task.abort();
+}
+
+/// An API for namespaced objects over the operator's namespaces: one namespace when it
+/// watches exactly one, else all.
+fn scoped<K>(ctx: &Context) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match ctx.config.namespaces.as_slice() {
+        [only] => Api::namespaced(ctx.client.clone(), only),
+        _ => Api::all(ctx.client.clone()),
+    }
+}
+
+/// Namespaces whose labels change (a class's allowedNamespaces may admit them or shut them
+/// out); the namespaces' store goes into the context, where observe reads the labels.
+fn namespace_changes(
+    ctx: &Context,
+) -> impl Stream<Item = Result<Namespace, watcher::Error>> + use<> {
+    let config = match ctx.config.namespaces.as_slice() {
+        [only] => watcher::Config::default().fields(&format!("metadata.name={only}")),
+        _ => watcher::Config::default(),
+    };
+    let (store, writer) = reflector::store();
+    let _ = ctx.namespaces.set(store);
+    reflector::reflector(writer, watcher(Api::all(ctx.client.clone()), config))
+        .touched_objects()
+        .predicate_filter(predicates::labels, Default::default())
+}
+
+/// The workspaces a class change concerns: those naming it, or using the default.
+fn using_class(
+    workspaces: &Store<LustreWorkspace>,
+    class: &LustreWorkspaceClass,
+) -> Vec<ObjectRef<LustreWorkspace>> {
+    let name = class.name_any();
+    let is_default = class
+        .annotations()
+        .get(DEFAULT_CLASS_ANNOTATION)
+        .map(String::as_str)
+        == Some("true");
+    workspaces
+        .state()
+        .iter()
+        .filter(|ws| match ws.spec.class_name.as_deref() {
+            Some(n) => n == name,
+            None => {
+                is_default
+                    || ws.status.as_ref().and_then(|s| s.class_name.as_deref())
+                        == Some(name.as_str())
+            }
+        })
+        .map(|ws| ObjectRef::from_obj(&**ws))
+        .collect()
+}
+
+/// The workspaces in a namespace.
+fn in_namespace(
+    workspaces: &Store<LustreWorkspace>,
+    name: &str,
+) -> Vec<ObjectRef<LustreWorkspace>> {
+    workspaces
+        .state()
+        .iter()
+        .filter(|ws| ws.metadata.namespace.as_deref() == Some(name))
+        .map(|ws| ObjectRef::from_obj(&**ws))
+        .collect()
+}
+
+fn poller_wakes(wake: Wake) -> impl Stream<Item = ObjectRef<LustreWorkspace>> {
+    futures::stream::unfold(
+        wake,
+        |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+    )
+}
+
+type Reconciled = Result<
+    (ObjectRef<LustreWorkspace>, controller::Action),
+    controller::Error<crate::error::Error, watcher::Error>,
+>;
+
+async fn report(ctx: &Context, result: Reconciled) {
+    match result {
+        Ok((obj, _)) => tracing::trace!(workspace = %obj, "reconciled"),
+        // A wake-up for a workspace deleted meanwhile: nothing to do.
+        Err(controller::Error::ObjectNotFound(obj)) => {
+            tracing::debug!(workspace = %obj, "woken after deletion")
+        }
+        Err(e) => {
+            ctx.metrics
+                .failures
+                .with_label_values(&["controller"])
+                .inc();
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "controller stream error"
+            );
+        }
+    }
+}
+
+/// Drops what the process remembers of workspaces that are gone without a cleanup it saw
+/// finish (deleted before they ever got a finalizer, or deleted while another replica led),
+/// once per drift interval.
+async fn sweep_memory(ctx: Arc<Context>, workspaces: Store<LustreWorkspace>) {
+    let mut tick = tokio::time::interval(ctx.config.intervals.drift);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if workspaces.wait_until_ready().await.is_err() {
+            continue;
+        }
+        let live: HashSet<String> = workspaces
+            .state()
+            .iter()
+            .filter_map(|ws| ws.uid())
+            .collect();
+        ctx.memory.retain(&live);
+    }
+}

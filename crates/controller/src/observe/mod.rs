@@ -1,0 +1,151 @@
+//! Observe: everything the plan looks at for one workspace, read from Kubernetes
+//! ([`kube`]: class, namespace, StorageClass, volume, claim) and AWS ([`aws`]: security
+//! group, file system, associations; the poller's cache first), with as few calls as the
+//! workspace's state allows.
+
+mod aws;
+mod kube;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ::kube::ResourceExt;
+use ::kube::runtime::reflector::ObjectRef;
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
+use lustre_cloud::{Cloud, DataRepositoryAssociation, FileSystem, SecurityGroup, lustre_ingress};
+
+use crate::context::{Context, lock};
+use crate::error::Error;
+use crate::plan::{self, AwsView, ClassLookup, Inputs, KubeView};
+use crate::poller::Follower;
+
+pub(crate) use self::kube::{Class, claim_view, resolve_class};
+
+/// Everything observed for one workspace.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    pub class: Class,
+    pub labels: BTreeMap<String, String>,
+    pub vpc: Option<String>,
+    pub sg: Option<SecurityGroup>,
+    pub fs: Option<FileSystem>,
+    pub dras: Vec<DataRepositoryAssociation>,
+    pub kube: KubeView,
+    pub cluster_id: Option<String>,
+}
+
+impl Observed {
+    /// What the plan decides from.
+    pub fn inputs<'a>(&'a self, ws: &'a LustreWorkspace) -> Inputs<'a> {
+        Inputs {
+            workspace: ws,
+            class: self.class.lookup(),
+            namespace_labels: &self.labels,
+            cluster_id: self.cluster_id.as_deref(),
+            aws: AwsView {
+                vpc_id: self.vpc.as_deref(),
+                security_group: self.sg.as_ref(),
+                file_system: self.fs.as_ref(),
+                associations: &self.dras,
+            },
+            kube: &self.kube,
+        }
+    }
+
+    /// The workspace's class, when it has one.
+    pub fn class(&self) -> Option<&LustreWorkspaceClass> {
+        self.class.get()
+    }
+
+    /// How the poller follows this workspace's file system: in the class's region, with its
+    /// associations when the workspace asks for some or some still exist.
+    pub fn follower(&self, ws: &LustreWorkspace, cloud: &Arc<dyn Cloud>) -> Follower {
+        Follower {
+            workspace: ObjectRef::from_obj(ws),
+            region: self.class().and_then(|c| c.spec.region.clone()),
+            cloud: cloud.clone(),
+            links: !ws.spec.data_repositories.is_empty() || !self.dras.is_empty(),
+        }
+    }
+}
+
+/// Observes one workspace. No AWS call for a workspace that cannot be provisioned (missing
+/// class, namespace or spec refused) unless it is being deleted.
+pub(crate) async fn observe(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    class: Class,
+    cloud: &Arc<dyn Cloud>,
+    deleting: bool,
+) -> Result<Observed, Error> {
+    let mut o = Observed {
+        class,
+        labels: self::kube::namespace_labels(ctx, ws).await?,
+        vpc: None,
+        sg: None,
+        fs: None,
+        dras: Vec::new(),
+        kube: KubeView::default(),
+        cluster_id: ctx.config.cluster_id.clone(),
+    };
+    if !deleting {
+        let Some(class) = o.class() else {
+            return Ok(o);
+        };
+        if !ws.validate(None).is_empty() || !ws.validate_against_class(class, &o.labels).is_empty()
+        {
+            return Ok(o);
+        }
+        o.vpc = lock(&ctx.vpcs).get(&class.spec.subnet_id).cloned();
+    }
+    let look = aws::Look {
+        ctx,
+        ws,
+        class: o.class.get(),
+        cloud,
+        deleting,
+    };
+    let sg = aws::security_group(&look).await?;
+    let seen = aws::file_system(&look).await?;
+    o.sg = sg;
+    if let Some(seen) = seen {
+        o.fs = seen.file_system;
+        o.dras = seen.associations;
+    }
+    o.kube = self::kube::objects(ctx, ws, o.class()).await?;
+    Ok(o)
+}
+
+/// Keeps the ids this reconcile knows of (see [`crate::context::KnownIds`]).
+pub(crate) fn remember(ctx: &Context, ws: &LustreWorkspace, o: &Observed) {
+    if o.sg.is_none() && o.fs.is_none() {
+        return;
+    }
+    ctx.memory.remember(&ws.uid().unwrap_or_default(), |known| {
+        if let Some(sg) = &o.sg {
+            known.security_group = Some(sg.id.clone());
+            known.rules_confirmed = o.class().is_some_and(|class| {
+                lustre_ingress(&sg.id, &plan::client_peers(class))
+                    .iter()
+                    .all(|r| sg.ingress.contains(r))
+            });
+        }
+        if let Some(fs) = &o.fs {
+            known.file_system = Some(fs.id.clone());
+        }
+    });
+}
+
+impl Class {
+    fn lookup(&self) -> ClassLookup<'_> {
+        match self {
+            Self::Found(c) => ClassLookup::Found(c),
+            Self::Missing(name) => ClassLookup::Missing(name),
+            Self::NoDefault => ClassLookup::NoDefault,
+        }
+    }
+
+    pub fn get(&self) -> Option<&LustreWorkspaceClass> {
+        self.lookup().found()
+    }
+}

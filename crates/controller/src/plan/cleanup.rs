@@ -1,0 +1,135 @@
+//! The next step for a workspace being deleted: the parts go in the reverse order of their
+//! making (claim, volume, associations, the adopter mark or the file system, the security
+//! group), each planner naming a step or letting the next look. Works when create never got
+//! far and when the class is gone.
+
+use std::ops::ControlFlow::{self, Break, Continue};
+
+use lustre_api::constants::tags as tag_keys;
+use lustre_api::{DeletionPolicy, LustreWorkspace, LustreWorkspaceClass};
+use lustre_cloud::naming;
+use lustre_cloud::{DataRepositoryAssociation, Lifecycle};
+
+use super::{Action, Inputs, Wait};
+
+/// The next step for a workspace being deleted.
+pub fn next_cleanup_action(i: &Inputs) -> Action {
+    match plan(i) {
+        Break(action) => action,
+        Continue(()) => Action::Finished,
+    }
+}
+
+fn plan(i: &Inputs) -> ControlFlow<Action> {
+    kubernetes(i)?;
+    retained(i)?;
+    associations(i)?;
+    file_system(i)?;
+    match i.aws.security_group {
+        Some(sg) => Break(Action::DeleteSecurityGroup { id: sg.id.clone() }),
+        None => Continue(()),
+    }
+}
+
+/// The claim first (pods may still use it: pvc-protection holds it), then the volume.
+fn kubernetes(i: &Inputs) -> ControlFlow<Action> {
+    match &i.kube.claim {
+        Some(c) if !c.deleting => return Break(Action::DeleteClaim),
+        Some(_) => return Break(Action::Wait(Wait::ClaimInUse)),
+        None => {}
+    }
+    if i.kube.volume.is_some() {
+        return Break(Action::DeleteVolume);
+    }
+    Continue(())
+}
+
+/// `deletionPolicy: Retain` keeps what the workspace made (tagged as retained) and stops
+/// here.
+fn retained(i: &Inputs) -> ControlFlow<Action> {
+    let ws = i.workspace;
+    if ws.spec.file_system_id.is_some()
+        || deletion_policy(ws, i.class.found()) != DeletionPolicy::Retain
+    {
+        return Continue(());
+    }
+    Break(match i.aws.file_system {
+        Some(fs) if fs.tags.get(tag_keys::RETAINED).map(String::as_str) != Some("true") => {
+            Action::TagRetained {
+                arn: fs.arn.clone(),
+            }
+        }
+        _ => Action::Finished,
+    })
+}
+
+/// The workspace's associations (on an adopted file system, only those it made) are
+/// unlinked, and gone, before the file system is let go.
+fn associations(i: &Inputs) -> ControlFlow<Action> {
+    let ws = i.workspace;
+    let uid = ws.metadata.uid.as_deref().unwrap_or_default();
+    let adopted = ws.spec.file_system_id.is_some();
+    let ours: Vec<&DataRepositoryAssociation> = i
+        .aws
+        .associations_of_file_system()
+        .into_iter()
+        .filter(|a| !adopted || naming::owner_uid(&a.tags) == Some(uid))
+        .collect();
+    let to_delete: Vec<String> = ours
+        .iter()
+        .filter(|a| a.lifecycle != Lifecycle::Deleting)
+        .map(|a| a.id.clone())
+        .collect();
+    if !to_delete.is_empty() {
+        return Break(Action::DeleteAssociations(to_delete));
+    }
+    if !ours.is_empty() {
+        return Break(Action::Wait(Wait::Associations));
+    }
+    Continue(())
+}
+
+/// An adopted file system loses this workspace's adopter mark and stays; the workspace's
+/// own is deleted (after a final backup when asked and possible).
+fn file_system(i: &Inputs) -> ControlFlow<Action> {
+    let ws = i.workspace;
+    let Some(fs) = i.aws.file_system else {
+        return Continue(());
+    };
+    if ws.spec.file_system_id.is_some() {
+        let uid = ws.metadata.uid.as_deref().unwrap_or_default();
+        if fs.tags.get(tag_keys::ADOPTED_BY).map(String::as_str) != Some(uid) {
+            return Continue(());
+        }
+        return Break(Action::UntagAdopted {
+            arn: fs.arn.clone(),
+        });
+    }
+    Break(match fs.lifecycle {
+        Lifecycle::Creating => Action::Wait(Wait::FileSystemCreating),
+        Lifecycle::Deleting => Action::Wait(Wait::FileSystemDeleting),
+        _ => Action::DeleteFileSystem {
+            id: fs.id.clone(),
+            final_backup: ws.spec.final_backup_on_delete == Some(true)
+                && fs.deployment_type == lustre_cloud::DeploymentType::Persistent2
+                && !fs.lifecycle.is_failed(),
+        },
+    })
+}
+
+/// The deletion policy in effect: the spec's, else the one recorded in status (the class's
+/// default when it was first recorded), else the class's default, else Delete.
+pub fn deletion_policy(
+    ws: &LustreWorkspace,
+    class: Option<&LustreWorkspaceClass>,
+) -> DeletionPolicy {
+    ws.spec
+        .deletion_policy
+        .or_else(|| ws.status.as_ref().and_then(|s| s.deletion_policy))
+        .or_else(|| {
+            class
+                .and_then(|c| c.spec.defaults.as_ref())
+                .and_then(|d| d.deletion_policy)
+        })
+        .unwrap_or(DeletionPolicy::Delete)
+}

@@ -1,0 +1,335 @@
+//! The next step for a workspace that is not being deleted: a chain of planners, one per part,
+//! in the order the parts are made. Each either hands the next part what it needs
+//! (`Continue`) or names the step to take now (`Break`).
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow::{self, Break, Continue};
+
+use kube::ResourceExt;
+use lustre_api::constants::tags as tag_keys;
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass, Violation};
+use lustre_cloud::naming;
+use lustre_cloud::{
+    DataRepositoryAssociation, FileSystem, FileSystemUpdate, IngressRule, Lifecycle, lustre_ingress,
+};
+
+use super::requests::{association_requests, client_peers, file_system_request};
+use super::{Action, ClassLookup, Inputs, Wait, association_matches, claim_name};
+
+/// A planner's answer: go on with `T`, or take this step.
+type Plan<T> = ControlFlow<Action, T>;
+
+/// The next step for a workspace that is not being deleted.
+pub fn next_action(i: &Inputs) -> Action {
+    match plan(i) {
+        Break(action) | Continue(action) => action,
+    }
+}
+
+fn plan(i: &Inputs) -> Plan<Action> {
+    let class = admitted(i)?;
+    adoption(i, class)?;
+    let security_group = security_group(i, class)?;
+    let fs = file_system(i, class, security_group)?;
+    size(i, fs)?;
+    associations(i, class, fs)?;
+    Continue(kubernetes(i, fs))
+}
+
+/// The class, the namespace, the spec and the claim's name: a workspace refused here gets
+/// nothing (no AWS call at all).
+fn admitted<'a>(i: &Inputs<'a>) -> Plan<&'a LustreWorkspaceClass> {
+    let ws = i.workspace;
+    let class = match i.class {
+        ClassLookup::Found(c) => c,
+        ClassLookup::Missing(name) => return Break(Action::ClassMissing(name.to_string())),
+        ClassLookup::NoDefault => return Break(Action::ClassMissing(String::new())),
+    };
+    if !namespace_admitted(class, i.namespace_labels) {
+        return Break(Action::NamespaceNotAllowed {
+            class: class.name_any(),
+            namespace: ws.namespace().unwrap_or_default(),
+        });
+    }
+    let mut violations = ws.validate(None);
+    violations.extend(ws.validate_against_class(class, i.namespace_labels));
+    if !violations.is_empty() {
+        return Break(Action::Invalid(violations));
+    }
+    // Before any AWS change: a workspace that cannot get its claim gets nothing.
+    if i.kube.claim_taken {
+        return Break(Action::ClaimConflict(claim_name(ws)));
+    }
+    Continue(class)
+}
+
+/// A workspace naming a file system: the class must adopt, the file system must be one it
+/// may, and it is marked as this workspace's before anything uses it.
+fn adoption(i: &Inputs, class: &LustreWorkspaceClass) -> Plan<()> {
+    let ws = i.workspace;
+    let Some(id) = &ws.spec.file_system_id else {
+        return Continue(());
+    };
+    // No AWS call for a class that adopts nothing.
+    if class.spec.adoption.is_none() {
+        return Break(Action::AdoptionRefused(adoption_refused(id)));
+    }
+    let Some(vpc) = i.aws.vpc_id else {
+        return Break(look_up_vpc(class));
+    };
+    if !may_adopt(ws, class, vpc, i.aws.file_system, i.cluster_id) {
+        return Break(Action::AdoptionRefused(adoption_refused(id)));
+    }
+    let uid = ws.metadata.uid.as_deref().unwrap_or_default();
+    match i.aws.file_system {
+        Some(fs) if fs.tags.get(tag_keys::ADOPTED_BY).map(String::as_str) != Some(uid) => {
+            Break(Action::TagAdopted {
+                arn: fs.arn.clone(),
+            })
+        }
+        _ => Continue(()),
+    }
+}
+
+fn look_up_vpc(class: &LustreWorkspaceClass) -> Action {
+    Action::LookUpVpc {
+        subnet_id: class.spec.subnet_id.clone(),
+    }
+}
+
+/// The workspace's own security group with every Lustre rule, when the class asks for one;
+/// its id goes on the file system.
+fn security_group<'a>(i: &Inputs<'a>, class: &LustreWorkspaceClass) -> Plan<Option<&'a str>> {
+    if i.workspace.spec.file_system_id.is_some() || !class.spec.security_group.managed {
+        return Continue(None);
+    }
+    let Some(sg) = i.aws.security_group else {
+        return Break(match i.aws.vpc_id {
+            None => look_up_vpc(class),
+            Some(vpc) => Action::CreateSecurityGroup {
+                vpc_id: vpc.to_string(),
+            },
+        });
+    };
+    let missing: Vec<IngressRule> = lustre_ingress(&sg.id, &client_peers(class))
+        .into_iter()
+        .filter(|r| !sg.ingress.contains(r))
+        .collect();
+    if !missing.is_empty() {
+        return Break(Action::AuthorizeRules {
+            group_id: sg.id.clone(),
+            rules: missing,
+        });
+    }
+    Continue(Some(sg.id.as_str()))
+}
+
+/// The file system, created if it never was, and usable (not creating, failed or deleting).
+fn file_system<'a>(
+    i: &Inputs<'a>,
+    class: &LustreWorkspaceClass,
+    security_group: Option<&str>,
+) -> Plan<&'a FileSystem> {
+    let ws = i.workspace;
+    let fs = match (i.aws.file_system, &ws.spec.file_system_id) {
+        (Some(fs), _) => fs,
+        (None, Some(id)) => return Break(Action::AdoptionRefused(adoption_refused(id))),
+        // A file system this workspace recorded and AWS no longer knows was deleted behind
+        // the operator's back. Creating a new one would hand pods an empty file system under
+        // the same claim, so say so and stop.
+        (None, None) => match ws.status.as_ref().and_then(|s| s.file_system_id.as_deref()) {
+            Some(id) => {
+                return Break(Action::FileSystemFailed(format!(
+                    "file system {id} no longer exists in AWS (deleted outside the operator); delete this workspace and create it again for a new, empty file system"
+                )));
+            }
+            None => {
+                return Break(Action::CreateFileSystem(Box::new(file_system_request(
+                    ws,
+                    class,
+                    security_group,
+                ))));
+            }
+        },
+    };
+    match &fs.lifecycle {
+        l if l.is_failed() => Break(Action::FileSystemFailed(
+            fs.failure_message
+                .as_deref()
+                .map(lustre_cloud::redact)
+                .unwrap_or_else(|| format!("file system {} is {}", fs.id, l.as_str())),
+        )),
+        Lifecycle::Creating => Break(Action::Wait(Wait::FileSystemCreating)),
+        Lifecycle::Updating => Break(Action::Wait(Wait::FileSystemUpdating)),
+        Lifecycle::Deleting => Break(Action::FileSystemFailed(format!(
+            "file system {} is being deleted outside the operator",
+            fs.id
+        ))),
+        _ if fs.update_in_progress => Break(Action::Wait(Wait::FileSystemUpdating)),
+        _ => Continue(fs),
+    }
+}
+
+/// Capacity and throughput as the spec asks (an adopted file system is taken as it is).
+fn size(i: &Inputs, fs: &FileSystem) -> Plan<()> {
+    let ws = i.workspace;
+    if ws.spec.file_system_id.is_some() {
+        return Continue(());
+    }
+    let mut update = FileSystemUpdate::default();
+    let want = i64::from(ws.spec.storage_capacity_gib);
+    let have = i64::from(fs.storage_capacity_gib);
+    if want < have {
+        return Break(Action::Invalid(vec![Violation {
+            field: "spec.storageCapacityGiB".into(),
+            message: format!(
+                "{} (the file system already has {have} GiB)",
+                lustre_api::rules::CAPACITY_GROWS_MSG
+            ),
+        }]));
+    }
+    if want > have {
+        update.storage_capacity_gib = Some(ws.spec.storage_capacity_gib);
+    }
+    if fs.deployment_type == lustre_cloud::DeploymentType::Persistent2
+        && ws.spec.per_unit_storage_throughput.is_some()
+        && ws.spec.per_unit_storage_throughput != fs.per_unit_storage_throughput
+    {
+        update.per_unit_storage_throughput = ws.spec.per_unit_storage_throughput;
+    }
+    if update == FileSystemUpdate::default() {
+        return Continue(());
+    }
+    Break(Action::UpdateFileSystem {
+        id: fs.id.clone(),
+        update,
+    })
+}
+
+/// Data repository associations: unlink what is no longer asked for first (paths may not
+/// overlap, so a changed entry is removed before its replacement is made), then link what is
+/// missing, and wait until every one is available.
+fn associations(i: &Inputs, class: &LustreWorkspaceClass, fs: &FileSystem) -> Plan<()> {
+    let ws = i.workspace;
+    let uid = ws.metadata.uid.as_deref().unwrap_or_default();
+    let adopted = ws.spec.file_system_id.is_some();
+    let mine: Vec<&DataRepositoryAssociation> = i.aws.associations_of_file_system();
+    let desired = &ws.spec.data_repositories;
+    let stale: Vec<String> = mine
+        .iter()
+        .filter(|a| a.lifecycle != Lifecycle::Deleting)
+        .filter(|a| !desired.iter().any(|r| association_matches(a, r)))
+        // An adopted file system may carry associations someone else made: only ours go.
+        .filter(|a| !adopted || naming::owner_uid(&a.tags) == Some(uid))
+        .map(|a| a.id.clone())
+        .collect();
+    if !stale.is_empty() {
+        return Break(Action::DeleteAssociations(stale));
+    }
+    if mine.iter().any(|a| a.lifecycle == Lifecycle::Deleting) {
+        return Break(Action::Wait(Wait::Associations));
+    }
+    let mut missing = Vec::new();
+    for r in desired {
+        match i.aws.association_for(r) {
+            Some(a) if a.lifecycle.is_failed() => {
+                return Break(Action::AssociationFailed {
+                    name: r.name.clone(),
+                    message: a
+                        .failure_message
+                        .as_deref()
+                        .map(lustre_cloud::redact)
+                        .unwrap_or_else(|| {
+                            format!("association {} is {}", a.id, a.lifecycle.as_str())
+                        }),
+                });
+            }
+            Some(_) => {}
+            None => missing.push(r),
+        }
+    }
+    if !missing.is_empty() {
+        return Break(Action::CreateAssociations(association_requests(
+            ws, class, fs, &missing,
+        )));
+    }
+    if mine.iter().any(|a| a.lifecycle != Lifecycle::Available) {
+        return Break(Action::Wait(Wait::Associations));
+    }
+    Continue(())
+}
+
+/// The StorageClass, the PersistentVolume naming the file system at its size, the claim,
+/// bound.
+fn kubernetes(i: &Inputs, fs: &FileSystem) -> Action {
+    if !i.kube.storage_class {
+        return Action::ApplyStorageClass;
+    }
+    match &i.kube.volume {
+        Some(v)
+            if v.file_system_id == fs.id
+                && v.capacity_gib == i64::from(fs.storage_capacity_gib) => {}
+        _ => return Action::ApplyVolume,
+    }
+    match &i.kube.claim {
+        None => Action::ApplyClaim,
+        Some(c) if !c.bound => Action::Wait(Wait::ClaimBinding),
+        Some(_) => Action::Ready,
+    }
+}
+
+/// Whether the class admits a namespace with these labels (no selector: every namespace).
+pub fn namespace_admitted(class: &LustreWorkspaceClass, labels: &BTreeMap<String, String>) -> bool {
+    class
+        .spec
+        .allowed_namespaces
+        .as_ref()
+        .is_none_or(|selector| lustre_api::validation::selector_matches(selector, labels))
+}
+
+/// Whether the workspace may adopt `fs` under its class's adoption policy: a SCRATCH_2 or
+/// PERSISTENT_2 file system in the VPC of the class's subnet that no other workspace adopts;
+/// made by the operator only if it was kept (`Retain`) from a workspace of the same namespace,
+/// otherwise carrying every tag the policy names.
+pub fn may_adopt(
+    ws: &LustreWorkspace,
+    class: &LustreWorkspaceClass,
+    vpc_id: &str,
+    fs: Option<&FileSystem>,
+    cluster_id: Option<&str>,
+) -> bool {
+    let (Some(policy), Some(fs)) = (&class.spec.adoption, fs) else {
+        return false;
+    };
+    let uid = ws.metadata.uid.as_deref().unwrap_or_default();
+    let ns = ws.metadata.namespace.as_deref().unwrap_or_default();
+    let tag = |k: &str| fs.tags.get(k).map(String::as_str);
+    if fs.vpc_id.as_deref() != Some(vpc_id)
+        || fs.deployment_type == lustre_cloud::DeploymentType::Other
+        || tag(tag_keys::ADOPTED_BY).is_some_and(|a| a != uid)
+    {
+        return false;
+    }
+    match naming::owner_uid(&fs.tags) {
+        Some(owner) if owner == uid => true,
+        // Kept by this install (two clusters may both have a namespace of that name).
+        Some(_) => {
+            tag(tag_keys::RETAINED) == Some("true")
+                && tag(tag_keys::NAMESPACE) == Some(ns)
+                && tag(tag_keys::CLUSTER) == cluster_id
+        }
+        None => policy
+            .file_system_tags
+            .iter()
+            .all(|(k, v)| tag(k) == Some(v.as_str())),
+    }
+}
+
+/// The one refusal for every adoption that may not happen: whether the file system is
+/// missing, elsewhere, someone else's or outside the policy is not told apart, so the answer
+/// reveals nothing about file systems a tenant cannot see.
+pub fn adoption_refused(id: &str) -> String {
+    format!(
+        "file system {id} cannot be adopted by this workspace: it is not in the class's region and VPC, or the class's adoption policy does not admit it (no policy, tags that do not match, not a SCRATCH_2 / PERSISTENT_2 Lustre file system, or another workspace owns or adopts it)"
+    )
+}

@@ -1,0 +1,128 @@
+//! Decide, then act: one pure function from what a workspace asks for and what was observed
+//! (in Kubernetes and AWS) to the single next step. The reconciler does the step, then asks
+//! again; a crash anywhere leaves a state this function maps to the right next step.
+//!
+//! - [`action`]: the steps ([`Action`]) and, written once per step, what each is called,
+//!   says, records and whether the reconcile goes on after it;
+//! - [`create`]: [`next_action`], a chain of small planners, one per part (gate, adoption,
+//!   security group, file system, size, associations, Kubernetes objects);
+//! - [`cleanup`]: [`next_cleanup_action`], the same for a workspace being deleted;
+//! - [`requests`]: the names, tags and AWS requests a step carries.
+
+mod action;
+mod cleanup;
+mod create;
+mod requests;
+
+use std::collections::BTreeMap;
+
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
+use lustre_cloud::{DataRepositoryAssociation, FileSystem, SecurityGroup};
+
+pub use action::{Action, After, Kind, Poll, Stopped, Wait, event_reason};
+pub use cleanup::{deletion_policy, next_cleanup_action};
+pub use create::{adoption_refused, may_adopt, namespace_admitted, next_action};
+pub use requests::{
+    LUSTRE_VERSION, association_matches, claim_name, client_peers, owner, resource_tags,
+};
+
+/// What was found for the workspace's class.
+#[derive(Clone, Copy, Debug)]
+pub enum ClassLookup<'a> {
+    /// The class (named, or the default).
+    Found(&'a LustreWorkspaceClass),
+    /// `spec.className` names a class that does not exist.
+    Missing(&'a str),
+    /// No class named and none marked default.
+    NoDefault,
+}
+
+/// The Kubernetes side as observed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KubeView {
+    /// The class's StorageClass exists.
+    pub storage_class: bool,
+    /// The workspace's PersistentVolume.
+    pub volume: Option<VolumeView>,
+    /// The workspace's claim.
+    pub claim: Option<ClaimView>,
+    /// A claim of that name exists and is not the workspace's (no owner reference to it).
+    pub claim_taken: bool,
+}
+
+/// What matters of the PersistentVolume.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VolumeView {
+    /// Capacity in GiB.
+    pub capacity_gib: i64,
+    /// `spec.csi.volumeHandle`.
+    pub file_system_id: String,
+}
+
+/// What matters of the PersistentVolumeClaim.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimView {
+    /// `status.phase == Bound`.
+    pub bound: bool,
+    /// Has a deletion timestamp (pods may still hold it through pvc-protection).
+    pub deleting: bool,
+}
+
+/// The AWS side as observed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AwsView<'a> {
+    /// VPC of the class's subnet, once looked up.
+    pub vpc_id: Option<&'a str>,
+    /// The workspace's security group, if the operator made one.
+    pub security_group: Option<&'a SecurityGroup>,
+    /// The workspace's (or the adopted) file system.
+    pub file_system: Option<&'a FileSystem>,
+    /// Associations of that file system.
+    pub associations: &'a [DataRepositoryAssociation],
+}
+
+/// Everything the decision looks at.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    pub workspace: &'a LustreWorkspace,
+    pub class: ClassLookup<'a>,
+    pub namespace_labels: &'a BTreeMap<String, String>,
+    /// This install's id, when it has one.
+    pub cluster_id: Option<&'a str>,
+    pub aws: AwsView<'a>,
+    pub kube: &'a KubeView,
+}
+
+impl<'a> AwsView<'a> {
+    /// The associations of the observed file system (none without one).
+    pub fn associations_of_file_system(&self) -> Vec<&'a DataRepositoryAssociation> {
+        let associations = self.associations;
+        match self.file_system {
+            Some(fs) => associations
+                .iter()
+                .filter(|a| a.file_system_id == fs.id)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The association of the observed file system that is what `repository` asks for.
+    pub fn association_for(
+        &self,
+        repository: &lustre_api::DataRepository,
+    ) -> Option<&'a DataRepositoryAssociation> {
+        self.associations_of_file_system()
+            .into_iter()
+            .find(|a| association_matches(a, repository))
+    }
+}
+
+impl<'a> ClassLookup<'a> {
+    /// The class, when there is one.
+    pub fn found(self) -> Option<&'a LustreWorkspaceClass> {
+        match self {
+            Self::Found(c) => Some(c),
+            Self::Missing(_) | Self::NoDefault => None,
+        }
+    }
+}

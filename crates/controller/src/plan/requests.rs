@@ -1,0 +1,144 @@
+//! What a step carries: the workspace's names and tags, and the AWS requests built from its
+//! spec and class.
+
+use lustre_api::validation::effective_deployment_type;
+use lustre_api::{DeploymentType, LustreWorkspace, LustreWorkspaceClass};
+use lustre_cloud::naming::{self, Owner};
+use lustre_cloud::{
+    DataRepositoryAssociation, DataRepositoryRequest, FileSystem, FileSystemRequest, Peer, Tags,
+};
+
+/// Lustre version every file system is created with: 2.15 lets data repository associations
+/// work on SCRATCH_2 as well as PERSISTENT_2, and the version cannot change later.
+pub const LUSTRE_VERSION: &str = "2.15";
+
+/// The workspace's identity for tokens and tags.
+pub fn owner(ws: &LustreWorkspace, class_name: &str) -> Owner {
+    Owner {
+        namespace: ws.metadata.namespace.clone().unwrap_or_default(),
+        name: ws.metadata.name.clone().unwrap_or_default(),
+        uid: ws.metadata.uid.clone().unwrap_or_default(),
+        class: class_name.to_string(),
+    }
+}
+
+/// The claim's name: `spec.claimName` or the workspace's name.
+pub fn claim_name(ws: &LustreWorkspace) -> String {
+    ws.spec
+        .claim_name
+        .clone()
+        .unwrap_or_else(|| ws.metadata.name.clone().unwrap_or_default())
+}
+
+/// Tags for the workspace's AWS resources.
+pub fn resource_tags(ws: &LustreWorkspace, class: &LustreWorkspaceClass) -> Tags {
+    let class_name = class.metadata.name.clone().unwrap_or_default();
+    naming::owner_tags(&owner(ws, &class_name), &class.spec.tags, &ws.spec.tags)
+}
+
+/// Client peers the class lets in.
+pub fn client_peers(class: &LustreWorkspaceClass) -> Vec<Peer> {
+    let sg = &class.spec.security_group;
+    sg.client_security_group_ids
+        .iter()
+        .map(|g| Peer::Group(g.clone()))
+        .chain(sg.client_cidrs.iter().map(|c| Peer::Cidr(c.clone())))
+        .collect()
+}
+
+/// The request that creates the workspace's file system.
+pub(super) fn file_system_request(
+    ws: &LustreWorkspace,
+    class: &LustreWorkspaceClass,
+    security_group: Option<&str>,
+) -> FileSystemRequest {
+    let deployment = effective_deployment_type(&ws.spec, &class.spec);
+    let compression = ws.spec.data_compression_type.or_else(|| {
+        class
+            .spec
+            .defaults
+            .as_ref()
+            .and_then(|d| d.data_compression_type)
+    });
+    let mut groups: Vec<String> = security_group.into_iter().map(str::to_string).collect();
+    groups.extend(
+        class
+            .spec
+            .security_group
+            .additional_security_group_ids
+            .iter()
+            .cloned(),
+    );
+    FileSystemRequest {
+        client_token: naming::file_system_token(ws.metadata.uid.as_deref().unwrap_or_default()),
+        deployment_type: match deployment {
+            DeploymentType::Scratch2 => lustre_cloud::DeploymentType::Scratch2,
+            DeploymentType::Persistent2 => lustre_cloud::DeploymentType::Persistent2,
+        },
+        storage_capacity_gib: ws.spec.storage_capacity_gib,
+        per_unit_storage_throughput: ws.spec.per_unit_storage_throughput,
+        subnet_id: class.spec.subnet_id.clone(),
+        security_group_ids: groups,
+        kms_key_id: (deployment == DeploymentType::Persistent2)
+            .then(|| class.spec.kms_key_id.clone())
+            .flatten(),
+        lz4_compression: compression == Some(lustre_api::DataCompressionType::Lz4),
+        automatic_backup_retention_days: class.spec.automatic_backup_retention_days,
+        weekly_maintenance_start_time: class.spec.weekly_maintenance_start_time.clone(),
+        file_system_type_version: LUSTRE_VERSION.to_string(),
+        tags: resource_tags(ws, class),
+    }
+}
+
+/// The requests that link the spec's data repositories not linked yet.
+pub(super) fn association_requests(
+    ws: &LustreWorkspace,
+    class: &LustreWorkspaceClass,
+    fs: &FileSystem,
+    missing: &[&lustre_api::DataRepository],
+) -> Vec<DataRepositoryRequest> {
+    let uid = ws.metadata.uid.as_deref().unwrap_or_default();
+    let tags = resource_tags(ws, class);
+    missing
+        .iter()
+        .map(|r| DataRepositoryRequest {
+            client_token: naming::association_token(uid, &fs.id, &r.file_system_path, &r.s3_path),
+            file_system_id: fs.id.clone(),
+            file_system_path: r.file_system_path.clone(),
+            data_repository_path: r.s3_path.clone(),
+            auto_import: r.auto_import.iter().map(|e| event(*e)).collect(),
+            auto_export: r.auto_export.iter().map(|e| event(*e)).collect(),
+            batch_import_meta_data_on_create: r.import_metadata_on_create.unwrap_or(false),
+            imported_file_chunk_size_mib: r.imported_file_chunk_size_mib,
+            tags: tags.clone(),
+        })
+        .collect()
+}
+
+fn event(e: lustre_api::S3Event) -> lustre_cloud::S3Event {
+    match e {
+        lustre_api::S3Event::New => lustre_cloud::S3Event::New,
+        lustre_api::S3Event::Changed => lustre_cloud::S3Event::Changed,
+        lustre_api::S3Event::Deleted => lustre_cloud::S3Event::Deleted,
+    }
+}
+
+/// Whether an observed association is what a spec entry asks for.
+pub fn association_matches(a: &DataRepositoryAssociation, r: &lustre_api::DataRepository) -> bool {
+    let mut want_import: Vec<_> = r.auto_import.iter().map(|e| event(*e)).collect();
+    let mut want_export: Vec<_> = r.auto_export.iter().map(|e| event(*e)).collect();
+    let (mut have_import, mut have_export) = (a.auto_import.clone(), a.auto_export.clone());
+    for v in [
+        &mut want_import,
+        &mut want_export,
+        &mut have_import,
+        &mut have_export,
+    ] {
+        v.sort();
+        v.dedup();
+    }
+    a.file_system_path == r.file_system_path
+        && a.data_repository_path == r.s3_path
+        && want_import == have_import
+        && want_export == have_export
+}

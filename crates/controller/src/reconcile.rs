@@ -1,0 +1,225 @@
+//! One reconcile: observe (Kubernetes, the poller's cache, AWS only where needed), decide
+//! with [`crate::plan`], act, and again while the step's result is known locally (VPC →
+//! group → rules → file system); then write status with server-side apply when it changed and
+//! publish Events. Everything that waits on AWS is woken by the poller.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use lustre_api::constants::FINALIZER;
+use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
+
+use crate::act::{act, kill_point};
+use crate::context::Context;
+use crate::error::Error;
+use crate::observe::{Observed, observe, remember, resolve_class};
+use crate::plan::{self, Action, Poll, event_reason};
+use crate::write::{set_finalizer, write_status};
+
+/// The top-level reconcile: the finalizer, then apply or cleanup, with its duration and
+/// outcome in the metrics. The finalizer is removed only when cleanup reports nothing left
+/// (kube-runtime's helper removes it on any successful cleanup pass, which would drop the
+/// wait for pods).
+pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let ns = ws.namespace().unwrap_or_default();
+    if !ctx.config.namespaces.is_empty() && !ctx.config.namespaces.contains(&ns) {
+        // Another operator's (or nobody's) namespace: leave it alone entirely.
+        return Ok(Requeue::await_change());
+    }
+    let started = Instant::now();
+    let ws = ctx.memory.freshen(ws);
+    let result = if ws.metadata.deletion_timestamp.is_some() {
+        delete(&ws, &ctx).await
+    } else {
+        // The finalizer goes on just before the first step that creates something (see
+        // run_steps): a workspace refused before that (invalid spec, missing class) deletes
+        // at once, with no AWS call.
+        apply(&ws, &ctx).await
+    };
+    ctx.metrics.reconciled(
+        started.elapsed(),
+        result.as_ref().err().map(Error::category),
+    );
+    if result.is_ok() {
+        ctx.memory.succeeded(&ws.uid().unwrap_or_default());
+    }
+    result
+}
+
+async fn apply(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
+    let (action, o) = run_steps(ctx, ws, false).await?;
+    follow(ctx, ws, &o, &action).await;
+    let before = ws.status.as_ref();
+    let after = write_status(ctx, ws, &o, &action, None, false).await?;
+    if matches!(action, Action::Ready) && before.is_none_or(|s| s.phase != Some(Phase::Ready)) {
+        let note = format!(
+            "claim {} is bound: mount it in your pods",
+            plan::claim_name(ws)
+        );
+        ctx.publish(ws, EventType::Normal, event_reason::READY, note)
+            .await;
+    }
+    // A step that needs a person is a Warning named by the Ready condition's reason (so
+    // `kubectl get events --field-selector reason=NamespaceNotAllowed` finds them), once per
+    // change of the Ready condition, not once per look.
+    if let Some(stopped) = action.stopped() {
+        let ready = |s: Option<&LustreWorkspaceStatus>| {
+            s.and_then(|s| s.conditions.first())
+                .map(|c| (c.reason.clone(), c.message.clone()))
+        };
+        if ready(before) != ready(Some(&after)) {
+            ctx.publish(ws, EventType::Warning, stopped.reason, action.describe())
+                .await;
+        }
+    }
+    Ok(requeue(ctx, &action))
+}
+
+/// Cleanup, then the finalizer's removal once nothing is left.
+async fn delete(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
+    if !ws.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Requeue::await_change());
+    }
+    // Cleanup this process saw finish needs no second look at AWS: only the finalizer is left
+    // (its patch may have been refused, e.g. by a conflict).
+    let uid = ws.uid().unwrap_or_default();
+    if !ctx.memory.cleaned(&uid) {
+        let (done, requeue) = cleanup(ws, ctx).await?;
+        if !done {
+            return Ok(requeue);
+        }
+        ctx.memory.set_cleaned(&uid, true);
+    }
+    set_finalizer(ctx, ws, false).await?;
+    ctx.memory.forget(&uid);
+    Ok(Requeue::await_change())
+}
+
+/// Returns whether nothing is left (the finalizer may go) and when to look again.
+async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue), Error> {
+    let (action, o) = run_steps(ctx, ws, true).await?;
+    if matches!(action, Action::Finished) {
+        if let Some(id) = ws
+            .spec
+            .file_system_id
+            .clone()
+            .or(ws.status.as_ref().and_then(|s| s.file_system_id.clone()))
+        {
+            ctx.poller.forget(&id, &ObjectRef::from_obj(ws));
+        }
+        ctx.metrics.set_phase(&ws.uid().unwrap_or_default(), None);
+        let note = "cleanup finished".to_string();
+        ctx.publish(ws, EventType::Normal, event_reason::DELETED, note)
+            .await;
+        return Ok((true, Requeue::await_change()));
+    }
+    write_status(ctx, ws, &o, &action, None, true).await?;
+    follow(ctx, ws, &o, &action).await;
+    Ok((false, requeue(ctx, &action)))
+}
+
+/// Has the poller follow the file system as the step calls for.
+async fn follow(ctx: &Context, ws: &LustreWorkspace, o: &Observed, action: &Action) {
+    let Some(fs) = &o.fs else { return };
+    let pace = action.after().poll;
+    if pace == Poll::AsBefore {
+        return;
+    }
+    let follower = o.follower(ws, &ctx.cloud_for(o.class()).await);
+    match pace {
+        Poll::EveryInterval => ctx.poller.watch(&fs.id, follower),
+        Poll::DriftOnly => ctx.poller.settle(&fs.id, follower),
+        Poll::AsBefore => {}
+    }
+}
+
+/// Observes once, then plans and acts until a step waits or the plan does not move.
+async fn run_steps(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    deleting: bool,
+) -> Result<(Action, Observed), Error> {
+    let class = resolve_class(ctx, ws).await?;
+    let cloud = ctx.cloud_for(class.get()).await;
+    let mut o = observe(ctx, ws, class, &cloud, deleting).await?;
+    let mut last = Action::Finished;
+    let mut finalized = ws.finalizers().iter().any(|f| f == FINALIZER);
+    for _ in 0..12 {
+        let inputs = o.inputs(ws);
+        let action = if deleting {
+            plan::next_cleanup_action(&inputs)
+        } else {
+            plan::next_action(&inputs)
+        };
+        // A step that did not move anything (e.g. a volume still held) waits for a watch.
+        if action == last {
+            break;
+        }
+        tracing::debug!(
+            workspace.namespace = ws.namespace().unwrap_or_default(),
+            workspace.name = ws.name_any(),
+            step = action.step(),
+            "{}",
+            action.describe()
+        );
+        if !deleting && !finalized && action.changes() {
+            set_finalizer(ctx, ws, true).await?;
+            finalized = true;
+        }
+        let acted = act(ctx, ws, &cloud, &mut o, &action).await;
+        remember(ctx, ws, &o);
+        if let Err(e) = acted {
+            if let Some(ce) = e.cloud() {
+                write_status(ctx, ws, &o, &action, Some(ce), deleting).await?;
+                let note = format!("{}: {}", action.describe(), ce.for_tenants());
+                ctx.publish(ws, EventType::Warning, action.event_reason(), note)
+                    .await;
+            }
+            return Err(e);
+        }
+        kill_point(action.step());
+        if action.announced() {
+            ctx.publish(
+                ws,
+                EventType::Normal,
+                action.event_reason(),
+                action.describe(),
+            )
+            .await;
+        }
+        let more = action.continues();
+        last = action;
+        if !more {
+            break;
+        }
+    }
+    Ok((last, o))
+}
+
+/// What to do after a reconcile that ended on `action`.
+fn requeue(ctx: &Context, action: &Action) -> Requeue {
+    match action.after().recheck {
+        Some(n) => Requeue::requeue(ctx.config.claim_recheck * n),
+        None => Requeue::await_change(),
+    }
+}
+
+/// Terminal AWS errors wait for a change; everything else backs off per object, growing
+/// and jittered, capped. The log line names the step that failed.
+pub fn error_policy(ws: Arc<LustreWorkspace>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    tracing::warn!(
+        workspace.namespace = ws.namespace().unwrap_or_default(),
+        workspace.name = ws.name_any(),
+        step = %error.step,
+        error = error as &dyn std::error::Error,
+        "reconcile failed"
+    );
+    match ctx.retry_delay(&ws.uid().unwrap_or_default(), error) {
+        Some(delay) => Requeue::requeue(delay),
+        None => Requeue::await_change(),
+    }
+}

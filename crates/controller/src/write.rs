@@ -1,0 +1,93 @@
+//! Writes to the workspace object itself: its status (server-side apply, only when it
+//! changed) and its cleanup finalizer (a JSON patch guarded by a test).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use lustre_api::constants::{FIELD_MANAGER, FINALIZER};
+use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
+use lustre_cloud::CloudError;
+
+use crate::context::Context;
+use crate::error::{Error, Step};
+use crate::observe::Observed;
+use crate::plan::Action;
+use crate::status::desired_status;
+
+/// Writes the status the observation and step call for, when it differs from the current
+/// one; returns it.
+pub(crate) async fn write_status(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    o: &Observed,
+    action: &Action,
+    error: Option<&CloudError>,
+    deleting: bool,
+) -> Result<LustreWorkspaceStatus, Error> {
+    let now = Time(jiff::Timestamp::now());
+    let status = desired_status(&o.inputs(ws), action, error, deleting, &now);
+    if ws.status.as_ref() == Some(&status) {
+        return Ok(status);
+    }
+    if status.phase == Some(Phase::Ready)
+        && ws.status.as_ref().is_none_or(|s| s.ready_time.is_none())
+    {
+        ctx.metrics.became_ready(ws, &status);
+    }
+    let uid = ws.uid().unwrap_or_default();
+    ctx.metrics.set_phase(&uid, status.phase);
+    let api: Api<LustreWorkspace> =
+        Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": LustreWorkspace::api_version(&()),
+        "kind": LustreWorkspace::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&ws.name_any(), &params, &Patch::Apply(&patch))
+        .await
+        .map_err(Step::WriteStatus.kube())?;
+    ctx.memory
+        .wrote(&uid, ws.resource_version(), status.clone());
+    Ok(status)
+}
+
+/// Adds or removes the cleanup finalizer with a JSON patch guarded by a `test`, so a
+/// concurrent writer makes the patch fail (and the reconcile retry) instead of being lost.
+pub(crate) async fn set_finalizer(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    present: bool,
+) -> Result<(), Error> {
+    let current: Vec<String> = ws.finalizers().to_vec();
+    let mut wanted: Vec<String> = current
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        wanted.push(FINALIZER.to_string());
+    }
+    if wanted == current {
+        return Ok(());
+    }
+    let test = match ws.metadata.finalizers {
+        Some(_) => serde_json::json!(current),
+        None => serde_json::Value::Null,
+    };
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": test},
+        {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+    ]))
+    .expect("static patch shape");
+    let step = if present {
+        Step::AddFinalizer
+    } else {
+        Step::RemoveFinalizer
+    };
+    Api::<LustreWorkspace>::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default())
+        .patch::<LustreWorkspace>(&ws.name_any(), &PatchParams::default(), &Patch::Json(patch))
+        .await
+        .map_err(step.kube())?;
+    Ok(())
+}
