@@ -66,14 +66,7 @@ impl Store {
             .to_string();
         let when = ev["eventTime"]
             .as_str()
-            .map(|t| {
-                t.split('.')
-                    .next()
-                    .unwrap_or(t)
-                    .trim_end_matches('Z')
-                    .to_string()
-                    + "Z"
-            })
+            .map(whole_seconds)
             .unwrap_or_else(now_rfc3339);
         let key = Self::key(&core, &ns, &name);
         let first = self
@@ -83,14 +76,7 @@ impl Store {
             .unwrap_or_else(|| when.clone());
         let last = ev["series"]["lastObservedTime"]
             .as_str()
-            .map(|t| {
-                t.split('.')
-                    .next()
-                    .unwrap_or(t)
-                    .trim_end_matches('Z')
-                    .to_string()
-                    + "Z"
-            })
+            .map(whole_seconds)
             .unwrap_or(when);
         let mut obj = json!({
             "apiVersion": "v1", "kind": "Event",
@@ -107,4 +93,14 @@ impl Store {
         self.put(key, obj.clone());
         self.record(&core, if existed { "MODIFIED" } else { "ADDED" }, obj);
     }
+}
+
+/// A MicroTime (`2026-12-03T10:00:00.123456Z`) as a core/v1 Event's Time: whole seconds.
+fn whole_seconds(t: &str) -> String {
+    t.split('.')
+        .next()
+        .unwrap_or(t)
+        .trim_end_matches('Z')
+        .to_string()
+        + "Z"
 }
