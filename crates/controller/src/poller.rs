@@ -62,7 +62,7 @@ struct State {
 /// associations of.
 struct Due {
     cloud: Arc<dyn Cloud>,
-    ids: Vec<String>,
+    ids: BTreeSet<String>,
     linked: BTreeSet<String>,
 }
 
@@ -185,12 +185,10 @@ impl Poller {
             let f = &e.follower;
             let due = groups.entry(f.region.clone()).or_insert_with(|| Due {
                 cloud: f.cloud.clone(),
-                ids: Vec::new(),
+                ids: BTreeSet::new(),
                 linked: BTreeSet::new(),
             });
-            if !due.ids.contains(id) {
-                due.ids.push(id.clone());
-            }
+            due.ids.insert(id.clone());
             if f.links {
                 due.linked.insert(id.clone());
             }
@@ -203,7 +201,7 @@ impl Poller {
     /// stay as cached.
     fn apply(
         &self,
-        ids: &[String],
+        ids: &BTreeSet<String>,
         file_systems: Vec<FileSystem>,
         associations: Option<Vec<DataRepositoryAssociation>>,
     ) -> usize {
@@ -272,7 +270,8 @@ impl Poller {
 /// and the associations of those that exist, are not being created or deleted, and are
 /// followed by a workspace that links some (`None` inside when that describe failed).
 async fn describe(due: &Due) -> Option<(Vec<FileSystem>, Option<Vec<DataRepositoryAssociation>>)> {
-    let file_systems = match due.cloud.describe_file_systems(&due.ids).await {
+    let ids: Vec<String> = due.ids.iter().cloned().collect();
+    let file_systems = match due.cloud.describe_file_systems(&ids).await {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(

@@ -12,6 +12,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use lustre_api::constants::FINALIZER;
 use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
+use lustre_cloud::Cloud;
 
 use crate::act::{act, kill_point};
 use crate::context::Context;
@@ -51,8 +52,8 @@ pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Re
 }
 
 async fn apply(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
-    let (action, o) = run_steps(ctx, ws, false).await?;
-    follow(ctx, ws, &o, &action).await;
+    let (action, o, cloud) = run_steps(ctx, ws, false).await?;
+    follow(ctx, ws, &o, &cloud, &action);
     let before = ws.status.as_ref();
     let after = write_status(ctx, ws, &o, &action, None, false).await?;
     if matches!(action, Action::Ready) && before.is_none_or(|s| s.phase != Some(Phase::Ready)) {
@@ -101,7 +102,7 @@ async fn delete(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
 
 /// Returns whether nothing is left (the finalizer may go) and when to look again.
 async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue), Error> {
-    let (action, o) = run_steps(ctx, ws, true).await?;
+    let (action, o, cloud) = run_steps(ctx, ws, true).await?;
     if matches!(action, Action::Finished) {
         if let Some(id) = ws
             .spec
@@ -118,21 +119,22 @@ async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue),
         return Ok((true, Requeue::await_change()));
     }
     write_status(ctx, ws, &o, &action, None, true).await?;
-    follow(ctx, ws, &o, &action).await;
+    follow(ctx, ws, &o, &cloud, &action);
     Ok((false, requeue(ctx, &action)))
 }
 
 /// Has the poller follow the file system as the step calls for.
-async fn follow(ctx: &Context, ws: &LustreWorkspace, o: &Observed, action: &Action) {
+fn follow(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    o: &Observed,
+    cloud: &Arc<dyn Cloud>,
+    action: &Action,
+) {
     let Some(fs) = &o.fs else { return };
-    let pace = action.after().poll;
-    if pace == Poll::AsBefore {
-        return;
-    }
-    let follower = o.follower(ws, &ctx.cloud_for(o.class()).await);
-    match pace {
-        Poll::EveryInterval => ctx.poller.watch(&fs.id, follower),
-        Poll::DriftOnly => ctx.poller.settle(&fs.id, follower),
+    match action.after().poll {
+        Poll::EveryInterval => ctx.poller.watch(&fs.id, o.follower(ws, cloud)),
+        Poll::DriftOnly => ctx.poller.settle(&fs.id, o.follower(ws, cloud)),
         Poll::AsBefore => {}
     }
 }
@@ -142,7 +144,7 @@ async fn run_steps(
     ctx: &Context,
     ws: &LustreWorkspace,
     deleting: bool,
-) -> Result<(Action, Observed), Error> {
+) -> Result<(Action, Observed, Arc<dyn Cloud>), Error> {
     let class = resolve_class(ctx, ws).await?;
     let cloud = ctx.cloud_for(class.get()).await;
     let mut o = observe(ctx, ws, class, &cloud, deleting).await?;
@@ -197,7 +199,7 @@ async fn run_steps(
             break;
         }
     }
-    Ok((last, o))
+    Ok((last, o, cloud))
 }
 
 /// What to do after a reconcile that ended on `action`.
