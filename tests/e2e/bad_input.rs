@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use lustre_cloud::Cloud;
+use lustre_cloud::FileSystems;
 use lustre_cloud::aws::{AwsCloud, AwsSettings};
 use serde_json::Value;
 use support::*;

@@ -137,7 +137,7 @@ async fn wait_reason(c: &RealCluster, ns: &str, name: &str, reason: &str) -> Str
 /// A file system made straight in the simulated AWS (by Terraform, the console, another
 /// tool), not by the operator.
 async fn made_by_hand(aws_url: &str, token: &str, subnet: &str, tags: &[(&str, &str)]) -> String {
-    use lustre_cloud::Cloud;
+    use lustre_cloud::FileSystems;
     let cloud = lustre_cloud::aws::AwsCloud::new(
         &lustre_cloud::aws::AwsSettings {
             region: Some("us-east-1".into()),

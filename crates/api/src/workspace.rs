@@ -263,6 +263,16 @@ impl S3Event {
             Self::Deleted => "DELETED",
         }
     }
+
+    /// Parses the FSx API's spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "NEW" => Some(Self::New),
+            "CHANGED" => Some(Self::Changed),
+            "DELETED" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
 }
 
 /// One S3 location linked into the file system (an FSx data repository association).

@@ -24,7 +24,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
-use lustre_cloud::Cloud;
+use lustre_cloud::FileSystems;
 use lustre_cloud::aws::{AwsCloud, AwsSettings};
 use lustre_sandbox::aws::state::Timing;
 use lustre_sandbox::aws::{SimAws, SimConfig};

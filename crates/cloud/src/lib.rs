@@ -16,9 +16,15 @@ use async_trait::async_trait;
 pub use error::{CloudError, CloudResult, ErrorKind, redact};
 pub use types::*;
 
-/// The FSx / EC2 operations of one region.
+/// The FSx / EC2 operations of one region: its network half (EC2) and its file system half
+/// (FSx), each implemented where its API is spoken.
+pub trait Cloud: Networking + FileSystems + Send + Sync + Debug {}
+
+impl<T: Networking + FileSystems + Send + Sync + Debug> Cloud for T {}
+
+/// The EC2 operations: subnets and the file systems' security groups.
 #[async_trait]
-pub trait Cloud: Send + Sync + Debug {
+pub trait Networking: Send + Sync {
     /// The VPC of a subnet.
     async fn subnet_vpc(&self, subnet_id: &str) -> CloudResult<String>;
 
@@ -38,7 +44,11 @@ pub trait Cloud: Send + Sync + Debug {
     /// Deletes a security group. While network interfaces still use it the error is
     /// [`ErrorKind::DependencyViolation`].
     async fn delete_security_group(&self, group_id: &str) -> CloudResult<()>;
+}
 
+/// The FSx operations: file systems, their tags and their data repository associations.
+#[async_trait]
+pub trait FileSystems: Send + Sync {
     /// Creates a Lustre file system; the same token with the same request returns the same
     /// file system.
     async fn create_file_system(&self, request: &FileSystemRequest) -> CloudResult<FileSystem>;

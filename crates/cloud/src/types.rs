@@ -259,37 +259,9 @@ pub struct FileSystemDeletion {
     pub final_backup_tags: Option<Tags>,
 }
 
-/// S3 events for automatic import / export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum S3Event {
-    /// NEW
-    New,
-    /// CHANGED
-    Changed,
-    /// DELETED
-    Deleted,
-}
-
-impl S3Event {
-    /// The FSx spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::New => "NEW",
-            Self::Changed => "CHANGED",
-            Self::Deleted => "DELETED",
-        }
-    }
-
-    /// Parses the FSx spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "NEW" => Some(Self::New),
-            "CHANGED" => Some(Self::Changed),
-            "DELETED" => Some(Self::Deleted),
-            _ => None,
-        }
-    }
-}
+/// S3 events for automatic import / export: the workspace API's type, which speaks FSx's
+/// spelling (`as_str`, `parse`).
+pub use lustre_api::S3Event;
 
 /// A data repository association to create.
 #[derive(Clone, Debug, PartialEq, Eq)]

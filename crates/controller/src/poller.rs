@@ -310,6 +310,7 @@ async fn describe(due: &Due) -> Option<(Vec<FileSystem>, Option<Vec<DataReposito
 mod tests {
     use super::*;
     use lustre_cloud::FileSystemRequest;
+    use lustre_cloud::FileSystems;
     use lustre_cloud::memory::{MemoryCloud, aws_error};
 
     fn follower(cloud: &Arc<MemoryCloud>, name: &str, uid: &str, region: &str) -> Follower {

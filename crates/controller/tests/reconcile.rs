@@ -480,7 +480,7 @@ async fn a_file_system_created_before_a_crash_is_not_created_twice() {
         panic!("expected a create")
     };
     assert_eq!(request.client_token, naming::file_system_token(&uid));
-    use lustre_cloud::Cloud;
+    use lustre_cloud::FileSystems;
     let first = w
         .cloud
         .create_file_system(&request)
@@ -603,7 +603,7 @@ async fn a_failed_file_system_is_terminal_and_still_cleaned_up() {
 
 #[tokio::test]
 async fn adopting_keeps_the_file_system_and_refuses_another_workspaces() {
-    use lustre_cloud::Cloud;
+    use lustre_cloud::FileSystems;
     let w = world().await;
     apply_class(
         &w.client,

@@ -3,7 +3,7 @@
 use aws_sdk_ec2::types as ec2;
 
 use super::AwsCloud;
-use super::errors::from_sdk;
+use super::errors::{carried, from_sdk};
 use crate::error::{CloudError, CloudResult, ErrorKind};
 use crate::types::*;
 use lustre_api::constants::tags as keys;
@@ -84,43 +84,39 @@ fn permissions(rules: &[IngressRule]) -> Vec<ec2::IpPermission> {
         .collect()
 }
 
-impl AwsCloud {
-    pub(crate) async fn ec2_subnet_vpc(&self, subnet_id: &str) -> CloudResult<String> {
+#[async_trait::async_trait]
+impl crate::Networking for AwsCloud {
+    async fn subnet_vpc(&self, subnet_id: &str) -> CloudResult<String> {
         const OP: &str = "DescribeSubnets";
-        let result = self
+        let sent = self
             .ec2
             .describe_subnets()
             .subnet_ids(subnet_id)
             .send()
-            .await
-            .map_err(|e| from_sdk(OP, e))
-            .and_then(|out| {
-                out.subnets()
-                    .first()
-                    .and_then(|s| s.vpc_id())
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        CloudError::new(
-                            ErrorKind::NotFound,
-                            OP,
-                            format!("subnet {subnet_id} not found"),
-                        )
-                    })
-            });
-        self.record(SERVICE, OP, result)
+            .await;
+        self.answer(SERVICE, OP, sent, |out| {
+            out.subnets()
+                .first()
+                .and_then(|s| s.vpc_id())
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    CloudError::new(
+                        ErrorKind::NotFound,
+                        OP,
+                        format!("subnet {subnet_id} not found"),
+                    )
+                })
+        })
     }
 
-    pub(crate) async fn ec2_create_security_group(
-        &self,
-        r: &SecurityGroupRequest,
-    ) -> CloudResult<String> {
+    async fn create_security_group(&self, r: &SecurityGroupRequest) -> CloudResult<String> {
         const OP: &str = "CreateSecurityGroup";
         let mut spec =
             ec2::TagSpecification::builder().resource_type(ec2::ResourceType::SecurityGroup);
         for (k, v) in &self.tagged(&r.tags) {
             spec = spec.tags(ec2::Tag::builder().key(k).value(v).build());
         }
-        let result = self
+        let sent = self
             .ec2
             .create_security_group()
             .group_name(&r.name)
@@ -128,50 +124,14 @@ impl AwsCloud {
             .vpc_id(&r.vpc_id)
             .tag_specifications(spec.build())
             .send()
-            .await
-            .map_err(|e| from_sdk(OP, e))
-            .and_then(|out| {
-                out.group_id().map(str::to_string).ok_or_else(|| {
-                    CloudError::new(ErrorKind::Transient, OP, "response had no group id")
-                })
-            });
-        self.record(SERVICE, OP, result)
-    }
-
-    async fn describe_groups(
-        &self,
-        ids: &[String],
-        filter: Option<ec2::Filter>,
-    ) -> CloudResult<Vec<SecurityGroup>> {
-        const OP: &str = "DescribeSecurityGroups";
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut call = self
-                .ec2
-                .describe_security_groups()
-                .set_next_token(token.take());
-            if !ids.is_empty() {
-                call = call.set_group_ids(Some(ids.to_vec()));
-            }
-            if let Some(f) = &filter {
-                call = call.filters(f.clone()).max_results(1000);
-            }
-            let result = call.send().await.map_err(|e| from_sdk(OP, e));
-            let out = self.record(SERVICE, OP, result)?;
-            all.extend(out.security_groups().iter().map(security_group_from));
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(all),
-            }
-        }
+            .await;
+        self.answer(SERVICE, OP, sent, |out| {
+            carried(OP, "group id", out.group_id(), str::to_string)
+        })
     }
 
     /// EC2 fails the whole call when one id is unknown; then each id is asked alone.
-    pub(crate) async fn ec2_describe_security_groups(
-        &self,
-        ids: &[String],
-    ) -> CloudResult<Vec<SecurityGroup>> {
+    async fn describe_security_groups(&self, ids: &[String]) -> CloudResult<Vec<SecurityGroup>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -192,7 +152,7 @@ impl AwsCloud {
         }
     }
 
-    pub(crate) async fn ec2_find_by_owner(&self, uid: &str) -> CloudResult<Vec<SecurityGroup>> {
+    async fn find_security_groups_by_owner(&self, uid: &str) -> CloudResult<Vec<SecurityGroup>> {
         let filter = ec2::Filter::builder()
             .name(format!("tag:{}", keys::UID))
             .values(uid)
@@ -200,11 +160,7 @@ impl AwsCloud {
         self.describe_groups(&[], Some(filter)).await
     }
 
-    pub(crate) async fn ec2_authorize_ingress(
-        &self,
-        group_id: &str,
-        rules: &[IngressRule],
-    ) -> CloudResult<()> {
+    async fn authorize_ingress(&self, group_id: &str, rules: &[IngressRule]) -> CloudResult<()> {
         const OP: &str = "AuthorizeSecurityGroupIngress";
         if rules.is_empty() {
             return Ok(());
@@ -229,6 +185,47 @@ impl AwsCloud {
         self.record(SERVICE, OP, result)
     }
 
+    async fn delete_security_group(&self, group_id: &str) -> CloudResult<()> {
+        const OP: &str = "DeleteSecurityGroup";
+        let sent = self
+            .ec2
+            .delete_security_group()
+            .group_id(group_id)
+            .send()
+            .await;
+        self.answer(SERVICE, OP, sent, |_| Ok(()))
+    }
+}
+
+impl AwsCloud {
+    async fn describe_groups(
+        &self,
+        ids: &[String],
+        filter: Option<ec2::Filter>,
+    ) -> CloudResult<Vec<SecurityGroup>> {
+        const OP: &str = "DescribeSecurityGroups";
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut call = self
+                .ec2
+                .describe_security_groups()
+                .set_next_token(token.take());
+            if !ids.is_empty() {
+                call = call.set_group_ids(Some(ids.to_vec()));
+            }
+            if let Some(f) = &filter {
+                call = call.filters(f.clone()).max_results(1000);
+            }
+            let out = self.answer(SERVICE, OP, call.send().await, Ok)?;
+            all.extend(out.security_groups().iter().map(security_group_from));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(all),
+            }
+        }
+    }
+
     /// EC2 refuses the whole batch when one rule exists; add the rest one at a time.
     async fn authorize_one_by_one(&self, group_id: &str, rules: &[IngressRule]) -> CloudResult<()> {
         const OP: &str = "AuthorizeSecurityGroupIngress";
@@ -250,18 +247,5 @@ impl AwsCloud {
             }
         }
         Ok(())
-    }
-
-    pub(crate) async fn ec2_delete_security_group(&self, group_id: &str) -> CloudResult<()> {
-        const OP: &str = "DeleteSecurityGroup";
-        let result = self
-            .ec2
-            .delete_security_group()
-            .group_id(group_id)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| from_sdk(OP, e));
-        self.record(SERVICE, OP, result)
     }
 }

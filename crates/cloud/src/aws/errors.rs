@@ -7,7 +7,24 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::error::{CloudError, ErrorKind, classify_code};
+use crate::error::{CloudError, CloudResult, ErrorKind, classify_code};
+
+/// The one object a successful answer must carry, converted; an answer without it is a
+/// transient fault (the call may be asked again).
+pub(crate) fn carried<T: ?Sized, U>(
+    operation: &'static str,
+    what: &str,
+    found: Option<&T>,
+    convert: impl FnOnce(&T) -> U,
+) -> CloudResult<U> {
+    found.map(convert).ok_or_else(|| {
+        CloudError::new(
+            ErrorKind::Transient,
+            operation,
+            format!("response had no {what}"),
+        )
+    })
+}
 
 /// The domain error for a failed SDK call.
 pub(crate) fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> CloudError

@@ -3,8 +3,8 @@
 use aws_sdk_fsx::types as fsx;
 
 use super::AwsCloud;
-use super::errors::from_sdk;
-use crate::error::{CloudError, CloudResult, ErrorKind};
+use super::errors::carried;
+use crate::error::{CloudResult, ErrorKind};
 use crate::naming;
 use crate::types::*;
 
@@ -110,11 +110,9 @@ fn association_from(a: &fsx::DataRepositoryAssociation) -> DataRepositoryAssocia
     }
 }
 
-impl AwsCloud {
-    pub(crate) async fn fsx_create_file_system(
-        &self,
-        r: &FileSystemRequest,
-    ) -> CloudResult<FileSystem> {
+#[async_trait::async_trait]
+impl crate::FileSystems for AwsCloud {
+    async fn create_file_system(&self, r: &FileSystemRequest) -> CloudResult<FileSystem> {
         const OP: &str = "CreateFileSystem";
         let deployment = match r.deployment_type {
             DeploymentType::Persistent2 => fsx::LustreDeploymentType::Persistent2,
@@ -132,7 +130,7 @@ impl AwsCloud {
         if r.deployment_type == DeploymentType::Persistent2 {
             lustre = lustre.set_automatic_backup_retention_days(r.automatic_backup_retention_days);
         }
-        let result = self
+        let sent = self
             .fsx
             .create_file_system()
             .client_request_token(&r.client_token)
@@ -146,55 +144,16 @@ impl AwsCloud {
             .set_tags(Some(tags_to(&self.tagged(&r.tags))))
             .lustre_configuration(lustre.build())
             .send()
-            .await
-            .map_err(|e| from_sdk(OP, e))
-            .and_then(|out| {
-                out.file_system().map(file_system_from).ok_or_else(|| {
-                    CloudError::new(ErrorKind::Transient, OP, "response had no file system")
-                })
-            });
-        self.record(SERVICE, OP, result)
-    }
-
-    async fn describe_file_system_page(
-        &self,
-        ids: &[String],
-        next_token: Option<String>,
-    ) -> CloudResult<(Vec<FileSystem>, Option<String>)> {
-        const OP: &str = "DescribeFileSystems";
-        let mut call = self.fsx.describe_file_systems().set_next_token(next_token);
-        if !ids.is_empty() {
-            call = call.set_file_system_ids(Some(ids.to_vec()));
-        }
-        let result = call.send().await.map_err(|e| from_sdk(OP, e)).map(|out| {
-            (
-                out.file_systems().iter().map(file_system_from).collect(),
-                out.next_token().map(str::to_string),
-            )
-        });
-        self.record(SERVICE, OP, result)
-    }
-
-    async fn describe_all_pages(&self, ids: &[String]) -> CloudResult<Vec<FileSystem>> {
-        let mut all = Vec::new();
-        let mut token = None;
-        loop {
-            let (page, next) = self.describe_file_system_page(ids, token).await?;
-            all.extend(page);
-            match next {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => return Ok(all),
-            }
-        }
+            .await;
+        self.answer(SERVICE, OP, sent, |out| {
+            carried(OP, "file system", out.file_system(), file_system_from)
+        })
     }
 
     /// Up to 50 ids ask for exactly those (one call); more, or an id that no longer exists
     /// (FSx then fails the whole call), list the region's file systems page by page and keep
     /// the asked-for ones.
-    pub(crate) async fn fsx_describe_file_systems(
-        &self,
-        ids: &[String],
-    ) -> CloudResult<Vec<FileSystem>> {
+    async fn describe_file_systems(&self, ids: &[String]) -> CloudResult<Vec<FileSystem>> {
         if ids.is_empty() {
             return self.describe_all_pages(&[]).await;
         }
@@ -213,7 +172,7 @@ impl AwsCloud {
             .collect())
     }
 
-    pub(crate) async fn fsx_find_by_owner(&self, uid: &str) -> CloudResult<Vec<FileSystem>> {
+    async fn find_file_systems_by_owner(&self, uid: &str) -> CloudResult<Vec<FileSystem>> {
         Ok(self
             .describe_all_pages(&[])
             .await?
@@ -222,11 +181,7 @@ impl AwsCloud {
             .collect())
     }
 
-    pub(crate) async fn fsx_update_file_system(
-        &self,
-        id: &str,
-        u: &FileSystemUpdate,
-    ) -> CloudResult<FileSystem> {
+    async fn update_file_system(&self, id: &str, u: &FileSystemUpdate) -> CloudResult<FileSystem> {
         const OP: &str = "UpdateFileSystem";
         let mut call = self
             .fsx
@@ -240,23 +195,13 @@ impl AwsCloud {
                     .build(),
             );
         }
-        let result = call
-            .send()
-            .await
-            .map_err(|e| from_sdk(OP, e))
-            .and_then(|out| {
-                out.file_system().map(file_system_from).ok_or_else(|| {
-                    CloudError::new(ErrorKind::Transient, OP, "response had no file system")
-                })
-            });
-        self.record(SERVICE, OP, result)
+        let sent = call.send().await;
+        self.answer(SERVICE, OP, sent, |out| {
+            carried(OP, "file system", out.file_system(), file_system_from)
+        })
     }
 
-    pub(crate) async fn fsx_delete_file_system(
-        &self,
-        id: &str,
-        d: &FileSystemDeletion,
-    ) -> CloudResult<()> {
+    async fn delete_file_system(&self, id: &str, d: &FileSystemDeletion) -> CloudResult<()> {
         const OP: &str = "DeleteFileSystem";
         let lustre = match &d.final_backup_tags {
             Some(tags) => fsx::DeleteFileSystemLustreConfiguration::builder()
@@ -267,47 +212,41 @@ impl AwsCloud {
                 .skip_final_backup(true)
                 .build(),
         };
-        let result = self
+        let sent = self
             .fsx
             .delete_file_system()
             .file_system_id(id)
             .lustre_configuration(lustre)
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| from_sdk(OP, e));
-        self.record(SERVICE, OP, result)
+            .await;
+        self.answer(SERVICE, OP, sent, |_| Ok(()))
     }
 
-    pub(crate) async fn fsx_tag_resource(&self, arn: &str, tags: &Tags) -> CloudResult<()> {
+    async fn tag_resource(&self, arn: &str, tags: &Tags) -> CloudResult<()> {
         const OP: &str = "TagResource";
-        let result = self
+        let sent = self
             .fsx
             .tag_resource()
             .resource_arn(arn)
             .set_tags(Some(tags_to(tags)))
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| from_sdk(OP, e));
-        self.record(SERVICE, OP, result)
+            .await;
+        self.answer(SERVICE, OP, sent, |_| Ok(()))
     }
 
-    pub(crate) async fn fsx_untag_resource(&self, arn: &str, keys: &[String]) -> CloudResult<()> {
+    async fn untag_resource(&self, arn: &str, keys: &[String]) -> CloudResult<()> {
         const OP: &str = "UntagResource";
-        let result = self
+        let sent = self
             .fsx
             .untag_resource()
             .resource_arn(arn)
             .set_tag_keys(Some(keys.to_vec()))
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| from_sdk(OP, e));
-        self.record(SERVICE, OP, result)
+            .await;
+        self.answer(SERVICE, OP, sent, |_| Ok(()))
     }
 
-    pub(crate) async fn fsx_create_association(
+    async fn create_data_repository_association(
         &self,
         r: &DataRepositoryRequest,
     ) -> CloudResult<DataRepositoryAssociation> {
@@ -324,7 +263,7 @@ impl AwsCloud {
                     .build(),
             )
             .build();
-        let result = self
+        let sent = self
             .fsx
             .create_data_repository_association()
             .client_request_token(&r.client_token)
@@ -336,49 +275,15 @@ impl AwsCloud {
             .s3(s3)
             .set_tags(Some(tags_to(&self.tagged(&r.tags))))
             .send()
-            .await
-            .map_err(|e| from_sdk(OP, e))
-            .and_then(|out| {
-                out.association().map(association_from).ok_or_else(|| {
-                    CloudError::new(ErrorKind::Transient, OP, "response had no association")
-                })
-            });
-        self.record(SERVICE, OP, result)
-    }
-
-    async fn describe_associations_of(
-        &self,
-        file_system_ids: &[String],
-    ) -> CloudResult<Vec<DataRepositoryAssociation>> {
-        const OP: &str = "DescribeDataRepositoryAssociations";
-        let filter = fsx::Filter::builder()
-            .name(fsx::FilterName::FileSystemId)
-            .set_values(Some(file_system_ids.to_vec()))
-            .build();
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let result = self
-                .fsx
-                .describe_data_repository_associations()
-                .filters(filter.clone())
-                .max_results(MAX_ASSOCIATIONS_PER_PAGE)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| from_sdk(OP, e));
-            let out = self.record(SERVICE, OP, result)?;
-            all.extend(out.associations().iter().map(association_from));
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(all),
-            }
-        }
+            .await;
+        self.answer(SERVICE, OP, sent, |out| {
+            carried(OP, "association", out.association(), association_from)
+        })
     }
 
     /// Filters by up to 20 file systems a call; a file system that no longer exists makes FSx
     /// fail the call, so that chunk is asked again one file system at a time.
-    pub(crate) async fn fsx_describe_associations(
+    async fn describe_data_repository_associations(
         &self,
         file_system_ids: &[String],
     ) -> CloudResult<Vec<DataRepositoryAssociation>> {
@@ -405,17 +310,77 @@ impl AwsCloud {
         Ok(all)
     }
 
-    pub(crate) async fn fsx_delete_association(&self, id: &str) -> CloudResult<()> {
+    async fn delete_data_repository_association(&self, id: &str) -> CloudResult<()> {
         const OP: &str = "DeleteDataRepositoryAssociation";
-        let result = self
+        let sent = self
             .fsx
             .delete_data_repository_association()
             .association_id(id)
             .delete_data_in_file_system(false)
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| from_sdk(OP, e));
-        self.record(SERVICE, OP, result)
+            .await;
+        self.answer(SERVICE, OP, sent, |_| Ok(()))
+    }
+}
+
+impl AwsCloud {
+    async fn describe_file_system_page(
+        &self,
+        ids: &[String],
+        next_token: Option<String>,
+    ) -> CloudResult<(Vec<FileSystem>, Option<String>)> {
+        const OP: &str = "DescribeFileSystems";
+        let mut call = self.fsx.describe_file_systems().set_next_token(next_token);
+        if !ids.is_empty() {
+            call = call.set_file_system_ids(Some(ids.to_vec()));
+        }
+        self.answer(SERVICE, OP, call.send().await, |out| {
+            Ok((
+                out.file_systems().iter().map(file_system_from).collect(),
+                out.next_token().map(str::to_string),
+            ))
+        })
+    }
+
+    async fn describe_all_pages(&self, ids: &[String]) -> CloudResult<Vec<FileSystem>> {
+        let mut all = Vec::new();
+        let mut token = None;
+        loop {
+            let (page, next) = self.describe_file_system_page(ids, token).await?;
+            all.extend(page);
+            match next {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    async fn describe_associations_of(
+        &self,
+        file_system_ids: &[String],
+    ) -> CloudResult<Vec<DataRepositoryAssociation>> {
+        const OP: &str = "DescribeDataRepositoryAssociations";
+        let filter = fsx::Filter::builder()
+            .name(fsx::FilterName::FileSystemId)
+            .set_values(Some(file_system_ids.to_vec()))
+            .build();
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let sent = self
+                .fsx
+                .describe_data_repository_associations()
+                .filters(filter.clone())
+                .max_results(MAX_ASSOCIATIONS_PER_PAGE)
+                .set_next_token(token.take())
+                .send()
+                .await;
+            let out = self.answer(SERVICE, OP, sent, Ok)?;
+            all.extend(out.associations().iter().map(association_from));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(all),
+            }
+        }
     }
 }

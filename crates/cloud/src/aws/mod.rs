@@ -17,6 +17,10 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
 use crate::{CallObserver, Tags};
 
 /// The SDK's retry strategy.
@@ -197,6 +201,24 @@ impl AwsCloud {
         }
     }
 
+    /// Where every SDK call ends: its answer read by `read` into a domain result (a failed
+    /// call becomes the domain's error), recorded and logged by `record`.
+    fn answer<O, E, T>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        sent: Result<O, SdkError<E, HttpResponse>>,
+        read: impl FnOnce(O) -> crate::CloudResult<T>,
+    ) -> crate::CloudResult<T>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let result = sent
+            .map_err(|e| errors::from_sdk(operation, e))
+            .and_then(read);
+        self.record(service, operation, result)
+    }
+
     /// Records the outcome of a call, logs failures with the AWS request id, and passes the
     /// result on.
     fn record<T>(
@@ -220,93 +242,5 @@ impl AwsCloud {
             }
         }
         result
-    }
-}
-
-#[async_trait::async_trait]
-impl crate::Cloud for AwsCloud {
-    async fn subnet_vpc(&self, subnet_id: &str) -> crate::CloudResult<String> {
-        self.ec2_subnet_vpc(subnet_id).await
-    }
-    async fn create_security_group(
-        &self,
-        request: &crate::SecurityGroupRequest,
-    ) -> crate::CloudResult<String> {
-        self.ec2_create_security_group(request).await
-    }
-    async fn describe_security_groups(
-        &self,
-        ids: &[String],
-    ) -> crate::CloudResult<Vec<crate::SecurityGroup>> {
-        self.ec2_describe_security_groups(ids).await
-    }
-    async fn find_security_groups_by_owner(
-        &self,
-        uid: &str,
-    ) -> crate::CloudResult<Vec<crate::SecurityGroup>> {
-        self.ec2_find_by_owner(uid).await
-    }
-    async fn authorize_ingress(
-        &self,
-        group_id: &str,
-        rules: &[crate::IngressRule],
-    ) -> crate::CloudResult<()> {
-        self.ec2_authorize_ingress(group_id, rules).await
-    }
-    async fn delete_security_group(&self, group_id: &str) -> crate::CloudResult<()> {
-        self.ec2_delete_security_group(group_id).await
-    }
-    async fn create_file_system(
-        &self,
-        request: &crate::FileSystemRequest,
-    ) -> crate::CloudResult<crate::FileSystem> {
-        self.fsx_create_file_system(request).await
-    }
-    async fn describe_file_systems(
-        &self,
-        ids: &[String],
-    ) -> crate::CloudResult<Vec<crate::FileSystem>> {
-        self.fsx_describe_file_systems(ids).await
-    }
-    async fn find_file_systems_by_owner(
-        &self,
-        uid: &str,
-    ) -> crate::CloudResult<Vec<crate::FileSystem>> {
-        self.fsx_find_by_owner(uid).await
-    }
-    async fn update_file_system(
-        &self,
-        id: &str,
-        update: &crate::FileSystemUpdate,
-    ) -> crate::CloudResult<crate::FileSystem> {
-        self.fsx_update_file_system(id, update).await
-    }
-    async fn delete_file_system(
-        &self,
-        id: &str,
-        deletion: &crate::FileSystemDeletion,
-    ) -> crate::CloudResult<()> {
-        self.fsx_delete_file_system(id, deletion).await
-    }
-    async fn tag_resource(&self, arn: &str, tags: &crate::Tags) -> crate::CloudResult<()> {
-        self.fsx_tag_resource(arn, tags).await
-    }
-    async fn untag_resource(&self, arn: &str, keys: &[String]) -> crate::CloudResult<()> {
-        self.fsx_untag_resource(arn, keys).await
-    }
-    async fn create_data_repository_association(
-        &self,
-        request: &crate::DataRepositoryRequest,
-    ) -> crate::CloudResult<crate::DataRepositoryAssociation> {
-        self.fsx_create_association(request).await
-    }
-    async fn describe_data_repository_associations(
-        &self,
-        file_system_ids: &[String],
-    ) -> crate::CloudResult<Vec<crate::DataRepositoryAssociation>> {
-        self.fsx_describe_associations(file_system_ids).await
-    }
-    async fn delete_data_repository_association(&self, id: &str) -> crate::CloudResult<()> {
-        self.fsx_delete_association(id).await
     }
 }

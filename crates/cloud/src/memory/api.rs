@@ -1,21 +1,21 @@
-//! The [`Cloud`] calls of the in-memory account.
+//! The [`crate::Cloud`] calls of the in-memory account.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
 use super::{MemoryCloud, aws_error, fs_groups, overlaps, replayed};
-use crate::Cloud;
 use crate::error::{CloudError, CloudResult};
 use crate::naming;
 use crate::types::*;
+use crate::{FileSystems, Networking};
 
 fn not_found(operation: &'static str, code: &str, id: &str) -> CloudError {
     aws_error(operation, code, format!("{id} does not exist"))
 }
 
 #[async_trait]
-impl Cloud for MemoryCloud {
+impl Networking for MemoryCloud {
     async fn subnet_vpc(&self, subnet_id: &str) -> CloudResult<String> {
         let a = self.gate("DescribeSubnets").await?;
         a.subnets
@@ -86,7 +86,10 @@ impl Cloud for MemoryCloud {
         a.groups.remove(group_id);
         Ok(())
     }
+}
 
+#[async_trait]
+impl FileSystems for MemoryCloud {
     async fn create_file_system(&self, request: &FileSystemRequest) -> CloudResult<FileSystem> {
         let op = "CreateFileSystem";
         let mut a = self.gate(op).await?;

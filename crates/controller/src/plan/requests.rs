@@ -106,8 +106,8 @@ pub(super) fn association_requests(
             file_system_id: fs.id.clone(),
             file_system_path: r.file_system_path.clone(),
             data_repository_path: r.s3_path.clone(),
-            auto_import: r.auto_import.iter().map(|e| event(*e)).collect(),
-            auto_export: r.auto_export.iter().map(|e| event(*e)).collect(),
+            auto_import: r.auto_import.clone(),
+            auto_export: r.auto_export.clone(),
             batch_import_meta_data_on_create: r.import_metadata_on_create.unwrap_or(false),
             imported_file_chunk_size_mib: r.imported_file_chunk_size_mib,
             tags: tags.clone(),
@@ -115,18 +115,10 @@ pub(super) fn association_requests(
         .collect()
 }
 
-fn event(e: lustre_api::S3Event) -> lustre_cloud::S3Event {
-    match e {
-        lustre_api::S3Event::New => lustre_cloud::S3Event::New,
-        lustre_api::S3Event::Changed => lustre_cloud::S3Event::Changed,
-        lustre_api::S3Event::Deleted => lustre_cloud::S3Event::Deleted,
-    }
-}
-
 /// Whether an observed association is what a spec entry asks for.
 pub fn association_matches(a: &DataRepositoryAssociation, r: &lustre_api::DataRepository) -> bool {
-    let mut want_import: Vec<_> = r.auto_import.iter().map(|e| event(*e)).collect();
-    let mut want_export: Vec<_> = r.auto_export.iter().map(|e| event(*e)).collect();
+    let mut want_import = r.auto_import.clone();
+    let mut want_export = r.auto_export.clone();
     let (mut have_import, mut have_export) = (a.auto_import.clone(), a.auto_export.clone());
     for v in [
         &mut want_import,
