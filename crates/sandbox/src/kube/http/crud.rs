@@ -45,10 +45,9 @@ pub(super) fn collection(
         ("DELETE", _) => "deletecollection",
         _ => "unknown",
     };
-    let (as_table, as_metadata) = (wants_table(r.headers), wants_metadata(r.headers));
     let resp = match verb {
-        "watch" => watch::watch_response(r.sb, rt, ns, r.q, as_table, as_metadata),
-        "list" => list_response(r.sb, rt, ns, r.q, as_table, as_metadata),
+        "watch" => watch::watch_response(r, rt, ns),
+        "list" => list_response(r, rt, ns),
         "create" => match create(r, rt, ns) {
             Ok(obj) => json_response(StatusCode::CREATED, &obj),
             Err(e) => error_response(&e),
@@ -198,21 +197,15 @@ fn selected(
         .collect()
 }
 
-fn list_response(
-    sb: &KubeSandbox,
-    rt: &ResourceType,
-    ns: &str,
-    q: &HashMap<String, String>,
-    as_table: bool,
-    as_metadata: bool,
-) -> Response {
-    let rv = sb.store().resource_version();
-    let items = selected(sb, rt, ns, q);
+/// A list, as whole objects, a table or metadata only (as the client asked).
+fn list_response(r: &Request, rt: &ResourceType, ns: &str) -> Response {
+    let rv = r.sb.store().resource_version();
+    let items = selected(r.sb, rt, ns, r.q);
     // (each `sb.store()` above is its own short lock: the store's mutex is not reentrant)
-    if as_table {
+    if wants_table(r.headers) {
         return json_response(StatusCode::OK, &table(rt, &items, rv, true));
     }
-    if as_metadata {
+    if wants_metadata(r.headers) {
         let items: Vec<Value> = items.iter().map(partial).collect();
         return json_response(
             StatusCode::OK,

@@ -1,7 +1,7 @@
 //! Watch streams: the backlog since a resource version (or the current objects), then live
 //! changes, bookmarks on a fixed beat, and 410 Gone when the history no longer reaches back.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::super::select::{FieldSelector, LabelSelector};
 use super::super::store::{Change, labels_of};
 use super::crud::table;
-use super::{KubeSandbox, ResourceType, partial, selectors};
+use super::{KubeSandbox, Request, ResourceType, partial, selectors, wants_metadata, wants_table};
 
 /// How often a watch that allows bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
@@ -124,14 +124,8 @@ fn backlog(
 }
 
 /// A watch on a collection, as JSON lines over a chunked response.
-pub(super) fn watch_response(
-    sb: &KubeSandbox,
-    rt: &ResourceType,
-    ns: &str,
-    q: &HashMap<String, String>,
-    as_table: bool,
-    as_metadata: bool,
-) -> Response {
+pub(super) fn watch_response(r: &Request, rt: &ResourceType, ns: &str) -> Response {
+    let (sb, q) = (r.sb, r.q);
     let (labels, fields) = selectors(q);
     let flag = |name: &str| q.get(name).is_some_and(|v| v == "true" || v == "1");
     let mut timeout = Duration::from_secs(
@@ -176,8 +170,8 @@ pub(super) fn watch_response(
         filter,
         render: Render {
             rt: rt.clone(),
-            as_table,
-            as_metadata,
+            as_table: wants_table(r.headers),
+            as_metadata: wants_metadata(r.headers),
         },
         first: true,
         done: false,

@@ -1,0 +1,385 @@
+//! The operator's run: the real binary against the sandbox or a real control plane.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt as _, reflector, watcher};
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
+use lustre_sandbox::aws::{SimAws, SimConfig};
+use serde_json::json;
+
+use crate::cluster::{ApiServer, Cluster};
+use crate::world::*;
+use crate::{Args, Figures};
+
+/// The workspaces the driver creates: `ws-00000` .. spread over the namespaces in turn.
+fn workspace_names(namespaces: &[String], n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            (
+                namespaces[i % namespaces.len()].clone(),
+                format!("ws-{i:05}"),
+            )
+        })
+        .collect()
+}
+
+pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Result<Figures> {
+    let mut f = Figures::default();
+    let world_cpu_before = proc_usage(std::process::id()).1;
+    let dir = std::env::temp_dir().join(format!(
+        "lustre-bench-{}-{}",
+        std::process::id(),
+        cluster.name().replace(' ', "-")
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let server = ApiServer::start(
+        cluster,
+        SimConfig {
+            timing: timing(args, n),
+            ..SimConfig::default()
+        },
+        &dir,
+    )
+    .await?;
+    let (sim, client) = (server.sim.clone(), server.client.clone());
+    let namespaces = install(&client, args).await?;
+    let control_plane_before: Vec<Option<f64>> = server
+        .processes()
+        .iter()
+        .map(|p| proc_usage(p.pid).1)
+        .collect();
+    let mut operator = start_operator(args, &server, &dir)?;
+    let pid = operator.id().context("operator pid")?;
+    eprintln!("   operator started (pid {pid}) on the {}", cluster.name());
+    until(
+        "the operator's start-up check",
+        Duration::from_secs(60),
+        || sim.calls("DescribeSubnets") > 0,
+    )
+    .await?;
+    let audit_start = server.audit_mark();
+    let (workspaces, bound) = watch_world(&client);
+
+    // Create.
+    let names = workspace_names(&namespaces, n);
+    for_each_workspace(&names, |ns, name| {
+        let client = client.clone();
+        async move {
+            let ws: LustreWorkspace = serde_json::from_value(json!({
+                "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"deploymentType": "SCRATCH_2", "storageCapacityGiB": 1200}
+            }))?;
+            Api::<LustreWorkspace>::namespaced(client, &ns)
+                .create(&PostParams::default(), &ws)
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let last_create = Instant::now();
+    eprintln!("   created {n} workspaces");
+    let (pending_calls, window) = pending_window(&sim).await?;
+    eprintln!("   pending window {window:.0} s: {pending_calls} describe calls");
+    f.pending_window_s = window;
+    f.pending_calls_per_ws_min = pending_calls as f64 / n as f64 / (window / 60.0);
+    until("all Ready", Duration::from_secs(3600), || {
+        in_phase(&workspaces, "Ready") == n
+    })
+    .await?;
+    let all_ready = Instant::now();
+    eprintln!("   all Ready");
+    f.last_create_to_all_ready_s = (all_ready - last_create).as_secs_f64();
+    ready_figures(&mut f, &sim, &workspaces, &bound, all_ready);
+
+    hold(&mut f, args, &sim, &workspaces, n).await;
+    eprintln!("   held {} s", args.hold_seconds);
+    // Delete.
+    for_each_workspace(&names, |ns, name| {
+        let client = client.clone();
+        async move {
+            Api::<LustreWorkspace>::namespaced(client, &ns)
+                .delete(&name, &DeleteParams::default())
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let last_delete = Instant::now();
+    until("AWS empty", Duration::from_secs(3600), || {
+        sim.snapshot()["fileSystems"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    })
+    .await?;
+    f.last_delete_to_empty_s = last_delete.elapsed().as_secs_f64();
+    until("every workspace gone", Duration::from_secs(600), || {
+        workspaces.state().is_empty()
+    })
+    .await?;
+    let (rss, cpu) = proc_usage(pid);
+    f.rss_mib = rss;
+    f.cpu_s = cpu;
+    f.world_cpu_s = proc_usage(std::process::id())
+        .1
+        .zip(world_cpu_before)
+        .map(|(after, before)| after - before);
+    f.total_aws_calls = total(&sim);
+    f.control_plane = server
+        .processes()
+        .iter()
+        .zip(control_plane_before)
+        .map(|(p, before)| {
+            let (rss, cpu) = proc_usage(p.pid);
+            (p.name.clone(), rss, cpu.zip(before).map(|(a, b)| a - b))
+        })
+        .collect();
+    count_writes(&mut f, &server, audit_start, n);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(20), operator.wait()).await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(f)
+}
+
+/// The CRDs, the namespaces (labelled for the class) and the default class; returns the
+/// namespaces' names.
+async fn install(client: &kube::Client, args: &Args) -> anyhow::Result<Vec<String>> {
+    for crd in lustre_api::crd::crds() {
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await?;
+    }
+    // kube-apiserver serves a new CRD's kind a moment after accepting it.
+    let classes = Api::<LustreWorkspaceClass>::all(client.clone());
+    let start = Instant::now();
+    while classes.list(&ListParams::default().limit(1)).await.is_err() {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "the CRDs were not served within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let namespaces: Vec<String> = (0..args.namespaces)
+        .map(|i| format!("team-{i:02}"))
+        .collect();
+    for ns in &namespaces {
+        let obj: Namespace = serde_json::from_value(
+            json!({"metadata": {"name": ns, "labels": {"lustre": "enabled"}}}),
+        )?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &obj)
+            .await?;
+    }
+    let class: LustreWorkspaceClass = serde_json::from_value(json!({
+        "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspaceClass",
+        "metadata": {"name": "standard", "annotations": {"workspaces.lustre.dev/is-default-class": "true"}},
+        "spec": {"subnetId": "subnet-0123456789abcdef0",
+                 "securityGroup": {"managed": false, "additionalSecurityGroupIds": ["sg-0123456789abcdef0"]},
+                 "allowedNamespaces": {"matchLabels": {"lustre": "enabled"}},
+                 "maxStorageCapacityGiB": 2400}
+    }))?;
+    classes.create(&PostParams::default(), &class).await?;
+    Ok(namespaces)
+}
+
+/// The operator binary, run against the server and the simulated AWS, its log in `dir`.
+fn start_operator(
+    args: &Args,
+    server: &ApiServer,
+    dir: &std::path::Path,
+) -> anyhow::Result<tokio::process::Child> {
+    let log = std::fs::File::create(dir.join("operator.log"))?;
+    tokio::process::Command::new(&args.operator)
+        .args([
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--aws-endpoint-url",
+            &server.aws_url,
+            "--aws-region",
+            "us-east-1",
+            "--poll-interval-seconds",
+            &args.poll_interval_seconds.to_string(),
+            "--drift-interval-seconds",
+            &args.drift_interval_seconds.to_string(),
+            "--cluster-id",
+            "bench",
+        ])
+        .args(&args.operator_args)
+        .env("KUBECONFIG", &server.kubeconfig)
+        .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("RUST_LOG", "warn")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting lustre-operator")
+}
+
+/// Claims' first Bound moments, by `namespace/name`.
+type Bound = Arc<std::sync::Mutex<BTreeMap<String, Instant>>>;
+
+/// What the driver sees, through the API on either server: every workspace (a watch cache),
+/// and the first time each claim is Bound (a watch of claims).
+fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Bound) {
+    let (workspaces, writer) = reflector::store::<LustreWorkspace>();
+    tokio::spawn(
+        watcher(
+            Api::<LustreWorkspace>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .for_each(|_| async {}),
+    );
+    let bound: Bound = Arc::default();
+    {
+        let bound = bound.clone();
+        let claims = watcher(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .applied_objects();
+        tokio::spawn(claims.for_each(move |claim| {
+            if let Ok(c) = claim
+                && c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+            {
+                let key = format!(
+                    "{}/{}",
+                    c.metadata.namespace.unwrap_or_default(),
+                    c.metadata.name.unwrap_or_default()
+                );
+                bound
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(key)
+                    .or_insert_with(Instant::now);
+            }
+            async {}
+        }));
+    }
+
+    (workspaces, bound)
+}
+
+fn in_phase(workspaces: &reflector::Store<LustreWorkspace>, phase: &str) -> usize {
+    workspaces
+        .state()
+        .iter()
+        .filter(|w| phase_of(w).as_deref() == Some(phase))
+        .count()
+}
+
+/// From AVAILABLE (and from the operator's first sight of it) to each claim Bound.
+fn ready_figures(
+    f: &mut Figures,
+    sim: &SimAws,
+    workspaces: &reflector::Store<LustreWorkspace>,
+    bound: &Bound,
+    all_ready: Instant,
+) {
+    let available = sim.available_times();
+    let seen = sim.seen_available_times();
+    let last_available = available.values().max().copied().unwrap_or(all_ready);
+    f.last_available_to_all_ready_s = all_ready
+        .saturating_duration_since(last_available)
+        .as_secs_f64();
+    let bound = bound.lock().unwrap_or_else(|p| p.into_inner());
+    let state = workspaces.state();
+    let lags = |from: &BTreeMap<String, Instant>| -> Vec<f64> {
+        let mut lags: Vec<f64> = state
+            .iter()
+            .filter_map(|w| {
+                let status = w.status.as_ref()?;
+                let key = format!(
+                    "{}/{}",
+                    w.metadata.namespace.as_deref()?,
+                    status.claim_name.as_deref()?
+                );
+                let at = from.get(status.file_system_id.as_deref()?)?;
+                Some(
+                    bound
+                        .get(&key)?
+                        .saturating_duration_since(*at)
+                        .as_secs_f64()
+                        * 1000.0,
+                )
+            })
+            .collect();
+        lags.sort_by(f64::total_cmp);
+        lags
+    };
+    let from_available = lags(&available);
+    f.available_to_ready_p50_ms = percentile(&from_available, 0.5);
+    f.available_to_ready_p99_ms = percentile(&from_available, 0.99);
+    let from_seen = lags(&seen);
+    f.seen_to_bound_ms = Some((percentile(&from_seen, 0.5), percentile(&from_seen, 0.99)));
+}
+
+/// Holds every workspace Ready for the hold period, with one file system changed behind the
+/// operator's back (drift), counting AWS calls.
+async fn hold(
+    f: &mut Figures,
+    args: &Args,
+    sim: &SimAws,
+    workspaces: &reflector::Store<LustreWorkspace>,
+    n: usize,
+) {
+    let hold_start = Instant::now();
+    let before = total(sim);
+    let victim = workspaces
+        .state()
+        .first()
+        .and_then(|w| w.status.as_ref()?.file_system_id.clone());
+    if let Some(id) = &victim {
+        sim.fail_file_system(id, "benchmark: failed behind the operator's back");
+    }
+    let hold = Duration::from_secs_f64(args.hold_seconds);
+    while hold_start.elapsed() < hold {
+        if f.drift_detected_s.is_none() && in_phase(workspaces, "Failed") == 1 {
+            f.drift_detected_s = Some(hold_start.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    f.ready_calls_per_ws_hour =
+        (total(sim) - before) as f64 / n as f64 / (args.hold_seconds / 3600.0);
+}
+
+/// The operator's Kubernetes writes, per workspace, in all and by verb and resource.
+fn count_writes(f: &mut Figures, server: &ApiServer, audit_start: usize, n: usize) {
+    // The driver's own writes (creating and deleting the workspaces) left out.
+    let ours = server
+        .writes_since(audit_start)
+        .into_iter()
+        .filter(|(verb, resource, sub)| {
+            !(resource.starts_with("lustreworkspaces.")
+                && sub.is_empty()
+                && matches!(verb.as_str(), "create" | "delete"))
+        });
+    let (mut all, mut no_events) = (0usize, 0usize);
+    for (verb, resource, sub) in ours {
+        all += 1;
+        if !resource.starts_with("events") {
+            no_events += 1;
+        }
+        let what = if sub.is_empty() {
+            format!("{verb} {resource}")
+        } else {
+            format!("{verb} {resource}/{sub}")
+        };
+        *f.writes_by_kind.entry(what).or_default() += 1.0 / n as f64;
+    }
+    f.writes_per_ws = Some((all as f64 / n as f64, no_events as f64 / n as f64));
+}

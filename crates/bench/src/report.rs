@@ -1,0 +1,229 @@
+//! The markdown report: a table per size, and the real control plane's section kept or
+//! replaced.
+
+use crate::world::*;
+use crate::{Args, Figures, REAL_BEGIN, REAL_END};
+
+pub(crate) fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+pub(crate) fn ratio(a: f64, b: f64) -> String {
+    if a <= 0.0 {
+        return "—".into();
+    }
+    format!("1/{:.0}", b / a)
+}
+
+pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures) -> String {
+    // A row of all three modes, and a row only the operator has.
+    let all = |name: &str, value: &dyn Fn(&Figures) -> String, note: String| {
+        format!(
+            "| {name} | {} | {} | {} | {note} |\n",
+            value(o),
+            value(p),
+            value(c)
+        )
+    };
+    let only =
+        |name: &str, value: String, note: &str| format!("| {name} | {value} | — | — | {note} |\n");
+    let poll = args.poll_interval_seconds / 60.0;
+    let rows = [
+        all(
+            "AWS calls per pending workspace per minute",
+            &|f| format!("{:.4}", f.pending_calls_per_ws_min),
+            format!(
+                "{} of per-object, {} of observe-all",
+                ratio(o.pending_calls_per_ws_min, p.pending_calls_per_ws_min),
+                ratio(o.pending_calls_per_ws_min, c.pending_calls_per_ws_min)
+            ),
+        ),
+        all(
+            "… per pending workspace per operator poll interval",
+            &|f| format!("{:.5}", f.pending_calls_per_ws_min * poll),
+            String::new(),
+        ),
+        all(
+            "AWS calls per Ready workspace per hour (hold)",
+            &|f| format!("{:.3}", f.ready_calls_per_ws_hour),
+            format!(
+                "{} of observe-all",
+                ratio(o.ready_calls_per_ws_hour, c.ready_calls_per_ws_hour)
+            ),
+        ),
+        all(
+            "Last create → all Ready (baselines: all known AVAILABLE), s",
+            &|f| format!("{:.1}", f.last_create_to_all_ready_s),
+            String::new(),
+        ),
+        all(
+            "Last AVAILABLE → all Ready / known, s",
+            &|f| format!("{:.1}", f.last_available_to_all_ready_s),
+            String::new(),
+        ),
+        all(
+            "AVAILABLE → PVC Bound / noticed, p50 / p99, ms",
+            &|f| {
+                format!(
+                    "{:.0} / {:.0}",
+                    f.available_to_ready_p50_ms, f.available_to_ready_p99_ms
+                )
+            },
+            String::new(),
+        ),
+        only(
+            "First poll answer showing AVAILABLE → PVC Bound, p50 / p99, ms",
+            o.seen_to_bound_ms
+                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
+                .unwrap_or_default(),
+            "baselines: noticing is that answer",
+        ),
+        all(
+            "Last delete → AWS empty (baselines: known empty), s",
+            &|f| format!("{:.1}", f.last_delete_to_empty_s),
+            String::new(),
+        ),
+        all(
+            "AWS calls, whole run",
+            &|f| f.total_aws_calls.to_string(),
+            String::new(),
+        ),
+        only(
+            "Kubernetes API writes per workspace (all / without Events; minimal 9)",
+            o.writes_per_ws
+                .map(|(a, b)| format!("{a:.2} / {b:.2}"))
+                .unwrap_or_default(),
+            "",
+        ),
+        only(
+            "Drift (a file system failed behind the operator's back) noticed after, s",
+            opt(o.drift_detected_s, 1),
+            &format!("drift interval {} s", args.drift_interval_seconds),
+        ),
+        only("Operator peak RSS (VmHWM), MiB", opt(o.rss_mib, 1), ""),
+        only("Operator CPU, s", opt(o.cpu_s, 1), ""),
+        only(
+            "Benchmark process CPU (sandbox API server, simulated AWS, driver), s",
+            opt(o.world_cpu_s, 1),
+            "the same 2 cores as the operator",
+        ),
+    ];
+    let mut out = format!(
+        "\n### {n} workspaces\n\nFile systems CREATING for {:.0} s. Pending window (last create → first AVAILABLE): ours {:.0} s, per-object {:.0} s, observe-all {:.0} s.\n\n| Figure | ours | per-object (ACK, CSI driver) | observe-all (Crossplane) | ours vs baselines |\n|---|---|---|---|---|\n",
+        create_delay(args, n),
+        o.pending_window_s,
+        p.pending_window_s,
+        c.pending_window_s
+    );
+    out.push_str(&rows.concat());
+    out.push_str("\nOperator's Kubernetes writes per workspace, by verb and resource (audit log). The minimal 9 state transitions of a workspace here: finalizer on, status with the file system id, PersistentVolume, claim, status Ready, status Deleting, claim deleted, volume deleted, finalizer off (the StorageClass is one per class).\n\n| Write | per workspace |\n|---|---|\n");
+    for (what, per) in &o.writes_by_kind {
+        out.push_str(&format!("| {what} | {per:.2} |\n"));
+    }
+    out
+}
+
+/// The operator on the sandbox and on the real control plane, side by side.
+pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) -> String {
+    let both = |name: &str, value: &dyn Fn(&Figures) -> String| {
+        format!("| {name} | {} | {} |\n", value(s), value(r))
+    };
+    let mut out = format!(
+        "\n### {n} workspaces: sandbox and real control plane\n\nFile systems CREATING for {:.0} s; the same operator binary and settings on each.\n\n| Figure | sandbox | real control plane |\n|---|---|---|\n",
+        create_delay(args, n)
+    );
+    out.push_str(&both("AWS calls per pending workspace per minute", &|f| {
+        format!("{:.4}", f.pending_calls_per_ws_min)
+    }));
+    out.push_str(&both(
+        "AWS calls per Ready workspace per hour (hold)",
+        &|f| format!("{:.3}", f.ready_calls_per_ws_hour),
+    ));
+    out.push_str(&both("Last create → all Ready, s", &|f| {
+        format!("{:.1}", f.last_create_to_all_ready_s)
+    }));
+    out.push_str(&both("Last AVAILABLE → all Ready, s", &|f| {
+        format!("{:.1}", f.last_available_to_all_ready_s)
+    }));
+    out.push_str(&both("AVAILABLE → PVC Bound, p50 / p99, ms", &|f| {
+        format!(
+            "{:.0} / {:.0}",
+            f.available_to_ready_p50_ms, f.available_to_ready_p99_ms
+        )
+    }));
+    out.push_str(&both(
+        "First poll answer showing AVAILABLE → PVC Bound, p50 / p99, ms",
+        &|f| {
+            f.seen_to_bound_ms
+                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
+                .unwrap_or_default()
+        },
+    ));
+    out.push_str(&both("Last delete → AWS empty, s", &|f| {
+        format!("{:.1}", f.last_delete_to_empty_s)
+    }));
+    out.push_str(&both("AWS calls, whole run", &|f| {
+        f.total_aws_calls.to_string()
+    }));
+    out.push_str(&both(
+        "Kubernetes API writes per workspace (all / without Events)",
+        &|f| {
+            f.writes_per_ws
+                .map(|(a, b)| format!("{a:.2} / {b:.2}"))
+                .unwrap_or_default()
+        },
+    ));
+    out.push_str(&both("Drift noticed after, s", &|f| {
+        opt(f.drift_detected_s, 1)
+    }));
+    out.push_str(&both("Operator peak RSS (VmHWM), MiB", &|f| {
+        opt(f.rss_mib, 1)
+    }));
+    out.push_str(&both("Operator CPU, s", &|f| opt(f.cpu_s, 1)));
+    out.push_str(&format!(
+        "| Benchmark process CPU, s (sandbox: API server + simulated AWS + driver; real: simulated AWS + driver) | {} | {} |\n",
+        opt(s.world_cpu_s, 1),
+        opt(r.world_cpu_s, 1)
+    ));
+    for (name, rss, cpu) in &r.control_plane {
+        out.push_str(&format!(
+            "| {name}: peak RSS (VmHWM), MiB / CPU during the run, s | (in the process above) | {} / {} |\n",
+            opt(*rss, 0),
+            opt(*cpu, 1)
+        ));
+    }
+    out.push_str("\nThe operator's Kubernetes writes per workspace, by verb and resource (each server's audit record).\n\n| Write | sandbox | real control plane |\n|---|---|---|\n");
+    let kinds: std::collections::BTreeSet<&String> = s
+        .writes_by_kind
+        .keys()
+        .chain(r.writes_by_kind.keys())
+        .collect();
+    for what in kinds {
+        let per =
+            |f: &Figures| format!("{:.2}", f.writes_by_kind.get(what).copied().unwrap_or(0.0));
+        out.push_str(&format!("| {what} | {} | {} |\n", per(s), per(r)));
+    }
+    out
+}
+
+/// `report` with the `--cluster real` section of `previous` (if any) carried over, or
+/// replaced by `section`.
+pub(crate) fn with_real_section(report: &str, previous: &str, section: Option<&str>) -> String {
+    let old = previous
+        .find(REAL_BEGIN)
+        .zip(previous.find(REAL_END))
+        .filter(|(b, e)| b < e)
+        .map(|(b, e)| &previous[b..e + REAL_END.len()]);
+    let new = section.map(|t| format!("{REAL_BEGIN}\n{t}\n{REAL_END}"));
+    match (old, new) {
+        // Replaced where it stands.
+        (Some(old), Some(new)) if report.contains(old) => report.replace(old, &new),
+        (_, Some(sec)) => format!("{}\n\n{sec}\n", report.trim_end()),
+        // Carried over into a freshly written report.
+        (Some(old), None) if !report.contains(old) => {
+            format!("{}\n\n{old}\n", report.trim_end())
+        }
+        _ => report.to_string(),
+    }
+}
