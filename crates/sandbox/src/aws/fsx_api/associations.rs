@@ -80,15 +80,11 @@ pub fn create_association(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         )));
     }
     let events = |policy: &str| -> Vec<String> {
-        req.get("S3")
+        let at = req
+            .get("S3")
             .and_then(|s3| s3.get(policy))
-            .and_then(|p| p.get("Events"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect()
+            .and_then(|p| p.get("Events"));
+        strings(at).into_iter().map(str::to_string).collect()
     };
     let tags = tags_from(req)?;
     let id = s.new_id("dra");
@@ -130,13 +126,7 @@ pub fn describe_associations(
     _ctx: &mut Ctx,
     req: &Value,
 ) -> Result<Value, ApiError> {
-    let ids: Vec<&str> = req
-        .get("AssociationIds")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let ids = strings(req.get("AssociationIds"));
     let mut fs_filter: Option<Vec<String>> = None;
     for f in req
         .get("Filters")
@@ -144,12 +134,8 @@ pub fn describe_associations(
         .into_iter()
         .flatten()
     {
-        let values: Vec<String> = f
-            .get("Values")
-            .and_then(Value::as_array)
+        let values: Vec<String> = strings(f.get("Values"))
             .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
             .map(str::to_string)
             .collect();
         if values.len() > 20 {

@@ -33,13 +33,7 @@ fn replayed(s: &State, token: Option<&String>, print: &str) -> Option<Result<Val
 
 /// The one subnet and the security groups of a create, checked as FSx checks them.
 fn network(s: &State, req: &Value) -> Result<(Subnet, Vec<String>), ApiError> {
-    let subnets: Vec<&str> = req
-        .get("SubnetIds")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let subnets = strings(req.get("SubnetIds"));
     let [subnet_id] = subnets.as_slice() else {
         return Err(ApiError::new(
             400,
@@ -55,12 +49,8 @@ fn network(s: &State, req: &Value) -> Result<(Subnet, Vec<String>), ApiError> {
         )
         .with("InvalidSubnetId", *subnet_id));
     };
-    let groups: Vec<String> = req
-        .get("SecurityGroupIds")
-        .and_then(Value::as_array)
+    let groups: Vec<String> = strings(req.get("SecurityGroupIds"))
         .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
         .map(str::to_string)
         .collect();
     if groups.len() > 50 {
@@ -259,13 +249,7 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
 }
 
 pub fn describe_file_systems(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
-    let ids: Vec<&str> = req
-        .get("FileSystemIds")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let ids = strings(req.get("FileSystemIds"));
     if ids.len() > 50 {
         return Err(bad_request("FileSystemIds takes at most 50 IDs."));
     }
