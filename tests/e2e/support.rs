@@ -18,6 +18,7 @@ use lustre_sandbox::World;
 pub use lustre_sandbox::aws::state::Timing;
 use lustre_sandbox::aws::{SimAws, SimConfig};
 use lustre_sandbox::kube::KubeSandbox;
+use lustre_sandbox::kube::store::AuditEntry;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
@@ -292,7 +293,11 @@ impl E2e {
             .env("POD_NAMESPACE", LEASE_NS)
             .env("AWS_ACCESS_KEY_ID", "AKIDSANDBOX")
             .env("AWS_SECRET_ACCESS_KEY", "sandbox")
-            .env("RUST_LOG", "info")
+            // LUSTRE_E2E_LOG=debug (or any RUST_LOG filter) for a closer look at a failure.
+            .env(
+                "RUST_LOG",
+                std::env::var("LUSTRE_E2E_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
             .stdout(Stdio::from(log.try_clone().expect("log")))
@@ -529,43 +534,32 @@ impl E2e {
     /// sandbox's record, or kube-apiserver's audit log of the operator's ServiceAccount;
     /// kubectl's own requests left out). An apply that created its object needed `create` as
     /// well as `patch`, as kube-apiserver authorizes it.
-    pub fn operator_needs(&self) -> (Permissions, usize) {
-        // (verb, resource, subresource, code) of each request.
-        let requests: Vec<(String, String, String, u64)> = match &self.server {
+    /// Every request the operator made (the sandbox: every one not from kubectl; a real
+    /// control plane: its ServiceAccount's), in order.
+    pub fn operator_requests(&self) -> Vec<AuditEntry> {
+        match &self.server {
             Server::Sandbox { kube, .. } => kube
                 .store()
                 .audit
                 .iter()
                 .filter(|a| !a.user_agent.starts_with("kubectl"))
-                .map(|a| {
-                    (
-                        a.verb.clone(),
-                        a.resource.clone(),
-                        a.subresource.clone(),
-                        u64::from(a.code),
-                    )
-                })
+                .cloned()
                 .collect(),
             Server::Real { cluster, .. } => cluster
                 .audit_of(OPERATOR_USER)
                 .iter()
-                .filter(|a| a["objectRef"].is_object())
-                .map(|a| {
-                    let r = &a["objectRef"];
-                    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-                    let resource = match text(&r["apiGroup"]) {
-                        g if g.is_empty() => text(&r["resource"]),
-                        g => format!("{}.{g}", text(&r["resource"])),
-                    };
-                    (
-                        text(&a["verb"]),
-                        resource,
-                        text(&r["subresource"]),
-                        a["responseStatus"]["code"].as_u64().unwrap_or(0),
-                    )
-                })
+                .filter_map(AuditEntry::from_apiserver)
                 .collect(),
-        };
+        }
+    }
+
+    pub fn operator_needs(&self) -> (Permissions, usize) {
+        // (verb, resource, subresource, code) of each request.
+        let requests: Vec<(String, String, String, u64)> = self
+            .operator_requests()
+            .into_iter()
+            .map(|a| (a.verb, a.resource, a.subresource, u64::from(a.code)))
+            .collect();
         let mut needs = BTreeSet::new();
         let mut forbidden = 0;
         for (verb, resource, subresource, code) in requests {

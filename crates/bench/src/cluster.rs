@@ -2,7 +2,7 @@
 //! real control plane (etcd, kube-apiserver, kube-controller-manager from
 //! `scripts/control-plane`, as separate processes on the same cores). What the benchmark
 //! observes of it goes through the API (watches), the same on both; only the operator's
-//! writes are read from each server's own audit record.
+//! requests are read from each server's own audit record.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use lustre_sandbox::World;
 use lustre_sandbox::aws::{SimAws, SimConfig};
 use lustre_sandbox::kube::KubeSandbox;
+use lustre_sandbox::kube::store::AuditEntry;
 use serde_json::Value;
 
 /// Which API server.
@@ -27,6 +28,9 @@ impl Cluster {
         }
     }
 }
+
+/// The start of the operator's user agent on the Kubernetes API.
+const OPERATOR_AGENT: &str = "lustre-operator/";
 
 /// The user the real control plane's admin kubeconfig authenticates as (its client
 /// certificate's CN, `scripts/control-plane`); the operator runs with that kubeconfig here.
@@ -128,7 +132,7 @@ impl ApiServer {
             .collect()
     }
 
-    /// Where the operator's writes start in the server's audit record (an entry count or a
+    /// Where the operator's requests start in the server's audit record (an entry count or a
     /// byte offset).
     pub fn audit_mark(&self) -> usize {
         match (&self.sandbox, &self.real) {
@@ -140,17 +144,16 @@ impl ApiServer {
         }
     }
 
-    /// The writes (`verb`, `resource[.group]`, `subresource`) made with the operator's
-    /// credentials since `mark`: on the real control plane those of the admin user the
-    /// operator and this driver share (the driver's own are left out by the caller), never
-    /// the controller-manager's.
-    pub fn writes_since(&self, mark: usize) -> Vec<(String, String, String)> {
-        let is_write = |verb: &str| matches!(verb, "create" | "update" | "patch" | "delete");
+    /// The operator's requests since `mark` (told by its user agent, `lustre-operator/…`):
+    /// the sandbox's audit record, or the real control plane's audit log (a watch counted
+    /// once, when its response starts; every other request when it completes).
+    pub fn requests_since(&self, mark: usize) -> Vec<AuditEntry> {
+        let ours = |a: &AuditEntry| a.user_agent.starts_with(OPERATOR_AGENT);
         match (&self.sandbox, &self.real) {
             (Some((kube, _)), _) => kube.store().audit[mark..]
                 .iter()
-                .filter(|a| is_write(&a.verb))
-                .map(|a| (a.verb.clone(), a.resource.clone(), a.subresource.clone()))
+                .filter(|a| ours(a))
+                .cloned()
                 .collect(),
             (None, Some(dir)) => {
                 let text = std::fs::read(dir.join("audit.log")).unwrap_or_default();
@@ -158,18 +161,15 @@ impl ApiServer {
                     .lines()
                     .filter_map(|l| serde_json::from_str::<Value>(l).ok())
                     .filter(|e| {
-                        e["user"]["username"] == REAL_ADMIN && e["stage"] == "ResponseComplete"
-                    })
-                    .filter(|e| is_write(e["verb"].as_str().unwrap_or_default()))
-                    .map(|e| {
-                        let r = &e["objectRef"];
-                        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-                        let resource = match s(&r["apiGroup"]) {
-                            g if g.is_empty() => s(&r["resource"]),
-                            g => format!("{}.{g}", s(&r["resource"])),
+                        let stage = if e["verb"] == "watch" {
+                            "ResponseStarted"
+                        } else {
+                            "ResponseComplete"
                         };
-                        (s(&e["verb"]), resource, s(&r["subresource"]))
+                        e["user"]["username"] == REAL_ADMIN && e["stage"] == stage
                     })
+                    .filter_map(|e| AuditEntry::from_apiserver(&e))
+                    .filter(|a| ours(a))
                     .collect()
             }
             (None, None) => Vec::new(),

@@ -104,10 +104,13 @@ struct Figures {
     seen_to_bound_ms: Option<(f64, f64)>,
     last_delete_to_empty_s: f64,
     total_aws_calls: u64,
-    /// Kubernetes API writes by the operator per workspace (all, and without Events).
-    writes_per_ws: Option<(f64, f64)>,
-    /// The same writes by verb and resource (per workspace), to see where they go.
-    writes_by_kind: BTreeMap<String, f64>,
+    /// From the first apply to every workspace Ready with its claim Bound.
+    first_apply_to_all_bound_s: f64,
+    /// The operator's Kubernetes requests on the create path: from the first apply to every
+    /// claim Bound.
+    create_requests: Option<Requests>,
+    /// The same over the whole run (create, hold with a drift, delete).
+    run_requests: Option<Requests>,
     drift_detected_s: Option<f64>,
     rss_mib: Option<f64>,
     cpu_s: Option<f64>,
@@ -115,6 +118,44 @@ struct Figures {
     world_cpu_s: Option<f64>,
     /// The real control plane's processes: name, peak RSS (MiB), CPU during the run (s).
     control_plane: Vec<(String, Option<f64>, Option<f64>)>,
+}
+
+/// The operator's Kubernetes requests per workspace.
+#[derive(Debug, Default, Clone)]
+struct Requests {
+    /// All but Events.
+    per_ws: f64,
+    /// Of those, reads (get, list).
+    reads_per_ws: f64,
+    /// Events (created or patched).
+    events_per_ws: f64,
+    /// By verb and resource, Events included.
+    by_kind: BTreeMap<String, f64>,
+}
+
+impl Requests {
+    /// The requests of `n` workspaces, per workspace.
+    fn of(requests: &[lustre_sandbox::kube::store::AuditEntry], n: usize) -> Self {
+        let per = 1.0 / n.max(1) as f64;
+        let mut r = Requests::default();
+        for a in requests {
+            let what = if a.subresource.is_empty() {
+                format!("{} {}", a.verb, a.resource)
+            } else {
+                format!("{} {}/{}", a.verb, a.resource, a.subresource)
+            };
+            *r.by_kind.entry(what).or_default() += per;
+            if a.resource.starts_with("events") {
+                r.events_per_ws += per;
+                continue;
+            }
+            r.per_ws += per;
+            if matches!(a.verb.as_str(), "get" | "list") {
+                r.reads_per_ws += per;
+            }
+        }
+        r
+    }
 }
 
 fn machine() -> String {
@@ -161,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
     );
     if args.cluster == Cluster::Real {
         let mut section = format!(
-            "## The sandbox and a real control plane\n\nRun on {date}, {}; `scripts/bench --cluster real --sizes {}`. The operator at each size on the sandbox API server, then on etcd + kube-apiserver + kube-controller-manager 1.37 (`scripts/control-plane`, loopback, audit log of writes on): settings as above, one simulated AWS each. The control plane's processes share the machine's cores with the operator, the simulated AWS and this driver.\n",
+            "## The sandbox and a real control plane\n\nRun on {date}, {}; `scripts/bench --cluster real --sizes {}`. The operator at each size on the sandbox API server, then on etcd + kube-apiserver + kube-controller-manager 1.37 (`scripts/control-plane`, loopback, audit log of the operator's requests on): settings as above, one simulated AWS each. The control plane's processes share the machine's cores with the operator, the simulated AWS and this driver.\n",
             machine(),
             args.sizes
                 .iter()

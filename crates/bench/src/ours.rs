@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::cluster::{ApiServer, Cluster};
 use crate::world::*;
-use crate::{Args, Figures};
+use crate::{Args, Figures, Requests};
 
 /// The workspaces the driver creates: `ws-00000` .. spread over the namespaces in turn.
 fn workspace_names(namespaces: &[String], n: usize) -> Vec<(String, String)> {
@@ -69,6 +69,7 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
 
     // Create.
     let names = workspace_names(&namespaces, n);
+    let first_apply = Instant::now();
     for_each_workspace(&names, |ns, name| {
         let client = client.clone();
         async move {
@@ -97,6 +98,18 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     let all_ready = Instant::now();
     eprintln!("   all Ready");
     f.last_create_to_all_ready_s = (all_ready - last_create).as_secs_f64();
+    until("every claim Bound", Duration::from_secs(600), || {
+        bound.lock().unwrap_or_else(|p| p.into_inner()).len() >= n
+    })
+    .await?;
+    f.first_apply_to_all_bound_s = first_apply.elapsed().as_secs_f64();
+    let create_path = server.requests_since(audit_start);
+    f.create_requests = Some(Requests::of(&create_path, n));
+    eprintln!(
+        "   every claim Bound {:.1} s after the first apply; {:.1} Kubernetes requests per workspace (Events apart)",
+        f.first_apply_to_all_bound_s,
+        f.create_requests.as_ref().map_or(0.0, |r| r.per_ws)
+    );
     ready_figures(&mut f, &sim, &workspaces, &bound, all_ready);
 
     hold(&mut f, args, &sim, &workspaces, n).await;
@@ -141,7 +154,7 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
             (p.name.clone(), rss, cpu.zip(before).map(|(a, b)| a - b))
         })
         .collect();
-    count_writes(&mut f, &server, audit_start, n);
+    f.run_requests = Some(Requests::of(&server.requests_since(audit_start), n));
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -355,31 +368,4 @@ async fn hold(
     }
     f.ready_calls_per_ws_hour =
         (total(sim) - before) as f64 / n as f64 / (args.hold_seconds / 3600.0);
-}
-
-/// The operator's Kubernetes writes, per workspace, in all and by verb and resource.
-fn count_writes(f: &mut Figures, server: &ApiServer, audit_start: usize, n: usize) {
-    // The driver's own writes (creating and deleting the workspaces) left out.
-    let ours = server
-        .writes_since(audit_start)
-        .into_iter()
-        .filter(|(verb, resource, sub)| {
-            !(resource.starts_with("lustreworkspaces.")
-                && sub.is_empty()
-                && matches!(verb.as_str(), "create" | "delete"))
-        });
-    let (mut all, mut no_events) = (0usize, 0usize);
-    for (verb, resource, sub) in ours {
-        all += 1;
-        if !resource.starts_with("events") {
-            no_events += 1;
-        }
-        let what = if sub.is_empty() {
-            format!("{verb} {resource}")
-        } else {
-            format!("{verb} {resource}/{sub}")
-        };
-        *f.writes_by_kind.entry(what).or_default() += 1.0 / n as f64;
-    }
-    f.writes_per_ws = Some((all as f64 / n as f64, no_events as f64 / n as f64));
 }

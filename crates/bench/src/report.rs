@@ -2,7 +2,7 @@
 //! replaced.
 
 use crate::world::*;
-use crate::{Args, Figures, REAL_BEGIN, REAL_END};
+use crate::{Args, Figures, REAL_BEGIN, REAL_END, Requests};
 
 pub(crate) fn opt(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}"))
@@ -90,10 +90,18 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
             String::new(),
         ),
         only(
-            "Kubernetes API writes per workspace (all / without Events; minimal 9)",
-            o.writes_per_ws
-                .map(|(a, b)| format!("{a:.2} / {b:.2}"))
-                .unwrap_or_default(),
+            "First apply → every claim Bound, s",
+            format!("{:.1}", o.first_apply_to_all_bound_s),
+            "",
+        ),
+        only(
+            "Kubernetes requests per workspace, create path (all / reads; Events apart)",
+            requests(o.create_requests.as_ref()),
+            "first apply → every claim Bound",
+        ),
+        only(
+            "Kubernetes requests per workspace, whole run (all / reads; Events apart)",
+            requests(o.run_requests.as_ref()),
             "",
         ),
         only(
@@ -117,10 +125,7 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
         c.pending_window_s
     );
     out.push_str(&rows.concat());
-    out.push_str("\nOperator's Kubernetes writes per workspace, by verb and resource (audit log). The minimal 9 state transitions of a workspace here: finalizer on, status with the file system id, PersistentVolume, claim, status Ready, status Deleting, claim deleted, volume deleted, finalizer off (the StorageClass is one per class).\n\n| Write | per workspace |\n|---|---|\n");
-    for (what, per) in &o.writes_by_kind {
-        out.push_str(&format!("| {what} | {per:.2} |\n"));
-    }
+    out.push_str(&by_kind(&[("ours", o)]));
     out
 }
 
@@ -166,13 +171,16 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
     out.push_str(&both("AWS calls, whole run", &|f| {
         f.total_aws_calls.to_string()
     }));
+    out.push_str(&both("First apply → every claim Bound, s", &|f| {
+        format!("{:.1}", f.first_apply_to_all_bound_s)
+    }));
     out.push_str(&both(
-        "Kubernetes API writes per workspace (all / without Events)",
-        &|f| {
-            f.writes_per_ws
-                .map(|(a, b)| format!("{a:.2} / {b:.2}"))
-                .unwrap_or_default()
-        },
+        "Kubernetes requests per workspace, create path (all / reads; Events apart)",
+        &|f| requests(f.create_requests.as_ref()),
+    ));
+    out.push_str(&both(
+        "Kubernetes requests per workspace, whole run (all / reads; Events apart)",
+        &|f| requests(f.run_requests.as_ref()),
     ));
     out.push_str(&both("Drift noticed after, s", &|f| {
         opt(f.drift_detected_s, 1)
@@ -193,17 +201,7 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
             opt(*cpu, 1)
         ));
     }
-    out.push_str("\nThe operator's Kubernetes writes per workspace, by verb and resource (each server's audit record).\n\n| Write | sandbox | real control plane |\n|---|---|---|\n");
-    let kinds: std::collections::BTreeSet<&String> = s
-        .writes_by_kind
-        .keys()
-        .chain(r.writes_by_kind.keys())
-        .collect();
-    for what in kinds {
-        let per =
-            |f: &Figures| format!("{:.2}", f.writes_by_kind.get(what).copied().unwrap_or(0.0));
-        out.push_str(&format!("| {what} | {} | {} |\n", per(s), per(r)));
-    }
+    out.push_str(&by_kind(&[("sandbox", s), ("real control plane", r)]));
     out
 }
 
@@ -226,4 +224,46 @@ pub(crate) fn with_real_section(report: &str, previous: &str, section: Option<&s
         }
         _ => report.to_string(),
     }
+}
+
+/// Per workspace: all requests but Events, and the reads among them.
+fn requests(r: Option<&Requests>) -> String {
+    r.map(|r| format!("{:.2} / {:.2}", r.per_ws, r.reads_per_ws))
+        .unwrap_or_default()
+}
+
+/// The operator's requests per workspace by verb and resource, on the create path and over
+/// the whole run, a column pair per run.
+fn by_kind(runs: &[(&str, &Figures)]) -> String {
+    let mut out = String::from(
+        "\nThe operator's Kubernetes requests per workspace, by verb and resource (each server's audit record, told by the operator's user agent): on the create path (first apply → every claim Bound) / over the whole run. Watches are long-lived: their count is per workspace too, and falls as workspaces grow.\n\n| Request |",
+    );
+    for (name, _) in runs {
+        out.push_str(&format!(" {name} |"));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(runs.len()));
+    out.push('\n');
+    let kinds: std::collections::BTreeSet<&String> = runs
+        .iter()
+        .flat_map(|(_, f)| f.run_requests.iter().flat_map(|r| r.by_kind.keys()))
+        .collect();
+    let per = |r: &Option<Requests>, what: &str| {
+        r.as_ref()
+            .and_then(|r| r.by_kind.get(what))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    for what in kinds {
+        out.push_str(&format!("| {what} |"));
+        for (_, f) in runs {
+            out.push_str(&format!(
+                " {:.2} / {:.2} |",
+                per(&f.create_requests, what),
+                per(&f.run_requests, what)
+            ));
+        }
+        out.push('\n');
+    }
+    out
 }

@@ -2,16 +2,15 @@
 //! this process remembers of each workspace ([`WorkspaceMemory`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use lustre_api::{LustreWorkspace, LustreWorkspaceStatus};
 use lustre_cloud::{Cloud, CloudError};
 
+use crate::cache::{Caches, Writers};
 use crate::error::Error;
 use crate::events::EventRecorder;
 use crate::metrics::Metrics;
@@ -41,7 +40,10 @@ pub struct ControllerConfig {
     /// Delay before the first retry of a failed reconcile; doubles up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
-    /// How often to look again while a claim binds.
+    /// The safety net of the waits on Kubernetes (a claim binding; a deleted claim pods still
+    /// use; a deleted volume its finalizer holds): the claims' and volumes' watches wake the
+    /// workspace when they change, and it is looked at again after this (times the wait's
+    /// factor) in any case.
     pub claim_recheck: Duration,
     pub concurrency: u16,
     /// Namespaces whose workspaces this operator reconciles; empty: all. With exactly one,
@@ -58,7 +60,7 @@ impl Default for ControllerConfig {
             intervals: PollIntervals::default(),
             base_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(300),
-            claim_recheck: Duration::from_secs(2),
+            claim_recheck: Duration::from_secs(30),
             concurrency: 16,
             namespaces: Vec::new(),
             cluster_id: None,
@@ -77,9 +79,10 @@ pub struct Context {
     /// VPC of each subnet a class names, once looked up (subnets do not move).
     pub(crate) vpcs: Mutex<HashMap<String, String>>,
     pub(crate) memory: WorkspaceMemory,
-    /// The namespaces as the controller's watch sees them (their labels decide the classes'
-    /// `allowedNamespaces`); set once `run` starts watching.
-    pub(crate) namespaces: OnceLock<Store<Namespace>>,
+    /// The watch caches reconciles read (see [`crate::cache`]).
+    pub(crate) caches: Caches,
+    /// Their writers, taken when `run` starts watching.
+    pub(crate) cache_writers: Mutex<Option<Writers>>,
 }
 
 impl Context {
@@ -95,6 +98,7 @@ impl Context {
             "lustre-operator",
             std::env::var("POD_NAME").ok(),
         );
+        let (caches, cache_writers) = Caches::new();
         Self {
             client,
             clouds,
@@ -104,7 +108,8 @@ impl Context {
             config,
             vpcs: Mutex::default(),
             memory: WorkspaceMemory::default(),
-            namespaces: OnceLock::new(),
+            caches,
+            cache_writers,
         }
     }
 

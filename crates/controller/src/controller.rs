@@ -5,45 +5,55 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::api::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
-use lustre_api::constants::DEFAULT_CLASS_ANNOTATION;
+use lustre_api::constants::{DEFAULT_CLASS_ANNOTATION, labels};
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::cache;
 use crate::context::Context;
 use crate::reconcile::{error_policy, reconcile};
 
 type Wake = UnboundedReceiver<ObjectRef<LustreWorkspace>>;
 
-/// Runs the controller until `shutdown` resolves; `wake` is the poller's stream.
+/// Runs the controller until `shutdown` resolves; `wake` is the poller's stream. Runs once
+/// per process (the caches' watches start here).
 pub async fn run(
     ctx: Arc<Context>,
     wake: Wake,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let Some(caches) = cache::streams(&ctx) else {
+        tracing::error!("the controller was started twice in one process");
+        return;
+    };
     let poll_task = tokio::spawn(ctx.poller.clone().run(ctx.config.intervals));
+    let ready_task = tokio::spawn(ctx.caches.clone().mark_ready());
     let controller = Controller::new(scoped(&ctx), watcher::Config::default());
     let workspaces = controller.store();
     let sweep_task = tokio::spawn(sweep_memory(ctx.clone(), workspaces.clone()));
-    let claims: Api<PartialObjectMeta<PersistentVolumeClaim>> = scoped(&ctx);
-    let classes: Api<LustreWorkspaceClass> = Api::all(ctx.client.clone());
-    let by_class = workspaces.clone();
+    let (by_class, by_namespace, by_volume) = (workspaces.clone(), workspaces.clone(), workspaces);
     controller
         // Claims by owner reference, whatever their labels (a tenant may strip the operator's
-        // label from its claim); metadata only, the owner reference is all the mapping needs.
-        .owns_stream(watcher(claims, watcher::Config::default()).touched_objects())
-        .watches(classes, watcher::Config::default(), move |class| {
-            using_class(&by_class, &class)
-        })
-        .watches_stream(namespace_changes(&ctx), move |ns: Namespace| {
-            in_namespace(&workspaces, &ns.name_any())
-        })
+        // label from its claim); the managed ones' phase (Bound) from their own watch.
+        .owns_stream(caches.claims)
+        .owns_stream(caches.managed_claims)
+        .watches_stream(caches.classes, move |class| using_class(&by_class, &class))
+        .watches_stream(
+            caches
+                .namespaces
+                .predicate_filter(predicates::labels, Default::default()),
+            move |ns| in_namespace(&by_namespace, &ns.name_any()),
+        )
+        // A volume a finalizer held (pv-protection) wakes its workspace when it goes.
+        .watches_stream(caches.volumes, move |pv| of_volume(&by_volume, &pv))
+        // Kept current for the reconciles' reads; a StorageClass wakes no workspace.
+        .watches_stream(caches.storage_classes, |_| None)
         .reconcile_on(poller_wakes(wake))
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
@@ -52,11 +62,12 @@ pub async fn run(
         .await;
     poll_task.abort();
     sweep_task.abort();
+    ready_task.abort();
 }
 
 /// An API for namespaced objects over the operator's namespaces: one namespace when it
 /// watches exactly one, else all.
-fn scoped<K>(ctx: &Context) -> Api<K>
+pub(crate) fn scoped<K>(ctx: &Context) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     <K as Resource>::DynamicType: Default,
@@ -67,20 +78,15 @@ where
     }
 }
 
-/// Namespaces whose labels change (a class's allowedNamespaces may admit them or shut them
-/// out); the namespaces' store goes into the context, where observe reads the labels.
-fn namespace_changes(
-    ctx: &Context,
-) -> impl Stream<Item = Result<Namespace, watcher::Error>> + use<> {
-    let config = match ctx.config.namespaces.as_slice() {
-        [only] => watcher::Config::default().fields(&format!("metadata.name={only}")),
-        _ => watcher::Config::default(),
-    };
-    let (store, writer) = reflector::store();
-    let _ = ctx.namespaces.set(store);
-    reflector::reflector(writer, watcher(Api::all(ctx.client.clone()), config))
-        .touched_objects()
-        .predicate_filter(predicates::labels, Default::default())
+/// The workspace a volume was made for (its labels name it), if it is still known.
+fn of_volume(
+    workspaces: &Store<LustreWorkspace>,
+    pv: &PersistentVolume,
+) -> Option<ObjectRef<LustreWorkspace>> {
+    let l = pv.labels();
+    let r =
+        ObjectRef::new(l.get(labels::WORKSPACE_NAME)?).within(l.get(labels::WORKSPACE_NAMESPACE)?);
+    workspaces.get(&r).map(|_| r)
 }
 
 /// The workspaces a class change concerns: those naming it, or using the default.

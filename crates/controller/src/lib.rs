@@ -8,6 +8,7 @@
 
 mod act;
 pub mod builders;
+mod cache;
 pub mod context;
 pub mod controller;
 pub mod error;

@@ -31,6 +31,11 @@ pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Re
         // Another operator's (or nobody's) namespace: leave it alone entirely.
         return Ok(Requeue::await_change());
     }
+    // Every read below is from the watch caches: none is read before its first full list.
+    if !ctx.caches.ready().await {
+        // Their watches have stopped: the controller is shutting down.
+        return Ok(Requeue::await_change());
+    }
     let started = Instant::now();
     let ws = ctx.memory.freshen(ws);
     let result = if ws.metadata.deletion_timestamp.is_some() {
@@ -145,7 +150,7 @@ async fn run_steps(
     ws: &LustreWorkspace,
     deleting: bool,
 ) -> Result<(Action, Observed, Arc<dyn Cloud>), Error> {
-    let class = resolve_class(ctx, ws).await?;
+    let class = resolve_class(ctx, ws);
     let cloud = ctx.cloud_for(class.get()).await;
     let mut o = observe(ctx, ws, class, &cloud, deleting).await?;
     let mut last = Action::Finished;

@@ -8,20 +8,31 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::Api;
 
 /// A client from the kubeconfig file given, else the usual places (KUBECONFIG, ~/.kube/config,
-/// the in-cluster service account).
+/// the in-cluster service account). Its requests carry the user agent `lustre-operator/<version>`
+/// (kube-rs sends none), so the API server's audit log, its metrics and priority-and-fairness
+/// debugging name the operator.
 pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let Some(path) = kubeconfig else {
-        return kube::Client::try_default()
+    let mut config = match kubeconfig {
+        None => kube::Config::infer()
             .await
-            .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)");
+            .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?,
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
     };
-    let kubeconfig = kube::config::Kubeconfig::read_from(path)
-        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .with_context(|| format!("loading kubeconfig {}", path.display()))?;
+    config.headers.push((
+        axum::http::header::USER_AGENT,
+        axum::http::HeaderValue::from_static(USER_AGENT),
+    ));
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
+
+/// The operator's user agent on the Kubernetes API.
+pub const USER_AGENT: &str = concat!("lustre-operator/", env!("CARGO_PKG_VERSION"));
 
 /// Checks that the CRDs are installed and serve the version this operator uses, with a
 /// clear error when not; warns when the installed schema differs from this build's (an

@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use lustre_api::LustreWorkspace;
 use lustre_api::constants::FIELD_MANAGER;
@@ -78,30 +79,29 @@ pub(super) async fn apply_claim(
     })
 }
 
-/// The claim may live on (pods still mount it: pvc-protection); look, don't assume.
+/// The claim may live on (pods still mount it: pvc-protection): the delete's answer says
+/// whether a finalizer holds it.
 pub(super) async fn delete_claim(ctx: &Context, ws: &LustreWorkspace) -> Result<Outcome, Cause> {
-    let claims = claims(ctx, ws);
-    let name = plan::claim_name(ws);
-    gone_is_deleted(claims.delete(&name, &DeleteParams::default()).await)?;
-    let claim = claims.get_opt(&name).await?.map(|c| ClaimView {
-        deleting: true,
-        ..claim_view(&c)
-    });
+    let claim = held_after_delete(&claims(ctx, ws), &plan::claim_name(ws))
+        .await?
+        .map(|c| ClaimView {
+            deleting: true,
+            ..claim_view(&c)
+        });
     Ok(Outcome::ClaimDeleted(claim))
 }
 
 /// A deleted volume stays while a finalizer holds it (kube-controller-manager's
-/// pv-protection, for a moment after the claim goes): it is looked at again shortly, and its
-/// delete is sent once.
+/// pv-protection, for a moment after the claim goes): the volumes' watch wakes the workspace
+/// when it goes, and its delete is sent once.
 pub(super) async fn delete_volume(ctx: &Context, ws: &LustreWorkspace) -> Result<Outcome, Cause> {
-    let volumes = Api::<PersistentVolume>::all(ctx.client.clone());
     let name = builders::volume_name(ws);
-    let held = match volumes.get_opt(&name).await? {
+    let held = match ctx.caches.volumes.get(&ObjectRef::new(&name)) {
         None => false,
         Some(v) if v.meta().deletion_timestamp.is_some() => true,
         Some(_) => {
-            gone_is_deleted(volumes.delete(&name, &DeleteParams::default()).await)?;
-            volumes.get_opt(&name).await?.is_some()
+            let volumes = Api::<PersistentVolume>::all(ctx.client.clone());
+            held_after_delete(&volumes, &name).await?.is_some()
         }
     };
     Ok(if held {
@@ -111,15 +111,21 @@ pub(super) async fn delete_volume(ctx: &Context, ws: &LustreWorkspace) -> Result
     })
 }
 
-fn claims(ctx: &Context, ws: &LustreWorkspace) -> Api<PersistentVolumeClaim> {
-    Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default())
-}
-
-/// A delete of an object someone (a finalizer's controller, a person) removed first is done.
-fn gone_is_deleted<T>(result: Result<T, kube::Error>) -> Result<(), Cause> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+/// Deletes an object; returns it while a finalizer holds it, `None` once it is gone (or was
+/// gone already: someone, a finalizer's controller or a person, removed it first). The
+/// answer to a DELETE is the object itself, or the object as it was deleted, or a Status: only
+/// an object that still carries finalizers is still there.
+async fn held_after_delete<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Cause>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(answer) => Ok(answer.left().filter(|o| !o.finalizers().is_empty())),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+fn claims(ctx: &Context, ws: &LustreWorkspace) -> Api<PersistentVolumeClaim> {
+    Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default())
 }

@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
-use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use lustre_api::constants::DEFAULT_CLASS_ANNOTATION;
+use lustre_api::constants::{DEFAULT_CLASS_ANNOTATION, labels};
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 
 use crate::builders;
@@ -27,42 +26,37 @@ pub(crate) enum Class {
     NoDefault,
 }
 
-/// The class the workspace names, or the default one.
-pub(crate) async fn resolve_class(ctx: &Context, ws: &LustreWorkspace) -> Result<Class, Error> {
-    let api: Api<LustreWorkspaceClass> = Api::all(ctx.client.clone());
+/// The class the workspace names, or the default one (of several marked default, the first
+/// by name, as a list would give it), from the classes' watch.
+pub(crate) fn resolve_class(ctx: &Context, ws: &LustreWorkspace) -> Class {
+    let classes = &ctx.caches.classes;
     if let Some(name) = ws.spec.class_name.as_deref() {
-        return Ok(
-            match api.get_opt(name).await.map_err(Step::ReadClass.kube())? {
-                Some(c) => Class::Found(Box::new(c)),
-                None => Class::Missing(name.to_string()),
-            },
-        );
+        return match classes.get(&ObjectRef::new(name)) {
+            Some(c) => Class::Found(Box::new((*c).clone())),
+            None => Class::Missing(name.to_string()),
+        };
     }
-    let classes = api
-        .list(&ListParams::default())
-        .await
-        .map_err(Step::ReadClass.kube())?;
-    let default = classes.items.into_iter().find(|c| {
-        c.annotations()
-            .get(DEFAULT_CLASS_ANNOTATION)
-            .map(String::as_str)
-            == Some("true")
-    });
-    Ok(default.map_or(Class::NoDefault, |c| Class::Found(Box::new(c))))
+    let default = classes
+        .state()
+        .into_iter()
+        .filter(|c| {
+            c.annotations()
+                .get(DEFAULT_CLASS_ANNOTATION)
+                .map(String::as_str)
+                == Some("true")
+        })
+        .min_by(|a, b| a.name_any().cmp(&b.name_any()));
+    default.map_or(Class::NoDefault, |c| Class::Found(Box::new((*c).clone())))
 }
 
-/// The labels of the workspace's namespace: from the watch when it has them (their changes
-/// wake the workspaces in it), else from the API server.
+/// The labels of the workspace's namespace: from the watch, or (a namespace created a moment
+/// before its first workspace, not seen by the watch yet) from the API server.
 pub(super) async fn namespace_labels(
     ctx: &Context,
     ws: &LustreWorkspace,
 ) -> Result<BTreeMap<String, String>, Error> {
     let ns = ws.namespace().unwrap_or_default();
-    if let Some(n) = ctx
-        .namespaces
-        .get()
-        .and_then(|s| s.get(&ObjectRef::new(&ns)))
-    {
+    if let Some(n) = ctx.caches.namespaces.get(&ObjectRef::new(&ns)) {
         return Ok(n.labels().clone());
     }
     Ok(Api::<Namespace>::all(ctx.client.clone())
@@ -73,46 +67,75 @@ pub(super) async fn namespace_labels(
         .unwrap_or_default())
 }
 
-/// The StorageClass, volume and claim, read together. A claim of the workspace's claim name
-/// that is not the workspace's (no owner reference to it) is seen as taken, never as its own.
+/// The StorageClass, volume and claim, from the watches. A claim of the workspace's claim
+/// name that is not the workspace's (no owner reference to it) is seen as taken, never as its
+/// own. The one read: a claim of the workspace's whose operator label someone removed (its
+/// phase is not in the managed claims' watch).
 pub(super) async fn objects(
     ctx: &Context,
     ws: &LustreWorkspace,
     class: Option<&LustreWorkspaceClass>,
 ) -> Result<KubeView, Error> {
+    let caches = &ctx.caches;
     let ns = ws.namespace().unwrap_or_default();
     let uid = ws.uid().unwrap_or_default();
-    let storage_class = class.map(|c| builders::storage_class_name(&c.name_any()));
-    let (volumes, claims) = (
-        Api::<PersistentVolume>::all(ctx.client.clone()),
-        Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns),
-    );
-    let (volume, claim) = (builders::volume_name(ws), plan::claim_name(ws));
-    let (storage_class, pv, pvc) = tokio::try_join!(
-        async {
-            match &storage_class {
-                Some(name) => Api::<StorageClass>::all(ctx.client.clone())
-                    .get_opt(name)
-                    .await
-                    .map(|sc| sc.is_some()),
-                None => Ok(false),
-            }
-        },
-        volumes.get_opt(&volume),
-        claims.get_opt(&claim),
-    )
-    .map_err(Step::ObserveKubernetes.kube())?;
-    let owned = |c: &PersistentVolumeClaim| c.owner_references().iter().any(|r| r.uid == uid);
+    let storage_class = class.is_some_and(|c| {
+        let name = builders::storage_class_name(&c.name_any());
+        caches.storage_classes.get(&ObjectRef::new(&name)).is_some()
+    });
+    let volume = caches
+        .volumes
+        .get(&ObjectRef::new(&builders::volume_name(ws)))
+        .map(|pv| volume_view(&pv));
+    let name = plan::claim_name(ws);
+    let Some(meta) = caches.claims.get(&ObjectRef::new(&name).within(&ns)) else {
+        return Ok(KubeView {
+            storage_class,
+            volume,
+            claim_taken: false,
+            claim: None,
+        });
+    };
+    if !meta.owner_references().iter().any(|r| r.uid == uid) {
+        return Ok(KubeView {
+            storage_class,
+            volume,
+            claim_taken: true,
+            claim: None,
+        });
+    }
+    let managed = meta
+        .labels()
+        .get(labels::MANAGED_BY_KEY)
+        .map(String::as_str)
+        == Some(labels::MANAGED_BY_VALUE);
+    let claim = match caches
+        .managed_claims
+        .get(&ObjectRef::new(&name).within(&ns))
+    {
+        Some(c) => Some(claim_view(&c)),
+        // Just made: its phase comes with the managed claims' watch, which wakes the
+        // workspace then.
+        None if managed => Some(ClaimView {
+            bound: false,
+            deleting: meta.metadata.deletion_timestamp.is_some(),
+        }),
+        None => Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .map_err(Step::ObserveKubernetes.kube())?
+            .map(|c| claim_view(&c)),
+    };
     Ok(KubeView {
         storage_class,
-        volume: pv.map(volume_view),
-        claim_taken: pvc.as_ref().is_some_and(|c| !owned(c)),
-        claim: pvc.filter(|c| owned(c)).map(|c| claim_view(&c)),
+        volume,
+        claim_taken: false,
+        claim,
     })
 }
 
-fn volume_view(pv: PersistentVolume) -> VolumeView {
-    let spec = pv.spec.unwrap_or_default();
+fn volume_view(pv: &PersistentVolume) -> VolumeView {
+    let spec = pv.spec.clone().unwrap_or_default();
     VolumeView {
         capacity_gib: spec
             .capacity

@@ -302,8 +302,8 @@ impl Action {
         };
         match self {
             Self::Wait(Wait::ClaimBinding) => recheck(1),
-            // The volume was deleted but a finalizer still holds it (pv-protection); nothing
-            // the operator watches changes when it goes.
+            // The volume was deleted but a finalizer still holds it (pv-protection): the
+            // volumes' watch wakes the workspace when it goes.
             Self::DeleteVolume => recheck(1),
             Self::Wait(Wait::ClaimInUse) => recheck(5),
             Self::Wait(

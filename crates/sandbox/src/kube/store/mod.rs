@@ -102,6 +102,32 @@ pub struct AuditEntry {
     pub code: u16,
 }
 
+impl AuditEntry {
+    /// The same record from one event of kube-apiserver's audit log (`audit.k8s.io/v1`, level
+    /// Metadata or more), so that the sandbox's audit and a real control plane's are read
+    /// alike; `None` for a request on no object (discovery, `/version`).
+    pub fn from_apiserver(event: &Value) -> Option<Self> {
+        let r = event["objectRef"].as_object()?;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+        let resource = match text(r.get("apiGroup")) {
+            g if g.is_empty() => text(r.get("resource")),
+            g => format!("{}.{g}", text(r.get("resource"))),
+        };
+        Some(Self {
+            verb: text(event.get("verb")),
+            resource,
+            subresource: text(r.get("subresource")),
+            namespace: text(r.get("namespace")),
+            name: text(r.get("name")),
+            user_agent: text(event.get("userAgent")),
+            code: event["responseStatus"]["code"]
+                .as_u64()
+                .and_then(|c| u16::try_from(c).ok())
+                .unwrap_or(0),
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Store {
     types: Vec<ResourceType>,

@@ -1,0 +1,269 @@
+//! The watch caches every reconcile reads from: no reconcile lists or gets what a watch
+//! already holds (controller-runtime's cached client, the kube-runtime way). Each cache's
+//! watch is also what wakes the workspaces its changes concern ([`crate::controller`]): the
+//! store is updated before the wake is delivered, so a woken reconcile reads the change.
+//!
+//! | cache | watched | kept of each object |
+//! |---|---|---|
+//! | classes | every `LustreWorkspaceClass` | the object |
+//! | namespaces | the operator's namespaces | metadata (labels decide `allowedNamespaces`) |
+//! | claims | every claim in the operator's namespaces | metadata (owner, labels, deletion) |
+//! | managed claims | claims labelled managed-by the operator | the object (its phase) |
+//! | volumes | PersistentVolumes labelled managed-by the operator | the object |
+//! | storage classes | StorageClasses labelled managed-by the operator | metadata |
+//!
+//! Managed fields and `last-applied-configuration` are dropped before an object is kept: the
+//! operator never reads them, and they are most of a small object's size.
+
+use std::sync::{Arc, Mutex};
+
+use futures::Stream;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use lustre_api::LustreWorkspaceClass;
+use lustre_api::constants::labels;
+use tokio::sync::watch;
+
+use crate::context::Context;
+
+type Meta<K> = PartialObjectMeta<K>;
+
+/// The stores reconciles read.
+#[derive(Clone)]
+pub(crate) struct Caches {
+    pub classes: Store<LustreWorkspaceClass>,
+    pub namespaces: Store<Meta<Namespace>>,
+    pub claims: Store<Meta<PersistentVolumeClaim>>,
+    pub managed_claims: Store<PersistentVolumeClaim>,
+    pub volumes: Store<PersistentVolume>,
+    pub storage_classes: Store<Meta<StorageClass>>,
+    /// `None` until every store has had its first full list; then `Some(true)`, or
+    /// `Some(false)` when a watch stopped first. One task waits on the stores
+    /// ([`Caches::mark_ready`]) and reconciles wait on this: kube-runtime's
+    /// `Store::wait_until_ready` wakes only the last of several concurrent waiters (its
+    /// one-shot channel keeps one waker), which left all but one early reconcile waiting for
+    /// good on the real control plane.
+    ready: Arc<watch::Sender<Option<bool>>>,
+}
+
+/// The writers behind [`Caches`], taken once by [`streams`].
+pub(crate) struct Writers {
+    classes: Writer<LustreWorkspaceClass>,
+    namespaces: Writer<Meta<Namespace>>,
+    claims: Writer<Meta<PersistentVolumeClaim>>,
+    managed_claims: Writer<PersistentVolumeClaim>,
+    volumes: Writer<PersistentVolume>,
+    storage_classes: Writer<Meta<StorageClass>>,
+}
+
+impl Caches {
+    /// Empty stores, and their writers (held until the controller starts watching).
+    pub(crate) fn new() -> (Self, Mutex<Option<Writers>>) {
+        let (classes, classes_w) = reflector::store();
+        let (namespaces, namespaces_w) = reflector::store();
+        let (claims, claims_w) = reflector::store();
+        let (managed_claims, managed_claims_w) = reflector::store();
+        let (volumes, volumes_w) = reflector::store();
+        let (storage_classes, storage_classes_w) = reflector::store();
+        let caches = Self {
+            classes,
+            namespaces,
+            claims,
+            managed_claims,
+            volumes,
+            storage_classes,
+            ready: Arc::new(watch::channel(None).0),
+        };
+        let writers = Writers {
+            classes: classes_w,
+            namespaces: namespaces_w,
+            claims: claims_w,
+            managed_claims: managed_claims_w,
+            volumes: volumes_w,
+            storage_classes: storage_classes_w,
+        };
+        (caches, Mutex::new(Some(writers)))
+    }
+
+    /// Whether every cache has had its first full list (a reconcile before that would read
+    /// an empty cache as "no class", "no claim"). `false` once the watches have stopped.
+    pub(crate) async fn ready(&self) -> bool {
+        let mut rx = self.ready.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(state) => *state == Some(true),
+            Err(_) => false,
+        }
+    }
+
+    /// Waits (alone) for every store's first full list, then lets the reconciles in (run it
+    /// beside the controller, which drives the watches).
+    pub(crate) async fn mark_ready(self) {
+        let listed = async {
+            self.classes.wait_until_ready().await?;
+            self.namespaces.wait_until_ready().await?;
+            self.claims.wait_until_ready().await?;
+            self.managed_claims.wait_until_ready().await?;
+            self.volumes.wait_until_ready().await?;
+            self.storage_classes.wait_until_ready().await
+        };
+        let ok = listed.await.is_ok();
+        if ok {
+            tracing::debug!("watch caches listed: reconciling");
+        }
+        self.ready.send_replace(Some(ok));
+    }
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("classes", &self.classes.state().len())
+            .field("namespaces", &self.namespaces.state().len())
+            .field("claims", &self.claims.state().len())
+            .field("managed_claims", &self.managed_claims.state().len())
+            .field("volumes", &self.volumes.state().len())
+            .field("storage_classes", &self.storage_classes.state().len())
+            .finish()
+    }
+}
+
+/// What the operator never reads of a cached object.
+fn slim<K: Resource>(obj: &mut K) {
+    obj.managed_fields_mut().clear();
+    obj.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+type Changes<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
+
+/// Each cache's watch as the stream of objects it touched (applied or deleted), the store
+/// updated first.
+pub(crate) struct Streams {
+    pub classes: Changes<LustreWorkspaceClass>,
+    pub namespaces: Changes<Meta<Namespace>>,
+    pub claims: Changes<Meta<PersistentVolumeClaim>>,
+    pub managed_claims: Changes<PersistentVolumeClaim>,
+    pub volumes: Changes<PersistentVolume>,
+    pub storage_classes: Changes<Meta<StorageClass>>,
+}
+
+/// The watches behind the caches; `None` when they were started before.
+pub(crate) fn streams(ctx: &Context) -> Option<Streams> {
+    let w = ctx
+        .cache_writers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()?;
+    let client = &ctx.client;
+    let managed = watcher::Config::default().labels(&format!(
+        "{}={}",
+        labels::MANAGED_BY_KEY,
+        labels::MANAGED_BY_VALUE
+    ));
+    let namespaces = match ctx.config.namespaces.as_slice() {
+        [only] => watcher::Config::default().fields(&format!("metadata.name={only}")),
+        _ => watcher::Config::default(),
+    };
+    Some(Streams {
+        classes: Box::pin(
+            watcher(Api::all(client.clone()), watcher::Config::default())
+                .default_backoff()
+                .modify(slim)
+                .reflect(w.classes)
+                .touched_objects(),
+        ),
+        namespaces: Box::pin(
+            watcher(Api::<Meta<Namespace>>::all(client.clone()), namespaces)
+                .default_backoff()
+                .modify(slim)
+                .reflect(w.namespaces)
+                .touched_objects(),
+        ),
+        claims: Box::pin(
+            watcher(
+                crate::controller::scoped::<Meta<PersistentVolumeClaim>>(ctx),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .modify(slim)
+            .reflect(w.claims)
+            .touched_objects(),
+        ),
+        managed_claims: Box::pin(
+            watcher(crate::controller::scoped(ctx), managed.clone())
+                .default_backoff()
+                .modify(slim)
+                .reflect(w.managed_claims)
+                .touched_objects(),
+        ),
+        volumes: Box::pin(
+            watcher(Api::all(client.clone()), managed.clone())
+                .default_backoff()
+                .modify(slim)
+                .reflect(w.volumes)
+                .touched_objects(),
+        ),
+        storage_classes: Box::pin(
+            watcher(Api::<Meta<StorageClass>>::all(client.clone()), managed)
+                .default_backoff()
+                .modify(slim)
+                .reflect(w.storage_classes)
+                .touched_objects(),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every reconcile waiting before the first lists is let in once they are done (with
+    /// `Store::wait_until_ready` only the last waiter would be).
+    #[tokio::test]
+    async fn every_waiting_reconcile_is_let_in_after_the_first_lists() {
+        let (caches, writers) = Caches::new();
+        let mut w = writers.lock().unwrap().take().expect("writers");
+        let waiters: Vec<_> = (0..5)
+            .map(|_| {
+                let c = caches.clone();
+                tokio::spawn(async move { c.ready().await })
+            })
+            .collect();
+        let marker = tokio::spawn(caches.clone().mark_ready());
+        tokio::task::yield_now().await;
+        assert!(
+            waiters.iter().all(|t| !t.is_finished()),
+            "let in before the lists"
+        );
+        w.classes.apply_watcher_event(&watcher::Event::InitDone);
+        w.namespaces.apply_watcher_event(&watcher::Event::InitDone);
+        w.claims.apply_watcher_event(&watcher::Event::InitDone);
+        w.managed_claims
+            .apply_watcher_event(&watcher::Event::InitDone);
+        w.volumes.apply_watcher_event(&watcher::Event::InitDone);
+        w.storage_classes
+            .apply_watcher_event(&watcher::Event::InitDone);
+        marker.await.expect("marker");
+        for t in waiters {
+            let ready = tokio::time::timeout(std::time::Duration::from_secs(5), t)
+                .await
+                .expect("a waiter was not woken")
+                .expect("waiter");
+            assert!(ready);
+        }
+    }
+
+    /// A watch that stops before its first list lets the waiters go, not ready.
+    #[tokio::test]
+    async fn a_watch_gone_before_its_first_list_is_not_ready() {
+        let (caches, writers) = Caches::new();
+        drop(writers.lock().unwrap().take());
+        caches.clone().mark_ready().await;
+        assert!(!caches.ready().await);
+    }
+}
