@@ -227,7 +227,10 @@ mod tests {
     #[tokio::test]
     async fn every_waiting_reconcile_is_let_in_after_the_first_lists() {
         let (caches, writers) = Caches::new();
-        let mut w = writers.lock().unwrap().take().expect("writers");
+        let mut w = writers
+            .into_inner()
+            .expect("writers lock")
+            .expect("writers");
         let waiters: Vec<_> = (0..5)
             .map(|_| {
                 let c = caches.clone();
@@ -262,7 +265,7 @@ mod tests {
     #[tokio::test]
     async fn a_watch_gone_before_its_first_list_is_not_ready() {
         let (caches, writers) = Caches::new();
-        drop(writers.lock().unwrap().take());
+        drop(writers);
         caches.clone().mark_ready().await;
         assert!(!caches.ready().await);
     }
