@@ -133,7 +133,7 @@ impl std::fmt::Debug for Caches {
 }
 
 /// What the operator never reads of a cached object.
-fn slim<K: Resource>(obj: &mut K) {
+pub(crate) fn slim<K: Resource>(obj: &mut K) {
     obj.managed_fields_mut().clear();
     obj.annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");

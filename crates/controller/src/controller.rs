@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource, ResourceExt};
 use lustre_api::constants::{DEFAULT_CLASS_ANNOTATION, labels};
@@ -34,8 +34,14 @@ pub async fn run(
     };
     let poll_task = tokio::spawn(ctx.poller.clone().run(ctx.config.intervals));
     let ready_task = tokio::spawn(ctx.caches.clone().mark_ready());
-    let controller = Controller::new(scoped(&ctx), watcher::Config::default());
-    let workspaces = controller.store();
+    // The workspaces' own watch, kept slim like the caches (see crate::cache).
+    let (workspaces, writer) = reflector::store();
+    let own = watcher(scoped::<LustreWorkspace>(&ctx), watcher::Config::default())
+        .default_backoff()
+        .modify(cache::slim)
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(own, workspaces.clone());
     let sweep_task = tokio::spawn(sweep_memory(ctx.clone(), workspaces.clone()));
     let (by_class, by_namespace, by_volume) = (workspaces.clone(), workspaces.clone(), workspaces);
     controller
