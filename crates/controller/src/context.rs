@@ -177,10 +177,49 @@ pub(crate) struct KnownIds {
     pub rules_confirmed: bool,
 }
 
+/// A change this process just made to a workspace's claim or volume, which the watch caches
+/// may not show yet (a controller's "expectations"): a reconcile woken by the workspace's own
+/// status write can run before the claim's watch delivers the claim just created. The
+/// observation trusts the expectation over the cache until the cache shows it met, for
+/// [`EXPECTED_FOR`] at most (a change undone meanwhile, say a claim deleted at once, is then
+/// seen as the cache has it).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Expected<V> {
+    /// Created (or applied) as this view.
+    Made(V),
+    /// Deleted, held by a finalizer.
+    Deleting,
+    /// Deleted and gone.
+    Gone,
+}
+
+/// How long an expectation outlives the write it follows.
+pub(crate) const EXPECTED_FOR: Duration = Duration::from_secs(30);
+
+/// An expectation and when it was set.
+type Expectation<V> = Option<(Expected<V>, std::time::Instant)>;
+
+/// The open expectation, dropped when `met` says the cache shows it or it is too old.
+fn open<V: Clone>(
+    slot: &mut Expectation<V>,
+    met: impl FnOnce(&Expected<V>) -> bool,
+) -> Option<Expected<V>> {
+    match slot.take() {
+        Some((e, at)) if at.elapsed() < EXPECTED_FOR && !met(&e) => {
+            *slot = Some((e.clone(), at));
+            Some(e)
+        }
+        _ => None,
+    }
+}
+
 /// What this process remembers of one workspace.
 #[derive(Debug, Default)]
 struct Remembered {
     ids: KnownIds,
+    /// The claim and the volume as this process last changed them.
+    claim: Expectation<crate::plan::ClaimView>,
+    volume: Expectation<crate::plan::VolumeView>,
     /// The status this process last wrote, with the resourceVersion the write was based on.
     written: Option<(Option<String>, LustreWorkspaceStatus)>,
     /// Failed reconciles in a row (the back-off grows with them).
@@ -253,6 +292,34 @@ impl WorkspaceMemory {
         }
     }
 
+    /// Keeps what this process just did to the workspace's claim.
+    pub(crate) fn expect_claim(&self, uid: &str, e: Expected<crate::plan::ClaimView>) {
+        self.with(uid, |r| r.claim = Some((e, std::time::Instant::now())));
+    }
+
+    /// Keeps what this process just did to the workspace's volume.
+    pub(crate) fn expect_volume(&self, uid: &str, e: Expected<crate::plan::VolumeView>) {
+        self.with(uid, |r| r.volume = Some((e, std::time::Instant::now())));
+    }
+
+    /// The claim's open expectation (see [`Expected`]).
+    pub(crate) fn claim_expected(
+        &self,
+        uid: &str,
+        met: impl FnOnce(&Expected<crate::plan::ClaimView>) -> bool,
+    ) -> Option<Expected<crate::plan::ClaimView>> {
+        self.with(uid, |r| open(&mut r.claim, met))
+    }
+
+    /// The volume's open expectation (see [`Expected`]).
+    pub(crate) fn volume_expected(
+        &self,
+        uid: &str,
+        met: impl FnOnce(&Expected<crate::plan::VolumeView>) -> bool,
+    ) -> Option<Expected<crate::plan::VolumeView>> {
+        self.with(uid, |r| open(&mut r.volume, met))
+    }
+
     /// Counts one more failed reconcile; returns how many in a row.
     pub(crate) fn failed(&self, uid: &str) -> u32 {
         self.with(uid, |r| {
@@ -320,5 +387,39 @@ impl Context {
         let base = self.config.base_backoff.as_secs_f64() * 2f64.powi(attempts.min(16) as i32 - 1);
         let capped = base.min(self.config.max_backoff.as_secs_f64());
         Some(Duration::from_secs_f64(capped * jitter))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::ClaimView;
+
+    const MADE: ClaimView = ClaimView {
+        bound: false,
+        deleting: false,
+    };
+
+    #[test]
+    fn an_expectation_holds_until_the_cache_shows_it_or_it_is_too_old() {
+        let memory = WorkspaceMemory::default();
+        memory.expect_claim("u", Expected::Made(MADE));
+        // Not in the cache yet: trusted, and kept.
+        assert_eq!(
+            memory.claim_expected("u", |_| false),
+            Some(Expected::Made(MADE))
+        );
+        assert_eq!(
+            memory.claim_expected("u", |_| false),
+            Some(Expected::Made(MADE))
+        );
+        // The cache shows it: dropped for good.
+        assert_eq!(memory.claim_expected("u", |_| true), None);
+        assert_eq!(memory.claim_expected("u", |_| false), None);
+        // Too old: dropped, whatever the cache shows.
+        memory.with("u", |r| {
+            r.claim = Some((Expected::Deleting, std::time::Instant::now() - EXPECTED_FOR))
+        });
+        assert_eq!(memory.claim_expected("u", |_| false), None);
     }
 }

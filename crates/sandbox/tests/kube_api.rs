@@ -173,7 +173,7 @@ async fn custom_resources_with_admission_status_and_generation() {
 }
 
 #[tokio::test]
-async fn a_watcher_survives_410_gone_and_relists() {
+async fn a_watcher_survives_410_gone_relists_and_follows_its_selector() {
     let (sb, client, _stop) = start().await;
     install_crds(&client).await;
     let api: Api<LustreWorkspace> = Api::namespaced(client.clone(), "ml");
@@ -238,6 +238,29 @@ async fn a_watcher_survives_410_gone_and_relists() {
         !lines.iter().any(|l| l == "apply c" || l == "apply d"),
         "selector respected: {lines:?}"
     );
+
+    // As kube-apiserver does: an object modified out of the selector is deleted for the
+    // watch, one modified into it is added (a cache of labelled objects stays exact).
+    let label = |v: serde_json::Value| Patch::Merge(json!({"metadata": {"labels": v}}));
+    api.patch(
+        "b",
+        &PatchParams::default(),
+        &label(json!({"watched": null})),
+    )
+    .await
+    .expect("unlabel b");
+    eventually("b deleted for the watch", || async {
+        count("delete b") == 1
+    })
+    .await;
+    api.patch(
+        "c",
+        &PatchParams::default(),
+        &label(json!({"watched": "yes"})),
+    )
+    .await
+    .expect("label c");
+    eventually("c added for the watch", || async { count("apply c") == 1 }).await;
     task.abort();
 }
 

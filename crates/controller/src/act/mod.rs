@@ -16,7 +16,7 @@ use lustre_cloud::{
     Cloud, DataRepositoryAssociation, FileSystem, IngressRule, Lifecycle, SecurityGroup, Tags,
 };
 
-use crate::context::Context;
+use crate::context::{Context, Expected};
 use crate::error::{Cause, Error, Step};
 use crate::observe::Observed;
 use crate::plan::{Action, ClaimView, VolumeView};
@@ -128,6 +128,24 @@ pub(crate) async fn act(
     result.map_err(|cause| Error::new(Step::Act(action.step()), cause))
 }
 
+/// Keeps what a step just did to the claim or the volume, which the watch caches may not
+/// show yet: the next reconcile's observation trusts it (see `Expected`).
+fn expect(ctx: &Context, ws: &LustreWorkspace, outcome: &Outcome) {
+    let uid = ws.metadata.uid.clone().unwrap_or_default();
+    let memory = &ctx.memory;
+    match outcome {
+        Outcome::Volume(Some(v)) => memory.expect_volume(&uid, Expected::Made(v.clone())),
+        Outcome::Volume(None) => memory.expect_volume(&uid, Expected::Gone),
+        Outcome::VolumeHeld => memory.expect_volume(&uid, Expected::Deleting),
+        Outcome::Claim { claim: Some(c), .. } => {
+            memory.expect_claim(&uid, Expected::Made(c.clone()))
+        }
+        Outcome::ClaimDeleted(Some(_)) => memory.expect_claim(&uid, Expected::Deleting),
+        Outcome::ClaimDeleted(None) => memory.expect_claim(&uid, Expected::Gone),
+        _ => {}
+    }
+}
+
 /// Writes what a step changed into the observation, and has the poller cache and watch the
 /// file system whose lifecycle the step set moving.
 fn fold(
@@ -144,6 +162,7 @@ fn fold(
             | Outcome::AssociationsCreated(_)
             | Outcome::AssociationsDeleting(_)
     );
+    expect(ctx, ws, &outcome);
     match outcome {
         Outcome::Nothing => {}
         Outcome::Vpc(vpc) => o.vpc = Some(vpc),

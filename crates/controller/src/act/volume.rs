@@ -12,7 +12,7 @@ use lustre_api::constants::FIELD_MANAGER;
 
 use super::Outcome;
 use crate::builders;
-use crate::context::Context;
+use crate::context::{Context, Expected};
 use crate::error::Cause;
 use crate::observe::{Observed, claim_view};
 use crate::plan::{self, ClaimView, VolumeView};
@@ -96,9 +96,19 @@ pub(super) async fn delete_claim(ctx: &Context, ws: &LustreWorkspace) -> Result<
 /// when it goes, and its delete is sent once.
 pub(super) async fn delete_volume(ctx: &Context, ws: &LustreWorkspace) -> Result<Outcome, Cause> {
     let name = builders::volume_name(ws);
-    let held = match ctx.caches.volumes.get(&ObjectRef::new(&name)) {
+    let uid = ws.uid().unwrap_or_default();
+    let cached = ctx.caches.volumes.get(&ObjectRef::new(&name));
+    let deleting = |v: &PersistentVolume| v.meta().deletion_timestamp.is_some();
+    // Sent already, by this process, and the cache does not show it yet: not sent again.
+    let sent = ctx.memory.volume_expected(&uid, |e| match e {
+        Expected::Deleting | Expected::Gone => cached.as_deref().is_none_or(deleting),
+        Expected::Made(_) => true,
+    });
+    let held = match cached {
         None => false,
-        Some(v) if v.meta().deletion_timestamp.is_some() => true,
+        Some(_) if sent == Some(Expected::Gone) => false,
+        Some(_) if sent == Some(Expected::Deleting) => true,
+        Some(v) if deleting(&v) => true,
         Some(_) => {
             let volumes = Api::<PersistentVolume>::all(ctx.client.clone());
             held_after_delete(&volumes, &name).await?.is_some()

@@ -11,7 +11,7 @@ use lustre_api::constants::{DEFAULT_CLASS_ANNOTATION, labels};
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 
 use crate::builders;
-use crate::context::Context;
+use crate::context::{Context, Expected};
 use crate::error::{Error, Step};
 use crate::plan::{self, ClaimView, KubeView, VolumeView};
 
@@ -77,48 +77,94 @@ pub(super) async fn objects(
     class: Option<&LustreWorkspaceClass>,
 ) -> Result<KubeView, Error> {
     let caches = &ctx.caches;
-    let ns = ws.namespace().unwrap_or_default();
     let uid = ws.uid().unwrap_or_default();
     let storage_class = class.is_some_and(|c| {
         let name = builders::storage_class_name(&c.name_any());
         caches.storage_classes.get(&ObjectRef::new(&name)).is_some()
     });
-    let volume = caches
+    let volume = volume_of(ctx, ws, &uid);
+    let (claim_taken, claim) = claim_of(ctx, ws, &uid).await?;
+    Ok(KubeView {
+        storage_class,
+        volume,
+        claim_taken,
+        claim,
+    })
+}
+
+/// The workspace's volume: the cache's, or what this process just did to it.
+fn volume_of(ctx: &Context, ws: &LustreWorkspace, uid: &str) -> Option<VolumeView> {
+    let cached = ctx
+        .caches
         .volumes
         .get(&ObjectRef::new(&builders::volume_name(ws)))
         .map(|pv| volume_view(&pv));
-    let name = plan::claim_name(ws);
-    let Some(meta) = caches.claims.get(&ObjectRef::new(&name).within(&ns)) else {
-        return Ok(KubeView {
-            storage_class,
-            volume,
-            claim_taken: false,
-            claim: None,
-        });
-    };
-    if !meta.owner_references().iter().any(|r| r.uid == uid) {
-        return Ok(KubeView {
-            storage_class,
-            volume,
-            claim_taken: true,
-            claim: None,
-        });
+    let expected = ctx.memory.volume_expected(uid, |e| match e {
+        Expected::Made(_) => cached.is_some(),
+        Expected::Gone => cached.is_none(),
+        // Held by its finalizer: the delete path reads the cache's deletion mark itself
+        // (act::volume::delete_volume); gone meets it here.
+        Expected::Deleting => cached.is_none(),
+    });
+    match expected {
+        Some(Expected::Made(v)) => Some(v),
+        Some(Expected::Gone) => None,
+        _ => cached,
     }
-    let managed = meta
-        .labels()
-        .get(labels::MANAGED_BY_KEY)
-        .map(String::as_str)
-        == Some(labels::MANAGED_BY_VALUE);
-    let claim = match caches
+}
+
+/// Whether the claim is someone else's, and the workspace's own claim as observed: the
+/// caches', or what this process just did to it.
+async fn claim_of(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    uid: &str,
+) -> Result<(bool, Option<ClaimView>), Error> {
+    let caches = &ctx.caches;
+    let ns = ws.namespace().unwrap_or_default();
+    let name = plan::claim_name(ws);
+    // The claim's two watches are separate streams: either may show it a moment before the
+    // other (a claim just made may be in the managed claims' watch first).
+    let full = caches
         .managed_claims
-        .get(&ObjectRef::new(&name).within(&ns))
-    {
+        .get(&ObjectRef::new(&name).within(&ns));
+    let meta = caches.claims.get(&ObjectRef::new(&name).within(&ns));
+    let (owners, claim_labels, deleting) = match (&meta, &full) {
+        (Some(m), _) => (
+            m.owner_references(),
+            m.labels(),
+            m.metadata.deletion_timestamp.is_some(),
+        ),
+        (None, Some(c)) => (
+            c.owner_references(),
+            c.labels(),
+            c.metadata.deletion_timestamp.is_some(),
+        ),
+        (None, None) => {
+            let expected = ctx
+                .memory
+                .claim_expected(uid, |e| !matches!(e, Expected::Made(_)));
+            return Ok((
+                false,
+                match expected {
+                    Some(Expected::Made(made)) => Some(made),
+                    _ => None,
+                },
+            ));
+        }
+    };
+    if !owners.iter().any(|r| r.uid == uid) {
+        return Ok((true, None));
+    }
+    let managed = claim_labels.get(labels::MANAGED_BY_KEY).map(String::as_str)
+        == Some(labels::MANAGED_BY_VALUE);
+    let claim = match full {
         Some(c) => Some(claim_view(&c)),
         // Just made: its phase comes with the managed claims' watch, which wakes the
         // workspace then.
         None if managed => Some(ClaimView {
             bound: false,
-            deleting: meta.metadata.deletion_timestamp.is_some(),
+            deleting,
         }),
         None => Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns)
             .get_opt(&name)
@@ -126,12 +172,21 @@ pub(super) async fn objects(
             .map_err(Step::ObserveKubernetes.kube())?
             .map(|c| claim_view(&c)),
     };
-    Ok(KubeView {
-        storage_class,
-        volume,
-        claim_taken: false,
-        claim,
-    })
+    let expected = ctx.memory.claim_expected(uid, |e| match e {
+        Expected::Made(_) => claim.is_some(),
+        Expected::Deleting => claim.as_ref().is_none_or(|c| c.deleting),
+        Expected::Gone => claim.is_none(),
+    });
+    let claim = match (expected, claim) {
+        (Some(Expected::Made(made)), None) => Some(made),
+        (Some(Expected::Deleting), Some(c)) => Some(ClaimView {
+            deleting: true,
+            ..c
+        }),
+        (Some(Expected::Gone), _) => None,
+        (_, claim) => claim,
+    };
+    Ok((false, claim))
 }
 
 fn volume_view(pv: &PersistentVolume) -> VolumeView {

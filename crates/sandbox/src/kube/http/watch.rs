@@ -45,10 +45,29 @@ struct Filter {
 
 impl Filter {
     fn matches(&self, c: &Change) -> bool {
-        c.resource == self.resource
-            && (self.ns.is_empty() || c.namespace == self.ns)
-            && self.labels.matches(&labels_of(&c.object))
-            && self.fields.matches(&c.object)
+        self.event(c).is_some()
+    }
+
+    fn selects(&self, object: &Value) -> bool {
+        self.labels.matches(&labels_of(object)) && self.fields.matches(object)
+    }
+
+    /// The event this watch sends for a change, if any: as kube-apiserver does, an object
+    /// modified out of the selector is DELETED for this watch, one modified into it ADDED.
+    fn event(&self, c: &Change) -> Option<&'static str> {
+        if c.resource != self.resource || !(self.ns.is_empty() || c.namespace == self.ns) {
+            return None;
+        }
+        let now = self.selects(&c.object);
+        match (c.kind, &c.previous) {
+            ("MODIFIED", Some(before)) => match (self.selects(before), now) {
+                (true, true) => Some("MODIFIED"),
+                (true, false) => Some("DELETED"),
+                (false, true) => Some("ADDED"),
+                (false, false) => None,
+            },
+            (kind, _) => now.then_some(kind),
+        }
     }
 }
 
@@ -93,8 +112,7 @@ fn backlog(
             Some(changes) => Ok((
                 changes
                     .into_iter()
-                    .filter(|c| filter.matches(c))
-                    .map(|c| (c.kind, c.object.clone(), c.rv))
+                    .filter_map(|c| Some((filter.event(&c)?, c.object.clone(), c.rv)))
                     .collect(),
                 rv,
             )),
@@ -113,6 +131,7 @@ fn backlog(
                         .into(),
                     kind: "ADDED",
                     object: o,
+                    previous: None,
                 })
                 .filter(|c| filter.matches(c))
                 .map(|c| (c.kind, c.object, c.rv))
@@ -232,7 +251,8 @@ impl Watch {
                 msg = self.rx.recv() => match msg {
                     Ok(c) if c.rv > self.last_rv && self.filter.matches(&c) => {
                         self.last_rv = c.rv;
-                        let out = self.render.line(c.kind, &c.object, self.first);
+                        let kind = self.filter.event(&c).unwrap_or(c.kind);
+                        let out = self.render.line(kind, &c.object, self.first);
                         self.first = false;
                         return Some((Ok(out), self));
                     }

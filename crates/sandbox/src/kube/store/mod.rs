@@ -77,6 +77,9 @@ pub struct Change {
     pub namespace: String,
     pub kind: &'static str,
     pub object: Value,
+    /// For MODIFIED, the object before: a watch with a selector sends DELETED when the object
+    /// stops matching it and ADDED when it starts to, as kube-apiserver does.
+    pub previous: Option<Value>,
 }
 
 /// Key of a stored object: (qualified resource, namespace or "", name).
@@ -300,8 +303,9 @@ impl Store {
         let mut obj = obj;
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let previous = self.objects.get(key).cloned();
         self.put(key.clone(), obj.clone());
-        self.record(rt, "MODIFIED", obj);
+        self.record_modified(rt, previous, obj);
     }
 
     /// Stores an object and keeps the indexes (uid, owners, foreground deletions, what the

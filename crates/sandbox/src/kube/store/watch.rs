@@ -34,6 +34,26 @@ impl Store {
     }
 
     pub(super) fn record(&mut self, rt: &ResourceType, kind: &'static str, object: Value) {
+        self.record_change(rt, kind, object, None);
+    }
+
+    /// A MODIFIED change, with the object as it was.
+    pub(super) fn record_modified(
+        &mut self,
+        rt: &ResourceType,
+        previous: Option<Value>,
+        object: Value,
+    ) {
+        self.record_change(rt, "MODIFIED", object, previous);
+    }
+
+    fn record_change(
+        &mut self,
+        rt: &ResourceType,
+        kind: &'static str,
+        object: Value,
+        previous: Option<Value>,
+    ) {
         let change = Arc::new(Change {
             rv: self.rv,
             resource: rt.qualified(),
@@ -43,6 +63,7 @@ impl Store {
                 .to_string(),
             kind,
             object,
+            previous,
         });
         self.history.push_back(change.clone());
         while self.history.len() > HISTORY {
@@ -87,11 +108,14 @@ impl Store {
             "firstTimestamp": first, "lastTimestamp": last,
             "count": ev["series"]["count"].as_i64().unwrap_or(1),
         });
-        let existed = self.objects.contains_key(&key);
+        let previous = self.objects.get(&key).cloned();
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         self.put(key, obj.clone());
-        self.record(&core, if existed { "MODIFIED" } else { "ADDED" }, obj);
+        match previous {
+            Some(p) => self.record_modified(&core, Some(p), obj),
+            None => self.record(&core, "ADDED", obj),
+        }
     }
 }
 

@@ -166,7 +166,7 @@ impl Store {
         self.rv += 1;
         new["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         self.put(key, new.clone());
-        self.record(rt, "MODIFIED", new.clone());
+        self.record_modified(rt, Some(old), new.clone());
         if rt.group == "events.k8s.io" {
             self.mirror_event(&new);
         }
@@ -267,8 +267,9 @@ impl Store {
             }
             self.rv += 1;
             obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+            let previous = self.objects.get(&key).cloned();
             self.put(key, obj.clone());
-            self.record(rt, "MODIFIED", obj.clone());
+            self.record_modified(rt, previous, obj.clone());
             self.settle();
         }
         Ok(obj)
