@@ -660,14 +660,7 @@ async fn a_workspaces_create_path_reads_nothing_from_the_api_server() {
             named || (a.verb == "create" && a.name.is_empty()),
             "a request about another object on the second workspace's create path: {a:?}"
         );
-        let sub = if a.subresource.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", a.subresource)
-        };
-        *by_kind
-            .entry(format!("{} {}{sub}", a.verb, a.resource))
-            .or_default() += 1;
+        *by_kind.entry(a.request()).or_default() += 1;
     }
     let reads: Vec<_> = by_kind
         .keys()

@@ -139,12 +139,7 @@ impl Requests {
         let per = 1.0 / n.max(1) as f64;
         let mut r = Requests::default();
         for a in requests {
-            let what = if a.subresource.is_empty() {
-                format!("{} {}", a.verb, a.resource)
-            } else {
-                format!("{} {}/{}", a.verb, a.resource, a.subresource)
-            };
-            *r.by_kind.entry(what).or_default() += per;
+            *r.by_kind.entry(a.request()).or_default() += per;
             if a.resource.starts_with("events") {
                 r.events_per_ws += per;
                 continue;

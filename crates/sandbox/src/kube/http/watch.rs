@@ -44,10 +44,6 @@ struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, c: &Change) -> bool {
-        self.event(c).is_some()
-    }
-
     fn selects(&self, object: &Value) -> bool {
         self.labels.matches(&labels_of(object)) && self.fields.matches(object)
     }
@@ -133,7 +129,7 @@ fn backlog(
                     object: o,
                     previous: None,
                 })
-                .filter(|c| filter.matches(c))
+                .filter(|c| filter.event(c).is_some())
                 .map(|c| (c.kind, c.object, c.rv))
                 .collect(),
             now,
@@ -249,9 +245,9 @@ impl Watch {
                     return Some((Ok(self.bookmark(false)), self));
                 }
                 msg = self.rx.recv() => match msg {
-                    Ok(c) if c.rv > self.last_rv && self.filter.matches(&c) => {
+                    Ok(c) if c.rv > self.last_rv => {
+                        let Some(kind) = self.filter.event(&c) else { continue };
                         self.last_rv = c.rv;
-                        let kind = self.filter.event(&c).unwrap_or(c.kind);
                         let out = self.render.line(kind, &c.object, self.first);
                         self.first = false;
                         return Some((Ok(out), self));

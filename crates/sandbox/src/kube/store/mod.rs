@@ -106,6 +106,15 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// The request as `verb resource[/subresource]` (`patch lustreworkspaces.workspaces.lustre.dev/status`).
+    pub fn request(&self) -> String {
+        if self.subresource.is_empty() {
+            format!("{} {}", self.verb, self.resource)
+        } else {
+            format!("{} {}/{}", self.verb, self.resource, self.subresource)
+        }
+    }
+
     /// The same record from one event of kube-apiserver's audit log (`audit.k8s.io/v1`, level
     /// Metadata or more), so that the sandbox's audit and a real control plane's are read
     /// alike; `None` for a request on no object (discovery, `/version`).
