@@ -42,3 +42,29 @@ use_project_kubectl() {
   PATH="$(bash scripts/control-plane bin new):$PATH"
   export PATH
 }
+
+# ensure_image_tools: buildah (a Debian package; root installs it) and the release tools
+# cargo-auditable, rust-audit-info and cargo-cyclonedx (pinned, once per machine, under the
+# cache directory), put on PATH.
+LUSTRE_TOOLS=(cargo-auditable@0.7.7 rust-audit-info@0.5.4 cargo-cyclonedx@0.5.9)
+ensure_image_tools() {
+  if ! command -v buildah >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends buildah >&2
+    else
+      echo "buildah is missing: apt-get install buildah (as root)" >&2
+      return 1
+    fi
+  fi
+  local tools="$LUSTRE_CACHE/tools" tool missing=()
+  for tool in "${LUSTRE_TOOLS[@]}"; do
+    [ -x "$tools/bin/${tool%@*}" ] && [ -f "$tools/.${tool}" ] || missing+=("$tool")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    CARGO_TARGET_DIR="$LUSTRE_CACHE/tools-target" \
+      cargo install --quiet --locked --root "$tools" "${missing[@]}" >&2
+    for tool in "${missing[@]}"; do touch "$tools/.${tool}"; done
+  fi
+  PATH="$tools/bin:$PATH"
+  export PATH
+}

@@ -313,16 +313,44 @@ pub const OPERATOR_NS: &str = "lustre-system";
 pub const RELEASE: &str = "lustre-operator";
 pub const OPERATOR_USER: &str = "system:serviceaccount:lustre-system:lustre-operator";
 
-/// The operator binary with the args the installed Deployment gives it (its metrics address
-/// and poll interval replaced for a test), authenticated as the chart's ServiceAccount with a
+/// The operator with the args the installed Deployment gives it (its metrics address and poll
+/// interval replaced for a test), authenticated as the chart's ServiceAccount with a
 /// TokenRequest token, against `aws_url`. Killed when the child is dropped.
 pub struct OperatorProcess {
     pub child: tokio::process::Child,
     pub log: PathBuf,
+    /// Launched from the image: the operator is a grandchild of `child` (under buildah's
+    /// chroot runtime), in `child`'s process group, which is killed on drop.
+    group: bool,
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        if let (true, Some(pid)) = (self.group, self.child.id()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
+}
+
+/// What runs the operator: the binary the tests were built with, or the image's entry point
+/// in a buildah working container (`scripts/image buildah run`, host network, the control
+/// plane's directory mounted read-only for the kubeconfig and its CA), as its image's user.
+pub enum Launch<'a> {
+    Binary,
+    Image {
+        container: &'a str,
+        entrypoint: &'a [String],
+    },
 }
 
 impl OperatorProcess {
     pub async fn start(c: &RealCluster, aws_url: &str, n: usize) -> Self {
+        Self::launch(c, aws_url, n, Launch::Binary).await
+    }
+
+    pub async fn launch(c: &RealCluster, aws_url: &str, n: usize, how: Launch<'_>) -> Self {
         let kubeconfig = c.operator_kubeconfig().await;
         let d = c
             .json(&["get", "deployment", RELEASE, "-n", OPERATOR_NS])
@@ -334,30 +362,57 @@ impl OperatorProcess {
             .filter_map(Value::as_str)
             .filter(|a| !a.starts_with("--metrics-addr") && !a.starts_with("--poll-interval"))
             .map(str::to_string)
+            .chain([
+                "--metrics-addr=127.0.0.1:0".into(),
+                "--poll-interval-seconds=0.2".into(),
+                "--aws-region=us-east-1".into(),
+                format!("--aws-endpoint-url={aws_url}"),
+            ])
             .collect();
         assert_eq!(args.first().map(String::as_str), Some("run"));
+        let env = [
+            ("KUBECONFIG", kubeconfig.to_string_lossy().into_owned()),
+            ("POD_NAME", format!("lustre-operator-test-{n}")),
+            ("POD_NAMESPACE", OPERATOR_NS.into()),
+            ("AWS_ACCESS_KEY_ID", "AKIDSANDBOX".into()),
+            ("AWS_SECRET_ACCESS_KEY", "sandbox".into()),
+            ("NO_COLOR", "1".into()),
+        ];
+        let group = matches!(how, Launch::Image { .. });
+        let mut cmd = match how {
+            Launch::Binary => {
+                let mut cmd = Command::new(crate::support::OPERATOR);
+                cmd.args(&args).envs(env);
+                cmd
+            }
+            Launch::Image {
+                container,
+                entrypoint,
+            } => {
+                let dir = c.dir.to_string_lossy();
+                let mut cmd = Command::new("bash");
+                cmd.arg(crate::support::repo().join("scripts/image"))
+                    .args(["buildah", "run", "--network", "host"])
+                    .args(["--volume", &format!("{dir}:{dir}:ro")]);
+                for (k, v) in env {
+                    cmd.args(["--env", &format!("{k}={v}")]);
+                }
+                cmd.args([container, "--"])
+                    .args(entrypoint)
+                    .args(&args)
+                    .process_group(0);
+                cmd
+            }
+        };
         let log = c.dir.join(format!("operator-{n}.log"));
         let file = std::fs::File::create(&log).expect("log");
-        let child = Command::new(crate::support::OPERATOR)
-            .args(&args)
-            .args([
-                "--metrics-addr=127.0.0.1:0",
-                "--poll-interval-seconds=0.2",
-                "--aws-region=us-east-1",
-                &format!("--aws-endpoint-url={aws_url}"),
-            ])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("POD_NAME", format!("lustre-operator-test-{n}"))
-            .env("POD_NAMESPACE", OPERATOR_NS)
-            .env("AWS_ACCESS_KEY_ID", "AKIDSANDBOX")
-            .env("AWS_SECRET_ACCESS_KEY", "sandbox")
-            .env("NO_COLOR", "1")
+        let child = cmd
             .stdout(Stdio::from(file.try_clone().expect("log")))
             .stderr(Stdio::from(file))
             .kill_on_drop(true)
             .spawn()
             .expect("start lustre-operator");
-        OperatorProcess { child, log }
+        OperatorProcess { child, log, group }
     }
 
     pub fn log_text(&self) -> String {
