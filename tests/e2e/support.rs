@@ -657,6 +657,10 @@ pub fn quick() -> Timing {
         delete_ms: 300,
         association_create_ms: 200,
         association_delete_ms: 200,
+        association_update_ms: 200,
+        task_pending_ms: 150,
+        task_run_ms: 800,
+        task_cancel_ms: 150,
         jitter: 0.1,
     }
 }

@@ -32,6 +32,7 @@ pub(crate) fn timing(args: &Args, n: usize) -> Timing {
         association_create_ms: 1000,
         association_delete_ms: 1000,
         jitter: args.jitter,
+        ..Timing::default()
     }
 }
 

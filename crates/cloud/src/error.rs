@@ -18,7 +18,8 @@ pub enum ErrorKind {
     /// The request conflicts with existing state (token reused with other parameters, a
     /// duplicate name).
     Conflict,
-    /// A resource is still in use (a security group held by network interfaces).
+    /// A resource is still in use (a security group held by network interfaces, a file
+    /// system busy with another data repository task).
     DependencyViolation,
     /// A service quota was reached.
     LimitExceeded,
@@ -199,6 +200,7 @@ pub fn classify_code(code: &str) -> Option<ErrorKind> {
     let kind = match code {
         "FileSystemNotFound"
         | "DataRepositoryAssociationNotFound"
+        | "DataRepositoryTaskNotFound"
         | "BackupNotFound"
         | "ResourceNotFound"
         | "InvalidGroup.NotFound"
@@ -217,10 +219,13 @@ pub fn classify_code(code: &str) -> Option<ErrorKind> {
         | "ServiceUnavailable"
         | "Unavailable"
         | "ServiceUnavailableException" => Transient,
-        "IncompatibleParameterError" | "InvalidGroup.Duplicate" | "IdempotentParameterMismatch" => {
-            Conflict
+        "IncompatibleParameterError"
+        | "InvalidGroup.Duplicate"
+        | "IdempotentParameterMismatch"
+        | "DataRepositoryTaskEnded" => Conflict,
+        "DependencyViolation" | "InvalidGroup.InUse" | "DataRepositoryTaskExecuting" => {
+            DependencyViolation
         }
-        "DependencyViolation" | "InvalidGroup.InUse" => DependencyViolation,
         "ServiceLimitExceeded"
         | "SecurityGroupLimitExceeded"
         | "RulesPerSecurityGroupLimitExceeded"

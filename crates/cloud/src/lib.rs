@@ -7,6 +7,7 @@ pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod naming;
+pub mod tasks;
 pub mod types;
 
 use std::fmt::Debug;
@@ -14,13 +15,14 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 pub use error::{CloudError, CloudResult, ErrorKind, redact};
+pub use tasks::*;
 pub use types::*;
 
-/// The FSx / EC2 operations of one region: its network half (EC2) and its file system half
-/// (FSx), each implemented where its API is spoken.
-pub trait Cloud: Networking + FileSystems + Send + Sync + Debug {}
+/// The FSx / EC2 operations of one region: its network half (EC2), its file system half
+/// (FSx) and FSx's data repository tasks, each implemented where its API is spoken.
+pub trait Cloud: Networking + FileSystems + DataTasks + Send + Sync + Debug {}
 
-impl<T: Networking + FileSystems + Send + Sync + Debug> Cloud for T {}
+impl<T: Networking + FileSystems + DataTasks + Send + Sync + Debug> Cloud for T {}
 
 /// The EC2 operations: subnets and the file systems' security groups.
 #[async_trait]
@@ -90,6 +92,40 @@ pub trait FileSystems: Send + Sync {
 
     /// Unlinks an association, keeping the data in the file system.
     async fn delete_data_repository_association(&self, id: &str) -> CloudResult<()>;
+
+    /// Changes an AVAILABLE association's automatic import / export events in place (it is
+    /// UPDATING, then AVAILABLE again).
+    async fn update_data_repository_association(
+        &self,
+        id: &str,
+        update: &AssociationUpdate,
+    ) -> CloudResult<DataRepositoryAssociation>;
+}
+
+/// The FSx data repository tasks: data moved between a file system and its linked S3 paths.
+#[async_trait]
+pub trait DataTasks: Send + Sync {
+    /// Starts a task; the same token with the same request returns the same task. While
+    /// another task of the file system is PENDING or EXECUTING the error is
+    /// [`ErrorKind::DependencyViolation`] with code `DataRepositoryTaskExecuting` (retry
+    /// later). A path that is not valid fails the task, not the call.
+    async fn create_data_repository_task(&self, request: &DataTaskRequest)
+    -> CloudResult<DataTask>;
+
+    /// The tasks with these ids, in as few calls as the API allows (50 ids a call; missing
+    /// ones are left out).
+    async fn describe_data_repository_tasks(&self, ids: &[String]) -> CloudResult<Vec<DataTask>>;
+
+    /// Every task of these file systems, whatever its lifecycle (20 file systems a call,
+    /// page by page; file systems that no longer exist are left out).
+    async fn data_repository_tasks_of(
+        &self,
+        file_system_ids: &[String],
+    ) -> CloudResult<Vec<DataTask>>;
+
+    /// Cancels a PENDING or EXECUTING task and returns its lifecycle (CANCELING). A task
+    /// that already ended is [`ErrorKind::Conflict`] with code `DataRepositoryTaskEnded`.
+    async fn cancel_data_repository_task(&self, id: &str) -> CloudResult<TaskLifecycle>;
 }
 
 /// Told about every AWS call the adapter makes, for metrics (service, operation, outcome are

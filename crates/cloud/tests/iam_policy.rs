@@ -15,7 +15,7 @@ fn repo() -> PathBuf {
 /// `service:Operation` for each `const OP: &str = "..."` in the adapter's sources.
 fn adapter_operations() -> BTreeSet<String> {
     let mut ops = BTreeSet::new();
-    for (file, service) in [("fsx.rs", "fsx"), ("ec2.rs", "ec2")] {
+    for (file, service) in [("fsx.rs", "fsx"), ("tasks.rs", "fsx"), ("ec2.rs", "ec2")] {
         let src = std::fs::read_to_string(repo().join("crates/cloud/src/aws").join(file))
             .expect("adapter source");
         for line in src.lines() {
@@ -47,7 +47,7 @@ fn the_policy_allows_exactly_the_adapters_calls_scoped_by_the_operators_tag() {
     .expect("policy is JSON");
     let statements = policy["Statement"].as_array().expect("statements");
     let ops = adapter_operations();
-    assert!(ops.len() >= 13, "{ops:?}");
+    assert!(ops.len() >= 17, "{ops:?}");
     let allowed: BTreeSet<String> = statements
         .iter()
         .filter(|s| s["Effect"] == "Allow")
@@ -223,6 +223,7 @@ fn one_installs_role_cannot_create_or_change_another_installs_resources() {
     let dra =
         "arn:aws:fsx:us-east-1:123456789012:association/fs-0123456789abcdef0/dra-0123456789abcdef0";
     let sg = "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0123456789abcdef0";
+    let task = "arn:aws:fsx:us-east-1:123456789012:task/task-0123456789abcdef0";
     let ours = [(MANAGED, "true"), (CLUSTER, "prod-a")];
     let theirs = [(MANAGED, "true"), (CLUSTER, "prod-b")];
     let before_installs = [(MANAGED, "true")];
@@ -337,6 +338,51 @@ fn one_installs_role_cannot_create_or_change_another_installs_resources() {
         (
             "unlink another install's association",
             req("fsx:DeleteDataRepositoryAssociation", dra, &[], &theirs),
+            false,
+        ),
+        (
+            "export from ours",
+            req("fsx:CreateDataRepositoryTask", fs, &[], &ours),
+            true,
+        ),
+        (
+            "the task itself, tagged as ours",
+            req("fsx:CreateDataRepositoryTask", task, &ours, &[]),
+            true,
+        ),
+        (
+            "a task not tagged as ours",
+            req("fsx:CreateDataRepositoryTask", task, &before_installs, &[]),
+            false,
+        ),
+        (
+            "export from another install's",
+            req("fsx:CreateDataRepositoryTask", fs, &[], &theirs),
+            false,
+        ),
+        (
+            "export from an unadopted hand-made one",
+            req(
+                "fsx:CreateDataRepositoryTask",
+                fs,
+                &[],
+                &[("team", "research")],
+            ),
+            false,
+        ),
+        (
+            "cancel our task",
+            req("fsx:CancelDataRepositoryTask", task, &[], &ours),
+            true,
+        ),
+        (
+            "cancel another install's task",
+            req("fsx:CancelDataRepositoryTask", task, &[], &theirs),
+            false,
+        ),
+        (
+            "change another install's association",
+            req("fsx:UpdateDataRepositoryAssociation", dra, &[], &theirs),
             false,
         ),
         (

@@ -430,3 +430,270 @@ async fn every_call_is_reported_to_the_observer() {
         ]
     );
 }
+
+fn fsx_json(body: &str) -> HttpResponse {
+    let mut r = HttpResponse::new(
+        StatusCode::try_from(200).expect("status"),
+        SdkBody::from(body.to_string()),
+    );
+    r.headers_mut().insert("x-amzn-requestid", "req-fsx-2");
+    r.headers_mut()
+        .insert("content-type", "application/x-amz-json-1.1");
+    r
+}
+
+#[tokio::test]
+async fn task_errors_map_to_kinds_the_controller_acts_on() {
+    let cases = [
+        (
+            "DataRepositoryTaskExecuting",
+            ErrorKind::DependencyViolation,
+        ),
+        ("DataRepositoryTaskEnded", ErrorKind::Conflict),
+        ("DataRepositoryTaskNotFound", ErrorKind::NotFound),
+    ];
+    for (code, kind) in cases {
+        let rule = mock!(aws_sdk_fsx::Client::cancel_data_repository_task)
+            .then_http_response(move || fsx_error(400, code));
+        let fsx = mock_client!(aws_sdk_fsx, RuleMode::MatchAny, [&rule], |c| c
+            .retry_config(RetryConfig::disabled()));
+        let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+        let err = cloud
+            .cancel_data_repository_task("task-0123456789abcdef0")
+            .await
+            .expect_err(code);
+        assert_eq!((err.kind, err.code.as_deref()), (kind, Some(code)));
+        assert_eq!(kind.is_retryable(), code == "DataRepositoryTaskExecuting");
+    }
+}
+
+#[tokio::test]
+async fn create_task_sends_type_token_paths_report_release_and_the_install_tag() {
+    let rule = mock!(aws_sdk_fsx::Client::create_data_repository_task)
+        .match_requests(|req| {
+            let report = req.report();
+            let release = req
+                .release_configuration()
+                .and_then(|r| r.duration_since_last_access());
+            let tags: Tags = req
+                .tags()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().into(),
+                        t.value().unwrap_or_default().into(),
+                    )
+                })
+                .collect();
+            req.r#type() == Some(&fsx::DataRepositoryTaskType::Eviction)
+                && req.client_request_token() == Some("ldt-token")
+                && req.file_system_id() == Some("fs-0123456789abcdef0")
+                && req.paths() == ["datasets/old"]
+                && report.and_then(|r| r.enabled()) == Some(true)
+                && report.and_then(|r| r.path()) == Some("s3://ml-data/datasets/reports")
+                && report.and_then(|r| r.format()) == Some(&fsx::ReportFormat::ReportCsv20191124)
+                && report.and_then(|r| r.scope()) == Some(&fsx::ReportScope::FailedFilesOnly)
+                && release.and_then(|d| d.value()) == Some(30)
+                && release.and_then(|d| d.unit()) == Some(&fsx::Unit::Days)
+                && tags
+                    .get("workspaces.lustre.dev/cluster")
+                    .map(String::as_str)
+                    == Some("prod-a")
+        })
+        .then_http_response(|| {
+            fsx_json(
+                r#"{"DataRepositoryTask":{"TaskId":"task-0123456789abcdef01","Lifecycle":"PENDING",
+                "Type":"RELEASE_DATA_FROM_FILESYSTEM","CreationTime":1796341029.5,
+                "FileSystemId":"fs-0123456789abcdef0","Paths":["datasets/old"]}}"#,
+            )
+        });
+    let disabled = mock!(aws_sdk_fsx::Client::create_data_repository_task)
+        .match_requests(|req| {
+            req.report().and_then(|r| r.enabled()) == Some(false)
+                && req.report().and_then(|r| r.path()).is_none()
+                && req.paths().is_empty()
+                && req.release_configuration().is_none()
+        })
+        .then_http_response(|| {
+            fsx_json(
+                r#"{"DataRepositoryTask":{"TaskId":"task-0fedcba9876543210f","Lifecycle":"PENDING",
+                "Type":"EXPORT_TO_REPOSITORY","CreationTime":1796341029}}"#,
+            )
+        });
+    let fsx = mock_client!(aws_sdk_fsx, RuleMode::MatchAny, [&rule, &disabled]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None).with_cluster_id("prod-a");
+    let release = cloud
+        .create_data_repository_task(&DataTaskRequest {
+            client_token: "ldt-token".into(),
+            file_system_id: "fs-0123456789abcdef0".into(),
+            task_type: TaskType::Release,
+            paths: vec!["datasets/old".into()],
+            release_older_than_days: Some(30),
+            report_path: Some("s3://ml-data/datasets/reports".into()),
+            tags: Default::default(),
+        })
+        .await
+        .expect("release");
+    assert_eq!(rule.num_calls(), 1);
+    assert_eq!(
+        (release.task_type, release.lifecycle),
+        (Some(TaskType::Release), TaskLifecycle::Pending)
+    );
+    let export = cloud
+        .create_data_repository_task(&DataTaskRequest {
+            client_token: "ldt-token-2".into(),
+            file_system_id: "fs-0123456789abcdef0".into(),
+            task_type: TaskType::Export,
+            paths: vec![],
+            release_older_than_days: None,
+            report_path: None,
+            tags: Default::default(),
+        })
+        .await
+        .expect("export, no report");
+    assert_eq!(disabled.num_calls(), 1);
+    assert_eq!(export.task_type, Some(TaskType::Export));
+}
+
+/// A running task and a failed one as FSx sends them (epoch timestamps, counts, the report,
+/// failure details), over two pages of a file-system filter.
+#[tokio::test]
+async fn tasks_are_read_from_the_wire_page_by_page() {
+    let pages = mock!(aws_sdk_fsx::Client::describe_data_repository_tasks)
+        .match_requests(|req| {
+            req.filters().len() == 1
+                && req.filters()[0].name() == Some(&fsx::DataRepositoryTaskFilterName::FileSystemId)
+                && req.filters()[0].values() == ["fs-0123456789abcdef0"]
+        })
+        .sequence()
+        .http_response(|| {
+            fsx_json(
+                r#"{"DataRepositoryTasks":[{"TaskId":"task-000000000000000001","Lifecycle":"EXECUTING",
+                "Type":"EXPORT_TO_REPOSITORY","CreationTime":1796341000,"StartTime":1796341010.25,
+                "FileSystemId":"fs-0123456789abcdef0","Paths":["datasets"],
+                "Report":{"Enabled":true,"Path":"s3://ml-data/datasets/reports","Format":"REPORT_CSV_20191124","Scope":"FAILED_FILES_ONLY"},
+                "Status":{"TotalCount":1000,"SucceededCount":400,"FailedCount":2,"LastUpdatedTime":1796341020}}],
+                "NextToken":"page-2"}"#,
+            )
+        })
+        .http_response(|| {
+            fsx_json(
+                r#"{"DataRepositoryTasks":[{"TaskId":"task-000000000000000002","Lifecycle":"FAILED",
+                "Type":"IMPORT_METADATA_FROM_REPOSITORY","CreationTime":1796340000,"StartTime":1796340001,
+                "EndTime":1796340100,"FileSystemId":"fs-0123456789abcdef0",
+                "FailureDetails":{"Message":"Path s3://ml-data/missing is not valid"},
+                "Report":{"Enabled":false},
+                "Status":{"TotalCount":0,"SucceededCount":0,"FailedCount":0}}]}"#,
+            )
+        })
+        .build();
+    let fsx = mock_client!(aws_sdk_fsx, RuleMode::Sequential, [&pages]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let tasks = cloud
+        .data_repository_tasks_of(&["fs-0123456789abcdef0".into()])
+        .await
+        .expect("tasks");
+    assert_eq!(pages.num_calls(), 2);
+    let [running, failed] = &tasks[..] else {
+        panic!("two tasks: {tasks:?}")
+    };
+    assert_eq!(running.lifecycle, TaskLifecycle::Executing);
+    assert_eq!(
+        (running.total, running.succeeded, running.failed),
+        (1000, 400, 2)
+    );
+    assert_eq!(
+        running.report_path.as_deref(),
+        Some("s3://ml-data/datasets/reports")
+    );
+    let started = running.started_at.expect("start time");
+    let since_epoch = started
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch");
+    assert_eq!(since_epoch.as_millis(), 1_796_341_010_250);
+    assert!(running.ended_at.is_none());
+    assert_eq!(failed.task_type, Some(TaskType::Import));
+    assert!(failed.lifecycle.is_finished() && failed.report_path.is_none());
+    assert_eq!(
+        failed.failure_message.as_deref(),
+        Some("Path s3://ml-data/missing is not valid")
+    );
+}
+
+#[tokio::test]
+async fn tasks_are_asked_fifty_ids_a_call_and_a_vanished_one_alone() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let batches = mock!(aws_sdk_fsx::Client::describe_data_repository_tasks)
+        .match_requests(|req| !req.task_ids().contains(&"task-gone".to_string()))
+        .then_compute_output(move |req| {
+            record.lock().expect("lock").push(req.task_ids().len());
+            let mut out = aws_sdk_fsx::operation::describe_data_repository_tasks::DescribeDataRepositoryTasksOutput::builder();
+            for id in req.task_ids() {
+                out = out.data_repository_tasks(
+                    fsx::DataRepositoryTask::builder()
+                        .task_id(id)
+                        .lifecycle(fsx::DataRepositoryTaskLifecycle::Succeeded)
+                        .r#type(fsx::DataRepositoryTaskType::Export)
+                        .creation_time(aws_smithy_types::DateTime::from_secs(1_796_341_000))
+                        .build(),
+                );
+            }
+            out.build()
+        });
+    let gone = mock!(aws_sdk_fsx::Client::describe_data_repository_tasks)
+        .match_requests(|req| req.task_ids().contains(&"task-gone".to_string()))
+        .then_http_response(|| fsx_error(400, "DataRepositoryTaskNotFound"));
+    let fsx = mock_client!(aws_sdk_fsx, RuleMode::MatchAny, [&gone, &batches], |c| c
+        .retry_config(RetryConfig::disabled()));
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let mut ids: Vec<String> = (0..110).map(|i| format!("task-{i:018x}")).collect();
+    ids.insert(105, "task-gone".into());
+    let found = cloud
+        .describe_data_repository_tasks(&ids)
+        .await
+        .expect("tasks");
+    assert_eq!(found.len(), 110);
+    // 50, 50, then the last 11 fail on the vanished id and are asked one by one (10 found).
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [&[50, 50][..], &[1; 10]].concat()
+    );
+    assert_eq!(gone.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn an_association_update_sends_only_what_changes() {
+    let rule = mock!(aws_sdk_fsx::Client::update_data_repository_association)
+        .match_requests(|req| {
+            let s3 = req.s3();
+            req.association_id() == Some("dra-0123456789abcdef0")
+                && s3.and_then(|s| s.auto_import_policy()).is_none()
+                && s3
+                    .and_then(|s| s.auto_export_policy())
+                    .is_some_and(|p| p.events() == [fsx::EventType::New])
+        })
+        .then_http_response(|| {
+            fsx_json(
+                r#"{"Association":{"AssociationId":"dra-0123456789abcdef0","FileSystemId":"fs-0123456789abcdef0",
+                "Lifecycle":"UPDATING","FileSystemPath":"/datasets","DataRepositoryPath":"s3://ml-data/datasets/",
+                "S3":{"AutoImportPolicy":{"Events":["NEW","CHANGED"]},"AutoExportPolicy":{"Events":["NEW"]}}}}"#,
+            )
+        });
+    let fsx = mock_client!(aws_sdk_fsx, [&rule]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let a = cloud
+        .update_data_repository_association(
+            "dra-0123456789abcdef0",
+            &AssociationUpdate {
+                auto_import: None,
+                auto_export: Some(vec![S3Event::New]),
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(rule.num_calls(), 1);
+    assert_eq!(a.lifecycle, Lifecycle::Updating);
+    assert_eq!(a.auto_export, [S3Event::New]);
+    assert_eq!(a.auto_import.len(), 2);
+}

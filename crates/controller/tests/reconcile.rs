@@ -37,6 +37,10 @@ async fn world() -> World {
             delete_ms: 300,
             association_create_ms: 150,
             association_delete_ms: 150,
+            association_update_ms: 150,
+            task_pending_ms: 100,
+            task_run_ms: 400,
+            task_cancel_ms: 100,
             jitter: 0.1,
         },
         ..SimConfig::default()

@@ -52,6 +52,10 @@ struct Serve {
     /// How long a data repository association stays CREATING / DELETING.
     #[arg(long, default_value_t = 500)]
     association_delay_ms: u64,
+    /// How long a data repository task EXECUTES (it is PENDING, and CANCELING after a cancel,
+    /// a quarter of that).
+    #[arg(long, default_value_t = 2000)]
+    task_delay_ms: u64,
     /// Random stretch of every delay (0.2 = ±20 %).
     #[arg(long, default_value_t = 0.2)]
     jitter: f64,
@@ -92,6 +96,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             delete_ms: args.delete_delay_ms,
             association_create_ms: args.association_delay_ms,
             association_delete_ms: args.association_delay_ms,
+            association_update_ms: args.association_delay_ms,
+            task_pending_ms: args.task_delay_ms / 4,
+            task_run_ms: args.task_delay_ms,
+            task_cancel_ms: args.task_delay_ms / 4,
             jitter: args.jitter,
         },
         faults,

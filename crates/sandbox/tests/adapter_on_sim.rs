@@ -24,6 +24,10 @@ fn fast_timing() -> Timing {
         delete_ms: 300,
         association_create_ms: 100,
         association_delete_ms: 100,
+        association_update_ms: 100,
+        task_pending_ms: 100,
+        task_run_ms: 400,
+        task_cancel_ms: 100,
         jitter: 0.2,
     }
 }
@@ -583,4 +587,276 @@ async fn tags_go_on_and_come_off() {
     let untagged = tags(&cloud).await;
     assert_eq!(untagged.get(&mark), None);
     assert_eq!(untagged.get("team").map(String::as_str), Some("data"));
+}
+
+/// An AVAILABLE file system (id) with one AVAILABLE association of `/datasets` to
+/// `s3://ml-data/datasets/` (its id), exporting automatically when `auto_export`.
+async fn linked_file_system(cloud: &AwsCloud, token: &str, auto_export: bool) -> (String, String) {
+    let fs = cloud
+        .create_file_system(&FileSystemRequest {
+            client_token: token.into(),
+            deployment_type: DeploymentType::Persistent2,
+            storage_capacity_gib: 1200,
+            per_unit_storage_throughput: Some(125),
+            subnet_id: SUBNET.into(),
+            security_group_ids: vec![],
+            kms_key_id: None,
+            lz4_compression: false,
+            automatic_backup_retention_days: None,
+            weekly_maintenance_start_time: None,
+            file_system_type_version: "2.15".into(),
+            tags: Default::default(),
+        })
+        .await
+        .expect("create");
+    wait_for("AVAILABLE", Duration::from_secs(20), || async {
+        let f = cloud
+            .describe_file_systems(std::slice::from_ref(&fs.id))
+            .await
+            .ok()?;
+        (f[0].lifecycle == Lifecycle::Available).then_some(())
+    })
+    .await;
+    let dra = cloud
+        .create_data_repository_association(&DataRepositoryRequest {
+            client_token: format!("{token}-dra"),
+            file_system_id: fs.id.clone(),
+            file_system_path: "/datasets".into(),
+            data_repository_path: "s3://ml-data/datasets/".into(),
+            auto_import: vec![],
+            auto_export: if auto_export {
+                vec![S3Event::New, S3Event::Changed]
+            } else {
+                vec![]
+            },
+            batch_import_meta_data_on_create: false,
+            imported_file_chunk_size_mib: None,
+            tags: Default::default(),
+        })
+        .await
+        .expect("link");
+    association_available(cloud, &fs.id).await;
+    (fs.id, dra.id)
+}
+
+async fn association_available(cloud: &AwsCloud, fs: &str) -> DataRepositoryAssociation {
+    wait_for("association AVAILABLE", Duration::from_secs(20), || async {
+        let d = cloud
+            .describe_data_repository_associations(&[fs.to_string()])
+            .await
+            .ok()?;
+        d.into_iter().find(|d| d.lifecycle == Lifecycle::Available)
+    })
+    .await
+}
+
+fn task(fs: &str, token: &str, task_type: TaskType, paths: &[&str]) -> DataTaskRequest {
+    DataTaskRequest {
+        client_token: token.into(),
+        file_system_id: fs.into(),
+        task_type,
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        release_older_than_days: (task_type == TaskType::Release).then_some(3),
+        report_path: None,
+        tags: Default::default(),
+    }
+}
+
+async fn finished(cloud: &AwsCloud, id: &str) -> (DataTask, Vec<i64>) {
+    let mut progress = Vec::new();
+    let start = Instant::now();
+    loop {
+        let t = cloud
+            .describe_data_repository_tasks(&[id.to_string()])
+            .await
+            .expect("describe")
+            .pop()
+            .expect("the task");
+        if t.lifecycle.is_finished() {
+            return (t, progress);
+        }
+        if t.lifecycle == TaskLifecycle::Executing {
+            progress.push(t.succeeded);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "task {id} did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Data repository tasks through the adapter, with FSx's documented rules: the lifecycle and
+/// growing counts, one task at a time, a bad path failing the task (not the call), no delete
+/// while a task runs, cancel, the report under a linked path, no export task beside automatic
+/// export, a file system with no link refused, and an association updated in place.
+#[tokio::test]
+async fn data_repository_tasks_follow_fsx_rules() {
+    let (sim, url, _stop) = start(SimConfig {
+        timing: Timing {
+            task_run_ms: 1_000,
+            ..fast_timing()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let cloud = adapter(&url, 1).await;
+    let (fs, dra) = linked_file_system(&cloud, "tasks-fs", false).await;
+
+    let mut export = task(&fs, "export-1", TaskType::Export, &["datasets/run-1"]);
+    export.report_path = Some("s3://ml-data/datasets/reports".into());
+    let started = cloud
+        .create_data_repository_task(&export)
+        .await
+        .expect("export");
+    assert_eq!(started.lifecycle, TaskLifecycle::Pending);
+    assert_eq!(started.task_type, Some(TaskType::Export));
+    // The same token and request: the same task.
+    let again = cloud
+        .create_data_repository_task(&export)
+        .await
+        .expect("replay");
+    assert_eq!(again.id, started.id);
+    let busy = cloud
+        .create_data_repository_task(&task(&fs, "import-1", TaskType::Import, &[]))
+        .await
+        .expect_err("one task at a time");
+    assert_eq!(busy.code.as_deref(), Some("DataRepositoryTaskExecuting"));
+    assert_eq!(busy.kind, ErrorKind::DependencyViolation);
+    let held = cloud
+        .delete_file_system(&fs, &FileSystemDeletion::default())
+        .await
+        .expect_err("no delete while a task runs");
+    assert_eq!(held.code.as_deref(), Some("BadRequest"));
+    let (done, progress) = finished(&cloud, &started.id).await;
+    assert_eq!(done.lifecycle, TaskLifecycle::Succeeded);
+    assert_eq!((done.total, done.succeeded, done.failed), (250, 250, 0));
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]) && progress.iter().any(|&n| n > 0 && n < 250),
+        "counts grow while it executes: {progress:?}"
+    );
+    assert_eq!(
+        done.report_path.as_deref(),
+        Some("s3://ml-data/datasets/reports")
+    );
+    assert!(done.started_at.is_some() && done.ended_at >= done.started_at);
+
+    // A path outside the linked directories fails the task, not the call.
+    let bad = cloud
+        .create_data_repository_task(&task(&fs, "export-2", TaskType::Export, &["scratch/out"]))
+        .await
+        .expect("accepted");
+    let (failed, _) = finished(&cloud, &bad.id).await;
+    assert_eq!(failed.lifecycle, TaskLifecycle::Failed);
+    assert!(
+        failed
+            .failure_message
+            .is_some_and(|m| m.contains("scratch/out"))
+    );
+
+    // Cancel: CANCELING, then CANCELED; an ended task cannot be canceled.
+    let release = cloud
+        .create_data_repository_task(&task(&fs, "release-1", TaskType::Release, &["/"]))
+        .await
+        .expect("release");
+    let canceling = cloud
+        .cancel_data_repository_task(&release.id)
+        .await
+        .expect("cancel");
+    assert_eq!(canceling, TaskLifecycle::Canceling);
+    let (canceled, _) = finished(&cloud, &release.id).await;
+    assert_eq!(canceled.lifecycle, TaskLifecycle::Canceled);
+    let ended = cloud
+        .cancel_data_repository_task(&release.id)
+        .await
+        .expect_err("ended");
+    assert_eq!(ended.code.as_deref(), Some("DataRepositoryTaskEnded"));
+    let missing = cloud
+        .cancel_data_repository_task("task-0123456789abcdef0")
+        .await
+        .expect_err("no such task");
+    assert_eq!(missing.kind, ErrorKind::NotFound);
+
+    // The report must lie under a linked S3 path (the call is refused).
+    let mut outside = task(
+        &fs,
+        "import-2",
+        TaskType::Import,
+        &["s3://ml-data/datasets/new"],
+    );
+    outside.report_path = Some("s3://ml-data/reports".into());
+    let refused = cloud
+        .create_data_repository_task(&outside)
+        .await
+        .expect_err("report outside the link");
+    assert_eq!(refused.kind, ErrorKind::InvalidRequest);
+    outside.report_path = None;
+    let import = cloud
+        .create_data_repository_task(&outside)
+        .await
+        .expect("import");
+    assert_eq!(
+        finished(&cloud, &import.id).await.0.lifecycle,
+        TaskLifecycle::Succeeded
+    );
+
+    // Every task of the file system, by filter; ids that no longer exist are left out.
+    let all = cloud
+        .data_repository_tasks_of(std::slice::from_ref(&fs))
+        .await
+        .expect("by fs");
+    assert_eq!(all.len(), 4);
+    let some = cloud
+        .describe_data_repository_tasks(&[import.id.clone(), "task-0fedcba987654321f".into()])
+        .await
+        .expect("by ids");
+    assert_eq!(some.len(), 1);
+
+    // Automatic export on: no export task; updated in place (no delete), export works again.
+    let (fs2, dra2) = linked_file_system(&cloud, "tasks-fs-2", true).await;
+    let e = cloud
+        .create_data_repository_task(&task(&fs2, "export-3", TaskType::Export, &[]))
+        .await
+        .expect_err("auto-export is on");
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    let updating = cloud
+        .update_data_repository_association(
+            &dra2,
+            &AssociationUpdate {
+                auto_export: Some(vec![]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("update in place");
+    assert_eq!(updating.lifecycle, Lifecycle::Updating);
+    let after = association_available(&cloud, &fs2).await;
+    assert_eq!(
+        (after.id.as_str(), after.auto_export.len()),
+        (dra2.as_str(), 0)
+    );
+    cloud
+        .create_data_repository_task(&task(&fs2, "export-3", TaskType::Export, &[]))
+        .await
+        .expect("export once auto-export is off");
+    assert_eq!(sim.calls("DeleteDataRepositoryAssociation"), 0);
+
+    // A file system without a link takes no task.
+    cloud
+        .delete_data_repository_association(&dra)
+        .await
+        .expect("unlink");
+    wait_for("unlinked", Duration::from_secs(20), || async {
+        let d = cloud
+            .describe_data_repository_associations(std::slice::from_ref(&fs))
+            .await
+            .ok()?;
+        d.is_empty().then_some(())
+    })
+    .await;
+    let e = cloud
+        .create_data_repository_task(&task(&fs, "export-4", TaskType::Export, &[]))
+        .await
+        .expect_err("no link");
+    assert_eq!(e.kind, ErrorKind::InvalidRequest);
 }

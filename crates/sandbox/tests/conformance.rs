@@ -98,6 +98,7 @@ async fn start_sim() -> (SimAws, String, tokio::sync::oneshot::Sender<()>) {
             association_create_ms: 50,
             association_delete_ms: 50,
             jitter: 0.0,
+            ..Timing::default()
         },
         ..SimConfig::default()
     });

@@ -2,10 +2,11 @@
 
 use aws_sdk_fsx::types as fsx;
 
-use super::AwsCloud;
 use super::errors::carried;
+use super::{AwsCloud, in_chunks};
 use crate::error::{CloudResult, ErrorKind};
 use crate::naming;
+use crate::tasks::AssociationUpdate;
 use crate::types::*;
 
 /// DescribeFileSystems takes at most 50 ids.
@@ -17,7 +18,7 @@ const MAX_ASSOCIATIONS_PER_PAGE: i32 = 25;
 
 const SERVICE: &str = "fsx";
 
-fn tags_from(tags: &[fsx::Tag]) -> Tags {
+pub(crate) fn tags_from(tags: &[fsx::Tag]) -> Tags {
     tags.iter()
         .map(|t| {
             (
@@ -28,7 +29,7 @@ fn tags_from(tags: &[fsx::Tag]) -> Tags {
         .collect()
 }
 
-fn tags_to(tags: &Tags) -> Vec<fsx::Tag> {
+pub(crate) fn tags_to(tags: &Tags) -> Vec<fsx::Tag> {
     tags.iter()
         .map(|(k, v)| fsx::Tag::builder().key(k).value(v).build())
         .collect()
@@ -41,7 +42,7 @@ fn events_from(events: &[fsx::EventType]) -> Vec<S3Event> {
         .collect()
 }
 
-fn events_to(events: &[S3Event]) -> Vec<fsx::EventType> {
+pub(crate) fn events_to(events: &[S3Event]) -> Vec<fsx::EventType> {
     events
         .iter()
         .map(|e| fsx::EventType::from(e.as_str()))
@@ -86,7 +87,7 @@ pub(crate) fn file_system_from(fs: &fsx::FileSystem) -> FileSystem {
     }
 }
 
-fn association_from(a: &fsx::DataRepositoryAssociation) -> DataRepositoryAssociation {
+pub(crate) fn association_from(a: &fsx::DataRepositoryAssociation) -> DataRepositoryAssociation {
     let s3 = a.s3();
     DataRepositoryAssociation {
         id: a.association_id().unwrap_or_default().to_string(),
@@ -281,33 +282,16 @@ impl crate::FileSystems for AwsCloud {
         })
     }
 
-    /// Filters by up to 20 file systems a call; a file system that no longer exists makes FSx
-    /// fail the call, so that chunk is asked again one file system at a time.
+    /// Filters by up to 20 file systems a call (a chunk holding a file system that no longer
+    /// exists is asked again one file system at a time).
     async fn describe_data_repository_associations(
         &self,
         file_system_ids: &[String],
     ) -> CloudResult<Vec<DataRepositoryAssociation>> {
-        let mut all = Vec::new();
-        for chunk in file_system_ids.chunks(MAX_FILTER_VALUES) {
-            match self.describe_associations_of(chunk).await {
-                Ok(found) => all.extend(found),
-                Err(e) if e.kind == ErrorKind::NotFound && chunk.len() > 1 => {
-                    for id in chunk {
-                        match self
-                            .describe_associations_of(std::slice::from_ref(id))
-                            .await
-                        {
-                            Ok(found) => all.extend(found),
-                            Err(e) if e.kind == ErrorKind::NotFound => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                Err(e) if e.kind == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(all)
+        in_chunks(file_system_ids, MAX_FILTER_VALUES, |chunk| {
+            self.describe_associations_of(chunk)
+        })
+        .await
     }
 
     async fn delete_data_repository_association(&self, id: &str) -> CloudResult<()> {
@@ -320,6 +304,14 @@ impl crate::FileSystems for AwsCloud {
             .send()
             .await;
         self.answer(SERVICE, OP, sent, |_| Ok(()))
+    }
+
+    async fn update_data_repository_association(
+        &self,
+        id: &str,
+        update: &AssociationUpdate,
+    ) -> CloudResult<DataRepositoryAssociation> {
+        self.update_association(id, update).await
     }
 }
 

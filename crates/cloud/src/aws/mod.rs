@@ -8,6 +8,7 @@
 mod ec2;
 mod errors;
 mod fsx;
+mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,4 +244,35 @@ impl AwsCloud {
         }
         result
     }
+}
+
+/// Asks `call` for `items` in chunks of `size`. FSx fails a whole call when one id it names
+/// no longer exists, so such a chunk is asked again item by item, leaving the missing out.
+pub(crate) async fn in_chunks<'a, T, F, Fut>(
+    items: &'a [String],
+    size: usize,
+    call: F,
+) -> crate::CloudResult<Vec<T>>
+where
+    F: Fn(&'a [String]) -> Fut,
+    Fut: std::future::Future<Output = crate::CloudResult<Vec<T>>>,
+{
+    let mut all = Vec::new();
+    for chunk in items.chunks(size) {
+        match call(chunk).await {
+            Ok(found) => all.extend(found),
+            Err(e) if e.kind == crate::ErrorKind::NotFound && chunk.len() > 1 => {
+                for item in chunk {
+                    match call(std::slice::from_ref(item)).await {
+                        Ok(found) => all.extend(found),
+                        Err(e) if e.kind == crate::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) if e.kind == crate::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(all)
 }

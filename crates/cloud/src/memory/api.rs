@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use super::{MemoryCloud, aws_error, fs_groups, overlaps, replayed};
 use crate::error::{CloudError, CloudResult};
 use crate::naming;
+use crate::tasks::*;
 use crate::types::*;
 use crate::{FileSystems, Networking};
 
-fn not_found(operation: &'static str, code: &str, id: &str) -> CloudError {
+pub(super) fn not_found(operation: &'static str, code: &str, id: &str) -> CloudError {
     aws_error(operation, code, format!("{id} does not exist"))
 }
 
@@ -182,6 +183,16 @@ impl FileSystems for MemoryCloud {
     async fn delete_file_system(&self, id: &str, deletion: &FileSystemDeletion) -> CloudResult<()> {
         let op = "DeleteFileSystem";
         let mut a = self.gate(op).await?;
+        if let Some(t) = a.tasks.values().find(|t| {
+            t.file_system_id == id
+                && matches!(
+                    t.lifecycle,
+                    TaskLifecycle::Pending | TaskLifecycle::Executing
+                )
+        }) {
+            let message = format!("{id} has task {} running", t.id);
+            return Err(aws_error(op, "BadRequest", message));
+        }
         let fs = a
             .file_systems
             .get_mut(id)
@@ -293,6 +304,31 @@ impl FileSystems for MemoryCloud {
             .ok_or_else(|| not_found(op, "DataRepositoryAssociationNotFound", id))?;
         d.lifecycle = Lifecycle::Deleting;
         Ok(())
+    }
+
+    async fn update_data_repository_association(
+        &self,
+        id: &str,
+        update: &AssociationUpdate,
+    ) -> CloudResult<DataRepositoryAssociation> {
+        let op = "UpdateDataRepositoryAssociation";
+        let mut a = self.gate(op).await?;
+        let d = a
+            .associations
+            .get_mut(id)
+            .ok_or_else(|| not_found(op, "DataRepositoryAssociationNotFound", id))?;
+        if d.lifecycle != Lifecycle::Available {
+            let message = format!("{id} is {}", d.lifecycle.as_str());
+            return Err(aws_error(op, "BadRequest", message));
+        }
+        if let Some(events) = &update.auto_import {
+            d.auto_import = events.clone();
+        }
+        if let Some(events) = &update.auto_export {
+            d.auto_export = events.clone();
+        }
+        d.lifecycle = Lifecycle::Updating;
+        Ok(d.clone())
     }
 }
 

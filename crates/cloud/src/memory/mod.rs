@@ -5,11 +5,13 @@
 //! [`MemoryCloud::fail_next`]; every call is counted. The [`Cloud`] calls are in `api.rs`.
 
 mod api;
+mod tasks;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{CloudError, CloudResult, classify_code};
+use crate::tasks::*;
 use crate::types::*;
 
 /// What the in-memory account holds.
@@ -24,6 +26,8 @@ struct Account {
     /// Client token → (request, id) of file systems and associations.
     fs_tokens: HashMap<String, (FileSystemRequest, String)>,
     dra_tokens: HashMap<String, (DataRepositoryRequest, String)>,
+    tasks: BTreeMap<String, DataTask>,
+    task_tokens: HashMap<String, (DataTaskRequest, String)>,
     /// Tags of the final backups taken on delete.
     backups: Vec<Tags>,
     next_id: u64,
@@ -176,6 +180,38 @@ impl MemoryCloud {
         for d in a.associations.values_mut() {
             if matches!(d.lifecycle, Lifecycle::Creating | Lifecycle::Updating) {
                 d.lifecycle = Lifecycle::Available;
+            }
+        }
+        for t in a.tasks.values_mut() {
+            t.lifecycle = match t.lifecycle {
+                TaskLifecycle::Pending | TaskLifecycle::Executing => {
+                    t.succeeded = t.total - t.failed;
+                    if t.failed > 0 {
+                        TaskLifecycle::Failed
+                    } else {
+                        TaskLifecycle::Succeeded
+                    }
+                }
+                TaskLifecycle::Canceling => TaskLifecycle::Canceled,
+                ref other => other.clone(),
+            };
+        }
+    }
+
+    /// Every data repository task in the account.
+    pub fn tasks(&self) -> Vec<DataTask> {
+        self.lock().tasks.values().cloned().collect()
+    }
+
+    /// The running tasks will end FAILED, `failed` of their files failing with `message`.
+    pub fn fail_running_tasks(&self, failed: i64, message: &str) {
+        for t in self.lock().tasks.values_mut() {
+            if matches!(
+                t.lifecycle,
+                TaskLifecycle::Pending | TaskLifecycle::Executing
+            ) {
+                t.failed = failed.min(t.total);
+                t.failure_message = Some(message.to_string());
             }
         }
     }

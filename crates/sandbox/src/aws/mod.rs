@@ -70,7 +70,23 @@ struct Inner {
     injected: BTreeMap<String, u64>,
     /// Errors answered (injected or not) by AWS error code.
     errors: BTreeMap<String, u64>,
+    /// Every call in the order it came: when, the operation, whether it succeeded.
+    log: Vec<Call>,
     requests: u64,
+}
+
+/// One call in the simulated AWS's log.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub at: Instant,
+    pub operation: String,
+    pub ok: bool,
+}
+
+impl Inner {
+    fn advance(&mut self, now: Instant) {
+        self.state.advance(now, &self.timing);
+    }
 }
 
 /// The simulated account; cheap to clone (shared state).
@@ -92,6 +108,7 @@ impl SimAws {
                 calls: BTreeMap::new(),
                 injected: BTreeMap::new(),
                 errors: BTreeMap::new(),
+                log: Vec::new(),
                 requests: 0,
             })),
         }
@@ -127,13 +144,14 @@ impl SimAws {
     /// Everything in the account and the call counts, as `GET /_sim/state` shows it.
     pub fn snapshot(&self) -> Value {
         let mut inner = self.lock();
-        inner.state.advance(Instant::now());
+        inner.advance(Instant::now());
         let s = &inner.state;
         json!({
             "region": s.region,
             "securityGroups": s.security_groups.values().collect::<Vec<_>>(),
             "fileSystems": s.file_systems.values().collect::<Vec<_>>(),
             "dataRepositoryAssociations": s.associations.values().collect::<Vec<_>>(),
+            "dataRepositoryTasks": s.tasks.values().collect::<Vec<_>>(),
             "backups": s.backups,
             "calls": inner.calls,
             "totalCalls": inner.calls.values().sum::<u64>(),
@@ -172,6 +190,23 @@ impl SimAws {
             .push(message.to_string());
     }
 
+    /// Makes the next data repository task end FAILED with `message` (its files failing).
+    pub fn fail_next_task(&self, message: &str) {
+        self.lock().state.fail_next_tasks.push(message.to_string());
+    }
+
+    /// Every call so far, in order.
+    pub fn call_log(&self) -> Vec<Call> {
+        self.lock().log.clone()
+    }
+
+    /// Every data repository task, moved on to now.
+    pub fn tasks(&self) -> Vec<state::Task> {
+        let mut inner = self.lock();
+        inner.advance(Instant::now());
+        inner.state.tasks.values().cloned().collect()
+    }
+
     /// Puts a file system into FAILED now.
     pub fn fail_file_system(&self, id: &str, message: &str) -> bool {
         let mut inner = self.lock();
@@ -189,7 +224,7 @@ impl SimAws {
     /// When each file system became AVAILABLE (those that did).
     pub fn available_times(&self) -> BTreeMap<String, Instant> {
         let mut inner = self.lock();
-        inner.state.advance(Instant::now());
+        inner.advance(Instant::now());
         inner
             .state
             .file_systems
@@ -236,13 +271,18 @@ impl SimAws {
             }
             None => {
                 let now = Instant::now();
-                inner.state.advance(now);
+                inner.advance(now);
                 run(&mut inner, &request_id)
             }
         };
         if let Err(e) = &result {
             *inner.errors.entry(e.code.clone()).or_default() += 1;
         }
+        inner.log.push(Call {
+            at: Instant::now(),
+            operation: operation.to_string(),
+            ok: result.is_ok(),
+        });
         (delay, result, request_id)
     }
 }
@@ -295,6 +335,10 @@ fn fsx_dispatch(inner: &mut Inner, operation: &str, body: &Value) -> Result<Valu
         "CreateDataRepositoryAssociation" => fsx_api::create_association(s, &mut ctx, body),
         "DescribeDataRepositoryAssociations" => fsx_api::describe_associations(s, &mut ctx, body),
         "DeleteDataRepositoryAssociation" => fsx_api::delete_association(s, &mut ctx, body),
+        "UpdateDataRepositoryAssociation" => fsx_api::update_association(s, &mut ctx, body),
+        "CreateDataRepositoryTask" => fsx_api::create_task(s, &mut ctx, body),
+        "DescribeDataRepositoryTasks" => fsx_api::describe_tasks(s, &mut ctx, body),
+        "CancelDataRepositoryTask" => fsx_api::cancel_task(s, &mut ctx, body),
         other => Err(ApiError::new(
             400,
             "UnknownOperationException",
@@ -478,5 +522,6 @@ async fn reset_counts(AxState(sim): AxState<SimAws>) -> StatusCode {
     inner.calls.clear();
     inner.injected.clear();
     inner.errors.clear();
+    inner.log.clear();
     StatusCode::NO_CONTENT
 }

@@ -139,6 +139,124 @@ pub struct Association {
     pub until: Option<Instant>,
 }
 
+/// Where a data repository task is: PENDING → EXECUTING → SUCCEEDED | FAILED, or after a
+/// cancel CANCELING → CANCELED.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskLifecycle {
+    Pending,
+    Executing,
+    Succeeded,
+    Failed,
+    Canceling,
+    Canceled,
+}
+
+impl TaskLifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Executing => "EXECUTING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Canceling => "CANCELING",
+            Self::Canceled => "CANCELED",
+        }
+    }
+
+    /// PENDING or EXECUTING: the file system is busy (no second task, no delete).
+    pub fn running(self) -> bool {
+        matches!(self, Self::Pending | Self::Executing)
+    }
+}
+
+/// A data repository task (export, import, release). The simulation has no files: a task
+/// counts 250 files per path it was given (or per linked path), done at an even pace.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    pub id: String,
+    pub arn: String,
+    #[serde(skip)]
+    pub token: Option<String>,
+    #[serde(skip)]
+    pub fingerprint: String,
+    pub file_system_id: String,
+    pub task_type: String,
+    pub paths: Vec<String>,
+    pub report_enabled: bool,
+    pub report_path: Option<String>,
+    pub release_days: Option<i64>,
+    pub tags: BTreeMap<String, String>,
+    pub lifecycle: TaskLifecycle,
+    pub creation_time: f64,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    pub total: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub failure_message: Option<String>,
+    /// Why it fails once it runs (a path that is not valid, or a fault the test asked for).
+    #[serde(skip)]
+    pub fail_with: Option<String>,
+    /// When EXECUTING began, and when the current phase ends.
+    #[serde(skip)]
+    pub started: Option<Instant>,
+    #[serde(skip)]
+    pub until: Option<Instant>,
+    /// When it reached SUCCEEDED, FAILED or CANCELED.
+    #[serde(skip)]
+    pub ended_at: Option<Instant>,
+}
+
+impl Task {
+    /// Moves the task on to `now`: counts grow while it executes.
+    fn advance(&mut self, now: Instant, run: Duration) {
+        if self.lifecycle == TaskLifecycle::Pending && self.until.is_some_and(|u| now >= u) {
+            self.lifecycle = TaskLifecycle::Executing;
+            self.start_time = Some(epoch_seconds());
+            let start = self.until.unwrap_or(now);
+            self.started = Some(start);
+            self.until = Some(start + run);
+        }
+        let Some(until) = self.until else { return };
+        match self.lifecycle {
+            TaskLifecycle::Executing if now >= until => {
+                self.until = None;
+                self.end(until);
+                match self.fail_with.take() {
+                    Some(message) => {
+                        self.lifecycle = TaskLifecycle::Failed;
+                        self.failure_message = Some(message);
+                        self.failed = self.total - self.succeeded;
+                    }
+                    None => {
+                        self.lifecycle = TaskLifecycle::Succeeded;
+                        self.succeeded = self.total;
+                    }
+                }
+            }
+            TaskLifecycle::Executing if self.fail_with.is_none() => {
+                let started = self.started.unwrap_or(now);
+                let span = until.saturating_duration_since(started).as_secs_f64();
+                let done = now.saturating_duration_since(started).as_secs_f64();
+                self.succeeded = ((self.total as f64) * (done / span.max(1e-6))) as i64;
+            }
+            TaskLifecycle::Canceling if now >= until => {
+                self.until = None;
+                self.lifecycle = TaskLifecycle::Canceled;
+                self.end(until);
+            }
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, at: Instant) {
+        self.end_time = Some(epoch_seconds());
+        self.ended_at = Some(at);
+    }
+}
+
 /// A final backup taken on delete.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -157,6 +275,11 @@ pub struct Timing {
     pub delete_ms: u64,
     pub association_create_ms: u64,
     pub association_delete_ms: u64,
+    pub association_update_ms: u64,
+    /// A data repository task: PENDING, then EXECUTING, and CANCELING after a cancel.
+    pub task_pending_ms: u64,
+    pub task_run_ms: u64,
+    pub task_cancel_ms: u64,
     /// Each delay is stretched by up to this fraction at random (0.2 = ±20 %).
     pub jitter: f64,
 }
@@ -169,6 +292,10 @@ impl Default for Timing {
             delete_ms: 1_000,
             association_create_ms: 500,
             association_delete_ms: 500,
+            association_update_ms: 500,
+            task_pending_ms: 200,
+            task_run_ms: 2_000,
+            task_cancel_ms: 300,
             jitter: 0.2,
         }
     }
@@ -184,11 +311,14 @@ pub struct State {
     pub security_groups: BTreeMap<String, SecurityGroup>,
     pub file_systems: BTreeMap<String, FileSystem>,
     pub associations: BTreeMap<String, Association>,
+    pub tasks: BTreeMap<String, Task>,
     pub backups: Vec<Backup>,
     /// Client tokens of file systems and associations, to the resource id.
     pub tokens: BTreeMap<String, String>,
     /// The next `n` file system creates end FAILED with this message.
     pub fail_next_creates: Vec<String>,
+    /// The next `n` data repository tasks end FAILED with this message.
+    pub fail_next_tasks: Vec<String>,
     next_id: u64,
 }
 
@@ -277,7 +407,11 @@ impl State {
     }
 
     /// Moves every resource whose current phase has ended to its next lifecycle.
-    pub fn advance(&mut self, now: Instant) {
+    pub fn advance(&mut self, now: Instant, timing: &Timing) {
+        let run = Duration::from_millis(timing.task_run_ms);
+        for t in self.tasks.values_mut() {
+            t.advance(now, run);
+        }
         let mut gone = Vec::new();
         for fs in self.file_systems.values_mut() {
             let Some(until) = fs.until.filter(|u| now >= *u) else {
@@ -311,13 +445,14 @@ impl State {
         for id in gone {
             self.file_systems.remove(&id);
             self.associations.retain(|_, a| a.file_system_id != id);
+            self.tasks.retain(|_, t| t.file_system_id != id);
         }
         let mut gone = Vec::new();
         for a in self.associations.values_mut() {
             if a.until.is_some_and(|u| now >= u) {
                 a.until = None;
                 match a.lifecycle {
-                    Lifecycle::Creating => a.lifecycle = Lifecycle::Available,
+                    Lifecycle::Creating | Lifecycle::Updating => a.lifecycle = Lifecycle::Available,
                     Lifecycle::Deleting => gone.push(a.id.clone()),
                     _ => {}
                 }

@@ -343,6 +343,17 @@ pub fn delete_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         .unwrap_or_default()
         .to_string();
     let until = ctx.after(ctx.timing.delete_ms);
+    if let Some(t) = s
+        .tasks
+        .values()
+        .find(|t| t.file_system_id == id && t.lifecycle.running())
+    {
+        return Err(bad_request(format!(
+            "File system {id} has data repository task {} {}; it cannot be deleted while a task is PENDING or EXECUTING.",
+            t.id,
+            t.lifecycle.as_str()
+        )));
+    }
     let backup_id = s.new_id("backup");
     let fs = s
         .file_systems

@@ -8,12 +8,14 @@ use serde_json::{Value, json};
 
 mod associations;
 mod file_systems;
+mod tasks;
 
 pub use associations::{create_association, delete_association, describe_associations};
 pub use file_systems::{
     create_file_system, delete_file_system, describe_file_systems, tag_resource, untag_resource,
     update_file_system,
 };
+pub use tasks::{cancel_task, create_task, describe_tasks, task_json, update_association};
 
 use super::state::{Association, FileSystem, Lifecycle, Timing, epoch_seconds, jittered};
 
