@@ -665,6 +665,14 @@ pub fn quick() -> Timing {
     }
 }
 
+/// A `LustreDataTask` of namespace `ml`.
+pub fn data_task(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreDataTask\nmetadata:\n  name: {name}\n  namespace: ml\nspec:\n{}",
+        spec.lines().map(|l| format!("  {l}\n")).collect::<String>()
+    )
+}
+
 pub fn workspace(name: &str, spec: &str) -> String {
     format!(
         "apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreWorkspace\nmetadata:\n  name: {name}\n  namespace: ml\nspec:\n{}",

@@ -543,8 +543,8 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
     let mut e = E2e::start(quick()).await;
     e.kill(0).await;
     let op = e.spawn_operator(&["--leader-election", "--lease-namespace", LEASE_NS]);
-    // Every path: a named class and the default one, create, resize, a repository, Retain,
-    // delete while a pod holds the claim, and a refused spec.
+    // Every path: a named class and the default one, create, resize, a repository, a data
+    // task, Retain, delete while a pod holds the claim, and a refused spec.
     e.apply(&workspace("named", "className: standard\ndeploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: d, s3Path: 's3://ml-datasets/a/', fileSystemPath: /d}")).await;
     e.apply(&workspace(
         "kept",
@@ -556,6 +556,10 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
         e.ok(&["wait", "--for=condition=Ready", ws, "-n", "ml", TIMEOUT])
             .await;
     }
+    e.apply(&data_task("export-d", "workspace: named\ntype: Export"))
+        .await;
+    e.wait_for("jsonpath={.status.phase}=Succeeded", "ldt/export-d")
+        .await;
     e.apply(&workspace("named", "className: standard\ndeploymentType: PERSISTENT_2\nstorageCapacityGiB: 2400\nperUnitStorageThroughput: 125")).await;
     e.wait_for("jsonpath={.status.storageCapacityGiB}=2400", "lws/named")
         .await;
@@ -938,4 +942,112 @@ async fn a_newcomers_first_kubectl_commands_work() {
         TIMEOUT,
     ])
     .await;
+}
+
+/// A data task declared with kubectl: an export of results to S3 runs to Succeeded with its
+/// counts in `kubectl get ldt`, a path outside the workspace's links is refused before any
+/// AWS call, and deleting a running task cancels it in FSx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engineer_exports_results_with_a_data_task_and_cancels_another() {
+    let e = E2e::start(quick()).await;
+    let spec = "storageCapacityGiB: 1200\ndataRepositories:\n- name: results\n  s3Path: s3://ml-results/train/\n  fileSystemPath: /results";
+    e.apply(&workspace("train", spec)).await;
+    e.wait_for("condition=Ready", "lws/train").await;
+
+    let task = data_task;
+    e.apply(&task(
+        "save-run-1",
+        "workspace: train\ntype: Export\npaths: [/results/run-1]\nreport: {enabled: true}",
+    ))
+    .await;
+    e.wait_for("jsonpath={.status.phase}=Succeeded", "ldt/save-run-1")
+        .await;
+    e.wait_for("condition=Complete", "ldt/save-run-1").await;
+    let table = e.ok(&["get", "ldt", "-n", "ml"]).await;
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("WORKSPACE") && h.contains("FILES"))
+            && table.contains("save-run-1")
+            && table.contains("Succeeded")
+            && table.contains("250/250"),
+        "kubectl get ldt shows the printer columns:\n{table}"
+    );
+    let events = e
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            "ml",
+            "--field-selector",
+            "involvedObject.name=save-run-1",
+        ])
+        .await;
+    assert!(
+        events.contains("Started") && events.contains("Succeeded"),
+        "{events}"
+    );
+    let state = e.sim.snapshot();
+    let tasks = state["dataRepositoryTasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["paths"], serde_json::json!(["results/run-1"]));
+    assert_eq!(
+        tasks[0]["reportPath"],
+        "s3://ml-results/train/lustre-task-reports"
+    );
+    assert_eq!(tasks[0]["tags"]["workspaces.lustre.dev/managed"], "true");
+    assert_eq!(
+        tasks[0]["tags"]["workspaces.lustre.dev/cluster"],
+        support::CLUSTER_ID
+    );
+
+    // Refused before AWS: a path that is not linked.
+    e.apply(&task(
+        "outside",
+        "workspace: train\ntype: Export\npaths: [/scratch/out]",
+    ))
+    .await;
+    e.wait_for("condition=Failed", "ldt/outside").await;
+    let message = e.jsonpath("ldt/outside", "{.status.message}").await;
+    assert!(
+        message.contains("/scratch/out is not at or under a linked fileSystemPath"),
+        "{message}"
+    );
+    assert_eq!(e.sim.calls("CreateDataRepositoryTask"), 1);
+
+    // Deleting a running task cancels it.
+    e.sim.set_timing(Timing {
+        task_run_ms: 30_000,
+        ..quick()
+    });
+    e.apply(&task("long-export", "workspace: train\ntype: Export"))
+        .await;
+    e.wait_for("jsonpath={.status.phase}=Running", "ldt/long-export")
+        .await;
+    e.ok(&[
+        "delete",
+        "ldt",
+        "long-export",
+        "-n",
+        "ml",
+        "--wait",
+        TIMEOUT,
+    ])
+    .await;
+    assert_eq!(e.sim.calls("CancelDataRepositoryTask"), 1);
+    let state = e.sim.snapshot();
+    let lifecycles: Vec<&str> = state["dataRepositoryTasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["lifecycle"].as_str())
+        .collect();
+    assert!(
+        lifecycles.contains(&"CANCELING") || lifecycles.contains(&"CANCELED"),
+        "{lifecycles:?}"
+    );
 }

@@ -11,6 +11,8 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Finalizer the operator puts on every workspace so that AWS resources are cleaned up.
 pub const FINALIZER: &str = "workspaces.lustre.dev/cleanup";
+/// Finalizer on a data task while its FSx task runs, so deleting the object cancels it.
+pub const TASK_FINALIZER: &str = "workspaces.lustre.dev/cancel-task";
 /// Annotation that marks a `LustreWorkspaceClass` as the default, like a StorageClass.
 pub const DEFAULT_CLASS_ANNOTATION: &str = "workspaces.lustre.dev/is-default-class";
 /// Field manager the operator uses for every server-side apply.

@@ -1,5 +1,5 @@
-//! The `workspaces.lustre.dev/v1alpha1` API: the `LustreWorkspace` and `LustreWorkspaceClass`
-//! custom resources, their validation (schema + CEL at admission, and the same rules in Rust),
+//! The `workspaces.lustre.dev/v1alpha1` API: the `LustreWorkspace`, `LustreWorkspaceClass` and
+//! `LustreDataTask` custom resources, their validation (schema + CEL at admission, and the same rules in Rust),
 //! the names the operator writes, and CRD generation.
 
 pub mod admission;
@@ -7,6 +7,7 @@ pub mod cel_bounds;
 pub mod class;
 pub mod constants;
 pub mod crd;
+pub mod data_task;
 pub mod docs;
 pub mod messages;
 pub mod rules;
@@ -17,6 +18,10 @@ pub mod workspace;
 pub use class::{
     AdoptionPolicy, ClassDefaults, LustreWorkspaceClass, LustreWorkspaceClassSpec,
     SecurityGroupPolicy,
+};
+pub use data_task::{
+    DataTaskPhase, DataTaskType, LustreDataTask, LustreDataTaskSpec, LustreDataTaskStatus,
+    ReleaseOptions, ReportOptions,
 };
 pub use validation::Violation;
 pub use workspace::{

@@ -236,3 +236,14 @@ pub mod patterns {
     /// A weekly maintenance start time.
     pub const MAINTENANCE_TIME: &str = r"^[1-7]:([01][0-9]|2[0-3]):[0-5][0-9]$";
 }
+
+/// `LustreDataTask.spec`: a task runs once; its spec does not change.
+pub const TASK_IMMUTABLE: &str = "self == oldSelf";
+/// Message of [`TASK_IMMUTABLE`].
+pub const TASK_IMMUTABLE_MSG: &str =
+    "a data task's spec is immutable: it runs once; create a new LustreDataTask to run another";
+
+/// `LustreDataTask.spec`: release options only on a release.
+pub const TASK_RELEASE_ONLY: &str = "!has(self.release) || self.type == 'Release'";
+/// Message of [`TASK_RELEASE_ONLY`].
+pub const TASK_RELEASE_ONLY_MSG: &str = "release options are only for type Release";

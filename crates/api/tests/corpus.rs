@@ -9,7 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use lustre_api::{LustreWorkspace, LustreWorkspaceClass, Violation, admission, crd};
+use lustre_api::{
+    LustreDataTask, LustreWorkspace, LustreWorkspaceClass, Violation, admission, crd,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -85,6 +87,11 @@ fn rust_violations(f: &Fixture) -> Vec<Violation> {
                 Ok(new.validate(old.as_ref()))
             }
             Some("LustreWorkspaceClass") => Ok(decode::<LustreWorkspaceClass>(&f.new)?.validate()),
+            Some("LustreDataTask") => {
+                let new: LustreDataTask = decode(&f.new)?;
+                let old: Option<LustreDataTask> = f.old.as_ref().map(decode).transpose()?;
+                Ok(new.validate(old.as_ref()))
+            }
             other => panic!("{}: unexpected kind {other:?}", f.name),
         }
     };

@@ -11,6 +11,7 @@ use lustre_api::{LustreWorkspace, LustreWorkspaceStatus};
 use lustre_cloud::{Cloud, CloudError};
 
 use crate::cache::{Caches, Writers};
+use crate::data_tasks::TaskPoller;
 use crate::error::Error;
 use crate::events::EventRecorder;
 use crate::metrics::Metrics;
@@ -83,7 +84,14 @@ pub struct Context {
     pub(crate) caches: Caches,
     /// Their writers, taken when `run` starts watching.
     pub(crate) cache_writers: Mutex<Option<Writers>>,
+    /// The data tasks' poller, and its wake-ups until their controller takes them.
+    pub(crate) task_poller: TaskPoller,
+    task_wakes: Mutex<Option<TaskWakes>>,
 }
+
+type TaskWakes = tokio::sync::mpsc::UnboundedReceiver<
+    kube::runtime::reflector::ObjectRef<lustre_api::LustreDataTask>,
+>;
 
 impl Context {
     pub fn new(
@@ -99,6 +107,7 @@ impl Context {
             std::env::var("POD_NAME").ok(),
         );
         let (caches, cache_writers) = Caches::new();
+        let (task_poller, task_wakes) = TaskPoller::new();
         Self {
             client,
             clouds,
@@ -110,7 +119,14 @@ impl Context {
             memory: WorkspaceMemory::default(),
             caches,
             cache_writers,
+            task_poller,
+            task_wakes: Mutex::new(Some(task_wakes)),
         }
+    }
+
+    /// The data task poller's wake-ups (once per process).
+    pub(crate) fn take_task_wakes(&self) -> Option<TaskWakes> {
+        lock(&self.task_wakes).take()
     }
 
     /// The cloud of the class's region.
@@ -125,11 +141,11 @@ impl Context {
 }
 
 impl Context {
-    /// Records an Event about the workspace. A failure to record is logged, never an error of
-    /// the reconcile.
-    pub(crate) async fn publish(
+    /// Records an Event about a workspace (or a data task). A failure to record is logged,
+    /// never an error of the reconcile.
+    pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
         &self,
-        ws: &LustreWorkspace,
+        ws: &K,
         type_: EventType,
         reason: &str,
         note: String,

@@ -43,6 +43,12 @@ pub async fn run(
         .applied_objects();
     let controller = Controller::for_stream(own, workspaces.clone());
     let sweep_task = tokio::spawn(sweep_memory(ctx.clone(), workspaces.clone()));
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let tasks = tokio::spawn(crate::data_tasks::run(
+        ctx.clone(),
+        workspaces.clone(),
+        shutdown.clone(),
+    ));
     let (by_class, by_namespace, by_volume) = (workspaces.clone(), workspaces.clone(), workspaces);
     controller
         // Claims by owner reference, whatever their labels (a tenant may strip the operator's
@@ -66,6 +72,7 @@ pub async fn run(
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| report(&ctx, result))
         .await;
+    let _ = tasks.await;
     poll_task.abort();
     sweep_task.abort();
     ready_task.abort();

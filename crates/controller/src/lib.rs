@@ -4,13 +4,15 @@
 //! single next step ([`plan`]), carries it out ([`act`]) and repeats while the result is known
 //! locally; it writes the status the observation calls for ([`status`]) and Events
 //! ([`events`]). [`controller`] wires the watches and the AWS [`poller`]; [`context`] holds
-//! what reconciles share, [`error`] names the step that failed.
+//! what reconciles share, [`error`] names the step that failed. [`data_tasks`] is the
+//! controller of `LustreDataTask`s beside it.
 
 mod act;
 pub mod builders;
 mod cache;
 pub mod context;
 pub mod controller;
+pub mod data_tasks;
 pub mod error;
 pub mod events;
 pub mod metrics;

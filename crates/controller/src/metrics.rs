@@ -20,6 +20,8 @@ pub struct Metrics {
     pub workspaces: IntGaugeVec,
     /// 1 while this replica runs the controller (always 1 without leader election).
     pub leader: IntGauge,
+    /// Data tasks.
+    pub tasks: TaskMetrics,
     phases: Mutex<HashMap<String, Phase>>,
 }
 
@@ -78,8 +80,9 @@ impl Metrics {
         for c in [&reconciles, &failures, &aws_calls] {
             must(registry.register(Box::new(c.clone())));
         }
-        must(registry.register(Box::new(reconcile_duration.clone())));
-        must(registry.register(Box::new(time_to_ready.clone())));
+        for h in [&reconcile_duration, &time_to_ready] {
+            must(registry.register(Box::new(h.clone())));
+        }
         must(registry.register(Box::new(workspaces.clone())));
         let leader = must(IntGauge::new(
             "lustre_operator_leader",
@@ -95,6 +98,7 @@ impl Metrics {
             workspaces.with_label_values(&[p.as_str()]).set(0);
         }
         Self {
+            tasks: TaskMetrics::new(&registry),
             registry,
             reconciles,
             failures,
@@ -170,5 +174,47 @@ impl lustre_cloud::CallObserver for Metrics {
         self.aws_calls
             .with_label_values(&[service, operation, outcome])
             .inc();
+    }
+}
+
+/// Data task metrics.
+#[derive(Debug)]
+pub struct TaskMetrics {
+    /// Finished data tasks by type and outcome.
+    finished: IntCounterVec,
+    /// FSx's time from start to end, by type.
+    duration: HistogramVec,
+}
+
+impl TaskMetrics {
+    fn new(registry: &Registry) -> Self {
+        let finished = must(IntCounterVec::new(
+            Opts::new(
+                "lustre_operator_data_tasks_total",
+                "Finished data tasks by type (Export, Import, Release) and outcome (Succeeded, Failed, Canceled)",
+            ),
+            &["type", "outcome"],
+        ));
+        let duration = must(HistogramVec::new(
+            HistogramOpts::new(
+                "lustre_operator_data_task_duration_seconds",
+                "Time a data task ran in FSx, start to end",
+            )
+            .buckets(vec![
+                1.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0, 43200.0,
+            ]),
+            &["type"],
+        ));
+        must(registry.register(Box::new(finished.clone())));
+        must(registry.register(Box::new(duration.clone())));
+        Self { finished, duration }
+    }
+
+    /// Counts a finished task, and how long FSx ran it when known.
+    pub fn finished(&self, kind: &str, outcome: &str, seconds: Option<f64>) {
+        self.finished.with_label_values(&[kind, outcome]).inc();
+        if let Some(s) = seconds {
+            self.duration.with_label_values(&[kind]).observe(s);
+        }
     }
 }

@@ -1036,3 +1036,206 @@ async fn a_workspace_that_needs_a_person_is_warned_once_per_change_not_once_per_
     }
     assert_eq!(warnings().await, 2);
 }
+
+async fn create_task(client: &Client, name: &str, spec: Value) {
+    let task: lustre_api::LustreDataTask = serde_json::from_value(json!({
+        "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreDataTask",
+        "metadata": {"name": name, "namespace": "ml"}, "spec": spec
+    }))
+    .expect("data task");
+    Api::<lustre_api::LustreDataTask>::namespaced(client.clone(), "ml")
+        .create(&PostParams::default(), &task)
+        .await
+        .expect("create task");
+}
+
+async fn wait_task(
+    client: &Client,
+    name: &str,
+    what: &str,
+    f: impl Fn(&lustre_api::LustreDataTaskStatus) -> bool,
+) -> lustre_api::LustreDataTaskStatus {
+    let api: Api<lustre_api::LustreDataTask> = Api::namespaced(client.clone(), "ml");
+    let start = Instant::now();
+    loop {
+        let status = api
+            .get_opt(name)
+            .await
+            .expect("get")
+            .and_then(|t| t.status)
+            .unwrap_or_default();
+        if f(&status) {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{name}: timed out waiting for {what}; last: {status:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn phase_is(p: lustre_api::DataTaskPhase) -> impl Fn(&lustre_api::LustreDataTaskStatus) -> bool {
+    move |s| s.phase == Some(p)
+}
+
+/// Data tasks on one workspace: an export to Succeeded with its counts and report path; a
+/// task refused before any AWS call (a path outside the links, an export into a read-only
+/// prefix); two tasks run one after the other; a running task canceled by deleting it.
+#[tokio::test]
+async fn data_tasks_run_in_order_are_refused_before_aws_and_cancel_on_delete() {
+    use lustre_api::DataTaskPhase::{Failed, Pending, Running, Succeeded};
+    let w = world().await;
+    apply_class(
+        &w.client,
+        json!({"readOnlyDataRepositories": ["s3://ml-datasets/"]}),
+    )
+    .await;
+    let (_ctx, _task, _stop) = start_operator(&w);
+    create(
+        &w.client,
+        "train",
+        json!({"storageCapacityGiB": 1200, "dataRepositories": [
+            {"name": "datasets", "s3Path": "s3://ml-datasets/imagenet/", "fileSystemPath": "/datasets"},
+            {"name": "results", "s3Path": "s3://ml-results/train/", "fileSystemPath": "/results"},
+        ]}),
+    )
+    .await;
+    wait_for(&w.client, "train", "Ready", Duration::from_secs(30), ready).await;
+
+    create_task(
+        &w.client,
+        "export-run-1",
+        json!({"workspace": "train", "type": "Export", "paths": ["/results/run-1"], "report": {"enabled": true}}),
+    )
+    .await;
+    let done = wait_task(&w.client, "export-run-1", "Succeeded", phase_is(Succeeded)).await;
+    assert_eq!(
+        (done.total_files, done.succeeded_files, done.failed_files),
+        (Some(250), Some(250), Some(0))
+    );
+    assert_eq!(done.progress.as_deref(), Some("250/250"));
+    assert_eq!(
+        done.report_path.as_deref(),
+        Some("s3://ml-results/train/lustre-task-reports")
+    );
+    assert!(done.start_time.is_some() && done.completion_time.is_some());
+    let complete = done
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Complete")
+        .expect("Complete");
+    assert_eq!(complete.status, "True");
+    let sent = w.sim.tasks();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].paths,
+        ["results/run-1"],
+        "export paths are relative to the mount"
+    );
+
+    // Refused with no AWS call: a path outside the links; an export into a read-only prefix.
+    let before = w.sim.calls("CreateDataRepositoryTask");
+    create_task(
+        &w.client,
+        "outside",
+        json!({"workspace": "train", "type": "Export", "paths": ["/scratch"]}),
+    )
+    .await;
+    create_task(
+        &w.client,
+        "into-read-only",
+        json!({"workspace": "train", "type": "Export", "paths": ["/datasets/x"]}),
+    )
+    .await;
+    let outside = wait_task(&w.client, "outside", "Failed", phase_is(Failed)).await;
+    assert!(
+        outside
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("/scratch is not at or under")),
+        "{outside:?}"
+    );
+    let ro = wait_task(&w.client, "into-read-only", "Failed", phase_is(Failed)).await;
+    assert!(
+        ro.message
+            .as_deref()
+            .is_some_and(|m| m.contains("read-only")),
+        "{ro:?}"
+    );
+    assert_eq!(w.sim.calls("CreateDataRepositoryTask"), before);
+
+    // One after the other: the later one waits Pending, then runs.
+    w.sim.set_timing(Timing {
+        task_run_ms: 1_500,
+        ..Timing::default()
+    });
+    create_task(&w.client, "release-old", json!({"workspace": "train", "type": "Release", "paths": ["/results"], "release": {"olderThanDays": 7}})).await;
+    wait_task(&w.client, "release-old", "Running", phase_is(Running)).await;
+    create_task(
+        &w.client,
+        "import-new",
+        json!({"workspace": "train", "type": "Import", "paths": ["/datasets/new"]}),
+    )
+    .await;
+    let queued = wait_task(&w.client, "import-new", "Pending", phase_is(Pending)).await;
+    assert!(
+        queued
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("release-old")),
+        "{queued:?}"
+    );
+    wait_task(&w.client, "release-old", "Succeeded", phase_is(Succeeded)).await;
+    wait_task(&w.client, "import-new", "Succeeded", phase_is(Succeeded)).await;
+    let import = w
+        .sim
+        .tasks()
+        .into_iter()
+        .find(|t| t.task_type == "IMPORT_METADATA_FROM_REPOSITORY")
+        .expect("import");
+    assert_eq!(
+        import.paths,
+        ["s3://ml-datasets/imagenet/new"],
+        "import paths are S3 paths"
+    );
+
+    // Deleting a running task cancels it in FSx.
+    w.sim.set_timing(Timing {
+        task_run_ms: 20_000,
+        ..Timing::default()
+    });
+    create_task(
+        &w.client,
+        "long-export",
+        json!({"workspace": "train", "type": "Export", "paths": ["/results"]}),
+    )
+    .await;
+    wait_task(&w.client, "long-export", "Running", phase_is(Running)).await;
+    Api::<lustre_api::LustreDataTask>::namespaced(w.client.clone(), "ml")
+        .delete("long-export", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let api: Api<lustre_api::LustreDataTask> = Api::namespaced(w.client.clone(), "ml");
+    let start = Instant::now();
+    while api.get_opt("long-export").await.expect("get").is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "long-export was not let go"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(w.sim.calls("CancelDataRepositoryTask"), 1);
+    let canceled = w
+        .sim
+        .tasks()
+        .into_iter()
+        .filter(|t| t.task_type == "EXPORT_TO_REPOSITORY" && t.paths == ["results"])
+        .count();
+    assert_eq!(canceled, 1);
+    assert!(w.sim.tasks().iter().any(|t| matches!(
+        t.lifecycle,
+        lustre_sandbox::aws::state::TaskLifecycle::Canceling
+            | lustre_sandbox::aws::state::TaskLifecycle::Canceled
+    )));
+}

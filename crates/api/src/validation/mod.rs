@@ -18,12 +18,14 @@ use crate::workspace::LustreWorkspace;
 
 mod against_class;
 mod class;
+mod data_task;
 mod workspace;
 
 pub use against_class::{
     effective_deployment_type, s3_under, selector_matches, validate_spec_against_class,
 };
 pub use class::validate_class_spec;
+pub use data_task::{LinkedPath, is_read_only, task_paths, validate_data_task_spec};
 pub use workspace::{valid_capacity, validate_workspace_spec};
 
 /// One broken rule: where, and what a person should know.

@@ -1,0 +1,87 @@
+//! `LustreDataTask`s: FSx data repository tasks (export, import, release) declared as objects.
+//! A controller of their own beside the workspaces', in the same process and leadership:
+//! woken by its tasks, by their workspaces' changes and by the task poller.
+
+mod poller;
+mod reconcile;
+mod request;
+mod status;
+mod write;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::ResourceExt;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use lustre_api::{LustreDataTask, LustreWorkspace};
+
+pub use poller::TaskPoller;
+pub use request::{REPORT_DIR, token};
+
+use crate::context::Context;
+use crate::controller::scoped;
+
+/// What a data task's reconcile reads besides the shared context.
+pub(crate) struct TaskCtx {
+    pub ctx: Arc<Context>,
+    /// The workspaces' watch (shared with their controller).
+    pub workspaces: Store<LustreWorkspace>,
+    /// The data tasks' own watch (for the queue of a file system).
+    pub tasks: Store<LustreDataTask>,
+    pub poller: TaskPoller,
+}
+
+/// Runs the data tasks' controller until `shutdown` resolves.
+pub(crate) async fn run(
+    ctx: Arc<Context>,
+    workspaces: Store<LustreWorkspace>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let Some(wake) = ctx.take_task_wakes() else {
+        return;
+    };
+    let poller = ctx.task_poller.clone();
+    let poll_task = tokio::spawn(poller.clone().run(ctx.config.intervals.pending));
+    let controller = Controller::new(scoped::<LustreDataTask>(&ctx), watcher::Config::default());
+    let tasks = controller.store();
+    let by_workspace = tasks.clone();
+    // A task waiting for its workspace (to exist, to be Ready) is woken by the workspace's
+    // changes, status included.
+    let workspace_changes = watcher(scoped::<LustreWorkspace>(&ctx), watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let cx = Arc::new(TaskCtx {
+        ctx: ctx.clone(),
+        workspaces,
+        tasks,
+        poller,
+    });
+    controller
+        .watches_stream(workspace_changes, move |ws| naming(&by_workspace, &ws))
+        .reconcile_on(futures::stream::unfold(wake, |mut rx| async move {
+            rx.recv().await.map(|r| (r, rx))
+        }))
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, cx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = &e as &dyn std::error::Error, "data task controller");
+            }
+        })
+        .await;
+    poll_task.abort();
+}
+
+/// The tasks that name a workspace.
+fn naming(tasks: &Store<LustreDataTask>, ws: &LustreWorkspace) -> Vec<ObjectRef<LustreDataTask>> {
+    let (ns, name) = (ws.namespace(), ws.name_any());
+    tasks
+        .state()
+        .iter()
+        .filter(|t| t.namespace() == ns && t.spec.workspace == name)
+        .map(|t| ObjectRef::from_obj(&**t))
+        .collect()
+}

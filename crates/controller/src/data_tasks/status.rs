@@ -1,0 +1,143 @@
+//! A data task's status: its phase from FSx's lifecycle, the counts, the times, and the
+//! `Complete` / `Failed` conditions (a condition keeps its transition time while its status
+//! holds).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use lustre_api::{DataTaskPhase, LustreDataTask, LustreDataTaskStatus};
+use lustre_cloud::{DataTask, TaskLifecycle};
+
+/// Pending, waiting for what `note` says.
+pub(crate) fn pending(task: &LustreDataTask, note: String) -> LustreDataTaskStatus {
+    let mut s = prior(task);
+    s.phase = Some(DataTaskPhase::Pending);
+    s.message = Some(note);
+    s.conditions = conditions(task, DataTaskPhase::Pending, "Waiting", "");
+    s
+}
+
+/// Failed for `reason` before (or without) FSx running it.
+pub(crate) fn failed(
+    task: &LustreDataTask,
+    reason: &str,
+    note: String,
+    seen: Option<&DataTask>,
+) -> LustreDataTaskStatus {
+    let mut s = match seen {
+        Some(t) => Seen::from(t).status(task),
+        None => prior(task),
+    };
+    s.phase = Some(DataTaskPhase::Failed);
+    s.conditions = conditions(task, DataTaskPhase::Failed, reason, &note);
+    s.message = Some(note);
+    s
+}
+
+/// Just started on `file_system`.
+pub(crate) fn running(
+    task: &LustreDataTask,
+    file_system: &str,
+    t: &DataTask,
+) -> LustreDataTaskStatus {
+    let mut s = Seen::from(t).status(task);
+    s.file_system_id = Some(file_system.to_string());
+    s
+}
+
+/// What FSx shows of a task.
+pub(crate) struct Seen<'a>(&'a DataTask);
+
+impl<'a> From<&'a DataTask> for Seen<'a> {
+    fn from(t: &'a DataTask) -> Self {
+        Seen(t)
+    }
+}
+
+impl Seen<'_> {
+    /// The status it calls for.
+    pub(crate) fn status(&self, task: &LustreDataTask) -> LustreDataTaskStatus {
+        let t = self.0;
+        let mut s = prior(task);
+        let (phase, reason, note) = match &t.lifecycle {
+            TaskLifecycle::Succeeded => (
+                DataTaskPhase::Succeeded,
+                "Succeeded",
+                format!("{} of {} files", t.succeeded, t.total),
+            ),
+            TaskLifecycle::Failed => (DataTaskPhase::Failed, "TaskFailed", failure(t)),
+            TaskLifecycle::Canceled => {
+                (DataTaskPhase::Canceled, "Canceled", "canceled".to_string())
+            }
+            other => (
+                DataTaskPhase::Running,
+                "Running",
+                format!("FSx task {} is {}", t.id, other.as_str()),
+            ),
+        };
+        s.phase = Some(phase);
+        s.task_id = Some(t.id.clone());
+        s.file_system_id = Some(t.file_system_id.clone());
+        s.lifecycle = Some(t.lifecycle.as_str().to_string());
+        s.total_files = Some(t.total);
+        s.succeeded_files = Some(t.succeeded);
+        s.failed_files = Some(t.failed);
+        s.progress = Some(format!("{}/{}", t.succeeded, t.total));
+        s.report_path = t.report_path.clone();
+        s.start_time = t.started_at.and_then(time);
+        s.completion_time = t.ended_at.and_then(time);
+        s.conditions = conditions(task, phase, reason, &note);
+        s.message = Some(note);
+        s
+    }
+}
+
+/// AWS's failure details, with the counts (FAILED may mean only some files failed).
+fn failure(t: &DataTask) -> String {
+    let counts = format!("{} of {} files failed", t.failed, t.total);
+    match &t.failure_message {
+        Some(m) => format!("{counts}: {m}"),
+        None => counts,
+    }
+}
+
+fn time(t: std::time::SystemTime) -> Option<Time> {
+    jiff::Timestamp::try_from(t).ok().map(Time)
+}
+
+fn prior(task: &LustreDataTask) -> LustreDataTaskStatus {
+    task.status.clone().unwrap_or_default()
+}
+
+/// `Complete` (True once it succeeded) and `Failed` (True when it failed), each keeping its
+/// transition time while its status stays.
+fn conditions(
+    task: &LustreDataTask,
+    phase: DataTaskPhase,
+    reason: &str,
+    note: &str,
+) -> Vec<Condition> {
+    let old = task
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let now = Time(jiff::Timestamp::now());
+    let make = |kind: &str, on: bool| {
+        let status = if on { "True" } else { "False" };
+        let since = old
+            .iter()
+            .find(|c| c.type_ == kind && c.status == status)
+            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+        Condition {
+            type_: kind.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: note.to_string(),
+            last_transition_time: since,
+            observed_generation: task.metadata.generation,
+        }
+    };
+    vec![
+        make("Complete", phase == DataTaskPhase::Succeeded),
+        make("Failed", phase == DataTaskPhase::Failed),
+    ]
+}
