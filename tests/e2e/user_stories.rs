@@ -406,7 +406,16 @@ async fn metrics_after_a_reconcile_and_sigterm_exits_cleanly() {
         "lustre_operator_leader 1",
         "process_resident_memory_bytes",
     ] {
-        assert!(body.contains(series), "/metrics lacks {series}:\n{body}");
+        if !body.contains(series) {
+            // Seen once in CI (phase Updating right after Ready): say what the workspace was.
+            let status = e
+                .ok(&["get", "lws", "metered", "-n", "ml", "-o", "yaml"])
+                .await;
+            panic!(
+                "/metrics lacks {series}:\n{body}\n--- workspace ---\n{status}\n--- operator log ---\n{}",
+                e.operator_log()
+            );
+        }
     }
     assert_eq!(http_get(&addr, "/healthz").await.1, "ok");
     assert_eq!(http_get(&addr, "/readyz").await.1, "ready");

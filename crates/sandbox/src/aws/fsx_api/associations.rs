@@ -14,15 +14,10 @@ fn paths_overlap(a: &str, b: &str) -> bool {
 pub fn create_association(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
     let token = token_of(req)?;
     let print = fingerprint(req);
-    if let Some(t) = &token
-        && let Some(id) = s.tokens.get(t)
-        && let Some(a) = s.associations.get(id)
-    {
-        return if a.fingerprint == print {
-            Ok(json!({"Association": association_json(a)}))
-        } else {
-            Err(token_mismatch())
-        };
+    if let Some(done) = replay(&s.tokens, &s.associations, token.as_ref(), &print, |a| {
+        &a.fingerprint
+    }) {
+        return done.map(|a| json!({"Association": association_json(a)}));
     }
     let fs_id = str_field(req, "FileSystemId")
         .unwrap_or_default()

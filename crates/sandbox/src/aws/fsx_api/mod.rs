@@ -220,6 +220,23 @@ pub fn association_json(a: &Association) -> Value {
     out
 }
 
+/// The resource a reused client token made, when the request is the same as then; a
+/// refusal when it differs; `None` for a new token (or one whose resource is gone).
+fn replay<'a, T>(
+    tokens: &BTreeMap<String, String>,
+    made: &'a BTreeMap<String, T>,
+    token: Option<&String>,
+    print: &str,
+    fingerprint: impl Fn(&T) -> &str,
+) -> Option<Result<&'a T, ApiError>> {
+    let resource = made.get(tokens.get(token?)?)?;
+    Some(if fingerprint(resource) == print {
+        Ok(resource)
+    } else {
+        Err(token_mismatch())
+    })
+}
+
 /// A client token reused with different parameters.
 fn token_mismatch() -> ApiError {
     ApiError::new(

@@ -227,15 +227,10 @@ fn links_of(s: &State, fs_id: &str, kind: &str) -> Result<Vec<(String, String)>,
 pub fn create_task(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
     let token = token_of(req)?;
     let print = fingerprint(req);
-    if let Some(t) = &token
-        && let Some(id) = s.tokens.get(t)
-        && let Some(task) = s.tasks.get(id)
-    {
-        return if task.fingerprint == print {
-            Ok(json!({"DataRepositoryTask": task_json(task)}))
-        } else {
-            Err(token_mismatch())
-        };
+    if let Some(done) = replay(&s.tokens, &s.tasks, token.as_ref(), &print, |t| {
+        &t.fingerprint
+    }) {
+        return done.map(|t| json!({"DataRepositoryTask": task_json(t)}));
     }
     let kind = str_field(req, "Type").unwrap_or_default().to_string();
     if !TYPES.contains(&kind.as_str()) {
