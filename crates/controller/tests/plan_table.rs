@@ -525,8 +525,35 @@ fn the_lifecycle_table() {
         },
         Row {
             ws: workspace(&TWO_REPOS.replace("s3://ml-results/", "s3://ml-results/v2/")),
-            ..row("repository changed: unlink before relinking", |a| {
+            ..row("repository moved: unlink before relinking", |a| {
                 *a == Action::DeleteAssociations(vec!["dra-2".into()])
+            })
+        },
+        Row {
+            ws: workspace(&TWO_REPOS.replace("autoImport: [NEW]", "autoImport: [NEW, CHANGED]")),
+            ..row("automatic import changed: updated in place", |a| {
+                *a == Action::UpdateAssociation {
+                    id: "dra-1".into(),
+                    update: AssociationUpdate {
+                        auto_import: Some(vec![S3Event::New, S3Event::Changed]),
+                        auto_export: None,
+                    },
+                }
+            })
+        },
+        Row {
+            ws: workspace(&TWO_REPOS.replace(
+                "fileSystemPath: /results}",
+                "fileSystemPath: /results, autoExport: [NEW]}",
+            )),
+            dras: {
+                let mut d = both_dras(Lifecycle::Available);
+                d[1].lifecycle = Lifecycle::Updating;
+                d[1].auto_export = vec![S3Event::New];
+                d
+            },
+            ..row("updated, UPDATING: wait, no second update", |a| {
+                *a == Action::Wait(Wait::Associations)
             })
         },
         // A claim of that name that is not the workspace's: no AWS change, no takeover.

@@ -1081,7 +1081,8 @@ fn phase_is(p: lustre_api::DataTaskPhase) -> impl Fn(&lustre_api::LustreDataTask
 
 /// Data tasks on one workspace: an export to Succeeded with its counts and report path; a
 /// task refused before any AWS call (a path outside the links, an export into a read-only
-/// prefix); two tasks run one after the other; a running task canceled by deleting it.
+/// prefix); two tasks run one after the other; a running task canceled by deleting it; then
+/// a link's automatic export turned on in place (no unlink).
 #[tokio::test]
 async fn data_tasks_run_in_order_are_refused_before_aws_and_cancel_on_delete() {
     use lustre_api::DataTaskPhase::{Failed, Pending, Running, Succeeded};
@@ -1226,6 +1227,56 @@ async fn data_tasks_run_in_order_are_refused_before_aws_and_cancel_on_delete() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(w.sim.calls("CancelDataRepositoryTask"), 1);
+
+    // Automatic export turned on for a link: the association is changed in place.
+    let before = w.sim.snapshot()["dataRepositoryAssociations"].clone();
+    Api::<LustreWorkspace>::namespaced(w.client.clone(), "ml")
+        .patch(
+            "train",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"dataRepositories": [
+                {"name": "datasets", "s3Path": "s3://ml-datasets/imagenet/", "fileSystemPath": "/datasets"},
+                {"name": "results", "s3Path": "s3://ml-results/train/", "fileSystemPath": "/results", "autoExport": ["NEW", "CHANGED"]},
+            ]}})),
+        )
+        .await
+        .expect("turn on autoExport");
+    wait_for(
+        &w.client,
+        "train",
+        "Ready again",
+        Duration::from_secs(20),
+        |ws| {
+            ready(ws)
+                && ws.status.as_ref().is_some_and(|s| {
+                    s.data_repositories
+                        .iter()
+                        .all(|d| d.lifecycle.as_deref() == Some("AVAILABLE"))
+                })
+        },
+    )
+    .await;
+    let after = w.sim.snapshot()["dataRepositoryAssociations"].clone();
+    let ids = |v: &Value| {
+        let mut ids: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["id"].as_str().map(String::from))
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&before), ids(&after), "the same associations");
+    assert_eq!(w.sim.calls("UpdateDataRepositoryAssociation"), 1);
+    assert_eq!(w.sim.calls("DeleteDataRepositoryAssociation"), 0);
+    let results = after
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["fileSystemPath"] == "/results")
+        .expect("results link");
+    assert_eq!(results["autoExport"], json!(["NEW", "CHANGED"]));
     let canceled = w
         .sim
         .tasks()

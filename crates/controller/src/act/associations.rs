@@ -1,9 +1,10 @@
-//! The file system's data repository associations: linked one by one, unlinked one by one.
+//! The file system's data repository associations: linked one by one, changed in place,
+//! unlinked one by one.
 //! A failure half way keeps what was done before it (it is in the outcome).
 
 use std::sync::Arc;
 
-use lustre_cloud::{Cloud, DataRepositoryRequest, ErrorKind};
+use lustre_cloud::{AssociationUpdate, Cloud, DataRepositoryRequest, ErrorKind};
 
 use super::{Acted, Outcome, kill_point};
 
@@ -19,6 +20,15 @@ pub(super) async fn create(cloud: &Arc<dyn Cloud>, requests: &[DataRepositoryReq
         }
     }
     (Outcome::AssociationsCreated(made), Ok(()))
+}
+
+pub(super) async fn update(
+    cloud: &Arc<dyn Cloud>,
+    id: &str,
+    update: &AssociationUpdate,
+) -> Result<Outcome, crate::error::Cause> {
+    let a = cloud.update_data_repository_association(id, update).await?;
+    Ok(Outcome::AssociationUpdated(a))
 }
 
 pub(super) async fn delete(cloud: &Arc<dyn Cloud>, ids: &[String]) -> Acted {

@@ -47,6 +47,8 @@ pub(crate) enum Outcome {
     Released,
     /// Associations made.
     AssociationsCreated(Vec<DataRepositoryAssociation>),
+    /// An association changed in place (UPDATING).
+    AssociationUpdated(DataRepositoryAssociation),
     /// Associations whose delete was accepted (or that were gone already).
     AssociationsDeleting(Vec<String>),
     /// The StorageClass applied.
@@ -108,6 +110,9 @@ pub(crate) async fn act(
         Action::UntagAdopted { arn } => whole(file_system::untag_adopted(cloud, arn).await),
         Action::CreateAssociations(requests) => associations::create(cloud, requests).await,
         Action::DeleteAssociations(ids) => associations::delete(cloud, ids).await,
+        Action::UpdateAssociation { id, update } => {
+            whole(associations::update(cloud, id, update).await)
+        }
         Action::ApplyStorageClass => whole(volume::apply_storage_class(ctx, o).await),
         Action::ApplyVolume => whole(volume::apply_volume(ctx, ws, o).await),
         Action::ApplyClaim => whole(volume::apply_claim(ctx, ws, o).await),
@@ -160,6 +165,7 @@ fn fold(
         Outcome::FileSystemChanged(_)
             | Outcome::FileSystemDeleting
             | Outcome::AssociationsCreated(_)
+            | Outcome::AssociationUpdated(_)
             | Outcome::AssociationsDeleting(_)
     );
     expect(ctx, ws, &outcome);
@@ -198,6 +204,10 @@ fn fold(
             }
         }
         Outcome::AssociationsCreated(made) => o.dras.extend(made),
+        Outcome::AssociationUpdated(a) => {
+            o.dras.retain(|d| d.id != a.id);
+            o.dras.push(a);
+        }
         Outcome::AssociationsDeleting(ids) => {
             for a in o.dras.iter_mut().filter(|a| ids.contains(&a.id)) {
                 a.lifecycle = Lifecycle::Deleting;

@@ -7,7 +7,10 @@
 use lustre_api::Violation;
 use lustre_api::constants::reason;
 use lustre_api::validation::summarize;
-use lustre_cloud::{DataRepositoryRequest, FileSystemRequest, FileSystemUpdate, IngressRule};
+use lustre_cloud::{
+    AssociationUpdate, DataRepositoryRequest, FileSystemRequest, FileSystemUpdate, IngressRule,
+    S3Event,
+};
 
 /// Why the reconciler waits (nothing to do until AWS or Kubernetes moves).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +65,11 @@ pub enum Action {
     DeleteAssociations(Vec<String>),
     /// Link the S3 prefixes not linked yet.
     CreateAssociations(Vec<DataRepositoryRequest>),
+    /// Change a link's automatic import / export events in place.
+    UpdateAssociation {
+        id: String,
+        update: AssociationUpdate,
+    },
     /// The file system is FAILED / MISCONFIGURED: needs a person.
     FileSystemFailed(String),
     /// An association is FAILED / MISCONFIGURED.
@@ -154,6 +162,7 @@ pub mod event_reason {
     pub const UPDATING_FILE_SYSTEM: &str = "UpdatingFileSystem";
     pub const LINKING: &str = "LinkingDataRepositories";
     pub const UNLINKING: &str = "UnlinkingDataRepositories";
+    pub const UPDATING_LINK: &str = "UpdatingDataRepository";
     pub const CREATING_VOLUME: &str = "CreatingVolume";
     pub const DELETING_VOLUME: &str = "DeletingVolume";
     pub const DELETING_FILE_SYSTEM: &str = "DeletingFileSystem";
@@ -220,6 +229,7 @@ impl Action {
             }
             Self::DeleteAssociations(_) => ("DeleteAssociations", aws(ev::UNLINKING, false)),
             Self::CreateAssociations(_) => ("CreateAssociations", aws(ev::LINKING, false)),
+            Self::UpdateAssociation { .. } => ("UpdateAssociation", aws(ev::UPDATING_LINK, false)),
             Self::ApplyStorageClass => ("ApplyStorageClass", Kind::Kube(ev::CREATING_VOLUME)),
             Self::ApplyVolume => ("ApplyVolume", Kind::Kube(ev::CREATING_VOLUME)),
             Self::ApplyClaim => ("ApplyClaim", Kind::Kube(ev::CREATING_VOLUME)),
@@ -330,6 +340,7 @@ impl Action {
             | Self::UpdateFileSystem { .. }
             | Self::DeleteAssociations(_)
             | Self::CreateAssociations(_)
+            | Self::UpdateAssociation { .. }
             | Self::ApplyStorageClass
             | Self::ApplyVolume
             | Self::ApplyClaim
@@ -376,6 +387,20 @@ impl Action {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            Self::UpdateAssociation { id, update } => {
+                let events = |e: &Option<Vec<S3Event>>| match e {
+                    Some(e) => format!(
+                        "[{}]",
+                        e.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                    None => "unchanged".into(),
+                };
+                format!(
+                    "updating {id} in place: autoImport {}, autoExport {}",
+                    events(&update.auto_import),
+                    events(&update.auto_export)
+                )
+            }
             Self::FileSystemFailed(m) => format!("file system failed: {m}"),
             Self::AssociationFailed { name, message } => {
                 format!("data repository {name} failed: {message}")

@@ -14,7 +14,7 @@ use lustre_cloud::{
 };
 
 use super::requests::{association_requests, client_peers, file_system_request};
-use super::{Action, ClassLookup, Inputs, Wait, association_matches, claim_name};
+use super::{Action, ClassLookup, Inputs, Wait, claim_name, events_update, same_link};
 
 /// A planner's answer: go on with `T`, or take this step.
 type Plan<T> = ControlFlow<Action, T>;
@@ -207,8 +207,9 @@ fn size(i: &Inputs, fs: &FileSystem) -> Plan<()> {
 }
 
 /// Data repository associations: unlink what is no longer asked for first (paths may not
-/// overlap, so a changed entry is removed before its replacement is made), then link what is
-/// missing, and wait until every one is available.
+/// overlap, so an entry whose paths changed is removed before its replacement is made),
+/// change automatic import / export in place, then link what is missing, and wait until
+/// every one is available.
 fn associations(i: &Inputs, class: &LustreWorkspaceClass, fs: &FileSystem) -> Plan<()> {
     let ws = i.workspace;
     let uid = ws.metadata.uid.as_deref().unwrap_or_default();
@@ -218,7 +219,7 @@ fn associations(i: &Inputs, class: &LustreWorkspaceClass, fs: &FileSystem) -> Pl
     let stale: Vec<String> = mine
         .iter()
         .filter(|a| a.lifecycle != Lifecycle::Deleting)
-        .filter(|a| !desired.iter().any(|r| association_matches(a, r)))
+        .filter(|a| !desired.iter().any(|r| same_link(a, r)))
         // An adopted file system may carry associations someone else made: only ours go.
         .filter(|a| !adopted || naming::owner_uid(&a.tags) == Some(uid))
         .map(|a| a.id.clone())
@@ -244,7 +245,26 @@ fn associations(i: &Inputs, class: &LustreWorkspaceClass, fs: &FileSystem) -> Pl
                         }),
                 });
             }
-            Some(_) => {}
+            // Other automatic import / export: changed in place, once it is AVAILABLE (an
+            // adopted file system's association someone else made is not ours to change).
+            Some(a) => match events_update(a, r) {
+                Some(update) if a.lifecycle == Lifecycle::Available => {
+                    if adopted && naming::owner_uid(&a.tags) != Some(uid) {
+                        return Break(Action::AssociationFailed {
+                            name: r.name.clone(),
+                            message: format!(
+                                "association {} links this path with other automatic import / export and is not this workspace's to change",
+                                a.id
+                            ),
+                        });
+                    }
+                    return Break(Action::UpdateAssociation {
+                        id: a.id.clone(),
+                        update,
+                    });
+                }
+                _ => {}
+            },
             None => missing.push(r),
         }
     }

@@ -23,7 +23,8 @@ pub use action::{Action, After, Kind, Poll, Stopped, Wait, event_reason};
 pub use cleanup::{deletion_policy, next_cleanup_action};
 pub use create::{adoption_refused, may_adopt, namespace_admitted, next_action};
 pub use requests::{
-    LUSTRE_VERSION, association_matches, claim_name, client_peers, owner, resource_tags,
+    LUSTRE_VERSION, association_matches, claim_name, client_peers, events_update, owner,
+    resource_tags, same_link,
 };
 
 /// What was found for the workspace's class.
@@ -113,7 +114,7 @@ impl<'a> AwsView<'a> {
     ) -> Option<&'a DataRepositoryAssociation> {
         self.associations_of_file_system()
             .into_iter()
-            .find(|a| association_matches(a, repository))
+            .find(|a| same_link(a, repository))
     }
 }
 

@@ -117,6 +117,21 @@ pub(super) fn association_requests(
 
 /// Whether an observed association is what a spec entry asks for.
 pub fn association_matches(a: &DataRepositoryAssociation, r: &lustre_api::DataRepository) -> bool {
+    same_link(a, r) && events_update(a, r).is_none()
+}
+
+/// Whether an association links what an entry asks for (the same paths), whatever its
+/// automatic import and export.
+pub fn same_link(a: &DataRepositoryAssociation, r: &lustre_api::DataRepository) -> bool {
+    a.file_system_path == r.file_system_path && a.data_repository_path == r.s3_path
+}
+
+/// The in-place change that gives the association the entry's automatic import and export
+/// events (only the lists that differ); `None` when they agree.
+pub fn events_update(
+    a: &DataRepositoryAssociation,
+    r: &lustre_api::DataRepository,
+) -> Option<lustre_cloud::AssociationUpdate> {
     let mut want_import = r.auto_import.clone();
     let mut want_export = r.auto_export.clone();
     let (mut have_import, mut have_export) = (a.auto_import.clone(), a.auto_export.clone());
@@ -129,8 +144,9 @@ pub fn association_matches(a: &DataRepositoryAssociation, r: &lustre_api::DataRe
         v.sort();
         v.dedup();
     }
-    a.file_system_path == r.file_system_path
-        && a.data_repository_path == r.s3_path
-        && want_import == have_import
-        && want_export == have_export
+    let update = lustre_cloud::AssociationUpdate {
+        auto_import: (want_import != have_import).then_some(want_import),
+        auto_export: (want_export != have_export).then_some(want_export),
+    };
+    (update != lustre_cloud::AssociationUpdate::default()).then_some(update)
 }
