@@ -129,18 +129,9 @@ pub fn describe_associations(
         .into_iter()
         .flatten()
     {
-        let values: Vec<String> = strings(f.get("Values"))
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        if values.len() > 20 {
-            return Err(bad_request("A filter takes at most 20 values."));
-        }
+        let values = filter_values(s, f)?;
         match str_field(f, "Name") {
             Some("file-system-id") => {
-                if let Some(missing) = values.iter().find(|v| !s.file_systems.contains_key(*v)) {
-                    return Err(fs_not_found(missing));
-                }
                 fs_filter = Some(values);
             }
             Some("data-repository-type") => {}

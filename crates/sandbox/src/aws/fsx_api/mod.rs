@@ -220,6 +220,24 @@ pub fn association_json(a: &Association) -> Value {
     out
 }
 
+/// A Describe filter's values (at most 20); for `file-system-id`, each must be a file
+/// system of the account (FSx fails the call otherwise).
+fn filter_values(s: &super::state::State, f: &Value) -> Result<Vec<String>, ApiError> {
+    let values: Vec<String> = strings(f.get("Values"))
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if values.len() > 20 {
+        return Err(bad_request("A filter takes at most 20 values."));
+    }
+    if str_field(f, "Name") == Some("file-system-id")
+        && let Some(missing) = values.iter().find(|v| !s.file_systems.contains_key(*v))
+    {
+        return Err(fs_not_found(missing));
+    }
+    Ok(values)
+}
+
 /// The resource a reused client token made, when the request is the same as then; a
 /// refusal when it differs; `None` for a new token (or one whose resource is gone).
 fn replay<'a, T>(

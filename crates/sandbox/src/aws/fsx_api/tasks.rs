@@ -314,18 +314,9 @@ pub fn describe_tasks(s: &mut State, _ctx: &mut Ctx, req: &Value) -> Result<Valu
     }
     let mut keep: Vec<Keep> = Vec::new();
     for f in &filters {
-        let values: Vec<String> = strings(f.get("Values"))
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        if values.len() > 20 {
-            return Err(bad_request("A filter takes at most 20 values."));
-        }
+        let values = filter_values(s, f)?;
         match str_field(f, "Name") {
             Some("file-system-id") => {
-                if let Some(missing) = values.iter().find(|v| !s.file_systems.contains_key(*v)) {
-                    return Err(fs_not_found(missing));
-                }
                 keep.push(Box::new(move |t| values.contains(&t.file_system_id)));
             }
             Some("task-lifecycle") => {
