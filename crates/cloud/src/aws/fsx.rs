@@ -42,7 +42,7 @@ fn events_from(events: &[fsx::EventType]) -> Vec<S3Event> {
         .collect()
 }
 
-pub(crate) fn events_to(events: &[S3Event]) -> Vec<fsx::EventType> {
+fn events_to(events: &[S3Event]) -> Vec<fsx::EventType> {
     events
         .iter()
         .map(|e| fsx::EventType::from(e.as_str()))
@@ -87,7 +87,7 @@ pub(crate) fn file_system_from(fs: &fsx::FileSystem) -> FileSystem {
     }
 }
 
-pub(crate) fn association_from(a: &fsx::DataRepositoryAssociation) -> DataRepositoryAssociation {
+fn association_from(a: &fsx::DataRepositoryAssociation) -> DataRepositoryAssociation {
     let s3 = a.s3();
     DataRepositoryAssociation {
         id: a.association_id().unwrap_or_default().to_string(),
@@ -309,9 +309,34 @@ impl crate::FileSystems for AwsCloud {
     async fn update_data_repository_association(
         &self,
         id: &str,
-        update: &AssociationUpdate,
+        u: &AssociationUpdate,
     ) -> CloudResult<DataRepositoryAssociation> {
-        self.update_association(id, update).await
+        const OP: &str = "UpdateDataRepositoryAssociation";
+        let mut s3 = fsx::S3DataRepositoryConfiguration::builder();
+        if let Some(events) = &u.auto_import {
+            s3 = s3.auto_import_policy(
+                fsx::AutoImportPolicy::builder()
+                    .set_events(Some(events_to(events)))
+                    .build(),
+            );
+        }
+        if let Some(events) = &u.auto_export {
+            s3 = s3.auto_export_policy(
+                fsx::AutoExportPolicy::builder()
+                    .set_events(Some(events_to(events)))
+                    .build(),
+            );
+        }
+        let sent = self
+            .fsx
+            .update_data_repository_association()
+            .association_id(id)
+            .s3(s3.build())
+            .send()
+            .await;
+        self.answer(SERVICE, OP, sent, |out| {
+            carried(OP, "association", out.association(), association_from)
+        })
     }
 }
 

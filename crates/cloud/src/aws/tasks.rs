@@ -1,15 +1,14 @@
-//! FSx data repository tasks and association updates, and the conversion of their shapes.
+//! FSx data repository tasks, and the conversion of their shapes.
 
 use std::time::SystemTime;
 
 use aws_sdk_fsx::types as fsx;
 
 use super::errors::carried;
-use super::fsx::{association_from, events_to, tags_from, tags_to};
+use super::fsx::{tags_from, tags_to};
 use super::{AwsCloud, in_chunks};
 use crate::error::CloudResult;
 use crate::tasks::*;
-use crate::types::DataRepositoryAssociation;
 
 const SERVICE: &str = "fsx";
 /// DescribeDataRepositoryTasks takes at most 50 task ids, and a filter at most 20 values.
@@ -150,38 +149,5 @@ impl AwsCloud {
                 _ => return Ok(all),
             }
         }
-    }
-
-    pub(crate) async fn update_association(
-        &self,
-        id: &str,
-        u: &crate::AssociationUpdate,
-    ) -> CloudResult<DataRepositoryAssociation> {
-        const OP: &str = "UpdateDataRepositoryAssociation";
-        let mut s3 = fsx::S3DataRepositoryConfiguration::builder();
-        if let Some(events) = &u.auto_import {
-            s3 = s3.auto_import_policy(
-                fsx::AutoImportPolicy::builder()
-                    .set_events(Some(events_to(events)))
-                    .build(),
-            );
-        }
-        if let Some(events) = &u.auto_export {
-            s3 = s3.auto_export_policy(
-                fsx::AutoExportPolicy::builder()
-                    .set_events(Some(events_to(events)))
-                    .build(),
-            );
-        }
-        let sent = self
-            .fsx
-            .update_data_repository_association()
-            .association_id(id)
-            .s3(s3.build())
-            .send()
-            .await;
-        self.answer(SERVICE, OP, sent, |out| {
-            carried(OP, "association", out.association(), association_from)
-        })
     }
 }

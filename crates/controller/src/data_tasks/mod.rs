@@ -18,7 +18,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use lustre_api::{LustreDataTask, LustreWorkspace};
 
 pub use poller::TaskPoller;
-pub use request::{REPORT_DIR, token};
 
 use crate::context::Context;
 use crate::controller::scoped;

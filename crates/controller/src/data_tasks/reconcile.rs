@@ -17,7 +17,7 @@ use lustre_api::constants::tags;
 use lustre_api::{DataTaskPhase, LustreDataTask, LustreWorkspace, Phase};
 use lustre_cloud::{Cloud, DataTask, ErrorKind, TaskLifecycle};
 
-use super::status::{Seen, failed, pending, running};
+use super::status::{failed, observed, pending};
 use super::write::{set_finalizer, write_status};
 use super::{TaskCtx, request};
 use crate::error::{Error, Step};
@@ -46,18 +46,13 @@ pub(crate) async fn reconcile(
     };
     if ws.metadata.deletion_timestamp.is_some() && status.task_id.is_none() {
         let note = format!("workspace {} is being deleted", ws.name_any());
-        return finish(&cx, &task, failed(&task, "WorkspaceDeleting", note, None)).await;
+        return finish(&cx, &task, failed(&task, "WorkspaceDeleting", note)).await;
     }
     let Class::Found(class) = resolve_class(&cx.ctx, &ws) else {
         return wait(&cx, &task, "waiting for the workspace's class".into()).await;
     };
     let cloud = cx.ctx.cloud_for(Some(&*class)).await;
-    // The id in status, or the one this process just started (its status write not seen yet).
-    let started = status
-        .task_id
-        .clone()
-        .or_else(|| cx.poller.started_for(&task.uid().unwrap_or_default()));
-    if let Some(id) = started.as_deref() {
+    if let Some(id) = started_id(&cx, &task).as_deref() {
         return follow(&cx, &task, &ws, &cloud, id, class.spec.region.clone()).await;
     }
     let ws_status = ws.status.clone().unwrap_or_default();
@@ -72,7 +67,7 @@ pub(crate) async fn reconcile(
     };
     let request = match request::request(&task, &ws, &class, fs) {
         Ok(r) => r,
-        Err(note) => return finish(&cx, &task, failed(&task, "Invalid", note, None)).await,
+        Err(note) => return finish(&cx, &task, failed(&task, "Invalid", note)).await,
     };
     if let Some(earlier) = queued_behind(&cx, &task) {
         let note = format!("queued: data task {earlier} runs first on this file system");
@@ -108,7 +103,7 @@ async fn start(
             cx.ctx
                 .publish(&**task, EventType::Normal, "Started", note)
                 .await;
-            write_status(&cx.ctx, task, running(task, fs, &started)).await?;
+            write_status(&cx.ctx, task, observed(task, &started)).await?;
             Ok(Requeue::requeue(cx.ctx.config.intervals.drift))
         }
         Err(e) if e.kind == ErrorKind::DependencyViolation => {
@@ -123,7 +118,6 @@ async fn start(
                 task,
                 "Refused",
                 format!("FSx refused the task: {}", e.message),
-                None,
             );
             finish(cx, task, outcome).await
         }
@@ -150,7 +144,7 @@ async fn follow(
             "FSx task {id} is not a task of workspace {} (gone, or not this workspace's)",
             ws.name_any()
         );
-        return finish(cx, task, failed(task, "TaskLost", note, None)).await;
+        return finish(cx, task, failed(task, "TaskLost", note)).await;
     };
     if !seen.lifecycle.is_finished() && !cx.poller.follows(id) {
         cx.poller.follow(
@@ -160,7 +154,7 @@ async fn follow(
             seen.clone(),
         );
     }
-    let next = Seen::from(&seen).status(task);
+    let next = observed(task, &seen);
     if seen.lifecycle.is_finished() {
         cx.poller.forget(id);
         return finish(cx, task, next).await;
@@ -175,10 +169,7 @@ async fn cancel(task: &Arc<LustreDataTask>, cx: &TaskCtx) -> Result<Requeue, Err
     let status = task.status.clone().unwrap_or_default();
     let running = !status.phase.is_some_and(DataTaskPhase::is_finished);
     let uid = task.uid().unwrap_or_default();
-    let started = status
-        .task_id
-        .clone()
-        .or_else(|| cx.poller.started_for(&uid));
+    let started = started_id(cx, task);
     if let (true, Some(id), Some(ws)) = (running, started.as_deref(), workspace(cx, task)) {
         let class = match resolve_class(&cx.ctx, &ws) {
             Class::Found(c) => Some(c),
@@ -213,6 +204,13 @@ async fn cancel(task: &Arc<LustreDataTask>, cx: &TaskCtx) -> Result<Requeue, Err
     set_finalizer(&cx.ctx, task, None).await?;
     cx.poller.deleted(&uid);
     Ok(Requeue::await_change())
+}
+
+/// The FSx task of this object: the id in status, or the one this process just started (its
+/// status write not seen yet).
+fn started_id(cx: &TaskCtx, task: &LustreDataTask) -> Option<String> {
+    let in_status = task.status.as_ref().and_then(|s| s.task_id.clone());
+    in_status.or_else(|| cx.poller.started_for(&task.uid().unwrap_or_default()))
 }
 
 /// One describe of a task by id (`None`: FSx knows no such task).

@@ -9,11 +9,11 @@ use lustre_cloud::naming::{self, Owner};
 use lustre_cloud::{DataTaskRequest, TaskType};
 
 /// Where a task's completion report goes, under its link's S3 path.
-pub const REPORT_DIR: &str = "lustre-task-reports";
+const REPORT_DIR: &str = "lustre-task-reports";
 
 /// ClientRequestToken of a data task: its object's UID, so a retry after a crash finds the
 /// task already started.
-pub fn token(uid: &str) -> String {
+fn token(uid: &str) -> String {
     let mut t = format!("ldt-{uid}");
     t.truncate(naming::MAX_TOKEN_LEN);
     t

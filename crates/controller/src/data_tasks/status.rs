@@ -16,78 +16,45 @@ pub(crate) fn pending(task: &LustreDataTask, note: String) -> LustreDataTaskStat
 }
 
 /// Failed for `reason` before (or without) FSx running it.
-pub(crate) fn failed(
-    task: &LustreDataTask,
-    reason: &str,
-    note: String,
-    seen: Option<&DataTask>,
-) -> LustreDataTaskStatus {
-    let mut s = match seen {
-        Some(t) => Seen::from(t).status(task),
-        None => prior(task),
-    };
+pub(crate) fn failed(task: &LustreDataTask, reason: &str, note: String) -> LustreDataTaskStatus {
+    let mut s = prior(task);
     s.phase = Some(DataTaskPhase::Failed);
     s.conditions = conditions(task, DataTaskPhase::Failed, reason, &note);
     s.message = Some(note);
     s
 }
 
-/// Just started on `file_system`.
-pub(crate) fn running(
-    task: &LustreDataTask,
-    file_system: &str,
-    t: &DataTask,
-) -> LustreDataTaskStatus {
-    let mut s = Seen::from(t).status(task);
-    s.file_system_id = Some(file_system.to_string());
+/// The status what FSx shows of the task calls for.
+pub(crate) fn observed(task: &LustreDataTask, t: &DataTask) -> LustreDataTaskStatus {
+    let mut s = prior(task);
+    let (phase, reason, note) = match &t.lifecycle {
+        TaskLifecycle::Succeeded => (
+            DataTaskPhase::Succeeded,
+            "Succeeded",
+            format!("{} of {} files", t.succeeded, t.total),
+        ),
+        TaskLifecycle::Failed => (DataTaskPhase::Failed, "TaskFailed", failure(t)),
+        TaskLifecycle::Canceled => (DataTaskPhase::Canceled, "Canceled", "canceled".to_string()),
+        other => (
+            DataTaskPhase::Running,
+            "Running",
+            format!("FSx task {} is {}", t.id, other.as_str()),
+        ),
+    };
+    s.phase = Some(phase);
+    s.task_id = Some(t.id.clone());
+    s.file_system_id = Some(t.file_system_id.clone());
+    s.lifecycle = Some(t.lifecycle.as_str().to_string());
+    s.total_files = Some(t.total);
+    s.succeeded_files = Some(t.succeeded);
+    s.failed_files = Some(t.failed);
+    s.progress = Some(format!("{}/{}", t.succeeded, t.total));
+    s.report_path = t.report_path.clone();
+    s.start_time = t.started_at.and_then(time);
+    s.completion_time = t.ended_at.and_then(time);
+    s.conditions = conditions(task, phase, reason, &note);
+    s.message = Some(note);
     s
-}
-
-/// What FSx shows of a task.
-pub(crate) struct Seen<'a>(&'a DataTask);
-
-impl<'a> From<&'a DataTask> for Seen<'a> {
-    fn from(t: &'a DataTask) -> Self {
-        Seen(t)
-    }
-}
-
-impl Seen<'_> {
-    /// The status it calls for.
-    pub(crate) fn status(&self, task: &LustreDataTask) -> LustreDataTaskStatus {
-        let t = self.0;
-        let mut s = prior(task);
-        let (phase, reason, note) = match &t.lifecycle {
-            TaskLifecycle::Succeeded => (
-                DataTaskPhase::Succeeded,
-                "Succeeded",
-                format!("{} of {} files", t.succeeded, t.total),
-            ),
-            TaskLifecycle::Failed => (DataTaskPhase::Failed, "TaskFailed", failure(t)),
-            TaskLifecycle::Canceled => {
-                (DataTaskPhase::Canceled, "Canceled", "canceled".to_string())
-            }
-            other => (
-                DataTaskPhase::Running,
-                "Running",
-                format!("FSx task {} is {}", t.id, other.as_str()),
-            ),
-        };
-        s.phase = Some(phase);
-        s.task_id = Some(t.id.clone());
-        s.file_system_id = Some(t.file_system_id.clone());
-        s.lifecycle = Some(t.lifecycle.as_str().to_string());
-        s.total_files = Some(t.total);
-        s.succeeded_files = Some(t.succeeded);
-        s.failed_files = Some(t.failed);
-        s.progress = Some(format!("{}/{}", t.succeeded, t.total));
-        s.report_path = t.report_path.clone();
-        s.start_time = t.started_at.and_then(time);
-        s.completion_time = t.ended_at.and_then(time);
-        s.conditions = conditions(task, phase, reason, &note);
-        s.message = Some(note);
-        s
-    }
 }
 
 /// AWS's failure details, with the counts (FAILED may mean only some files failed).

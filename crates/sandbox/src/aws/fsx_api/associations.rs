@@ -1,4 +1,5 @@
-//! Data repository associations: create, describe (by id or by file system filter), delete.
+//! Data repository associations: create, describe (by id or by file system filter), update
+//! in place, delete.
 
 use serde_json::{Value, json};
 
@@ -157,13 +158,7 @@ pub fn describe_associations(
         }
     } else {
         for id in ids {
-            let a = s.associations.get(id).ok_or_else(|| {
-                ApiError::new(
-                    400,
-                    "DataRepositoryAssociationNotFound",
-                    format!("Association '{id}' does not exist."),
-                )
-            })?;
+            let a = s.associations.get(id).ok_or_else(|| dra_not_found(id))?;
             found.push(association_json(a));
         }
     }
@@ -175,13 +170,10 @@ pub fn delete_association(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         .unwrap_or_default()
         .to_string();
     let until = ctx.after(ctx.timing.association_delete_ms);
-    let a = s.associations.get_mut(&id).ok_or_else(|| {
-        ApiError::new(
-            400,
-            "DataRepositoryAssociationNotFound",
-            format!("Association '{id}' does not exist."),
-        )
-    })?;
+    let a = s
+        .associations
+        .get_mut(&id)
+        .ok_or_else(|| dra_not_found(&id))?;
     let keep = req
         .get("DeleteDataInFileSystem")
         .and_then(Value::as_bool)
@@ -191,4 +183,65 @@ pub fn delete_association(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         a.until = Some(until);
     }
     Ok(json!({"AssociationId": id, "Lifecycle": "DELETING", "DeleteDataInFileSystem": keep}))
+}
+
+/// The import and export events of an association, changed in place (UPDATING, then
+/// AVAILABLE); nothing else of it can change.
+pub fn update_association(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
+    token_of(req)?;
+    let id = str_field(req, "AssociationId")
+        .unwrap_or_default()
+        .to_string();
+    let events = |policy: &str| -> Result<Option<Vec<String>>, ApiError> {
+        let Some(p) = req.get("S3").and_then(|s3| s3.get(policy)) else {
+            return Ok(None);
+        };
+        let events: Vec<String> = strings(p.get("Events"))
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        if events.len() > 3
+            || events
+                .iter()
+                .any(|e| !matches!(e.as_str(), "NEW" | "CHANGED" | "DELETED"))
+        {
+            return Err(bad_request(format!(
+                "{policy}.Events takes up to 3 of NEW, CHANGED, DELETED."
+            )));
+        }
+        Ok(Some(events))
+    };
+    let (import, export) = (events("AutoImportPolicy")?, events("AutoExportPolicy")?);
+    let chunk = match req.get("ImportedFileChunkSize").map(Value::as_i64) {
+        None => None,
+        Some(Some(n)) if (1..=512_000).contains(&n) => Some(n),
+        _ => {
+            return Err(bad_request(
+                "ImportedFileChunkSize must be 1 to 512000 MiB.",
+            ));
+        }
+    };
+    let until = ctx.after(ctx.timing.association_update_ms);
+    let a = s
+        .associations
+        .get_mut(&id)
+        .ok_or_else(|| dra_not_found(&id))?;
+    if a.lifecycle != Lifecycle::Available {
+        return Err(bad_request(format!(
+            "Association {id} is {}; it must be AVAILABLE to be updated.",
+            a.lifecycle.as_str()
+        )));
+    }
+    if let Some(e) = import {
+        a.auto_import = e;
+    }
+    if let Some(e) = export {
+        a.auto_export = e;
+    }
+    if let Some(n) = chunk {
+        a.imported_file_chunk_size = n;
+    }
+    a.lifecycle = Lifecycle::Updating;
+    a.until = Some(until);
+    Ok(json!({"Association": association_json(a)}))
 }

@@ -10,12 +10,14 @@ mod associations;
 mod file_systems;
 mod tasks;
 
-pub use associations::{create_association, delete_association, describe_associations};
+pub use associations::{
+    create_association, delete_association, describe_associations, update_association,
+};
 pub use file_systems::{
     create_file_system, delete_file_system, describe_file_systems, tag_resource, untag_resource,
     update_file_system,
 };
-pub use tasks::{cancel_task, create_task, describe_tasks, task_json, update_association};
+pub use tasks::{cancel_task, create_task, describe_tasks, task_json};
 
 use super::state::{Association, FileSystem, Lifecycle, Timing, epoch_seconds, jittered};
 
@@ -53,6 +55,14 @@ fn fs_not_found(id: &str) -> ApiError {
         400,
         "FileSystemNotFound",
         format!("File system '{id}' does not exist."),
+    )
+}
+
+fn dra_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        400,
+        "DataRepositoryAssociationNotFound",
+        format!("Association '{id}' does not exist."),
     )
 }
 

@@ -1,4 +1,4 @@
-//! Data repository tasks (create, describe, cancel) and association updates, with the rules
+//! Data repository tasks (create, describe, cancel), with the rules
 //! FSx documents: one task at a time per file system (`DataRepositoryTaskExecuting`), no
 //! export task while an association exports automatically, a linked repository required, the
 //! report under a linked S3 path, a path that is not valid failing the task rather than the
@@ -367,68 +367,4 @@ pub fn cancel_task(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, A
     t.lifecycle = TaskLifecycle::Canceling;
     t.until = Some(until);
     Ok(json!({"Lifecycle": "CANCELING", "TaskId": id}))
-}
-
-/// The import and export events of an association, changed in place (UPDATING, then
-/// AVAILABLE); nothing else of it can change.
-pub fn update_association(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
-    token_of(req)?;
-    let id = str_field(req, "AssociationId")
-        .unwrap_or_default()
-        .to_string();
-    let events = |policy: &str| -> Result<Option<Vec<String>>, ApiError> {
-        let Some(p) = req.get("S3").and_then(|s3| s3.get(policy)) else {
-            return Ok(None);
-        };
-        let events: Vec<String> = strings(p.get("Events"))
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        if events.len() > 3
-            || events
-                .iter()
-                .any(|e| !matches!(e.as_str(), "NEW" | "CHANGED" | "DELETED"))
-        {
-            return Err(bad_request(format!(
-                "{policy}.Events takes up to 3 of NEW, CHANGED, DELETED."
-            )));
-        }
-        Ok(Some(events))
-    };
-    let (import, export) = (events("AutoImportPolicy")?, events("AutoExportPolicy")?);
-    let chunk = match req.get("ImportedFileChunkSize").map(Value::as_i64) {
-        None => None,
-        Some(Some(n)) if (1..=512_000).contains(&n) => Some(n),
-        _ => {
-            return Err(bad_request(
-                "ImportedFileChunkSize must be 1 to 512000 MiB.",
-            ));
-        }
-    };
-    let until = ctx.after(ctx.timing.association_update_ms);
-    let a = s.associations.get_mut(&id).ok_or_else(|| {
-        ApiError::new(
-            400,
-            "DataRepositoryAssociationNotFound",
-            format!("Association '{id}' does not exist."),
-        )
-    })?;
-    if a.lifecycle != Lifecycle::Available {
-        return Err(bad_request(format!(
-            "Association {id} is {}; it must be AVAILABLE to be updated.",
-            a.lifecycle.as_str()
-        )));
-    }
-    if let Some(e) = import {
-        a.auto_import = e;
-    }
-    if let Some(e) = export {
-        a.auto_export = e;
-    }
-    if let Some(n) = chunk {
-        a.imported_file_chunk_size = n;
-    }
-    a.lifecycle = Lifecycle::Updating;
-    a.until = Some(until);
-    Ok(json!({"Association": association_json(a)}))
 }
