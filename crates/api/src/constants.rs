@@ -15,6 +15,9 @@ pub const FINALIZER: &str = "workspaces.lustre.dev/cleanup";
 pub const TASK_FINALIZER: &str = "workspaces.lustre.dev/cancel-task";
 /// Annotation that marks a `LustreWorkspaceClass` as the default, like a StorageClass.
 pub const DEFAULT_CLASS_ANNOTATION: &str = "workspaces.lustre.dev/is-default-class";
+/// Annotation that asks for the export before deletion again after it failed: set it to a
+/// new value (any) and the operator starts a new export task.
+pub const RETRY_EXPORT_ANNOTATION: &str = "workspaces.lustre.dev/retry-export";
 /// Field manager the operator uses for every server-side apply.
 pub const FIELD_MANAGER: &str = "lustre-operator";
 
@@ -57,6 +60,14 @@ pub mod tags {
     /// On an adopted file system: the UID of the workspace that adopts it (one at a time),
     /// removed when that workspace is deleted.
     pub const ADOPTED_BY: &str = "workspaces.lustre.dev/adopted-by";
+    /// On a data repository task the operator started for a workspace itself (not for a
+    /// `LustreDataTask`): what it is for ([`PURPOSE_EXPORT_ON_DELETE`]).
+    pub const PURPOSE: &str = "workspaces.lustre.dev/purpose";
+    /// [`PURPOSE`] of the export before deletion.
+    pub const PURPOSE_EXPORT_ON_DELETE: &str = "export-on-delete";
+    /// On the export before deletion: which attempt it is (a hash of the retry annotation's
+    /// value, `0` without one).
+    pub const ATTEMPT: &str = "workspaces.lustre.dev/attempt";
     /// The AWS console's display name.
     pub const AWS_NAME: &str = "Name";
     /// AWS reserves tag keys with this prefix.
@@ -103,14 +114,18 @@ pub mod condition {
     pub const DATA_REPOSITORIES_READY: &str = "DataRepositoriesReady";
     /// The PersistentVolume and PersistentVolumeClaim exist and are bound.
     pub const VOLUME_READY: &str = "VolumeReady";
+    /// While a workspace with `exportOnDelete` links is deleted: their export finished
+    /// (or was given up with `failurePolicy: Continue`).
+    pub const DATA_EXPORTED: &str = "DataExported";
 
     /// All condition types, `Ready` first.
-    pub const ALL: [&str; 5] = [
+    pub const ALL: [&str; 6] = [
         READY,
         SECURITY_GROUP_READY,
         FILE_SYSTEM_READY,
         DATA_REPOSITORIES_READY,
         VOLUME_READY,
+        DATA_EXPORTED,
     ];
 }
 
@@ -160,8 +175,15 @@ pub mod reason {
     /// `deletionPolicy: Retain`: AWS resources were kept on purpose.
     pub const RETAINED: &str = "Retained";
 
+    /// The export before deletion is running; the file system waits for it.
+    pub const EXPORTING: &str = "Exporting";
+    /// The export before deletion finished: every file was written to S3.
+    pub const EXPORTED: &str = "Exported";
+    /// The export before deletion failed, was refused or ran out of time.
+    pub const EXPORT_FAILED: &str = "ExportFailed";
+
     /// Every reason the operator can write.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 24] = [
         READY,
         PENDING,
         CREATING,
@@ -183,6 +205,9 @@ pub mod reason {
         NONE_REQUESTED,
         WAITING,
         RETAINED,
+        EXPORTING,
+        EXPORTED,
+        EXPORT_FAILED,
     ];
 }
 

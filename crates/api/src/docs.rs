@@ -9,7 +9,7 @@ use crate::constants::reason;
 
 /// What a reason means for the person reading it: (reason, kind, cause, what to do).
 /// `kind` is `progress` (wait), `ok`, or `problem` (someone must act).
-pub const GUIDE: [(&str, &str, &str, &str); 21] = [
+pub const GUIDE: [(&str, &str, &str, &str); 24] = [
     (
         reason::READY,
         "ok",
@@ -135,6 +135,24 @@ pub const GUIDE: [(&str, &str, &str, &str); 21] = [
         "ok",
         "`deletionPolicy: Retain`: the workspace is gone from Kubernetes, but its file system, data repository links and security group were kept on purpose and tagged `workspaces.lustre.dev/retained=true`. An Event names their ids.",
         "Adopt the file system in a new workspace with `spec.fileSystemId`, or delete it in AWS when it is no longer needed.",
+    ),
+    (
+        reason::EXPORTING,
+        "progress",
+        "The workspace is being deleted and its `exportOnDelete` links are being exported to S3 by an FSx export task; nothing is unlinked or deleted until it ends. `status.lastExport` shows the task and its counts.",
+        "Wait. It is canceled and counted as failed after `spec.deletionExport.timeoutMinutes` (default 1440).",
+    ),
+    (
+        reason::EXPORTED,
+        "ok",
+        "The export before deletion finished: every file under the `exportOnDelete` links was written to S3. `status.lastExport` names the task and the report.",
+        "Nothing to do: the deletion goes on.",
+    ),
+    (
+        reason::EXPORT_FAILED,
+        "problem",
+        "The export before deletion failed (some files could not be written: the report under the link's S3 path lists them), was refused by FSx, ran longer than its timeout, or cannot run (the file system is MISCONFIGURED). With `failurePolicy: Block` (the default) the deletion stops and the file system is kept; with `Continue` it went on without the export.",
+        "Fix the cause (often the bucket's policy or the link's prefix), then set annotation `workspaces.lustre.dev/retry-export` to a new value to export again; or set `spec.deletionExport.failurePolicy: Continue` to delete without the export.",
     ),
 ];
 

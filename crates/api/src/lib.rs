@@ -9,6 +9,7 @@ pub mod constants;
 pub mod crd;
 pub mod data_task;
 pub mod docs;
+pub mod export;
 pub mod messages;
 pub mod rules;
 pub mod schema;
@@ -23,6 +24,7 @@ pub use data_task::{
     DataTaskPhase, DataTaskType, LustreDataTask, LustreDataTaskSpec, LustreDataTaskStatus,
     ReleaseOptions, ReportOptions,
 };
+pub use export::{DeletionExport, ExportFailurePolicy, ExportStatus};
 pub use validation::Violation;
 pub use workspace::{
     DataCompressionType, DataRepository, DataRepositoryStatus, DeletionPolicy, DeploymentType,

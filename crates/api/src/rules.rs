@@ -166,6 +166,11 @@ pub const FS_PATH_ROOT_ALONE: &str = "size(self) <= 1 || self.all(r, r.fileSyste
 pub const FS_PATH_ROOT_ALONE_MSG: &str =
     "fileSystemPath / is only allowed when it is the only data repository";
 
+/// `spec.dataRepositories`: no export before deletion beside automatic export.
+pub const EXPORT_NOT_AUTO: &str = "!self.exists(r, has(r.exportOnDelete) && r.exportOnDelete) || self.all(r, !has(r.autoExport) || size(r.autoExport) == 0)";
+/// Message of [`EXPORT_NOT_AUTO`].
+pub const EXPORT_NOT_AUTO_MSG: &str = "exportOnDelete cannot be used in a workspace with autoExport: FSx runs no export task on a file system that exports automatically (links with autoExport are written to S3 as files change)";
+
 /// Class `spec.securityGroup`: the file system needs some security group.
 pub const SG_NEEDED: &str = "(has(self.managed) && self.managed) || (has(self.additionalSecurityGroupIds) && size(self.additionalSecurityGroupIds) > 0)";
 /// Message of [`SG_NEEDED`].

@@ -130,6 +130,7 @@ pub struct LustreWorkspaceSpec {
         validation = Rule::new(rules::FS_PATH_UNIQUE).message(rules::FS_PATH_UNIQUE_MSG),
         validation = Rule::new(rules::FS_PATH_NESTED).message(rules::FS_PATH_NESTED_MSG),
         validation = Rule::new(rules::FS_PATH_ROOT_ALONE).message(rules::FS_PATH_ROOT_ALONE_MSG),
+        validation = Rule::new(rules::EXPORT_NOT_AUTO).message(rules::EXPORT_NOT_AUTO_MSG),
     )]
     #[schemars(length(max = 8))]
     pub data_repositories: Vec<DataRepository>,
@@ -139,6 +140,11 @@ pub struct LustreWorkspaceSpec {
     /// tagged; only the Kubernetes objects go). Leave it out to take the class's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+
+    /// How the export before deletion behaves (for the links with `exportOnDelete`): what a
+    /// failed export does to the deletion, and how long it may run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_export: Option<crate::export::DeletionExport>,
 
     /// PERSISTENT_2 only: take a final FSx backup before the file system is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -313,6 +319,14 @@ pub struct DataRepository {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_metadata_on_create: Option<bool>,
 
+    /// Export this link's files to its S3 path before the file system is deleted: when the
+    /// workspace is deleted, after the claim is released and before the link goes, the
+    /// operator runs an FSx export task and waits for it (see `deletionExport`). Not with
+    /// `autoExport` anywhere in the workspace: FSx runs no export task on a file system that
+    /// exports automatically (those links are written to S3 as files change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_on_delete: Option<bool>,
+
     /// Stripe size for imported files in MiB (1 to 512000, default 1024).
     #[serde(
         default,
@@ -382,6 +396,9 @@ pub struct LustreWorkspaceStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub data_repositories: Vec<DataRepositoryStatus>,
+    /// The last export before deletion (`exportOnDelete`): its FSx task and what it moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_export: Option<crate::export::ExportStatus>,
     /// When the workspace first became Ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,

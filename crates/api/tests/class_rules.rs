@@ -193,6 +193,20 @@ fn a_read_only_prefix_takes_auto_import_and_refuses_auto_export() {
 }
 
 #[test]
+fn nothing_is_exported_before_deletion_into_a_read_only_prefix() {
+    let ws = workspace(
+        "storageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: a, s3Path: s3://ml-datasets/shared/imagenet/, fileSystemPath: /a, exportOnDelete: true}\n- {name: b, s3Path: s3://ml-results/ml/, fileSystemPath: /b, exportOnDelete: true}",
+    );
+    let got = ws.validate_against_class(&shared_class(), &labels(&[("lustre", "enabled")]));
+    assert_eq!(
+        fields(&got),
+        ["spec.dataRepositories[0].exportOnDelete"],
+        "{got:?}"
+    );
+    assert!(got[0].message.contains("read-only in class standard"));
+}
+
+#[test]
 fn namespace_placeholder_gives_each_namespace_its_own_prefix() {
     let c = class(&STANDARD.replace(
         "  allowedDataRepositories: [\"s3://ml-datasets/\", \"s3://ml-results/runs/\"]\n",

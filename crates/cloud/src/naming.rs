@@ -58,6 +58,21 @@ pub fn association_token(
     token(&format!("lws-dra-{h:016x}"), uid)
 }
 
+/// Which attempt of the export before deletion a retry annotation's value names: `0` without
+/// one, else a hash of the value (a new value is a new attempt).
+pub fn export_attempt(retry: Option<&str>) -> String {
+    match retry {
+        None => "0".into(),
+        Some(value) => format!("{:016x}", fnv1a(&[value])),
+    }
+}
+
+/// ClientRequestToken for one attempt of the export before deletion (a retried create after
+/// a crash finds the task already started).
+pub fn export_token(uid: &str, attempt: &str) -> String {
+    token(&format!("lwsx-{attempt}"), uid)
+}
+
 /// Name of the workspace's security group (unique per VPC, so a retried create finds it).
 pub fn security_group_name(uid: &str) -> String {
     format!("lustre-workspace-{uid}")

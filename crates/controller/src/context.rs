@@ -242,6 +242,9 @@ struct Remembered {
     failures: u32,
     /// Cleanup finished here; only the finalizer's removal is left.
     cleaned: bool,
+    /// The export before deletion as last described or started here, and when: a reconcile
+    /// woken by its own status write reads it instead of describing the task again.
+    export: Option<(lustre_cloud::DataTask, std::time::Instant)>,
 }
 
 /// What this process remembers of each workspace, by UID, in one place.
@@ -272,6 +275,24 @@ impl WorkspaceMemory {
     /// Keeps ids this process just learnt.
     pub(crate) fn remember(&self, uid: &str, f: impl FnOnce(&mut KnownIds)) {
         self.with(uid, |r| f(&mut r.ids));
+    }
+
+    /// The export before deletion as last described or started here, if it is younger
+    /// than `fresh`.
+    pub(crate) fn export_seen(&self, uid: &str, fresh: Duration) -> Option<lustre_cloud::DataTask> {
+        self.with(uid, |r| {
+            r.export
+                .as_ref()
+                .filter(|(_, at)| at.elapsed() < fresh)
+                .map(|(t, _)| t.clone())
+        })
+    }
+
+    /// Keeps the export before deletion as just described or started.
+    pub(crate) fn saw_export(&self, uid: &str, task: &lustre_cloud::DataTask) {
+        self.with(uid, |r| {
+            r.export = Some((task.clone(), std::time::Instant::now()));
+        });
     }
 
     /// Keeps the status just written on top of `resource_version`.

@@ -18,7 +18,7 @@ use crate::act::{act, kill_point};
 use crate::context::Context;
 use crate::error::Error;
 use crate::observe::{Observed, observe, remember, resolve_class};
-use crate::plan::{self, Action, Poll, event_reason};
+use crate::plan::{self, Action, Poll, Recheck, event_reason};
 use crate::write::{set_finalizer, write_status};
 
 /// The top-level reconcile: the finalizer, then apply or cleanup, with its duration and
@@ -123,9 +123,38 @@ async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue),
             .await;
         return Ok((true, Requeue::await_change()));
     }
-    write_status(ctx, ws, &o, &action, None, true).await?;
+    let after = write_status(ctx, ws, &o, &action, None, true).await?;
+    announce_export(ctx, ws, ws.status.as_ref(), &after).await;
     follow(ctx, ws, &o, &cloud, &action);
     Ok((false, requeue(ctx, &action)))
+}
+
+/// The export before deletion's end, once, as the DataExported condition changes: a Normal
+/// Event when it exported everything, a Warning when it failed (with Block the deletion
+/// waits; with Continue it goes on without the export).
+async fn announce_export(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    before: Option<&LustreWorkspaceStatus>,
+    after: &LustreWorkspaceStatus,
+) {
+    use lustre_api::constants::{condition, reason};
+    let exported = |s: Option<&LustreWorkspaceStatus>| {
+        s?.conditions
+            .iter()
+            .find(|c| c.type_ == condition::DATA_EXPORTED)
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    let now = exported(Some(after));
+    let Some((why, message)) = now.filter(|n| exported(before).as_ref() != Some(n)) else {
+        return;
+    };
+    let (kind, reason) = match why.as_str() {
+        reason::EXPORTED => (EventType::Normal, reason::EXPORTED),
+        reason::EXPORT_FAILED => (EventType::Warning, reason::EXPORT_FAILED),
+        _ => return,
+    };
+    ctx.publish(ws, kind, reason, message).await;
 }
 
 /// Has the poller follow the file system as the step calls for.
@@ -210,7 +239,8 @@ async fn run_steps(
 /// What to do after a reconcile that ended on `action`.
 fn requeue(ctx: &Context, action: &Action) -> Requeue {
     match action.after().recheck {
-        Some(n) => Requeue::requeue(ctx.config.claim_recheck * n),
+        Some(Recheck::Claim(n)) => Requeue::requeue(ctx.config.claim_recheck * n),
+        Some(Recheck::Tasks) => Requeue::requeue(ctx.config.intervals.pending),
         None => Requeue::await_change(),
     }
 }

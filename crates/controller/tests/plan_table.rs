@@ -141,6 +141,47 @@ fn both_dras(l: Lifecycle) -> Vec<DataRepositoryAssociation> {
     ]
 }
 
+/// `TWO_REPOS` with the results link exported before deletion.
+fn exporting(extra: &str) -> LustreWorkspace {
+    workspace(&format!(
+        "{}{extra}",
+        TWO_REPOS.replace(
+            "fileSystemPath: /results}",
+            "fileSystemPath: /results, exportOnDelete: true}"
+        )
+    ))
+}
+
+/// The export before deletion as FSx shows it.
+fn export_task(lifecycle: TaskLifecycle) -> Option<DataTask> {
+    Some(DataTask {
+        id: "task-0123456789abcdef0".into(),
+        file_system_id: "fs-0123456789abcdef0".into(),
+        task_type: Some(TaskType::Export),
+        lifecycle,
+        paths: vec!["results".into()],
+        total: 10,
+        succeeded: 7,
+        failed: 3,
+        report_path: None,
+        failure_message: Some("3 files could not be written".into()),
+        created_at: None,
+        started_at: None,
+        ended_at: None,
+        tags: Tags::new(),
+    })
+}
+
+/// A deletion row with the claim and volume gone.
+fn export_row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
+    Row {
+        delete: true,
+        kube: KubeView::default(),
+        ws: exporting(""),
+        ..row(name, expect)
+    }
+}
+
 fn bound() -> KubeView {
     KubeView {
         storage_class: true,
@@ -189,6 +230,8 @@ struct Row {
     delete: bool,
     /// This install's id.
     cluster: Option<&'static str>,
+    /// The export before deletion: its task, overdue, FSx's refusal.
+    export: (Option<DataTask>, bool, Option<&'static str>),
     expect: fn(&Action) -> bool,
 }
 
@@ -204,6 +247,7 @@ fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
         kube: bound(),
         delete: false,
         cluster: None,
+        export: (None, false, None),
         expect,
     }
 }
@@ -223,6 +267,11 @@ fn inputs<'a>(r: &'a Row, labels: &'a BTreeMap<String, String>) -> Inputs<'a> {
             security_group: r.sg.as_ref(),
             file_system: r.fs.as_ref(),
             associations: &r.dras,
+            export: ExportView {
+                task: r.export.0.as_ref(),
+                overdue: r.export.1,
+                refused: r.export.2,
+            },
         },
         kube: &r.kube,
     }
@@ -775,6 +824,95 @@ fn the_lifecycle_table() {
             dras: vec![],
             ..row("class deleted meanwhile: still cleans up", |a| {
                 matches!(a, Action::DeleteFileSystem { .. })
+            })
+        },
+        // The export before deletion.
+        Row {
+            kube: KubeView {
+                claim: None,
+                ..bound()
+            },
+            ..export_row("export: the volume goes first", |a| {
+                *a == Action::DeleteVolume
+            })
+        },
+        export_row("export: started before any unlink", |a| {
+            matches!(a, Action::StartExport(r) if r.paths == ["results"]
+                && r.task_type == TaskType::Export
+                && r.report_path.as_deref() == Some("s3://ml-results/lustre-export-reports")
+                && r.tags.get(tag_keys::PURPOSE).map(String::as_str) == Some(tag_keys::PURPOSE_EXPORT_ON_DELETE)
+                && r.tags.get(tag_keys::ATTEMPT).map(String::as_str) == Some("0")
+                && naming::owner_uid(&r.tags) == Some(UID))
+        }),
+        Row {
+            export: (export_task(TaskLifecycle::Executing), false, None),
+            ..export_row("export: running: wait", |a| {
+                *a == Action::Wait(Wait::Exporting)
+            })
+        },
+        Row {
+            export: (export_task(TaskLifecycle::Canceling), true, None),
+            ..export_row("export: being canceled: wait", |a| {
+                *a == Action::Wait(Wait::Exporting)
+            })
+        },
+        Row {
+            export: (export_task(TaskLifecycle::Executing), true, None),
+            ..export_row(
+                "export: overdue: canceled",
+                |a| matches!(a, Action::CancelExport { id, minutes: 1440 } if id == "task-0123456789abcdef0"),
+            )
+        },
+        Row {
+            export: (export_task(TaskLifecycle::Succeeded), false, None),
+            ..export_row("export: done: then the associations", |a| {
+                matches!(a, Action::DeleteAssociations(_))
+            })
+        },
+        Row {
+            export: (export_task(TaskLifecycle::Failed), false, None),
+            ..export_row(
+                "export: failed with Block: stop",
+                |a| matches!(a, Action::ExportFailed(m) if m.contains("7 of 10 files exported, 3 failed")),
+            )
+        },
+        Row {
+            export: (export_task(TaskLifecycle::Canceled), false, None),
+            ws: exporting("\ndeletionExport: {failurePolicy: Continue}"),
+            ..export_row("export: canceled with Continue: go on", |a| {
+                matches!(a, Action::DeleteAssociations(_))
+            })
+        },
+        Row {
+            export: (None, false, Some("auto-export is on")),
+            ..export_row(
+                "export: refused with Block: stop",
+                |a| matches!(a, Action::ExportFailed(m) if m.contains("auto-export is on")),
+            )
+        },
+        Row {
+            fs: Some(fs(Lifecycle::Failed, 2400)),
+            ..export_row("export: FAILED file system: nothing to export", |a| {
+                matches!(a, Action::DeleteAssociations(_))
+            })
+        },
+        Row {
+            fs: Some(fs(Lifecycle::Misconfigured, 2400)),
+            ..export_row(
+                "export: MISCONFIGURED file system with Block: stop",
+                |a| matches!(a, Action::ExportFailed(m) if m.contains("until it is repaired")),
+            )
+        },
+        Row {
+            dras: both_dras(Lifecycle::Deleting),
+            ..export_row("export: links already going: nothing to export", |a| {
+                *a == Action::Wait(Wait::Associations)
+            })
+        },
+        Row {
+            ws: exporting("\ndeletionPolicy: Retain"),
+            ..export_row("export: Retain keeps the data: no export", |a| {
+                matches!(a, Action::TagRetained { .. })
             })
         },
         Row {

@@ -1290,3 +1290,224 @@ async fn data_tasks_run_in_order_are_refused_before_aws_and_cancel_on_delete() {
             | lustre_sandbox::aws::state::TaskLifecycle::Canceled
     )));
 }
+
+/// A workspace's finalizer-held status conditions, by type.
+fn condition(ws: &LustreWorkspace, kind: &str) -> Option<(String, String, String)> {
+    ws.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// The Events of this reason in the namespace, with their notes.
+async fn notes(client: &Client, reason: &str) -> Vec<(String, String)> {
+    use k8s_openapi::api::events::v1::Event;
+    Api::<Event>::namespaced(client.clone(), "ml")
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| {
+            (
+                e.regarding.and_then(|r| r.name).unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The export before deletion (`exportOnDelete`): the export runs after the claim is gone and
+/// finishes before any association or the file system is deleted (the simulated AWS's call
+/// log); a failed export with Block keeps the file system, says why and how to go on, and
+/// the retry annotation starts a new export; with Continue the deletion goes on with a
+/// Warning.
+#[tokio::test]
+async fn deleting_a_workspace_exports_first_and_a_failed_export_blocks_or_continues() {
+    let w = world().await;
+    apply_class(&w.client, json!({})).await;
+    let (_ctx, _task, _stop) = start_operator(&w);
+    let spec = |extra: Value| {
+        let mut spec = json!({"storageCapacityGiB": 1200, "dataRepositories": [
+            {"name": "datasets", "s3Path": "s3://ml-datasets/imagenet/", "fileSystemPath": "/datasets", "autoImport": ["NEW"]},
+            {"name": "results", "s3Path": "s3://ml-results/train/", "fileSystemPath": "/results", "exportOnDelete": true},
+        ]});
+        json_patch::merge(&mut spec, &extra);
+        spec
+    };
+    let api: Api<LustreWorkspace> = Api::namespaced(w.client.clone(), "ml");
+
+    // 1. The export runs and finishes before anything is unlinked or deleted (the unlinking
+    // is slowed so the finished task can be read before its file system takes it away).
+    create(&w.client, "train", spec(json!({}))).await;
+    wait_for(&w.client, "train", "Ready", Duration::from_secs(30), ready).await;
+    let quick = w.sim.timing();
+    w.sim.set_timing(Timing {
+        task_run_ms: 1_500,
+        association_delete_ms: 3_000,
+        ..quick.clone()
+    });
+    api.delete("train", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let exporting = wait_for(
+        &w.client,
+        "train",
+        "DataExported: Exporting",
+        Duration::from_secs(20),
+        |ws| condition(ws, "DataExported").is_some_and(|c| c.1 == "Exporting"),
+    )
+    .await;
+    assert_eq!(reason(&exporting), "Exporting", "Ready says why it waits");
+    let done = wait_for(
+        &w.client,
+        "train",
+        "DataExported: Exported",
+        Duration::from_secs(20),
+        |ws| condition(ws, "DataExported").is_some_and(|c| c.0 == "True"),
+    )
+    .await;
+    let tasks = w.sim.tasks();
+    let last = done.status.and_then(|s| s.last_export).expect("lastExport");
+    assert_eq!(
+        (last.lifecycle.as_str(), last.paths.clone()),
+        ("SUCCEEDED", vec!["/results".to_string()])
+    );
+    assert!(last.total_files.is_some_and(|n| n > 0) && last.failed_files == Some(0));
+    assert_eq!(tasks.len(), 1, "one export");
+    let export = &tasks[0];
+    assert_eq!(
+        (export.task_type.as_str(), export.paths.clone()),
+        ("EXPORT_TO_REPOSITORY", vec!["results".to_string()])
+    );
+    assert_eq!(
+        export.lifecycle,
+        lustre_sandbox::aws::state::TaskLifecycle::Succeeded
+    );
+    gone(&w.client, "train").await;
+    let log = w.sim.call_log();
+    let first = |op: &str| {
+        log.iter()
+            .find(|c| c.operation == op && c.ok)
+            .unwrap_or_else(|| panic!("no {op}"))
+            .at
+    };
+    let ended = export.ended_at.expect("ended");
+    assert!(first("CreateDataRepositoryTask") < first("DeleteDataRepositoryAssociation"));
+    assert!(ended <= first("DeleteDataRepositoryAssociation"));
+    assert!(ended <= first("DeleteFileSystem"));
+    // Followed once per poll interval (200 ms here), not once per status write.
+    let followed = first("DeleteDataRepositoryAssociation") - first("CreateDataRepositoryTask");
+    let describes = w.sim.calls("DescribeDataRepositoryTasks");
+    assert!(
+        describes <= (followed.as_millis() / 200) as u64 + 2,
+        "{describes} describes in {followed:?}"
+    );
+    let exported = notes(&w.client, "Exported").await;
+    assert!(
+        exported
+            .iter()
+            .any(|(ws, note)| ws == "train" && note.contains("SUCCEEDED")),
+        "{exported:?}"
+    );
+
+    // 2. Block: a failed export keeps the file system and says how to go on.
+    w.sim.set_timing(quick);
+    create(&w.client, "eval", spec(json!({}))).await;
+    let ready_eval = wait_for(&w.client, "eval", "Ready", Duration::from_secs(30), ready).await;
+    let fs = ready_eval
+        .status
+        .and_then(|s| s.file_system_id)
+        .expect("file system");
+    w.sim
+        .fail_next_task("Access Denied writing to s3://ml-results/train/");
+    api.delete("eval", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let blocked = wait_for_reason(&w.client, "eval", "ExportFailed").await;
+    let (status, _, message) = condition(&blocked, "DataExported").expect("DataExported");
+    assert_eq!(status, "False");
+    for words in [
+        "Access Denied",
+        "workspaces.lustre.dev/retry-export",
+        "failurePolicy: Continue",
+    ] {
+        assert!(message.contains(words), "{words}: {message}");
+    }
+    let last = blocked
+        .status
+        .as_ref()
+        .and_then(|s| s.last_export.clone())
+        .expect("lastExport");
+    assert_eq!(last.lifecycle, "FAILED");
+    assert_eq!(last.paths, ["/results"]);
+    // Still there after a few more looks, its links too.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let state = w.sim.snapshot();
+    let kept = state["fileSystems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|f| f["id"] == fs.as_str() && f["lifecycle"] == "AVAILABLE");
+    assert!(kept, "the file system is kept: {state:#}");
+    assert_eq!(
+        w.sim.calls("DeleteDataRepositoryAssociation"),
+        2,
+        "only train's links"
+    );
+    let warned = notes(&w.client, "ExportFailed").await;
+    assert_eq!(
+        warned.iter().filter(|(ws, _)| ws == "eval").count(),
+        1,
+        "{warned:?}"
+    );
+    // Fixed and retried: a new export, then the deletion goes on.
+    api.patch(
+        "eval",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"workspaces.lustre.dev/retry-export": "1"}}}),
+        ),
+    )
+    .await
+    .expect("retry");
+    gone(&w.client, "eval").await;
+    assert_eq!(
+        w.sim.calls("CreateDataRepositoryTask"),
+        3,
+        "train's export, eval's failed one and its retry"
+    );
+
+    // 3. Continue: the deletion goes on with a Warning.
+    create(
+        &w.client,
+        "scratch",
+        spec(json!({"deletionExport": {"failurePolicy": "Continue", "timeoutMinutes": 30}})),
+    )
+    .await;
+    wait_for(
+        &w.client,
+        "scratch",
+        "Ready",
+        Duration::from_secs(30),
+        ready,
+    )
+    .await;
+    w.sim.fail_next_task("Access Denied");
+    api.delete("scratch", &DeleteParams::default())
+        .await
+        .expect("delete");
+    gone(&w.client, "scratch").await;
+    let warned = notes(&w.client, "ExportFailed").await;
+    assert!(
+        warned
+            .iter()
+            .any(|(ws, note)| ws == "scratch" && note.contains("deleting anyway")),
+        "{warned:?}"
+    );
+    assert!(w.sim.tasks().is_empty(), "gone with their file systems");
+    assert_eq!(w.sim.calls("CreateDataRepositoryTask"), 4);
+}

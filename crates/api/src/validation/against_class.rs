@@ -94,6 +94,14 @@ pub fn validate_spec_against_class(
                     repo.s3_path
                 ),
             );
+        } else if read_only && repo.export_on_delete == Some(true) {
+            c.push(
+                format!("spec.dataRepositories[{i}].exportOnDelete"),
+                format!(
+                    "{} is read-only in class {class_name} (readOnlyDataRepositories): nothing can be exported to it; write results to a read-write prefix",
+                    repo.s3_path
+                ),
+            );
         }
     }
 

@@ -74,6 +74,18 @@ pub fn validate_workspace_spec(
         );
     }
     c.tags("spec.tags", &spec.tags, tag_keys::MAX_WORKSPACE_TAGS);
+    if let Some(minutes) = spec
+        .deletion_export
+        .as_ref()
+        .and_then(|e| e.timeout_minutes)
+    {
+        c.range(
+            "spec.deletionExport.timeoutMinutes",
+            minutes.into(),
+            Some(1),
+            Some(10080),
+        );
+    }
 
     data_repository_rules(&mut c, spec);
 
@@ -198,5 +210,10 @@ fn data_repository_rules(c: &mut Checker, spec: &LustreWorkspaceSpec) {
     }
     if paths.len() > 1 && paths.contains(&"/") {
         c.push(field, rules::FS_PATH_ROOT_ALONE_MSG);
+    }
+    if repos.iter().any(|r| r.export_on_delete == Some(true))
+        && repos.iter().any(|r| !r.auto_export.is_empty())
+    {
+        c.push(field, rules::EXPORT_NOT_AUTO_MSG);
     }
 }

@@ -4,6 +4,7 @@
 //! look.
 
 mod associations;
+mod export;
 mod file_system;
 mod security_group;
 mod volume;
@@ -64,6 +65,8 @@ pub(crate) enum Outcome {
     },
     /// The claim after its delete: gone, or still held (by pods, through pvc-protection).
     ClaimDeleted(Option<ClaimView>),
+    /// What a step did to the export before deletion.
+    Export(export::Exported),
 }
 
 /// A step's outcome, and its error when it failed (a step of several calls may fail half
@@ -118,7 +121,10 @@ pub(crate) async fn act(
         Action::ApplyClaim => whole(volume::apply_claim(ctx, ws, o).await),
         Action::DeleteClaim => whole(volume::delete_claim(ctx, ws).await),
         Action::DeleteVolume => whole(volume::delete_volume(ctx, ws).await),
+        Action::StartExport(request) => whole(export::start(cloud, request).await),
+        Action::CancelExport { id, .. } => whole(export::cancel(cloud, id).await),
         Action::ClassMissing(_)
+        | Action::ExportFailed(_)
         | Action::NamespaceNotAllowed { .. }
         | Action::Invalid(_)
         | Action::AdoptionRefused(_)
@@ -221,6 +227,7 @@ fn fold(
             o.kube.claim_taken = taken;
         }
         Outcome::ClaimDeleted(claim) => o.kube.claim = claim,
+        Outcome::Export(e) => export::fold(ctx, ws, o, e),
     }
     if track {
         track_file_system(ctx, ws, cloud, o);

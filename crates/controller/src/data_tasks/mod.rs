@@ -5,7 +5,7 @@
 mod poller;
 mod reconcile;
 mod request;
-mod status;
+pub(crate) mod status;
 mod write;
 
 use std::sync::Arc;

@@ -66,7 +66,8 @@ fn failure(t: &DataTask) -> String {
     }
 }
 
-fn time(t: std::time::SystemTime) -> Option<Time> {
+/// An AWS time as Kubernetes writes it.
+pub(crate) fn time(t: std::time::SystemTime) -> Option<Time> {
     jiff::Timestamp::try_from(t).ok().map(Time)
 }
 

@@ -1,17 +1,24 @@
-//! The AWS side of a workspace: its security group and its file system with associations.
+//! The AWS side of a workspace: its security group, its file system with associations, and
+//! (while it is deleted) the export before deletion.
 //! The ids in status are hints, never proof: a group or file system is used only once it is
 //! known to this process or described with this workspace's UID tag.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use kube::ResourceExt;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
-use lustre_cloud::{Cloud, FileSystem, SecurityGroup, Tags, lustre_ingress, naming};
+use lustre_cloud::{
+    Cloud, DataRepositoryAssociation, FileSystem, Lifecycle, SecurityGroup, Tags, lustre_ingress,
+    naming,
+};
 
 use crate::context::Context;
 use crate::error::{Error, Step};
-use crate::plan;
+use crate::plan::{self, export};
 use crate::poller::Observation;
+
+use super::ObservedExport;
 
 /// What one reconcile's look at AWS is about.
 #[derive(Clone, Copy)]
@@ -170,4 +177,66 @@ async fn described(
     let seen = with_associations(cloud, fs).await?;
     ctx.poller.store(id, seen.clone());
     Ok(Some(seen))
+}
+
+/// The export before deletion of the current attempt, looked for only once it may run (the
+/// claim and volume gone, a link with `exportOnDelete` still linked on a file system that can
+/// run it): one DescribeDataRepositoryTasks of the file system, its tasks matched by this
+/// workspace's UID, purpose and attempt tags.
+pub(super) async fn export(
+    look: &Look<'_>,
+    fs: Option<&FileSystem>,
+    dras: &[DataRepositoryAssociation],
+) -> Result<ObservedExport, Error> {
+    let ws = look.ws;
+    let Some(fs) = fs.filter(|f| {
+        matches!(
+            f.lifecycle,
+            Lifecycle::Available | Lifecycle::Updating | Lifecycle::Misconfigured
+        )
+    }) else {
+        return Ok(ObservedExport::default());
+    };
+    let linked = export::export_links(ws).any(|r| {
+        dras.iter().any(|a| {
+            a.file_system_id == fs.id && plan::same_link(a, r) && a.lifecycle != Lifecycle::Deleting
+        })
+    });
+    if !linked {
+        return Ok(ObservedExport::default());
+    }
+    // Described at most once per pending interval (its status writes wake the workspace).
+    let uid = ws.uid().unwrap_or_default();
+    let fresh = look.ctx.config.intervals.pending;
+    let task = match look.ctx.memory.export_seen(&uid, fresh) {
+        Some(t) if t.file_system_id == fs.id && export::is_current_export(&t, ws) => Some(t),
+        _ => {
+            let tasks = look
+                .cloud
+                .data_repository_tasks_of(std::slice::from_ref(&fs.id))
+                .await
+                .map_err(Step::ObserveFileSystem.cloud())?;
+            let task = tasks
+                .into_iter()
+                .filter(|t| t.file_system_id == fs.id && export::is_current_export(t, ws))
+                .max_by_key(|t| t.created_at);
+            if let Some(t) = &task {
+                look.ctx.memory.saw_export(&uid, t);
+            }
+            task
+        }
+    };
+    let limit = Duration::from_secs(60 * u64::from(export::timeout_minutes(ws).unsigned_abs()));
+    let overdue = task.as_ref().is_some_and(|t| {
+        !t.lifecycle.is_finished()
+            && t.started_at
+                .or(t.created_at)
+                .and_then(|since| SystemTime::now().duration_since(since).ok())
+                .is_some_and(|ran| ran > limit)
+    });
+    Ok(ObservedExport {
+        task,
+        overdue,
+        refused: None,
+    })
 }

@@ -12,11 +12,13 @@ use std::sync::Arc;
 use ::kube::ResourceExt;
 use ::kube::runtime::reflector::ObjectRef;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
-use lustre_cloud::{Cloud, DataRepositoryAssociation, FileSystem, SecurityGroup, lustre_ingress};
+use lustre_cloud::{
+    Cloud, DataRepositoryAssociation, DataTask, FileSystem, SecurityGroup, lustre_ingress,
+};
 
 use crate::context::{Context, lock};
 use crate::error::Error;
-use crate::plan::{self, AwsView, ClassLookup, Inputs, KubeView};
+use crate::plan::{self, AwsView, ClassLookup, ExportView, Inputs, KubeView};
 use crate::poller::Follower;
 
 pub(crate) use self::kube::{Class, claim_view, resolve_class};
@@ -32,6 +34,18 @@ pub(crate) struct Observed {
     pub dras: Vec<DataRepositoryAssociation>,
     pub kube: KubeView,
     pub cluster_id: Option<String>,
+    pub export: ObservedExport,
+}
+
+/// The export before deletion as observed (and as the last step left it).
+#[derive(Debug, Default)]
+pub(crate) struct ObservedExport {
+    /// The current attempt's FSx task.
+    pub task: Option<DataTask>,
+    /// It has run longer than the timeout.
+    pub overdue: bool,
+    /// FSx refused to start it: its words.
+    pub refused: Option<String>,
 }
 
 impl Observed {
@@ -47,6 +61,11 @@ impl Observed {
                 security_group: self.sg.as_ref(),
                 file_system: self.fs.as_ref(),
                 associations: &self.dras,
+                export: ExportView {
+                    task: self.export.task.as_ref(),
+                    overdue: self.export.overdue,
+                    refused: self.export.refused.as_deref(),
+                },
             },
             kube: &self.kube,
         }
@@ -87,6 +106,7 @@ pub(crate) async fn observe(
         dras: Vec::new(),
         kube: KubeView::default(),
         cluster_id: ctx.config.cluster_id.clone(),
+        export: ObservedExport::default(),
     };
     if !deleting {
         let Some(class) = o.class() else {
@@ -113,6 +133,9 @@ pub(crate) async fn observe(
         o.dras = seen.associations;
     }
     o.kube = self::kube::objects(ctx, ws, o.class()).await?;
+    if deleting && o.kube.claim.is_none() && o.kube.volume.is_none() {
+        o.export = aws::export(&look, o.fs.as_ref(), &o.dras).await?;
+    }
     Ok(o)
 }
 

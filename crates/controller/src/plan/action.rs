@@ -8,8 +8,8 @@ use lustre_api::Violation;
 use lustre_api::constants::reason;
 use lustre_api::validation::summarize;
 use lustre_cloud::{
-    AssociationUpdate, DataRepositoryRequest, FileSystemRequest, FileSystemUpdate, IngressRule,
-    S3Event,
+    AssociationUpdate, DataRepositoryRequest, DataTaskRequest, FileSystemRequest, FileSystemUpdate,
+    IngressRule, S3Event,
 };
 
 /// Why the reconciler waits (nothing to do until AWS or Kubernetes moves).
@@ -27,6 +27,8 @@ pub enum Wait {
     ClaimBinding,
     /// The claim is deleting but pods still use it (pvc-protection).
     ClaimInUse,
+    /// The export before deletion runs (or is being canceled).
+    Exporting,
 }
 
 /// The single next step.
@@ -89,6 +91,12 @@ pub enum Action {
     DeleteClaim,
     /// Delete the PersistentVolume.
     DeleteVolume,
+    /// Start the export before deletion.
+    StartExport(Box<DataTaskRequest>),
+    /// Cancel the export before deletion: it ran longer than its timeout (minutes).
+    CancelExport { id: String, minutes: i32 },
+    /// The export before deletion failed and the policy is Block: the deletion stops here.
+    ExportFailed(String),
     /// Tag the kept file system as retained.
     TagRetained { arn: String },
     /// Take this workspace's adopter mark off the file system it adopted.
@@ -143,12 +151,21 @@ pub enum Poll {
     AsBefore,
 }
 
+/// When a workspace is looked at again without a watch or the poller waking it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recheck {
+    /// After this many claim re-check intervals (a wait on Kubernetes).
+    Claim(u32),
+    /// After the pending poll interval (a wait on an FSx task).
+    Tasks,
+}
+
 /// What happens after a reconcile that ended on a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct After {
-    /// Look again after this many claim re-check intervals; `None`: when a watch or the
-    /// poller wakes the workspace (spec, class, claim, namespace, AWS).
-    pub recheck: Option<u32>,
+    /// When to look again on its own; `None`: when a watch or the poller wakes the
+    /// workspace (spec, class, claim, namespace, AWS).
+    pub recheck: Option<Recheck>,
     /// How the poller follows the file system.
     pub poll: Poll,
 }
@@ -165,6 +182,8 @@ pub mod event_reason {
     pub const UPDATING_LINK: &str = "UpdatingDataRepository";
     pub const CREATING_VOLUME: &str = "CreatingVolume";
     pub const DELETING_VOLUME: &str = "DeletingVolume";
+    pub const EXPORTING: &str = "ExportingBeforeDelete";
+    pub const EXPORT_TIMED_OUT: &str = "ExportTimedOut";
     pub const DELETING_FILE_SYSTEM: &str = "DeletingFileSystem";
     pub const DELETING_SECURITY_GROUP: &str = "DeletingSecurityGroup";
     pub const RETAINED: &str = "Retained";
@@ -216,6 +235,7 @@ impl Action {
                 "AssociationFailed",
                 stop(reason::DATA_REPOSITORY_FAILED, format!("{name}: {message}")),
             ),
+            Self::ExportFailed(m) => ("ExportFailed", stop(reason::EXPORT_FAILED, m.clone())),
             Self::TagAdopted { .. } => ("TagAdopted", aws(ev::ADOPTING, true)),
             Self::LookUpVpc { .. } => ("LookUpVpc", Kind::Look(ev::CREATING_SECURITY_GROUP)),
             Self::CreateSecurityGroup { .. } => (
@@ -237,6 +257,8 @@ impl Action {
             Self::Ready => ("Ready", Kind::Idle),
             Self::DeleteClaim => ("DeleteClaim", Kind::Kube(ev::DELETING_VOLUME)),
             Self::DeleteVolume => ("DeleteVolume", Kind::Kube(ev::DELETING_VOLUME)),
+            Self::StartExport(_) => ("StartExport", aws(ev::EXPORTING, false)),
+            Self::CancelExport { .. } => ("CancelExport", aws(ev::EXPORT_TIMED_OUT, false)),
             Self::TagRetained { .. } => ("TagRetained", aws(ev::RETAINED, true)),
             Self::UntagAdopted { .. } => ("UntagAdopted", aws(ev::RELEASING, true)),
             Self::DeleteFileSystem { .. } => {
@@ -303,7 +325,7 @@ impl Action {
     /// What happens after a reconcile that ended on this step.
     pub fn after(&self) -> After {
         let recheck = |n| After {
-            recheck: Some(n),
+            recheck: Some(Recheck::Claim(n)),
             poll: Poll::AsBefore,
         };
         let poll = |poll| After {
@@ -316,6 +338,13 @@ impl Action {
             // volumes' watch wakes the workspace when it goes.
             Self::DeleteVolume => recheck(1),
             Self::Wait(Wait::ClaimInUse) => recheck(5),
+            // FSx tasks are not followed by the poller: looked at every pending interval.
+            Self::Wait(Wait::Exporting) | Self::StartExport(_) | Self::CancelExport { .. } => {
+                After {
+                    recheck: Some(Recheck::Tasks),
+                    poll: Poll::AsBefore,
+                }
+            }
             Self::Wait(
                 Wait::FileSystemCreating
                 | Wait::FileSystemUpdating
@@ -349,6 +378,7 @@ impl Action {
             | Self::UntagAdopted { .. }
             | Self::DeleteFileSystem { .. }
             | Self::DeleteSecurityGroup { .. }
+            | Self::ExportFailed(_)
             | Self::Finished => poll(Poll::AsBefore),
         }
     }
@@ -387,20 +417,11 @@ impl Action {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Self::UpdateAssociation { id, update } => {
-                let events = |e: &Option<Vec<S3Event>>| match e {
-                    Some(e) => format!(
-                        "[{}]",
-                        e.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                    None => "unchanged".into(),
-                };
-                format!(
-                    "updating {id} in place: autoImport {}, autoExport {}",
-                    events(&update.auto_import),
-                    events(&update.auto_export)
-                )
-            }
+            Self::UpdateAssociation { id, update } => format!(
+                "updating {id} in place: autoImport {}, autoExport {}",
+                events(&update.auto_import),
+                events(&update.auto_export)
+            ),
             Self::FileSystemFailed(m) => format!("file system failed: {m}"),
             Self::AssociationFailed { name, message } => {
                 format!("data repository {name} failed: {message}")
@@ -412,6 +433,14 @@ impl Action {
             Self::Ready => "ready".into(),
             Self::DeleteClaim => "deleting the claim".into(),
             Self::DeleteVolume => "deleting the PersistentVolume".into(),
+            Self::StartExport(r) => format!(
+                "exporting {} to S3 before the file system is deleted",
+                super::export::paths(r)
+            ),
+            Self::CancelExport { id, minutes } => format!(
+                "canceling export {id}: it ran longer than deletionExport.timeoutMinutes ({minutes})"
+            ),
+            Self::ExportFailed(m) => format!("export before deletion failed: {m}"),
             Self::TagRetained { arn } => format!("tagging {arn} as retained"),
             Self::TagAdopted { arn } => format!("marking {arn} as adopted by this workspace"),
             Self::UntagAdopted { arn } => {
@@ -428,5 +457,16 @@ impl Action {
             Self::DeleteSecurityGroup { id } => format!("deleting security group {id}"),
             Self::Finished => "cleanup finished".into(),
         }
+    }
+}
+
+/// Automatic import or export events as a step names them.
+fn events(e: &Option<Vec<S3Event>>) -> String {
+    match e {
+        Some(e) => format!(
+            "[{}]",
+            e.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        None => "unchanged".into(),
     }
 }

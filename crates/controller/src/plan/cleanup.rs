@@ -1,6 +1,7 @@
 //! The next step for a workspace being deleted: the parts go in the reverse order of their
-//! making (claim, volume, associations, the adopter mark or the file system, the security
-//! group), each planner naming a step or letting the next look. Works when create never got
+//! making (claim, volume, the export of `exportOnDelete` links, associations, the adopter
+//! mark or the file system, the security group), each planner naming a step or letting the
+//! next look. Works when create never got
 //! far and when the class is gone.
 
 use std::ops::ControlFlow::{self, Break, Continue};
@@ -23,6 +24,7 @@ pub fn next_cleanup_action(i: &Inputs) -> Action {
 fn plan(i: &Inputs) -> ControlFlow<Action> {
     kubernetes(i)?;
     retained(i)?;
+    super::export::plan(i)?;
     associations(i)?;
     file_system(i)?;
     match i.aws.security_group {

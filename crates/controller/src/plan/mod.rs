@@ -6,12 +6,14 @@
 //!   says, records and whether the reconcile goes on after it;
 //! - [`create`]: [`next_action`], a chain of small planners, one per part (gate, adoption,
 //!   security group, file system, size, associations, Kubernetes objects);
-//! - [`cleanup`]: [`next_cleanup_action`], the same for a workspace being deleted;
+//! - [`cleanup`]: [`next_cleanup_action`], the same for a workspace being deleted, with
+//!   [`export`], the export before deletion;
 //! - [`requests`]: the names, tags and AWS requests a step carries.
 
 mod action;
 mod cleanup;
 mod create;
+pub mod export;
 mod requests;
 
 use std::collections::BTreeMap;
@@ -19,9 +21,10 @@ use std::collections::BTreeMap;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::{DataRepositoryAssociation, FileSystem, SecurityGroup};
 
-pub use action::{Action, After, Kind, Poll, Stopped, Wait, event_reason};
+pub use action::{Action, After, Kind, Poll, Recheck, Stopped, Wait, event_reason};
 pub use cleanup::{deletion_policy, next_cleanup_action};
 pub use create::{adoption_refused, may_adopt, namespace_admitted, next_action};
+pub use export::ExportView;
 pub use requests::{
     LUSTRE_VERSION, association_matches, claim_name, client_peers, events_update, owner,
     resource_tags, same_link,
@@ -80,6 +83,8 @@ pub struct AwsView<'a> {
     pub file_system: Option<&'a FileSystem>,
     /// Associations of that file system.
     pub associations: &'a [DataRepositoryAssociation],
+    /// The export before deletion.
+    pub export: ExportView<'a>,
 }
 
 /// Everything the decision looks at.

@@ -182,6 +182,11 @@ impl SimAws {
         self.lock().timing = timing;
     }
 
+    /// The lifecycle delays in effect.
+    pub fn timing(&self) -> Timing {
+        self.lock().timing.clone()
+    }
+
     /// Makes the next file system create end FAILED with `message`.
     pub fn fail_next_create(&self, message: &str) {
         self.lock()
