@@ -167,12 +167,20 @@ async fn bad_input_is_refused_with_a_clear_message_and_costs_no_aws_call() {
         ),
         (
             "ml",
+            "export-into-read-only",
+            "className: shared\nstorageCapacityGiB: 1200\ndataRepositories:\n- {name: d, s3Path: 's3://ml-datasets/shared/x/', fileSystemPath: /d, exportOnDelete: true}",
+            "InvalidSpec",
+            "nothing can be exported to it",
+        ),
+        (
+            "ml",
             "final-backup-on-defaulted-scratch",
             "storageCapacityGiB: 1200\nfinalBackupOnDelete: true",
             "InvalidSpec",
             "finalBackupOnDelete",
         ),
     ];
+    e.apply(SHARED_CLASS).await;
     for (ns, name, spec, _, _) in &ops {
         e.apply(&workspace(name, spec).replace("namespace: ml", &format!("namespace: {ns}")))
             .await;
@@ -231,10 +239,122 @@ async fn bad_input_is_refused_with_a_clear_message_and_costs_no_aws_call() {
     assert!(reads <= 2, "{reads} reads to refuse an adoption");
     by_operator += 1;
 
+    // 4. Data tasks only the operator can judge (it needs the workspace and its class):
+    //    refused in status before any task call, and a task cannot reach another
+    //    namespace's workspace (it names one of its own namespace, and there is none).
+    let tasks = data_tasks_refused(&e).await;
+    by_operator += tasks;
+
     println!(
         "bad input ({}): {} refused of {}: {at_admission} at admission (422, the rule's message), {by_operator} by the operator in status; AWS calls for them: 0 (the adoption check: {reads} reads, 0 writes)",
         e.cluster.name(),
         at_admission + by_operator,
-        corpus.len() + ops.len() + 1
+        corpus.len() + ops.len() + 1 + tasks
     );
+}
+
+/// A class with a dataset prefix workspaces may only read.
+const SHARED_CLASS: &str = "apiVersion: workspaces.lustre.dev/v1alpha1
+kind: LustreWorkspaceClass
+metadata: {name: shared}
+spec:
+  subnetId: subnet-0123456789abcdef0
+  securityGroup: {managed: true, clientCidrs: [10.0.0.0/16]}
+  allowedNamespaces: {matchLabels: {lustre: enabled}}
+  readOnlyDataRepositories: [\"s3://ml-datasets/shared/\"]
+  allowedDataRepositories: [\"s3://ml-results/\"]
+";
+
+/// The data task's phase and message once its phase is `phase`.
+async fn task_settled(e: &E2e, ns: &str, name: &str, phase: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let task = e
+            .object(
+                "apis/workspaces.lustre.dev/v1alpha1",
+                "lustredatatasks",
+                ns,
+                name,
+            )
+            .await;
+        let status = task.map(|t| t["status"].clone()).unwrap_or(Value::Null);
+        if status["phase"] == phase && status["message"].is_string() {
+            return status["message"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{ns}/{name}: not {phase}: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Tasks refused by the operator: a path outside the links, an export into a read-only
+/// prefix, a task on a workspace with no linked repository, and a task in another namespace
+/// naming this one's workspace (it waits for a workspace of that name in its own namespace).
+/// No task call reaches AWS. Returns how many were refused.
+async fn data_tasks_refused(e: &E2e) -> usize {
+    e.apply(&workspace(
+        "linked",
+        "className: shared\nstorageCapacityGiB: 1200\ndataRepositories:\n- {name: datasets, s3Path: 's3://ml-datasets/shared/imagenet/', fileSystemPath: /datasets, autoImport: [NEW]}\n- {name: results, s3Path: 's3://ml-results/linked/', fileSystemPath: /results}",
+    ))
+    .await;
+    e.apply(&workspace("unlinked", "storageCapacityGiB: 1200"))
+        .await;
+    e.wait_for("condition=Ready", "lws/linked").await;
+    e.wait_for("condition=Ready", "lws/unlinked").await;
+    let before = writes(e);
+    let cases = [
+        (
+            "ml",
+            "outside",
+            "workspace: linked\ntype: Export\npaths: [/scratch/out]",
+            "Failed",
+            "is not at or under a linked fileSystemPath",
+        ),
+        (
+            "ml",
+            "into-read-only",
+            "workspace: linked\ntype: Export\npaths: [/datasets/imagenet]",
+            "Failed",
+            "read-only",
+        ),
+        (
+            "ml",
+            "no-links",
+            "workspace: unlinked\ntype: Import",
+            "Failed",
+            "links no S3 data",
+        ),
+        (
+            "quarantine",
+            "elsewhere",
+            "workspace: linked\ntype: Export",
+            "Pending",
+            "waiting for workspace linked in this namespace",
+        ),
+    ];
+    for (ns, name, spec, _, _) in &cases {
+        e.apply(&data_task(name, spec).replace("namespace: ml", &format!("namespace: {ns}")))
+            .await;
+    }
+    for (ns, name, _, phase, detail) in &cases {
+        let message = task_settled(e, ns, name, phase).await;
+        assert!(message.contains(detail), "{name}: {message}");
+    }
+    let task_calls: u64 = [
+        "CreateDataRepositoryTask",
+        "DescribeDataRepositoryTasks",
+        "CancelDataRepositoryTask",
+    ]
+    .iter()
+    .map(|op| e.sim.calls(op))
+    .sum();
+    assert_eq!(
+        (task_calls, writes(e) - before),
+        (0, 0),
+        "{:?}",
+        e.sim.call_counts()
+    );
+    cases.len()
 }

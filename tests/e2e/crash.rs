@@ -171,6 +171,61 @@ async fn killed_at_each_delete_step() {
     matrix(&["TagRetained"], "Retain").await;
 }
 
+/// Killed right after the export before deletion was started (CreateDataRepositoryTask
+/// accepted, nothing written yet): the next process finds the task by its tags and follows
+/// it. One export; no unlink or delete was tried (refused or not) before it finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_right_after_the_export_before_deletion_started() {
+    let mut e = E2e::start(quick()).await;
+    e.kill(0).await;
+    let mut op = e.spawn_operator_env(&[], &[("LUSTRE_KILL_POINT", "StartExport")]);
+    let spec = "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: datasets, s3Path: 's3://ml-datasets/a/', fileSystemPath: /datasets, autoImport: [NEW]}\n- {name: results, s3Path: 's3://ml-results/a/', fileSystemPath: /results, exportOnDelete: true}";
+    e.apply(&workspace("w", spec)).await;
+    until(&mut e, &mut op, "Ready", async |e| ready_at(e, 1200).await).await;
+    e.sim.set_timing(Timing {
+        task_run_ms: 2_000,
+        ..quick()
+    });
+    e.ok(&["delete", "lws", "w", "-n", "ml", "--wait=false"])
+        .await;
+    let restarts = until(&mut e, &mut op, "deletion", async |e| {
+        e.workspace("w").await.is_none()
+    })
+    .await;
+    assert_eq!(restarts, 1, "killed once, at StartExport");
+    assert_eq!(owned(&e), (0, 0, 0), "leaked in AWS");
+    assert_eq!(e.sim.calls("CreateDataRepositoryTask"), 1, "one export");
+    let log = e.sim.call_log();
+    let at = |op: &str| {
+        log.iter()
+            .position(|c| c.operation == op)
+            .unwrap_or_else(|| panic!("no {op} in the call log"))
+    };
+    let (created, unlinked) = (
+        at("CreateDataRepositoryTask"),
+        at("DeleteDataRepositoryAssociation"),
+    );
+    assert!(created < unlinked && unlinked < at("DeleteFileSystem"));
+    let between: std::collections::BTreeSet<&str> = log[created + 1..unlinked]
+        .iter()
+        .map(|c| c.operation.as_str())
+        .collect();
+    assert!(
+        between.iter().all(|op| op.starts_with("Describe")),
+        "only looks while the export ran: {between:?}"
+    );
+    assert!(
+        log.iter().all(|c| c.ok || !c.operation.starts_with("Delete")),
+        "no delete was refused"
+    );
+    println!(
+        "crash at {:<22} ({}) restarts {restarts}  export tasks {}  calls between the export and the first unlink {between:?}",
+        "StartExport",
+        e.cluster.name(),
+        e.sim.calls("CreateDataRepositoryTask")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_mid_create_is_replaced_by_the_standby_without_duplicates() {
     let mut e = E2e::start(quick()).await;

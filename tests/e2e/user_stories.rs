@@ -1060,3 +1060,145 @@ async fn an_engineer_exports_results_with_a_data_task_and_cancels_another() {
         "{lifecycles:?}"
     );
 }
+
+/// Save your results before deleting: the results link is marked `exportOnDelete`. The
+/// workspace is deleted while a pod still uses its claim: nothing is exported or deleted until
+/// the pod is gone; then the results are exported (DataExported, `kubectl describe lws` shows
+/// the export, an Event) and only after the export finished are the links and the file system
+/// deleted (the simulated AWS's call log). A second workspace's export fails: with the default
+/// Block its file system is kept and the reason says how to go on; switched to Continue, the
+/// deletion goes on with a Warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engineers_results_are_exported_before_the_workspace_is_deleted() {
+    let e = E2e::start(quick()).await;
+    let spec = "storageCapacityGiB: 1200\ndataRepositories:\n- name: datasets\n  s3Path: s3://ml-datasets/imagenet/\n  fileSystemPath: /datasets\n  autoImport: [NEW]\n- name: results\n  s3Path: s3://ml-results/train/\n  fileSystemPath: /results\n  exportOnDelete: true";
+    e.apply(&workspace("train", spec)).await;
+    e.wait_for("condition=Ready", "lws/train").await;
+    let claim = e.jsonpath("lws/train", "{.status.claimName}").await;
+    e.apply(&pod_using(&claim)).await;
+    // The export takes a while and the unlinking after it is slow, so the finished export
+    // can be read before its file system takes it away.
+    e.sim.set_timing(Timing {
+        task_run_ms: 1_500,
+        association_delete_ms: 3_000,
+        ..quick()
+    });
+    e.ok(&["delete", "lws", "train", "-n", "ml", "--wait=false"])
+        .await;
+    e.wait_for(
+        "jsonpath={.status.conditions[0].reason}=ClaimInUse",
+        "lws/train",
+    )
+    .await;
+    assert_eq!(
+        e.sim.calls("CreateDataRepositoryTask"),
+        0,
+        "nothing is exported while a pod writes"
+    );
+    e.delete_pod("trainer").await;
+    e.wait_for("condition=DataExported", "lws/train").await;
+    let described = e.ok(&["describe", "lws", "train", "-n", "ml"]).await;
+    for words in ["Last Export:", "SUCCEEDED", "/results", "Exported"] {
+        assert!(described.contains(words), "{words}:\n{described}");
+    }
+    let state = e.sim.snapshot();
+    let tasks = state["dataRepositoryTasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(
+        (&tasks[0]["taskType"], &tasks[0]["paths"]),
+        (
+            &serde_json::json!("EXPORT_TO_REPOSITORY"),
+            &serde_json::json!(["results"])
+        )
+    );
+    e.wait_for("delete", "lws/train").await;
+    let log = e.sim.call_log();
+    let at = |op: &str| {
+        log.iter()
+            .position(|c| c.operation == op && c.ok)
+            .unwrap_or_else(|| panic!("no {op} in the call log"))
+    };
+    let (created, unlinked, deleted) = (
+        at("CreateDataRepositoryTask"),
+        at("DeleteDataRepositoryAssociation"),
+        at("DeleteFileSystem"),
+    );
+    assert!(
+        created < unlinked && unlinked < deleted,
+        "export, then unlink, then delete"
+    );
+    // Between the export's start and the first unlink, the operator saw it finish: nothing
+    // but looks at AWS happened meanwhile.
+    let between: BTreeSet<&str> = log[created + 1..unlinked]
+        .iter()
+        .map(|c| c.operation.as_str())
+        .collect();
+    assert!(
+        between.iter().all(|op| op.starts_with("Describe")),
+        "{between:?}"
+    );
+
+    // Block: a failed export keeps the file system and says how to go on.
+    e.sim.set_timing(quick());
+    e.apply(&workspace("eval", &spec.replace("/train/", "/eval/")))
+        .await;
+    e.wait_for("condition=Ready", "lws/eval").await;
+    e.sim
+        .fail_next_task("Access Denied: s3://ml-results/eval/ is not writable by FSx");
+    e.ok(&["delete", "lws", "eval", "-n", "ml", "--wait=false"])
+        .await;
+    e.wait_for(
+        "jsonpath={.status.conditions[0].reason}=ExportFailed",
+        "lws/eval",
+    )
+    .await;
+    let message = e
+        .jsonpath(
+            "lws/eval",
+            "{.status.conditions[?(@.type==\"DataExported\")].message}",
+        )
+        .await;
+    for words in [
+        "Access Denied",
+        "retry-export",
+        "failurePolicy: Continue",
+        "file system is kept",
+    ] {
+        assert!(message.contains(words), "{words}: {message}");
+    }
+    let state = e.sim.snapshot();
+    assert_eq!(count(&state, "fileSystems"), 1, "eval's is kept");
+    assert_eq!(count(&state, "dataRepositoryAssociations"), 2);
+
+    // Continue: the deletion goes on, with a Warning.
+    e.ok(&[
+        "patch",
+        "lws",
+        "eval",
+        "-n",
+        "ml",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"deletionExport":{"failurePolicy":"Continue"}}}"#,
+    ])
+    .await;
+    e.wait_for("delete", "lws/eval").await;
+    let events = e
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            "ml",
+            "--field-selector",
+            "involvedObject.name=eval,reason=ExportFailed",
+        ])
+        .await;
+    assert!(events.contains("Warning"), "{events}");
+    e.aws_until("eval's file system deleted", Duration::from_secs(10), |s| {
+        count(s, "fileSystems") == 0
+    })
+    .await;
+}
