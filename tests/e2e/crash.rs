@@ -215,7 +215,8 @@ async fn killed_right_after_the_export_before_deletion_started() {
         "only looks while the export ran: {between:?}"
     );
     assert!(
-        log.iter().all(|c| c.ok || !c.operation.starts_with("Delete")),
+        log.iter()
+            .all(|c| c.ok || !c.operation.starts_with("Delete")),
         "no delete was refused"
     );
     println!(
