@@ -34,6 +34,7 @@ impl Normaliser {
                 (r"fs-[0-9a-f]{17}", "fs-", 17),
                 (r"sg-[0-9a-f]{17}", "sg-", 17),
                 (r"dra-[0-9a-f]{17}", "dra-", 17),
+                (r"task-[0-9a-f]{17}", "task-", 17),
                 (
                     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
                     "00000000-0000-0000-0000-",
@@ -246,6 +247,48 @@ async fn the_user_guide_shows_real_output() {
         ]))
         .await,
     ));
+    // 7. Save your results before deleting (the unlinking slowed, so the finished export is
+    // shown before the workspace is gone).
+    outputs.push((
+        "apply-save-results",
+        run(s(&["apply", "-f", &ex("workspace-save-results.yaml")])).await,
+    ));
+    e.wait_for("condition=Ready", "lws/sweep").await;
+    e.sim.set_timing(Timing {
+        association_delete_ms: 5_000,
+        ..quick()
+    });
+    e.ok(&["delete", "lws", "sweep", "-n", "ml", "--wait=false"])
+        .await;
+    e.wait_for("condition=DataExported", "lws/sweep").await;
+    outputs.push((
+        "get-lws-exported",
+        run(s(&[
+            "get",
+            "lws",
+            "sweep",
+            "-n",
+            "ml",
+            "-o",
+            "custom-columns=NAME:.metadata.name,PHASE:.status.phase,EXPORT:.status.conditions[?(@.type==\"DataExported\")].reason,FILES:.status.lastExport.succeededFiles,FAILED:.status.lastExport.failedFiles,TASK:.status.lastExport.taskId",
+        ]))
+        .await,
+    ));
+    outputs.push((
+        "events-exported",
+        run(s(&[
+            "get",
+            "events",
+            "-n",
+            "ml",
+            "--field-selector",
+            "reason=Exported",
+            "-o",
+            "custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message",
+        ]))
+        .await,
+    ));
+    e.wait_for("delete", "lws/sweep").await;
     tokio::time::sleep(Duration::from_millis(10)).await;
 
     let path = repo().join("docs/user-guide.md");
