@@ -997,6 +997,18 @@ async fn an_engineer_exports_results_with_a_data_task_and_cancels_another() {
         events.contains("Started") && events.contains("Succeeded"),
         "{events}"
     );
+    // The workspace shows it too (`kubectl describe lws train`).
+    let on_workspace = e
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            "ml",
+            "--field-selector",
+            "involvedObject.name=train,reason=Exported",
+        ])
+        .await;
+    assert!(on_workspace.contains("save-run-1"), "{on_workspace}");
     let state = e.sim.snapshot();
     let tasks = state["dataRepositoryTasks"]
         .as_array()

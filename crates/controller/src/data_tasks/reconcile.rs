@@ -286,6 +286,17 @@ async fn finish(
         } else {
             EventType::Warning
         };
+        // An export is also news on its workspace (`kubectl describe lws` lists it).
+        if task.spec.task_type == lustre_api::DataTaskType::Export
+            && let Some(ws) = workspace(cx, task)
+        {
+            let reason = match type_ {
+                EventType::Normal => lustre_api::constants::reason::EXPORTED,
+                EventType::Warning => lustre_api::constants::reason::EXPORT_FAILED,
+            };
+            let note = format!("LustreDataTask {}: {note}", task.name_any());
+            cx.ctx.publish(&*ws, type_.clone(), reason, note).await;
+        }
         cx.ctx.publish(task, type_, phase.as_str(), note).await;
     }
     set_finalizer(&cx.ctx, task, None).await?;
