@@ -790,6 +790,16 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     .await;
     ready(&c, B, "share", &operator).await;
 
+    // 15. A's export runs; B's own import runs too. With the operator stopped, B's task's
+    //     status is made to name A's task, and B deletes its task: the operator cancels
+    //     nothing of A's (FSx shows that task on A's file system, tagged with A's UID).
+    attacks += 1;
+    let (left_alone, restarted) = a_task_left_alone(&c, &aws, operator).await;
+    operator = restarted;
+    if left_alone {
+        refused += 1;
+    }
+
     let aws_changed = changed(&aws_before, &tenant_a_aws(&aws.sim.snapshot()));
     let objects_after = tenant_a_objects(&c).await;
     let objects_changed = ["workspace", "claim", "volume"]
@@ -813,4 +823,125 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         "A's AWS resources before: {aws_before:#?}\nafter: {:#?}",
         tenant_a_aws(&aws.sim.snapshot())
     );
+}
+
+/// A data task's field by jsonpath, once it is non-empty.
+async fn task_field(c: &RealCluster, ns: &str, name: &str, path: &str) -> String {
+    c.until(
+        &format!("{ns}/{name} {path}"),
+        Duration::from_secs(60),
+        || async {
+            let out = c
+                .ok(&[
+                    "get",
+                    "ldt",
+                    name,
+                    "-n",
+                    ns,
+                    "-o",
+                    &format!("jsonpath={path}"),
+                ])
+                .await;
+            if out.is_empty() {
+                Err("empty".to_string())
+            } else {
+                Ok(out)
+            }
+        },
+    )
+    .await
+}
+
+/// Attack 15: B's task's status names A's running export, and B deletes its task. Returns
+/// whether A's task was left running and uncanceled, and the operator restarted for it.
+async fn a_task_left_alone(
+    c: &RealCluster,
+    aws: &real_cluster::SimOnLoopback,
+    operator: OperatorProcess,
+) -> (bool, OperatorProcess) {
+    let quick = aws.sim.timing();
+    aws.sim.set_timing(lustre_sandbox::aws::state::Timing {
+        task_run_ms: 600_000,
+        ..quick.clone()
+    });
+    let task = |ns: &str, name: &str, spec: &str| {
+        format!(
+            "apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreDataTask\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {spec}\n"
+        )
+    };
+    c.ok_with_input(
+        &["apply", "-f", "-", "--as", TENANT_A],
+        &task(A, "a-export", "{workspace: data, type: Export}"),
+    )
+    .await;
+    c.ok_with_input(
+        &["apply", "-f", "-", "--as", TENANT_B],
+        &task(
+            B,
+            "b-import",
+            "{workspace: share, type: Import, paths: [/in]}",
+        ),
+    )
+    .await;
+    let a_task = task_field(c, A, "a-export", "{.status.taskId}").await;
+    task_field(c, B, "b-import", "{.status.taskId}").await;
+    let cancels = aws.sim.calls("CancelDataRepositoryTask");
+    operator.stop().await;
+    let forged = json!({"status": {"taskId": a_task, "phase": "Running"}}).to_string();
+    c.ok(&[
+        "patch",
+        "ldt",
+        "b-import",
+        "-n",
+        B,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &forged,
+    ])
+    .await;
+    c.ok(&[
+        "delete",
+        "ldt",
+        "b-import",
+        "-n",
+        B,
+        "--wait=false",
+        "--as",
+        TENANT_B,
+    ])
+    .await;
+    let operator = OperatorProcess::start(c, &aws.url, 4).await;
+    c.ok(&[
+        "wait",
+        "--for=delete",
+        "ldt/b-import",
+        "-n",
+        B,
+        "--timeout=60s",
+    ])
+    .await;
+    let a_running = aws.sim.tasks().into_iter().any(|t| {
+        t.id == a_task && t.lifecycle == lustre_sandbox::aws::state::TaskLifecycle::Executing
+    });
+    let canceled = aws.sim.calls("CancelDataRepositoryTask") - cancels;
+    let phase = task_field(c, A, "a-export", "{.status.phase}").await;
+    // A's own delete cancels A's own export (the legitimate path), and the timing goes back.
+    c.ok(&[
+        "delete",
+        "ldt",
+        "a-export",
+        "-n",
+        A,
+        "--as",
+        TENANT_A,
+        "--timeout=60s",
+    ])
+    .await;
+    aws.sim.set_timing(quick);
+    if !(a_running && canceled == 0 && phase == "Running") {
+        eprintln!("A's task {a_task}: executing {a_running}, cancels {canceled}, phase {phase}");
+        return (false, operator);
+    }
+    (true, operator)
 }
