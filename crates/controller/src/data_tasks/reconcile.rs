@@ -295,7 +295,7 @@ async fn finish(
                 EventType::Warning => lustre_api::constants::reason::EXPORT_FAILED,
             };
             let note = format!("LustreDataTask {}: {note}", task.name_any());
-            cx.ctx.publish(&*ws, type_.clone(), reason, note).await;
+            cx.ctx.publish(&*ws, type_, reason, note).await;
         }
         cx.ctx.publish(task, type_, phase.as_str(), note).await;
     }
