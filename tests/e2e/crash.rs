@@ -143,7 +143,6 @@ async fn killed_at_each_create_step_and_the_resize() {
             "CreateSecurityGroup",
             "AuthorizeRules",
             "CreateFileSystem",
-            "CreateAssociation#1",
             "CreateAssociations",
             "ApplyStorageClass",
             "ApplyVolume",

@@ -458,9 +458,19 @@ fn the_lifecycle_table() {
             dras: vec![],
             kube: KubeView::default(),
             ..row(
-                "available: link both repositories",
-                |a| matches!(a, Action::CreateAssociations(r) if r.len() == 2 && r[0].file_system_path == "/datasets" && r[0].auto_import == [S3Event::New]),
+                "available: link the first repository",
+                |a| matches!(a, Action::CreateAssociations(r) if r.len() == 1 && r[0].file_system_path == "/datasets" && r[0].auto_import == [S3Event::New]),
             )
+        },
+        Row {
+            dras: both_dras(Lifecycle::Creating)
+                .into_iter()
+                .take(1)
+                .collect(),
+            kube: KubeView::default(),
+            ..row("the second waits for the first", |a| {
+                *a == Action::Wait(Wait::Associations)
+            })
         },
         Row {
             dras: both_dras(Lifecycle::Available)

@@ -1345,6 +1345,18 @@ async fn deleting_a_workspace_exports_first_and_a_failed_export_blocks_or_contin
     create(&w.client, "train", spec(json!({}))).await;
     wait_for(&w.client, "train", "Ready", Duration::from_secs(30), ready).await;
     let quick = w.sim.timing();
+    // Its two links were made one at a time: the second once the first was AVAILABLE.
+    let creates: Vec<Instant> = w
+        .sim
+        .call_log()
+        .iter()
+        .filter(|c| c.operation == "CreateDataRepositoryAssociation")
+        .map(|c| c.at)
+        .collect();
+    assert_eq!(creates.len(), 2);
+    let least = Duration::from_millis(quick.association_create_ms)
+        .mul_f64(1.0 - quick.jitter);
+    assert!(creates[1] - creates[0] >= least, "{creates:?}");
     w.sim.set_timing(Timing {
         task_run_ms: 1_500,
         association_delete_ms: 3_000,

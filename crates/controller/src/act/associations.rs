@@ -6,17 +6,14 @@ use std::sync::Arc;
 
 use lustre_cloud::{AssociationUpdate, Cloud, DataRepositoryRequest, ErrorKind};
 
-use super::{Acted, Outcome, kill_point};
+use super::{Acted, Outcome};
 
 pub(super) async fn create(cloud: &Arc<dyn Cloud>, requests: &[DataRepositoryRequest]) -> Acted {
     let mut made = Vec::new();
-    for (i, r) in requests.iter().enumerate() {
+    for r in requests {
         match cloud.create_data_repository_association(r).await {
             Ok(a) => made.push(a),
             Err(e) => return (Outcome::AssociationsCreated(made), Err(e.into())),
-        }
-        if i == 0 && requests.len() > 1 {
-            kill_point("CreateAssociation#1");
         }
     }
     (Outcome::AssociationsCreated(made), Ok(()))

@@ -250,8 +250,7 @@ fn track_file_system(ctx: &Context, ws: &LustreWorkspace, cloud: &Arc<dyn Cloud>
 }
 
 /// Crash-test hook (cargo feature `kill-points`, which the crash suite's build enables):
-/// with `LUSTRE_KILL_POINT=<step>` (an [`Action::step`] name, or `CreateAssociation#1` for
-/// "after the first of several association creates") the process SIGKILLs itself right after
+/// with `LUSTRE_KILL_POINT=<step>` (an [`Action::step`] name) the process SIGKILLs itself right after
 /// that step succeeded, before anything else (status write, next step) happens.
 #[cfg(feature = "kill-points")]
 pub fn kill_point(step: &str) {

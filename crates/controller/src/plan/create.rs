@@ -208,8 +208,8 @@ fn size(i: &Inputs, fs: &FileSystem) -> Plan<()> {
 
 /// Data repository associations: unlink what is no longer asked for first (paths may not
 /// overlap, so an entry whose paths changed is removed before its replacement is made),
-/// change automatic import / export in place, then link what is missing, and wait until
-/// every one is available.
+/// change automatic import / export in place, then link what is missing one at a time, each
+/// once the others are available.
 fn associations(i: &Inputs, class: &LustreWorkspaceClass, fs: &FileSystem) -> Plan<()> {
     let ws = i.workspace;
     let uid = ws.metadata.uid.as_deref().unwrap_or_default();
@@ -268,13 +268,18 @@ fn associations(i: &Inputs, class: &LustreWorkspaceClass, fs: &FileSystem) -> Pl
             None => missing.push(r),
         }
     }
-    if !missing.is_empty() {
-        return Break(Action::CreateAssociations(association_requests(
-            ws, class, fs, &missing,
-        )));
-    }
+    // One at a time, each once the others are AVAILABLE: FSx works on one association
+    // request per file system at a time, and a link that fails stops the next.
     if mine.iter().any(|a| a.lifecycle != Lifecycle::Available) {
         return Break(Action::Wait(Wait::Associations));
+    }
+    if !missing.is_empty() {
+        return Break(Action::CreateAssociations(association_requests(
+            ws,
+            class,
+            fs,
+            &missing[..1],
+        )));
     }
     Continue(())
 }
