@@ -463,10 +463,7 @@ fn the_lifecycle_table() {
             )
         },
         Row {
-            dras: both_dras(Lifecycle::Creating)
-                .into_iter()
-                .take(1)
-                .collect(),
+            dras: both_dras(Lifecycle::Creating).into_iter().take(1).collect(),
             kube: KubeView::default(),
             ..row("the second waits for the first", |a| {
                 *a == Action::Wait(Wait::Associations)

@@ -1354,8 +1354,7 @@ async fn deleting_a_workspace_exports_first_and_a_failed_export_blocks_or_contin
         .map(|c| c.at)
         .collect();
     assert_eq!(creates.len(), 2);
-    let least = Duration::from_millis(quick.association_create_ms)
-        .mul_f64(1.0 - quick.jitter);
+    let least = Duration::from_millis(quick.association_create_ms).mul_f64(1.0 - quick.jitter);
     assert!(creates[1] - creates[0] >= least, "{creates:?}");
     w.sim.set_timing(Timing {
         task_run_ms: 1_500,
