@@ -18,6 +18,9 @@ pub const DEFAULT_CLASS_ANNOTATION: &str = "workspaces.lustre.dev/is-default-cla
 /// Annotation that asks for the export before deletion again after it failed: set it to a
 /// new value (any) and the operator starts a new export task.
 pub const RETRY_EXPORT_ANNOTATION: &str = "workspaces.lustre.dev/retry-export";
+/// Annotation that asks for the import of newly linked data again after it failed: set it to
+/// a new value (any) and the operator starts a new import task.
+pub const RETRY_IMPORT_ANNOTATION: &str = "workspaces.lustre.dev/retry-import";
 /// Field manager the operator uses for every server-side apply.
 pub const FIELD_MANAGER: &str = "lustre-operator";
 
@@ -65,8 +68,10 @@ pub mod tags {
     pub const PURPOSE: &str = "workspaces.lustre.dev/purpose";
     /// [`PURPOSE`] of the export before deletion.
     pub const PURPOSE_EXPORT_ON_DELETE: &str = "export-on-delete";
-    /// On the export before deletion: which attempt it is (a hash of the retry annotation's
-    /// value, `0` without one).
+    /// [`PURPOSE`] of the import when links are made (`importMetadataOnCreate`).
+    pub const PURPOSE_IMPORT_ON_CREATE: &str = "import-on-create";
+    /// On the export before deletion and the import on create: which attempt it is (a hash
+    /// of what it covers and of the retry annotation's value).
     pub const ATTEMPT: &str = "workspaces.lustre.dev/attempt";
     /// The AWS console's display name.
     pub const AWS_NAME: &str = "Name";
@@ -181,9 +186,13 @@ pub mod reason {
     pub const EXPORTED: &str = "Exported";
     /// The export before deletion failed, was refused or ran out of time.
     pub const EXPORT_FAILED: &str = "ExportFailed";
+    /// The listing of newly linked S3 prefixes is being imported (`importMetadataOnCreate`).
+    pub const IMPORTING: &str = "Importing";
+    /// That import failed or was refused.
+    pub const IMPORT_FAILED: &str = "ImportFailed";
 
     /// Every reason the operator can write.
-    pub const ALL: [&str; 24] = [
+    pub const ALL: [&str; 26] = [
         READY,
         PENDING,
         CREATING,
@@ -208,6 +217,8 @@ pub mod reason {
         EXPORTING,
         EXPORTED,
         EXPORT_FAILED,
+        IMPORTING,
+        IMPORT_FAILED,
     ];
 }
 

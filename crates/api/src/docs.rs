@@ -9,7 +9,7 @@ use crate::constants::reason;
 
 /// What a reason means for the person reading it: (reason, kind, cause, what to do).
 /// `kind` is `progress` (wait), `ok`, or `problem` (someone must act).
-pub const GUIDE: [(&str, &str, &str, &str); 24] = [
+pub const GUIDE: [(&str, &str, &str, &str); 26] = [
     (
         reason::READY,
         "ok",
@@ -153,6 +153,18 @@ pub const GUIDE: [(&str, &str, &str, &str); 24] = [
         "problem",
         "The export before deletion failed (some files could not be written: the report under the link's S3 path lists them), was refused by FSx, ran longer than its timeout, or cannot run (the file system is MISCONFIGURED). With `failurePolicy: Block` (the default) the deletion stops and the file system is kept; with `Continue` it went on without the export.",
         "Fix the cause (often the bucket's policy or the link's prefix), then set annotation `workspaces.lustre.dev/retry-export` to a new value to export again; or set `spec.deletionExport.failurePolicy: Continue` to delete without the export.",
+    ),
+    (
+        reason::IMPORTING,
+        "progress",
+        "A link with `importMetadataOnCreate` is AVAILABLE and an FSx import task is loading the listing of its S3 prefix; the workspace is Ready when it has finished.",
+        "Wait: large prefixes take minutes. `kubectl get lws -o yaml` shows each link's `imported` once done.",
+    ),
+    (
+        reason::IMPORT_FAILED,
+        "problem",
+        "The import of a newly linked prefix failed or was refused by FSx (the message carries FSx's words and the file counts); the link itself stays.",
+        "Fix the cause (often the bucket's policy or an object FSx cannot read), then set annotation `workspaces.lustre.dev/retry-import` to a new value to import again; or remove `importMetadataOnCreate` from the link to have files appear lazily.",
     ),
 ];
 

@@ -315,7 +315,8 @@ pub struct DataRepository {
     pub auto_export: Vec<S3Event>,
 
     /// Load the file and directory listing of the whole prefix when the link is created,
-    /// instead of lazily on first access.
+    /// instead of lazily on first access: once the link is AVAILABLE the operator runs one
+    /// FSx import task for it, and the workspace is Ready when that has finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_metadata_on_create: Option<bool>,
 
@@ -461,4 +462,8 @@ pub struct DataRepositoryStatus {
     /// AWS's failure details when the association failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// With `importMetadataOnCreate`: the listing of the prefix was imported when the link
+    /// was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<bool>,
 }

@@ -204,7 +204,10 @@ fn examples_are_valid() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 3, "class, scratch and persistent examples");
+    assert_eq!(
+        checked, 4,
+        "class, scratch, persistent and save-results examples"
+    );
 }
 
 /// The crate's directory, read at run time: the test binary may have been built from another

@@ -73,6 +73,20 @@ pub fn export_token(uid: &str, attempt: &str) -> String {
     token(&format!("lwsx-{attempt}"), uid)
 }
 
+/// Which attempt of the import on create covers these S3 paths, with the retry
+/// annotation's value (a new set of links, or a new value, is a new attempt).
+pub fn import_attempt(s3_paths: &[&str], retry: Option<&str>) -> String {
+    let mut parts = s3_paths.to_vec();
+    parts.sort_unstable();
+    parts.push(retry.unwrap_or_default());
+    format!("{:016x}", fnv1a(&parts))
+}
+
+/// ClientRequestToken for one attempt of the import on create.
+pub fn import_token(uid: &str, attempt: &str) -> String {
+    token(&format!("lwsi-{attempt}"), uid)
+}
+
 /// Name of the workspace's security group (unique per VPC, so a retried create finds it).
 pub fn security_group_name(uid: &str) -> String {
     format!("lustre-workspace-{uid}")

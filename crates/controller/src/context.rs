@@ -1,7 +1,7 @@
 //! What every reconcile shares: the clients, the poller, metrics, Events, settings, and what
 //! this process remembers of each workspace ([`WorkspaceMemory`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -242,9 +242,9 @@ struct Remembered {
     failures: u32,
     /// Cleanup finished here; only the finalizer's removal is left.
     cleaned: bool,
-    /// The export before deletion as last described or started here, and when: a reconcile
-    /// woken by its own status write reads it instead of describing the task again.
-    export: Option<(lustre_cloud::DataTask, std::time::Instant)>,
+    /// The hooks' tasks as last described or started here, and when: a reconcile woken by
+    /// its own status write reads them instead of describing the task again.
+    hooks: BTreeMap<crate::plan::Hook, (lustre_cloud::DataTask, std::time::Instant)>,
 }
 
 /// What this process remembers of each workspace, by UID, in one place.
@@ -277,21 +277,31 @@ impl WorkspaceMemory {
         self.with(uid, |r| f(&mut r.ids));
     }
 
-    /// The export before deletion as last described or started here, if it is younger
-    /// than `fresh`.
-    pub(crate) fn export_seen(&self, uid: &str, fresh: Duration) -> Option<lustre_cloud::DataTask> {
+    /// A hook's task as last described or started here, if that is younger than `fresh`.
+    pub(crate) fn hook_seen(
+        &self,
+        uid: &str,
+        hook: crate::plan::Hook,
+        fresh: Duration,
+    ) -> Option<lustre_cloud::DataTask> {
         self.with(uid, |r| {
-            r.export
-                .as_ref()
+            r.hooks
+                .get(&hook)
                 .filter(|(_, at)| at.elapsed() < fresh)
                 .map(|(t, _)| t.clone())
         })
     }
 
-    /// Keeps the export before deletion as just described or started.
-    pub(crate) fn saw_export(&self, uid: &str, task: &lustre_cloud::DataTask) {
+    /// Keeps a hook's task as just described or started.
+    pub(crate) fn saw_hook(
+        &self,
+        uid: &str,
+        hook: crate::plan::Hook,
+        task: &lustre_cloud::DataTask,
+    ) {
         self.with(uid, |r| {
-            r.export = Some((task.clone(), std::time::Instant::now()));
+            r.hooks
+                .insert(hook, (task.clone(), std::time::Instant::now()));
         });
     }
 

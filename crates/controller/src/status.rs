@@ -11,7 +11,7 @@ use lustre_api::{
 };
 use lustre_cloud::{CloudError, ErrorKind, Lifecycle, lustre_ingress};
 
-use crate::plan::{Action, ClassLookup, Inputs, Wait, claim_name, client_peers, export};
+use crate::plan::{Action, ClassLookup, Inputs, Wait, claim_name, client_peers, export, import};
 
 /// One condition before timestamps: status, reason, message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +151,35 @@ fn repositories_condition(i: &Inputs) -> Cond {
             Some(a) if a.lifecycle == Lifecycle::Available => linked += 1,
             _ => {}
         }
+    }
+    let importing = import::pending(i.workspace, &i.aws);
+    if linked == desired.len()
+        && !importing.is_empty()
+        && !importing.iter().all(|r| import::imported_now(i, r))
+    {
+        let task = i.aws.import.task.map_or_else(
+            || "starting".to_string(),
+            |t| {
+                format!(
+                    "{} {}: {} of {} files",
+                    t.id,
+                    t.lifecycle.as_str(),
+                    t.succeeded,
+                    t.total
+                )
+            },
+        );
+        return no(
+            reason::IMPORTING,
+            format!(
+                "importing the listing of {} ({task})",
+                importing
+                    .iter()
+                    .map(|r| r.s3_path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
     }
     if linked == desired.len() {
         yes(
@@ -425,8 +454,8 @@ fn timestamped(
 
 /// Each data repository the spec asks for, with its association as observed.
 fn repository_statuses(i: &Inputs) -> Vec<DataRepositoryStatus> {
-    i.workspace
-        .spec
+    let ws = i.workspace;
+    ws.spec
         .data_repositories
         .iter()
         .map(|r| {
@@ -436,6 +465,8 @@ fn repository_statuses(i: &Inputs) -> Vec<DataRepositoryStatus> {
                 association_id: a.map(|a| a.id.clone()),
                 lifecycle: a.map(|a| a.lifecycle.as_str().to_string()),
                 message: a.and_then(|a| a.failure_message.as_deref().map(lustre_cloud::redact)),
+                imported: (import::imported(ws, &r.name) || import::imported_now(i, r))
+                    .then_some(true),
             }
         })
         .collect()

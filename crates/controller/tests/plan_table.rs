@@ -172,6 +172,32 @@ fn export_task(lifecycle: TaskLifecycle) -> Option<DataTask> {
     })
 }
 
+/// `TWO_REPOS` with the results link imported when linked; `imported` as status records it.
+fn importing(imported: bool) -> LustreWorkspace {
+    let mut w = workspace(&TWO_REPOS.replace(
+        "fileSystemPath: /results}",
+        "fileSystemPath: /results, importMetadataOnCreate: true}",
+    ));
+    w.status = Some(lustre_api::LustreWorkspaceStatus {
+        data_repositories: vec![lustre_api::DataRepositoryStatus {
+            name: "results".into(),
+            imported: imported.then_some(true),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    w
+}
+
+/// The import on create as FSx shows it.
+fn import_task(lifecycle: TaskLifecycle) -> Option<DataTask> {
+    export_task(lifecycle).map(|t| DataTask {
+        task_type: Some(TaskType::Import),
+        paths: vec!["s3://ml-results/".into()],
+        ..t
+    })
+}
+
 /// A deletion row with the claim and volume gone.
 fn export_row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
     Row {
@@ -232,6 +258,8 @@ struct Row {
     cluster: Option<&'static str>,
     /// The export before deletion: its task, overdue, FSx's refusal.
     export: (Option<DataTask>, bool, Option<&'static str>),
+    /// The import on create's task.
+    import: Option<DataTask>,
     expect: fn(&Action) -> bool,
 }
 
@@ -248,6 +276,7 @@ fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
         delete: false,
         cluster: None,
         export: (None, false, None),
+        import: None,
         expect,
     }
 }
@@ -267,10 +296,14 @@ fn inputs<'a>(r: &'a Row, labels: &'a BTreeMap<String, String>) -> Inputs<'a> {
             security_group: r.sg.as_ref(),
             file_system: r.fs.as_ref(),
             associations: &r.dras,
-            export: ExportView {
+            export: HookView {
                 task: r.export.0.as_ref(),
                 overdue: r.export.1,
                 refused: r.export.2,
+            },
+            import: HookView {
+                task: r.import.as_ref(),
+                ..HookView::default()
             },
         },
         kube: &r.kube,
@@ -831,6 +864,55 @@ fn the_lifecycle_table() {
             dras: vec![],
             ..row("class deleted meanwhile: still cleans up", |a| {
                 matches!(a, Action::DeleteFileSystem { .. })
+            })
+        },
+        // The import on create.
+        Row {
+            ws: importing(false),
+            kube: KubeView::default(),
+            ..row("import: started once the link is AVAILABLE", |a| {
+                matches!(a, Action::StartImport(r) if r.paths == ["s3://ml-results/"]
+                    && r.task_type == TaskType::Import
+                    && r.report_path.is_none()
+                    && r.tags.get(tag_keys::PURPOSE).map(String::as_str) == Some(tag_keys::PURPOSE_IMPORT_ON_CREATE))
+            })
+        },
+        Row {
+            ws: importing(false),
+            dras: both_dras(Lifecycle::Creating),
+            kube: KubeView::default(),
+            ..row("import: not before the link is AVAILABLE", |a| {
+                *a == Action::Wait(Wait::Associations)
+            })
+        },
+        Row {
+            ws: importing(false),
+            import: import_task(TaskLifecycle::Executing),
+            kube: KubeView::default(),
+            ..row("import: running: Ready waits", |a| {
+                *a == Action::Wait(Wait::Importing)
+            })
+        },
+        Row {
+            ws: importing(false),
+            import: import_task(TaskLifecycle::Succeeded),
+            kube: KubeView::default(),
+            ..row("import: done: then the volume", |a| {
+                *a == Action::ApplyStorageClass
+            })
+        },
+        Row {
+            ws: importing(false),
+            import: import_task(TaskLifecycle::Failed),
+            ..row(
+                "import: failed: stop with FSx's words",
+                |a| matches!(a, Action::ImportFailed(m) if m.contains("3 files could not be written")),
+            )
+        },
+        Row {
+            ws: importing(true),
+            ..row("import: recorded as done: never again", |a| {
+                *a == Action::Ready
             })
         },
         // The export before deletion.

@@ -1522,3 +1522,123 @@ async fn deleting_a_workspace_exports_first_and_a_failed_export_blocks_or_contin
     assert!(w.sim.tasks().is_empty(), "gone with their file systems");
     assert_eq!(w.sim.calls("CreateDataRepositoryTask"), 4);
 }
+
+/// The import on create (`importMetadataOnCreate`): once the link is AVAILABLE one FSx import
+/// task loads its prefix and the workspace is Ready only after it; status records the link as
+/// imported and a Ready workspace looks at no task again. A failed import stops with FSx's
+/// words, and the retry annotation imports again.
+#[tokio::test]
+async fn a_link_imported_on_create_is_ready_after_its_import_and_a_failure_says_why() {
+    let w = world().await;
+    apply_class(&w.client, json!({})).await;
+    let (ctx, _task, _stop) = start_operator(&w);
+    let spec = |name: &str| {
+        json!({"storageCapacityGiB": 1200, "dataRepositories": [
+            {"name": "datasets", "s3Path": format!("s3://ml-datasets/{name}/"), "fileSystemPath": "/datasets", "importMetadataOnCreate": true},
+            {"name": "results", "s3Path": format!("s3://ml-results/{name}/"), "fileSystemPath": "/results"},
+        ]})
+    };
+    let quick = w.sim.timing();
+    w.sim.set_timing(Timing {
+        task_run_ms: 1_000,
+        ..quick.clone()
+    });
+    create(&w.client, "seed", spec("seed")).await;
+    let importing = wait_for(
+        &w.client,
+        "seed",
+        "DataRepositoriesReady: Importing",
+        Duration::from_secs(20),
+        |ws| condition(ws, "DataRepositoriesReady").is_some_and(|c| c.1 == "Importing"),
+    )
+    .await;
+    assert_eq!(
+        importing.status.as_ref().and_then(|s| s.phase),
+        Some(Phase::Provisioning)
+    );
+    let seed = wait_for(&w.client, "seed", "Ready", Duration::from_secs(30), ready).await;
+    let tasks = w.sim.tasks();
+    assert_eq!(tasks.len(), 1, "one import");
+    assert_eq!(
+        (tasks[0].task_type.as_str(), tasks[0].paths.clone()),
+        (
+            "IMPORT_METADATA_FROM_REPOSITORY",
+            vec!["s3://ml-datasets/seed/".to_string()]
+        )
+    );
+    assert_eq!(
+        tasks[0].lifecycle,
+        lustre_sandbox::aws::state::TaskLifecycle::Succeeded
+    );
+    let imported: Vec<(String, Option<bool>)> = seed
+        .status
+        .as_ref()
+        .map(|s| {
+            s.data_repositories
+                .iter()
+                .map(|d| (d.name.clone(), d.imported))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        imported,
+        [
+            ("datasets".to_string(), Some(true)),
+            ("results".to_string(), None)
+        ]
+    );
+    let associations = w.sim.snapshot()["dataRepositoryAssociations"].clone();
+    assert!(
+        associations
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|a| a["batchImportMetaDataOnCreate"] == false),
+        "the operator runs the import itself: {associations:#}"
+    );
+    // Ready: another look costs no task describe.
+    let describes = w.sim.calls("DescribeDataRepositoryTasks");
+    let reconciles = || ctx.metrics.reconciles.with_label_values(&["ok"]).get();
+    let before = reconciles();
+    Api::<LustreWorkspace>::namespaced(w.client.clone(), "ml")
+        .patch(
+            "seed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"look": "again"}}})),
+        )
+        .await
+        .expect("label");
+    let start = Instant::now();
+    while reconciles() == before {
+        assert!(start.elapsed() < Duration::from_secs(10), "no reconcile");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(w.sim.calls("DescribeDataRepositoryTasks"), describes);
+
+    // A failed import stops with FSx's words; the retry annotation imports again.
+    w.sim.set_timing(quick);
+    w.sim
+        .fail_next_task("Access Denied reading s3://ml-datasets/broken/");
+    create(&w.client, "broken", spec("broken")).await;
+    let failed = wait_for_reason(&w.client, "broken", "ImportFailed").await;
+    let message = condition(&failed, "Ready").map(|c| c.2).unwrap_or_default();
+    for words in ["Access Denied", "workspaces.lustre.dev/retry-import"] {
+        assert!(message.contains(words), "{words}: {message}");
+    }
+    assert_eq!(
+        failed.status.as_ref().and_then(|s| s.phase),
+        Some(Phase::Failed)
+    );
+    Api::<LustreWorkspace>::namespaced(w.client.clone(), "ml")
+        .patch(
+            "broken",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"workspaces.lustre.dev/retry-import": "1"}}}),
+            ),
+        )
+        .await
+        .expect("retry");
+    wait_for(&w.client, "broken", "Ready", Duration::from_secs(30), ready).await;
+    assert_eq!(w.sim.calls("CreateDataRepositoryTask"), 3);
+}

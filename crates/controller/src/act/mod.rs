@@ -4,8 +4,8 @@
 //! look.
 
 mod associations;
-mod export;
 mod file_system;
+mod hooks;
 mod security_group;
 mod volume;
 
@@ -20,7 +20,7 @@ use lustre_cloud::{
 use crate::context::{Context, Expected};
 use crate::error::{Cause, Error, Step};
 use crate::observe::Observed;
-use crate::plan::{Action, ClaimView, VolumeView};
+use crate::plan::{Action, ClaimView, Hook, VolumeView};
 use crate::poller::Observation;
 
 /// What a step changed.
@@ -65,8 +65,8 @@ pub(crate) enum Outcome {
     },
     /// The claim after its delete: gone, or still held (by pods, through pvc-protection).
     ClaimDeleted(Option<ClaimView>),
-    /// What a step did to the export before deletion.
-    Export(export::Exported),
+    /// What a step did to a hook's task (the export before deletion, the import on create).
+    Hook(crate::plan::Hook, hooks::HookStep),
 }
 
 /// A step's outcome, and its error when it failed (a step of several calls may fail half
@@ -121,10 +121,18 @@ pub(crate) async fn act(
         Action::ApplyClaim => whole(volume::apply_claim(ctx, ws, o).await),
         Action::DeleteClaim => whole(volume::delete_claim(ctx, ws).await),
         Action::DeleteVolume => whole(volume::delete_volume(ctx, ws).await),
-        Action::StartExport(request) => whole(export::start(cloud, request).await),
-        Action::CancelExport { id, .. } => whole(export::cancel(cloud, id).await),
+        Action::StartExport(request) => {
+            whole(hooks::start(cloud, Hook::ExportOnDelete, request).await)
+        }
+        Action::CancelExport { id, .. } => {
+            whole(hooks::cancel(cloud, Hook::ExportOnDelete, id).await)
+        }
+        Action::StartImport(request) => {
+            whole(hooks::start(cloud, Hook::ImportOnCreate, request).await)
+        }
         Action::ClassMissing(_)
         | Action::ExportFailed(_)
+        | Action::ImportFailed(_)
         | Action::NamespaceNotAllowed { .. }
         | Action::Invalid(_)
         | Action::AdoptionRefused(_)
@@ -227,7 +235,7 @@ fn fold(
             o.kube.claim_taken = taken;
         }
         Outcome::ClaimDeleted(claim) => o.kube.claim = claim,
-        Outcome::Export(e) => export::fold(ctx, ws, o, e),
+        Outcome::Hook(hook, step) => hooks::fold(ctx, ws, o, hook, step),
     }
     if track {
         track_file_system(ctx, ws, cloud, o);

@@ -1,5 +1,5 @@
 //! The AWS side of a workspace: its security group, its file system with associations, and
-//! (while it is deleted) the export before deletion.
+//! the tasks it runs itself (the import on create, the export before deletion).
 //! The ids in status are hints, never proof: a group or file system is used only once it is
 //! known to this process or described with this workspace's UID tag.
 
@@ -9,16 +9,16 @@ use std::time::{Duration, SystemTime};
 use kube::ResourceExt;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::{
-    Cloud, DataRepositoryAssociation, FileSystem, Lifecycle, SecurityGroup, Tags, lustre_ingress,
-    naming,
+    Cloud, DataRepositoryAssociation, DataTask, FileSystem, Lifecycle, SecurityGroup, Tags,
+    lustre_ingress, naming,
 };
 
 use crate::context::Context;
 use crate::error::{Error, Step};
-use crate::plan::{self, export};
+use crate::plan::{self, Hook, export};
 use crate::poller::Observation;
 
-use super::ObservedExport;
+use super::ObservedHook;
 
 /// What one reconcile's look at AWS is about.
 #[derive(Clone, Copy)]
@@ -181,13 +181,12 @@ async fn described(
 
 /// The export before deletion of the current attempt, looked for only once it may run (the
 /// claim and volume gone, a link with `exportOnDelete` still linked on a file system that can
-/// run it): one DescribeDataRepositoryTasks of the file system, its tasks matched by this
-/// workspace's UID, purpose and attempt tags.
+/// run it).
 pub(super) async fn export(
     look: &Look<'_>,
     fs: Option<&FileSystem>,
     dras: &[DataRepositoryAssociation],
-) -> Result<ObservedExport, Error> {
+) -> Result<ObservedHook, Error> {
     let ws = look.ws;
     let Some(fs) = fs.filter(|f| {
         matches!(
@@ -195,7 +194,7 @@ pub(super) async fn export(
             Lifecycle::Available | Lifecycle::Updating | Lifecycle::Misconfigured
         )
     }) else {
-        return Ok(ObservedExport::default());
+        return Ok(ObservedHook::default());
     };
     let linked = export::export_links(ws).any(|r| {
         dras.iter().any(|a| {
@@ -203,29 +202,12 @@ pub(super) async fn export(
         })
     });
     if !linked {
-        return Ok(ObservedExport::default());
+        return Ok(ObservedHook::default());
     }
-    // Described at most once per pending interval (its status writes wake the workspace).
-    let uid = ws.uid().unwrap_or_default();
-    let fresh = look.ctx.config.intervals.pending;
-    let task = match look.ctx.memory.export_seen(&uid, fresh) {
-        Some(t) if t.file_system_id == fs.id && export::is_current_export(&t, ws) => Some(t),
-        _ => {
-            let tasks = look
-                .cloud
-                .data_repository_tasks_of(std::slice::from_ref(&fs.id))
-                .await
-                .map_err(Step::ObserveFileSystem.cloud())?;
-            let task = tasks
-                .into_iter()
-                .filter(|t| t.file_system_id == fs.id && export::is_current_export(t, ws))
-                .max_by_key(|t| t.created_at);
-            if let Some(t) = &task {
-                look.ctx.memory.saw_export(&uid, t);
-            }
-            task
-        }
-    };
+    let task = hook_task(look, &fs.id, Hook::ExportOnDelete, |t| {
+        export::is_current_export(t, ws)
+    })
+    .await?;
     let limit = Duration::from_secs(60 * u64::from(export::timeout_minutes(ws).unsigned_abs()));
     let overdue = task.as_ref().is_some_and(|t| {
         !t.lifecycle.is_finished()
@@ -234,9 +216,72 @@ pub(super) async fn export(
                 .and_then(|since| SystemTime::now().duration_since(since).ok())
                 .is_some_and(|ran| ran > limit)
     });
-    Ok(ObservedExport {
+    Ok(ObservedHook {
         task,
         overdue,
         refused: None,
     })
+}
+
+/// The import on create of the links still to import, looked for only while there are some
+/// (linked, marked, not recorded as imported): no look in steady state.
+pub(super) async fn import(
+    look: &Look<'_>,
+    fs: Option<&FileSystem>,
+    dras: &[DataRepositoryAssociation],
+) -> Result<ObservedHook, Error> {
+    let ws = look.ws;
+    let Some(fs) = fs.filter(|f| f.lifecycle == Lifecycle::Available) else {
+        return Ok(ObservedHook::default());
+    };
+    let aws = plan::AwsView {
+        file_system: Some(fs),
+        associations: dras,
+        ..Default::default()
+    };
+    let links = plan::import::pending(ws, &aws);
+    if links.is_empty() {
+        return Ok(ObservedHook::default());
+    }
+    let task = hook_task(look, &fs.id, Hook::ImportOnCreate, |t| {
+        plan::import::is_current(t, ws, &links)
+    })
+    .await?;
+    Ok(ObservedHook {
+        task,
+        ..Default::default()
+    })
+}
+
+/// A hook's task of the file system: this process's memory of it when younger than the
+/// pending interval (its status writes wake the workspace), else one
+/// DescribeDataRepositoryTasks of the file system, its tasks matched by `current` (UID,
+/// purpose and attempt tags).
+async fn hook_task(
+    look: &Look<'_>,
+    fs: &str,
+    hook: Hook,
+    current: impl Fn(&DataTask) -> bool,
+) -> Result<Option<DataTask>, Error> {
+    let uid = look.ws.uid().unwrap_or_default();
+    let fresh = look.ctx.config.intervals.pending;
+    if let Some(t) = look.ctx.memory.hook_seen(&uid, hook, fresh)
+        && t.file_system_id == fs
+        && current(&t)
+    {
+        return Ok(Some(t));
+    }
+    let tasks = look
+        .cloud
+        .data_repository_tasks_of(&[fs.to_string()])
+        .await
+        .map_err(Step::ObserveFileSystem.cloud())?;
+    let task = tasks
+        .into_iter()
+        .filter(|t| t.file_system_id == fs && current(t))
+        .max_by_key(|t| t.created_at);
+    if let Some(t) = &task {
+        look.ctx.memory.saw_hook(&uid, hook, t);
+    }
+    Ok(task)
 }

@@ -18,7 +18,7 @@ use lustre_cloud::{
 
 use crate::context::{Context, lock};
 use crate::error::Error;
-use crate::plan::{self, AwsView, ClassLookup, ExportView, Inputs, KubeView};
+use crate::plan::{self, AwsView, ClassLookup, Hook, HookView, Inputs, KubeView};
 use crate::poller::Follower;
 
 pub(crate) use self::kube::{Class, claim_view, resolve_class};
@@ -34,12 +34,13 @@ pub(crate) struct Observed {
     pub dras: Vec<DataRepositoryAssociation>,
     pub kube: KubeView,
     pub cluster_id: Option<String>,
-    pub export: ObservedExport,
+    pub export: ObservedHook,
+    pub import: ObservedHook,
 }
 
-/// The export before deletion as observed (and as the last step left it).
+/// A hook's task as observed (and as the last step left it).
 #[derive(Debug, Default)]
-pub(crate) struct ObservedExport {
+pub(crate) struct ObservedHook {
     /// The current attempt's FSx task.
     pub task: Option<DataTask>,
     /// It has run longer than the timeout.
@@ -61,11 +62,8 @@ impl Observed {
                 security_group: self.sg.as_ref(),
                 file_system: self.fs.as_ref(),
                 associations: &self.dras,
-                export: ExportView {
-                    task: self.export.task.as_ref(),
-                    overdue: self.export.overdue,
-                    refused: self.export.refused.as_deref(),
-                },
+                export: self.export.view(),
+                import: self.import.view(),
             },
             kube: &self.kube,
         }
@@ -106,7 +104,8 @@ pub(crate) async fn observe(
         dras: Vec::new(),
         kube: KubeView::default(),
         cluster_id: ctx.config.cluster_id.clone(),
-        export: ObservedExport::default(),
+        export: ObservedHook::default(),
+        import: ObservedHook::default(),
     };
     if !deleting {
         let Some(class) = o.class() else {
@@ -136,6 +135,9 @@ pub(crate) async fn observe(
     if deleting && o.kube.claim.is_none() && o.kube.volume.is_none() {
         o.export = aws::export(&look, o.fs.as_ref(), &o.dras).await?;
     }
+    if !deleting {
+        o.import = aws::import(&look, o.fs.as_ref(), &o.dras).await?;
+    }
     Ok(o)
 }
 
@@ -157,6 +159,26 @@ pub(crate) fn remember(ctx: &Context, ws: &LustreWorkspace, o: &Observed) {
             known.file_system = Some(fs.id.clone());
         }
     });
+}
+
+impl Observed {
+    /// The observation of a hook's task.
+    pub fn hook_mut(&mut self, hook: Hook) -> &mut ObservedHook {
+        match hook {
+            Hook::ExportOnDelete => &mut self.export,
+            Hook::ImportOnCreate => &mut self.import,
+        }
+    }
+}
+
+impl ObservedHook {
+    fn view(&self) -> HookView<'_> {
+        HookView {
+            task: self.task.as_ref(),
+            overdue: self.overdue,
+            refused: self.refused.as_deref(),
+        }
+    }
 }
 
 impl Class {

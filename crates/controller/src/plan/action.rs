@@ -29,6 +29,8 @@ pub enum Wait {
     ClaimInUse,
     /// The export before deletion runs (or is being canceled).
     Exporting,
+    /// The import of newly linked data runs.
+    Importing,
 }
 
 /// The single next step.
@@ -67,6 +69,10 @@ pub enum Action {
     DeleteAssociations(Vec<String>),
     /// Link the S3 prefixes not linked yet.
     CreateAssociations(Vec<DataRepositoryRequest>),
+    /// Import the listing of newly linked S3 prefixes (`importMetadataOnCreate`).
+    StartImport(Box<DataTaskRequest>),
+    /// That import failed: needs a person.
+    ImportFailed(String),
     /// Change a link's automatic import / export events in place.
     UpdateAssociation {
         id: String,
@@ -183,6 +189,7 @@ pub mod event_reason {
     pub const CREATING_VOLUME: &str = "CreatingVolume";
     pub const DELETING_VOLUME: &str = "DeletingVolume";
     pub const EXPORTING: &str = "ExportingBeforeDelete";
+    pub const IMPORTING: &str = "ImportingLinkedData";
     pub const EXPORT_TIMED_OUT: &str = "ExportTimedOut";
     pub const DELETING_FILE_SYSTEM: &str = "DeletingFileSystem";
     pub const DELETING_SECURITY_GROUP: &str = "DeletingSecurityGroup";
@@ -236,6 +243,8 @@ impl Action {
                 stop(reason::DATA_REPOSITORY_FAILED, format!("{name}: {message}")),
             ),
             Self::ExportFailed(m) => ("ExportFailed", stop(reason::EXPORT_FAILED, m.clone())),
+            Self::ImportFailed(_) => ("ImportFailed", stop(reason::IMPORT_FAILED, self.describe())),
+            Self::StartImport(_) => ("StartImport", aws(ev::IMPORTING, false)),
             Self::TagAdopted { .. } => ("TagAdopted", aws(ev::ADOPTING, true)),
             Self::LookUpVpc { .. } => ("LookUpVpc", Kind::Look(ev::CREATING_SECURITY_GROUP)),
             Self::CreateSecurityGroup { .. } => (
@@ -339,21 +348,23 @@ impl Action {
             Self::DeleteVolume => recheck(1),
             Self::Wait(Wait::ClaimInUse) => recheck(5),
             // FSx tasks are not followed by the poller: looked at every pending interval.
-            Self::Wait(Wait::Exporting) | Self::StartExport(_) | Self::CancelExport { .. } => {
-                After {
-                    recheck: Some(Recheck::Tasks),
-                    poll: Poll::AsBefore,
-                }
-            }
+            Self::Wait(Wait::Exporting | Wait::Importing)
+            | Self::StartExport(_)
+            | Self::CancelExport { .. }
+            | Self::StartImport(_) => After {
+                recheck: Some(Recheck::Tasks),
+                poll: Poll::AsBefore,
+            },
             Self::Wait(
                 Wait::FileSystemCreating
                 | Wait::FileSystemUpdating
                 | Wait::FileSystemDeleting
                 | Wait::Associations,
             ) => poll(Poll::EveryInterval),
-            Self::Ready | Self::FileSystemFailed(_) | Self::AssociationFailed { .. } => {
-                poll(Poll::DriftOnly)
-            }
+            Self::Ready
+            | Self::FileSystemFailed(_)
+            | Self::AssociationFailed { .. }
+            | Self::ImportFailed(_) => poll(Poll::DriftOnly),
             // Woken by a watch (spec, class, claim, namespace) or by the poller (a step that
             // set AWS moving registered its file system itself).
             Self::ClassMissing(_)
@@ -441,6 +452,11 @@ impl Action {
                 "canceling export {id}: it ran longer than deletionExport.timeoutMinutes ({minutes})"
             ),
             Self::ExportFailed(m) => format!("export before deletion failed: {m}"),
+            Self::StartImport(r) => format!(
+                "importing the listing of {} (importMetadataOnCreate)",
+                r.paths.join(", ")
+            ),
+            Self::ImportFailed(m) => super::import::failure(m),
             Self::TagRetained { arn } => format!("tagging {arn} as retained"),
             Self::TagAdopted { arn } => format!("marking {arn} as adopted by this workspace"),
             Self::UntagAdopted { arn } => {

@@ -33,6 +33,7 @@ fn plan(i: &Inputs) -> Plan<Action> {
     let fs = file_system(i, class, security_group)?;
     size(i, fs)?;
     associations(i, class, fs)?;
+    super::import::plan(i, &fs.id)?;
     Continue(kubernetes(i, fs))
 }
 

@@ -17,17 +17,6 @@ use super::{Action, Inputs, Wait, owner};
 /// Where the export's completion report goes, under the first exported link's S3 path.
 pub const REPORT_DIR: &str = "lustre-export-reports";
 
-/// The export before deletion as observed (looked for only while it can run).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ExportView<'a> {
-    /// The FSx task of the current attempt.
-    pub task: Option<&'a DataTask>,
-    /// It has run longer than `deletionExport.timeoutMinutes`.
-    pub overdue: bool,
-    /// FSx refused to start it: its words.
-    pub refused: Option<&'a str>,
-}
-
 /// The links the workspace asks to export before deletion.
 pub fn export_links(ws: &LustreWorkspace) -> impl Iterator<Item = &DataRepository> {
     ws.spec

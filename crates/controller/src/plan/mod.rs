@@ -14,6 +14,7 @@ mod action;
 mod cleanup;
 mod create;
 pub mod export;
+pub mod import;
 mod requests;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use lustre_cloud::{DataRepositoryAssociation, FileSystem, SecurityGroup};
 pub use action::{Action, After, Kind, Poll, Recheck, Stopped, Wait, event_reason};
 pub use cleanup::{deletion_policy, next_cleanup_action};
 pub use create::{adoption_refused, may_adopt, namespace_admitted, next_action};
-pub use export::ExportView;
+
 pub use requests::{
     LUSTRE_VERSION, association_matches, claim_name, client_peers, events_update, owner,
     resource_tags, same_link,
@@ -84,7 +85,41 @@ pub struct AwsView<'a> {
     /// Associations of that file system.
     pub associations: &'a [DataRepositoryAssociation],
     /// The export before deletion.
-    pub export: ExportView<'a>,
+    pub export: HookView<'a>,
+    /// The import when links are made.
+    pub import: HookView<'a>,
+}
+
+/// A data repository task the operator runs for a workspace itself (not for a
+/// `LustreDataTask`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hook {
+    /// The export before deletion (`exportOnDelete`).
+    ExportOnDelete,
+    /// The import when links are made (`importMetadataOnCreate`).
+    ImportOnCreate,
+}
+
+impl Hook {
+    /// The value of its task's purpose tag.
+    pub fn purpose(self) -> &'static str {
+        use lustre_api::constants::tags;
+        match self {
+            Self::ExportOnDelete => tags::PURPOSE_EXPORT_ON_DELETE,
+            Self::ImportOnCreate => tags::PURPOSE_IMPORT_ON_CREATE,
+        }
+    }
+}
+
+/// A hook's task as observed (looked for only while it can run).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HookView<'a> {
+    /// The FSx task of the current attempt.
+    pub task: Option<&'a lustre_cloud::DataTask>,
+    /// It has run longer than its timeout.
+    pub overdue: bool,
+    /// FSx refused to start it: its words.
+    pub refused: Option<&'a str>,
 }
 
 /// Everything the decision looks at.

@@ -108,7 +108,8 @@ pub(super) fn association_requests(
             data_repository_path: r.s3_path.clone(),
             auto_import: r.auto_import.clone(),
             auto_export: r.auto_export.clone(),
-            batch_import_meta_data_on_create: r.import_metadata_on_create.unwrap_or(false),
+            // The operator runs the import itself, and Ready waits for it (plan::import).
+            batch_import_meta_data_on_create: false,
             imported_file_chunk_size_mib: r.imported_file_chunk_size_mib,
             tags: tags.clone(),
         })
