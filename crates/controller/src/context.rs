@@ -1,7 +1,7 @@
 //! What every reconcile shares: the clients, the poller, metrics, Events, settings, and what
 //! this process remembers of each workspace ([`WorkspaceMemory`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -242,9 +242,10 @@ struct Remembered {
     failures: u32,
     /// Cleanup finished here; only the finalizer's removal is left.
     cleaned: bool,
-    /// The hooks' tasks as last described or started here, and when: a reconcile woken by
-    /// its own status write reads them instead of describing the task again.
-    hooks: BTreeMap<crate::plan::Hook, (lustre_cloud::DataTask, std::time::Instant)>,
+    /// The file system's data repository tasks as last described here (with those started
+    /// here since), and when: a reconcile woken by its own status write reads them instead
+    /// of describing them again.
+    tasks: Option<(Vec<lustre_cloud::DataTask>, std::time::Instant)>,
 }
 
 /// What this process remembers of each workspace, by UID, in one place.
@@ -277,31 +278,37 @@ impl WorkspaceMemory {
         self.with(uid, |r| f(&mut r.ids));
     }
 
-    /// A hook's task as last described or started here, if that is younger than `fresh`.
-    pub(crate) fn hook_seen(
+    /// The tasks of file system `fs` as last described here, if that is younger than
+    /// `fresh`.
+    pub(crate) fn tasks_seen(
         &self,
         uid: &str,
-        hook: crate::plan::Hook,
+        fs: &str,
         fresh: Duration,
-    ) -> Option<lustre_cloud::DataTask> {
+    ) -> Option<Vec<lustre_cloud::DataTask>> {
         self.with(uid, |r| {
-            r.hooks
-                .get(&hook)
-                .filter(|(_, at)| at.elapsed() < fresh)
-                .map(|(t, _)| t.clone())
+            r.tasks
+                .as_ref()
+                .filter(|(tasks, at)| {
+                    at.elapsed() < fresh && tasks.iter().all(|t| t.file_system_id == fs)
+                })
+                .map(|(tasks, _)| tasks.clone())
         })
     }
 
-    /// Keeps a hook's task as just described or started.
-    pub(crate) fn saw_hook(
-        &self,
-        uid: &str,
-        hook: crate::plan::Hook,
-        task: &lustre_cloud::DataTask,
-    ) {
+    /// Keeps the tasks of a file system as just described.
+    pub(crate) fn saw_tasks(&self, uid: &str, tasks: Vec<lustre_cloud::DataTask>) {
+        self.with(uid, |r| r.tasks = Some((tasks, std::time::Instant::now())));
+    }
+
+    /// Keeps a task just started or changed here beside the last described ones.
+    pub(crate) fn saw_task(&self, uid: &str, task: &lustre_cloud::DataTask) {
         self.with(uid, |r| {
-            r.hooks
-                .insert(hook, (task.clone(), std::time::Instant::now()));
+            let (tasks, _) = r
+                .tasks
+                .get_or_insert_with(|| (Vec::new(), std::time::Instant::now()));
+            tasks.retain(|t| t.id != task.id);
+            tasks.push(task.clone());
         });
     }
 

@@ -310,6 +310,13 @@ fn deleting_ready(i: &Inputs, action: &Action) -> (Cond, Phase) {
         return (no(reason, format!("deleting: {message}")), Phase::Deleting);
     }
     let ready = match action {
+        Action::Wait(Wait::TasksRunning) => no(
+            reason::DELETING,
+            format!(
+                "deleting: data repository task(s) {} still run on the file system; deletion goes on when they end (deleting their LustreDataTasks cancels them)",
+                i.aws.running_tasks.join(", ")
+            ),
+        ),
         Action::Wait(Wait::ClaimInUse) => no(
             reason::CLAIM_IN_USE,
             format!(

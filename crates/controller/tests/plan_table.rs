@@ -260,6 +260,8 @@ struct Row {
     export: (Option<DataTask>, bool, Option<&'static str>),
     /// The import on create's task.
     import: Option<DataTask>,
+    /// Other tasks running on the file system (while deleting).
+    running: Vec<String>,
     expect: fn(&Action) -> bool,
 }
 
@@ -277,6 +279,7 @@ fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
         cluster: None,
         export: (None, false, None),
         import: None,
+        running: vec![],
         expect,
     }
 }
@@ -305,6 +308,7 @@ fn inputs<'a>(r: &'a Row, labels: &'a BTreeMap<String, String>) -> Inputs<'a> {
                 task: r.import.as_ref(),
                 ..HookView::default()
             },
+            running_tasks: &r.running,
         },
         kube: &r.kube,
     }
@@ -923,6 +927,20 @@ fn the_lifecycle_table() {
             },
             ..export_row("export: the volume goes first", |a| {
                 *a == Action::DeleteVolume
+            })
+        },
+        Row {
+            running: vec!["task-0000000000000000a".into()],
+            ..export_row("a data task still runs: the export waits for it", |a| {
+                *a == Action::Wait(Wait::TasksRunning)
+            })
+        },
+        Row {
+            delete: true,
+            kube: KubeView::default(),
+            running: vec!["task-0000000000000000a".into()],
+            ..row("a data task still runs: nothing is unlinked", |a| {
+                *a == Action::Wait(Wait::TasksRunning)
             })
         },
         export_row("export: started before any unlink", |a| {

@@ -1289,6 +1289,36 @@ async fn data_tasks_run_in_order_are_refused_before_aws_and_cancel_on_delete() {
         lustre_sandbox::aws::state::TaskLifecycle::Canceling
             | lustre_sandbox::aws::state::TaskLifecycle::Canceled
     )));
+
+    // The workspace deleted while a data task runs: nothing is unlinked until it ends
+    // (deleting the task cancels it), then the deletion goes on.
+    create_task(
+        &w.client,
+        "slow-import",
+        json!({"workspace": "train", "type": "Import", "paths": ["/datasets"]}),
+    )
+    .await;
+    wait_task(&w.client, "slow-import", "Running", phase_is(Running)).await;
+    let unlinks = w.sim.calls("DeleteDataRepositoryAssociation");
+    Api::<LustreWorkspace>::namespaced(w.client.clone(), "ml")
+        .delete("train", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let waiting = wait_for(
+        &w.client,
+        "train",
+        "waits for the task",
+        Duration::from_secs(10),
+        |ws| condition(ws, "Ready").is_some_and(|c| c.2.contains("still run on the file system")),
+    )
+    .await;
+    assert_eq!(reason(&waiting), "Deleting");
+    assert_eq!(w.sim.calls("DeleteDataRepositoryAssociation"), unlinks);
+    Api::<lustre_api::LustreDataTask>::namespaced(w.client.clone(), "ml")
+        .delete("slow-import", &DeleteParams::default())
+        .await
+        .expect("delete the task");
+    gone(&w.client, "train").await;
 }
 
 /// A workspace's finalizer-held status conditions, by type.

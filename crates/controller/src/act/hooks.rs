@@ -38,14 +38,14 @@ pub(super) fn fold(
     let seen = o.hook_mut(hook);
     match step {
         HookStep::Started(task) => {
-            ctx.memory.saw_hook(&uid, hook, &task);
+            ctx.memory.saw_task(&uid, &task);
             seen.task = Some(*task);
         }
         HookStep::Refused(words) => seen.refused = Some(words),
         HookStep::Canceling(lifecycle) => {
             if let Some(task) = &mut seen.task {
                 task.lifecycle = lifecycle;
-                ctx.memory.saw_hook(&uid, hook, task);
+                ctx.memory.saw_task(&uid, task);
             }
             seen.overdue = false;
         }

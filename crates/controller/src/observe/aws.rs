@@ -10,12 +10,12 @@ use kube::ResourceExt;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::{
     Cloud, DataRepositoryAssociation, DataTask, FileSystem, Lifecycle, SecurityGroup, Tags,
-    lustre_ingress, naming,
+    TaskLifecycle, lustre_ingress, naming,
 };
 
 use crate::context::Context;
 use crate::error::{Error, Step};
-use crate::plan::{self, Hook, export};
+use crate::plan::{self, export};
 use crate::poller::Observation;
 
 use super::ObservedHook;
@@ -179,14 +179,15 @@ async fn described(
     Ok(Some(seen))
 }
 
-/// The export before deletion of the current attempt, looked for only once it may run (the
-/// claim and volume gone, a link with `exportOnDelete` still linked on a file system that can
-/// run it).
-pub(super) async fn export(
+/// While the workspace is deleted: the export before deletion of the current attempt and
+/// the other tasks still running on the file system (a `LustreDataTask`'s), looked for only
+/// while links are still there on a file system that can run tasks (FSx runs none without a
+/// link), at most once per pending interval.
+pub(super) async fn deletion_tasks(
     look: &Look<'_>,
     fs: Option<&FileSystem>,
     dras: &[DataRepositoryAssociation],
-) -> Result<ObservedHook, Error> {
+) -> Result<(ObservedHook, Vec<String>), Error> {
     let ws = look.ws;
     let Some(fs) = fs.filter(|f| {
         matches!(
@@ -194,20 +195,31 @@ pub(super) async fn export(
             Lifecycle::Available | Lifecycle::Updating | Lifecycle::Misconfigured
         )
     }) else {
-        return Ok(ObservedHook::default());
+        return Ok(Default::default());
     };
-    let linked = export::export_links(ws).any(|r| {
-        dras.iter().any(|a| {
-            a.file_system_id == fs.id && plan::same_link(a, r) && a.lifecycle != Lifecycle::Deleting
-        })
-    });
+    let linked = dras
+        .iter()
+        .any(|a| a.file_system_id == fs.id && a.lifecycle != Lifecycle::Deleting);
     if !linked {
-        return Ok(ObservedHook::default());
+        return Ok(Default::default());
     }
-    let task = hook_task(look, &fs.id, Hook::ExportOnDelete, |t| {
-        export::is_current_export(t, ws)
-    })
-    .await?;
+    let tasks = fs_tasks(look, &fs.id).await?;
+    let task = tasks
+        .iter()
+        .filter(|t| export::is_current_export(t, ws))
+        .max_by_key(|t| t.created_at)
+        .cloned();
+    let running = tasks
+        .iter()
+        .filter(|t| task.as_ref().is_none_or(|e| e.id != t.id))
+        .filter(|t| {
+            matches!(
+                t.lifecycle,
+                TaskLifecycle::Pending | TaskLifecycle::Executing | TaskLifecycle::Canceling
+            )
+        })
+        .map(|t| t.id.clone())
+        .collect();
     let limit = Duration::from_secs(60 * u64::from(export::timeout_minutes(ws).unsigned_abs()));
     let overdue = task.as_ref().is_some_and(|t| {
         !t.lifecycle.is_finished()
@@ -216,11 +228,12 @@ pub(super) async fn export(
                 .and_then(|since| SystemTime::now().duration_since(since).ok())
                 .is_some_and(|ran| ran > limit)
     });
-    Ok(ObservedHook {
+    let export = ObservedHook {
         task,
         overdue,
         refused: None,
-    })
+    };
+    Ok((export, running))
 }
 
 /// The import on create of the links still to import, looked for only while there are some
@@ -243,45 +256,34 @@ pub(super) async fn import(
     if links.is_empty() {
         return Ok(ObservedHook::default());
     }
-    let task = hook_task(look, &fs.id, Hook::ImportOnCreate, |t| {
-        plan::import::is_current(t, ws, &links)
-    })
-    .await?;
+    let task = fs_tasks(look, &fs.id)
+        .await?
+        .into_iter()
+        .filter(|t| plan::import::is_current(t, ws, &links))
+        .max_by_key(|t| t.created_at);
     Ok(ObservedHook {
         task,
         ..Default::default()
     })
 }
 
-/// A hook's task of the file system: this process's memory of it when younger than the
-/// pending interval (its status writes wake the workspace), else one
-/// DescribeDataRepositoryTasks of the file system, its tasks matched by `current` (UID,
-/// purpose and attempt tags).
-async fn hook_task(
-    look: &Look<'_>,
-    fs: &str,
-    hook: Hook,
-    current: impl Fn(&DataTask) -> bool,
-) -> Result<Option<DataTask>, Error> {
+/// The file system's data repository tasks: this process's memory of them when younger than
+/// the pending interval (the status writes they cause wake the workspace), else one
+/// DescribeDataRepositoryTasks of the file system.
+async fn fs_tasks(look: &Look<'_>, fs: &str) -> Result<Vec<DataTask>, Error> {
     let uid = look.ws.uid().unwrap_or_default();
     let fresh = look.ctx.config.intervals.pending;
-    if let Some(t) = look.ctx.memory.hook_seen(&uid, hook, fresh)
-        && t.file_system_id == fs
-        && current(&t)
-    {
-        return Ok(Some(t));
+    if let Some(tasks) = look.ctx.memory.tasks_seen(&uid, fs, fresh) {
+        return Ok(tasks);
     }
-    let tasks = look
+    let tasks: Vec<DataTask> = look
         .cloud
         .data_repository_tasks_of(&[fs.to_string()])
         .await
-        .map_err(Step::ObserveFileSystem.cloud())?;
-    let task = tasks
+        .map_err(Step::ObserveFileSystem.cloud())?
         .into_iter()
-        .filter(|t| t.file_system_id == fs && current(t))
-        .max_by_key(|t| t.created_at);
-    if let Some(t) = &task {
-        look.ctx.memory.saw_hook(&uid, hook, t);
-    }
-    Ok(task)
+        .filter(|t| t.file_system_id == fs)
+        .collect();
+    look.ctx.memory.saw_tasks(&uid, tasks.clone());
+    Ok(tasks)
 }

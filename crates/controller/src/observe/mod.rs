@@ -36,6 +36,8 @@ pub(crate) struct Observed {
     pub cluster_id: Option<String>,
     pub export: ObservedHook,
     pub import: ObservedHook,
+    /// While deleting: other tasks still running on the file system.
+    pub running_tasks: Vec<String>,
 }
 
 /// A hook's task as observed (and as the last step left it).
@@ -64,6 +66,7 @@ impl Observed {
                 associations: &self.dras,
                 export: self.export.view(),
                 import: self.import.view(),
+                running_tasks: &self.running_tasks,
             },
             kube: &self.kube,
         }
@@ -106,6 +109,7 @@ pub(crate) async fn observe(
         cluster_id: ctx.config.cluster_id.clone(),
         export: ObservedHook::default(),
         import: ObservedHook::default(),
+        running_tasks: Vec::new(),
     };
     if !deleting {
         let Some(class) = o.class() else {
@@ -132,8 +136,10 @@ pub(crate) async fn observe(
         o.dras = seen.associations;
     }
     o.kube = self::kube::objects(ctx, ws, o.class()).await?;
-    if deleting && o.kube.claim.is_none() && o.kube.volume.is_none() {
-        o.export = aws::export(&look, o.fs.as_ref(), &o.dras).await?;
+    // While deleting, looked at even with the claim still there: the volume's delete goes on
+    // to the unlinking within the same reconcile.
+    if deleting {
+        (o.export, o.running_tasks) = aws::deletion_tasks(&look, o.fs.as_ref(), &o.dras).await?;
     }
     if !deleting {
         o.import = aws::import(&look, o.fs.as_ref(), &o.dras).await?;

@@ -31,6 +31,8 @@ pub enum Wait {
     Exporting,
     /// The import of newly linked data runs.
     Importing,
+    /// Data tasks still run on the file system being deleted.
+    TasksRunning,
 }
 
 /// The single next step.
@@ -348,7 +350,7 @@ impl Action {
             Self::DeleteVolume => recheck(1),
             Self::Wait(Wait::ClaimInUse) => recheck(5),
             // FSx tasks are not followed by the poller: looked at every pending interval.
-            Self::Wait(Wait::Exporting | Wait::Importing)
+            Self::Wait(Wait::Exporting | Wait::Importing | Wait::TasksRunning)
             | Self::StartExport(_)
             | Self::CancelExport { .. }
             | Self::StartImport(_) => After {

@@ -24,6 +24,11 @@ pub fn next_cleanup_action(i: &Inputs) -> Action {
 fn plan(i: &Inputs) -> ControlFlow<Action> {
     kubernetes(i)?;
     retained(i)?;
+    // A data task still running on the file system finishes first (its LustreDataTask's
+    // deletion cancels it); then the export before deletion.
+    if !i.aws.running_tasks.is_empty() {
+        return Break(Action::Wait(Wait::TasksRunning));
+    }
     super::export::plan(i)?;
     associations(i)?;
     file_system(i)?;

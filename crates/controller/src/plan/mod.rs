@@ -88,6 +88,9 @@ pub struct AwsView<'a> {
     pub export: HookView<'a>,
     /// The import when links are made.
     pub import: HookView<'a>,
+    /// While deleting: other data repository tasks still running on the file system (a
+    /// `LustreDataTask`'s).
+    pub running_tasks: &'a [String],
 }
 
 /// A data repository task the operator runs for a workspace itself (not for a
