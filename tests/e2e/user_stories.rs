@@ -1214,3 +1214,84 @@ async fn an_engineers_results_are_exported_before_the_workspace_is_deleted() {
     })
     .await;
 }
+
+/// A platform team's budget: the class allows three workspaces per namespace and 3600 GiB.
+/// Ten applied at once with kubectl: exactly the first three are made, seven say OverBudget
+/// with no AWS call; deleting one lets the next go ahead by itself; a growth past the
+/// capacity limit is refused and the file system kept at its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_budget_lets_exactly_three_of_ten_through() {
+    let e = E2e::start(quick()).await;
+    e.ok(&[
+        "patch",
+        "lwc",
+        "standard",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"namespaceLimits":{"maxWorkspaces":3,"maxStorageCapacityGiB":3600}}}"#,
+    ])
+    .await;
+    let all: Vec<String> = (0..10)
+        .map(|n| workspace(&format!("job-{n}"), "storageCapacityGiB: 1200"))
+        .collect();
+    e.apply(&all.join("---\n")).await;
+    for n in 0..3 {
+        e.wait_for("condition=Ready", &format!("lws/job-{n}")).await;
+    }
+    for n in 3..10 {
+        e.wait_for(
+            "jsonpath={.status.conditions[0].reason}=OverBudget",
+            &format!("lws/job-{n}"),
+        )
+        .await;
+    }
+    let message = e
+        .jsonpath("lws/job-9", "{.status.conditions[0].message}")
+        .await;
+    assert!(
+        message.contains("namespace ml may have 3 workspace(s) of class standard"),
+        "{message}"
+    );
+    let finalizers = e.jsonpath("lws/job-9", "{.metadata.finalizers}").await;
+    assert!(finalizers.is_empty(), "{finalizers}");
+    assert_eq!(
+        (
+            e.sim.calls("CreateSecurityGroup"),
+            e.sim.calls("CreateFileSystem")
+        ),
+        (3, 3),
+        "the seven waiting cost no AWS call"
+    );
+
+    e.ok(&["delete", "lws", "job-1", "-n", "ml", "--wait=false"])
+        .await;
+    e.wait_for("condition=Ready", "lws/job-3").await;
+    assert_eq!(
+        e.jsonpath("lws/job-4", "{.status.conditions[0].reason}")
+            .await,
+        "OverBudget"
+    );
+
+    e.ok(&[
+        "patch",
+        "lws",
+        "job-0",
+        "-n",
+        "ml",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"storageCapacityGiB":2400}}"#,
+    ])
+    .await;
+    e.wait_for(
+        "jsonpath={.status.conditions[0].reason}=OverBudget",
+        "lws/job-0",
+    )
+    .await;
+    assert_eq!(
+        e.jsonpath("lws/job-0", "{.status.storageCapacityGiB}")
+            .await,
+        "1200"
+    );
+    assert_eq!(e.sim.calls("UpdateFileSystem"), 0);
+}

@@ -232,6 +232,23 @@ fn check_number(schema: &Value, n: &serde_json::Number, at: &str, out: &mut Vec<
     }
     // `format: int32` is documentation only: kube-apiserver stores any integer, which is why
     // every int32 field of ours carries a `maximum`.
+    // kube-apiserver reads schema bounds as float64: on an integer field a bound that is not
+    // an int64 there (i64::MAX rounds up to 2^63) fails every object that has the field.
+    if schema.get("type").and_then(Value::as_str) == Some("integer") {
+        for (key, word) in [("minimum", "Minimum"), ("maximum", "Maximum")] {
+            let Some(b) = bound(key) else { continue };
+            if b.fract() != 0.0
+                || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&b)
+            {
+                out.push(Violation {
+                    field: "<nil>".to_string(),
+                    message: format!(
+                        "Invalid value: \"\": {word} boundary value must be of type integer with format int64 in {at}"
+                    ),
+                });
+            }
+        }
+    }
 }
 
 fn check_array(schema: &Value, items: &[Value], path: &str, at: &str, out: &mut Vec<Violation>) {
@@ -362,6 +379,21 @@ mod tests {
             );
         }
         assert_eq!(got.len(), want.len(), "{got:#?}");
+    }
+
+    #[test]
+    fn an_integer_bound_kube_apiserver_cannot_read_as_int64_fails_the_object() {
+        // What kube-apiserver 1.37 answered for `maximum: i64::MAX` on an integer field.
+        let schema = json!({"type": "object", "properties": {
+            "n": {"type": "integer", "minimum": 0, "maximum": i64::MAX}}});
+        let got = fields(&structural(&schema, &json!({"n": 3})));
+        assert_eq!(
+            got,
+            vec![(
+                "<nil>".to_string(),
+                "Invalid value: \"\": Maximum boundary value must be of type integer with format int64 in n".to_string()
+            )]
+        );
     }
 
     #[test]

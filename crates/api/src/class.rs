@@ -118,6 +118,11 @@ pub struct LustreWorkspaceClassSpec {
     #[schemars(range(min = 1200, max = i32::MAX))]
     pub max_storage_capacity_gib: Option<i32>,
 
+    /// What each namespace's workspaces of this class may use together (a budget checked
+    /// before anything is created or grown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_limits: Option<NamespaceLimits>,
+
     /// Mount options for the PersistentVolumes (default: `flock`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16))]
@@ -218,4 +223,26 @@ pub struct ClassDefaults {
     /// Data compression when the workspace gives none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_compression_type: Option<DataCompressionType>,
+}
+
+/// A budget each namespace's workspaces of a class share. Checked before a workspace gets
+/// anything and before it grows: over it, the workspace waits (`OverBudget`, no AWS call) and
+/// goes ahead by itself when room frees up. Workspaces that hold a file system count first,
+/// then waiting ones in the order they were created (then by name); workspaces being
+/// deleted do not count.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceLimits {
+    /// Most workspaces of this class in one namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100000))]
+    pub max_workspaces: Option<i32>,
+    /// Most storage, in GiB, the namespace's workspaces of this class may ask for together.
+    #[serde(
+        default,
+        rename = "maxStorageCapacityGiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(range(min = 0))]
+    pub max_storage_capacity_gib: Option<i64>,
 }

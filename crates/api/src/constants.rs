@@ -190,9 +190,11 @@ pub mod reason {
     pub const IMPORTING: &str = "Importing";
     /// That import failed or was refused.
     pub const IMPORT_FAILED: &str = "ImportFailed";
+    /// The class's `namespaceLimits` leave no room for this workspace (or its growth).
+    pub const OVER_BUDGET: &str = "OverBudget";
 
     /// Every reason the operator can write.
-    pub const ALL: [&str; 26] = [
+    pub const ALL: [&str; 27] = [
         READY,
         PENDING,
         CREATING,
@@ -219,6 +221,7 @@ pub mod reason {
         EXPORT_FAILED,
         IMPORTING,
         IMPORT_FAILED,
+        OVER_BUDGET,
     ];
 }
 

@@ -9,7 +9,7 @@ use crate::constants::reason;
 
 /// What a reason means for the person reading it: (reason, kind, cause, what to do).
 /// `kind` is `progress` (wait), `ok`, or `problem` (someone must act).
-pub const GUIDE: [(&str, &str, &str, &str); 26] = [
+pub const GUIDE: [(&str, &str, &str, &str); 27] = [
     (
         reason::READY,
         "ok",
@@ -165,6 +165,12 @@ pub const GUIDE: [(&str, &str, &str, &str); 26] = [
         "problem",
         "The import of a newly linked prefix failed or was refused by FSx (the message carries FSx's words and the file counts); the link itself stays.",
         "Fix the cause (often the bucket's policy or an object FSx cannot read), then set annotation `workspaces.lustre.dev/retry-import` to a new value to import again; or remove `importMetadataOnCreate` from the link to have files appear lazily.",
+    ),
+    (
+        reason::OVER_BUDGET,
+        "problem",
+        "The class's `namespaceLimits` (`maxWorkspaces`, `maxStorageCapacityGiB`) leave no room in this namespace for this workspace, or for its growth. The message names the limit, what the namespace uses and what this workspace asks. Nothing was created in AWS; a workspace already Ready keeps its file system at its current size.",
+        "Delete a workspace of the namespace you no longer need (the waiting ones go ahead by themselves, oldest first), ask for less, or ask the platform team to raise the class's limits.",
     ),
 ];
 

@@ -17,7 +17,7 @@ pub mod validation;
 pub mod workspace;
 
 pub use class::{
-    AdoptionPolicy, ClassDefaults, LustreWorkspaceClass, LustreWorkspaceClassSpec,
+    AdoptionPolicy, ClassDefaults, LustreWorkspaceClass, LustreWorkspaceClassSpec, NamespaceLimits,
     SecurityGroupPolicy,
 };
 pub use data_task::{

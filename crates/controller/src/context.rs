@@ -87,6 +87,10 @@ pub struct Context {
     /// The data tasks' poller, and its wake-ups until their controller takes them.
     pub(crate) task_poller: TaskPoller,
     task_wakes: Mutex<Option<TaskWakes>>,
+    /// The workspaces' own watch cache, once the controller runs (the budgets read their
+    /// namespace's peers from it).
+    pub(crate) workspaces:
+        std::sync::OnceLock<kube::runtime::reflector::Store<lustre_api::LustreWorkspace>>,
 }
 
 type TaskWakes = tokio::sync::mpsc::UnboundedReceiver<
@@ -121,6 +125,7 @@ impl Context {
             cache_writers,
             task_poller,
             task_wakes: Mutex::new(Some(task_wakes)),
+            workspaces: std::sync::OnceLock::new(),
         }
     }
 

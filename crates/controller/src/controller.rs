@@ -41,6 +41,7 @@ pub async fn run(
         .modify(cache::slim)
         .reflect(writer)
         .applied_objects();
+    let _ = ctx.workspaces.set(workspaces.clone());
     let controller = Controller::for_stream(own, workspaces.clone());
     let sweep_task = tokio::spawn(sweep_memory(ctx.clone(), workspaces.clone()));
     let shutdown = futures::FutureExt::shared(shutdown);

@@ -113,6 +113,11 @@ impl Poller {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Wakes a workspace (the controller reconciles it soon).
+    pub fn wake(&self, workspace: ObjectRef<LustreWorkspace>) {
+        let _ = self.wake.send(workspace);
+    }
+
     /// The cached observation of a file system.
     pub fn cached(&self, file_system_id: &str) -> Option<Observation> {
         self.lock().cache.get(file_system_id).cloned()

@@ -107,6 +107,9 @@ async fn delete(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
 
 /// Returns whether nothing is left (the finalizer may go) and when to look again.
 async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue), Error> {
+    // A workspace being deleted takes no room in its namespace's budget any more: the ones
+    // waiting for room look again.
+    wake_over_budget(ctx, ws);
     let (action, o, cloud) = run_steps(ctx, ws, true).await?;
     if matches!(action, Action::Finished) {
         if let Some(id) = ws
@@ -127,6 +130,24 @@ async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue),
     announce_export(ctx, ws, ws.status.as_ref(), &after).await;
     follow(ctx, ws, &o, &cloud, &action);
     Ok((false, requeue(ctx, &action)))
+}
+
+/// Wakes the workspaces of `ws`'s namespace that wait for room in a budget.
+fn wake_over_budget(ctx: &Context, ws: &LustreWorkspace) {
+    let Some(store) = ctx.workspaces.get() else {
+        return;
+    };
+    let ns = ws.namespace();
+    for peer in store.state() {
+        let waiting = peer
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.first())
+            .is_some_and(|c| c.reason == lustre_api::constants::reason::OVER_BUDGET);
+        if waiting && peer.namespace() == ns && peer.uid() != ws.uid() {
+            ctx.poller.wake(ObjectRef::from_obj(&*peer));
+        }
+    }
 }
 
 /// The export before deletion's end, once, as the DataExported condition changes: a Normal

@@ -339,12 +339,11 @@ fn stopped_ready(i: &Inputs, action: &Action) -> Option<(Cond, Phase)> {
         return Some((yes(reason::READY, message), Phase::Ready));
     }
     let stopped = action.stopped()?;
-    // A missing class may yet appear: the workspace is pending, not failed.
-    let phase = if matches!(action, Action::ClassMissing(_)) {
-        Phase::Pending
-    } else {
-        Phase::Failed
-    };
+    // A missing class may yet appear, and room in a budget: the workspace is pending, not
+    // failed (a refused growth of a workspace that has its file system is failed).
+    let waits = matches!(action, Action::ClassMissing(_))
+        || (matches!(action, Action::OverBudget(_)) && i.aws.file_system.is_none());
+    let phase = if waits { Phase::Pending } else { Phase::Failed };
     Some((no(stopped.reason, stopped.message), phase))
 }
 

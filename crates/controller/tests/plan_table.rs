@@ -262,6 +262,8 @@ struct Row {
     import: Option<DataTask>,
     /// Other tasks running on the file system (while deleting).
     running: Vec<String>,
+    /// What the namespace's other workspaces use before this one.
+    budget: Option<budget::NamespaceUse>,
     expect: fn(&Action) -> bool,
 }
 
@@ -280,6 +282,7 @@ fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
         export: (None, false, None),
         import: None,
         running: vec![],
+        budget: None,
         expect,
     }
 }
@@ -311,6 +314,7 @@ fn inputs<'a>(r: &'a Row, labels: &'a BTreeMap<String, String>) -> Inputs<'a> {
             running_tasks: &r.running,
         },
         kube: &r.kube,
+        budget: r.budget,
     }
 }
 
@@ -869,6 +873,92 @@ fn the_lifecycle_table() {
             ..row("class deleted meanwhile: still cleans up", |a| {
                 matches!(a, Action::DeleteFileSystem { .. })
             })
+        },
+        // The class's namespace limits.
+        Row {
+            class: Some(class("  namespaceLimits: {maxWorkspaces: 3}\n")),
+            sg: None,
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            budget: Some(budget::NamespaceUse {
+                workspaces: 3,
+                capacity_gib: 3600,
+            }),
+            ..row(
+                "budget: no room for a fourth: nothing made",
+                |a| matches!(a, Action::OverBudget(m) if m.contains("namespace ml may have 3 workspace(s) of class standard") && m.contains("3 hold a file system or wait")),
+            )
+        },
+        Row {
+            class: Some(class("  namespaceLimits: {maxWorkspaces: 3}\n")),
+            sg: None,
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            budget: Some(budget::NamespaceUse {
+                workspaces: 2,
+                capacity_gib: 2400,
+            }),
+            ..row("budget: room for a third: made", |a| {
+                matches!(a, Action::CreateSecurityGroup { .. })
+            })
+        },
+        Row {
+            class: Some(class("  namespaceLimits: {maxStorageCapacityGiB: 4800}\n")),
+            sg: None,
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            budget: Some(budget::NamespaceUse {
+                workspaces: 2,
+                capacity_gib: 3600,
+            }),
+            ..row(
+                "budget: capacity over the namespace's limit",
+                |a| matches!(a, Action::OverBudget(m) if m.contains("the others use 3600 GiB and this workspace asks 2400 GiB")),
+            )
+        },
+        Row {
+            class: Some(class(
+                "  namespaceLimits: {maxWorkspaces: 1, maxStorageCapacityGiB: 4800}\n",
+            )),
+            fs: Some(fs(Lifecycle::Available, 1200)),
+            budget: Some(budget::NamespaceUse {
+                workspaces: 5,
+                capacity_gib: 3600,
+            }),
+            ..row(
+                "budget: growth past the limit refused, the file system kept",
+                |a| matches!(a, Action::OverBudget(m) if m.contains("growing: it keeps its current size")),
+            )
+        },
+        Row {
+            class: Some(class(
+                "  namespaceLimits: {maxWorkspaces: 1, maxStorageCapacityGiB: 6000}\n",
+            )),
+            fs: Some(fs(Lifecycle::Available, 1200)),
+            budget: Some(budget::NamespaceUse {
+                workspaces: 5,
+                capacity_gib: 3600,
+            }),
+            ..row(
+                "budget: growth within the limit; a holder never counts against itself",
+                |a| matches!(a, Action::UpdateFileSystem { .. }),
+            )
+        },
+        Row {
+            class: Some(class(
+                "  namespaceLimits: {maxWorkspaces: 1, maxStorageCapacityGiB: 100}\n",
+            )),
+            budget: Some(budget::NamespaceUse {
+                workspaces: 5,
+                capacity_gib: 9600,
+            }),
+            ..row(
+                "budget: limits lowered under a Ready workspace: it stays Ready",
+                |a| *a == Action::Ready,
+            )
         },
         // The import on create.
         Row {

@@ -477,6 +477,7 @@ async fn a_file_system_created_before_a_crash_is_not_created_twice() {
         cluster_id: None,
         aws: Default::default(),
         kube: &Default::default(),
+        budget: None,
     };
     let lustre_controller::plan::Action::CreateFileSystem(request) =
         lustre_controller::plan::next_action(&inputs)
@@ -1671,4 +1672,93 @@ async fn a_link_imported_on_create_is_ready_after_its_import_and_a_failure_says_
         .expect("retry");
     wait_for(&w.client, "broken", "Ready", Duration::from_secs(30), ready).await;
     assert_eq!(w.sim.calls("CreateDataRepositoryTask"), 3);
+}
+
+/// The class's namespace limits: ten workspaces applied at once with room for three →
+/// exactly the first three (by creation, then name) are made; the seven others say
+/// OverBudget, have no finalizer and cost no AWS call; deleting one lets the next go ahead
+/// by itself; a growth past the capacity limit is refused and the file system kept.
+#[tokio::test]
+async fn a_namespace_budget_admits_exactly_the_first_workspaces_and_the_next_when_one_goes() {
+    let w = world().await;
+    apply_class(
+        &w.client,
+        json!({"namespaceLimits": {"maxWorkspaces": 3, "maxStorageCapacityGiB": 3600}}),
+    )
+    .await;
+    let (_ctx, _task, _stop) = start_operator(&w);
+    for n in 0..10 {
+        create(
+            &w.client,
+            &format!("ws-{n}"),
+            json!({"storageCapacityGiB": 1200}),
+        )
+        .await;
+    }
+    for n in 0..3 {
+        wait_for(
+            &w.client,
+            &format!("ws-{n}"),
+            "Ready",
+            Duration::from_secs(30),
+            ready,
+        )
+        .await;
+    }
+    let api: Api<LustreWorkspace> = Api::namespaced(w.client.clone(), "ml");
+    for n in 3..10 {
+        let held = wait_for_reason(&w.client, &format!("ws-{n}"), "OverBudget").await;
+        let message = condition(&held, "Ready").map(|c| c.2).unwrap_or_default();
+        assert!(
+            message.contains("namespace ml may have 3 workspace(s) of class standard"),
+            "{message}"
+        );
+        assert_eq!(
+            held.status.as_ref().and_then(|s| s.phase),
+            Some(Phase::Pending)
+        );
+        assert!(held.metadata.finalizers.is_none_or(|f| f.is_empty()));
+    }
+    assert_eq!(
+        (
+            w.sim.calls("CreateSecurityGroup"),
+            w.sim.calls("CreateFileSystem")
+        ),
+        (3, 3),
+        "the seven waiting cost no AWS call"
+    );
+
+    // One goes: the oldest waiting one goes ahead by itself, and only it.
+    api.delete("ws-1", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_for(&w.client, "ws-3", "Ready", Duration::from_secs(30), ready).await;
+    gone(&w.client, "ws-1").await;
+    for n in 4..10 {
+        let still = api.get(&format!("ws-{n}")).await.expect("get");
+        assert_eq!(reason(&still), "OverBudget", "ws-{n}");
+    }
+    assert_eq!(w.sim.calls("CreateFileSystem"), 4);
+
+    // Growing past the namespace's 3600 GiB: refused, the file system kept at its size.
+    api.patch(
+        "ws-0",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"storageCapacityGiB": 2400}})),
+    )
+    .await
+    .expect("grow");
+    let refused = wait_for_reason(&w.client, "ws-0", "OverBudget").await;
+    let message = condition(&refused, "Ready")
+        .map(|c| c.2)
+        .unwrap_or_default();
+    assert!(
+        message.contains("growing: it keeps its current size"),
+        "{message}"
+    );
+    assert_eq!(w.sim.calls("UpdateFileSystem"), 0);
+    assert_eq!(
+        refused.status.as_ref().and_then(|s| s.storage_capacity_gib),
+        Some(1200)
+    );
 }

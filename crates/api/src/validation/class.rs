@@ -116,6 +116,24 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
             None,
         );
     }
+    if let Some(budget) = &spec.namespace_limits {
+        if let Some(n) = budget.max_workspaces {
+            c.range(
+                "spec.namespaceLimits.maxWorkspaces",
+                n.into(),
+                Some(0),
+                Some(100_000),
+            );
+        }
+        if let Some(gib) = budget.max_storage_capacity_gib {
+            c.range(
+                "spec.namespaceLimits.maxStorageCapacityGiB",
+                gib,
+                Some(0),
+                None,
+            );
+        }
+    }
     if let Some(options) = &spec.mount_options {
         c.max_items("spec.mountOptions", options.len(), 16);
     }

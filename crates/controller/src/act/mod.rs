@@ -136,6 +136,7 @@ pub(crate) async fn act(
         | Action::NamespaceNotAllowed { .. }
         | Action::Invalid(_)
         | Action::AdoptionRefused(_)
+        | Action::OverBudget(_)
         | Action::ClaimConflict(_)
         | Action::FileSystemFailed(_)
         | Action::AssociationFailed { .. }

@@ -13,6 +13,7 @@ use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use crate::builders;
 use crate::context::{Context, Expected};
 use crate::error::{Error, Step};
+use crate::plan::budget::{self, NamespaceUse, Peer};
 use crate::plan::{self, ClaimView, KubeView, VolumeView};
 
 /// The workspace's class as found.
@@ -208,4 +209,40 @@ pub(crate) fn claim_view(c: &PersistentVolumeClaim) -> ClaimView {
         bound: c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"),
         deleting: c.meta().deletion_timestamp.is_some(),
     }
+}
+
+/// What the namespace's other workspaces of `class` use before `ws`, when the class sets
+/// `namespaceLimits` (read from the workspaces' watch cache: no API call).
+pub(crate) fn budget_use(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    class: &LustreWorkspaceClass,
+    labels: &BTreeMap<String, String>,
+) -> Option<NamespaceUse> {
+    let limits = class.spec.namespace_limits.as_ref()?;
+    let store = ctx.workspaces.get()?;
+    let ns = ws.namespace()?;
+    let name = class.name_any();
+    let all = store.state();
+    let peers: Vec<Peer> = all
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| matches!(resolve_class(ctx, p), Class::Found(c) if c.name_any() == name))
+        .map(|p| {
+            let status = p.status.as_ref();
+            let holds = status.and_then(|s| s.file_system_id.as_ref()).map(|_| {
+                status
+                    .and_then(|s| s.storage_capacity_gib)
+                    .map_or(i64::from(p.spec.storage_capacity_gib), i64::from)
+            });
+            Peer {
+                workspace: p,
+                holds_gib: holds,
+                admissible: p.validate(None).is_empty()
+                    && p.validate_against_class(class, labels).is_empty(),
+            }
+        })
+        .collect();
+    Some(budget::usage(ws, &peers, limits))
 }

@@ -38,6 +38,8 @@ pub(crate) struct Observed {
     pub import: ObservedHook,
     /// While deleting: other tasks still running on the file system.
     pub running_tasks: Vec<String>,
+    /// What the namespace's other workspaces of the class use before this one.
+    pub budget: Option<plan::budget::NamespaceUse>,
 }
 
 /// A hook's task as observed (and as the last step left it).
@@ -69,6 +71,7 @@ impl Observed {
                 running_tasks: &self.running_tasks,
             },
             kube: &self.kube,
+            budget: self.budget,
         }
     }
 
@@ -110,6 +113,7 @@ pub(crate) async fn observe(
         export: ObservedHook::default(),
         import: ObservedHook::default(),
         running_tasks: Vec::new(),
+        budget: None,
     };
     if !deleting {
         let Some(class) = o.class() else {
@@ -119,7 +123,25 @@ pub(crate) async fn observe(
         {
             return Ok(o);
         }
-        o.vpc = lock(&ctx.vpcs).get(&class.spec.subnet_id).cloned();
+        let vpc = lock(&ctx.vpcs).get(&class.spec.subnet_id).cloned();
+        // Over its namespace's budget with nothing made yet: no AWS call at all.
+        let budget = self::kube::budget_use(ctx, ws, class, &o.labels);
+        let nothing_made = ws.spec.file_system_id.is_none()
+            && ws
+                .status
+                .as_ref()
+                .is_none_or(|s| s.file_system_id.is_none());
+        let held_back = nothing_made
+            && budget
+                .zip(class.spec.namespace_limits.as_ref())
+                .is_some_and(|(used, limits)| {
+                    plan::budget::refusal(ws, &class.name_any(), limits, used, None).is_some()
+                });
+        (o.vpc, o.budget) = (vpc, budget);
+        if held_back {
+            o.kube = self::kube::objects(ctx, ws, o.class()).await?;
+            return Ok(o);
+        }
     }
     let look = aws::Look {
         ctx,

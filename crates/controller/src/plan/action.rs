@@ -47,6 +47,9 @@ pub enum Action {
     Invalid(Vec<Violation>),
     /// The adopted file system cannot be used.
     AdoptionRefused(String),
+    /// The class's namespace limits leave no room for the workspace (or its growth): it
+    /// waits, with no AWS call, until room frees up.
+    OverBudget(String),
     /// The claim name is taken by a claim the workspace does not own.
     ClaimConflict(String),
     /// Mark the file system as adopted by this workspace (one adopter at a time).
@@ -232,6 +235,7 @@ impl Action {
             Self::AdoptionRefused(m) => {
                 ("AdoptionRefused", stop(reason::ADOPTION_REFUSED, m.clone()))
             }
+            Self::OverBudget(m) => ("OverBudget", stop(reason::OVER_BUDGET, m.clone())),
             Self::ClaimConflict(_) => (
                 "ClaimConflict",
                 stop(reason::CLAIM_CONFLICT, self.describe()),
@@ -373,6 +377,7 @@ impl Action {
             | Self::NamespaceNotAllowed { .. }
             | Self::Invalid(_)
             | Self::AdoptionRefused(_)
+            | Self::OverBudget(_)
             | Self::ClaimConflict(_)
             | Self::TagAdopted { .. }
             | Self::LookUpVpc { .. }
@@ -408,6 +413,7 @@ impl Action {
             ),
             Self::Invalid(v) => format!("invalid spec: {}", summarize(v)),
             Self::AdoptionRefused(m) => format!("adoption refused: {m}"),
+            Self::OverBudget(m) => format!("over budget: {m}"),
             Self::ClaimConflict(name) => format!(
                 "claim {name} already exists and is not this workspace's: the operator will not take it over; delete that claim, or create the workspace again with another spec.claimName"
             ),

@@ -61,6 +61,12 @@ fn admitted<'a>(i: &Inputs<'a>) -> Plan<&'a LustreWorkspaceClass> {
     if i.kube.claim_taken {
         return Break(Action::ClaimConflict(claim_name(ws)));
     }
+    if let (Some(limits), Some(used)) = (&class.spec.namespace_limits, i.budget) {
+        let holds = i.aws.file_system.map(|f| i64::from(f.storage_capacity_gib));
+        if let Some(why) = super::budget::refusal(ws, &class.name_any(), limits, used, holds) {
+            return Break(Action::OverBudget(why));
+        }
+    }
     Continue(class)
 }
 

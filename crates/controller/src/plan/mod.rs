@@ -11,6 +11,7 @@
 //! - [`requests`]: the names, tags and AWS requests a step carries.
 
 mod action;
+pub mod budget;
 mod cleanup;
 mod create;
 pub mod export;
@@ -135,6 +136,9 @@ pub struct Inputs<'a> {
     pub cluster_id: Option<&'a str>,
     pub aws: AwsView<'a>,
     pub kube: &'a KubeView,
+    /// What the namespace's other workspaces of the class use before this one, when the
+    /// class sets `namespaceLimits`.
+    pub budget: Option<budget::NamespaceUse>,
 }
 
 impl<'a> AwsView<'a> {
