@@ -1295,3 +1295,98 @@ async fn a_namespace_budget_lets_exactly_three_of_ten_through() {
     );
     assert_eq!(e.sim.calls("UpdateFileSystem"), 0);
 }
+
+/// What a workspace costs: the class's prices (what the platform team pays), shown in
+/// status and in `kubectl get lws` as capacity x rate for SCRATCH_2 and each PERSISTENT_2
+/// tier; a tier the class prices not (and no shipped table covers) says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_workspace_shows_its_estimated_monthly_cost() {
+    let e = E2e::start(quick()).await;
+    let prices = r#"{"spec":{"prices":{"currency":"USD","source":"test price list","perGiBMonth":[
+        {"deploymentType":"SCRATCH_2","price":"0.140"},
+        {"deploymentType":"PERSISTENT_2","throughput":125,"price":"0.145"},
+        {"deploymentType":"PERSISTENT_2","throughput":250,"price":"0.210"},
+        {"deploymentType":"PERSISTENT_2","throughput":500,"price":"0.340"},
+        {"deploymentType":"PERSISTENT_2","throughput":1000,"price":"0.600"}]}}}"#;
+    e.ok(&["patch", "lwc", "standard", "--type=merge", "-p", prices])
+        .await;
+    let cases = [
+        (
+            "scratch",
+            "deploymentType: SCRATCH_2\nstorageCapacityGiB: 2400",
+            "336.00",
+        ),
+        (
+            "p125",
+            "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125",
+            "174.00",
+        ),
+        (
+            "p250",
+            "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 250",
+            "252.00",
+        ),
+        (
+            "p500",
+            "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 4800\nperUnitStorageThroughput: 500",
+            "1632.00",
+        ),
+        (
+            "p1000",
+            "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 1000",
+            "720.00",
+        ),
+    ];
+    for (name, spec, _) in &cases {
+        e.apply(&workspace(name, spec)).await;
+    }
+    for (name, _, amount) in &cases {
+        e.wait_for("condition=Ready", &format!("lws/{name}")).await;
+        let got = e
+            .jsonpath(
+                &format!("lws/{name}"),
+                "{.status.estimatedMonthlyCost.amount}",
+            )
+            .await;
+        assert_eq!(&got, amount, "{name}");
+    }
+    let basis = e
+        .jsonpath("lws/p500", "{.status.estimatedMonthlyCost.basis}")
+        .await;
+    assert_eq!(
+        basis,
+        "4800 GiB x 0.340 USD per GiB-month (PERSISTENT_2 at 500 MB/s/TiB; test price list)"
+    );
+    let table = e.ok(&["get", "lws", "-n", "ml"]).await;
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("COST/MONTH"))
+            && table.contains("174.00 USD")
+            && table.contains("1632.00 USD"),
+        "{table}"
+    );
+    // A class without that tier's price: said, not guessed.
+    e.ok(&[
+        "patch",
+        "lwc",
+        "standard",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/prices/perGiBMonth/4"}]"#,
+    ])
+    .await;
+    e.wait_for(
+        "jsonpath={.status.estimatedMonthlyCost.summary}=unknown",
+        "lws/p1000",
+    )
+    .await;
+    let basis = e
+        .jsonpath("lws/p1000", "{.status.estimatedMonthlyCost.basis}")
+        .await;
+    assert!(
+        basis.starts_with("no price for PERSISTENT_2 at 1000 MB/s/TiB"),
+        "{basis}"
+    );
+}

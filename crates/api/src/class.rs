@@ -123,6 +123,12 @@ pub struct LustreWorkspaceClassSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_limits: Option<NamespaceLimits>,
 
+    /// What a GiB-month costs this class's workspaces, for the estimate in their status
+    /// (`estimatedMonthlyCost`) and the cost metrics. Left out: the prices shipped with the
+    /// operator for the class's region, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<crate::cost::Prices>,
+
     /// Mount options for the PersistentVolumes (default: `flock`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16))]

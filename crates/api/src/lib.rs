@@ -6,6 +6,7 @@ pub mod admission;
 pub mod cel_bounds;
 pub mod class;
 pub mod constants;
+pub mod cost;
 pub mod crd;
 pub mod data_task;
 pub mod docs;

@@ -63,6 +63,12 @@ use crate::rules::patterns;
         description = "PersistentVolumeClaim to mount"
     ),
     printcolumn(
+        name = "Cost/Month",
+        type_ = "string",
+        json_path = ".status.estimatedMonthlyCost.summary",
+        description = "Estimated monthly cost"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status",
@@ -397,6 +403,10 @@ pub struct LustreWorkspaceStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub data_repositories: Vec<DataRepositoryStatus>,
+    /// What the workspace is estimated to cost a month (its storage capacity times the
+    /// class's price), or why no estimate is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_monthly_cost: Option<crate::cost::CostStatus>,
     /// The last export before deletion (`exportOnDelete`): its FSx task and what it moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_export: Option<crate::export::ExportStatus>,

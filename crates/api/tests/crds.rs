@@ -95,6 +95,7 @@ fn names_scope_and_columns() {
             "Capacity",
             "FileSystem",
             "Claim",
+            "Cost/Month",
             "Ready",
             "Age"
         ]

@@ -20,6 +20,7 @@ mod observe;
 pub mod plan;
 pub mod poller;
 pub mod reconcile;
+mod reported;
 pub mod status;
 mod write;
 

@@ -6,12 +6,11 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use lustre_api::constants::{condition as ctype, reason};
 use lustre_api::validation::effective_deployment_type;
-use lustre_api::{
-    DataRepositoryStatus, ExportStatus, LustreWorkspace, LustreWorkspaceStatus, Phase,
-};
+use lustre_api::{DataRepositoryStatus, LustreWorkspace, LustreWorkspaceStatus, Phase};
 use lustre_cloud::{CloudError, ErrorKind, Lifecycle, lustre_ingress};
 
 use crate::plan::{Action, ClassLookup, Inputs, Wait, claim_name, client_peers, export, import};
+use crate::reported;
 
 /// One condition before timestamps: status, reason, message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -418,11 +417,14 @@ pub fn desired_status(
             .map(|_| crate::builders::volume_name(ws)),
         claim_name: i.kube.claim.as_ref().map(|_| claim_name(ws)),
         data_repositories: repository_statuses(i),
+        estimated_monthly_cost: class
+            .map(|c| reported::cost(ws, c, fs))
+            .or(previous.estimated_monthly_cost),
         last_export: i
             .aws
             .export
             .task
-            .map(export_status)
+            .map(reported::export_status)
             .or(previous.last_export),
         ready_time,
     }
@@ -476,22 +478,4 @@ fn repository_statuses(i: &Inputs) -> Vec<DataRepositoryStatus> {
             }
         })
         .collect()
-}
-
-/// The export before deletion as status shows it.
-fn export_status(t: &lustre_cloud::DataTask) -> ExportStatus {
-    let time = |at: Option<std::time::SystemTime>| at.and_then(crate::data_tasks::status::time);
-    let counted = t.total > 0 || t.lifecycle.is_finished();
-    ExportStatus {
-        task_id: t.id.clone(),
-        lifecycle: t.lifecycle.as_str().to_string(),
-        paths: t.paths.iter().map(|p| format!("/{p}")).collect(),
-        total_files: counted.then_some(t.total),
-        succeeded_files: counted.then_some(t.succeeded),
-        failed_files: counted.then_some(t.failed),
-        report_path: t.report_path.clone(),
-        start_time: time(t.started_at.or(t.created_at)),
-        completion_time: time(t.ended_at),
-        message: t.failure_message.as_deref().map(lustre_cloud::redact),
-    }
 }

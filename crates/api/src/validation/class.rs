@@ -116,6 +116,39 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
             None,
         );
     }
+    if let Some(prices) = &spec.prices {
+        let at = "spec.prices";
+        if let Some(currency) = &prices.currency
+            && !(currency.len() == 3 && currency.chars().all(|c| c.is_ascii_uppercase()))
+        {
+            c.push(
+                format!("{at}.currency"),
+                messages::no_match(&format!("{at}.currency"), crate::cost::CURRENCY),
+            );
+        }
+        if let Some(source) = &prices.source {
+            c.length(&format!("{at}.source"), source, 0, 256);
+        }
+        c.max_items(&format!("{at}.perGiBMonth"), prices.per_gib_month.len(), 8);
+        for (i, rate) in prices.per_gib_month.iter().enumerate() {
+            let field = format!("{at}.perGiBMonth[{i}].price");
+            c.length(&field, &rate.price, 1, 16);
+            if crate::cost::micros(&rate.price).is_none() {
+                c.push(
+                    field.clone(),
+                    messages::no_match(&field, crate::cost::PRICE),
+                );
+            }
+            if let Some(t) = rate.throughput {
+                c.range(
+                    &format!("{at}.perGiBMonth[{i}].throughput"),
+                    t.into(),
+                    Some(1),
+                    Some(1000),
+                );
+            }
+        }
+    }
     if let Some(budget) = &spec.namespace_limits {
         if let Some(n) = budget.max_workspaces {
             c.range(
