@@ -12,7 +12,7 @@ use lustre_api::{DataRepository, ExportFailurePolicy, LustreWorkspace};
 use lustre_cloud::naming;
 use lustre_cloud::{DataTask, DataTaskRequest, Lifecycle, TaskLifecycle, TaskType};
 
-use super::{Action, Inputs, Wait, owner};
+use super::{Action, Hook, Inputs, Wait};
 
 /// Where the export's completion report goes, under the first exported link's S3 path.
 pub const REPORT_DIR: &str = "lustre-export-reports";
@@ -112,23 +112,8 @@ fn request(i: &Inputs, links: &[&DataRepository], fs: &str) -> DataTaskRequest {
         true => Vec::new(),
         false => relative,
     };
-    let class_name = i
-        .class
-        .found()
-        .and_then(|c| c.metadata.name.clone())
-        .or_else(|| ws.status.as_ref()?.class_name.clone())
-        .unwrap_or_default();
-    let mut tags = naming::owner_tags(
-        &owner(ws, &class_name),
-        &Default::default(),
-        &Default::default(),
-    );
     let attempt = attempt(ws);
-    tags.insert(
-        tag_keys::PURPOSE.into(),
-        tag_keys::PURPOSE_EXPORT_ON_DELETE.into(),
-    );
-    tags.insert(tag_keys::ATTEMPT.into(), attempt.clone());
+    let tags = Hook::ExportOnDelete.tags(i, &attempt);
     DataTaskRequest {
         client_token: naming::export_token(uid, &attempt),
         file_system_id: fs.to_string(),
@@ -190,23 +175,9 @@ pub fn paths(r: &DataTaskRequest) -> String {
         .join(", ")
 }
 
-/// One line on what a task did: its lifecycle, counts, report and AWS's words.
+/// One line on what the export did.
 pub fn outcome(task: &DataTask) -> String {
-    let mut line = format!(
-        "export {} {}: {} of {} files exported, {} failed",
-        task.id,
-        task.lifecycle.as_str(),
-        task.succeeded,
-        task.total,
-        task.failed
-    );
-    if let Some(report) = &task.report_path {
-        line.push_str(&format!(" (report under {report})"));
-    }
-    if let Some(words) = &task.failure_message {
-        line.push_str(&format!(": {}", lustre_cloud::redact(words)));
-    }
-    line
+    Hook::ExportOnDelete.outcome(task)
 }
 
 /// The DataExported condition's view of the export: `None` when the workspace asks for no

@@ -13,7 +13,7 @@ use lustre_api::{DataRepository, LustreWorkspace};
 use lustre_cloud::naming;
 use lustre_cloud::{DataTask, DataTaskRequest, Lifecycle, TaskLifecycle, TaskType};
 
-use super::{Action, AwsView, Inputs, Wait, owner};
+use super::{Action, AwsView, Hook, Inputs, Wait};
 
 /// Whether status records the link as imported.
 pub fn imported(ws: &LustreWorkspace, name: &str) -> bool {
@@ -62,18 +62,8 @@ pub fn is_current(task: &DataTask, ws: &LustreWorkspace, links: &[&DataRepositor
 fn request(i: &Inputs, links: &[&DataRepository], fs: &str) -> DataTaskRequest {
     let ws = i.workspace;
     let uid = ws.metadata.uid.as_deref().unwrap_or_default();
-    let class = i
-        .class
-        .found()
-        .and_then(|c| c.metadata.name.clone())
-        .unwrap_or_default();
-    let mut tags = naming::owner_tags(&owner(ws, &class), &Default::default(), &Default::default());
     let attempt = attempt(ws, links);
-    tags.insert(
-        tag_keys::PURPOSE.into(),
-        tag_keys::PURPOSE_IMPORT_ON_CREATE.into(),
-    );
-    tags.insert(tag_keys::ATTEMPT.into(), attempt.clone());
+    let tags = Hook::ImportOnCreate.tags(i, &attempt);
     DataTaskRequest {
         client_token: naming::import_token(uid, &attempt),
         file_system_id: fs.to_string(),
@@ -105,20 +95,9 @@ pub(super) fn plan(i: &Inputs, fs: &str) -> ControlFlow<Action> {
     }
 }
 
-/// One line on what an import task did.
+/// One line on what the import did.
 pub fn outcome(task: &DataTask) -> String {
-    let mut line = format!(
-        "import {} {}: {} of {} files imported, {} failed",
-        task.id,
-        task.lifecycle.as_str(),
-        task.succeeded,
-        task.total,
-        task.failed
-    );
-    if let Some(words) = &task.failure_message {
-        line.push_str(&format!(": {}", lustre_cloud::redact(words)));
-    }
-    line
+    Hook::ImportOnCreate.outcome(task)
 }
 
 /// What a failed import says: what happened and how to go on.

@@ -113,6 +113,50 @@ impl Hook {
             Self::ImportOnCreate => tags::PURPOSE_IMPORT_ON_CREATE,
         }
     }
+
+    /// The tags of this hook's task for the workspace: its identity (the class it was
+    /// provisioned with), the purpose and the attempt.
+    pub fn tags(self, i: &Inputs, attempt: &str) -> lustre_cloud::Tags {
+        use lustre_api::constants::tags;
+        let ws = i.workspace;
+        let class = i
+            .class
+            .found()
+            .and_then(|c| c.metadata.name.clone())
+            .or_else(|| ws.status.as_ref()?.class_name.clone())
+            .unwrap_or_default();
+        let mut t = lustre_cloud::naming::owner_tags(
+            &owner(ws, &class),
+            &Default::default(),
+            &Default::default(),
+        );
+        t.insert(tags::PURPOSE.into(), self.purpose().into());
+        t.insert(tags::ATTEMPT.into(), attempt.into());
+        t
+    }
+
+    /// One line on what its task did: lifecycle, counts, report and FSx's words.
+    pub fn outcome(self, task: &lustre_cloud::DataTask) -> String {
+        let (what, done) = match self {
+            Self::ExportOnDelete => ("export", "exported"),
+            Self::ImportOnCreate => ("import", "imported"),
+        };
+        let mut line = format!(
+            "{what} {} {}: {} of {} files {done}, {} failed",
+            task.id,
+            task.lifecycle.as_str(),
+            task.succeeded,
+            task.total,
+            task.failed
+        );
+        if let Some(report) = &task.report_path {
+            line.push_str(&format!(" (report under {report})"));
+        }
+        if let Some(words) = &task.failure_message {
+            line.push_str(&format!(": {}", lustre_cloud::redact(words)));
+        }
+        line
+    }
 }
 
 /// A hook's task as observed (looked for only while it can run).
