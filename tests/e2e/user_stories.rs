@@ -1367,6 +1367,16 @@ async fn each_workspace_shows_its_estimated_monthly_cost() {
             && table.contains("1632.00 USD"),
         "{table}"
     );
+    // The platform team's view: by class and namespace, never one series per workspace.
+    let addr = e.metrics_addr(0).await;
+    let (_, body) = http_get(&addr, "/metrics").await;
+    for line in [
+        r#"lustre_operator_estimated_monthly_cost{class="standard",currency="USD",namespace="ml"} 3114"#,
+        r#"lustre_operator_namespace_workspaces{class="standard",namespace="ml"} 5"#,
+        r#"lustre_operator_namespace_storage_capacity_gib{class="standard",namespace="ml"} 10800"#,
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line} not in:\n{body}");
+    }
     // A class without that tier's price: said, not guessed.
     e.ok(&[
         "patch",

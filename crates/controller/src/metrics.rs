@@ -5,10 +5,12 @@ use std::sync::Mutex;
 
 use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-/// The controller's metrics, registered in one registry the binary serves at `/metrics`.
+/// The controller's metrics, registered in one registry the binary serves at `/metrics`
+/// (with the process's own on Linux: CPU seconds, resident memory, open file descriptors,
+/// start time).
 #[derive(Debug)]
 pub struct Metrics {
     pub registry: Registry,
@@ -22,6 +24,8 @@ pub struct Metrics {
     pub leader: IntGauge,
     /// Data tasks.
     pub tasks: TaskMetrics,
+    /// What each namespace holds, by class: workspaces, capacity, estimated cost.
+    pub usage: UsageMetrics,
     phases: Mutex<HashMap<String, Phase>>,
 }
 
@@ -89,7 +93,6 @@ impl Metrics {
             "1 while this replica runs the controller (holds the leader lease)",
         ));
         must(registry.register(Box::new(leader.clone())));
-        // CPU seconds, resident memory, open file descriptors, start time.
         #[cfg(target_os = "linux")]
         must(registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -99,6 +102,7 @@ impl Metrics {
         }
         Self {
             tasks: TaskMetrics::new(&registry),
+            usage: UsageMetrics::new(&registry),
             registry,
             reconciles,
             failures,
@@ -215,6 +219,107 @@ impl TaskMetrics {
         self.finished.with_label_values(&[kind, outcome]).inc();
         if let Some(s) = seconds {
             self.duration.with_label_values(&[kind]).observe(s);
+        }
+    }
+}
+
+/// What one workspace that holds a file system adds to its namespace's usage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Usage {
+    pub class: String,
+    pub namespace: String,
+    pub capacity_gib: i64,
+    /// The estimate's currency and amount, when its class prices its tier.
+    pub cost: Option<(String, f64)>,
+}
+
+impl Usage {
+    /// A workspace's usage from its status: only one that holds a file system counts (FSx
+    /// bills from creation to deletion).
+    pub fn of(ws: &LustreWorkspace, status: &LustreWorkspaceStatus) -> Option<Self> {
+        status.file_system_id.as_ref()?;
+        let cost = status.estimated_monthly_cost.as_ref().and_then(|c| {
+            let amount = c.amount.as_ref()?.parse().ok()?;
+            Some((c.currency.clone(), amount))
+        });
+        Some(Self {
+            class: status.class_name.clone().unwrap_or_default(),
+            namespace: ws.metadata.namespace.clone().unwrap_or_default(),
+            capacity_gib: status
+                .storage_capacity_gib
+                .map_or(i64::from(ws.spec.storage_capacity_gib), i64::from),
+            cost,
+        })
+    }
+}
+
+/// Workspaces, capacity and estimated monthly cost by class and namespace (bounded labels:
+/// classes and namespaces, never one series per workspace).
+#[derive(Debug)]
+pub struct UsageMetrics {
+    workspaces: IntGaugeVec,
+    capacity: IntGaugeVec,
+    cost: GaugeVec,
+    by_uid: Mutex<HashMap<String, Usage>>,
+}
+
+impl UsageMetrics {
+    fn new(registry: &Registry) -> Self {
+        let labels = ["class", "namespace"];
+        let workspaces = must(IntGaugeVec::new(
+            Opts::new(
+                "lustre_operator_namespace_workspaces",
+                "Workspaces holding a file system, by class and namespace",
+            ),
+            &labels,
+        ));
+        let capacity = must(IntGaugeVec::new(
+            Opts::new(
+                "lustre_operator_namespace_storage_capacity_gib",
+                "Storage capacity of the file systems workspaces hold, by class and namespace",
+            ),
+            &labels,
+        ));
+        let cost = must(GaugeVec::new(
+            Opts::new(
+                "lustre_operator_estimated_monthly_cost",
+                "Estimated monthly cost of the file systems workspaces hold, by class, namespace and currency (workspaces whose tier has no price are left out)",
+            ),
+            &["class", "namespace", "currency"],
+        ));
+        must(registry.register(Box::new(workspaces.clone())));
+        must(registry.register(Box::new(capacity.clone())));
+        must(registry.register(Box::new(cost.clone())));
+        Self {
+            workspaces,
+            capacity,
+            cost,
+            by_uid: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records what a workspace holds now (`None`: nothing, or it is gone).
+    pub fn set(&self, uid: &str, usage: Option<Usage>) {
+        let mut all = self.by_uid.lock().unwrap_or_else(|p| p.into_inner());
+        let old = match usage.clone() {
+            Some(u) => all.insert(uid.to_string(), u),
+            None => all.remove(uid),
+        };
+        if old == usage {
+            return;
+        }
+        for (u, sign) in [(old, -1), (usage, 1)] {
+            let Some(u) = u else { continue };
+            let labels = [u.class.as_str(), u.namespace.as_str()];
+            self.workspaces.with_label_values(&labels).add(sign);
+            self.capacity
+                .with_label_values(&labels)
+                .add(sign * u.capacity_gib);
+            if let Some((currency, amount)) = &u.cost {
+                self.cost
+                    .with_label_values(&[u.class.as_str(), u.namespace.as_str(), currency])
+                    .add(sign as f64 * amount);
+            }
         }
     }
 }

@@ -121,6 +121,7 @@ async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue),
             ctx.poller.forget(&id, &ObjectRef::from_obj(ws));
         }
         ctx.metrics.set_phase(&ws.uid().unwrap_or_default(), None);
+        ctx.metrics.usage.set(&ws.uid().unwrap_or_default(), None);
         let note = "cleanup finished".to_string();
         ctx.publish(ws, EventType::Normal, event_reason::DELETED, note)
             .await;

@@ -26,6 +26,12 @@ pub(crate) async fn write_status(
 ) -> Result<LustreWorkspaceStatus, Error> {
     let now = Time(jiff::Timestamp::now());
     let status = desired_status(&o.inputs(ws), action, error, deleting, &now);
+    // Recorded whether or not status changes: a restarted process counts every workspace.
+    let uid = ws.uid().unwrap_or_default();
+    ctx.metrics.set_phase(&uid, status.phase);
+    ctx.metrics
+        .usage
+        .set(&uid, crate::metrics::Usage::of(ws, &status));
     if ws.status.as_ref() == Some(&status) {
         return Ok(status);
     }
@@ -34,8 +40,6 @@ pub(crate) async fn write_status(
     {
         ctx.metrics.became_ready(ws, &status);
     }
-    let uid = ws.uid().unwrap_or_default();
-    ctx.metrics.set_phase(&uid, status.phase);
     let api: Api<LustreWorkspace> =
         Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
     let patch = serde_json::json!({
