@@ -251,4 +251,10 @@ pub struct NamespaceLimits {
     )]
     #[schemars(range(min = 0))]
     pub max_storage_capacity_gib: Option<i64>,
+    /// Most the namespace's workspaces of this class may cost together a month, in the
+    /// currency of the class's prices, as a decimal (e.g. "2500" or "2500.50"); every tier
+    /// the namespace uses then needs a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16), regex(pattern = crate::cost::AMOUNT))]
+    pub max_monthly_cost: Option<String>,
 }

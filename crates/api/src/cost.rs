@@ -14,6 +14,22 @@ pub const CURRENCY: &str = r"^[A-Z]{3}$";
 /// The pattern of a price: a decimal with at most six places.
 pub const PRICE: &str = r"^[0-9]{1,6}(\.[0-9]{1,6})?$";
 
+/// The pattern of an amount: a decimal with at most two places.
+pub const AMOUNT: &str = r"^[0-9]{1,12}(\.[0-9]{1,2})?$";
+
+/// An amount in hundredths, from its decimal text ([`AMOUNT`]).
+pub fn cents(text: &str) -> Option<i64> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits =
+        |s: &str, n: usize| (1..=n).contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit());
+    if !digits(whole, 12) || !(frac.is_empty() && !text.contains('.') || digits(frac, 2)) {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let frac: i64 = format!("{frac:0<2}").parse().ok()?;
+    Some(whole * 100 + frac)
+}
+
 /// Prices a class sets for its workspaces (its region's, in its currency).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -259,6 +275,10 @@ mod tests {
         assert_eq!(micros("1e3"), None);
         assert_eq!(micros("1234567"), None);
         assert_eq!(micros("0."), None);
+        assert_eq!(cents("2500"), Some(250_000));
+        assert_eq!(cents("2500.5"), Some(250_050));
+        assert_eq!(cents("2500."), None);
+        assert_eq!(cents("1.234"), None);
     }
 
     #[test]

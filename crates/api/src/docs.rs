@@ -169,7 +169,7 @@ pub const GUIDE: [(&str, &str, &str, &str); 27] = [
     (
         reason::OVER_BUDGET,
         "problem",
-        "The class's `namespaceLimits` (`maxWorkspaces`, `maxStorageCapacityGiB`) leave no room in this namespace for this workspace, or for its growth. The message names the limit, what the namespace uses and what this workspace asks. Nothing was created in AWS; a workspace already Ready keeps its file system at its current size.",
+        "The class's `namespaceLimits` (`maxWorkspaces`, `maxStorageCapacityGiB`, `maxMonthlyCost`) leave no room in this namespace for this workspace, or for its growth. The message names the limit, what the namespace uses and what this workspace asks. Nothing was created in AWS; a workspace already Ready keeps its file system at its current size.",
         "Delete a workspace of the namespace you no longer need (the waiting ones go ahead by themselves, oldest first), ask for less, or ask the platform team to raise the class's limits.",
     ),
 ];

@@ -884,6 +884,7 @@ fn the_lifecycle_table() {
             budget: Some(budget::NamespaceUse {
                 workspaces: 3,
                 capacity_gib: 3600,
+                ..Default::default()
             }),
             ..row(
                 "budget: no room for a fourth: nothing made",
@@ -899,6 +900,7 @@ fn the_lifecycle_table() {
             budget: Some(budget::NamespaceUse {
                 workspaces: 2,
                 capacity_gib: 2400,
+                ..Default::default()
             }),
             ..row("budget: room for a third: made", |a| {
                 matches!(a, Action::CreateSecurityGroup { .. })
@@ -913,6 +915,7 @@ fn the_lifecycle_table() {
             budget: Some(budget::NamespaceUse {
                 workspaces: 2,
                 capacity_gib: 3600,
+                ..Default::default()
             }),
             ..row(
                 "budget: capacity over the namespace's limit",
@@ -927,6 +930,7 @@ fn the_lifecycle_table() {
             budget: Some(budget::NamespaceUse {
                 workspaces: 5,
                 capacity_gib: 3600,
+                ..Default::default()
             }),
             ..row(
                 "budget: growth past the limit refused, the file system kept",
@@ -941,6 +945,7 @@ fn the_lifecycle_table() {
             budget: Some(budget::NamespaceUse {
                 workspaces: 5,
                 capacity_gib: 3600,
+                ..Default::default()
             }),
             ..row(
                 "budget: growth within the limit; a holder never counts against itself",
@@ -954,10 +959,37 @@ fn the_lifecycle_table() {
             budget: Some(budget::NamespaceUse {
                 workspaces: 5,
                 capacity_gib: 9600,
+                ..Default::default()
             }),
             ..row(
                 "budget: limits lowered under a Ready workspace: it stays Ready",
                 |a| *a == Action::Ready,
+            )
+        },
+        Row {
+            class: Some(class(
+                "  namespaceLimits: {maxMonthlyCost: \"500\"}\n  prices: {perGiBMonth: [{deploymentType: PERSISTENT_2, throughput: 250, price: \"0.210\"}]}\n",
+            )),
+            sg: None,
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            budget: Some(budget::NamespaceUse::default()),
+            ..row(
+                "budget: the cost over the namespace's monthly limit",
+                |a| matches!(a, Action::OverBudget(m) if m.contains("may spend 500.00 a month on class standard") && m.contains("the others cost 0.00 and this workspace 504.00")),
+            )
+        },
+        Row {
+            class: Some(class("  namespaceLimits: {maxMonthlyCost: \"5000\"}\n")),
+            sg: None,
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            budget: Some(budget::NamespaceUse::default()),
+            ..row(
+                "budget: a cost limit with no price to check it against",
+                |a| matches!(a, Action::OverBudget(m) if m.contains("has no price for this workspace's tier")),
             )
         },
         // The import on create.

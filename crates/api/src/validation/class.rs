@@ -166,6 +166,13 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
                 None,
             );
         }
+        if let Some(cost) = &budget.max_monthly_cost {
+            let field = "spec.namespaceLimits.maxMonthlyCost";
+            c.length(field, cost, 1, 16);
+            if crate::cost::cents(cost).is_none() {
+                c.push(field, messages::no_match(field, crate::cost::AMOUNT));
+            }
+        }
     }
     if let Some(options) = &spec.mount_options {
         c.max_items("spec.mountOptions", options.len(), 16);

@@ -238,6 +238,11 @@ pub(crate) fn budget_use(
             });
             Peer {
                 workspace: p,
+                cost_cents: budget::monthly_cents(
+                    p,
+                    class,
+                    holds.unwrap_or(i64::from(p.spec.storage_capacity_gib)),
+                ),
                 holds_gib: holds,
                 admissible: p.validate(None).is_empty()
                     && p.validate_against_class(class, labels).is_empty(),

@@ -132,11 +132,7 @@ pub(crate) async fn observe(
                 .as_ref()
                 .is_none_or(|s| s.file_system_id.is_none());
         let held_back = nothing_made
-            && budget
-                .zip(class.spec.namespace_limits.as_ref())
-                .is_some_and(|(used, limits)| {
-                    plan::budget::refusal(ws, &class.name_any(), limits, used, None).is_some()
-                });
+            && budget.is_some_and(|used| plan::budget::refusal(ws, class, used, None).is_some());
         (o.vpc, o.budget) = (vpc, budget);
         if held_back {
             o.kube = self::kube::objects(ctx, ws, o.class()).await?;

@@ -5,13 +5,38 @@
 //! waiting workspace goes ahead by itself once one before it is deleted. Workspaces being
 //! deleted, and those whose spec is refused, do not count.
 
-use lustre_api::{LustreWorkspace, NamespaceLimits};
+use lustre_api::cost::amount;
+use lustre_api::validation::effective_deployment_type;
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass, NamespaceLimits};
 
 /// What the namespace's other workspaces of the class use before this one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NamespaceUse {
     pub workspaces: i64,
     pub capacity_gib: i64,
+    /// Their estimated monthly cost, in hundredths of the class's currency.
+    pub cost_cents: i64,
+    /// How many of them have no price (their cost cannot be counted).
+    pub unpriced: i64,
+}
+
+/// The monthly estimate of `gib` of the workspace's tier at its class's prices, in
+/// hundredths (`None`: no price).
+pub fn monthly_cents(ws: &LustreWorkspace, class: &LustreWorkspaceClass, gib: i64) -> Option<i64> {
+    lustre_api::cost::estimate(
+        gib,
+        effective_deployment_type(&ws.spec, &class.spec),
+        ws.spec.per_unit_storage_throughput,
+        class.spec.prices.as_ref(),
+        class.spec.region.as_deref(),
+    )
+    .cents
+}
+
+/// The class's `maxMonthlyCost` in hundredths (one that does not read allows nothing).
+fn max_cents(limits: &NamespaceLimits) -> Option<i64> {
+    let max = limits.max_monthly_cost.as_deref()?;
+    Some(lustre_api::cost::cents(max).unwrap_or(0))
 }
 
 /// Another workspace of the namespace and class, as the budget sees it.
@@ -22,6 +47,8 @@ pub struct Peer<'a> {
     pub holds_gib: Option<i64>,
     /// Its spec is accepted (a refused one never provisions, so takes no room).
     pub admissible: bool,
+    /// Its estimated monthly cost (of what it holds, else of what it asks), in hundredths.
+    pub cost_cents: Option<i64>,
 }
 
 /// The order waiting workspaces go ahead in: creation time, then name.
@@ -36,14 +63,27 @@ fn ask(ws: &LustreWorkspace) -> i64 {
     i64::from(ws.spec.storage_capacity_gib)
 }
 
-/// Whether `ask` more GiB and one more workspace fit beside `used`.
-fn fits(limits: &NamespaceLimits, used: NamespaceUse, ask: i64, one_more: bool) -> bool {
+/// Whether one more workspace of `ask` GiB costing `cents` fits beside `used` (a cost limit
+/// needs every price).
+fn fits(limits: &NamespaceLimits, used: NamespaceUse, ask: i64, cents: Option<i64>) -> bool {
     limits
         .max_workspaces
-        .is_none_or(|max| used.workspaces + i64::from(one_more) <= i64::from(max))
+        .is_none_or(|max| used.workspaces < i64::from(max))
         && limits
             .max_storage_capacity_gib
             .is_none_or(|max| used.capacity_gib + ask <= max)
+        && max_cents(limits).is_none_or(|max| {
+            used.unpriced == 0 && cents.is_some_and(|c| used.cost_cents + c <= max)
+        })
+}
+
+fn add(used: &mut NamespaceUse, gib: i64, cents: Option<i64>) {
+    used.workspaces += 1;
+    used.capacity_gib += gib;
+    match cents {
+        Some(c) => used.cost_cents += c,
+        None => used.unpriced += 1,
+    }
 }
 
 /// What the peers use before `me`: every holder, then the waiting ones created before it
@@ -53,9 +93,10 @@ pub fn usage(me: &LustreWorkspace, peers: &[Peer], limits: &NamespaceLimits) -> 
     let others = peers
         .iter()
         .filter(|p| p.workspace.metadata.uid != me.metadata.uid);
-    for held in others.clone().filter_map(|p| p.holds_gib) {
-        used.workspaces += 1;
-        used.capacity_gib += held;
+    for p in others.clone() {
+        if let Some(held) = p.holds_gib {
+            add(&mut used, held, p.cost_cents);
+        }
     }
     let mut waiting: Vec<&Peer> = others
         .filter(|p| p.holds_gib.is_none() && p.admissible)
@@ -63,25 +104,25 @@ pub fn usage(me: &LustreWorkspace, peers: &[Peer], limits: &NamespaceLimits) -> 
         .collect();
     waiting.sort_by_key(|p| order(p.workspace));
     for p in waiting {
-        if fits(limits, used, ask(p.workspace), true) {
-            used.workspaces += 1;
-            used.capacity_gib += ask(p.workspace);
+        if fits(limits, used, ask(p.workspace), p.cost_cents) {
+            add(&mut used, ask(p.workspace), p.cost_cents);
         }
     }
     used
 }
 
 /// Why the budget holds `ws` back, if it does: a workspace without a file system needs room
-/// for one more workspace and its capacity; one that holds `holds_gib` needs room only to
-/// grow.
+/// for one more workspace, its capacity and its cost; one that holds `holds_gib` needs room
+/// only to grow.
 pub fn refusal(
     ws: &LustreWorkspace,
-    class: &str,
-    limits: &NamespaceLimits,
+    class: &LustreWorkspaceClass,
     used: NamespaceUse,
     holds_gib: Option<i64>,
 ) -> Option<String> {
+    let limits = class.spec.namespace_limits.as_ref()?;
     let ns = ws.metadata.namespace.as_deref().unwrap_or_default();
+    let name = class.metadata.name.as_deref().unwrap_or_default();
     let ask = ask(ws);
     let grows = holds_gib.is_some_and(|held| ask > held);
     if holds_gib.is_some() && !grows {
@@ -92,21 +133,42 @@ pub fn refusal(
         && used.workspaces + 1 > i64::from(max)
     {
         return Some(format!(
-            "namespace {ns} may have {max} workspace(s) of class {class} (namespaceLimits.maxWorkspaces) and {} hold a file system or wait before this one: it goes ahead when one of them is deleted",
+            "namespace {ns} may have {max} workspace(s) of class {name} (namespaceLimits.maxWorkspaces) and {} hold a file system or wait before this one: it goes ahead when one of them is deleted",
             used.workspaces
         ));
     }
-    match limits.max_storage_capacity_gib {
-        Some(max) if used.capacity_gib + ask > max => Some(format!(
-            "namespace {ns} may use {max} GiB of class {class} (namespaceLimits.maxStorageCapacityGiB): the others use {} GiB and this workspace asks {ask} GiB{}",
-            used.capacity_gib,
-            if grows {
-                " (growing: it keeps its current size)"
-            } else {
-                ""
-            }
+    let growing = if grows {
+        " (growing: it keeps its current size)"
+    } else {
+        ""
+    };
+    if let Some(max) = limits.max_storage_capacity_gib
+        && used.capacity_gib + ask > max
+    {
+        return Some(format!(
+            "namespace {ns} may use {max} GiB of class {name} (namespaceLimits.maxStorageCapacityGiB): the others use {} GiB and this workspace asks {ask} GiB{growing}",
+            used.capacity_gib
+        ));
+    }
+    let max = max_cents(limits)?;
+    let limit = format!(
+        "namespace {ns} may spend {} a month on class {name} (namespaceLimits.maxMonthlyCost)",
+        amount(max)
+    );
+    match monthly_cents(ws, class, ask) {
+        None => Some(format!(
+            "{limit}, and class {name} has no price for this workspace's tier to check it against (spec.prices)"
         )),
-        _ => None,
+        Some(_) if used.unpriced > 0 => Some(format!(
+            "{limit}, and {} of its other workspaces have no price to count (spec.prices)",
+            used.unpriced
+        )),
+        Some(c) if used.cost_cents + c > max => Some(format!(
+            "{limit}: the others cost {} and this workspace {}{growing}",
+            amount(used.cost_cents),
+            amount(c)
+        )),
+        Some(_) => None,
     }
 }
 
@@ -125,11 +187,22 @@ mod tests {
         w
     }
 
+    /// A use at 0.14 a GiB-month, every peer priced.
+    fn u(workspaces: i64, gib: i64) -> NamespaceUse {
+        NamespaceUse {
+            workspaces,
+            capacity_gib: gib,
+            cost_cents: 14 * gib,
+            unpriced: 0,
+        }
+    }
+
     #[test]
     fn holders_count_first_then_the_waiting_in_creation_order_that_fit() {
         let limits = NamespaceLimits {
             max_workspaces: Some(3),
             max_storage_capacity_gib: Some(6000),
+            max_monthly_cost: None,
         };
         // Created in this order; "old" holds a file system although it was made last.
         let a = ws("a", 1, 2400);
@@ -150,50 +223,67 @@ mod tests {
             workspace: w,
             holds_gib: holds,
             admissible: true,
+            cost_cents: Some(14 * holds.unwrap_or(ask(w))),
         })
         .chain([Peer {
             workspace: &bad,
             holds_gib: None,
             admissible: false,
+            cost_cents: None,
         }])
         .collect();
         let used = |me: &LustreWorkspace| usage(me, &peers, &limits);
-        assert_eq!(
-            used(&a),
-            NamespaceUse {
-                workspaces: 1,
-                capacity_gib: 1200
-            }
-        );
-        assert_eq!(
-            used(&b),
-            NamespaceUse {
-                workspaces: 2,
-                capacity_gib: 3600
-            }
-        );
+        assert_eq!(used(&a), u(1, 1200));
+        assert_eq!(used(&b), u(2, 3600));
         // a and b fit (old + a + b = 6000 GiB, 3 workspaces): c waits.
-        assert_eq!(
-            used(&c),
-            NamespaceUse {
-                workspaces: 3,
-                capacity_gib: 6000
-            }
-        );
-        assert!(refusal(&c, "standard", &limits, used(&c), None).is_some());
-        assert!(refusal(&b, "standard", &limits, used(&b), None).is_none());
+        assert_eq!(used(&c), u(3, 6000));
+        let mut class = LustreWorkspaceClass::new("standard", Default::default());
+        class.spec.namespace_limits = Some(limits.clone());
+        assert!(refusal(&c, &class, used(&c), None).is_some());
+        assert!(refusal(&b, &class, used(&b), None).is_none());
         // d is not counted behind c (c did not fit): d waits too, for the same reason.
         assert_eq!(used(&d), used(&c));
         // A holder is never counted against itself and never held back unless it grows: the
         // waiting ones made before it that fit take their room first.
-        assert_eq!(
-            used(&old),
-            NamespaceUse {
-                workspaces: 3,
-                capacity_gib: 6000
-            }
+        assert_eq!(used(&old), u(3, 6000));
+        assert!(refusal(&old, &class, used(&old), Some(1200)).is_none());
+        assert!(refusal(&old, &class, used(&old), Some(600)).is_some());
+    }
+
+    #[test]
+    fn a_cost_limit_counts_every_price_and_refuses_what_it_cannot_count() {
+        let limits = NamespaceLimits {
+            max_monthly_cost: Some("504".into()),
+            ..Default::default()
+        };
+        let mut class = LustreWorkspaceClass::new("standard", Default::default());
+        class.spec.namespace_limits = Some(limits);
+        class.spec.prices = Some(lustre_api::cost::Prices {
+            currency: None,
+            source: None,
+            per_gib_month: vec![lustre_api::cost::Rate {
+                deployment_type: lustre_api::DeploymentType::Scratch2,
+                throughput: None,
+                price: "0.14".into(),
+            }],
+        });
+        let mut me = ws("me", 5, 1200); // 1200 GiB x 0.14 = 168.00
+        me.spec.deployment_type = Some(lustre_api::DeploymentType::Scratch2);
+        // 336.00 + 168.00 fits in 504.00; 336.14 + 168.00 does not.
+        assert_eq!(refusal(&me, &class, u(1, 2400), None), None);
+        let over = refusal(&me, &class, u(2, 2401), None).expect("over");
+        assert!(
+            over.contains("the others cost 336.14 and this workspace 168.00"),
+            "{over}"
         );
-        assert!(refusal(&old, "standard", &limits, used(&old), Some(1200)).is_none());
-        assert!(refusal(&old, "standard", &limits, used(&old), Some(600)).is_some());
+        let unpriced = NamespaceUse {
+            unpriced: 1,
+            ..u(1, 1200)
+        };
+        let why = refusal(&me, &class, unpriced, None).expect("cannot count");
+        assert!(
+            why.contains("1 of its other workspaces have no price"),
+            "{why}"
+        );
     }
 }
