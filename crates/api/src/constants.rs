@@ -21,6 +21,10 @@ pub const RETRY_EXPORT_ANNOTATION: &str = "workspaces.lustre.dev/retry-export";
 /// Annotation that asks for the import of newly linked data again after it failed: set it to
 /// a new value (any) and the operator starts a new import task.
 pub const RETRY_IMPORT_ANNOTATION: &str = "workspaces.lustre.dev/retry-import";
+/// Prefix of the Namespace annotation that sets a namespace's own limits for one class
+/// (`limits.workspaces.lustre.dev/<class>`: JSON with `maxWorkspaces`,
+/// `maxStorageCapacityGiB`, `maxMonthlyCost`), in place of the class's `namespaceLimits`.
+pub const NAMESPACE_LIMITS_ANNOTATION_PREFIX: &str = "limits.workspaces.lustre.dev/";
 /// Field manager the operator uses for every server-side apply.
 pub const FIELD_MANAGER: &str = "lustre-operator";
 

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use lustre_api::constants::{DEFAULT_CLASS_ANNOTATION, labels};
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
@@ -60,7 +60,7 @@ pub async fn run(
         .watches_stream(
             caches
                 .namespaces
-                .predicate_filter(predicates::labels, Default::default()),
+                .predicate_filter(labels_and_limits, Default::default()),
             move |ns| in_namespace(&by_namespace, &ns.name_any()),
         )
         // A volume a finalizer held (pv-protection) wakes its workspace when it goes.
@@ -90,6 +90,19 @@ where
         [only] => Api::namespaced(ctx.client.clone(), only),
         _ => Api::all(ctx.client.clone()),
     }
+}
+
+/// What of a namespace its workspaces depend on: its labels (a class's `allowedNamespaces`)
+/// and its own limits (`limits.workspaces.lustre.dev/<class>`); a change of either wakes them.
+fn labels_and_limits<K: Resource>(ns: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ns.labels().hash(&mut h);
+    ns.annotations()
+        .iter()
+        .filter(|(k, _)| k.starts_with(lustre_api::constants::NAMESPACE_LIMITS_ANNOTATION_PREFIX))
+        .for_each(|kv| kv.hash(&mut h));
+    Some(h.finish())
 }
 
 /// The workspace a volume was made for (its labels name it), if it is still known.

@@ -288,7 +288,11 @@ fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
 }
 
 /// The row's inputs (labels are the fixed namespace labels).
-fn inputs<'a>(r: &'a Row, labels: &'a BTreeMap<String, String>) -> Inputs<'a> {
+fn inputs<'a>(
+    r: &'a Row,
+    labels: &'a BTreeMap<String, String>,
+    budget: Option<&'a budget::Budget>,
+) -> Inputs<'a> {
     Inputs {
         workspace: &r.ws,
         class: match &r.class {
@@ -314,13 +318,26 @@ fn inputs<'a>(r: &'a Row, labels: &'a BTreeMap<String, String>) -> Inputs<'a> {
             running_tasks: &r.running,
         },
         kube: &r.kube,
-        budget: r.budget,
+        budget,
     }
+}
+
+/// The row's budget: what it says is used, against its class's limits.
+fn budget_of(r: &Row) -> Option<budget::Budget> {
+    r.budget.map(|used| budget::Budget {
+        limits: r
+            .class
+            .as_ref()
+            .and_then(|c| c.spec.namespace_limits.clone())
+            .unwrap_or_default(),
+        used,
+    })
 }
 
 fn run(r: &Row) -> Action {
     let labels = labels();
-    let inputs = inputs(r, &labels);
+    let budget = budget_of(r);
+    let inputs = inputs(r, &labels, budget.as_ref());
     if r.delete {
         next_cleanup_action(&inputs)
     } else {
@@ -1274,7 +1291,8 @@ fn status_for(
     at: &str,
 ) -> (Action, lustre_api::LustreWorkspaceStatus) {
     let labels = labels();
-    let inputs = inputs(r, &labels);
+    let budget = budget_of(r);
+    let inputs = inputs(r, &labels, budget.as_ref());
     let action = if r.delete {
         next_cleanup_action(&inputs)
     } else {

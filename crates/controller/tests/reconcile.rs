@@ -1761,4 +1761,24 @@ async fn a_namespace_budget_admits_exactly_the_first_workspaces_and_the_next_whe
         refused.status.as_ref().and_then(|s| s.storage_capacity_gib),
         Some(1200)
     );
+
+    // The platform team gives this namespace more room with its own limits (a Namespace
+    // annotation): the next waiting one goes ahead and the growth goes through, by themselves.
+    Api::<Namespace>::all(w.client.clone())
+        .patch(
+            "ml",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "limits.workspaces.lustre.dev/standard": "{\"maxWorkspaces\": 4, \"maxStorageCapacityGiB\": 6000}"
+            }}})),
+        )
+        .await
+        .expect("namespace limits");
+    wait_for(&w.client, "ws-4", "Ready", Duration::from_secs(30), ready).await;
+    wait_for(&w.client, "ws-0", "grown", Duration::from_secs(30), |ws| {
+        ready(ws) && ws.status.as_ref().and_then(|s| s.storage_capacity_gib) == Some(2400)
+    })
+    .await;
+    let still = api.get("ws-5").await.expect("get");
+    assert_eq!(reason(&still), "OverBudget");
 }

@@ -13,7 +13,7 @@ use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use crate::builders;
 use crate::context::{Context, Expected};
 use crate::error::{Error, Step};
-use crate::plan::budget::{self, NamespaceUse, Peer};
+use crate::plan::budget::{self, Budget, Peer};
 use crate::plan::{self, ClaimView, KubeView, VolumeView};
 
 /// The workspace's class as found.
@@ -211,18 +211,40 @@ pub(crate) fn claim_view(c: &PersistentVolumeClaim) -> ClaimView {
     }
 }
 
-/// What the namespace's other workspaces of `class` use before `ws`, when the class sets
-/// `namespaceLimits` (read from the workspaces' watch cache: no API call).
+/// The budget `ws` is checked against, when its class or its namespace sets limits: the
+/// limits for its namespace and what the namespace's other workspaces of `class` use before
+/// it (read from the watch caches: no API call).
 pub(crate) fn budget_use(
     ctx: &Context,
     ws: &LustreWorkspace,
     class: &LustreWorkspaceClass,
     labels: &BTreeMap<String, String>,
-) -> Option<NamespaceUse> {
-    let limits = class.spec.namespace_limits.as_ref()?;
-    let store = ctx.workspaces.get()?;
+) -> Option<Budget> {
     let ns = ws.namespace()?;
     let name = class.name_any();
+    let key = format!(
+        "{}{name}",
+        lustre_api::constants::NAMESPACE_LIMITS_ANNOTATION_PREFIX
+    );
+    let annotation = ctx
+        .caches
+        .namespaces
+        .get(&ObjectRef::new(&ns))
+        .and_then(|n| n.annotations().get(&key).cloned());
+    let limits =
+        match budget::limits_for(class.spec.namespace_limits.as_ref(), annotation.as_deref()) {
+            Ok(limits) => limits?,
+            Err(e) => {
+                tracing::warn!(
+                    namespace = ns,
+                    annotation = key,
+                    error = e,
+                    "namespace limits do not read: the class's apply"
+                );
+                class.spec.namespace_limits.clone()?
+            }
+        };
+    let store = ctx.workspaces.get()?;
     let all = store.state();
     let peers: Vec<Peer> = all
         .iter()
@@ -249,5 +271,6 @@ pub(crate) fn budget_use(
             }
         })
         .collect();
-    Some(budget::usage(ws, &peers, limits))
+    let used = budget::usage(ws, &peers, &limits);
+    Some(Budget { limits, used })
 }

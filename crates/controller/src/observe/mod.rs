@@ -39,7 +39,7 @@ pub(crate) struct Observed {
     /// While deleting: other tasks still running on the file system.
     pub running_tasks: Vec<String>,
     /// What the namespace's other workspaces of the class use before this one.
-    pub budget: Option<plan::budget::NamespaceUse>,
+    pub budget: Option<plan::budget::Budget>,
 }
 
 /// A hook's task as observed (and as the last step left it).
@@ -71,7 +71,7 @@ impl Observed {
                 running_tasks: &self.running_tasks,
             },
             kube: &self.kube,
-            budget: self.budget,
+            budget: self.budget.as_ref(),
         }
     }
 
@@ -132,7 +132,9 @@ pub(crate) async fn observe(
                 .as_ref()
                 .is_none_or(|s| s.file_system_id.is_none());
         let held_back = nothing_made
-            && budget.is_some_and(|used| plan::budget::refusal(ws, class, used, None).is_some());
+            && budget.as_ref().is_some_and(|b| {
+                plan::budget::refusal(ws, class, &b.limits, b.used, None).is_some()
+            });
         (o.vpc, o.budget) = (vpc, budget);
         if held_back {
             o.kube = self::kube::objects(ctx, ws, o.class()).await?;

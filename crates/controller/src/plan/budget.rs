@@ -9,6 +9,35 @@ use lustre_api::cost::amount;
 use lustre_api::validation::effective_deployment_type;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass, NamespaceLimits};
 
+/// The budget a workspace is checked against: the limits that apply to its namespace (the
+/// class's, with the namespace's own override) and what the others use before it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Budget {
+    pub limits: NamespaceLimits,
+    pub used: NamespaceUse,
+}
+
+/// The limits for a namespace: the class's, with the fields the namespace's annotation
+/// (`limits.workspaces.lustre.dev/<class>`, JSON) sets in their place. `Err`: the annotation
+/// does not read (the class's limits apply).
+pub fn limits_for(
+    class: Option<&NamespaceLimits>,
+    annotation: Option<&str>,
+) -> Result<Option<NamespaceLimits>, String> {
+    let Some(text) = annotation else {
+        return Ok(class.cloned());
+    };
+    let own: NamespaceLimits = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let base = class.cloned().unwrap_or_default();
+    Ok(Some(NamespaceLimits {
+        max_workspaces: own.max_workspaces.or(base.max_workspaces),
+        max_storage_capacity_gib: own
+            .max_storage_capacity_gib
+            .or(base.max_storage_capacity_gib),
+        max_monthly_cost: own.max_monthly_cost.or(base.max_monthly_cost),
+    }))
+}
+
 /// What the namespace's other workspaces of the class use before this one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NamespaceUse {
@@ -117,10 +146,10 @@ pub fn usage(me: &LustreWorkspace, peers: &[Peer], limits: &NamespaceLimits) -> 
 pub fn refusal(
     ws: &LustreWorkspace,
     class: &LustreWorkspaceClass,
+    limits: &NamespaceLimits,
     used: NamespaceUse,
     holds_gib: Option<i64>,
 ) -> Option<String> {
-    let limits = class.spec.namespace_limits.as_ref()?;
     let ns = ws.metadata.namespace.as_deref().unwrap_or_default();
     let name = class.metadata.name.as_deref().unwrap_or_default();
     let ask = ask(ws);
@@ -239,15 +268,15 @@ mod tests {
         assert_eq!(used(&c), u(3, 6000));
         let mut class = LustreWorkspaceClass::new("standard", Default::default());
         class.spec.namespace_limits = Some(limits.clone());
-        assert!(refusal(&c, &class, used(&c), None).is_some());
-        assert!(refusal(&b, &class, used(&b), None).is_none());
+        assert!(refusal(&c, &class, &limits, used(&c), None).is_some());
+        assert!(refusal(&b, &class, &limits, used(&b), None).is_none());
         // d is not counted behind c (c did not fit): d waits too, for the same reason.
         assert_eq!(used(&d), used(&c));
         // A holder is never counted against itself and never held back unless it grows: the
         // waiting ones made before it that fit take their room first.
         assert_eq!(used(&old), u(3, 6000));
-        assert!(refusal(&old, &class, used(&old), Some(1200)).is_none());
-        assert!(refusal(&old, &class, used(&old), Some(600)).is_some());
+        assert!(refusal(&old, &class, &limits, used(&old), Some(1200)).is_none());
+        assert!(refusal(&old, &class, &limits, used(&old), Some(600)).is_some());
     }
 
     #[test]
@@ -257,7 +286,7 @@ mod tests {
             ..Default::default()
         };
         let mut class = LustreWorkspaceClass::new("standard", Default::default());
-        class.spec.namespace_limits = Some(limits);
+        class.spec.namespace_limits = Some(limits.clone());
         class.spec.prices = Some(lustre_api::cost::Prices {
             currency: None,
             source: None,
@@ -270,8 +299,8 @@ mod tests {
         let mut me = ws("me", 5, 1200); // 1200 GiB x 0.14 = 168.00
         me.spec.deployment_type = Some(lustre_api::DeploymentType::Scratch2);
         // 336.00 + 168.00 fits in 504.00; 336.14 + 168.00 does not.
-        assert_eq!(refusal(&me, &class, u(1, 2400), None), None);
-        let over = refusal(&me, &class, u(2, 2401), None).expect("over");
+        assert_eq!(refusal(&me, &class, &limits, u(1, 2400), None), None);
+        let over = refusal(&me, &class, &limits, u(2, 2401), None).expect("over");
         assert!(
             over.contains("the others cost 336.14 and this workspace 168.00"),
             "{over}"
@@ -280,10 +309,40 @@ mod tests {
             unpriced: 1,
             ..u(1, 1200)
         };
-        let why = refusal(&me, &class, unpriced, None).expect("cannot count");
+        let why = refusal(&me, &class, &limits, unpriced, None).expect("cannot count");
         assert!(
             why.contains("1 of its other workspaces have no price"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn a_namespace_annotation_replaces_the_fields_it_sets() {
+        let class = NamespaceLimits {
+            max_workspaces: Some(3),
+            max_storage_capacity_gib: Some(9600),
+            max_monthly_cost: None,
+        };
+        assert_eq!(limits_for(Some(&class), None), Ok(Some(class.clone())));
+        let own = limits_for(
+            Some(&class),
+            Some(r#"{"maxWorkspaces": 10, "maxMonthlyCost": "900"}"#),
+        );
+        assert_eq!(
+            own,
+            Ok(Some(NamespaceLimits {
+                max_workspaces: Some(10),
+                max_storage_capacity_gib: Some(9600),
+                max_monthly_cost: Some("900".into()),
+            }))
+        );
+        assert_eq!(
+            limits_for(None, Some(r#"{"maxWorkspaces": 1}"#)),
+            Ok(Some(NamespaceLimits {
+                max_workspaces: Some(1),
+                ..Default::default()
+            }))
+        );
+        assert!(limits_for(Some(&class), Some("ten")).is_err());
     }
 }

@@ -61,9 +61,9 @@ fn admitted<'a>(i: &Inputs<'a>) -> Plan<&'a LustreWorkspaceClass> {
     if i.kube.claim_taken {
         return Break(Action::ClaimConflict(claim_name(ws)));
     }
-    if let Some(used) = i.budget {
+    if let Some(b) = i.budget {
         let holds = i.aws.file_system.map(|f| i64::from(f.storage_capacity_gib));
-        if let Some(why) = super::budget::refusal(ws, class, used, holds) {
+        if let Some(why) = super::budget::refusal(ws, class, &b.limits, b.used, holds) {
             return Break(Action::OverBudget(why));
         }
     }

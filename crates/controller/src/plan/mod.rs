@@ -182,7 +182,7 @@ pub struct Inputs<'a> {
     pub kube: &'a KubeView,
     /// What the namespace's other workspaces of the class use before this one, when the
     /// class sets `namespaceLimits`.
-    pub budget: Option<budget::NamespaceUse>,
+    pub budget: Option<&'a budget::Budget>,
 }
 
 impl<'a> AwsView<'a> {
