@@ -160,8 +160,7 @@ pub(crate) async fn observe(
     // to the unlinking within the same reconcile.
     if deleting {
         (o.export, o.running_tasks) = aws::deletion_tasks(&look, o.fs.as_ref(), &o.dras).await?;
-    }
-    if !deleting {
+    } else {
         o.import = aws::import(&look, o.fs.as_ref(), &o.dras).await?;
     }
     Ok(o)
