@@ -1367,6 +1367,16 @@ async fn each_workspace_shows_its_estimated_monthly_cost() {
             && table.contains("1632.00 USD"),
         "{table}"
     );
+    // Every PERSISTENT_2 file system got its metadata configuration at creation (only then
+    // can it have one); SCRATCH_2 takes none.
+    let state = e.sim.snapshot();
+    for fs in state["fileSystems"].as_array().into_iter().flatten() {
+        let want = match fs["deploymentType"].as_str() {
+            Some("PERSISTENT_2") => serde_json::json!({"Mode": "AUTOMATIC"}),
+            _ => Value::Null,
+        };
+        assert_eq!(fs["metadataConfiguration"], want, "{fs:#}");
+    }
     // The platform team's view: by class and namespace, never one series per workspace.
     let addr = e.metrics_addr(0).await;
     let (_, body) = http_get(&addr, "/metrics").await;

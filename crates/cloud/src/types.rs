@@ -115,8 +115,19 @@ pub struct FileSystemRequest {
     pub weekly_maintenance_start_time: Option<String>,
     /// Lustre version: "2.15" so that data repository associations work on every type.
     pub file_system_type_version: String,
+    /// PERSISTENT_2: the metadata configuration, which only creation can give a file system.
+    pub metadata: Option<MetadataConfiguration>,
     /// Tags, including the operator's identity tags.
     pub tags: Tags,
+}
+
+/// How a PERSISTENT_2 file system's metadata IOPS are provisioned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataConfiguration {
+    /// FSx sizes them from the storage capacity.
+    Automatic,
+    /// This many (1500, 3000, 6000, 12000, then multiples of 12000 up to 192000).
+    UserProvisioned(i32),
 }
 
 impl FileSystemRequest {
@@ -139,6 +150,7 @@ impl FileSystemRequest {
             automatic_backup_retention_days: None,
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
+            metadata: None,
             tags,
         }
     }

@@ -160,6 +160,12 @@ async fn create_file_system_sends_token_tags_version_and_one_subnet() {
                 && lustre.and_then(|l| l.per_unit_storage_throughput()) == Some(250)
                 && lustre.and_then(|l| l.data_compression_type())
                     == Some(&fsx::DataCompressionType::Lz4)
+                && lustre
+                    .and_then(|l| l.metadata_configuration())
+                    .is_some_and(|m| {
+                        m.mode() == Some(&fsx::MetadataConfigurationMode::Automatic)
+                            && m.iops().is_none()
+                    })
                 && sent == expected_tags
         })
         .then_output(|| {
@@ -182,6 +188,7 @@ async fn create_file_system_sends_token_tags_version_and_one_subnet() {
             automatic_backup_retention_days: None,
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
+            metadata: Some(MetadataConfiguration::Automatic),
             tags,
         })
         .await

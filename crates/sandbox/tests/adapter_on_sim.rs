@@ -166,6 +166,7 @@ async fn scenario(cloud: &AwsCloud, sim: &SimAws) -> Report {
         automatic_backup_retention_days: None,
         weekly_maintenance_start_time: None,
         file_system_type_version: "2.15".into(),
+        metadata: None,
         tags: tags.clone(),
     };
     let fs = cloud.create_file_system(&request).await.expect("create fs");
@@ -476,6 +477,7 @@ async fn resize_goes_updating_then_available_with_the_new_size() {
             automatic_backup_retention_days: Some(7),
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
+            metadata: None,
             tags: Default::default(),
         })
         .await
@@ -605,6 +607,7 @@ async fn linked_file_system(cloud: &AwsCloud, token: &str, auto_export: bool) ->
             automatic_backup_retention_days: None,
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
+            metadata: None,
             tags: Default::default(),
         })
         .await
@@ -859,4 +862,76 @@ async fn data_repository_tasks_follow_fsx_rules() {
         .await
         .expect_err("no link");
     assert_eq!(e.kind, ErrorKind::InvalidRequest);
+}
+
+/// A PERSISTENT_2 file system's metadata configuration, over the wire: AUTOMATIC is echoed in
+/// the description; USER_PROVISIONED needs IOPS from FSx's list; SCRATCH_2 takes none.
+#[tokio::test]
+async fn metadata_configuration_is_given_at_creation_as_fsx_takes_it() {
+    let (sim, url, _stop) = start(SimConfig {
+        timing: fast_timing(),
+        ..SimConfig::default()
+    })
+    .await;
+    let cloud = adapter(&url, 1).await;
+    let request = |token: &str, deployment, metadata| FileSystemRequest {
+        client_token: token.into(),
+        deployment_type: deployment,
+        storage_capacity_gib: 1200,
+        per_unit_storage_throughput: (deployment == DeploymentType::Persistent2).then_some(125),
+        subnet_id: SUBNET.into(),
+        security_group_ids: vec![],
+        kms_key_id: None,
+        lz4_compression: false,
+        automatic_backup_retention_days: None,
+        weekly_maintenance_start_time: None,
+        file_system_type_version: "2.15".into(),
+        metadata,
+        tags: Default::default(),
+    };
+    let automatic = cloud
+        .create_file_system(&request(
+            "meta-auto",
+            DeploymentType::Persistent2,
+            Some(MetadataConfiguration::Automatic),
+        ))
+        .await
+        .expect("AUTOMATIC");
+    let state = sim.snapshot();
+    let made = state["fileSystems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["id"] == automatic.id.as_str())
+        .expect("in the simulated AWS");
+    assert_eq!(
+        made["metadataConfiguration"],
+        serde_json::json!({"Mode": "AUTOMATIC"})
+    );
+    cloud
+        .create_file_system(&request(
+            "meta-12k",
+            DeploymentType::Persistent2,
+            Some(MetadataConfiguration::UserProvisioned(12000)),
+        ))
+        .await
+        .expect("12000 IOPS");
+    for (token, deployment, metadata) in [
+        (
+            "meta-1000",
+            DeploymentType::Persistent2,
+            Some(MetadataConfiguration::UserProvisioned(1000)),
+        ),
+        (
+            "meta-scratch",
+            DeploymentType::Scratch2,
+            Some(MetadataConfiguration::Automatic),
+        ),
+    ] {
+        let e = cloud
+            .create_file_system(&request(token, deployment, metadata))
+            .await
+            .expect_err(token);
+        assert_eq!(e.kind, ErrorKind::InvalidRequest, "{token}: {e:?}");
+    }
 }

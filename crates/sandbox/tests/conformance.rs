@@ -337,6 +337,7 @@ async fn fsx_transcript(cloud: &AwsCloud, net: &Network) -> Vec<String> {
         automatic_backup_retention_days: None,
         weekly_maintenance_start_time: None,
         file_system_type_version: "2.15".into(),
+        metadata: None,
         tags: tags.clone(),
     };
     let describe = |fs: &FileSystem, ids: &mut Ids| {

@@ -131,6 +131,21 @@ impl crate::FileSystems for AwsCloud {
         if r.deployment_type == DeploymentType::Persistent2 {
             lustre = lustre.set_automatic_backup_retention_days(r.automatic_backup_retention_days);
         }
+        if let Some(m) = r.metadata {
+            let (mode, iops) = match m {
+                crate::MetadataConfiguration::Automatic => {
+                    (fsx::MetadataConfigurationMode::Automatic, None)
+                }
+                crate::MetadataConfiguration::UserProvisioned(iops) => {
+                    (fsx::MetadataConfigurationMode::UserProvisioned, Some(iops))
+                }
+            };
+            let config = fsx::CreateFileSystemLustreMetadataConfiguration::builder()
+                .mode(mode)
+                .set_iops(iops)
+                .build();
+            lustre = lustre.metadata_configuration(config);
+        }
         let sent = self
             .fsx
             .create_file_system()

@@ -86,6 +86,10 @@ pub(super) fn file_system_request(
         automatic_backup_retention_days: class.spec.automatic_backup_retention_days,
         weekly_maintenance_start_time: class.spec.weekly_maintenance_start_time.clone(),
         file_system_type_version: LUSTRE_VERSION.to_string(),
+        // Only creation can give a PERSISTENT_2 file system a metadata configuration (and
+        // with it the Lustre 2.15 metadata performance); AUTOMATIC scales with capacity.
+        metadata: (deployment == DeploymentType::Persistent2)
+            .then_some(lustre_cloud::MetadataConfiguration::Automatic),
         tags: resource_tags(ws, class),
     }
 }

@@ -92,6 +92,8 @@ pub struct FileSystem {
     pub file_system_type_version: String,
     pub weekly_maintenance_start_time: Option<String>,
     pub automatic_backup_retention_days: Option<i64>,
+    /// `MetadataConfiguration` as created (PERSISTENT_2 only).
+    pub metadata_configuration: Option<serde_json::Value>,
     pub tags: BTreeMap<String, String>,
     pub lifecycle: Lifecycle,
     pub failure_message: Option<String>,

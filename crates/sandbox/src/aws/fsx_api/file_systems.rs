@@ -90,6 +90,7 @@ struct Settings {
     capacity: i64,
     throughput: Option<i64>,
     version: String,
+    metadata: Option<Value>,
 }
 
 fn settings(req: &Value) -> Result<Settings, ApiError> {
@@ -153,11 +154,13 @@ fn settings(req: &Value) -> Result<Settings, ApiError> {
         }
         _ => {}
     }
+    let metadata = metadata_configuration(&lustre, &deployment)?;
+    // With a metadata configuration the default version is 2.15.
     let version = str_field(req, "FileSystemTypeVersion")
-        .unwrap_or(if deployment == "PERSISTENT_2" {
-            "2.12"
-        } else {
-            "2.10"
+        .unwrap_or(match (deployment.as_str(), &metadata) {
+            (_, Some(_)) => "2.15",
+            ("PERSISTENT_2", None) => "2.12",
+            _ => "2.10",
         })
         .to_string();
     if !matches!(version.as_str(), "2.10" | "2.12" | "2.15") {
@@ -170,13 +173,52 @@ fn settings(req: &Value) -> Result<Settings, ApiError> {
             "PERSISTENT_2 file systems need Lustre 2.12 or later.",
         ));
     }
+    if metadata.is_some() && version != "2.15" {
+        return Err(bad_request(format!(
+            "FileSystemTypeVersion {version} is not supported for PERSISTENT_2 with a metadata configuration mode: use 2.15."
+        )));
+    }
     Ok(Settings {
         lustre,
         deployment,
         capacity,
         throughput,
         version,
+        metadata,
     })
+}
+
+/// `LustreConfiguration.MetadataConfiguration` as FSx takes it at creation: PERSISTENT_2
+/// only, a Mode, and Iops only (and always) in USER_PROVISIONED mode, from the SSD list.
+fn metadata_configuration(lustre: &Value, deployment: &str) -> Result<Option<Value>, ApiError> {
+    let Some(m) = lustre.get("MetadataConfiguration") else {
+        return Ok(None);
+    };
+    if deployment != "PERSISTENT_2" {
+        return Err(bad_request(
+            "MetadataConfiguration is only supported for PERSISTENT_2 file systems.",
+        ));
+    }
+    let iops = m.get("Iops").and_then(Value::as_i64);
+    let valid = |n: i64| {
+        [1500, 3000, 6000].contains(&n) || (n % 12000 == 0 && (12000..=192000).contains(&n))
+    };
+    match (str_field(m, "Mode"), iops) {
+        (Some("AUTOMATIC"), None) => Ok(Some(json!({"Mode": "AUTOMATIC"}))),
+        (Some("AUTOMATIC"), Some(_)) => Err(bad_request(
+            "Iops cannot be specified when the metadata configuration mode is AUTOMATIC.",
+        )),
+        (Some("USER_PROVISIONED"), Some(n)) if valid(n) => {
+            Ok(Some(json!({"Mode": "USER_PROVISIONED", "Iops": n})))
+        }
+        (Some("USER_PROVISIONED"), _) => Err(bad_request(
+            "USER_PROVISIONED mode needs Iops of 1500, 3000, 6000, 12000 or a multiple of 12000 up to 192000.",
+        )),
+        (mode, _) => Err(bad_request(format!(
+            "Unsupported metadata configuration mode '{}'.",
+            mode.unwrap_or_default()
+        ))),
+    }
 }
 
 pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value, ApiError> {
@@ -197,6 +239,7 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         capacity,
         throughput,
         version,
+        metadata,
     } = settings(req)?;
     let tags = tags_from(req)?;
 
@@ -228,6 +271,7 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         automatic_backup_retention_days: lustre
             .get("AutomaticBackupRetentionDays")
             .and_then(Value::as_i64),
+        metadata_configuration: metadata,
         tags,
         lifecycle: Lifecycle::Creating,
         failure_message: None,

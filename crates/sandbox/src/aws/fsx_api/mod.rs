@@ -166,6 +166,9 @@ pub fn file_system_json(fs: &FileSystem) -> Value {
     if let Some(d) = fs.automatic_backup_retention_days {
         lustre["AutomaticBackupRetentionDays"] = json!(d);
     }
+    if let Some(m) = &fs.metadata_configuration {
+        lustre["MetadataConfiguration"] = m.clone();
+    }
     let mut out = json!({
         "OwnerId": "123456789012",
         "CreationTime": fs.creation_time,
