@@ -15,7 +15,7 @@ use lustre_cloud::{
 
 use crate::context::Context;
 use crate::error::{Error, Step};
-use crate::plan::{self, export};
+use crate::plan::{self, Hook, export};
 use crate::poller::Observation;
 
 use super::ObservedHook;
@@ -204,9 +204,10 @@ pub(super) async fn deletion_tasks(
         return Ok(Default::default());
     }
     let tasks = fs_tasks(look, &fs.id).await?;
+    let attempt = export::attempt(ws);
     let task = tasks
         .iter()
-        .filter(|t| export::is_current_export(t, ws))
+        .filter(|t| Hook::ExportOnDelete.owns(t, ws, &attempt))
         .max_by_key(|t| t.created_at)
         .cloned();
     let running = tasks
@@ -256,10 +257,11 @@ pub(super) async fn import(
     if links.is_empty() {
         return Ok(ObservedHook::default());
     }
+    let attempt = plan::import::attempt(ws, &links);
     let task = fs_tasks(look, &fs.id)
         .await?
         .into_iter()
-        .filter(|t| plan::import::is_current(t, ws, &links))
+        .filter(|t| Hook::ImportOnCreate.owns(t, ws, &attempt))
         .max_by_key(|t| t.created_at);
     Ok(ObservedHook {
         task,

@@ -6,7 +6,7 @@
 
 use std::ops::ControlFlow::{self, Break, Continue};
 
-use lustre_api::constants::{RETRY_EXPORT_ANNOTATION, tags as tag_keys};
+use lustre_api::constants::RETRY_EXPORT_ANNOTATION;
 use lustre_api::validation::is_read_only;
 use lustre_api::{DataRepository, ExportFailurePolicy, LustreWorkspace};
 use lustre_cloud::naming;
@@ -51,16 +51,6 @@ pub fn timeout_minutes(ws: &LustreWorkspace) -> i32 {
         .as_ref()
         .and_then(|e| e.timeout_minutes)
         .unwrap_or(lustre_api::DeletionExport::DEFAULT_TIMEOUT_MINUTES)
-}
-
-/// Whether a task is the export before deletion of this workspace's current attempt.
-pub fn is_current_export(task: &DataTask, ws: &LustreWorkspace) -> bool {
-    let uid = ws.metadata.uid.as_deref().unwrap_or_default();
-    naming::owner_uid(&task.tags) == Some(uid)
-        && task.task_type == Some(TaskType::Export)
-        && task.tags.get(tag_keys::PURPOSE).map(String::as_str)
-            == Some(tag_keys::PURPOSE_EXPORT_ON_DELETE)
-        && task.tags.get(tag_keys::ATTEMPT) == Some(&attempt(ws))
 }
 
 /// What the export must cover now: the links with `exportOnDelete` that are linked (their

@@ -8,7 +8,7 @@
 
 use std::ops::ControlFlow::{self, Break, Continue};
 
-use lustre_api::constants::{RETRY_IMPORT_ANNOTATION, tags as tag_keys};
+use lustre_api::constants::RETRY_IMPORT_ANNOTATION;
 use lustre_api::{DataRepository, LustreWorkspace};
 use lustre_cloud::naming;
 use lustre_cloud::{DataTask, DataTaskRequest, Lifecycle, TaskLifecycle, TaskType};
@@ -46,16 +46,6 @@ pub fn attempt(ws: &LustreWorkspace, links: &[&DataRepository]) -> String {
         .as_ref()
         .and_then(|a| a.get(RETRY_IMPORT_ANNOTATION));
     naming::import_attempt(&paths, retry.map(String::as_str))
-}
-
-/// Whether a task is this workspace's import of these links.
-pub fn is_current(task: &DataTask, ws: &LustreWorkspace, links: &[&DataRepository]) -> bool {
-    let uid = ws.metadata.uid.as_deref().unwrap_or_default();
-    naming::owner_uid(&task.tags) == Some(uid)
-        && task.task_type == Some(TaskType::Import)
-        && task.tags.get(tag_keys::PURPOSE).map(String::as_str)
-            == Some(tag_keys::PURPOSE_IMPORT_ON_CREATE)
-        && task.tags.get(tag_keys::ATTEMPT) == Some(&attempt(ws, links))
 }
 
 /// The FSx request: the links' S3 prefixes, no report (a prefix may be read-only).

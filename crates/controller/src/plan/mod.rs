@@ -135,6 +135,22 @@ impl Hook {
         t
     }
 
+    /// Whether `task` is this hook's task of the workspace for `attempt`: the workspace's UID,
+    /// the hook's task type, purpose and attempt tags.
+    pub fn owns(self, task: &lustre_cloud::DataTask, ws: &LustreWorkspace, attempt: &str) -> bool {
+        use lustre_api::constants::tags;
+        let kind = match self {
+            Self::ExportOnDelete => lustre_cloud::TaskType::Export,
+            Self::ImportOnCreate => lustre_cloud::TaskType::Import,
+        };
+        let tag = |key: &str| task.tags.get(key).map(String::as_str);
+        let uid = ws.metadata.uid.as_deref().unwrap_or_default();
+        lustre_cloud::naming::owner_uid(&task.tags) == Some(uid)
+            && task.task_type == Some(kind)
+            && tag(tags::PURPOSE) == Some(self.purpose())
+            && tag(tags::ATTEMPT) == Some(attempt)
+    }
+
     /// One line on what its task did: lifecycle, counts, report and FSx's words.
     pub fn outcome(self, task: &lustre_cloud::DataTask) -> String {
         let (what, done) = match self {
