@@ -35,6 +35,8 @@ impl Normaliser {
                 (r"sg-[0-9a-f]{17}", "sg-", 17),
                 (r"dra-[0-9a-f]{17}", "dra-", 17),
                 (r"task-[0-9a-f]{17}", "task-", 17),
+                // Times a run sets (readiness, idle clocks, deadlines), to the second.
+                ("rfc3339", "2000-01-01T00:00:", 2),
                 (
                     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
                     "00000000-0000-0000-0000-",
@@ -81,7 +83,16 @@ fn regex_lite(pat: &str) -> impl Fn(&str) -> Vec<(usize, usize)> + '_ {
         let mut spans = Vec::new();
         let mut i = 0;
         while i < bytes.len() {
-            let len = if pat.starts_with('[') {
+            let len = if pat == "rfc3339" {
+                // A time to the second: dddd-dd-ddTdd:dd:dd.
+                let shape = b"dddd-dd-ddTdd:dd:dd";
+                (i + shape.len() <= bytes.len()
+                    && shape.iter().zip(&bytes[i..]).all(|(want, b)| match want {
+                        b'd' => b.is_ascii_digit(),
+                        other => other == b,
+                    }))
+                .then_some(shape.len())
+            } else if pat.starts_with('[') {
                 // UUID: 8-4-4-4-12
                 let shape = [8, 4, 4, 4, 12];
                 let mut j = i;
@@ -289,6 +300,22 @@ async fn the_user_guide_shows_real_output() {
         .await,
     ));
     e.wait_for("delete", "lws/sweep").await;
+    // 8. Let it go away by itself.
+    e.ok(&["apply", "-f", &ex("workspace-expiring.yaml")]).await;
+    e.wait_for("condition=Ready", "lws/hpo-sweep").await;
+    outputs.push((
+        "get-lws-expiring",
+        run(s(&[
+            "get",
+            "lws",
+            "hpo-sweep",
+            "-n",
+            "ml",
+            "-o",
+            "custom-columns=NAME:.metadata.name,PHASE:.status.phase,IDLE SINCE:.status.idleSince,EXPIRES:.status.expiresAt,WHY:.status.conditions[?(@.type==\"Expiring\")].reason",
+        ]))
+        .await,
+    ));
     tokio::time::sleep(Duration::from_millis(10)).await;
 
     let path = repo().join("docs/user-guide.md");

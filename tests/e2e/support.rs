@@ -255,6 +255,11 @@ impl E2e {
         .await
     }
 
+    /// The admin's client.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     /// How many objects of a kind exist (all namespaces), listed through the API.
     pub async fn objects(&self, api: &str, plural: &str) -> usize {
         let request = kube::core::Request::new(collection(api, plural, ""))

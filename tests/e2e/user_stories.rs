@@ -553,7 +553,7 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
     e.kill(0).await;
     let op = e.spawn_operator(&["--leader-election", "--lease-namespace", LEASE_NS]);
     // Every path: a named class and the default one, create, resize, a repository, a data
-    // task, Retain, delete while a pod holds the claim, and a refused spec.
+    // task, Retain, delete while a pod holds the claim, a refused spec, and an expiry.
     e.apply(&workspace("named", "className: standard\ndeploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: d, s3Path: 's3://ml-datasets/a/', fileSystemPath: /d}")).await;
     e.apply(&workspace(
         "kept",
@@ -561,6 +561,14 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
     ))
     .await;
     e.apply(&workspace("refused", "storageCapacityGiB: 1200\ndataRepositories:\n- {name: d, s3Path: 's3://elsewhere/', fileSystemPath: /d}")).await;
+    // One that expires (the operator deletes it; pods are watched for idle claims).
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(8);
+    let at = jiff::Timestamp::from_second(at.as_second()).expect("time");
+    e.apply(&workspace(
+        "brief",
+        &format!("storageCapacityGiB: 1200\nexpiry: {{at: \"{at}\"}}"),
+    ))
+    .await;
     for ws in ["lws/named", "lws/kept"] {
         e.ok(&["wait", "--for=condition=Ready", ws, "-n", "ml", TIMEOUT])
             .await;
@@ -596,6 +604,7 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
         "lws/named",
         "lws/kept",
         "lws/refused",
+        "lws/brief",
         "-n",
         "ml",
         TIMEOUT,
@@ -1409,4 +1418,162 @@ async fn each_workspace_shows_its_estimated_monthly_cost() {
         basis.starts_with("no price for PERSISTENT_2 at 1000 MB/s/TiB"),
         "{basis}"
     );
+}
+
+/// When each workspace of `ml` was deleted (its deletionTimestamp, in seconds since the
+/// epoch), as a watch sees them while their cleanup runs.
+fn deletion_times(e: &E2e) -> std::sync::Arc<std::sync::Mutex<BTreeMap<String, i64>>> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let api: kube::Api<lustre_api::LustreWorkspace> = kube::Api::namespaced(e.client(), "ml");
+    let into = seen.clone();
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
+        while let Some(Ok(ws)) = events.next().await {
+            if let (Some(name), Some(t)) = (ws.metadata.name, ws.metadata.deletion_timestamp) {
+                into.lock()
+                    .expect("lock")
+                    .entry(name)
+                    .or_insert(t.0.as_second());
+            }
+        }
+    });
+    seen
+}
+
+/// Seconds since the epoch of an RFC 3339 time as the API server shows it.
+fn epoch(rfc3339: &str) -> i64 {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{rfc3339:?}: {e}"))
+        .as_second()
+}
+
+/// Scratch that goes away by itself: a workspace with `afterIdle: 20s` stays while its pod
+/// runs (well past 20 s), and is deleted 20 s after the pod finished, with a Warning Event
+/// before; an operator restart in between keeps the deadline (the clock is in status). A
+/// second workspace with `at:` goes at its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_workspace_expires_after_its_last_pod_and_a_dated_one_at_its_time() {
+    let mut e = E2e::start(quick()).await;
+    e.ok(&[
+        "patch",
+        "lwc",
+        "standard",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"expiry":{"warnBefore":"10s"}}}"#,
+    ])
+    .await;
+    let deleted = deletion_times(&e);
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(45);
+    let at = jiff::Timestamp::from_second(at.as_second()).expect("time");
+    e.apply(&format!(
+        "{}---\n{}",
+        workspace(
+            "scratch",
+            "storageCapacityGiB: 1200\nexpiry: {afterIdle: 20s}"
+        ),
+        workspace(
+            "dated",
+            &format!("storageCapacityGiB: 1200\nexpiry: {{at: \"{at}\"}}")
+        )
+    ))
+    .await;
+    e.wait_for("condition=Ready", "lws/scratch").await;
+    e.apply(&pod_using("scratch")).await;
+    let expiring = "{.status.conditions[?(@.type==\"Expiring\")].reason}";
+    e.wait_for(&format!("jsonpath={expiring}=InUse"), "lws/scratch")
+        .await;
+    assert_eq!(e.jsonpath("lws/scratch", "{.status.idleSince}").await, "");
+    // The pod runs longer than afterIdle: nothing happens to the workspace meanwhile.
+    tokio::time::sleep(Duration::from_secs(22)).await;
+    assert_eq!(
+        e.jsonpath("lws/scratch", "{.status.phase}").await,
+        "Ready",
+        "not deleted while its pod runs"
+    );
+    e.ok(&[
+        "patch",
+        "pod",
+        "trainer",
+        "-n",
+        "ml",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Succeeded"}}"#,
+    ])
+    .await;
+    let finished = jiff::Timestamp::now().as_second();
+    e.wait_for(
+        &format!("jsonpath={expiring}=ExpiryScheduled"),
+        "lws/scratch",
+    )
+    .await;
+    let idle = epoch(&e.jsonpath("lws/scratch", "{.status.idleSince}").await);
+    assert!(
+        (finished - 1..=finished + 1).contains(&idle),
+        "idle since {idle}, finished {finished}"
+    );
+    let expires = epoch(&e.jsonpath("lws/scratch", "{.status.expiresAt}").await);
+    assert_eq!(expires - idle, 20);
+    // Which clock: kube-controller-manager 1.37 writes the claim's Unused condition, read
+    // first; the sandbox (like a 1.32 cluster) has none, and the pod watch counts.
+    let unused = e
+        .jsonpath(
+            "pvc/scratch",
+            "{.status.conditions[?(@.type==\"Unused\")].status}",
+        )
+        .await;
+    let expected = match e.cluster {
+        Cluster::Real => "True",
+        Cluster::Sandbox => "",
+    };
+    assert_eq!(unused, expected);
+    // A restart before the deadline: the new process reads the clock from status.
+    e.kill_operator().await;
+    e.start_operator();
+    e.wait_for(&format!("jsonpath={expiring}=ExpiresSoon"), "lws/scratch")
+        .await;
+    e.wait_for(&format!("jsonpath={expiring}=Expired"), "lws/scratch")
+        .await;
+    let late = deleted.lock().expect("lock")["scratch"] - expires;
+    assert!(
+        (0..=2).contains(&late),
+        "deleted {late} s after its deadline"
+    );
+    // A finished pod still names the claim: pvc-protection keeps the claim (and the cleanup
+    // waits) until the pod object goes, as a Job's ttlSecondsAfterFinished would do it.
+    e.wait_for(
+        "jsonpath={.status.conditions[0].reason}=ClaimInUse",
+        "lws/scratch",
+    )
+    .await;
+    e.delete_pod("trainer").await;
+    e.wait_for("delete", "lws/scratch").await;
+    let events = e
+        .ok(&[
+            "get",
+            "events",
+            "-n",
+            "ml",
+            "--field-selector",
+            "involvedObject.name=scratch",
+            "-o",
+            "jsonpath={range .items[*]}{.type} {.reason}{\"\\n\"}{end}",
+        ])
+        .await;
+    assert!(events.contains("Warning ExpiresSoon"), "{events}");
+    assert!(events.contains("Normal Expired"), "{events}");
+
+    // The dated one: deleted at its time (to the second, plus the requeue's second).
+    e.wait_for("delete", "lws/dated").await;
+    let late = deleted.lock().expect("lock")["dated"] - at.as_second();
+    assert!((0..=2).contains(&late), "deleted {late} s after its time");
+    e.aws_until("both file systems deleted", Duration::from_secs(10), |s| {
+        count(s, "fileSystems") == 0
+    })
+    .await;
 }

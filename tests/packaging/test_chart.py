@@ -232,3 +232,19 @@ def test_a_network_policy_admits_only_the_metrics_port():
     (policy,) = by_kind(docs(narrowed), "NetworkPolicy")
     assert policy["spec"]["ingress"][0]["from"] == narrowed["metrics"]["networkPolicy"]["from"]
     assert not by_kind(docs({"metrics": {"networkPolicy": {"enabled": False}}}), "NetworkPolicy")
+
+
+def test_pods_are_watched_only_when_idle_expiry_asks():
+    def pod_rules(values):
+        (role,) = [r for r in by_kind(docs(values), "ClusterRole") if r["metadata"]["name"] == chart.RELEASE]
+        return [r for r in role["rules"] if "pods" in r["resources"]]
+
+    def flag(values):
+        (deployment,) = by_kind(docs(values), "Deployment")
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return [a for a in container["args"] if a.startswith("--watch-pods")]
+
+    assert pod_rules({}) == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
+    assert flag({}) == ["--watch-pods=true"]
+    off = {"expiry": {"watchPods": False}}
+    assert pod_rules(off) == [] and flag(off) == ["--watch-pods=false"]

@@ -195,6 +195,18 @@ fn check_string(schema: &Value, s: &str, at: &str, out: &mut Vec<Violation>) {
             message: messages::too_long(max),
         });
     }
+    // kube-apiserver checks the formats it knows; date-time is the one these CRDs use.
+    if schema.get("format").and_then(Value::as_str) == Some("date-time")
+        && serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>(
+            Value::String(s.to_string()),
+        )
+        .is_err()
+    {
+        out.push(Violation {
+            field: at.to_string(),
+            message: messages::not_a_time(at, s),
+        });
+    }
     if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
         let matches = Regex::new(pattern)
             .map(|re| re.is_match(s))

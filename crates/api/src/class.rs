@@ -129,6 +129,11 @@ pub struct LustreWorkspaceClassSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<crate::cost::Prices>,
 
+    /// When workspaces of this class delete themselves: per deployment type the longest
+    /// lifetime and the default expiry, and how long before the expiry a warning goes out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<crate::expiry::ClassExpiry>,
+
     /// Mount options for the PersistentVolumes (default: `flock`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16))]

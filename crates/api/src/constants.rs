@@ -126,15 +126,19 @@ pub mod condition {
     /// While a workspace with `exportOnDelete` links is deleted: their export finished
     /// (or was given up with `failurePolicy: Continue`).
     pub const DATA_EXPORTED: &str = "DataExported";
+    /// With an expiry: True from the warning before it on (and once expired), False while the
+    /// time is still far or the claim is in use.
+    pub const EXPIRING: &str = "Expiring";
 
     /// All condition types, `Ready` first.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         READY,
         SECURITY_GROUP_READY,
         FILE_SYSTEM_READY,
         DATA_REPOSITORIES_READY,
         VOLUME_READY,
         DATA_EXPORTED,
+        EXPIRING,
     ];
 }
 
@@ -196,9 +200,20 @@ pub mod reason {
     pub const IMPORT_FAILED: &str = "ImportFailed";
     /// The class's `namespaceLimits` leave no room for this workspace (or its growth).
     pub const OVER_BUDGET: &str = "OverBudget";
+    /// The workspace has an expiry, still further away than the warning.
+    pub const EXPIRY_SCHEDULED: &str = "ExpiryScheduled";
+    /// Pods use the claim: the idle clock does not run.
+    pub const IN_USE: &str = "InUse";
+    /// The expiry is closer than the class's `warnBefore`.
+    pub const EXPIRES_SOON: &str = "ExpiresSoon";
+    /// The expiry passed: the operator deleted the workspace.
+    pub const EXPIRED: &str = "Expired";
+    /// `afterIdle` is set but the operator does not watch pods (chart value
+    /// `expiry.watchPods: false`): only a time or the class's longest lifetime applies.
+    pub const PODS_NOT_WATCHED: &str = "PodsNotWatched";
 
     /// Every reason the operator can write.
-    pub const ALL: [&str; 27] = [
+    pub const ALL: [&str; 32] = [
         READY,
         PENDING,
         CREATING,
@@ -226,6 +241,11 @@ pub mod reason {
         IMPORTING,
         IMPORT_FAILED,
         OVER_BUDGET,
+        EXPIRY_SCHEDULED,
+        IN_USE,
+        EXPIRES_SOON,
+        EXPIRED,
+        PODS_NOT_WATCHED,
     ];
 }
 

@@ -9,7 +9,7 @@ use crate::constants::reason;
 
 /// What a reason means for the person reading it: (reason, kind, cause, what to do).
 /// `kind` is `progress` (wait), `ok`, or `problem` (someone must act).
-pub const GUIDE: [(&str, &str, &str, &str); 27] = [
+pub const GUIDE: [(&str, &str, &str, &str); 32] = [
     (
         reason::READY,
         "ok",
@@ -43,8 +43,8 @@ pub const GUIDE: [(&str, &str, &str, &str); 27] = [
     (
         reason::CLAIM_IN_USE,
         "problem",
-        "The workspace is being deleted but pods still mount its claim; Kubernetes keeps the claim (the `kubernetes.io/pvc-protection` finalizer) and the operator keeps the file system until they are gone.",
-        "Delete or finish the pods that use the claim: `kubectl get pods -n <namespace> -o wide` and look for the claim in their volumes. Deletion then continues by itself.",
+        "The workspace is being deleted but pods still name its claim; Kubernetes keeps the claim (the `kubernetes.io/pvc-protection` finalizer) while any scheduled pod names it, finished (Succeeded, Failed) or not, and the operator keeps the file system until they are gone.",
+        "Delete the pods that name the claim, finished ones too: `kubectl get pods -n <namespace> -o wide` and look for the claim in their volumes (a Job's `ttlSecondsAfterFinished` deletes its pods by itself). Deletion then continues by itself.",
     ),
     (
         reason::CLASS_NOT_FOUND,
@@ -171,6 +171,36 @@ pub const GUIDE: [(&str, &str, &str, &str); 27] = [
         "problem",
         "The class's `namespaceLimits` (`maxWorkspaces`, `maxStorageCapacityGiB`, `maxMonthlyCost`) leave no room in this namespace for this workspace, or for its growth. The message names the limit, what the namespace uses and what this workspace asks. Nothing was created in AWS; a workspace already Ready keeps its file system at its current size.",
         "Delete a workspace of the namespace you no longer need (the waiting ones go ahead by themselves, oldest first), ask for less, or ask the platform team to raise the class's limits.",
+    ),
+    (
+        reason::EXPIRY_SCHEDULED,
+        "ok",
+        "The workspace has an expiry (its own `spec.expiry`, or the class's default or longest lifetime for its deployment type) and it is further away than the class's `expiry.warnBefore`. `status.expiresAt` says when; the condition `Expiring` says why.",
+        "Nothing, unless you need the workspace longer: change `spec.expiry` (the class's `maxLifetime` still caps it).",
+    ),
+    (
+        reason::IN_USE,
+        "ok",
+        "Pods that have not finished use the claim, so the idle clock of `expiry.afterIdle` does not run (`status.idleSince` is empty).",
+        "Nothing: the clock starts when the last of them ends.",
+    ),
+    (
+        reason::EXPIRES_SOON,
+        "problem",
+        "The workspace expires within the class's `expiry.warnBefore` (default 1h); a Warning Event `ExpiresSoon` was published once. At `status.expiresAt` the operator deletes the workspace, and with it the file system unless `deletionPolicy` is Retain.",
+        "To keep it: start a pod that uses the claim (resets an idle expiry), or move `spec.expiry.at` / `afterIdle` later, or remove `spec.expiry` (a class default or `maxLifetime` may still apply). Copy what you need to S3 before then, or use `action: ExportThenDelete`.",
+    ),
+    (
+        reason::EXPIRED,
+        "ok",
+        "The expiry passed and the operator deleted the workspace (an Event `Expired` says which deadline). With `action: ExportThenDelete` its links are exported to S3 first; then the usual cleanup follows `deletionPolicy`.",
+        "Nothing. Create a new workspace if you need one again; a Retained file system can be adopted with `spec.fileSystemId` where the class allows adoption.",
+    ),
+    (
+        reason::PODS_NOT_WATCHED,
+        "problem",
+        "The workspace has an `afterIdle` expiry but this operator does not watch pods (installed with `expiry.watchPods: false`), so it cannot tell when the claim is idle. A time (`at`) and the class's `maxLifetime` still apply.",
+        "Ask the platform team to install with `expiry.watchPods: true`, or use `expiry.at` instead.",
     ),
 ];
 

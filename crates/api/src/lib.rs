@@ -10,6 +10,7 @@ pub mod cost;
 pub mod crd;
 pub mod data_task;
 pub mod docs;
+pub mod expiry;
 pub mod export;
 pub mod messages;
 pub mod rules;
@@ -25,6 +26,7 @@ pub use data_task::{
     DataTaskPhase, DataTaskType, LustreDataTask, LustreDataTaskSpec, LustreDataTaskStatus,
     ReleaseOptions, ReportOptions,
 };
+pub use expiry::{ClassExpiry, DefaultExpiry, Expiry, ExpiryAction, ExpiryPolicy};
 pub use export::{DeletionExport, ExportFailurePolicy, ExportStatus};
 pub use validation::Violation;
 pub use workspace::{

@@ -28,6 +28,11 @@ pub fn no_match(field: &str, pattern: &str) -> String {
     format!("{field} in body should match '{pattern}'")
 }
 
+/// A string that is not an RFC 3339 time where `format: date-time` asks for one.
+pub fn not_a_time(field: &str, value: &str) -> String {
+    format!("{field} in body must be of type date-time: \"{value}\"")
+}
+
 /// A list or map with more than `maxItems` / `maxProperties` entries.
 pub fn too_many(count: usize, max: impl Display) -> String {
     format!("Too many: {count}: must have at most {max} items")

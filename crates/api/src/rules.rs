@@ -171,6 +171,16 @@ pub const EXPORT_NOT_AUTO: &str = "!self.exists(r, has(r.exportOnDelete) && r.ex
 /// Message of [`EXPORT_NOT_AUTO`].
 pub const EXPORT_NOT_AUTO_MSG: &str = "exportOnDelete cannot be used in a workspace with autoExport: FSx runs no export task on a file system that exports automatically (links with autoExport are written to S3 as files change)";
 
+/// `spec.expiry`: it says when.
+pub const EXPIRY_WHEN: &str = "has(self.afterIdle) || has(self.at)";
+/// Message of [`EXPIRY_WHEN`].
+pub const EXPIRY_WHEN_MSG: &str = "expiry needs afterIdle, at, or both";
+
+/// `spec`: an expiry that exports needs a link to export, and no automatic export.
+pub const EXPIRY_EXPORT: &str = "!has(self.expiry) || !has(self.expiry.action) || self.expiry.action != 'ExportThenDelete' || (has(self.dataRepositories) && size(self.dataRepositories) > 0 && self.dataRepositories.all(r, !has(r.autoExport) || size(r.autoExport) == 0))";
+/// Message of [`EXPIRY_EXPORT`].
+pub const EXPIRY_EXPORT_MSG: &str = "expiry.action ExportThenDelete needs at least one data repository and none with autoExport (FSx runs no export task on a file system that exports automatically); use Delete";
+
 /// Class `spec.securityGroup`: the file system needs some security group.
 pub const SG_NEEDED: &str = "(has(self.managed) && self.managed) || (has(self.additionalSecurityGroupIds) && size(self.additionalSecurityGroupIds) > 0)";
 /// Message of [`SG_NEEDED`].

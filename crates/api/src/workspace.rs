@@ -69,6 +69,12 @@ use crate::rules::patterns;
         description = "Estimated monthly cost"
     ),
     printcolumn(
+        name = "Expires",
+        type_ = "string",
+        json_path = ".status.expiresAt",
+        description = "When the workspace deletes itself"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status",
@@ -90,6 +96,7 @@ use crate::rules::patterns;
     validation = Rule::new(rules::IMMUTABLE_FIELDS[2].1).message(rules::IMMUTABLE_FIELDS[2].2).field_path(".fileSystemId"),
     validation = Rule::new(rules::IMMUTABLE_FIELDS[3].1).message(rules::IMMUTABLE_FIELDS[3].2).field_path(".claimName"),
     validation = Rule::new(rules::IMMUTABLE_FIELDS[4].1).message(rules::IMMUTABLE_FIELDS[4].2).field_path(".dataCompressionType"),
+    validation = Rule::new(rules::EXPIRY_EXPORT).message(rules::EXPIRY_EXPORT_MSG).field_path(".expiry"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LustreWorkspaceSpec {
@@ -151,6 +158,11 @@ pub struct LustreWorkspaceSpec {
     /// failed export does to the deletion, and how long it may run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_export: Option<crate::export::DeletionExport>,
+
+    /// When the workspace deletes itself: idle for a while (no pod using its claim), at a time,
+    /// or both, whichever comes first. Left out: the class's default; `maxLifetime` caps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<crate::expiry::Expiry>,
 
     /// PERSISTENT_2 only: take a final FSx backup before the file system is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,6 +422,15 @@ pub struct LustreWorkspaceStatus {
     /// The last export before deletion (`exportOnDelete`): its FSx task and what it moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_export: Option<crate::export::ExportStatus>,
+    /// Since when no unfinished pod uses the claim (with an idle expiry only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+
+    /// When the workspace deletes itself as things stand: the first of its time, its idle
+    /// deadline and the class's longest lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+
     /// When the workspace first became Ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,

@@ -96,6 +96,7 @@ fn names_scope_and_columns() {
             "FileSystem",
             "Claim",
             "Cost/Month",
+            "Expires",
             "Ready",
             "Age"
         ]

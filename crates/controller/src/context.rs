@@ -53,6 +53,8 @@ pub struct ControllerConfig {
     /// This install's id (`--cluster-id`), tagged on what it creates: a kept file system of
     /// another install is not adopted again here.
     pub cluster_id: Option<String>,
+    /// Watch pods for the idle clock of `expiry.afterIdle` (list and watch pods).
+    pub watch_pods: bool,
 }
 
 impl Default for ControllerConfig {
@@ -65,6 +67,7 @@ impl Default for ControllerConfig {
             concurrency: 16,
             namespaces: Vec::new(),
             cluster_id: None,
+            watch_pods: false,
         }
     }
 }
@@ -91,6 +94,8 @@ pub struct Context {
     /// namespace's peers from it).
     pub(crate) workspaces:
         std::sync::OnceLock<kube::runtime::reflector::Store<lustre_api::LustreWorkspace>>,
+    /// Which claims pods use, when pods are watched.
+    pub pods: Option<Arc<crate::pods::PodUse>>,
 }
 
 type TaskWakes = tokio::sync::mpsc::UnboundedReceiver<
@@ -112,6 +117,7 @@ impl Context {
         );
         let (caches, cache_writers) = Caches::new();
         let (task_poller, task_wakes) = TaskPoller::new();
+        let pods = config.watch_pods.then(Default::default);
         Self {
             client,
             clouds,
@@ -126,6 +132,7 @@ impl Context {
             task_poller,
             task_wakes: Mutex::new(Some(task_wakes)),
             workspaces: std::sync::OnceLock::new(),
+            pods,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The controller's wiring: what wakes a workspace (its own changes, its claim, its class,
-//! its namespace's labels, the poller), and the tasks that run beside it.
+//! its namespace's labels, the poller, the pods that use its claim), and the tasks that run
+//! beside it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -44,6 +45,10 @@ pub async fn run(
     let _ = ctx.workspaces.set(workspaces.clone());
     let controller = Controller::for_stream(own, workspaces.clone());
     let sweep_task = tokio::spawn(sweep_memory(ctx.clone(), workspaces.clone()));
+    let pods_task = ctx
+        .pods
+        .clone()
+        .map(|pods| tokio::spawn(crate::pods::run(ctx.clone(), pods)));
     let shutdown = futures::FutureExt::shared(shutdown);
     let tasks = tokio::spawn(crate::data_tasks::run(
         ctx.clone(),
@@ -76,6 +81,9 @@ pub async fn run(
     let _ = tasks.await;
     poll_task.abort();
     sweep_task.abort();
+    if let Some(t) = pods_task {
+        t.abort();
+    }
     ready_task.abort();
 }
 
@@ -204,5 +212,12 @@ async fn sweep_memory(ctx: Arc<Context>, workspaces: Store<LustreWorkspace>) {
             .filter_map(|ws| ws.uid())
             .collect();
         ctx.memory.retain(&live);
+        // Claims idle for a day: their workspaces recorded it in status long ago.
+        if let Some(pods) = &ctx.pods
+            && let Ok(cutoff) =
+                jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(24))
+        {
+            pods.prune(cutoff);
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! locally; it writes the status the observation calls for ([`status`]) and Events
 //! ([`events`]). [`controller`] wires the watches and the AWS [`poller`]; [`context`] holds
 //! what reconciles share, [`error`] names the step that failed. [`data_tasks`] is the
-//! controller of `LustreDataTask`s beside it.
+//! controller of `LustreDataTask`s beside it; [`pods`] counts the pods that use each claim
+//! (the idle clock of an expiry).
 
 mod act;
 pub mod builders;
@@ -18,6 +19,7 @@ pub mod events;
 pub mod metrics;
 mod observe;
 pub mod plan;
+pub mod pods;
 pub mod poller;
 pub mod reconcile;
 mod reported;

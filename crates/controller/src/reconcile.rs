@@ -59,8 +59,13 @@ pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Re
 async fn apply(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
     let (action, o, cloud) = run_steps(ctx, ws, false).await?;
     follow(ctx, ws, &o, &cloud, &action);
+    // An expired workspace without a finalizer is gone already: nothing to write to.
+    if matches!(action, Action::Expire(_)) && !ws.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Requeue::await_change());
+    }
     let before = ws.status.as_ref();
     let after = write_status(ctx, ws, &o, &action, None, false).await?;
+    announce(ctx, ws, before, &after).await;
     if matches!(action, Action::Ready) && before.is_none_or(|s| s.phase != Some(Phase::Ready)) {
         let note = format!(
             "claim {} is bound: mount it in your pods",
@@ -82,7 +87,13 @@ async fn apply(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
                 .await;
         }
     }
-    Ok(requeue(ctx, &action))
+    // The expiry's warning and deadline come with no watch: looked at again then.
+    let expiry = plan::expiry::next_look(&o.inputs(ws));
+    Ok(match (action.after().recheck, expiry) {
+        (None, Some(wait)) => Requeue::requeue(wait),
+        (Some(_), Some(wait)) if wait < ctx.config.claim_recheck => Requeue::requeue(wait),
+        _ => requeue(ctx, &action),
+    })
 }
 
 /// Cleanup, then the finalizer's removal once nothing is left.
@@ -128,7 +139,7 @@ async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue),
         return Ok((true, Requeue::await_change()));
     }
     let after = write_status(ctx, ws, &o, &action, None, true).await?;
-    announce_export(ctx, ws, ws.status.as_ref(), &after).await;
+    announce(ctx, ws, ws.status.as_ref(), &after).await;
     follow(ctx, ws, &o, &cloud, &action);
     Ok((false, requeue(ctx, &action)))
 }
@@ -151,32 +162,40 @@ fn wake_over_budget(ctx: &Context, ws: &LustreWorkspace) {
     }
 }
 
-/// The export before deletion's end, once, as the DataExported condition changes: a Normal
-/// Event when it exported everything, a Warning when it failed (with Block the deletion
-/// waits; with Continue it goes on without the export).
-async fn announce_export(
+/// News in the conditions, once, as a condition changes: the export before deletion's end (a
+/// Normal Event when it exported everything, a Warning when it failed: with Block the deletion
+/// waits, with Continue it goes on without it), and the warning before an expiry.
+async fn announce(
     ctx: &Context,
     ws: &LustreWorkspace,
     before: Option<&LustreWorkspaceStatus>,
     after: &LustreWorkspaceStatus,
 ) {
     use lustre_api::constants::{condition, reason};
-    let exported = |s: Option<&LustreWorkspaceStatus>| {
-        s?.conditions
-            .iter()
-            .find(|c| c.type_ == condition::DATA_EXPORTED)
-            .map(|c| (c.reason.clone(), c.message.clone()))
-    };
-    let now = exported(Some(after));
-    let Some((why, message)) = now.filter(|n| exported(before).as_ref() != Some(n)) else {
-        return;
-    };
-    let (kind, reason) = match why.as_str() {
-        reason::EXPORTED => (EventType::Normal, reason::EXPORTED),
-        reason::EXPORT_FAILED => (EventType::Warning, reason::EXPORT_FAILED),
-        _ => return,
-    };
-    ctx.publish(ws, kind, reason, message).await;
+    for kind in [condition::DATA_EXPORTED, condition::EXPIRING] {
+        let shown = |s: Option<&LustreWorkspaceStatus>| {
+            s?.conditions
+                .iter()
+                .find(|c| c.type_ == kind)
+                .map(|c| (c.reason.clone(), c.message.clone()))
+        };
+        let Some((why, message)) = shown(Some(after)).filter(|n| shown(before).as_ref() != Some(n))
+        else {
+            continue;
+        };
+        let (type_, reason) = match why.as_str() {
+            reason::EXPORTED => (EventType::Normal, reason::EXPORTED),
+            reason::EXPORT_FAILED => (EventType::Warning, reason::EXPORT_FAILED),
+            // Once per warning: its message counts down only when the deadline moves.
+            reason::EXPIRES_SOON
+                if shown(before).is_none_or(|(r, _)| r != reason::EXPIRES_SOON) =>
+            {
+                (EventType::Warning, reason::EXPIRES_SOON)
+            }
+            _ => continue,
+        };
+        ctx.publish(ws, type_, reason, message).await;
+    }
 }
 
 /// Has the poller follow the file system as the step calls for.

@@ -1,9 +1,13 @@
-//! What status reports beside the conditions: the last export before deletion, and the
-//! monthly cost estimate.
+//! What status reports beside the conditions: each data repository, the last export before
+//! deletion, and the monthly cost estimate.
 
 use lustre_api::cost::CostStatus;
-use lustre_api::{DeploymentType, ExportStatus, LustreWorkspace, LustreWorkspaceClass};
+use lustre_api::{
+    DataRepositoryStatus, DeploymentType, ExportStatus, LustreWorkspace, LustreWorkspaceClass,
+};
 use lustre_cloud::FileSystem;
+
+use crate::plan::{Inputs, import};
 
 /// The estimate: the spec's capacity and tier at the class's prices (an adopted file system's
 /// as observed).
@@ -43,4 +47,24 @@ pub(crate) fn export_status(t: &lustre_cloud::DataTask) -> ExportStatus {
         completion_time: time(t.ended_at),
         message: t.failure_message.as_deref().map(lustre_cloud::redact),
     }
+}
+
+/// Each data repository the spec asks for, with its association as observed.
+pub(crate) fn repository_statuses(i: &Inputs) -> Vec<DataRepositoryStatus> {
+    let ws = i.workspace;
+    ws.spec
+        .data_repositories
+        .iter()
+        .map(|r| {
+            let a = i.aws.association_for(r);
+            DataRepositoryStatus {
+                name: r.name.clone(),
+                association_id: a.map(|a| a.id.clone()),
+                lifecycle: a.map(|a| a.lifecycle.as_str().to_string()),
+                message: a.and_then(|a| a.failure_message.as_deref().map(lustre_cloud::redact)),
+                imported: (import::imported(ws, &r.name) || import::imported_now(i, r))
+                    .then_some(true),
+            }
+        })
+        .collect()
 }

@@ -6,10 +6,12 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use lustre_api::constants::{condition as ctype, reason};
 use lustre_api::validation::effective_deployment_type;
-use lustre_api::{DataRepositoryStatus, LustreWorkspace, LustreWorkspaceStatus, Phase};
+use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
 use lustre_cloud::{CloudError, ErrorKind, Lifecycle, lustre_ingress};
 
-use crate::plan::{Action, ClassLookup, Inputs, Wait, claim_name, client_peers, export, import};
+use crate::plan::{
+    Action, ClassLookup, Inputs, Wait, claim_name, client_peers, expiry, export, import,
+};
 use crate::reported;
 
 /// One condition before timestamps: status, reason, message.
@@ -291,6 +293,21 @@ pub fn conditions(
     if let Some(c) = exported {
         all.push((ctype::DATA_EXPORTED, c));
     }
+    // The expiry: as it stands, else (while deleting) as last shown.
+    let expiring = match deleting {
+        false => expiry::clock(i, expiry::ready_at(i, action)).map(|c| {
+            let (status, reason, message) = expiry::condition(i, &c);
+            Cond {
+                status,
+                reason,
+                message,
+            }
+        }),
+        true => shown(i.workspace, ctype::EXPIRING),
+    };
+    if let Some(c) = expiring {
+        all.push((ctype::EXPIRING, c));
+    }
     (all, phase)
 }
 
@@ -319,7 +336,7 @@ fn deleting_ready(i: &Inputs, action: &Action) -> (Cond, Phase) {
         Action::Wait(Wait::ClaimInUse) => no(
             reason::CLAIM_IN_USE,
             format!(
-                "deleting: claim {} is still used by pods; delete them to continue",
+                "deleting: claim {} is still used by pods; delete them to continue (a finished pod counts until it is deleted)",
                 claim_name(i.workspace)
             ),
         ),
@@ -336,6 +353,9 @@ fn stopped_ready(i: &Inputs, action: &Action) -> Option<(Cond, Phase)> {
             claim_name(i.workspace)
         );
         return Some((yes(reason::READY, message), Phase::Ready));
+    }
+    if let Action::Expire(m) = action {
+        return Some((no(reason::EXPIRED, m.clone()), Phase::Deleting));
     }
     let stopped = action.stopped()?;
     // A missing class may yet appear, and room in a budget: the workspace is pending, not
@@ -386,6 +406,14 @@ pub fn desired_status(
         .ready_time
         .clone()
         .or_else(|| matches!(action, Action::Ready).then(|| now.clone()));
+    let clock = expiry::clock(i, expiry::ready_at(i, action)).filter(|_| !deleting);
+    let (idle_since, expires_at) = match (deleting, clock) {
+        (true, _) => (previous.idle_since.clone(), previous.expires_at.clone()),
+        (false, c) => (
+            c.and_then(|c| c.idle_since).map(Time),
+            c.and_then(|c| c.expires_at).map(|(t, _)| Time(t)),
+        ),
+    };
     LustreWorkspaceStatus {
         phase: Some(phase),
         observed_generation: generation,
@@ -416,7 +444,7 @@ pub fn desired_status(
             .as_ref()
             .map(|_| crate::builders::volume_name(ws)),
         claim_name: i.kube.claim.as_ref().map(|_| claim_name(ws)),
-        data_repositories: repository_statuses(i),
+        data_repositories: reported::repository_statuses(i),
         estimated_monthly_cost: class
             .map(|c| reported::cost(ws, c, fs))
             .or(previous.estimated_monthly_cost),
@@ -426,6 +454,8 @@ pub fn desired_status(
             .task
             .map(reported::export_status)
             .or(previous.last_export),
+        idle_since,
+        expires_at,
         ready_time,
     }
 }
@@ -455,26 +485,6 @@ fn timestamped(
                 message: c.message,
                 last_transition_time: since,
                 observed_generation: generation,
-            }
-        })
-        .collect()
-}
-
-/// Each data repository the spec asks for, with its association as observed.
-fn repository_statuses(i: &Inputs) -> Vec<DataRepositoryStatus> {
-    let ws = i.workspace;
-    ws.spec
-        .data_repositories
-        .iter()
-        .map(|r| {
-            let a = i.aws.association_for(r);
-            DataRepositoryStatus {
-                name: r.name.clone(),
-                association_id: a.map(|a| a.id.clone()),
-                lifecycle: a.map(|a| a.lifecycle.as_str().to_string()),
-                message: a.and_then(|a| a.failure_message.as_deref().map(lustre_cloud::redact)),
-                imported: (import::imported(ws, &r.name) || import::imported_now(i, r))
-                    .then_some(true),
             }
         })
         .collect()

@@ -264,6 +264,8 @@ struct Row {
     running: Vec<String>,
     /// What the namespace's other workspaces use before this one.
     budget: Option<budget::NamespaceUse>,
+    /// The pods that use the claim.
+    pods: expiry::Pods,
     expect: fn(&Action) -> bool,
 }
 
@@ -283,6 +285,7 @@ fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
         import: None,
         running: vec![],
         budget: None,
+        pods: expiry::Pods::Unknown,
         expect,
     }
 }
@@ -319,7 +322,38 @@ fn inputs<'a>(
         },
         kube: &r.kube,
         budget,
+        pods: r.pods,
+        now: NOW.parse().expect("time"),
     }
+}
+
+/// When every row is decided.
+const NOW: &str = "2026-12-04T12:00:00Z";
+
+/// `TWO_REPOS` with an expiry, created at 08:00, Ready at 09:00, and idle since `idle` (as
+/// status records them).
+fn expiring(expiry: &str, idle: Option<&str>) -> LustreWorkspace {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let mut w = workspace(&format!("{TWO_REPOS}\nexpiry: {expiry}"));
+    let t = |s: &str| Time(s.parse().expect("time"));
+    w.metadata.creation_timestamp = Some(t("2026-12-04T08:00:00Z"));
+    w.status = Some(lustre_api::LustreWorkspaceStatus {
+        ready_time: Some(t("2026-12-04T09:00:00Z")),
+        idle_since: idle.map(t),
+        ..Default::default()
+    });
+    w
+}
+
+fn idle() -> expiry::Pods {
+    expiry::Pods::Seen(lustre_controller::pods::ClaimUse::default())
+}
+
+fn in_use() -> expiry::Pods {
+    expiry::Pods::Seen(lustre_controller::pods::ClaimUse {
+        active: 1,
+        last_active: None,
+    })
 }
 
 /// The row's budget: what it says is used, against its class's limits.
@@ -1009,6 +1043,137 @@ fn the_lifecycle_table() {
                 |a| matches!(a, Action::OverBudget(m) if m.contains("has no price for this workspace's tier")),
             )
         },
+        // Expiry (the rows are decided at 12:00; created 08:00, Ready 09:00).
+        Row {
+            ws: expiring("{at: 2026-12-04T11:59:59Z}", None),
+            ..row(
+                "expiry: its time passed: the workspace is deleted",
+                |a| matches!(a, Action::Expire(m) if m.contains("spec.expiry.at")),
+            )
+        },
+        Row {
+            ws: expiring("{at: 2026-12-04T12:00:01Z}", None),
+            ..row("expiry: its time is still ahead: Ready", |a| {
+                *a == Action::Ready
+            })
+        },
+        Row {
+            ws: expiring("{afterIdle: 2h}", Some("2026-12-04T10:00:00Z")),
+            pods: idle(),
+            ..row(
+                "expiry: idle for afterIdle: deleted",
+                |a| matches!(a, Action::Expire(m) if m.contains("idle for 2h")),
+            )
+        },
+        Row {
+            ws: expiring("{afterIdle: 2h}", Some("2026-12-04T10:00:00Z")),
+            pods: in_use(),
+            ..row(
+                "expiry: a pod uses the claim again: the idle clock stops",
+                |a| *a == Action::Ready,
+            )
+        },
+        Row {
+            ws: expiring("{afterIdle: 2h}", Some("2026-12-04T10:00:00Z")),
+            pods: expiry::Pods::Unknown,
+            ..row(
+                "expiry: after a restart, before the pod watch has listed: no idle expiry yet",
+                |a| *a == Action::Ready,
+            )
+        },
+        Row {
+            ws: expiring(
+                "{afterIdle: 2h, at: 2026-12-04T11:00:00Z}",
+                Some("2026-12-04T11:30:00Z"),
+            ),
+            pods: expiry::Pods::Unknown,
+            ..row(
+                "expiry: after a restart, a time that passed is acted on without the pods",
+                |a| matches!(a, Action::Expire(m) if m.contains("spec.expiry.at")),
+            )
+        },
+        Row {
+            ws: expiring("{afterIdle: 2h}", Some("2026-12-04T10:00:00Z")),
+            pods: expiry::Pods::NotWatched,
+            ..row("expiry: pods not watched: afterIdle is not acted on", |a| {
+                *a == Action::Ready
+            })
+        },
+        Row {
+            ws: expiring("{at: 2026-12-31T00:00:00Z}", None),
+            class: Some(class(
+                "  expiry: {deploymentTypes: [{deploymentType: PERSISTENT_2, maxLifetime: 4h}]}\n",
+            )),
+            ..row(
+                "expiry: the class's maxLifetime caps a later time",
+                |a| matches!(a, Action::Expire(m) if m.contains("maxLifetime of 4h")),
+            )
+        },
+        Row {
+            ws: {
+                let mut w = expiring("{at: 2026-12-31T00:00:00Z}", None);
+                w.spec.expiry = None;
+                w.status.as_mut().expect("status").idle_since =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        "2026-12-04T11:00:00Z".parse().expect("time"),
+                    ));
+                w
+            },
+            class: Some(class(
+                "  expiry: {deploymentTypes: [{deploymentType: PERSISTENT_2, defaultExpiry: {afterIdle: 30m}}]}\n",
+            )),
+            pods: idle(),
+            ..row(
+                "expiry: the class's default applies to a workspace without one",
+                |a| matches!(a, Action::Expire(m) if m.contains("idle for 30m")),
+            )
+        },
+        Row {
+            ws: expiring("{at: 2026-12-04T11:00:00Z}", None),
+            kube: KubeView::default(),
+            fs: None,
+            sg: None,
+            dras: vec![],
+            class: None,
+            ..row(
+                "expiry: a workspace that never got anything (its class missing) expires too",
+                |a| matches!(a, Action::Expire(_)),
+            )
+        },
+        Row {
+            ws: {
+                let mut w = expiring("{at: 2026-12-04T11:00:00Z, action: ExportThenDelete}", None);
+                // The operator deleted it at the deadline, then restarted.
+                w.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        "2026-12-04T11:00:02Z".parse().expect("time"),
+                    ));
+                w
+            },
+            delete: true,
+            kube: KubeView::default(),
+            ..row(
+                "expiry: ExportThenDelete: deleted at the deadline (before a restart): every link is exported",
+                |a| matches!(a, Action::StartExport(r) if r.paths == ["datasets", "results"]),
+            )
+        },
+        Row {
+            ws: {
+                let mut w = expiring("{at: 2026-12-04T11:00:00Z, action: ExportThenDelete}", None);
+                // Someone deleted it before the deadline: an ordinary deletion.
+                w.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        "2026-12-04T10:00:00Z".parse().expect("time"),
+                    ));
+                w
+            },
+            delete: true,
+            kube: KubeView::default(),
+            ..row(
+                "expiry: ExportThenDelete: deleted by a person before the deadline: no export",
+                |a| matches!(a, Action::DeleteAssociations(_)),
+            )
+        },
         // The import on create.
         Row {
             ws: importing(false),
@@ -1505,4 +1670,82 @@ fn a_ready_workspace_made_invalid_keeps_its_parts_as_last_seen() {
             "{part}"
         );
     }
+}
+
+#[test]
+fn status_shows_the_idle_clock_and_the_deadline_and_keeps_them_across_a_restart() {
+    let expiring_cond = |s: &lustre_api::LustreWorkspaceStatus| {
+        let c = cond(s, "Expiring");
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    };
+    let t =
+        |s: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(s.parse().expect("time"));
+    // Ready, no pod yet: the idle clock starts now (12:00), the deadline is 2h later.
+    let r = Row {
+        ws: expiring("{afterIdle: 2h}", None),
+        pods: idle(),
+        ..row("idle", |_| true)
+    };
+    let (action, s) = status_for(&r, None, NOW);
+    assert_eq!(action, Action::Ready);
+    assert_eq!(s.idle_since, Some(t(NOW)));
+    assert_eq!(s.expires_at, Some(t("2026-12-04T14:00:00Z")));
+    let (status, reason, message) = expiring_cond(&s);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ExpiryScheduled")
+    );
+    assert!(
+        message.contains("2026-12-04T14:00:00Z") && message.contains("idle for 2h"),
+        "{message}"
+    );
+
+    // The clock is in status: the next look (a restarted process, the pods counted again)
+    // finds the same deadline, and writes nothing new.
+    let again = Row {
+        ws: {
+            let mut w = r.ws.clone();
+            w.status = Some(s.clone());
+            w
+        },
+        pods: idle(),
+        ..row("idle, looked at again", |_| true)
+    };
+    let (_, s2) = status_for(&again, None, NOW);
+    assert_eq!(s2, s, "the same status: nothing to write");
+
+    // A pod uses the claim: no idle clock, no deadline.
+    let used = Row {
+        pods: in_use(),
+        ..again
+    };
+    let (action, s) = status_for(&used, None, NOW);
+    assert_eq!(action, Action::Ready);
+    assert_eq!((s.idle_since.clone(), s.expires_at.clone()), (None, None));
+    assert_eq!(expiring_cond(&s).1, "InUse");
+
+    // Within the warning (1h by default): True, ExpiresSoon.
+    let soon = Row {
+        ws: expiring("{afterIdle: 2h}", Some("2026-12-04T10:30:00Z")),
+        pods: idle(),
+        ..row("soon", |_| true)
+    };
+    let (action, s) = status_for(&soon, None, NOW);
+    assert_eq!(action, Action::Ready);
+    assert_eq!(s.expires_at, Some(t("2026-12-04T12:30:00Z")));
+    assert_eq!(expiring_cond(&s).0, "True");
+    assert_eq!(expiring_cond(&s).1, "ExpiresSoon");
+
+    // Expired: Ready=False Expired, phase Deleting, the condition says which deadline.
+    let past = Row {
+        ws: expiring("{afterIdle: 2h}", Some("2026-12-04T09:30:00Z")),
+        pods: idle(),
+        ..row("past", |_| true)
+    };
+    let (action, s) = status_for(&past, None, NOW);
+    assert!(matches!(action, Action::Expire(_)), "{action:?}");
+    assert_eq!(s.phase, Some(lustre_api::Phase::Deleting));
+    assert_eq!(s.conditions[0].reason, "Expired");
+    assert_eq!(expiring_cond(&s).1, "Expired");
+    assert!(expiring_cond(&s).2.contains("idle for 2h"));
 }

@@ -478,6 +478,8 @@ async fn a_file_system_created_before_a_crash_is_not_created_twice() {
         aws: Default::default(),
         kube: &Default::default(),
         budget: None,
+        pods: Default::default(),
+        now: jiff::Timestamp::now(),
     };
     let lustre_controller::plan::Action::CreateFileSystem(request) =
         lustre_controller::plan::next_action(&inputs)

@@ -109,6 +109,11 @@ struct Run {
     /// installs in one account cannot touch each other's. Letters, digits, - and _ (1-100).
     #[arg(long, env = "LUSTRE_CLUSTER_ID", value_parser = parse_cluster_id)]
     cluster_id: Option<String>,
+    /// Watch pods (list + watch) to know when a workspace's claim is idle, for
+    /// `expiry.afterIdle`. Only a count per claim is kept, never the pods. `--watch-pods=false`
+    /// turns idle expiry off (times and the class's maxLifetime still apply).
+    #[arg(long, env = "LUSTRE_WATCH_PODS", default_value_t = true, action = clap::ArgAction::Set)]
+    watch_pods: bool,
     /// Skip the start-up check that the AWS region, credentials and read permissions work.
     #[arg(long, env = "LUSTRE_SKIP_AWS_PREFLIGHT")]
     skip_aws_preflight: bool,
@@ -197,6 +202,7 @@ fn controller_config(args: &Run) -> ControllerConfig {
         concurrency: args.concurrency.max(1),
         max_backoff: Duration::from_secs_f64(args.max_backoff_seconds.max(1.0)),
         cluster_id: args.cluster_id.clone(),
+        watch_pods: args.watch_pods,
         namespaces: args
             .watch_namespaces
             .iter()

@@ -174,6 +174,31 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
             }
         }
     }
+    if let Some(expiry) = &spec.expiry {
+        if let Some(w) = &expiry.warn_before {
+            c.duration("spec.expiry.warnBefore", w);
+        }
+        let types = &expiry.deployment_types;
+        c.max_items("spec.expiry.deploymentTypes", types.len(), 2);
+        for (i, policy) in types.iter().enumerate() {
+            let at = format!("spec.expiry.deploymentTypes[{i}]");
+            if types[..i]
+                .iter()
+                .any(|p| p.deployment_type == policy.deployment_type)
+            {
+                c.push(
+                    at.clone(),
+                    messages::duplicate(policy.deployment_type.as_str()),
+                );
+            }
+            if let Some(life) = &policy.max_lifetime {
+                c.duration(&format!("{at}.maxLifetime"), life);
+            }
+            if let Some(d) = &policy.default_expiry {
+                c.duration(&format!("{at}.defaultExpiry.afterIdle"), &d.after_idle);
+            }
+        }
+    }
     if let Some(options) = &spec.mount_options {
         c.max_items("spec.mountOptions", options.len(), 16);
     }

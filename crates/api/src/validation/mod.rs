@@ -78,6 +78,7 @@ struct Patterns {
     s3_prefix: Regex,
     fs_path: Regex,
     tag_chars: Regex,
+    duration: Regex,
 }
 
 static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
@@ -93,6 +94,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     s3_prefix: regex(rules::S3_PREFIX_RE),
     fs_path: regex(rules::FS_PATH_RE),
     tag_chars: regex(rules::TAG_CHARS_RE),
+    duration: regex(crate::expiry::DURATION_PATTERN),
 });
 
 /// Collects violations with small helpers for the schema's keyword checks.
@@ -119,6 +121,13 @@ impl Checker {
         if !re.is_match(value) {
             self.push(field, messages::no_match(field, pattern));
         }
+    }
+
+    /// A duration field (see [`crate::expiry::DURATION_PATTERN`]).
+    fn duration(&mut self, field: &str, value: &str) {
+        self.length(field, value, 2, 32);
+        let p = &*PATTERNS;
+        self.pattern(field, value, &p.duration, crate::expiry::DURATION_PATTERN);
     }
 
     fn range(&mut self, field: &str, value: i64, min: Option<i64>, max: Option<i64>) {

@@ -88,6 +88,7 @@ pub fn validate_workspace_spec(
     }
 
     data_repository_rules(&mut c, spec);
+    expiry_rules(&mut c, spec);
 
     if let Some(old) = old {
         if capacity < old.storage_capacity_gib {
@@ -112,6 +113,22 @@ pub fn validate_workspace_spec(
         }
     }
     c.out
+}
+
+/// `spec.expiry`: when, in durations the operator reads, and an export only where one can run.
+fn expiry_rules(c: &mut Checker, spec: &LustreWorkspaceSpec) {
+    let Some(e) = &spec.expiry else { return };
+    if let Some(idle) = &e.after_idle {
+        c.duration("spec.expiry.afterIdle", idle);
+    }
+    if e.after_idle.is_none() && e.at.is_none() {
+        c.push("spec.expiry", rules::EXPIRY_WHEN_MSG);
+    }
+    let exports = e.action == Some(crate::expiry::ExpiryAction::ExportThenDelete);
+    let repos = &spec.data_repositories;
+    if exports && (repos.is_empty() || repos.iter().any(|r| !r.auto_export.is_empty())) {
+        c.push("spec.expiry", rules::EXPIRY_EXPORT_MSG);
+    }
 }
 
 /// Whether `gib` is a SCRATCH_2 / PERSISTENT_2 size.

@@ -121,6 +121,7 @@ pub(crate) async fn act(
         Action::ApplyClaim => whole(volume::apply_claim(ctx, ws, o).await),
         Action::DeleteClaim => whole(volume::delete_claim(ctx, ws).await),
         Action::DeleteVolume => whole(volume::delete_volume(ctx, ws).await),
+        Action::Expire(_) => whole(volume::delete_workspace(ctx, ws).await),
         Action::StartExport(request) => {
             whole(hooks::start(cloud, Hook::ExportOnDelete, request).await)
         }

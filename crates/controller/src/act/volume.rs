@@ -125,6 +125,29 @@ pub(super) async fn delete_volume(ctx: &Context, ws: &LustreWorkspace) -> Result
 /// gone already: someone, a finalizer's controller or a person, removed it first). The
 /// answer to a DELETE is the object itself, or the object as it was deleted, or a Status: only
 /// an object that still carries finalizers is still there.
+/// Deletes the workspace itself (its expiry passed), only the object this reconcile looked at
+/// (a precondition on its UID): one already gone or replaced is left alone. Its finalizer
+/// holds it while the cleanup runs.
+pub(super) async fn delete_workspace(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+) -> Result<Outcome, Cause> {
+    let api: Api<LustreWorkspace> =
+        Api::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
+    let params = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: ws.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&ws.name_any(), &params).await {
+        Ok(_) => Ok(Outcome::Nothing),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(Outcome::Nothing),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn held_after_delete<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Cause>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,

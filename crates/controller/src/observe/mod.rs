@@ -40,6 +40,10 @@ pub(crate) struct Observed {
     pub running_tasks: Vec<String>,
     /// What the namespace's other workspaces of the class use before this one.
     pub budget: Option<plan::budget::Budget>,
+    /// The pods that use the claim.
+    pub pods: plan::expiry::Pods,
+    /// When it was observed.
+    pub now: jiff::Timestamp,
 }
 
 /// A hook's task as observed (and as the last step left it).
@@ -72,6 +76,8 @@ impl Observed {
             },
             kube: &self.kube,
             budget: self.budget.as_ref(),
+            pods: self.pods,
+            now: self.now,
         }
     }
 
@@ -114,6 +120,8 @@ pub(crate) async fn observe(
         import: ObservedHook::default(),
         running_tasks: Vec::new(),
         budget: None,
+        pods: pods_of(ctx, ws),
+        now: jiff::Timestamp::now(),
     };
     if !deleting {
         let Some(class) = o.class() else {
@@ -164,6 +172,29 @@ pub(crate) async fn observe(
         o.import = aws::import(&look, o.fs.as_ref(), &o.dras).await?;
     }
     Ok(o)
+}
+
+/// How the workspace's claim is used: from the claim's own `Unused` condition where
+/// kube-controller-manager writes it (Kubernetes 1.37 on, feature
+/// PersistentVolumeClaimUnusedSinceTime), else as the pod watch counted.
+fn pods_of(ctx: &Context, ws: &LustreWorkspace) -> plan::expiry::Pods {
+    use plan::expiry::Pods;
+    let ns = ws.namespace().unwrap_or_default();
+    let claim = plan::claim_name(ws);
+    let cached = ctx
+        .caches
+        .managed_claims
+        .get(&ObjectRef::new(&claim).within(&ns));
+    if let Some(u) = cached.as_deref().and_then(crate::pods::unused_condition) {
+        return Pods::Seen(u);
+    }
+    let Some(pods) = &ctx.pods else {
+        return Pods::NotWatched;
+    };
+    match pods.of(&ns, &claim) {
+        Some(u) => Pods::Seen(u),
+        None => Pods::Unknown,
+    }
 }
 
 /// Keeps the ids this reconcile knows of (see [`crate::context::KnownIds`]).

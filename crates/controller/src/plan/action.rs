@@ -93,6 +93,8 @@ pub enum Action {
     ApplyVolume,
     /// Create the PersistentVolumeClaim.
     ApplyClaim,
+    /// The workspace's expiry passed: delete the workspace itself (cleanup follows).
+    Expire(String),
     /// Nothing to do until something moves.
     Wait(Wait),
     /// Everything is in place.
@@ -138,6 +140,8 @@ pub enum Kind {
     /// Writes a Kubernetes object the operator owns (visible itself and in the conditions: no
     /// Event on success) and goes on.
     Kube(&'static str),
+    /// Deletes the workspace itself: a Normal Event of this reason; the reconcile ends.
+    Ends(&'static str),
     /// Waits, or is done: nothing to carry out.
     Idle,
 }
@@ -181,35 +185,10 @@ pub struct After {
     pub poll: Poll,
 }
 
-/// Reasons of the Events about steps (a Normal one when an AWS change is made, a Warning when
-/// a step fails).
-pub mod event_reason {
-    pub const CREATING_SECURITY_GROUP: &str = "CreatingSecurityGroup";
-    pub const OPENING_LUSTRE_PORTS: &str = "OpeningLustrePorts";
-    pub const CREATING_FILE_SYSTEM: &str = "CreatingFileSystem";
-    pub const UPDATING_FILE_SYSTEM: &str = "UpdatingFileSystem";
-    pub const LINKING: &str = "LinkingDataRepositories";
-    pub const UNLINKING: &str = "UnlinkingDataRepositories";
-    pub const UPDATING_LINK: &str = "UpdatingDataRepository";
-    pub const CREATING_VOLUME: &str = "CreatingVolume";
-    pub const DELETING_VOLUME: &str = "DeletingVolume";
-    pub const EXPORTING: &str = "ExportingBeforeDelete";
-    pub const IMPORTING: &str = "ImportingLinkedData";
-    pub const EXPORT_TIMED_OUT: &str = "ExportTimedOut";
-    pub const DELETING_FILE_SYSTEM: &str = "DeletingFileSystem";
-    pub const DELETING_SECURITY_GROUP: &str = "DeletingSecurityGroup";
-    pub const RETAINED: &str = "Retained";
-    pub const ADOPTING: &str = "AdoptingFileSystem";
-    pub const RELEASING: &str = "ReleasingFileSystem";
-    pub const RECONCILED: &str = "Reconciled";
-    pub const READY: &str = "Ready";
-    pub const DELETED: &str = "Deleted";
-}
-
 impl Action {
     /// The step's name (its variant's) and its kind: the one table of what every step is.
     fn traits(&self) -> (&'static str, Kind) {
-        use event_reason as ev;
+        use super::event_reason as ev;
         let aws = |reason, continues| Kind::Aws { reason, continues };
         let stop = |reason, message| Kind::Stop(Stopped { reason, message });
         match self {
@@ -268,6 +247,7 @@ impl Action {
             Self::ApplyStorageClass => ("ApplyStorageClass", Kind::Kube(ev::CREATING_VOLUME)),
             Self::ApplyVolume => ("ApplyVolume", Kind::Kube(ev::CREATING_VOLUME)),
             Self::ApplyClaim => ("ApplyClaim", Kind::Kube(ev::CREATING_VOLUME)),
+            Self::Expire(_) => ("Expire", Kind::Ends(ev::EXPIRED)),
             Self::Wait(_) => ("Wait", Kind::Idle),
             Self::Ready => ("Ready", Kind::Idle),
             Self::DeleteClaim => ("DeleteClaim", Kind::Kube(ev::DELETING_VOLUME)),
@@ -303,8 +283,9 @@ impl Action {
             Kind::Stop(Stopped { reason, .. })
             | Kind::Look(reason)
             | Kind::Kube(reason)
-            | Kind::Aws { reason, .. } => reason,
-            Kind::Idle => event_reason::RECONCILED,
+            | Kind::Aws { reason, .. }
+            | Kind::Ends(reason) => reason,
+            Kind::Idle => super::event_reason::RECONCILED,
         }
     }
 
@@ -317,7 +298,7 @@ impl Action {
     /// objects the operator writes are visible themselves and in the conditions; an Event
     /// each would double the writes of a workspace for no news.
     pub fn announced(&self) -> bool {
-        matches!(self.kind(), Kind::Aws { .. })
+        matches!(self.kind(), Kind::Aws { .. } | Kind::Ends(_))
     }
 
     /// Never waits and its result is known locally: the reconcile goes on.
@@ -325,7 +306,7 @@ impl Action {
         match self.kind() {
             Kind::Look(_) | Kind::Kube(_) => true,
             Kind::Aws { continues, .. } => continues,
-            Kind::Stop(_) | Kind::Idle => false,
+            Kind::Stop(_) | Kind::Ends(_) | Kind::Idle => false,
         }
     }
 
@@ -333,7 +314,7 @@ impl Action {
     pub fn stopped(&self) -> Option<Stopped> {
         match self.kind() {
             Kind::Stop(stopped) => Some(stopped),
-            Kind::Look(_) | Kind::Aws { .. } | Kind::Kube(_) | Kind::Idle => None,
+            Kind::Look(_) | Kind::Aws { .. } | Kind::Kube(_) | Kind::Ends(_) | Kind::Idle => None,
         }
     }
 
@@ -397,6 +378,7 @@ impl Action {
             | Self::DeleteFileSystem { .. }
             | Self::DeleteSecurityGroup { .. }
             | Self::ExportFailed(_)
+            | Self::Expire(_)
             | Self::Finished => poll(Poll::AsBefore),
         }
     }
@@ -450,6 +432,7 @@ impl Action {
             Self::ApplyClaim => "creating the PersistentVolumeClaim".into(),
             Self::Wait(w) => format!("waiting: {w:?}"),
             Self::Ready => "ready".into(),
+            Self::Expire(m) => m.clone(),
             Self::DeleteClaim => "deleting the claim".into(),
             Self::DeleteVolume => "deleting the PersistentVolume".into(),
             Self::StartExport(r) => format!(
@@ -470,14 +453,11 @@ impl Action {
             Self::UntagAdopted { arn } => {
                 format!("taking this workspace's adopter mark off {arn}")
             }
-            Self::DeleteFileSystem { id, final_backup } => format!(
-                "deleting {id}{}",
-                if *final_backup {
-                    " after a final backup"
-                } else {
-                    ""
-                }
-            ),
+            Self::DeleteFileSystem {
+                id,
+                final_backup: true,
+            } => format!("deleting {id} after a final backup"),
+            Self::DeleteFileSystem { id, .. } => format!("deleting {id}"),
             Self::DeleteSecurityGroup { id } => format!("deleting security group {id}"),
             Self::Finished => "cleanup finished".into(),
         }

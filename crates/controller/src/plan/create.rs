@@ -27,6 +27,7 @@ pub fn next_action(i: &Inputs) -> Action {
 }
 
 fn plan(i: &Inputs) -> Plan<Action> {
+    super::expiry::gate(i)?;
     let class = admitted(i)?;
     adoption(i, class)?;
     let security_group = security_group(i, class)?;

@@ -17,12 +17,16 @@ use super::{Action, Hook, Inputs, Wait};
 /// Where the export's completion report goes, under the first exported link's S3 path.
 pub const REPORT_DIR: &str = "lustre-export-reports";
 
-/// The links the workspace asks to export before deletion.
-pub fn export_links(ws: &LustreWorkspace) -> impl Iterator<Item = &DataRepository> {
-    ws.spec
+/// The links to export before deletion: those marked `exportOnDelete`, and every link when
+/// an expiry with ExportThenDelete deletes the workspace.
+pub fn export_links<'a>(i: &Inputs<'a>) -> Vec<&'a DataRepository> {
+    let by_expiry = super::expiry::export_links(i);
+    i.workspace
+        .spec
         .data_repositories
         .iter()
-        .filter(|r| r.export_on_delete == Some(true))
+        .filter(|r| r.export_on_delete == Some(true) || by_expiry.iter().any(|e| e.name == r.name))
+        .collect()
 }
 
 /// The attempt the workspace's retry annotation names (`0` without one).
@@ -62,7 +66,8 @@ fn scope<'a>(i: &Inputs<'a>) -> Option<Result<Vec<&'a DataRepository>, String>> 
     let fs = i.aws.file_system?;
     let ws = i.workspace;
     let namespace = ws.metadata.namespace.as_deref().unwrap_or_default();
-    let links: Vec<&DataRepository> = export_links(ws)
+    let links: Vec<&DataRepository> = export_links(i)
+        .into_iter()
         .filter(|r| {
             i.aws
                 .association_for(r)
@@ -175,7 +180,7 @@ pub fn outcome(task: &DataTask) -> String {
 pub fn state(i: &Inputs, action: &Action) -> Option<(bool, &'static str, String)> {
     use lustre_api::constants::{RETRY_EXPORT_ANNOTATION as RETRY, reason};
     let ws = i.workspace;
-    export_links(ws).next()?;
+    export_links(i).first()?;
     let failed = |why: String| {
         let message = match failure_policy(ws) {
             ExportFailurePolicy::Block => format!(

@@ -14,6 +14,7 @@ mod action;
 pub mod budget;
 mod cleanup;
 mod create;
+pub mod expiry;
 pub mod export;
 pub mod import;
 mod requests;
@@ -23,9 +24,36 @@ use std::collections::BTreeMap;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::{DataRepositoryAssociation, FileSystem, SecurityGroup};
 
-pub use action::{Action, After, Kind, Poll, Recheck, Stopped, Wait, event_reason};
+pub use action::{Action, After, Kind, Poll, Recheck, Stopped, Wait};
 pub use cleanup::{deletion_policy, next_cleanup_action};
 pub use create::{adoption_refused, may_adopt, namespace_admitted, next_action};
+
+/// Reasons of the Events about steps (a Normal one when an AWS change is made, a Warning when
+/// a step fails).
+pub mod event_reason {
+    pub const CREATING_SECURITY_GROUP: &str = "CreatingSecurityGroup";
+    pub const OPENING_LUSTRE_PORTS: &str = "OpeningLustrePorts";
+    pub const CREATING_FILE_SYSTEM: &str = "CreatingFileSystem";
+    pub const UPDATING_FILE_SYSTEM: &str = "UpdatingFileSystem";
+    pub const LINKING: &str = "LinkingDataRepositories";
+    pub const UNLINKING: &str = "UnlinkingDataRepositories";
+    pub const UPDATING_LINK: &str = "UpdatingDataRepository";
+    pub const CREATING_VOLUME: &str = "CreatingVolume";
+    pub const DELETING_VOLUME: &str = "DeletingVolume";
+    pub const EXPORTING: &str = "ExportingBeforeDelete";
+    pub const IMPORTING: &str = "ImportingLinkedData";
+    pub const EXPORT_TIMED_OUT: &str = "ExportTimedOut";
+    pub const DELETING_FILE_SYSTEM: &str = "DeletingFileSystem";
+    pub const DELETING_SECURITY_GROUP: &str = "DeletingSecurityGroup";
+    pub const RETAINED: &str = "Retained";
+    pub const ADOPTING: &str = "AdoptingFileSystem";
+    pub const RELEASING: &str = "ReleasingFileSystem";
+    pub const RECONCILED: &str = "Reconciled";
+    pub const READY: &str = "Ready";
+    pub const DELETED: &str = "Deleted";
+    pub const EXPIRED: &str = "Expired";
+    pub const EXPIRES_SOON: &str = "ExpiresSoon";
+}
 
 pub use requests::{
     LUSTRE_VERSION, association_matches, claim_name, client_peers, events_update, owner,
@@ -199,6 +227,10 @@ pub struct Inputs<'a> {
     /// What the namespace's other workspaces of the class use before this one, when the
     /// class sets `namespaceLimits`.
     pub budget: Option<&'a budget::Budget>,
+    /// The pods that use the claim (for an idle expiry).
+    pub pods: expiry::Pods,
+    /// The time the decision is made at (expiry deadlines).
+    pub now: jiff::Timestamp,
 }
 
 impl<'a> AwsView<'a> {

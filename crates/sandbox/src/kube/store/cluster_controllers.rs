@@ -121,18 +121,15 @@ impl Store {
         changed
     }
 
-    /// The pods using `claim` as pvc-protection judges it: scheduled (a node name) and not
-    /// finished. An unscheduled pod holds no claim.
+    /// The pods using `claim` as pvc-protection judges it for a deletion: scheduled (a node
+    /// name), finished or not (kube-controller-manager 1.32 and 1.37 keep a claim while any
+    /// scheduled pod names it in a volume). An unscheduled pod holds no claim.
     pub(super) fn pods_using(&self, ns: &str, claim: &str) -> Vec<String> {
         self.scan(PODS, ns)
             .filter(|(_, p)| {
                 p["spec"]["nodeName"]
                     .as_str()
                     .is_some_and(|n| !n.is_empty())
-                    && !matches!(
-                        p["status"]["phase"].as_str(),
-                        Some("Succeeded") | Some("Failed")
-                    )
                     && pod_claims(p).any(|c| c == claim)
             })
             .map(|(k, _)| k.2.clone())
