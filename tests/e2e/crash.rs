@@ -226,6 +226,44 @@ async fn killed_right_after_the_export_before_deletion_started() {
     );
 }
 
+/// Killed right after it deleted a workspace whose expiry passed (`ExportThenDelete`), before
+/// it wrote anything more: the next process sees a deletion at or after the deadline, exports
+/// every link once, then deletes; nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_right_after_an_expired_workspace_was_deleted() {
+    let mut e = E2e::start(quick()).await;
+    e.kill(0).await;
+    let mut op = e.spawn_operator_env(&[], &[("LUSTRE_KILL_POINT", "Expire")]);
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(6);
+    let at = jiff::Timestamp::from_second(at.as_second()).expect("time");
+    let spec = format!(
+        "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {{name: results, s3Path: 's3://ml-results/a/', fileSystemPath: /results}}\nexpiry: {{at: \"{at}\", action: ExportThenDelete}}"
+    );
+    e.apply(&workspace("w", &spec)).await;
+    until(&mut e, &mut op, "Ready", async |e| ready_at(e, 1200).await).await;
+    let restarts = until(&mut e, &mut op, "expiry and deletion", async |e| {
+        e.workspace("w").await.is_none()
+    })
+    .await;
+    assert_eq!(restarts, 1, "killed once, at Expire");
+    assert_eq!(owned(&e), (0, 0, 0), "leaked in AWS");
+    assert_eq!(e.sim.calls("CreateDataRepositoryTask"), 1, "one export");
+    let log = e.sim.call_log();
+    let at_op = |op: &str| {
+        log.iter()
+            .position(|c| c.operation == op)
+            .unwrap_or_else(|| panic!("no {op} in the call log"))
+    };
+    assert!(at_op("CreateDataRepositoryTask") < at_op("DeleteDataRepositoryAssociation"));
+    println!(
+        "crash at {:<22} ({}) restarts {restarts}  export tasks {}  left {:?}",
+        "Expire",
+        e.cluster.name(),
+        e.sim.calls("CreateDataRepositoryTask"),
+        owned(&e)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_mid_create_is_replaced_by_the_standby_without_duplicates() {
     let mut e = E2e::start(quick()).await;

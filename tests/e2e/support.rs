@@ -255,6 +255,22 @@ impl E2e {
         .await
     }
 
+    /// The Events of namespace `ml` a field selector picks, one `TYPE REASON: MESSAGE` line
+    /// each.
+    pub async fn events(&self, selector: &str) -> String {
+        self.ok(&[
+            "get",
+            "events",
+            "-n",
+            "ml",
+            "--field-selector",
+            selector,
+            "-o",
+            "jsonpath={range .items[*]}{.type} {.reason}: {.message}{\"\\n\"}{end}",
+        ])
+        .await
+    }
+
     /// The admin's client.
     pub fn client(&self) -> kube::Client {
         self.client.clone()

@@ -1208,16 +1208,9 @@ async fn an_engineers_results_are_exported_before_the_workspace_is_deleted() {
     .await;
     e.wait_for("delete", "lws/eval").await;
     let events = e
-        .ok(&[
-            "get",
-            "events",
-            "-n",
-            "ml",
-            "--field-selector",
-            "involvedObject.name=eval,reason=ExportFailed",
-        ])
+        .events("involvedObject.name=eval,reason=ExportFailed")
         .await;
-    assert!(events.contains("Warning"), "{events}");
+    assert!(events.contains("Warning ExportFailed"), "{events}");
     e.aws_until("eval's file system deleted", Duration::from_secs(10), |s| {
         count(s, "fileSystems") == 0
     })
@@ -1553,20 +1546,12 @@ async fn an_idle_workspace_expires_after_its_last_pod_and_a_dated_one_at_its_tim
     .await;
     e.delete_pod("trainer").await;
     e.wait_for("delete", "lws/scratch").await;
-    let events = e
-        .ok(&[
-            "get",
-            "events",
-            "-n",
-            "ml",
-            "--field-selector",
-            "involvedObject.name=scratch",
-            "-o",
-            "jsonpath={range .items[*]}{.type} {.reason}{\"\\n\"}{end}",
-        ])
-        .await;
-    assert!(events.contains("Warning ExpiresSoon"), "{events}");
-    assert!(events.contains("Normal Expired"), "{events}");
+    let events = e.events("involvedObject.name=scratch").await;
+    assert!(
+        events.contains("Warning ExpiresSoon: expires at"),
+        "{events}"
+    );
+    assert!(events.contains("Normal Expired: expired at"), "{events}");
 
     // The dated one: deleted at its time (to the second, plus the requeue's second).
     e.wait_for("delete", "lws/dated").await;

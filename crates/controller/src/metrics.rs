@@ -261,6 +261,8 @@ pub struct UsageMetrics {
     capacity: IntGaugeVec,
     cost: GaugeVec,
     by_uid: Mutex<HashMap<String, Usage>>,
+    /// Unfinished pods that name a claim, as the pod watch counts them (see `crate::pods`).
+    pub pods_counted: IntGauge,
 }
 
 impl UsageMetrics {
@@ -290,11 +292,17 @@ impl UsageMetrics {
         must(registry.register(Box::new(workspaces.clone())));
         must(registry.register(Box::new(capacity.clone())));
         must(registry.register(Box::new(cost.clone())));
+        let pods_counted = must(IntGauge::new(
+            "lustre_operator_pods_using_claims",
+            "Unfinished pods that name a claim, as the operator's pod watch counts them (for expiry.afterIdle)",
+        ));
+        must(registry.register(Box::new(pods_counted.clone())));
         Self {
             workspaces,
             capacity,
             cost,
             by_uid: Mutex::new(HashMap::new()),
+            pods_counted,
         }
     }
 

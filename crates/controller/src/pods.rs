@@ -243,6 +243,11 @@ pub(crate) async fn run(ctx: std::sync::Arc<Context>, pods: std::sync::Arc<PodUs
             watcher::Event::Apply(pod) => fold(&mut lock(&pods.counts), &pod, false, now),
             watcher::Event::Delete(pod) => fold(&mut lock(&pods.counts), &pod, true, now),
         };
+        let counted = lock(&pods.counts).active.len();
+        ctx.metrics
+            .usage
+            .pods_counted
+            .set(i64::try_from(counted).unwrap_or(i64::MAX));
         wake(&ctx, &flipped);
     }
 }

@@ -89,11 +89,7 @@ async fn apply(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
     }
     // The expiry's warning and deadline come with no watch: looked at again then.
     let expiry = plan::expiry::next_look(&o.inputs(ws));
-    Ok(match (action.after().recheck, expiry) {
-        (None, Some(wait)) => Requeue::requeue(wait),
-        (Some(_), Some(wait)) if wait < ctx.config.claim_recheck => Requeue::requeue(wait),
-        _ => requeue(ctx, &action),
-    })
+    Ok(requeue(ctx, &action, expiry))
 }
 
 /// Cleanup, then the finalizer's removal once nothing is left.
@@ -141,7 +137,7 @@ async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue),
     let after = write_status(ctx, ws, &o, &action, None, true).await?;
     announce(ctx, ws, ws.status.as_ref(), &after).await;
     follow(ctx, ws, &o, &cloud, &action);
-    Ok((false, requeue(ctx, &action)))
+    Ok((false, requeue(ctx, &action, None)))
 }
 
 /// Wakes the workspaces of `ws`'s namespace that wait for room in a budget.
@@ -277,11 +273,16 @@ async fn run_steps(
     Ok((last, o, cloud))
 }
 
-/// What to do after a reconcile that ended on `action`.
-fn requeue(ctx: &Context, action: &Action) -> Requeue {
-    match action.after().recheck {
-        Some(Recheck::Claim(n)) => Requeue::requeue(ctx.config.claim_recheck * n),
-        Some(Recheck::Tasks) => Requeue::requeue(ctx.config.intervals.pending),
+/// What to do after a reconcile that ended on `action`: look again when its step asks, or at
+/// `also` (an expiry's warning or deadline), whichever comes first.
+fn requeue(ctx: &Context, action: &Action, also: Option<std::time::Duration>) -> Requeue {
+    let recheck = match action.after().recheck {
+        Some(Recheck::Claim(n)) => Some(ctx.config.claim_recheck * n),
+        Some(Recheck::Tasks) => Some(ctx.config.intervals.pending),
+        None => None,
+    };
+    match recheck.into_iter().chain(also).min() {
+        Some(wait) => Requeue::requeue(wait),
         None => Requeue::await_change(),
     }
 }

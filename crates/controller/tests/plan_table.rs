@@ -1689,6 +1689,10 @@ fn status_shows_the_idle_clock_and_the_deadline_and_keeps_them_across_a_restart(
     let (action, s) = status_for(&r, None, NOW);
     assert_eq!(action, Action::Ready);
     assert_eq!(s.idle_since, Some(t(NOW)));
+    // Looked at again at the warning (13:00), a second past it.
+    let labels = labels();
+    let next = |r: &Row| expiry::next_look(&inputs(r, &labels, None)).map(|d| d.as_secs());
+    assert_eq!(next(&r), Some(3601));
     assert_eq!(s.expires_at, Some(t("2026-12-04T14:00:00Z")));
     let (status, reason, message) = expiring_cond(&s);
     assert_eq!(
@@ -1713,6 +1717,16 @@ fn status_shows_the_idle_clock_and_the_deadline_and_keeps_them_across_a_restart(
     };
     let (_, s2) = status_for(&again, None, NOW);
     assert_eq!(s2, s, "the same status: nothing to write");
+
+    // After a restart, a passed idle deadline waits for the pods to be read, looking again
+    // shortly (the first list wakes nothing).
+    let restarted = Row {
+        ws: expiring("{afterIdle: 2h}", Some("2026-12-04T09:30:00Z")),
+        pods: expiry::Pods::Unknown,
+        ..row("restarted", |_| true)
+    };
+    assert_eq!(run(&restarted), Action::Ready);
+    assert_eq!(next(&restarted), Some(2));
 
     // A pod uses the claim: no idle clock, no deadline.
     let used = Row {

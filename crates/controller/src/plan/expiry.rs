@@ -257,6 +257,11 @@ fn exports(action: ExpiryAction) -> &'static str {
 pub fn next_look(i: &Inputs) -> Option<Duration> {
     let clock = clock(i, ready_time(i.workspace))?;
     let (at, _) = clock.expires_at?;
+    // An idle deadline passed while the pods are not read yet (just after a restart): looked
+    // at again shortly, as the first list of pods flips no claim and so wakes nothing.
+    if at <= i.now && clock.due != clock.expires_at {
+        return Some(Duration::from_secs(2));
+    }
     let warn = at
         .checked_sub(SignedDuration::try_from(clock.terms.warn_before).ok()?)
         .ok()?;
