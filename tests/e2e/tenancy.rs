@@ -925,7 +925,16 @@ async fn a_task_left_alone(
         t.id == a_task && t.lifecycle == lustre_sandbox::aws::state::TaskLifecycle::Executing
     });
     let canceled = aws.sim.calls("CancelDataRepositoryTask") - cancels;
-    let phase = task_field(c, A, "a-export", "{.status.phase}").await;
+    // A's object shows its task Running once the restarted operator has looked at it (it
+    // may still say Pending from before the stop, if the task had not started then).
+    let mut phase = String::new();
+    for _ in 0..150 {
+        phase = task_field(c, A, "a-export", "{.status.phase}").await;
+        if phase != "Pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // A's own delete cancels A's own export (the legitimate path), and the timing goes back.
     c.ok(&[
         "delete",

@@ -20,6 +20,7 @@ use clap::Parser;
 mod baselines;
 mod cluster;
 mod ours;
+mod pods;
 mod report;
 mod world;
 
@@ -69,6 +70,11 @@ struct Args {
     /// no report: for finding where its time and memory go.
     #[arg(long)]
     operator_only: bool,
+    /// Pods to create once every claim is Bound, naming the workspaces' claims in turn
+    /// (unscheduled: they count for the idle clock and hold no claim); the operator's VmRSS
+    /// is reported before them and once it has counted them all. 0: none.
+    #[arg(long, default_value_t = 0)]
+    pods: usize,
     /// More arguments for `lustre-operator run` (e.g. `--operator-arg=--concurrency=64`).
     #[arg(long = "operator-arg", allow_hyphen_values = true)]
     operator_args: Vec<String>,
@@ -118,6 +124,8 @@ struct Figures {
     world_cpu_s: Option<f64>,
     /// The real control plane's processes: name, peak RSS (MiB), CPU during the run (s).
     control_plane: Vec<(String, Option<f64>, Option<f64>)>,
+    /// With `--pods`: the operator's memory around them.
+    pods: Option<pods::PodFigures>,
 }
 
 /// The operator's Kubernetes requests per workspace.

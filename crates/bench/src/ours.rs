@@ -55,7 +55,8 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
         .iter()
         .map(|p| proc_usage(p.pid).1)
         .collect();
-    let mut operator = start_operator(args, &server, &dir)?;
+    let metrics = crate::pods::free_metrics_addr()?;
+    let mut operator = start_operator(args, &server, &dir, &metrics)?;
     let pid = operator.id().context("operator pid")?;
     eprintln!("   operator started (pid {pid}) on the {}", cluster.name());
     until(
@@ -111,6 +112,9 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
         f.create_requests.as_ref().map_or(0.0, |r| r.per_ws)
     );
     ready_figures(&mut f, &sim, &workspaces, &bound, all_ready);
+    if args.pods > 0 {
+        f.pods = Some(crate::pods::pods_phase(&client, &names, args.pods, pid, &metrics).await?);
+    }
 
     hold(&mut f, args, &sim, &workspaces, n).await;
     eprintln!("   held {} s", args.hold_seconds);
@@ -210,13 +214,14 @@ fn start_operator(
     args: &Args,
     server: &ApiServer,
     dir: &std::path::Path,
+    metrics: &str,
 ) -> anyhow::Result<tokio::process::Child> {
     let log = std::fs::File::create(dir.join("operator.log"))?;
     tokio::process::Command::new(&args.operator)
         .args([
             "run",
             "--metrics-addr",
-            "127.0.0.1:0",
+            metrics,
             "--aws-endpoint-url",
             &server.aws_url,
             "--aws-region",

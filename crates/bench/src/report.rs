@@ -110,6 +110,11 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
             &format!("drift interval {} s", args.drift_interval_seconds),
         ),
         only("Operator peak RSS (VmHWM), MiB", opt(o.rss_mib, 1), ""),
+        only(
+            "Operator RSS (VmRSS) before → with the pods counted, MiB",
+            pods(o),
+            "--pods: unscheduled pods naming the claims, created once all are Bound",
+        ),
         only("Operator CPU, s", opt(o.cpu_s, 1), ""),
         only(
             "Benchmark process CPU (sandbox API server, simulated AWS, driver), s",
@@ -188,6 +193,10 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
     out.push_str(&both("Operator peak RSS (VmHWM), MiB", &|f| {
         opt(f.rss_mib, 1)
     }));
+    out.push_str(&both(
+        "Operator RSS (VmRSS) before → with the pods counted, MiB",
+        &pods,
+    ));
     out.push_str(&both("Operator CPU, s", &|f| opt(f.cpu_s, 1)));
     out.push_str(&format!(
         "| Benchmark process CPU, s (sandbox: API server + simulated AWS + driver; real: simulated AWS + driver) | {} | {} |\n",
@@ -266,4 +275,19 @@ fn by_kind(runs: &[(&str, &Figures)]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The pods phase as a cell: `before → after (+growth) with N pods, counted in T s`.
+fn pods(f: &Figures) -> String {
+    match &f.pods {
+        Some(p) => format!(
+            "{:.1} → {:.1} (+{:.1}) with {} pods, counted in {:.1} s",
+            p.rss_before_mib,
+            p.rss_after_mib,
+            p.rss_after_mib - p.rss_before_mib,
+            p.count,
+            p.counted_s
+        ),
+        None => "not run (--pods 0)".into(),
+    }
 }

@@ -252,24 +252,20 @@ pub(crate) async fn run(ctx: std::sync::Arc<Context>, pods: std::sync::Arc<PodUs
     }
 }
 
-/// Wakes the workspaces whose claims these are.
+/// Wakes the workspaces whose claims these are: each claim's owner, found in the claims'
+/// metadata cache (one look per claim, however many workspaces there are).
 fn wake(ctx: &Context, claims: &[ClaimKey]) {
-    if claims.is_empty() {
-        return;
-    }
-    let Some(store) = ctx.workspaces.get() else {
-        return;
-    };
-    let wanted: HashSet<(&str, &str)> = claims
-        .iter()
-        .map(|(ns, c)| (ns.as_str(), c.as_str()))
-        .collect();
-    for ws in store.state() {
-        let ns = ws.metadata.namespace.as_deref().unwrap_or_default();
-        let claim = crate::plan::claim_name(&ws);
-        if wanted.contains(&(ns, claim.as_str())) {
+    for (ns, name) in claims {
+        let Some(claim) = ctx.caches.claims.get(&ObjectRef::new(name).within(ns)) else {
+            continue;
+        };
+        for owner in claim
+            .owner_references()
+            .iter()
+            .filter(|o| o.kind == "LustreWorkspace")
+        {
             ctx.poller
-                .wake(ObjectRef::<LustreWorkspace>::from_obj(&*ws));
+                .wake(ObjectRef::<LustreWorkspace>::new(&owner.name).within(ns));
         }
     }
 }

@@ -1,0 +1,124 @@
+//! What the operator's pod watch costs (`--pods N`): once every claim is Bound, N pods that
+//! name the workspaces' claims are created (unscheduled: they count as unfinished for the
+//! idle clock and hold no claim), and the operator's resident memory is read before and
+//! after it has counted them all (its `lustre_operator_pods_using_claims` metric says so).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::world::for_each_workspace;
+
+/// The figures of the pods phase.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PodFigures {
+    pub count: usize,
+    /// The operator's VmRSS before the pods and once it counted them, MiB.
+    pub rss_before_mib: f64,
+    pub rss_after_mib: f64,
+    /// From the first pod created to all of them counted, s.
+    pub counted_s: f64,
+}
+
+/// A free loopback port for the operator's metrics.
+pub(crate) fn free_metrics_addr() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+/// Creates `count` pods over the workspaces' claims (`names`: namespace and claim), waits
+/// for the operator to count them, and reads its memory around it.
+pub(crate) async fn pods_phase(
+    client: &kube::Client,
+    names: &[(String, String)],
+    count: usize,
+    pid: u32,
+    metrics: &str,
+) -> anyhow::Result<PodFigures> {
+    let rss_before_mib = vm_rss(pid).context("the operator's VmRSS")?;
+    let pods: Vec<(String, String)> = (0..count)
+        .map(|i| {
+            let (ns, claim) = &names[i % names.len()];
+            (ns.clone(), format!("{claim}/{i}"))
+        })
+        .collect();
+    let start = Instant::now();
+    for_each_workspace(&pods, |ns, claim_and_index| {
+        let client = client.clone();
+        async move {
+            let (claim, i) = claim_and_index
+                .split_once('/')
+                .context("claim/index")?;
+            let pod: Pod = serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("job-{i}"), "namespace": ns},
+                "spec": {
+                    "containers": [{"name": "train", "image": "public.ecr.aws/docker/library/python:3.12-slim",
+                                    "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
+                }
+            }))?;
+            Api::<Pod>::namespaced(client, &ns)
+                .create(&PostParams::default(), &pod)
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    eprintln!("   created {count} pods naming the claims");
+    let mut counted = 0;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while counted < count && Instant::now() < deadline {
+        counted = pods_counted(metrics).await.unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::ensure!(
+        counted >= count,
+        "the operator counted {counted} of {count} pods within 600 s"
+    );
+    let counted_s = start.elapsed().as_secs_f64();
+    let rss_after_mib = vm_rss(pid).context("the operator's VmRSS")?;
+    eprintln!(
+        "   operator VmRSS {rss_before_mib:.1} MiB before the pods, {rss_after_mib:.1} MiB with {count} counted ({counted_s:.1} s)"
+    );
+    Ok(PodFigures {
+        count,
+        rss_before_mib,
+        rss_after_mib,
+        counted_s,
+    })
+}
+
+/// The operator's `lustre_operator_pods_using_claims`, read from its `/metrics`.
+async fn pods_counted(addr: &str) -> anyhow::Result<usize> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
+        .await?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("lustre_operator_pods_using_claims "))
+        .context("no lustre_operator_pods_using_claims in /metrics")?
+        .trim()
+        .parse::<usize>()
+        .context("a count")
+}
+
+/// Resident memory now (VmRSS), MiB.
+fn vm_rss(pid: u32) -> Option<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<f64>()
+        .ok()
+        .map(|kb| kb / 1024.0)
+}
