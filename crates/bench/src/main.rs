@@ -70,9 +70,9 @@ struct Args {
     /// no report: for finding where its time and memory go.
     #[arg(long)]
     operator_only: bool,
-    /// Pods to create once every claim is Bound, naming the workspaces' claims in turn
-    /// (unscheduled: they count for the idle clock and hold no claim); the operator's VmRSS
-    /// is reported before them and once it has counted them all. 0: none.
+    /// Pods to create once every claim is Bound, naming the workspaces' claims in turn; the
+    /// operator's VmRSS is reported before them and once it has counted them all, then they
+    /// are deleted (a pod naming a claim holds it). 0: none.
     #[arg(long, default_value_t = 0)]
     pods: usize,
     /// More arguments for `lustre-operator run` (e.g. `--operator-arg=--concurrency=64`).

@@ -1,7 +1,7 @@
 //! What the operator's pod watch costs (`--pods N`): once every claim is Bound, N pods that
-//! name the workspaces' claims are created (unscheduled: they count as unfinished for the
-//! idle clock and hold no claim), and the operator's resident memory is read before and
-//! after it has counted them all (its `lustre_operator_pods_using_claims` metric says so).
+//! name the workspaces' claims are created (they count as unfinished for the
+//! idle clock), and the operator's resident memory is read before and after it has counted
+//! them all (its `lustre_operator_pods_using_claims` metric says so); then they are deleted.
 
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,24 @@ pub(crate) async fn pods_phase(
     eprintln!(
         "   operator VmRSS {rss_before_mib:.1} MiB before the pods, {rss_after_mib:.1} MiB with {count} counted ({counted_s:.1} s)"
     );
+    // The pods go (as a Job's ttlSecondsAfterFinished would take them): a scheduled pod that
+    // names a claim keeps it through pvc-protection, and the workspaces' deletion follows.
+    for_each_workspace(&pods, |ns, claim_and_index| {
+        let client = client.clone();
+        async move {
+            let (_, i) = claim_and_index.split_once('/').context("claim/index")?;
+            let params = kube::api::DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            };
+            Api::<Pod>::namespaced(client, &ns)
+                .delete(&format!("job-{i}"), &params)
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    eprintln!("   deleted the {count} pods");
     Ok(PodFigures {
         count,
         rss_before_mib,

@@ -113,7 +113,7 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
         only(
             "Operator RSS (VmRSS) before → with the pods counted, MiB",
             pods(o),
-            "--pods: unscheduled pods naming the claims, created once all are Bound",
+            "--pods: pods naming the claims, created once all are Bound",
         ),
         only("Operator CPU, s", opt(o.cpu_s, 1), ""),
         only(
