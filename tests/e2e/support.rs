@@ -271,6 +271,12 @@ impl E2e {
         .await
     }
 
+    /// Merges `patch` (JSON) into class `standard`.
+    pub async fn patch_class(&self, patch: &str) {
+        self.ok(&["patch", "lwc", "standard", "--type=merge", "-p", patch])
+            .await;
+    }
+
     /// The admin's client.
     pub fn client(&self) -> kube::Client {
         self.client.clone()

@@ -1224,14 +1224,9 @@ async fn an_engineers_results_are_exported_before_the_workspace_is_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_budget_lets_exactly_three_of_ten_through() {
     let e = E2e::start(quick()).await;
-    e.ok(&[
-        "patch",
-        "lwc",
-        "standard",
-        "--type=merge",
-        "-p",
+    e.patch_class(
         r#"{"spec":{"namespaceLimits":{"maxWorkspaces":3,"maxStorageCapacityGiB":3600}}}"#,
-    ])
+    )
     .await;
     let all: Vec<String> = (0..10)
         .map(|n| workspace(&format!("job-{n}"), "storageCapacityGiB: 1200"))
@@ -1310,8 +1305,7 @@ async fn each_workspace_shows_its_estimated_monthly_cost() {
         {"deploymentType":"PERSISTENT_2","throughput":250,"price":"0.210"},
         {"deploymentType":"PERSISTENT_2","throughput":500,"price":"0.340"},
         {"deploymentType":"PERSISTENT_2","throughput":1000,"price":"0.600"}]}}}"#;
-    e.ok(&["patch", "lwc", "standard", "--type=merge", "-p", prices])
-        .await;
+    e.patch_class(prices).await;
     let cases = [
         (
             "scratch",
@@ -1450,15 +1444,8 @@ fn epoch(rfc3339: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_workspace_expires_after_its_last_pod_and_a_dated_one_at_its_time() {
     let mut e = E2e::start(quick()).await;
-    e.ok(&[
-        "patch",
-        "lwc",
-        "standard",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"expiry":{"warnBefore":"10s"}}}"#,
-    ])
-    .await;
+    e.patch_class(r#"{"spec":{"expiry":{"warnBefore":"10s"}}}"#)
+        .await;
     let deleted = deletion_times(&e);
     let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(45);
     let at = jiff::Timestamp::from_second(at.as_second()).expect("time");

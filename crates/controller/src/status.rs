@@ -406,13 +406,15 @@ pub fn desired_status(
         .ready_time
         .clone()
         .or_else(|| matches!(action, Action::Ready).then(|| now.clone()));
-    let clock = expiry::clock(i, expiry::ready_at(i, action)).filter(|_| !deleting);
-    let (idle_since, expires_at) = match (deleting, clock) {
-        (true, _) => (previous.idle_since.clone(), previous.expires_at.clone()),
-        (false, c) => (
+    // While deleting, as last shown.
+    let (idle_since, expires_at) = if deleting {
+        (previous.idle_since.clone(), previous.expires_at.clone())
+    } else {
+        let c = expiry::clock(i, expiry::ready_at(i, action));
+        (
             c.and_then(|c| c.idle_since).map(Time),
             c.and_then(|c| c.expires_at).map(|(t, _)| Time(t)),
-        ),
+        )
     };
     LustreWorkspaceStatus {
         phase: Some(phase),

@@ -330,16 +330,19 @@ fn inputs<'a>(
 /// When every row is decided.
 const NOW: &str = "2026-12-04T12:00:00Z";
 
+/// An RFC 3339 time as status and metadata hold it.
+fn time(s: &str) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(s.parse().expect("time"))
+}
+
 /// `TWO_REPOS` with an expiry, created at 08:00, Ready at 09:00, and idle since `idle` (as
 /// status records them).
 fn expiring(expiry: &str, idle: Option<&str>) -> LustreWorkspace {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     let mut w = workspace(&format!("{TWO_REPOS}\nexpiry: {expiry}"));
-    let t = |s: &str| Time(s.parse().expect("time"));
-    w.metadata.creation_timestamp = Some(t("2026-12-04T08:00:00Z"));
+    w.metadata.creation_timestamp = Some(time("2026-12-04T08:00:00Z"));
     w.status = Some(lustre_api::LustreWorkspaceStatus {
-        ready_time: Some(t("2026-12-04T09:00:00Z")),
-        idle_since: idle.map(t),
+        ready_time: Some(time("2026-12-04T09:00:00Z")),
+        idle_since: idle.map(time),
         ..Default::default()
     });
     w
@@ -1113,10 +1116,7 @@ fn the_lifecycle_table() {
             ws: {
                 let mut w = expiring("{at: 2026-12-31T00:00:00Z}", None);
                 w.spec.expiry = None;
-                w.status.as_mut().expect("status").idle_since =
-                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                        "2026-12-04T11:00:00Z".parse().expect("time"),
-                    ));
+                w.status.as_mut().expect("status").idle_since = Some(time("2026-12-04T11:00:00Z"));
                 w
             },
             class: Some(class(
@@ -1144,10 +1144,7 @@ fn the_lifecycle_table() {
             ws: {
                 let mut w = expiring("{at: 2026-12-04T11:00:00Z, action: ExportThenDelete}", None);
                 // The operator deleted it at the deadline, then restarted.
-                w.metadata.deletion_timestamp =
-                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                        "2026-12-04T11:00:02Z".parse().expect("time"),
-                    ));
+                w.metadata.deletion_timestamp = Some(time("2026-12-04T11:00:02Z"));
                 w
             },
             delete: true,
@@ -1161,10 +1158,7 @@ fn the_lifecycle_table() {
             ws: {
                 let mut w = expiring("{at: 2026-12-04T11:00:00Z, action: ExportThenDelete}", None);
                 // Someone deleted it before the deadline: an ordinary deletion.
-                w.metadata.deletion_timestamp =
-                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                        "2026-12-04T10:00:00Z".parse().expect("time"),
-                    ));
+                w.metadata.deletion_timestamp = Some(time("2026-12-04T10:00:00Z"));
                 w
             },
             delete: true,
@@ -1463,7 +1457,7 @@ fn status_for(
     } else {
         next_action(&inputs)
     };
-    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at.parse().expect("time"));
+    let now = time(at);
     let status = lustre_controller::status::desired_status(&inputs, &action, error, r.delete, &now);
     (action, status)
 }
@@ -1678,8 +1672,6 @@ fn status_shows_the_idle_clock_and_the_deadline_and_keeps_them_across_a_restart(
         let c = cond(s, "Expiring");
         (c.status.clone(), c.reason.clone(), c.message.clone())
     };
-    let t =
-        |s: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(s.parse().expect("time"));
     // Ready, no pod yet: the idle clock starts now (12:00), the deadline is 2h later.
     let r = Row {
         ws: expiring("{afterIdle: 2h}", None),
@@ -1688,12 +1680,12 @@ fn status_shows_the_idle_clock_and_the_deadline_and_keeps_them_across_a_restart(
     };
     let (action, s) = status_for(&r, None, NOW);
     assert_eq!(action, Action::Ready);
-    assert_eq!(s.idle_since, Some(t(NOW)));
+    assert_eq!(s.idle_since, Some(time(NOW)));
     // Looked at again at the warning (13:00), a second past it.
     let labels = labels();
     let next = |r: &Row| expiry::next_look(&inputs(r, &labels, None)).map(|d| d.as_secs());
     assert_eq!(next(&r), Some(3601));
-    assert_eq!(s.expires_at, Some(t("2026-12-04T14:00:00Z")));
+    assert_eq!(s.expires_at, Some(time("2026-12-04T14:00:00Z")));
     let (status, reason, message) = expiring_cond(&s);
     assert_eq!(
         (status.as_str(), reason.as_str()),
@@ -1746,7 +1738,7 @@ fn status_shows_the_idle_clock_and_the_deadline_and_keeps_them_across_a_restart(
     };
     let (action, s) = status_for(&soon, None, NOW);
     assert_eq!(action, Action::Ready);
-    assert_eq!(s.expires_at, Some(t("2026-12-04T12:30:00Z")));
+    assert_eq!(s.expires_at, Some(time("2026-12-04T12:30:00Z")));
     assert_eq!(expiring_cond(&s).0, "True");
     assert_eq!(expiring_cond(&s).1, "ExpiresSoon");
 

@@ -875,19 +875,10 @@ async fn metadata_configuration_is_given_at_creation_as_fsx_takes_it() {
     .await;
     let cloud = adapter(&url, 1).await;
     let request = |token: &str, deployment, metadata| FileSystemRequest {
-        client_token: token.into(),
         deployment_type: deployment,
-        storage_capacity_gib: 1200,
         per_unit_storage_throughput: (deployment == DeploymentType::Persistent2).then_some(125),
-        subnet_id: SUBNET.into(),
-        security_group_ids: vec![],
-        kms_key_id: None,
-        lz4_compression: false,
-        automatic_backup_retention_days: None,
-        weekly_maintenance_start_time: None,
-        file_system_type_version: "2.15".into(),
         metadata,
-        tags: Default::default(),
+        ..FileSystemRequest::scratch(token, SUBNET, Default::default())
     };
     let automatic = cloud
         .create_file_system(&request(

@@ -8,10 +8,10 @@ use std::ops::ControlFlow::{self, Break, Continue};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use lustre_api::LustreWorkspace;
 use lustre_api::constants::reason;
 use lustre_api::expiry::{ClassExpiry, ExpiryAction, parse_duration, show_duration};
 use lustre_api::validation::effective_deployment_type;
-use lustre_api::{DataRepository, LustreWorkspace};
 
 use super::{Action, Inputs};
 use crate::pods::ClaimUse;
@@ -271,23 +271,22 @@ pub fn next_look(i: &Inputs) -> Option<Duration> {
     Some(Duration::try_from(wait).ok()? + Duration::from_secs(1))
 }
 
-/// While deleting: the links an expiry with ExportThenDelete exports, when the deletion came
-/// at or after the deadline (an automatic export anywhere leaves nothing to export).
-pub fn export_links<'a>(i: &Inputs<'a>) -> Vec<&'a DataRepository> {
+/// While deleting: whether an expiry with ExportThenDelete exports every link, the deletion
+/// having come at or after the deadline (an automatic export anywhere leaves nothing to
+/// export).
+pub fn exports_every_link(i: &Inputs) -> bool {
     let ws = i.workspace;
     let Some(deleted) = ws.metadata.deletion_timestamp.as_ref().map(|t| t.0) else {
-        return Vec::new();
+        return false;
     };
     let Some(clock) = clock(i, ready_time(ws)) else {
-        return Vec::new();
+        return false;
     };
-    let due = clock.expires_at.is_some_and(|(at, _)| at <= deleted);
-    let repos = &ws.spec.data_repositories;
-    if clock.terms.action != ExpiryAction::ExportThenDelete
-        || !due
-        || repos.iter().any(|r| !r.auto_export.is_empty())
-    {
-        return Vec::new();
-    }
-    repos.iter().collect()
+    clock.terms.action == ExpiryAction::ExportThenDelete
+        && clock.expires_at.is_some_and(|(at, _)| at <= deleted)
+        && ws
+            .spec
+            .data_repositories
+            .iter()
+            .all(|r| r.auto_export.is_empty())
 }

@@ -20,12 +20,12 @@ pub const REPORT_DIR: &str = "lustre-export-reports";
 /// The links to export before deletion: those marked `exportOnDelete`, and every link when
 /// an expiry with ExportThenDelete deletes the workspace.
 pub fn export_links<'a>(i: &Inputs<'a>) -> Vec<&'a DataRepository> {
-    let by_expiry = super::expiry::export_links(i);
+    let every = super::expiry::exports_every_link(i);
     i.workspace
         .spec
         .data_repositories
         .iter()
-        .filter(|r| r.export_on_delete == Some(true) || by_expiry.iter().any(|e| e.name == r.name))
+        .filter(|r| every || r.export_on_delete == Some(true))
         .collect()
 }
 
