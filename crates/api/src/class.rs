@@ -118,6 +118,23 @@ pub struct LustreWorkspaceClassSpec {
     #[schemars(range(min = 1200, max = i32::MAX))]
     pub max_storage_capacity_gib: Option<i32>,
 
+    /// Largest `metadata.iops` a workspace of this class may ask for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1500, max = 192000))]
+    pub max_metadata_iops: Option<i32>,
+
+    /// Root squash on every file system of this class (workspaces cannot change it): set when
+    /// a file system is created, and applied to the existing ones when this changes. Left out:
+    /// FSx's default (off), and existing file systems are left as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_squash: Option<crate::lustre_settings::RootSquash>,
+
+    /// Logging of data repository events to CloudWatch Logs on every file system of this
+    /// class (workspaces cannot change it): set at creation, applied to existing file systems
+    /// when this changes. Left out: FSx's default, and existing ones are left as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<crate::lustre_settings::Logging>,
+
     /// What each namespace's workspaces of this class may use together (a budget checked
     /// before anything is created or grown).
     #[serde(default, skip_serializing_if = "Option::is_none")]

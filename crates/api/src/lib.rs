@@ -12,11 +12,13 @@ pub mod data_task;
 pub mod docs;
 pub mod expiry;
 pub mod export;
+pub mod lustre_settings;
 pub mod messages;
 pub mod rules;
 pub mod schema;
 pub mod validation;
 pub mod workspace;
+pub mod workspace_status;
 
 pub use class::{
     AdoptionPolicy, ClassDefaults, LustreWorkspaceClass, LustreWorkspaceClassSpec, NamespaceLimits,
@@ -28,6 +30,7 @@ pub use data_task::{
 };
 pub use expiry::{ClassExpiry, DefaultExpiry, Expiry, ExpiryAction, ExpiryPolicy};
 pub use export::{DeletionExport, ExportFailurePolicy, ExportStatus};
+pub use lustre_settings::{LogLevel, Logging, MetadataConfiguration, MetadataMode, RootSquash};
 pub use validation::Violation;
 pub use workspace::{
     DataCompressionType, DataRepository, DataRepositoryStatus, DeletionPolicy, DeploymentType,

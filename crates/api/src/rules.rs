@@ -46,9 +46,9 @@ pub const FINAL_BACKUP_MSG: &str =
 
 /// `spec`: an adopted file system is not created, so it takes none of the creation settings
 /// that would silently be ignored.
-pub const ADOPT_NO_CREATE_FIELDS: &str = "!has(self.fileSystemId) || (!has(self.perUnitStorageThroughput) && !has(self.dataCompressionType))";
+pub const ADOPT_NO_CREATE_FIELDS: &str = "!has(self.fileSystemId) || (!has(self.perUnitStorageThroughput) && !has(self.dataCompressionType) && !has(self.metadata))";
 /// Message of [`ADOPT_NO_CREATE_FIELDS`].
-pub const ADOPT_NO_CREATE_FIELDS_MSG: &str = "fileSystemId adopts an existing file system: perUnitStorageThroughput and dataCompressionType cannot be set with it";
+pub const ADOPT_NO_CREATE_FIELDS_MSG: &str = "fileSystemId adopts an existing file system: perUnitStorageThroughput, dataCompressionType and metadata cannot be set with it";
 
 /// Builds the immutability rule for an optional field of `spec`.
 macro_rules! immutable_rule {
@@ -181,6 +181,49 @@ pub const EXPIRY_EXPORT: &str = "!has(self.expiry) || !has(self.expiry.action) |
 /// Message of [`EXPIRY_EXPORT`].
 pub const EXPIRY_EXPORT_MSG: &str = "expiry.action ExportThenDelete needs at least one data repository and none with autoExport (FSx runs no export task on a file system that exports automatically); use Delete";
 
+/// `spec.metadata`: IOPS exactly in UserProvisioned mode.
+pub const METADATA_IOPS_MODE: &str =
+    "self.mode == 'UserProvisioned' ? has(self.iops) : !has(self.iops)";
+/// Message of [`METADATA_IOPS_MODE`].
+pub const METADATA_IOPS_MODE_MSG: &str = "metadata.iops is required with mode UserProvisioned and not allowed with Automatic (FSx then sizes the IOPS from the storage capacity)";
+
+/// `spec.metadata.iops`: the values FSx accepts on SSD storage.
+pub const METADATA_IOPS_VALUES: &str =
+    "self in [1500, 3000, 6000] || (self % 12000 == 0 && self >= 12000 && self <= 192000)";
+/// Message of [`METADATA_IOPS_VALUES`].
+pub const METADATA_IOPS_VALUES_MSG: &str =
+    "metadata.iops must be 1500, 3000, 6000, 12000 or a multiple of 12000 up to 192000";
+
+/// `spec`: a metadata configuration exists on PERSISTENT_2 only.
+pub const METADATA_PERSISTENT: &str = "!has(self.metadata) || !has(self.deploymentType) || self.deploymentType == 'PERSISTENT_2'";
+/// Message of [`METADATA_PERSISTENT`].
+pub const METADATA_PERSISTENT_MSG: &str =
+    "metadata is only for PERSISTENT_2: a SCRATCH_2 file system has no metadata configuration";
+
+/// `spec` on update: provisioned metadata IOPS only grow.
+pub const METADATA_IOPS_GROWS: &str = "!has(oldSelf.metadata) || !has(oldSelf.metadata.iops) || (has(self.metadata) && has(self.metadata.iops) && self.metadata.iops >= oldSelf.metadata.iops)";
+/// Message of [`METADATA_IOPS_GROWS`].
+pub const METADATA_IOPS_GROWS_MSG: &str = "metadata.iops may only grow: FSx cannot lower a file system's provisioned metadata IOPS, nor hand them back to Automatic";
+
+/// Class `spec.rootSquash`: squash off (`0:0`) or two non-zero ids.
+pub const ROOT_SQUASH_IDS: &str =
+    "self.uidGid == '0:0' || !(self.uidGid.startsWith('0:') || self.uidGid.endsWith(':0'))";
+/// Message of [`ROOT_SQUASH_IDS`].
+pub const ROOT_SQUASH_IDS_MSG: &str = "rootSquash.uidGid must be 0:0 (root squash off) or two non-zero ids, such as 65534:65534";
+
+/// Class `spec.rootSquash`: exceptions only while squashing.
+pub const ROOT_SQUASH_NIDS: &str =
+    "self.uidGid != '0:0' || !has(self.noSquashNids) || size(self.noSquashNids) == 0";
+/// Message of [`ROOT_SQUASH_NIDS`].
+pub const ROOT_SQUASH_NIDS_MSG: &str =
+    "rootSquash.noSquashNids are exceptions to root squash: they need a uidGid other than 0:0";
+
+/// Class `spec.logging`: nothing to send where nothing is logged.
+pub const LOG_DISABLED: &str = "self.level != 'DISABLED' || !has(self.destination)";
+/// Message of [`LOG_DISABLED`].
+pub const LOG_DISABLED_MSG: &str =
+    "logging.destination cannot be set with level DISABLED (FSx refuses it): leave it out";
+
 /// Class `spec.securityGroup`: the file system needs some security group.
 pub const SG_NEEDED: &str = "(has(self.managed) && self.managed) || (has(self.additionalSecurityGroupIds) && size(self.additionalSecurityGroupIds) > 0)";
 /// Message of [`SG_NEEDED`].
@@ -248,6 +291,15 @@ pub mod patterns {
     pub const CIDR: &str = r"^([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])$";
     /// An AWS region name.
     pub const REGION: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
+    /// Root squash's `UID:GID`, each 0 to 4294967294 without leading zeros.
+    pub const ROOT_SQUASH: &str = concat!(
+        "^(0|[1-9][0-9]{0,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-4])",
+        ":(0|[1-9][0-9]{0,8}|[1-3][0-9]{9}|4[01][0-9]{8}|42[0-8][0-9]{7}|429[0-3][0-9]{6}|4294[0-8][0-9]{5}|42949[0-5][0-9]{4}|429496[0-6][0-9]{3}|4294967[01][0-9]{2}|42949672[0-8][0-9]|429496729[0-4])$"
+    );
+    /// A Lustre client NID or range over TCP, as FSx takes it.
+    pub const LUSTRE_NID: &str = r"^([0-9\[\]\-]*\.){3}([0-9\[\]\-]*)@tcp$";
+    /// A CloudWatch Logs group ARN under `/aws/fsx`.
+    pub const LOG_GROUP_ARN: &str = r"^arn:aws(-[a-z]+)*:logs:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:log-group:/aws/fsx[-._/#A-Za-z0-9]*(:\*)?$";
     /// A weekly maintenance start time.
     pub const MAINTENANCE_TIME: &str = r"^[1-7]:([01][0-9]|2[0-3]):[0-5][0-9]$";
 }

@@ -57,6 +57,15 @@ pub fn validate_spec_against_class(
             ),
         );
     }
+    if let Some(iops) = spec.metadata.as_ref().and_then(|m| m.iops)
+        && let Some(max) = class.max_metadata_iops
+        && iops > max
+    {
+        c.push(
+            "spec.metadata.iops",
+            format!("metadata.iops {iops} is above the limit of class {class_name}: at most {max}"),
+        );
+    }
     for (i, repo) in spec.data_repositories.iter().enumerate() {
         let under = |prefixes: &[String]| {
             prefixes
@@ -111,6 +120,9 @@ pub fn validate_spec_against_class(
         throughput_rules(&mut c, Some(effective), spec.per_unit_storage_throughput);
         if spec.final_backup_on_delete == Some(true) && effective != DeploymentType::Persistent2 {
             c.push("spec.finalBackupOnDelete", rules::FINAL_BACKUP_MSG);
+        }
+        if spec.metadata.is_some() && effective != DeploymentType::Persistent2 {
+            c.push("spec.metadata", rules::METADATA_PERSISTENT_MSG);
         }
     }
 

@@ -199,6 +199,7 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
             }
         }
     }
+    lustre_settings_rules(&mut c, spec);
     if let Some(options) = &spec.mount_options {
         c.max_items("spec.mountOptions", options.len(), 16);
     }
@@ -219,4 +220,41 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
         );
     }
     c.out
+}
+
+/// `spec.maxMetadataIops`, `spec.rootSquash` and `spec.logging`.
+fn lustre_settings_rules(c: &mut Checker, spec: &LustreWorkspaceClassSpec) {
+    let p = &*PATTERNS;
+    if let Some(max) = spec.max_metadata_iops {
+        c.range("spec.maxMetadataIops", max.into(), Some(1500), Some(192_000));
+    }
+    if let Some(squash) = &spec.root_squash {
+        let field = "spec.rootSquash.uidGid";
+        c.length(field, &squash.uid_gid, 3, 21);
+        c.pattern(field, &squash.uid_gid, &p.root_squash, patterns::ROOT_SQUASH);
+        let off = squash.uid_gid == "0:0";
+        if !off && (squash.uid_gid.starts_with("0:") || squash.uid_gid.ends_with(":0")) {
+            c.push(field, rules::ROOT_SQUASH_IDS_MSG);
+        }
+        let nids = &squash.no_squash_nids;
+        c.max_items("spec.rootSquash.noSquashNids", nids.len(), 64);
+        for (i, nid) in nids.iter().enumerate() {
+            let at = format!("spec.rootSquash.noSquashNids[{i}]");
+            c.length(&at, nid, 11, 43);
+            c.pattern(&at, nid, &p.lustre_nid, patterns::LUSTRE_NID);
+        }
+        if off && !nids.is_empty() {
+            c.push("spec.rootSquash.noSquashNids", rules::ROOT_SQUASH_NIDS_MSG);
+        }
+    }
+    if let Some(logging) = &spec.logging
+        && let Some(arn) = &logging.destination
+    {
+        let field = "spec.logging.destination";
+        c.length(field, arn, 8, 1024);
+        c.pattern(field, arn, &p.log_group_arn, patterns::LOG_GROUP_ARN);
+        if logging.level == crate::lustre_settings::LogLevel::Disabled {
+            c.push(field, rules::LOG_DISABLED_MSG);
+        }
+    }
 }

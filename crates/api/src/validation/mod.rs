@@ -79,6 +79,9 @@ struct Patterns {
     fs_path: Regex,
     tag_chars: Regex,
     duration: Regex,
+    root_squash: Regex,
+    lustre_nid: Regex,
+    log_group_arn: Regex,
 }
 
 static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
@@ -95,6 +98,9 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     fs_path: regex(rules::FS_PATH_RE),
     tag_chars: regex(rules::TAG_CHARS_RE),
     duration: regex(crate::expiry::DURATION_PATTERN),
+    root_squash: regex(patterns::ROOT_SQUASH),
+    lustre_nid: regex(patterns::LUSTRE_NID),
+    log_group_arn: regex(patterns::LOG_GROUP_ARN),
 });
 
 /// Collects violations with small helpers for the schema's keyword checks.

@@ -60,7 +60,10 @@ pub fn validate_workspace_spec(
             &p.file_system_id,
             patterns::FILE_SYSTEM_ID,
         );
-        if spec.per_unit_storage_throughput.is_some() || spec.data_compression_type.is_some() {
+        if spec.per_unit_storage_throughput.is_some()
+            || spec.data_compression_type.is_some()
+            || spec.metadata.is_some()
+        {
             c.push("spec.fileSystemId", rules::ADOPT_NO_CREATE_FIELDS_MSG);
         }
     }
@@ -89,6 +92,7 @@ pub fn validate_workspace_spec(
 
     data_repository_rules(&mut c, spec);
     expiry_rules(&mut c, spec);
+    metadata_rules(&mut c, spec, old);
 
     if let Some(old) = old {
         if capacity < old.storage_capacity_gib {
@@ -128,6 +132,36 @@ fn expiry_rules(c: &mut Checker, spec: &LustreWorkspaceSpec) {
     let repos = &spec.data_repositories;
     if exports && (repos.is_empty() || repos.iter().any(|r| !r.auto_export.is_empty())) {
         c.push("spec.expiry", rules::EXPIRY_EXPORT_MSG);
+    }
+}
+
+/// `spec.metadata`: IOPS exactly when user-provisioned, from FSx's list, on PERSISTENT_2, and
+/// never lower than before.
+fn metadata_rules(c: &mut Checker, spec: &LustreWorkspaceSpec, old: Option<&LustreWorkspaceSpec>) {
+    use crate::lustre_settings::{MetadataMode, valid_metadata_iops};
+    if let Some(m) = &spec.metadata {
+        if let Some(iops) = m.iops {
+            c.range("spec.metadata.iops", iops.into(), Some(1500), Some(192_000));
+            if !valid_metadata_iops(iops) {
+                c.push("spec.metadata.iops", rules::METADATA_IOPS_VALUES_MSG);
+            }
+        }
+        if (m.mode == MetadataMode::UserProvisioned) != m.iops.is_some() {
+            c.push("spec.metadata.iops", rules::METADATA_IOPS_MODE_MSG);
+        }
+        if spec
+            .deployment_type
+            .is_some_and(|t| t != DeploymentType::Persistent2)
+        {
+            c.push("spec.metadata", rules::METADATA_PERSISTENT_MSG);
+        }
+    }
+    let was = old.and_then(|o| o.metadata.as_ref()).and_then(|m| m.iops);
+    let now = spec.metadata.as_ref().and_then(|m| m.iops);
+    if let Some(was) = was
+        && now.is_none_or(|now| now < was)
+    {
+        c.push("spec.metadata", rules::METADATA_IOPS_GROWS_MSG);
     }
 }
 
