@@ -117,17 +117,63 @@ pub struct FileSystemRequest {
     pub file_system_type_version: String,
     /// PERSISTENT_2: the metadata configuration, which only creation can give a file system.
     pub metadata: Option<MetadataConfiguration>,
+    /// Root squash (the class's).
+    pub root_squash: Option<RootSquash>,
+    /// Logging of data repository events (the class's).
+    pub log: Option<LogSettings>,
     /// Tags, including the operator's identity tags.
     pub tags: Tags,
 }
 
 /// How a PERSISTENT_2 file system's metadata IOPS are provisioned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataConfiguration {
     /// FSx sizes them from the storage capacity.
     Automatic,
     /// This many (1500, 3000, 6000, 12000, then multiples of 12000 up to 192000).
     UserProvisioned(i32),
+}
+
+/// The metadata IOPS FSx provisions in AUTOMATIC mode for an SSD file system of a size.
+pub use lustre_api::lustre_settings::automatic_metadata_iops;
+
+/// Root squash as FSx takes and reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootSquash {
+    /// `UID:GID` root becomes; `0:0` is off.
+    pub uid_gid: String,
+    /// Clients (Lustre NIDs) whose root is not squashed.
+    pub no_squash_nids: Vec<String>,
+}
+
+/// Which data repository events FSx logs: the workspace API's type, which speaks FSx's
+/// spelling (`as_str`, `parse`).
+pub use lustre_api::LogLevel;
+
+/// Logging of data repository events to CloudWatch Logs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSettings {
+    /// What is logged.
+    pub level: LogLevel,
+    /// The log group's ARN (`None` in a request: FSx's default group).
+    pub destination: Option<String>,
+}
+
+/// What a file system has beyond size and throughput, as AWS reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSystemSettings {
+    /// The metadata configuration's mode (`None`: the file system has none, and FSx cannot
+    /// add one).
+    pub metadata: Option<MetadataConfiguration>,
+    /// The metadata IOPS FSx provisioned (in either mode).
+    pub metadata_iops: Option<i32>,
+    /// When FSx last accepted a change of the metadata configuration (seconds since the
+    /// epoch), read from its administrative actions: raises must be 6 hours apart.
+    pub metadata_changed_at: Option<i64>,
+    /// Root squash.
+    pub root_squash: Option<RootSquash>,
+    /// Logging.
+    pub log: Option<LogSettings>,
 }
 
 impl FileSystemRequest {
@@ -151,6 +197,8 @@ impl FileSystemRequest {
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
             metadata: None,
+            root_squash: None,
+            log: None,
             tags,
         }
     }
@@ -253,6 +301,8 @@ pub struct FileSystem {
     pub tags: Tags,
     /// An update (capacity or throughput) AWS is still applying.
     pub update_in_progress: bool,
+    /// Metadata IOPS, root squash, logging.
+    pub settings: FileSystemSettings,
 }
 
 /// A change to apply with UpdateFileSystem.
@@ -262,6 +312,12 @@ pub struct FileSystemUpdate {
     pub storage_capacity_gib: Option<i32>,
     /// New PERSISTENT_2 throughput.
     pub per_unit_storage_throughput: Option<i32>,
+    /// New metadata IOPS (only ever more).
+    pub metadata: Option<MetadataConfiguration>,
+    /// New root squash.
+    pub root_squash: Option<RootSquash>,
+    /// New logging.
+    pub log: Option<LogSettings>,
 }
 
 /// How to delete a file system.

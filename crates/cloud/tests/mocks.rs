@@ -189,6 +189,8 @@ async fn create_file_system_sends_token_tags_version_and_one_subnet() {
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
             metadata: Some(MetadataConfiguration::Automatic),
+            root_squash: None,
+            log: None,
             tags,
         })
         .await
@@ -703,4 +705,76 @@ async fn an_association_update_sends_only_what_changes() {
     assert_eq!(a.lifecycle, Lifecycle::Updating);
     assert_eq!(a.auto_export, [S3Event::New]);
     assert_eq!(a.auto_import.len(), 2);
+}
+
+#[tokio::test]
+async fn a_settings_update_sends_metadata_root_squash_and_logging_and_reads_them_back() {
+    let rule = mock!(aws_sdk_fsx::Client::update_file_system)
+        .match_requests(|req| {
+            let l = req.lustre_configuration();
+            req.file_system_id() == Some("fs-0123456789abcdef0")
+                && req.storage_capacity().is_none()
+                && l.and_then(|l| l.per_unit_storage_throughput()).is_none()
+                && l.and_then(|l| l.metadata_configuration()).is_some_and(|m| {
+                    m.mode() == Some(&fsx::MetadataConfigurationMode::UserProvisioned)
+                        && m.iops() == Some(24000)
+                })
+                && l.and_then(|l| l.root_squash_configuration()).is_some_and(|r| {
+                    r.root_squash() == Some("65534:65534") && r.no_squash_nids() == ["10.0.1.6@tcp"]
+                })
+                && l.and_then(|l| l.log_configuration()).is_some_and(|g| {
+                    g.level() == Some(&fsx::LustreAccessAuditLogLevel::WarnError)
+                        && g.destination().is_none()
+                })
+        })
+        // What FSx answers: the new values are the administrative action's target until it
+        // completes; the completed metadata raise of an hour before is listed with its time.
+        .then_http_response(|| {
+            fsx_json(
+                r#"{"FileSystem":{"FileSystemId":"fs-0123456789abcdef0","Lifecycle":"AVAILABLE",
+                "StorageCapacity":2400,"FileSystemType":"LUSTRE",
+                "LustreConfiguration":{"DeploymentType":"PERSISTENT_2","PerUnitStorageThroughput":250,
+                  "MetadataConfiguration":{"Mode":"AUTOMATIC","Iops":3000},
+                  "RootSquashConfiguration":{"RootSquash":"0:0"},
+                  "LogConfiguration":{"Level":"DISABLED"}},
+                "AdministrativeActions":[
+                  {"AdministrativeActionType":"FILE_SYSTEM_UPDATE","Status":"IN_PROGRESS","RequestTime":1796344600,
+                   "TargetFileSystemValues":{"LustreConfiguration":{"MetadataConfiguration":{"Mode":"USER_PROVISIONED","Iops":24000}}}},
+                  {"AdministrativeActionType":"FILE_SYSTEM_UPDATE","Status":"COMPLETED","RequestTime":1796341000,
+                   "TargetFileSystemValues":{"LustreConfiguration":{"MetadataConfiguration":{"Mode":"USER_PROVISIONED","Iops":12000}}}},
+                  {"AdministrativeActionType":"FILE_SYSTEM_UPDATE","Status":"FAILED","RequestTime":1796344000,
+                   "TargetFileSystemValues":{"LustreConfiguration":{"MetadataConfiguration":{"Mode":"USER_PROVISIONED","Iops":36000}}}},
+                  {"AdministrativeActionType":"FILE_SYSTEM_UPDATE","Status":"COMPLETED","RequestTime":1796349999,
+                   "TargetFileSystemValues":{"StorageCapacity":2400}}]}}"#,
+            )
+        });
+    let fsx = mock_client!(aws_sdk_fsx, [&rule]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let fs = cloud
+        .update_file_system(
+            "fs-0123456789abcdef0",
+            &FileSystemUpdate {
+                metadata: Some(MetadataConfiguration::UserProvisioned(24000)),
+                root_squash: Some(RootSquash {
+                    uid_gid: "65534:65534".into(),
+                    no_squash_nids: vec!["10.0.1.6@tcp".into()],
+                }),
+                log: Some(LogSettings {
+                    level: LogLevel::WarnError,
+                    destination: None,
+                }),
+                ..FileSystemUpdate::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(rule.num_calls(), 1);
+    let s = &fs.settings;
+    assert_eq!(s.metadata, Some(MetadataConfiguration::Automatic));
+    assert_eq!(s.metadata_iops, Some(3000));
+    // The latest metadata change that did not fail; the later capacity change is not one.
+    assert_eq!(s.metadata_changed_at, Some(1796344600));
+    assert_eq!(s.root_squash.as_ref().map(|r| r.uid_gid.as_str()), Some("0:0"));
+    assert_eq!(s.log.as_ref().map(|l| l.level), Some(LogLevel::Disabled));
+    assert!(fs.update_in_progress);
 }

@@ -229,6 +229,7 @@ mod tests {
             file_system_type_version: None,
             tags: Default::default(),
             update_in_progress: false,
+            settings: Default::default(),
         }
     }
 

@@ -88,8 +88,13 @@ async fn apply(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
         }
     }
     // The expiry's warning and deadline come with no watch: looked at again then.
-    let expiry = plan::expiry::next_look(&o.inputs(ws));
-    Ok(requeue(ctx, &action, expiry))
+    // Nor do they for a metadata raise FSx takes only 6 hours after the last.
+    let inputs = o.inputs(ws);
+    let later = plan::expiry::next_look(&inputs)
+        .into_iter()
+        .chain(plan::settings::next_look(&inputs))
+        .min();
+    Ok(requeue(ctx, &action, later))
 }
 
 /// Cleanup, then the finalizer's removal once nothing is left.

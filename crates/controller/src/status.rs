@@ -116,10 +116,15 @@ fn file_system_condition(i: &Inputs, action: &Action) -> Cond {
         _ => yes(
             reason::READY,
             format!(
-                "{} is {} with {} GiB",
+                "{} is {} with {} GiB{}",
                 fs.id,
                 fs.lifecycle.as_str(),
-                fs.storage_capacity_gib
+                fs.storage_capacity_gib,
+                crate::plan::settings::deferred_raise(i)
+                    .map(|(iops, at)| format!(
+                        "; the raise to {iops} metadata IOPS goes in at {at} (FSx takes one every 6 hours)"
+                    ))
+                    .unwrap_or_default()
             ),
         ),
     }
@@ -435,6 +440,7 @@ pub fn desired_status(
         dns_name: fs.and_then(|f| f.dns_name.clone()),
         mount_name: fs.and_then(|f| f.mount_name.clone()),
         storage_capacity_gib: fs.map(|f| f.storage_capacity_gib),
+        metadata_iops: fs.and_then(|f| f.settings.metadata_iops),
         security_group_id: i
             .aws
             .security_group

@@ -105,6 +105,7 @@ fn fs(lifecycle: Lifecycle, capacity: i32) -> FileSystem {
             &Tags::new(),
         ),
         update_in_progress: false,
+        settings: Default::default(),
     }
 }
 
@@ -1754,4 +1755,206 @@ fn status_shows_the_idle_clock_and_the_deadline_and_keeps_them_across_a_restart(
     assert_eq!(s.conditions[0].reason, "Expired");
     assert_eq!(expiring_cond(&s).1, "Expired");
     assert!(expiring_cond(&s).2.contains("idle for 2h"));
+}
+
+/// `TWO_REPOS` with `metadata: {mode: UserProvisioned, iops}`.
+fn provisioned(iops: i32) -> LustreWorkspace {
+    workspace(&format!(
+        "{TWO_REPOS}\nmetadata: {{mode: UserProvisioned, iops: {iops}}}"
+    ))
+}
+
+/// The row's file system with a metadata configuration, its IOPS, and the time of the last
+/// metadata change FSx lists (`changed`, RFC 3339).
+fn with_metadata(mode: MetadataConfiguration, iops: i32, changed: Option<&str>) -> FileSystem {
+    let mut f = fs(Lifecycle::Available, 2400);
+    f.settings.metadata = Some(mode);
+    f.settings.metadata_iops = Some(iops);
+    f.settings.metadata_changed_at =
+        changed.map(|t| t.parse::<jiff::Timestamp>().expect("time").as_second());
+    f
+}
+
+const GUARDED: &str = "  rootSquash: {uidGid: '65534:65534', noSquashNids: ['10.0.1.6@tcp']}\n  logging: {level: WARN_ERROR}\n";
+
+fn guarded_fs(uid_gid: &str, level: LogLevel) -> FileSystem {
+    let mut f = fs(Lifecycle::Available, 2400);
+    f.settings.root_squash = Some(RootSquash {
+        uid_gid: uid_gid.into(),
+        no_squash_nids: vec!["10.0.1.6@tcp".into()],
+    });
+    f.settings.log = Some(LogSettings {
+        level,
+        destination: Some("arn:aws:logs:us-east-1:1:log-group:/aws/fsx/lustre".into()),
+    });
+    f
+}
+
+#[test]
+fn metadata_iops_and_the_class_guard_rails() {
+    let auto = MetadataConfiguration::Automatic;
+    let rows = vec![
+        Row {
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ws: provisioned(12000),
+            class: Some(class(GUARDED)),
+            ..row(
+                "create: the spec's IOPS, the class's root squash and logging",
+                |a| matches!(a, Action::CreateFileSystem(r)
+                    if r.metadata == Some(MetadataConfiguration::UserProvisioned(12000))
+                    && r.root_squash.as_ref().is_some_and(|s| s.uid_gid == "65534:65534" && s.no_squash_nids == ["10.0.1.6@tcp"])
+                    && r.log.as_ref().is_some_and(|l| l.level == LogLevel::WarnError && l.destination.is_none())),
+            )
+        },
+        Row {
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row("create: PERSISTENT_2 without metadata is AUTOMATIC", |a| {
+                matches!(a, Action::CreateFileSystem(r) if r.metadata == Some(MetadataConfiguration::Automatic) && r.root_squash.is_none() && r.log.is_none())
+            })
+        },
+        Row {
+            ws: provisioned(12000),
+            fs: Some(with_metadata(auto, 3000, None)),
+            ..row("AUTOMATIC 3000 raised to 12000", |a| {
+                matches!(a, Action::UpdateFileSystem { update, .. }
+                    if update.metadata == Some(MetadataConfiguration::UserProvisioned(12000))
+                    && update.storage_capacity_gib.is_none() && update.root_squash.is_none())
+            })
+        },
+        Row {
+            ws: provisioned(24000),
+            fs: Some(with_metadata(
+                MetadataConfiguration::UserProvisioned(12000),
+                12000,
+                Some("2026-12-04T05:00:01Z"),
+            )),
+            ..row("a raise 7 hours after the last goes in", |a| {
+                matches!(a, Action::UpdateFileSystem { update, .. } if update.metadata == Some(MetadataConfiguration::UserProvisioned(24000)))
+            })
+        },
+        Row {
+            ws: provisioned(24000),
+            fs: Some(with_metadata(
+                MetadataConfiguration::UserProvisioned(12000),
+                12000,
+                Some("2026-12-04T11:00:00Z"),
+            )),
+            ..row(
+                "a raise 1 hour after the last waits (the workspace stays Ready)",
+                |a| *a == Action::Ready,
+            )
+        },
+        Row {
+            ws: provisioned(24000),
+            fs: Some(with_metadata(
+                MetadataConfiguration::UserProvisioned(24000),
+                24000,
+                Some("2026-12-04T11:00:00Z"),
+            )),
+            ..row("the IOPS asked for are there", |a| *a == Action::Ready)
+        },
+        Row {
+            ws: provisioned(3000),
+            fs: Some(with_metadata(auto, 6000, None)),
+            ..row("fewer than AUTOMATIC gave: refused", |a| {
+                matches!(a, Action::Invalid(v) if v[0].field == "spec.metadata.iops" && v[0].message.contains("below the 6000"))
+            })
+        },
+        Row {
+            ws: provisioned(12000),
+            ..row("a file system made without metadata cannot get it", |a| {
+                matches!(a, Action::Invalid(v) if v[0].message.contains("created without a metadata configuration"))
+            })
+        },
+        Row {
+            ws: workspace(&format!("{TWO_REPOS}\nmetadata: {{mode: Automatic}}")),
+            ..row("Automatic on an old file system: nothing to do", |a| {
+                *a == Action::Ready
+            })
+        },
+        Row {
+            class: Some(class(GUARDED)),
+            fs: Some(guarded_fs("0:0", LogLevel::WarnError)),
+            ..row("the class turned root squash on: updated", |a| {
+                matches!(a, Action::UpdateFileSystem { update, .. }
+                    if update.root_squash.as_ref().is_some_and(|s| s.uid_gid == "65534:65534") && update.log.is_none() && update.metadata.is_none())
+            })
+        },
+        Row {
+            class: Some(class(GUARDED)),
+            fs: Some(guarded_fs("65534:65534", LogLevel::Disabled)),
+            ..row("the class changed the log level: updated", |a| {
+                matches!(a, Action::UpdateFileSystem { update, .. }
+                    if update.log.as_ref().is_some_and(|l| l.level == LogLevel::WarnError) && update.root_squash.is_none())
+            })
+        },
+        Row {
+            class: Some(class(GUARDED)),
+            fs: Some(guarded_fs("65534:65534", LogLevel::WarnError)),
+            ..row("guard rails in place (FSx's default log group)", |a| {
+                *a == Action::Ready
+            })
+        },
+        Row {
+            class: Some(class(
+                "  rootSquash: {uidGid: '65534:65534'}\n  adoption: {fileSystemTags: {lustre-adoptable: 'true'}}\n",
+            )),
+            ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
+            fs: Some(with_tag(
+                &with_tag(
+                    &fs(Lifecycle::Available, 2400),
+                    "lustre-adoptable",
+                    "true",
+                ),
+                tag_keys::ADOPTED_BY,
+                UID,
+            )),
+            sg: None,
+            dras: vec![],
+            ..row("an adopted file system is taken as it is", |a| {
+                !matches!(a, Action::UpdateFileSystem { .. } | Action::Invalid(_))
+            })
+        },
+    ];
+    let failures: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let action = run(r);
+            (!(r.expect)(&action)).then(|| format!("{}: got {action:?}", r.name))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    println!("settings table: {} rows", rows.len());
+}
+
+#[test]
+fn a_deferred_metadata_raise_is_shown_and_looked_at_again_when_fsx_takes_it() {
+    let r = Row {
+        ws: provisioned(24000),
+        fs: Some(with_metadata(
+            MetadataConfiguration::UserProvisioned(12000),
+            12000,
+            Some("2026-12-04T11:00:00Z"),
+        )),
+        ..row("deferred", |_| true)
+    };
+    let (action, s) = status_for(&r, None, NOW);
+    assert_eq!(action, Action::Ready);
+    assert_eq!(s.metadata_iops, Some(12000));
+    let fs_ready = cond(&s, "FileSystemReady");
+    assert_eq!(fs_ready.status, "True");
+    assert!(
+        fs_ready
+            .message
+            .contains("the raise to 24000 metadata IOPS goes in at 2026-12-04T17:00:00Z"),
+        "{}",
+        fs_ready.message
+    );
+    let labels = labels();
+    let look = settings::next_look(&inputs(&r, &labels, None)).expect("a look is scheduled");
+    assert_eq!(look.as_secs(), 5 * 3600 + 1);
 }

@@ -167,6 +167,8 @@ async fn scenario(cloud: &AwsCloud, sim: &SimAws) -> Report {
         weekly_maintenance_start_time: None,
         file_system_type_version: "2.15".into(),
         metadata: None,
+        root_squash: None,
+        log: None,
         tags: tags.clone(),
     };
     let fs = cloud.create_file_system(&request).await.expect("create fs");
@@ -478,6 +480,8 @@ async fn resize_goes_updating_then_available_with_the_new_size() {
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
             metadata: None,
+            root_squash: None,
+            log: None,
             tags: Default::default(),
         })
         .await
@@ -488,6 +492,7 @@ async fn resize_goes_updating_then_available_with_the_new_size() {
             &FileSystemUpdate {
                 storage_capacity_gib: Some(2400),
                 per_unit_storage_throughput: None,
+                ..FileSystemUpdate::default()
             },
         )
         .await
@@ -507,6 +512,7 @@ async fn resize_goes_updating_then_available_with_the_new_size() {
             &FileSystemUpdate {
                 storage_capacity_gib: Some(3600),
                 per_unit_storage_throughput: None,
+                ..FileSystemUpdate::default()
             },
         )
         .await
@@ -518,6 +524,7 @@ async fn resize_goes_updating_then_available_with_the_new_size() {
             &FileSystemUpdate {
                 storage_capacity_gib: Some(2400),
                 per_unit_storage_throughput: Some(500),
+                ..FileSystemUpdate::default()
             },
         )
         .await
@@ -608,6 +615,8 @@ async fn linked_file_system(cloud: &AwsCloud, token: &str, auto_export: bool) ->
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
             metadata: None,
+            root_squash: None,
+            log: None,
             tags: Default::default(),
         })
         .await
@@ -897,8 +906,9 @@ async fn metadata_configuration_is_given_at_creation_as_fsx_takes_it() {
         .expect("in the simulated AWS");
     assert_eq!(
         made["metadataConfiguration"],
-        serde_json::json!({"Mode": "AUTOMATIC"})
+        serde_json::json!({"Mode": "AUTOMATIC", "Iops": 1500})
     );
+    assert_eq!(automatic.settings.metadata_iops, Some(1500));
     cloud
         .create_file_system(&request(
             "meta-12k",
@@ -925,4 +935,127 @@ async fn metadata_configuration_is_given_at_creation_as_fsx_takes_it() {
             .expect_err(token);
         assert_eq!(e.kind, ErrorKind::InvalidRequest, "{token}: {e:?}");
     }
+}
+
+/// `cloud`'s file system `id` once it is AVAILABLE again.
+async fn available(cloud: &AwsCloud, id: &str) -> FileSystem {
+    wait_for("AVAILABLE", Duration::from_secs(20), || async {
+        let f = cloud.describe_file_systems(&[id.to_string()]).await.ok()?;
+        f.into_iter()
+            .find(|f| f.lifecycle == Lifecycle::Available && !f.update_in_progress)
+    })
+    .await
+}
+
+/// Metadata IOPS raised in place (once: the next raise waits 6 hours), root squash and
+/// logging set at creation and changed in place, each as FSx checks them.
+#[tokio::test]
+async fn metadata_raises_root_squash_and_logging_change_in_place() {
+    let (_sim, url, _stop) = start(SimConfig {
+        timing: fast_timing(),
+        ..SimConfig::default()
+    })
+    .await;
+    let cloud = adapter(&url, 1).await;
+    let squash = |uid_gid: &str| RootSquash {
+        uid_gid: uid_gid.into(),
+        no_squash_nids: vec!["10.0.[2-10].[1-255]@tcp".into()],
+    };
+    let log = |level, destination: Option<&str>| LogSettings {
+        level,
+        destination: destination.map(str::to_string),
+    };
+    let request = |token: &str, metadata, log| FileSystemRequest {
+        deployment_type: DeploymentType::Persistent2,
+        per_unit_storage_throughput: Some(125),
+        metadata,
+        root_squash: Some(squash("65534:65534")),
+        log,
+        ..FileSystemRequest::scratch(token, SUBNET, Default::default())
+    };
+    let made = cloud
+        .create_file_system(&request(
+            "settings-1",
+            Some(MetadataConfiguration::Automatic),
+            Some(log(LogLevel::WarnError, None)),
+        ))
+        .await
+        .expect("create");
+    assert_eq!(made.settings.root_squash, Some(squash("65534:65534")));
+    assert_eq!(
+        made.settings.log,
+        Some(log(
+            LogLevel::WarnError,
+            Some("arn:aws:logs:us-east-1:123456789012:log-group:/aws/fsx/lustre")
+        )),
+        "FSx's default group"
+    );
+    let foreign = "arn:aws:logs:us-east-1:999999999999:log-group:/aws/fsx/lustre";
+    let e = cloud
+        .create_file_system(&request(
+            "settings-2",
+            None,
+            Some(log(LogLevel::ErrorOnly, Some(foreign))),
+        ))
+        .await
+        .expect_err("another account's log group");
+    assert_eq!(e.code.as_deref(), Some("BadRequest"), "{e:?}");
+    let plain = cloud
+        .create_file_system(&request("settings-3", None, None))
+        .await
+        .expect("no metadata configuration");
+
+    available(&cloud, &made.id).await;
+    let raise = |iops| FileSystemUpdate {
+        metadata: Some(MetadataConfiguration::UserProvisioned(iops)),
+        ..FileSystemUpdate::default()
+    };
+    let e = cloud
+        .update_file_system(&made.id, &raise(1000))
+        .await
+        .expect_err("not on the list");
+    assert_eq!(e.code.as_deref(), Some("BadRequest"));
+    cloud
+        .update_file_system(&made.id, &raise(12000))
+        .await
+        .expect("raise");
+    let raised = available(&cloud, &made.id).await;
+    assert_eq!(
+        raised.settings.metadata,
+        Some(MetadataConfiguration::UserProvisioned(12000))
+    );
+    assert_eq!(raised.settings.metadata_iops, Some(12000));
+    let changed = raised.settings.metadata_changed_at.expect("listed");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(now.abs_diff(changed.unsigned_abs()) < 60, "{changed} vs {now}");
+    let e = cloud
+        .update_file_system(&made.id, &raise(24000))
+        .await
+        .expect_err("within 6 hours");
+    assert!(e.message.contains("6 hours"), "{e:?}");
+
+    cloud
+        .update_file_system(
+            &made.id,
+            &FileSystemUpdate {
+                root_squash: Some(squash("0:0")),
+                log: Some(log(LogLevel::Disabled, None)),
+                ..FileSystemUpdate::default()
+            },
+        )
+        .await
+        .expect("guard rails");
+    let relaxed = available(&cloud, &made.id).await;
+    assert_eq!(relaxed.settings.root_squash, Some(squash("0:0")));
+    assert_eq!(relaxed.settings.log, Some(log(LogLevel::Disabled, None)));
+
+    available(&cloud, &plain.id).await;
+    let e = cloud
+        .update_file_system(&plain.id, &raise(12000))
+        .await
+        .expect_err("no metadata configuration to change");
+    assert!(e.message.contains("no metadata configuration"), "{e:?}");
 }

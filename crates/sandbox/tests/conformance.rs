@@ -338,6 +338,8 @@ async fn fsx_transcript(cloud: &AwsCloud, net: &Network) -> Vec<String> {
         weekly_maintenance_start_time: None,
         file_system_type_version: "2.15".into(),
         metadata: None,
+        root_squash: None,
+        log: None,
         tags: tags.clone(),
     };
     let describe = |fs: &FileSystem, ids: &mut Ids| {

@@ -84,6 +84,75 @@ pub(crate) fn file_system_from(fs: &fsx::FileSystem) -> FileSystem {
         file_system_type_version: fs.file_system_type_version().map(str::to_string),
         tags: tags_from(fs.tags()),
         update_in_progress,
+        settings: settings_from(fs),
+    }
+}
+
+fn metadata_to(m: MetadataConfiguration) -> (fsx::MetadataConfigurationMode, Option<i32>) {
+    match m {
+        MetadataConfiguration::Automatic => (fsx::MetadataConfigurationMode::Automatic, None),
+        MetadataConfiguration::UserProvisioned(iops) => {
+            (fsx::MetadataConfigurationMode::UserProvisioned, Some(iops))
+        }
+    }
+}
+
+fn root_squash_to(r: &RootSquash) -> fsx::LustreRootSquashConfiguration {
+    fsx::LustreRootSquashConfiguration::builder()
+        .root_squash(&r.uid_gid)
+        .set_no_squash_nids((!r.no_squash_nids.is_empty()).then(|| r.no_squash_nids.clone()))
+        .build()
+}
+
+fn log_to(l: &LogSettings) -> fsx::LustreLogCreateConfiguration {
+    fsx::LustreLogCreateConfiguration::builder()
+        .level(fsx::LustreAccessAuditLogLevel::from(l.level.as_str()))
+        .set_destination(l.destination.clone())
+        .build()
+}
+
+/// Metadata IOPS, root squash and logging, and when FSx last took a metadata change (the
+/// latest administrative update whose target names a metadata configuration).
+fn settings_from(fs: &fsx::FileSystem) -> FileSystemSettings {
+    let lustre = fs.lustre_configuration();
+    let metadata = lustre.and_then(|l| l.metadata_configuration());
+    let metadata_changed_at = fs
+        .administrative_actions()
+        .iter()
+        .filter(|a| {
+            a.administrative_action_type().map(|t| t.as_str()) == Some("FILE_SYSTEM_UPDATE")
+                && a.status().map(|s| s.as_str()) != Some("FAILED")
+                && a.target_file_system_values()
+                    .and_then(|t| t.lustre_configuration())
+                    .and_then(|l| l.metadata_configuration())
+                    .is_some()
+        })
+        .filter_map(|a| a.request_time().map(|t| t.secs()))
+        .max();
+    FileSystemSettings {
+        metadata: metadata.and_then(|m| match m.mode().map(|m| m.as_str()) {
+            Some("AUTOMATIC") => Some(MetadataConfiguration::Automatic),
+            Some("USER_PROVISIONED") => Some(MetadataConfiguration::UserProvisioned(
+                m.iops().unwrap_or_default(),
+            )),
+            _ => None,
+        }),
+        metadata_iops: metadata.and_then(|m| m.iops()),
+        metadata_changed_at,
+        root_squash: lustre
+            .and_then(|l| l.root_squash_configuration())
+            .and_then(|r| {
+                Some(RootSquash {
+                    uid_gid: r.root_squash()?.to_string(),
+                    no_squash_nids: r.no_squash_nids().to_vec(),
+                })
+            }),
+        log: lustre.and_then(|l| l.log_configuration()).and_then(|l| {
+            Some(LogSettings {
+                level: LogLevel::parse(l.level()?.as_str())?,
+                destination: l.destination().map(str::to_string),
+            })
+        }),
     }
 }
 
@@ -132,20 +201,16 @@ impl crate::FileSystems for AwsCloud {
             lustre = lustre.set_automatic_backup_retention_days(r.automatic_backup_retention_days);
         }
         if let Some(m) = r.metadata {
-            let (mode, iops) = match m {
-                crate::MetadataConfiguration::Automatic => {
-                    (fsx::MetadataConfigurationMode::Automatic, None)
-                }
-                crate::MetadataConfiguration::UserProvisioned(iops) => {
-                    (fsx::MetadataConfigurationMode::UserProvisioned, Some(iops))
-                }
-            };
+            let (mode, iops) = metadata_to(m);
             let config = fsx::CreateFileSystemLustreMetadataConfiguration::builder()
                 .mode(mode)
                 .set_iops(iops)
                 .build();
             lustre = lustre.metadata_configuration(config);
         }
+        lustre = lustre
+            .set_root_squash_configuration(r.root_squash.as_ref().map(root_squash_to))
+            .set_log_configuration(r.log.as_ref().map(log_to));
         let sent = self
             .fsx
             .create_file_system()
@@ -204,12 +269,21 @@ impl crate::FileSystems for AwsCloud {
             .update_file_system()
             .file_system_id(id)
             .set_storage_capacity(u.storage_capacity_gib);
-        if let Some(t) = u.per_unit_storage_throughput {
-            call = call.lustre_configuration(
-                fsx::UpdateFileSystemLustreConfiguration::builder()
-                    .per_unit_storage_throughput(t)
-                    .build(),
-            );
+        let metadata = u.metadata.map(|m| {
+            let (mode, iops) = metadata_to(m);
+            fsx::UpdateFileSystemLustreMetadataConfiguration::builder()
+                .mode(mode)
+                .set_iops(iops)
+                .build()
+        });
+        let lustre = fsx::UpdateFileSystemLustreConfiguration::builder()
+            .set_per_unit_storage_throughput(u.per_unit_storage_throughput)
+            .set_metadata_configuration(metadata)
+            .set_root_squash_configuration(u.root_squash.as_ref().map(root_squash_to))
+            .set_log_configuration(u.log.as_ref().map(log_to))
+            .build();
+        if lustre != fsx::UpdateFileSystemLustreConfiguration::builder().build() {
+            call = call.lustre_configuration(lustre);
         }
         let sent = call.send().await;
         self.answer(SERVICE, OP, sent, |out| {

@@ -128,6 +128,18 @@ impl FileSystems for MemoryCloud {
             file_system_type_version: Some(request.file_system_type_version.clone()),
             tags: request.tags.clone(),
             update_in_progress: false,
+            settings: FileSystemSettings {
+                metadata: request.metadata,
+                metadata_iops: request.metadata.map(|m| match m {
+                    MetadataConfiguration::Automatic => {
+                        automatic_metadata_iops(request.storage_capacity_gib)
+                    }
+                    MetadataConfiguration::UserProvisioned(iops) => iops,
+                }),
+                metadata_changed_at: None,
+                root_squash: request.root_squash.clone(),
+                log: request.log.clone(),
+            },
         };
         a.fs_tokens
             .insert(request.client_token.clone(), (request.clone(), id.clone()));

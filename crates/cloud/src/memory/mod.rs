@@ -170,6 +170,16 @@ impl MemoryCloud {
                 if update.per_unit_storage_throughput.is_some() {
                     fs.per_unit_storage_throughput = update.per_unit_storage_throughput;
                 }
+                if let Some(MetadataConfiguration::UserProvisioned(iops)) = update.metadata {
+                    fs.settings.metadata = update.metadata;
+                    fs.settings.metadata_iops = Some(iops);
+                }
+                if update.root_squash.is_some() {
+                    fs.settings.root_squash = update.root_squash;
+                }
+                if update.log.is_some() {
+                    fs.settings.log = update.log;
+                }
                 fs.update_in_progress = false;
             }
         }

@@ -33,6 +33,8 @@ fn plan(i: &Inputs) -> Plan<Action> {
     let security_group = security_group(i, class)?;
     let fs = file_system(i, class, security_group)?;
     size(i, fs)?;
+    super::settings::metadata(i, fs)?;
+    super::settings::guard_rails(i, class, fs)?;
     associations(i, class, fs)?;
     super::import::plan(i, &fs.id)?;
     Continue(kubernetes(i, fs))

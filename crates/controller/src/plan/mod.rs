@@ -18,6 +18,7 @@ pub mod expiry;
 pub mod export;
 pub mod import;
 mod requests;
+pub mod settings;
 
 use std::collections::BTreeMap;
 

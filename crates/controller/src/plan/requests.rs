@@ -88,10 +88,43 @@ pub(super) fn file_system_request(
         file_system_type_version: LUSTRE_VERSION.to_string(),
         // Only creation can give a PERSISTENT_2 file system a metadata configuration (and
         // with it the Lustre 2.15 metadata performance); AUTOMATIC scales with capacity.
-        metadata: (deployment == DeploymentType::Persistent2)
-            .then_some(lustre_cloud::MetadataConfiguration::Automatic),
+        metadata: (deployment == DeploymentType::Persistent2).then(|| metadata(ws)),
+        root_squash: root_squash(class),
+        log: log(class),
         tags: resource_tags(ws, class),
     }
+}
+
+/// The metadata configuration the spec asks for (AUTOMATIC when it says nothing).
+pub(super) fn metadata(ws: &LustreWorkspace) -> lustre_cloud::MetadataConfiguration {
+    match ws.spec.metadata.as_ref().and_then(|m| m.iops) {
+        Some(iops) => lustre_cloud::MetadataConfiguration::UserProvisioned(iops),
+        None => lustre_cloud::MetadataConfiguration::Automatic,
+    }
+}
+
+/// The class's root squash, as FSx takes it.
+pub(super) fn root_squash(class: &LustreWorkspaceClass) -> Option<lustre_cloud::RootSquash> {
+    class
+        .spec
+        .root_squash
+        .as_ref()
+        .map(|r| lustre_cloud::RootSquash {
+            uid_gid: r.uid_gid.clone(),
+            no_squash_nids: r.no_squash_nids.clone(),
+        })
+}
+
+/// The class's logging, as FSx takes it.
+pub(super) fn log(class: &LustreWorkspaceClass) -> Option<lustre_cloud::LogSettings> {
+    class
+        .spec
+        .logging
+        .as_ref()
+        .map(|l| lustre_cloud::LogSettings {
+            level: l.level,
+            destination: l.destination.clone(),
+        })
 }
 
 /// The requests that link the spec's data repositories not linked yet.

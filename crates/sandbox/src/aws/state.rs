@@ -92,8 +92,20 @@ pub struct FileSystem {
     pub file_system_type_version: String,
     pub weekly_maintenance_start_time: Option<String>,
     pub automatic_backup_retention_days: Option<i64>,
-    /// `MetadataConfiguration` as created (PERSISTENT_2 only).
+    /// `MetadataConfiguration` (PERSISTENT_2 created with one): mode and IOPS.
     pub metadata_configuration: Option<serde_json::Value>,
+    /// When the metadata configuration last changed (epoch seconds): changes are 6 h apart.
+    pub metadata_changed_at: Option<f64>,
+    /// `RootSquashConfiguration`.
+    pub root_squash_configuration: Option<serde_json::Value>,
+    /// `LogConfiguration`.
+    pub log_configuration: Option<serde_json::Value>,
+    /// Lustre settings an update applies when UPDATING ends (`LustreConfiguration` members).
+    pub pending_lustre: Option<serde_json::Value>,
+    /// When the update in progress was asked for (epoch seconds).
+    pub update_requested_at: Option<f64>,
+    /// Finished administrative actions, as DescribeFileSystems lists them (latest first).
+    pub past_actions: Vec<serde_json::Value>,
     pub tags: BTreeMap<String, String>,
     pub lifecycle: Lifecycle,
     pub failure_message: Option<String>,
@@ -432,12 +444,7 @@ impl State {
                     }
                 },
                 Lifecycle::Updating => {
-                    if let Some(c) = fs.pending_capacity.take() {
-                        fs.storage_capacity = c;
-                    }
-                    if let Some(t) = fs.pending_throughput.take() {
-                        fs.per_unit_storage_throughput = Some(t);
-                    }
+                    fs.finish_update();
                     fs.lifecycle = Lifecycle::Available;
                 }
                 Lifecycle::Deleting => gone.push(fs.id.clone()),
@@ -478,4 +485,61 @@ impl State {
 pub fn jittered(ms: u64, jitter: f64, unit: f64) -> Duration {
     let factor = 1.0 + jitter * (2.0 * unit - 1.0);
     Duration::from_secs_f64((ms as f64 * factor.max(0.0)) / 1000.0)
+}
+
+impl FileSystem {
+    /// What an update changes, as an administrative action's `TargetFileSystemValues`.
+    pub fn update_target(&self) -> serde_json::Value {
+        let mut target = serde_json::json!({});
+        if let Some(c) = self.pending_capacity {
+            target["StorageCapacity"] = serde_json::json!(c);
+        }
+        let mut lustre = self.pending_lustre.clone().unwrap_or(serde_json::json!({}));
+        if let Some(t) = self.pending_throughput {
+            lustre["PerUnitStorageThroughput"] = serde_json::json!(t);
+        }
+        if lustre.as_object().is_some_and(|o| !o.is_empty()) {
+            target["LustreConfiguration"] = lustre;
+        }
+        target
+    }
+
+    /// The update's values take effect; it is listed as a COMPLETED administrative action.
+    fn finish_update(&mut self) {
+        let target = self.update_target();
+        self.past_actions.insert(
+            0,
+            serde_json::json!({
+                "AdministrativeActionType": "FILE_SYSTEM_UPDATE",
+                "Status": "COMPLETED",
+                "RequestTime": self.update_requested_at.take().unwrap_or_else(epoch_seconds),
+                "TargetFileSystemValues": target,
+            }),
+        );
+        self.past_actions.truncate(10);
+        if let Some(c) = self.pending_capacity.take() {
+            self.storage_capacity = c;
+            // AUTOMATIC metadata IOPS follow the capacity.
+            if let Some(m) = self.metadata_configuration.as_mut()
+                && m["Mode"] == "AUTOMATIC"
+            {
+                let gib = i32::try_from(c).unwrap_or(i32::MAX);
+                m["Iops"] = serde_json::json!(lustre_api::lustre_settings::automatic_metadata_iops(gib));
+            }
+        }
+        if let Some(t) = self.pending_throughput.take() {
+            self.per_unit_storage_throughput = Some(t);
+        }
+        if let Some(lustre) = self.pending_lustre.take() {
+            for (key, field) in [
+                ("MetadataConfiguration", &mut self.metadata_configuration),
+                ("RootSquashConfiguration", &mut self.root_squash_configuration),
+                ("LogConfiguration", &mut self.log_configuration),
+            ] {
+                if let Some(v) = lustre.get(key) {
+                    *field = Some(v.clone());
+                }
+            }
+        }
+    }
 }

@@ -91,9 +91,11 @@ struct Settings {
     throughput: Option<i64>,
     version: String,
     metadata: Option<Value>,
+    root_squash: Option<Value>,
+    log: Option<Value>,
 }
 
-fn settings(req: &Value) -> Result<Settings, ApiError> {
+fn settings(s: &State, req: &Value) -> Result<Settings, ApiError> {
     let lustre = req.get("LustreConfiguration").cloned().unwrap_or(json!({}));
     let deployment = str_field(&lustre, "DeploymentType")
         .unwrap_or("SCRATCH_1")
@@ -154,7 +156,15 @@ fn settings(req: &Value) -> Result<Settings, ApiError> {
         }
         _ => {}
     }
-    let metadata = metadata_configuration(&lustre, &deployment)?;
+    let metadata = metadata_configuration(&lustre, &deployment, capacity)?;
+    let root_squash = lustre
+        .get("RootSquashConfiguration")
+        .map(lustre_settings::root_squash)
+        .transpose()?;
+    let log = lustre
+        .get("LogConfiguration")
+        .map(|l| lustre_settings::log(l, &s.region, &s.account_id))
+        .transpose()?;
     // With a metadata configuration the default version is 2.15.
     let version = str_field(req, "FileSystemTypeVersion")
         .unwrap_or(match (deployment.as_str(), &metadata) {
@@ -185,12 +195,18 @@ fn settings(req: &Value) -> Result<Settings, ApiError> {
         throughput,
         version,
         metadata,
+        root_squash,
+        log,
     })
 }
 
 /// `LustreConfiguration.MetadataConfiguration` as FSx takes it at creation: PERSISTENT_2
 /// only, a Mode, and Iops only (and always) in USER_PROVISIONED mode, from the SSD list.
-fn metadata_configuration(lustre: &Value, deployment: &str) -> Result<Option<Value>, ApiError> {
+fn metadata_configuration(
+    lustre: &Value,
+    deployment: &str,
+    capacity: i64,
+) -> Result<Option<Value>, ApiError> {
     let Some(m) = lustre.get("MetadataConfiguration") else {
         return Ok(None);
     };
@@ -204,7 +220,11 @@ fn metadata_configuration(lustre: &Value, deployment: &str) -> Result<Option<Val
         [1500, 3000, 6000].contains(&n) || (n % 12000 == 0 && (12000..=192000).contains(&n))
     };
     match (str_field(m, "Mode"), iops) {
-        (Some("AUTOMATIC"), None) => Ok(Some(json!({"Mode": "AUTOMATIC"}))),
+        (Some("AUTOMATIC"), None) => {
+            let gib = i32::try_from(capacity).unwrap_or(i32::MAX);
+            let iops = lustre_api::lustre_settings::automatic_metadata_iops(gib);
+            Ok(Some(json!({"Mode": "AUTOMATIC", "Iops": iops})))
+        }
         (Some("AUTOMATIC"), Some(_)) => Err(bad_request(
             "Iops cannot be specified when the metadata configuration mode is AUTOMATIC.",
         )),
@@ -240,7 +260,9 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         throughput,
         version,
         metadata,
-    } = settings(req)?;
+        root_squash,
+        log,
+    } = settings(s, req)?;
     let tags = tags_from(req)?;
 
     let id = s.new_id("fs");
@@ -272,6 +294,12 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
             .get("AutomaticBackupRetentionDays")
             .and_then(Value::as_i64),
         metadata_configuration: metadata,
+        metadata_changed_at: None,
+        root_squash_configuration: root_squash,
+        log_configuration: log,
+        pending_lustre: None,
+        update_requested_at: None,
+        past_actions: Vec::new(),
         tags,
         lifecycle: Lifecycle::Creating,
         failure_message: None,
@@ -330,6 +358,7 @@ pub fn update_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         .unwrap_or_default()
         .to_string();
     let until = ctx.after(ctx.timing.update_ms);
+    let (region, account) = (s.region.clone(), s.account_id.clone());
     let fs = s
         .file_systems
         .get_mut(&id)
@@ -341,11 +370,23 @@ pub fn update_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         )));
     }
     let capacity = req.get("StorageCapacity").and_then(Value::as_i64);
-    let throughput = req
-        .get("LustreConfiguration")
-        .and_then(|l| l.get("PerUnitStorageThroughput"))
+    let lustre = req.get("LustreConfiguration").cloned().unwrap_or(json!({}));
+    let throughput = lustre
+        .get("PerUnitStorageThroughput")
         .and_then(Value::as_i64);
-    if capacity.is_none() && throughput.is_none() {
+    let now = epoch_seconds();
+    let mut pending = json!({});
+    if let Some(m) = lustre.get("MetadataConfiguration") {
+        pending["MetadataConfiguration"] = lustre_settings::metadata_change(fs, m, now)?;
+    }
+    if let Some(r) = lustre.get("RootSquashConfiguration") {
+        pending["RootSquashConfiguration"] = lustre_settings::root_squash(r)?;
+    }
+    if let Some(l) = lustre.get("LogConfiguration") {
+        pending["LogConfiguration"] = lustre_settings::log(l, &region, &account)?;
+    }
+    let settings = pending.as_object().is_some_and(|o| !o.is_empty());
+    if capacity.is_none() && throughput.is_none() && !settings {
         return Err(bad_request("Nothing to update."));
     }
     if let Some(c) = capacity {
@@ -377,6 +418,11 @@ pub fn update_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
     }
     fs.pending_capacity = capacity;
     fs.pending_throughput = throughput;
+    if pending.get("MetadataConfiguration").is_some() {
+        fs.metadata_changed_at = Some(now);
+    }
+    fs.pending_lustre = settings.then_some(pending);
+    fs.update_requested_at = Some(now);
     fs.lifecycle = Lifecycle::Updating;
     fs.until = Some(until);
     Ok(json!({"FileSystem": file_system_json(fs)}))

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 mod associations;
 mod file_systems;
+mod lustre_settings;
 mod tasks;
 
 pub use associations::{
@@ -166,8 +167,14 @@ pub fn file_system_json(fs: &FileSystem) -> Value {
     if let Some(d) = fs.automatic_backup_retention_days {
         lustre["AutomaticBackupRetentionDays"] = json!(d);
     }
-    if let Some(m) = &fs.metadata_configuration {
-        lustre["MetadataConfiguration"] = m.clone();
+    for (key, v) in [
+        ("MetadataConfiguration", &fs.metadata_configuration),
+        ("RootSquashConfiguration", &fs.root_squash_configuration),
+        ("LogConfiguration", &fs.log_configuration),
+    ] {
+        if let Some(v) = v {
+            lustre[key] = v.clone();
+        }
     }
     let mut out = json!({
         "OwnerId": "123456789012",
@@ -192,20 +199,18 @@ pub fn file_system_json(fs: &FileSystem) -> Value {
     if let Some(m) = &fs.failure_message {
         out["FailureDetails"] = json!({"Message": m});
     }
+    let mut actions = Vec::new();
     if fs.lifecycle == Lifecycle::Updating {
-        let mut target = json!({});
-        if let Some(c) = fs.pending_capacity {
-            target["StorageCapacity"] = json!(c);
-        }
-        if let Some(t) = fs.pending_throughput {
-            target["LustreConfiguration"] = json!({"PerUnitStorageThroughput": t});
-        }
-        out["AdministrativeActions"] = json!([{
+        actions.push(json!({
             "AdministrativeActionType": "FILE_SYSTEM_UPDATE",
             "Status": "IN_PROGRESS",
-            "RequestTime": epoch_seconds(),
-            "TargetFileSystemValues": target,
-        }]);
+            "RequestTime": fs.update_requested_at.unwrap_or_else(epoch_seconds),
+            "TargetFileSystemValues": fs.update_target(),
+        }));
+    }
+    actions.extend(fs.past_actions.iter().cloned());
+    if !actions.is_empty() {
+        out["AdministrativeActions"] = json!(actions);
     }
     out
 }
