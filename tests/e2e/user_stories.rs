@@ -7,6 +7,7 @@
 //! --timeout` or a poll of the simulated AWS with a deadline.
 
 mod real_cluster;
+mod storage_stories;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

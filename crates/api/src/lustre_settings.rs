@@ -46,12 +46,16 @@ pub fn valid_metadata_iops(iops: i32) -> bool {
 /// stored source confirms it, so the simulated AWS and the in-memory account use it and the
 /// operator only reads what AWS reports.
 pub fn automatic_metadata_iops(capacity_gib: i32) -> i32 {
-    match capacity_gib {
-        ..=1200 => 1500,
-        ..=2400 => 3000,
-        ..=9600 => 6000,
-        ..=45600 => 12000,
-        gib => (12000 * (gib / 24000)).min(192_000),
+    if capacity_gib <= 1200 {
+        1500
+    } else if capacity_gib <= 2400 {
+        3000
+    } else if capacity_gib <= 9600 {
+        6000
+    } else if capacity_gib <= 45600 {
+        12000
+    } else {
+        (12000 * (capacity_gib / 24000)).min(192_000)
     }
 }
 

@@ -195,7 +195,8 @@ pub const METADATA_IOPS_VALUES_MSG: &str =
     "metadata.iops must be 1500, 3000, 6000, 12000 or a multiple of 12000 up to 192000";
 
 /// `spec`: a metadata configuration exists on PERSISTENT_2 only.
-pub const METADATA_PERSISTENT: &str = "!has(self.metadata) || !has(self.deploymentType) || self.deploymentType == 'PERSISTENT_2'";
+pub const METADATA_PERSISTENT: &str =
+    "!has(self.metadata) || !has(self.deploymentType) || self.deploymentType == 'PERSISTENT_2'";
 /// Message of [`METADATA_PERSISTENT`].
 pub const METADATA_PERSISTENT_MSG: &str =
     "metadata is only for PERSISTENT_2: a SCRATCH_2 file system has no metadata configuration";
@@ -209,7 +210,8 @@ pub const METADATA_IOPS_GROWS_MSG: &str = "metadata.iops may only grow: FSx cann
 pub const ROOT_SQUASH_IDS: &str =
     "self.uidGid == '0:0' || !(self.uidGid.startsWith('0:') || self.uidGid.endsWith(':0'))";
 /// Message of [`ROOT_SQUASH_IDS`].
-pub const ROOT_SQUASH_IDS_MSG: &str = "rootSquash.uidGid must be 0:0 (root squash off) or two non-zero ids, such as 65534:65534";
+pub const ROOT_SQUASH_IDS_MSG: &str =
+    "rootSquash.uidGid must be 0:0 (root squash off) or two non-zero ids, such as 65534:65534";
 
 /// Class `spec.rootSquash`: exceptions only while squashing.
 pub const ROOT_SQUASH_NIDS: &str =

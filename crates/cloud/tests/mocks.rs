@@ -774,7 +774,10 @@ async fn a_settings_update_sends_metadata_root_squash_and_logging_and_reads_them
     assert_eq!(s.metadata_iops, Some(3000));
     // The latest metadata change that did not fail; the later capacity change is not one.
     assert_eq!(s.metadata_changed_at, Some(1796344600));
-    assert_eq!(s.root_squash.as_ref().map(|r| r.uid_gid.as_str()), Some("0:0"));
+    assert_eq!(
+        s.root_squash.as_ref().map(|r| r.uid_gid.as_str()),
+        Some("0:0")
+    );
     assert_eq!(s.log.as_ref().map(|l| l.level), Some(LogLevel::Disabled));
     assert!(fs.update_in_progress);
 }

@@ -1802,19 +1802,22 @@ fn metadata_iops_and_the_class_guard_rails() {
             class: Some(class(GUARDED)),
             ..row(
                 "create: the spec's IOPS, the class's root squash and logging",
-                |a| matches!(a, Action::CreateFileSystem(r)
+                |a| {
+                    matches!(a, Action::CreateFileSystem(r)
                     if r.metadata == Some(MetadataConfiguration::UserProvisioned(12000))
                     && r.root_squash.as_ref().is_some_and(|s| s.uid_gid == "65534:65534" && s.no_squash_nids == ["10.0.1.6@tcp"])
-                    && r.log.as_ref().is_some_and(|l| l.level == LogLevel::WarnError && l.destination.is_none())),
+                    && r.log.as_ref().is_some_and(|l| l.level == LogLevel::WarnError && l.destination.is_none()))
+                },
             )
         },
         Row {
             fs: None,
             dras: vec![],
             kube: KubeView::default(),
-            ..row("create: PERSISTENT_2 without metadata is AUTOMATIC", |a| {
-                matches!(a, Action::CreateFileSystem(r) if r.metadata == Some(MetadataConfiguration::Automatic) && r.root_squash.is_none() && r.log.is_none())
-            })
+            ..row(
+                "create: PERSISTENT_2 without metadata is AUTOMATIC",
+                |a| matches!(a, Action::CreateFileSystem(r) if r.metadata == Some(MetadataConfiguration::Automatic) && r.root_squash.is_none() && r.log.is_none()),
+            )
         },
         Row {
             ws: provisioned(12000),
@@ -1832,9 +1835,10 @@ fn metadata_iops_and_the_class_guard_rails() {
                 12000,
                 Some("2026-12-04T05:00:01Z"),
             )),
-            ..row("a raise 7 hours after the last goes in", |a| {
-                matches!(a, Action::UpdateFileSystem { update, .. } if update.metadata == Some(MetadataConfiguration::UserProvisioned(24000)))
-            })
+            ..row(
+                "a raise 7 hours after the last goes in",
+                |a| matches!(a, Action::UpdateFileSystem { update, .. } if update.metadata == Some(MetadataConfiguration::UserProvisioned(24000))),
+            )
         },
         Row {
             ws: provisioned(24000),
@@ -1860,15 +1864,17 @@ fn metadata_iops_and_the_class_guard_rails() {
         Row {
             ws: provisioned(3000),
             fs: Some(with_metadata(auto, 6000, None)),
-            ..row("fewer than AUTOMATIC gave: refused", |a| {
-                matches!(a, Action::Invalid(v) if v[0].field == "spec.metadata.iops" && v[0].message.contains("below the 6000"))
-            })
+            ..row(
+                "fewer than AUTOMATIC gave: refused",
+                |a| matches!(a, Action::Invalid(v) if v[0].field == "spec.metadata.iops" && v[0].message.contains("below the 6000")),
+            )
         },
         Row {
             ws: provisioned(12000),
-            ..row("a file system made without metadata cannot get it", |a| {
-                matches!(a, Action::Invalid(v) if v[0].message.contains("created without a metadata configuration"))
-            })
+            ..row(
+                "a file system made without metadata cannot get it",
+                |a| matches!(a, Action::Invalid(v) if v[0].message.contains("created without a metadata configuration")),
+            )
         },
         Row {
             ws: workspace(&format!("{TWO_REPOS}\nmetadata: {{mode: Automatic}}")),
@@ -1905,11 +1911,7 @@ fn metadata_iops_and_the_class_guard_rails() {
             )),
             ws: workspace("storageCapacityGiB: 2400\nfileSystemId: fs-0123456789abcdef0"),
             fs: Some(with_tag(
-                &with_tag(
-                    &fs(Lifecycle::Available, 2400),
-                    "lustre-adoptable",
-                    "true",
-                ),
+                &with_tag(&fs(Lifecycle::Available, 2400), "lustre-adoptable", "true"),
                 tag_keys::ADOPTED_BY,
                 UID,
             )),

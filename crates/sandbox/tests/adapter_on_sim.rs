@@ -1030,7 +1030,10 @@ async fn metadata_raises_root_squash_and_logging_change_in_place() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs();
-    assert!(now.abs_diff(changed.unsigned_abs()) < 60, "{changed} vs {now}");
+    assert!(
+        now.abs_diff(changed.unsigned_abs()) < 60,
+        "{changed} vs {now}"
+    );
     let e = cloud
         .update_file_system(&made.id, &raise(24000))
         .await

@@ -226,12 +226,22 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
 fn lustre_settings_rules(c: &mut Checker, spec: &LustreWorkspaceClassSpec) {
     let p = &*PATTERNS;
     if let Some(max) = spec.max_metadata_iops {
-        c.range("spec.maxMetadataIops", max.into(), Some(1500), Some(192_000));
+        c.range(
+            "spec.maxMetadataIops",
+            max.into(),
+            Some(1500),
+            Some(192_000),
+        );
     }
     if let Some(squash) = &spec.root_squash {
         let field = "spec.rootSquash.uidGid";
         c.length(field, &squash.uid_gid, 3, 21);
-        c.pattern(field, &squash.uid_gid, &p.root_squash, patterns::ROOT_SQUASH);
+        c.pattern(
+            field,
+            &squash.uid_gid,
+            &p.root_squash,
+            patterns::ROOT_SQUASH,
+        );
         let off = squash.uid_gid == "0:0";
         if !off && (squash.uid_gid.starts_with("0:") || squash.uid_gid.ends_with(":0")) {
             c.push(field, rules::ROOT_SQUASH_IDS_MSG);

@@ -184,7 +184,9 @@ mod tests {
         };
         assert!(same_log(Some(&have), &level_only));
         let named = LogSettings {
-            destination: Some("arn:aws:logs:us-east-1:123456789012:log-group:/aws/fsx/lustre".into()),
+            destination: Some(
+                "arn:aws:logs:us-east-1:123456789012:log-group:/aws/fsx/lustre".into(),
+            ),
             ..level_only.clone()
         };
         assert!(same_log(Some(&have), &named));

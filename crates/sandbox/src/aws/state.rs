@@ -524,7 +524,8 @@ impl FileSystem {
                 && m["Mode"] == "AUTOMATIC"
             {
                 let gib = i32::try_from(c).unwrap_or(i32::MAX);
-                m["Iops"] = serde_json::json!(lustre_api::lustre_settings::automatic_metadata_iops(gib));
+                m["Iops"] =
+                    serde_json::json!(lustre_api::lustre_settings::automatic_metadata_iops(gib));
             }
         }
         if let Some(t) = self.pending_throughput.take() {
@@ -533,7 +534,10 @@ impl FileSystem {
         if let Some(lustre) = self.pending_lustre.take() {
             for (key, field) in [
                 ("MetadataConfiguration", &mut self.metadata_configuration),
-                ("RootSquashConfiguration", &mut self.root_squash_configuration),
+                (
+                    "RootSquashConfiguration",
+                    &mut self.root_squash_configuration,
+                ),
                 ("LogConfiguration", &mut self.log_configuration),
             ] {
                 if let Some(v) = lustre.get(key) {

@@ -10,7 +10,9 @@ use super::*;
 pub const METADATA_CHANGE_SPACING_SECS: f64 = 6.0 * 3600.0;
 
 fn id_in_range(s: &str) -> bool {
-    s.len() <= 10 && s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty()
+    s.len() <= 10
+        && s.chars().all(|c| c.is_ascii_digit())
+        && !s.is_empty()
         && s.parse::<u64>().is_ok_and(|n| n <= 4_294_967_294)
 }
 
@@ -56,7 +58,10 @@ pub fn root_squash(v: &Value) -> Result<Value, ApiError> {
 /// and region (FSx's `/aws/fsx/lustre` when none is named); none with DISABLED.
 pub fn log(v: &Value, region: &str, account: &str) -> Result<Value, ApiError> {
     let level = str_field(v, "Level").unwrap_or_default();
-    if !matches!(level, "DISABLED" | "WARN_ONLY" | "ERROR_ONLY" | "WARN_ERROR") {
+    if !matches!(
+        level,
+        "DISABLED" | "WARN_ONLY" | "ERROR_ONLY" | "WARN_ERROR"
+    ) {
         return Err(bad_request(format!("Unsupported log level '{level}'.")));
     }
     let destination = str_field(v, "Destination");
@@ -102,7 +107,10 @@ pub fn metadata_change(fs: &FileSystem, v: &Value, now: f64) -> Result<Value, Ap
             "The metadata configuration was changed less than 6 hours ago; try again later.",
         ));
     }
-    let have = current.get("Iops").and_then(Value::as_i64).unwrap_or_default();
+    let have = current
+        .get("Iops")
+        .and_then(Value::as_i64)
+        .unwrap_or_default();
     let automatic = i64::from(lustre_api::lustre_settings::automatic_metadata_iops(
         i32::try_from(fs.storage_capacity).unwrap_or(i32::MAX),
     ));

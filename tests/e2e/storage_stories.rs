@@ -1,0 +1,120 @@
+//! User stories of the FSx for Lustre settings beyond size: metadata IOPS, and the root squash
+//! and logging a platform team sets on every file system of a class.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The one file system in the simulated AWS.
+fn only_file_system(state: &Value) -> &Value {
+    &state["fileSystems"][0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guard_rails_follow_the_class_and_metadata_iops_are_raised_once_per_six_hours() {
+    let e = E2e::start(quick()).await;
+    e.patch_class(
+        r#"{"spec":{"maxMetadataIops":48000,
+            "rootSquash":{"uidGid":"65534:65534","noSquashNids":["10.0.1.6@tcp"]},
+            "logging":{"level":"WARN_ERROR"}}}"#,
+    )
+    .await;
+    let spec =
+        "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125";
+    e.apply(&workspace("meta", spec)).await;
+    e.wait_for("condition=Ready", "lws/meta").await;
+
+    // Created with AUTOMATIC metadata and the class's guard rails, as AWS describes it.
+    let state = e.sim.snapshot();
+    let fs = only_file_system(&state);
+    assert_eq!(
+        fs["metadataConfiguration"],
+        serde_json::json!({"Mode": "AUTOMATIC", "Iops": 1500}),
+        "{fs:#}"
+    );
+    assert_eq!(
+        fs["rootSquashConfiguration"],
+        serde_json::json!({"RootSquash": "65534:65534", "NoSquashNids": ["10.0.1.6@tcp"]})
+    );
+    assert_eq!(fs["logConfiguration"]["Level"], "WARN_ERROR");
+    assert_eq!(
+        fs["logConfiguration"]["Destination"],
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/fsx/lustre"
+    );
+    assert_eq!(
+        e.jsonpath("lws/meta", "{.status.metadataIops}").await,
+        "1500"
+    );
+    assert_eq!(e.sim.calls("UpdateFileSystem"), 0);
+
+    // Above the class's cap: refused by the operator, nothing sent.
+    let asking = |iops: i32| format!("{spec}\nmetadata: {{mode: UserProvisioned, iops: {iops}}}");
+    e.apply(&workspace("other", &asking(96000))).await;
+    e.wait_for(
+        "jsonpath={.status.conditions[0].reason}=InvalidSpec",
+        "lws/other",
+    )
+    .await;
+    let message = e
+        .jsonpath("lws/other", "{.status.conditions[0].message}")
+        .await;
+    assert!(message.contains("at most 48000"), "{message}");
+    assert_eq!(e.sim.calls("CreateFileSystem"), 1);
+    e.ok(&["delete", "lws", "other", "-n", "ml", "--wait", TIMEOUT])
+        .await;
+
+    // A raise: in place, visible in status.
+    e.apply(&workspace("meta", &asking(12000))).await;
+    e.wait_for("jsonpath={.status.metadataIops}=12000", "lws/meta")
+        .await;
+    e.wait_for("condition=Ready", "lws/meta").await;
+    assert_eq!(e.sim.calls("UpdateFileSystem"), 1);
+    assert_eq!(
+        only_file_system(&e.sim.snapshot())["metadataConfiguration"],
+        serde_json::json!({"Mode": "USER_PROVISIONED", "Iops": 12000})
+    );
+
+    // The next raise waits for FSx's 6 hours, said in status; the claim stays usable.
+    e.apply(&workspace("meta", &asking(24000))).await;
+    e.wait_for("jsonpath={.status.observedGeneration}=3", "lws/meta")
+        .await;
+    let shown = e
+        .jsonpath(
+            "lws/meta",
+            r#"{.status.conditions[?(@.type=="FileSystemReady")].message}"#,
+        )
+        .await;
+    assert!(
+        shown.contains("the raise to 24000 metadata IOPS goes in at"),
+        "{shown}"
+    );
+    assert_eq!(e.jsonpath("lws/meta", "{.status.phase}").await, "Ready");
+    assert_eq!(
+        e.sim.calls("UpdateFileSystem"),
+        1,
+        "nothing FSx would refuse"
+    );
+
+    // The class relaxes root squash and changes the log level: applied to the file system.
+    e.patch_class(
+        r#"{"spec":{"rootSquash":{"uidGid":"0:0","noSquashNids":null},"logging":{"level":"ERROR_ONLY"}}}"#,
+    )
+    .await;
+    let state = e
+        .aws_until(
+            "the class's new guard rails",
+            Duration::from_secs(20),
+            |s| {
+                let fs = only_file_system(s);
+                fs["rootSquashConfiguration"] == serde_json::json!({"RootSquash": "0:0"})
+                    && fs["logConfiguration"]["Level"] == "ERROR_ONLY"
+            },
+        )
+        .await;
+    assert_eq!(e.sim.calls("UpdateFileSystem"), 2, "{state:#}");
+    e.wait_for("condition=Ready", "lws/meta").await;
+    let events = e.events("involvedObject.name=meta").await;
+    assert!(events.contains("UpdatingFileSystem"), "{events}");
+}
