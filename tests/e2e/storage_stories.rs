@@ -118,3 +118,74 @@ async fn guard_rails_follow_the_class_and_metadata_iops_are_raised_once_per_six_
     let events = e.events("involvedObject.name=meta").await;
     assert!(events.contains("UpdatingFileSystem"), "{events}");
 }
+
+/// The all-traffic rules on the workspace's own security group, as `(peer kind, id)`.
+fn all_traffic_peers(state: &Value, group: &str) -> Vec<(String, String)> {
+    state["securityGroups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["id"] == group)
+        .flat_map(|g| g["ingress"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["protocol"] == "-1")
+        .filter_map(|r| {
+            let (kind, id) = r["peer"].as_object()?.iter().next()?;
+            Some((kind.clone(), id.as_str()?.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn efa_is_refused_by_a_class_that_does_not_allow_it_and_set_up_by_one_that_does() {
+    let e = E2e::start(quick()).await;
+    let spec = "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 2400\nperUnitStorageThroughput: 250\nefa: true";
+    e.apply(&workspace("gpu", spec)).await;
+    e.wait_for(
+        "jsonpath={.status.conditions[0].reason}=InvalidSpec",
+        "lws/gpu",
+    )
+    .await;
+    let message = e
+        .jsonpath("lws/gpu", "{.status.conditions[0].message}")
+        .await;
+    assert!(message.contains("does not allow EFA"), "{message}");
+    let writes: u64 = ["CreateSecurityGroup", "CreateFileSystem"]
+        .iter()
+        .map(|op| e.sim.calls(op))
+        .sum();
+    assert_eq!(writes, 0, "refused before AWS: {:?}", e.sim.call_counts());
+
+    // The platform team allows it: the same workspace goes ahead by itself.
+    e.patch_class(r#"{"spec":{"efa":{"allowed":true}}}"#).await;
+    e.wait_for("condition=Ready", "lws/gpu").await;
+    let state = e.sim.snapshot();
+    let group = e.jsonpath("lws/gpu", "{.status.securityGroupId}").await;
+    let mut peers = all_traffic_peers(&state, &group);
+    peers.sort();
+    let mut expected = vec![
+        ("cidr".to_string(), "10.0.0.0/16".to_string()),
+        ("group".to_string(), "sg-0123456789abcdef0".to_string()),
+        ("group".to_string(), group.clone()),
+    ];
+    expected.sort();
+    assert_eq!(
+        peers, expected,
+        "all traffic from itself and the class's clients"
+    );
+    let fs = &state["fileSystems"][0];
+    assert_eq!(fs["efaEnabled"], true, "{fs:#}");
+    assert_eq!(fs["metadataConfiguration"]["Mode"], "AUTOMATIC");
+
+    // EFA stays: kubectl apply of a change is refused with the rule's message.
+    let out = e
+        .kubectl(
+            &["apply", "-f", "-"],
+            Some(&workspace("gpu", &spec.replace("efa: true", "efa: false"))),
+        )
+        .await;
+    let refused = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && refused.contains("efa is immutable"),
+        "{refused}"
+    );
+}

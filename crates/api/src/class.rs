@@ -50,6 +50,9 @@ use crate::workspace::{DataCompressionType, DeletionPolicy, DeploymentType};
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(
+    validation = Rule::new(rules::EFA_MANAGED_SG).message(rules::EFA_MANAGED_SG_MSG).field_path(".efa"),
+)]
 #[serde(rename_all = "camelCase")]
 pub struct LustreWorkspaceClassSpec {
     /// AWS region of the subnet (e.g. us-east-1). Leave it out to use the operator's region.
@@ -123,6 +126,11 @@ pub struct LustreWorkspaceClassSpec {
     #[schemars(range(min = 1500, max = 192000))]
     pub max_metadata_iops: Option<i32>,
 
+    /// Whether workspaces of this class may ask for EFA (`spec.efa`). Needs a managed
+    /// security group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efa: Option<EfaPolicy>,
+
     /// Root squash on every file system of this class (workspaces cannot change it): set when
     /// a file system is created, and applied to the existing ones when this changes. Left out:
     /// FSx's default (off), and existing file systems are left as they are.
@@ -174,6 +182,15 @@ pub struct LustreWorkspaceClassSpec {
     /// (`spec.fileSystemId`), and which. Leave it out to refuse every adoption.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adoption: Option<AdoptionPolicy>,
+}
+
+/// Whether a class's workspaces may use EFA.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EfaPolicy {
+    /// Workspaces may set `efa: true`. Default false.
+    #[serde(default)]
+    pub allowed: bool,
 }
 
 /// Which existing file systems the workspaces of a class may adopt. A file system is adopted

@@ -21,8 +21,8 @@ pub mod workspace;
 pub mod workspace_status;
 
 pub use class::{
-    AdoptionPolicy, ClassDefaults, LustreWorkspaceClass, LustreWorkspaceClassSpec, NamespaceLimits,
-    SecurityGroupPolicy,
+    AdoptionPolicy, ClassDefaults, EfaPolicy, LustreWorkspaceClass, LustreWorkspaceClassSpec,
+    NamespaceLimits, SecurityGroupPolicy,
 };
 pub use data_task::{
     DataTaskPhase, DataTaskType, LustreDataTask, LustreDataTaskSpec, LustreDataTaskStatus,

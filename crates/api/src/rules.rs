@@ -46,9 +46,9 @@ pub const FINAL_BACKUP_MSG: &str =
 
 /// `spec`: an adopted file system is not created, so it takes none of the creation settings
 /// that would silently be ignored.
-pub const ADOPT_NO_CREATE_FIELDS: &str = "!has(self.fileSystemId) || (!has(self.perUnitStorageThroughput) && !has(self.dataCompressionType) && !has(self.metadata))";
+pub const ADOPT_NO_CREATE_FIELDS: &str = "!has(self.fileSystemId) || (!has(self.perUnitStorageThroughput) && !has(self.dataCompressionType) && !has(self.metadata) && !has(self.efa))";
 /// Message of [`ADOPT_NO_CREATE_FIELDS`].
-pub const ADOPT_NO_CREATE_FIELDS_MSG: &str = "fileSystemId adopts an existing file system: perUnitStorageThroughput, dataCompressionType and metadata cannot be set with it";
+pub const ADOPT_NO_CREATE_FIELDS_MSG: &str = "fileSystemId adopts an existing file system: perUnitStorageThroughput, dataCompressionType, metadata and efa cannot be set with it";
 
 /// Builds the immutability rule for an optional field of `spec`.
 macro_rules! immutable_rule {
@@ -70,7 +70,7 @@ macro_rules! immutable_rule {
 }
 
 /// Immutable `spec` fields: (field, CEL rule, message).
-pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 5] = [
+pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 6] = [
     (
         "deploymentType",
         immutable_rule!("deploymentType"),
@@ -95,6 +95,11 @@ pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 5] = [
         "dataCompressionType",
         immutable_rule!("dataCompressionType"),
         "dataCompressionType is immutable in this API version",
+    ),
+    (
+        "efa",
+        immutable_rule!("efa"),
+        "efa is immutable: FSx enables EFA only when it creates a file system",
     ),
 ];
 
@@ -205,6 +210,21 @@ pub const METADATA_PERSISTENT_MSG: &str =
 pub const METADATA_IOPS_GROWS: &str = "!has(oldSelf.metadata) || !has(oldSelf.metadata.iops) || (has(self.metadata) && has(self.metadata.iops) && self.metadata.iops >= oldSelf.metadata.iops)";
 /// Message of [`METADATA_IOPS_GROWS`].
 pub const METADATA_IOPS_GROWS_MSG: &str = "metadata.iops may only grow: FSx cannot lower a file system's provisioned metadata IOPS, nor hand them back to Automatic";
+
+/// `spec`: EFA exists on PERSISTENT_2 only.
+pub const EFA_PERSISTENT: &str = "!has(self.efa) || !self.efa || !has(self.deploymentType) || self.deploymentType == 'PERSISTENT_2'";
+/// Message of [`EFA_PERSISTENT`].
+pub const EFA_PERSISTENT_MSG: &str = "efa is only for PERSISTENT_2 (with a metadata configuration, which the operator always gives it)";
+
+/// `spec` on update: an EFA-enabled file system keeps its throughput.
+pub const EFA_THROUGHPUT: &str = "!has(self.efa) || !self.efa || !has(oldSelf.perUnitStorageThroughput) || (has(self.perUnitStorageThroughput) && self.perUnitStorageThroughput == oldSelf.perUnitStorageThroughput)";
+/// Message of [`EFA_THROUGHPUT`].
+pub const EFA_THROUGHPUT_MSG: &str = "perUnitStorageThroughput cannot change on an EFA-enabled file system: create a new workspace for another throughput";
+
+/// Class: EFA needs the all-traffic rules only a managed security group gets.
+pub const EFA_MANAGED_SG: &str = "!has(self.efa) || !has(self.efa.allowed) || !self.efa.allowed || !has(self.securityGroup.managed) || self.securityGroup.managed";
+/// Message of [`EFA_MANAGED_SG`].
+pub const EFA_MANAGED_SG_MSG: &str = "efa.allowed needs securityGroup.managed: true: an EFA file system needs its security group to allow all traffic to and from itself and the clients, which the operator sets on the groups it manages";
 
 /// Class `spec.rootSquash`: squash off (`0:0`) or two non-zero ids.
 pub const ROOT_SQUASH_IDS: &str =

@@ -96,6 +96,9 @@ pub use crate::workspace_status::{DataRepositoryStatus, LustreWorkspaceStatus, P
     validation = Rule::new(rules::IMMUTABLE_FIELDS[2].1).message(rules::IMMUTABLE_FIELDS[2].2).field_path(".fileSystemId"),
     validation = Rule::new(rules::IMMUTABLE_FIELDS[3].1).message(rules::IMMUTABLE_FIELDS[3].2).field_path(".claimName"),
     validation = Rule::new(rules::IMMUTABLE_FIELDS[4].1).message(rules::IMMUTABLE_FIELDS[4].2).field_path(".dataCompressionType"),
+    validation = Rule::new(rules::IMMUTABLE_FIELDS[5].1).message(rules::IMMUTABLE_FIELDS[5].2).field_path(".efa"),
+    validation = Rule::new(rules::EFA_PERSISTENT).message(rules::EFA_PERSISTENT_MSG).field_path(".efa"),
+    validation = Rule::new(rules::EFA_THROUGHPUT).message(rules::EFA_THROUGHPUT_MSG).field_path(".perUnitStorageThroughput"),
     validation = Rule::new(rules::EXPIRY_EXPORT).message(rules::EXPIRY_EXPORT_MSG).field_path(".expiry"),
     validation = Rule::new(rules::METADATA_PERSISTENT).message(rules::METADATA_PERSISTENT_MSG).field_path(".metadata"),
     validation = Rule::new(rules::METADATA_IOPS_GROWS).message(rules::METADATA_IOPS_GROWS_MSG).field_path(".metadata"),
@@ -136,6 +139,13 @@ pub struct LustreWorkspaceSpec {
     /// raised later (FSx allows one raise every 6 hours), never lowered; the class may cap them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<crate::lustre_settings::MetadataConfiguration>,
+
+    /// PERSISTENT_2 only, where the class allows it (`efa.allowed`): Elastic Fabric Adapter
+    /// for the file system, the fast path for GPU instances that mount it over EFA (and
+    /// GPUDirect Storage). The operator opens its security group to all traffic from itself
+    /// and the clients. Its throughput cannot change later. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efa: Option<bool>,
 
     /// NONE (default) or LZ4: LZ4 compresses data on the file system, saving capacity and
     /// usually costing no throughput. Immutable.

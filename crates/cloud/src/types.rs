@@ -20,9 +20,20 @@ pub enum Peer {
     Cidr(String),
 }
 
-/// One inbound TCP rule.
+/// What an inbound rule lets through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    /// TCP on the rule's ports.
+    Tcp,
+    /// All traffic, every protocol and port (EC2's `-1`; the ports are -1).
+    All,
+}
+
+/// One inbound rule.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct IngressRule {
+    /// TCP on ports, or all traffic.
+    pub protocol: Protocol,
     /// First port.
     pub from_port: i32,
     /// Last port.
@@ -40,10 +51,29 @@ pub fn lustre_ingress(group_id: &str, clients: &[Peer]) -> Vec<IngressRule> {
         .iter()
         .flat_map(|(from, to)| {
             peers.iter().map(move |peer| IngressRule {
+                protocol: Protocol::Tcp,
                 from_port: *from,
                 to_port: *to,
                 peer: peer.clone(),
             })
+        })
+        .collect();
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+/// The rules an EFA-enabled file system's group needs besides the Lustre ports: all traffic
+/// from itself and from every client peer (outbound, a new group's default rule already lets
+/// all traffic out).
+pub fn efa_ingress(group_id: &str, clients: &[Peer]) -> Vec<IngressRule> {
+    let mut rules: Vec<IngressRule> = std::iter::once(Peer::Group(group_id.to_string()))
+        .chain(clients.iter().cloned())
+        .map(|peer| IngressRule {
+            protocol: Protocol::All,
+            from_port: -1,
+            to_port: -1,
+            peer,
         })
         .collect();
     rules.sort();
@@ -121,6 +151,8 @@ pub struct FileSystemRequest {
     pub root_squash: Option<RootSquash>,
     /// Logging of data repository events (the class's).
     pub log: Option<LogSettings>,
+    /// Elastic Fabric Adapter (PERSISTENT_2 with a metadata configuration; creation only).
+    pub efa: bool,
     /// Tags, including the operator's identity tags.
     pub tags: Tags,
 }
@@ -174,6 +206,8 @@ pub struct FileSystemSettings {
     pub root_squash: Option<RootSquash>,
     /// Logging.
     pub log: Option<LogSettings>,
+    /// EFA enabled.
+    pub efa: bool,
 }
 
 impl FileSystemRequest {
@@ -199,6 +233,7 @@ impl FileSystemRequest {
             metadata: None,
             root_squash: None,
             log: None,
+            efa: false,
             tags,
         }
     }
@@ -398,6 +433,7 @@ mod tests {
         ] {
             for (from, to) in LUSTRE_PORT_RANGES {
                 assert!(rules.contains(&IngressRule {
+                    protocol: Protocol::Tcp,
                     from_port: from,
                     to_port: to,
                     peer: peer.clone()

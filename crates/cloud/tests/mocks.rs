@@ -191,6 +191,7 @@ async fn create_file_system_sends_token_tags_version_and_one_subnet() {
             metadata: Some(MetadataConfiguration::Automatic),
             root_squash: None,
             log: None,
+            efa: false,
             tags,
         })
         .await

@@ -1791,7 +1791,7 @@ fn guarded_fs(uid_gid: &str, level: LogLevel) -> FileSystem {
 }
 
 #[test]
-fn metadata_iops_and_the_class_guard_rails() {
+fn metadata_iops_efa_and_the_class_guard_rails() {
     let auto = MetadataConfiguration::Automatic;
     let rows = vec![
         Row {
@@ -1922,15 +1922,74 @@ fn metadata_iops_and_the_class_guard_rails() {
             })
         },
     ];
+    let efa = || workspace(&format!("{TWO_REPOS}\nefa: true"));
+    let allows = "  efa: {allowed: true}\n";
+    let open_to_all = {
+        let mut g = sg(6);
+        g.ingress.extend(efa_ingress(
+            &g.id,
+            &[
+                Peer::Group("sg-0123456789abcdef0".into()),
+                Peer::Cidr("10.0.0.0/16".into()),
+            ],
+        ));
+        g
+    };
+    let efa_rows = vec![
+        Row {
+            ws: efa(),
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "EFA in a class that does not allow it: refused before AWS",
+                |a| matches!(a, Action::Invalid(v) if v[0].field == "spec.efa" && v[0].message.contains("does not allow EFA")),
+            )
+        },
+        Row {
+            ws: efa(),
+            class: Some(class(allows)),
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row("EFA: all traffic from itself and the clients first", |a| {
+                matches!(a, Action::AuthorizeRules { rules, .. }
+                    if rules.len() == 3 && rules.iter().all(|r| r.protocol == Protocol::All))
+            })
+        },
+        Row {
+            ws: efa(),
+            class: Some(class(allows)),
+            sg: Some(open_to_all.clone()),
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "EFA: then the file system, EFA-enabled",
+                |a| matches!(a, Action::CreateFileSystem(r) if r.efa && r.metadata.is_some()),
+            )
+        },
+        Row {
+            class: Some(class(allows)),
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "no EFA asked: Lustre ports only, no EFA",
+                |a| matches!(a, Action::CreateFileSystem(r) if !r.efa),
+            )
+        },
+    ];
     let failures: Vec<String> = rows
         .iter()
+        .chain(&efa_rows)
         .filter_map(|r| {
             let action = run(r);
             (!(r.expect)(&action)).then(|| format!("{}: got {action:?}", r.name))
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    println!("settings table: {} rows", rows.len());
+    println!("settings table: {} rows", rows.len() + efa_rows.len());
 }
 
 #[test]

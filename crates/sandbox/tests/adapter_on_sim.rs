@@ -169,6 +169,7 @@ async fn scenario(cloud: &AwsCloud, sim: &SimAws) -> Report {
         metadata: None,
         root_squash: None,
         log: None,
+        efa: false,
         tags: tags.clone(),
     };
     let fs = cloud.create_file_system(&request).await.expect("create fs");
@@ -482,6 +483,7 @@ async fn resize_goes_updating_then_available_with_the_new_size() {
             metadata: None,
             root_squash: None,
             log: None,
+            efa: false,
             tags: Default::default(),
         })
         .await
@@ -617,6 +619,7 @@ async fn linked_file_system(cloud: &AwsCloud, token: &str, auto_export: bool) ->
             metadata: None,
             root_squash: None,
             log: None,
+            efa: false,
             tags: Default::default(),
         })
         .await
@@ -1061,4 +1064,79 @@ async fn metadata_raises_root_squash_and_logging_change_in_place() {
         .await
         .expect_err("no metadata configuration to change");
     assert!(e.message.contains("no metadata configuration"), "{e:?}");
+}
+
+/// EFA over the wire: refused while the group lets only the Lustre ports in, created once the
+/// all-traffic rules (EC2's `-1`, no ports) are on it, and described as EFA-enabled.
+#[tokio::test]
+async fn efa_needs_the_all_traffic_rules_on_its_security_group() {
+    let (_sim, url, _stop) = start(SimConfig {
+        timing: fast_timing(),
+        ..SimConfig::default()
+    })
+    .await;
+    let cloud = adapter(&url, 1).await;
+    let vpc = cloud.subnet_vpc(SUBNET).await.expect("subnet vpc");
+    let sg = cloud
+        .create_security_group(&SecurityGroupRequest {
+            name: "efa-group".into(),
+            description: "EFA".into(),
+            vpc_id: vpc,
+            tags: Default::default(),
+        })
+        .await
+        .expect("create sg");
+    let clients = [Peer::Group(NODES_SG.into())];
+    cloud
+        .authorize_ingress(&sg, &lustre_ingress(&sg, &clients))
+        .await
+        .expect("Lustre ports");
+    let request = |token: &str| FileSystemRequest {
+        deployment_type: DeploymentType::Persistent2,
+        per_unit_storage_throughput: Some(250),
+        metadata: Some(MetadataConfiguration::UserProvisioned(12000)),
+        efa: true,
+        security_group_ids: vec![sg.clone()],
+        ..FileSystemRequest::scratch(token, SUBNET, Default::default())
+    };
+    let e = cloud
+        .create_file_system(&request("efa-1"))
+        .await
+        .expect_err("Lustre ports only");
+    assert!(
+        e.message
+            .contains("Insufficient security group permissions"),
+        "{e:?}"
+    );
+    let all = efa_ingress(&sg, &clients);
+    cloud
+        .authorize_ingress(&sg, &all)
+        .await
+        .expect("all traffic");
+    let seen = cloud
+        .describe_security_groups(std::slice::from_ref(&sg))
+        .await
+        .expect("describe sg");
+    for r in &all {
+        assert!(
+            seen[0].ingress.contains(r),
+            "{r:?} in {:?}",
+            seen[0].ingress
+        );
+    }
+    let made = cloud
+        .create_file_system(&request("efa-2"))
+        .await
+        .expect("EFA file system");
+    assert!(made.settings.efa);
+    let scratch = FileSystemRequest {
+        efa: true,
+        security_group_ids: vec![sg.clone()],
+        ..FileSystemRequest::scratch("efa-3", SUBNET, Default::default())
+    };
+    let e = cloud
+        .create_file_system(&scratch)
+        .await
+        .expect_err("SCRATCH_2");
+    assert_eq!(e.code.as_deref(), Some("BadRequest"));
 }

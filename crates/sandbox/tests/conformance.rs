@@ -340,6 +340,7 @@ async fn fsx_transcript(cloud: &AwsCloud, net: &Network) -> Vec<String> {
         metadata: None,
         root_squash: None,
         log: None,
+        efa: false,
         tags: tags.clone(),
     };
     let describe = |fs: &FileSystem, ids: &mut Ids| {

@@ -66,6 +66,12 @@ pub fn validate_spec_against_class(
             format!("metadata.iops {iops} is above the limit of class {class_name}: at most {max}"),
         );
     }
+    if spec.efa == Some(true) && !class.efa.as_ref().is_some_and(|e| e.allowed) {
+        c.push(
+            "spec.efa",
+            format!("class {class_name} does not allow EFA (its efa.allowed is not true)"),
+        );
+    }
     for (i, repo) in spec.data_repositories.iter().enumerate() {
         let under = |prefixes: &[String]| {
             prefixes
@@ -123,6 +129,9 @@ pub fn validate_spec_against_class(
         }
         if spec.metadata.is_some() && effective != DeploymentType::Persistent2 {
             c.push("spec.metadata", rules::METADATA_PERSISTENT_MSG);
+        }
+        if spec.efa == Some(true) && effective != DeploymentType::Persistent2 {
+            c.push("spec.efa", rules::EFA_PERSISTENT_MSG);
         }
     }
 

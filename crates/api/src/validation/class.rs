@@ -225,6 +225,9 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
 /// `spec.maxMetadataIops`, `spec.rootSquash` and `spec.logging`.
 fn lustre_settings_rules(c: &mut Checker, spec: &LustreWorkspaceClassSpec) {
     let p = &*PATTERNS;
+    if spec.efa.as_ref().is_some_and(|e| e.allowed) && !spec.security_group.managed {
+        c.push("spec.efa", rules::EFA_MANAGED_SG_MSG);
+    }
     if let Some(max) = spec.max_metadata_iops {
         c.range(
             "spec.maxMetadataIops",

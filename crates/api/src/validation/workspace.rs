@@ -63,6 +63,7 @@ pub fn validate_workspace_spec(
         if spec.per_unit_storage_throughput.is_some()
             || spec.data_compression_type.is_some()
             || spec.metadata.is_some()
+            || spec.efa.is_some()
         {
             c.push("spec.fileSystemId", rules::ADOPT_NO_CREATE_FIELDS_MSG);
         }
@@ -108,6 +109,7 @@ pub fn validate_workspace_spec(
             (spec.file_system_id != old.file_system_id, 2),
             (spec.claim_name != old.claim_name, 3),
             (spec.data_compression_type != old.data_compression_type, 4),
+            (spec.efa != old.efa, 5),
         ];
         for (differs, i) in changed {
             if differs {
@@ -136,7 +138,7 @@ fn expiry_rules(c: &mut Checker, spec: &LustreWorkspaceSpec) {
 }
 
 /// `spec.metadata`: IOPS exactly when user-provisioned, from FSx's list, on PERSISTENT_2, and
-/// never lower than before.
+/// never lower than before; `spec.efa`: PERSISTENT_2, and the throughput kept.
 fn metadata_rules(c: &mut Checker, spec: &LustreWorkspaceSpec, old: Option<&LustreWorkspaceSpec>) {
     use crate::lustre_settings::{MetadataMode, valid_metadata_iops};
     if let Some(m) = &spec.metadata {
@@ -155,6 +157,20 @@ fn metadata_rules(c: &mut Checker, spec: &LustreWorkspaceSpec, old: Option<&Lust
         {
             c.push("spec.metadata", rules::METADATA_PERSISTENT_MSG);
         }
+    }
+    let efa = spec.efa == Some(true);
+    if efa
+        && spec
+            .deployment_type
+            .is_some_and(|t| t != DeploymentType::Persistent2)
+    {
+        c.push("spec.efa", rules::EFA_PERSISTENT_MSG);
+    }
+    if let Some(was) = old.and_then(|o| o.per_unit_storage_throughput)
+        && efa
+        && spec.per_unit_storage_throughput != Some(was)
+    {
+        c.push("spec.perUnitStorageThroughput", rules::EFA_THROUGHPUT_MSG);
     }
     let was = old.and_then(|o| o.metadata.as_ref()).and_then(|m| m.iops);
     let now = spec.metadata.as_ref().and_then(|m| m.iops);

@@ -24,11 +24,10 @@ fn tags_from(tags: &[ec2::Tag]) -> Tags {
 fn security_group_from(g: &ec2::SecurityGroup) -> SecurityGroup {
     let mut ingress = Vec::new();
     for p in g.ip_permissions() {
-        if p.ip_protocol() != Some("tcp") && p.ip_protocol() != Some("6") {
-            continue;
-        }
-        let (Some(from), Some(to)) = (p.from_port(), p.to_port()) else {
-            continue;
+        let (protocol, from, to) = match (p.ip_protocol(), p.from_port(), p.to_port()) {
+            (Some("tcp" | "6"), Some(from), Some(to)) => (Protocol::Tcp, from, to),
+            (Some("-1"), _, _) => (Protocol::All, -1, -1),
+            _ => continue,
         };
         let groups = p
             .user_id_group_pairs()
@@ -41,6 +40,7 @@ fn security_group_from(g: &ec2::SecurityGroup) -> SecurityGroup {
             .filter_map(|r| r.cidr_ip())
             .map(|c| Peer::Cidr(c.to_string()));
         ingress.extend(groups.chain(cidrs).map(|peer| IngressRule {
+            protocol,
             from_port: from,
             to_port: to,
             peer,
@@ -56,21 +56,28 @@ fn security_group_from(g: &ec2::SecurityGroup) -> SecurityGroup {
     }
 }
 
-/// One IpPermission per port range, with all its peers.
+/// One IpPermission per protocol and port range, with all its peers (all traffic is `-1`,
+/// without ports).
 fn permissions(rules: &[IngressRule]) -> Vec<ec2::IpPermission> {
-    let mut ranges: Vec<(i32, i32)> = rules.iter().map(|r| (r.from_port, r.to_port)).collect();
+    let mut ranges: Vec<(Protocol, i32, i32)> = rules
+        .iter()
+        .map(|r| (r.protocol, r.from_port, r.to_port))
+        .collect();
     ranges.sort();
     ranges.dedup();
     ranges
         .into_iter()
-        .map(|(from, to)| {
-            let mut p = ec2::IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(from)
-                .to_port(to);
+        .map(|(protocol, from, to)| {
+            let mut p = match protocol {
+                Protocol::Tcp => ec2::IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(from)
+                    .to_port(to),
+                Protocol::All => ec2::IpPermission::builder().ip_protocol("-1"),
+            };
             for r in rules
                 .iter()
-                .filter(|r| (r.from_port, r.to_port) == (from, to))
+                .filter(|r| (r.protocol, r.from_port, r.to_port) == (protocol, from, to))
             {
                 p = match &r.peer {
                     Peer::Group(id) => {

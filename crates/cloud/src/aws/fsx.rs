@@ -147,6 +147,7 @@ fn settings_from(fs: &fsx::FileSystem) -> FileSystemSettings {
                     no_squash_nids: r.no_squash_nids().to_vec(),
                 })
             }),
+        efa: lustre.and_then(|l| l.efa_enabled()).unwrap_or(false),
         log: lustre.and_then(|l| l.log_configuration()).and_then(|l| {
             Some(LogSettings {
                 level: LogLevel::parse(l.level()?.as_str())?,
@@ -207,6 +208,9 @@ impl crate::FileSystems for AwsCloud {
                 .set_iops(iops)
                 .build();
             lustre = lustre.metadata_configuration(config);
+        }
+        if r.efa {
+            lustre = lustre.efa_enabled(true);
         }
         lustre = lustre
             .set_root_squash_configuration(r.root_squash.as_ref().map(root_squash_to))

@@ -139,6 +139,7 @@ impl FileSystems for MemoryCloud {
                 metadata_changed_at: None,
                 root_squash: request.root_squash.clone(),
                 log: request.log.clone(),
+                efa: request.efa,
             },
         };
         a.fs_tokens

@@ -121,7 +121,12 @@ fn security_group<'a>(i: &Inputs<'a>, class: &LustreWorkspaceClass) -> Plan<Opti
             },
         });
     };
-    let missing: Vec<IngressRule> = lustre_ingress(&sg.id, &client_peers(class))
+    let clients = client_peers(class);
+    let mut wanted = lustre_ingress(&sg.id, &clients);
+    if i.workspace.spec.efa == Some(true) {
+        wanted.extend(lustre_cloud::efa_ingress(&sg.id, &clients));
+    }
+    let missing: Vec<IngressRule> = wanted
         .into_iter()
         .filter(|r| !sg.ingress.contains(r))
         .collect();

@@ -91,6 +91,7 @@ pub(super) fn file_system_request(
         metadata: (deployment == DeploymentType::Persistent2).then(|| metadata(ws)),
         root_squash: root_squash(class),
         log: log(class),
+        efa: ws.spec.efa == Some(true),
         tags: resource_tags(ws, class),
     }
 }

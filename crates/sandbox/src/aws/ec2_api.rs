@@ -94,8 +94,12 @@ fn group_xml(g: &SecurityGroup, owner: &str) -> String {
                     Peer::Group(_) => None,
                 })
                 .collect();
+            let ports = match proto.as_str() {
+                "-1" => String::new(),
+                _ => format!("<fromPort>{from}</fromPort><toPort>{to}</toPort>"),
+            };
             format!(
-                "<item><ipProtocol>{proto}</ipProtocol><fromPort>{from}</fromPort><toPort>{to}</toPort><groups>{groups}</groups><ipRanges>{ranges}</ipRanges><ipv6Ranges/><prefixListIds/></item>"
+                "<item><ipProtocol>{proto}</ipProtocol>{ports}<groups>{groups}</groups><ipRanges>{ranges}</ipRanges><ipv6Ranges/><prefixListIds/></item>"
             )
         })
         .collect();
@@ -243,8 +247,13 @@ fn rules_from(s: &State, p: &Params) -> Result<Vec<Rule>, ApiError> {
                 )
             })
         };
-        let (from, to) = (port("FromPort")?, port("ToPort")?);
-        if protocol != "tcp" || from > to || !(0..=65535).contains(&from) || to > 65535 {
+        // All traffic ("-1") takes no ports (EC2 reads them as -1).
+        let (from, to) = match protocol.as_str() {
+            "-1" => (-1, -1),
+            _ => (port("FromPort")?, port("ToPort")?),
+        };
+        let tcp = protocol == "tcp" && from <= to && (0..=65535).contains(&from) && to <= 65535;
+        if protocol != "-1" && !tcp {
             return Err(ApiError::new(
                 400,
                 "InvalidPermission.Malformed",

@@ -100,6 +100,8 @@ pub struct FileSystem {
     pub root_squash_configuration: Option<serde_json::Value>,
     /// `LogConfiguration`.
     pub log_configuration: Option<serde_json::Value>,
+    /// `EfaEnabled` (creation only).
+    pub efa_enabled: bool,
     /// Lustre settings an update applies when UPDATING ends (`LustreConfiguration` members).
     pub pending_lustre: Option<serde_json::Value>,
     /// When the update in progress was asked for (epoch seconds).

@@ -264,6 +264,10 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         log,
     } = settings(s, req)?;
     let tags = tags_from(req)?;
+    let efa_enabled = lustre.get("EfaEnabled").and_then(Value::as_bool) == Some(true);
+    if efa_enabled {
+        lustre_settings::efa(s, &deployment, metadata.is_some(), &groups)?;
+    }
 
     let id = s.new_id("fs");
     let eni = [s.new_id("eni"), s.new_id("eni")];
@@ -297,6 +301,7 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         metadata_changed_at: None,
         root_squash_configuration: root_squash,
         log_configuration: log,
+        efa_enabled,
         pending_lustre: None,
         update_requested_at: None,
         past_actions: Vec::new(),
@@ -403,6 +408,11 @@ pub fn update_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
                 fs.storage_capacity
             )));
         }
+    }
+    if throughput.is_some() && fs.efa_enabled {
+        return Err(bad_request(
+            "PerUnitStorageThroughput cannot be changed on an EFA-enabled file system.",
+        ));
     }
     if let Some(t) = throughput
         && (fs.deployment_type != "PERSISTENT_2" || ![125, 250, 500, 1000].contains(&t))

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::super::state::FileSystem;
+use super::super::state::{FileSystem, Peer, State};
 use super::*;
 
 /// FSx takes one metadata change every 6 hours.
@@ -141,6 +141,29 @@ pub fn metadata_change(fs: &FileSystem, v: &Value, now: f64) -> Result<Value, Ap
             mode.unwrap_or_default()
         ))),
     }
+}
+
+/// `EfaEnabled` at creation: PERSISTENT_2 with a metadata configuration, and a security
+/// group that lets all traffic in from itself (a new group lets all traffic out already).
+pub fn efa(s: &State, deployment: &str, metadata: bool, groups: &[String]) -> Result<(), ApiError> {
+    if deployment != "PERSISTENT_2" || !metadata {
+        return Err(bad_request(
+            "EFA is only supported for PERSISTENT_2 file systems with a metadata configuration.",
+        ));
+    }
+    let open_to_itself = groups.iter().any(|g| {
+        s.security_groups.get(g).is_some_and(|sg| {
+            sg.ingress
+                .iter()
+                .any(|r| r.protocol == "-1" && r.peer == Peer::Group(g.clone()))
+        })
+    });
+    if !open_to_itself {
+        return Err(bad_request(
+            "Insufficient security group permissions to create an EFA-enabled file system. Update security group to allow all internal inbound and outbound traffic.",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -164,6 +164,9 @@ pub fn file_system_json(fs: &FileSystem) -> Value {
     if let Some(t) = fs.per_unit_storage_throughput {
         lustre["PerUnitStorageThroughput"] = json!(t);
     }
+    if fs.efa_enabled {
+        lustre["EfaEnabled"] = json!(true);
+    }
     if let Some(d) = fs.automatic_backup_retention_days {
         lustre["AutomaticBackupRetentionDays"] = json!(d);
     }
