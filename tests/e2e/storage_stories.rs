@@ -189,3 +189,85 @@ async fn efa_is_refused_by_a_class_that_does_not_allow_it_and_set_up_by_one_that
         "{refused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_in_zone_b_lands_in_subnet_b_and_its_pods_stay_there() {
+    let e = E2e::start(quick()).await;
+    e.patch_class(
+        r#"{"spec":{"subnetId":null,"subnetIds":["subnet-0123456789abcdef0","subnet-0fedcba9876543210"]}}"#,
+    )
+    .await;
+    let spec = "deploymentType: SCRATCH_2\nstorageCapacityGiB: 1200";
+    e.apply(&workspace(
+        "zone-b",
+        &format!("{spec}\navailabilityZone: us-east-1b"),
+    ))
+    .await;
+    e.apply(&workspace("first", spec)).await;
+    e.wait_for("condition=Ready", "lws/zone-b").await;
+    e.wait_for("condition=Ready", "lws/first").await;
+
+    let state = e.sim.snapshot();
+    let subnet_of = |name: &str| {
+        let id = state["fileSystems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["tags"]["workspaces.lustre.dev/name"] == name)
+            .map(|f| f["subnetId"].clone());
+        id.unwrap_or_else(|| panic!("no file system of {name}: {state:#}"))
+    };
+    assert_eq!(subnet_of("zone-b"), "subnet-0fedcba9876543210");
+    assert_eq!(subnet_of("first"), "subnet-0123456789abcdef0");
+    for (name, zone) in [("zone-b", "us-east-1b"), ("first", "us-east-1a")] {
+        assert_eq!(
+            e.jsonpath(&format!("lws/{name}"), "{.status.availabilityZone}")
+                .await,
+            zone
+        );
+        let pv = e
+            .jsonpath(&format!("lws/{name}"), "{.status.volumeName}")
+            .await;
+        let affinity = e
+            .ok(&[
+                "get",
+                "pv",
+                &pv,
+                "-o",
+                "jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0]}",
+            ])
+            .await;
+        let affinity: Value = serde_json::from_str(&affinity).expect("affinity JSON");
+        assert_eq!(
+            affinity,
+            serde_json::json!({"key": "topology.kubernetes.io/zone", "operator": "In", "values": [zone]}),
+            "{name}"
+        );
+    }
+    let wide = e.ok(&["get", "lws", "-n", "ml", "-o", "wide"]).await;
+    assert!(
+        wide.lines().next().is_some_and(|h| h.contains("ZONE")) && wide.contains("us-east-1b"),
+        "{wide}"
+    );
+
+    // A zone the class has no subnet in: refused after the subnets are read, nothing made.
+    let made = e.sim.calls("CreateFileSystem");
+    e.apply(&workspace(
+        "zone-c",
+        &format!("{spec}\navailabilityZone: us-east-1c"),
+    ))
+    .await;
+    e.wait_for(
+        "jsonpath={.status.conditions[0].reason}=InvalidSpec",
+        "lws/zone-c",
+    )
+    .await;
+    let message = e
+        .jsonpath("lws/zone-c", "{.status.conditions[0].message}")
+        .await;
+    assert!(
+        message.contains("its zones are us-east-1a, us-east-1b"),
+        "{message}"
+    );
+    assert_eq!(e.sim.calls("CreateFileSystem"), made);
+}

@@ -52,6 +52,7 @@ use crate::workspace::{DataCompressionType, DeletionPolicy, DeploymentType};
 )]
 #[x_kube(
     validation = Rule::new(rules::EFA_MANAGED_SG).message(rules::EFA_MANAGED_SG_MSG).field_path(".efa"),
+    validation = Rule::new(rules::SUBNETS_ONE_OF).message(rules::SUBNETS_ONE_OF_MSG).field_path(".subnetIds"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LustreWorkspaceClassSpec {
@@ -61,9 +62,19 @@ pub struct LustreWorkspaceClassSpec {
     pub region: Option<String>,
 
     /// The subnet every file system of this class is created in (FSx for Lustre uses exactly
-    /// one subnet). Pick one in the Availability Zone of the nodes that mount it.
+    /// one subnet). Pick one in the Availability Zone of the nodes that mount it. Or give
+    /// `subnetIds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = patterns::SUBNET_ID))]
-    pub subnet_id: String,
+    pub subnet_id: Option<String>,
+
+    /// Several subnets of one VPC, each in its own Availability Zone: a workspace picks one by
+    /// its zone (`spec.availabilityZone`); without one it gets the first. Instead of
+    /// `subnetId`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    #[schemars(length(max = 16), inner(regex(pattern = patterns::SUBNET_ID)))]
+    pub subnet_ids: Vec<String>,
 
     /// Which security groups the file systems get, and who may reach them.
     pub security_group: SecurityGroupPolicy,
@@ -296,4 +307,15 @@ pub struct NamespaceLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 16), regex(pattern = crate::cost::AMOUNT))]
     pub max_monthly_cost: Option<String>,
+}
+
+impl LustreWorkspaceClassSpec {
+    /// The subnets file systems of this class may go in, in order: `subnetIds`, or
+    /// `subnetId`.
+    pub fn subnets(&self) -> Vec<String> {
+        match &self.subnet_id {
+            Some(id) if self.subnet_ids.is_empty() => vec![id.clone()],
+            _ => self.subnet_ids.clone(),
+        }
+    }
 }

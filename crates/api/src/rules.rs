@@ -46,9 +46,9 @@ pub const FINAL_BACKUP_MSG: &str =
 
 /// `spec`: an adopted file system is not created, so it takes none of the creation settings
 /// that would silently be ignored.
-pub const ADOPT_NO_CREATE_FIELDS: &str = "!has(self.fileSystemId) || (!has(self.perUnitStorageThroughput) && !has(self.dataCompressionType) && !has(self.metadata) && !has(self.efa))";
+pub const ADOPT_NO_CREATE_FIELDS: &str = "!has(self.fileSystemId) || (!has(self.perUnitStorageThroughput) && !has(self.dataCompressionType) && !has(self.metadata) && !has(self.efa) && !has(self.availabilityZone))";
 /// Message of [`ADOPT_NO_CREATE_FIELDS`].
-pub const ADOPT_NO_CREATE_FIELDS_MSG: &str = "fileSystemId adopts an existing file system: perUnitStorageThroughput, dataCompressionType, metadata and efa cannot be set with it";
+pub const ADOPT_NO_CREATE_FIELDS_MSG: &str = "fileSystemId adopts an existing file system: perUnitStorageThroughput, dataCompressionType, metadata, efa and availabilityZone cannot be set with it";
 
 /// Builds the immutability rule for an optional field of `spec`.
 macro_rules! immutable_rule {
@@ -70,7 +70,7 @@ macro_rules! immutable_rule {
 }
 
 /// Immutable `spec` fields: (field, CEL rule, message).
-pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 6] = [
+pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 7] = [
     (
         "deploymentType",
         immutable_rule!("deploymentType"),
@@ -100,6 +100,11 @@ pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 6] = [
         "efa",
         immutable_rule!("efa"),
         "efa is immutable: FSx enables EFA only when it creates a file system",
+    ),
+    (
+        "availabilityZone",
+        immutable_rule!("availabilityZone"),
+        "availabilityZone is immutable: a file system stays in the zone of its subnet",
     ),
 ];
 
@@ -226,6 +231,12 @@ pub const EFA_MANAGED_SG: &str = "!has(self.efa) || !has(self.efa.allowed) || !s
 /// Message of [`EFA_MANAGED_SG`].
 pub const EFA_MANAGED_SG_MSG: &str = "efa.allowed needs securityGroup.managed: true: an EFA file system needs its security group to allow all traffic to and from itself and the clients, which the operator sets on the groups it manages";
 
+/// Class: one subnet, or several.
+pub const SUBNETS_ONE_OF: &str =
+    "has(self.subnetId) != (has(self.subnetIds) && size(self.subnetIds) > 0)";
+/// Message of [`SUBNETS_ONE_OF`].
+pub const SUBNETS_ONE_OF_MSG: &str = "give subnetId (one subnet) or subnetIds (several, each in its own Availability Zone), not both and not neither";
+
 /// Class `spec.rootSquash`: squash off (`0:0`) or two non-zero ids.
 pub const ROOT_SQUASH_IDS: &str =
     "self.uidGid == '0:0' || !(self.uidGid.startsWith('0:') || self.uidGid.endsWith(':0'))";
@@ -322,6 +333,8 @@ pub mod patterns {
     pub const LUSTRE_NID: &str = r"^([0-9\[\]\-]*\.){3}([0-9\[\]\-]*)@tcp$";
     /// A CloudWatch Logs group ARN under `/aws/fsx`.
     pub const LOG_GROUP_ARN: &str = r"^arn:aws(-[a-z]+)*:logs:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:log-group:/aws/fsx[-._/#A-Za-z0-9]*(:\*)?$";
+    /// An Availability Zone name, such as us-east-1b.
+    pub const AVAILABILITY_ZONE: &str = r"^[a-z]{2}(-[a-z0-9]+)+[a-z]$";
     /// A weekly maintenance start time.
     pub const MAINTENANCE_TIME: &str = r"^[1-7]:([01][0-9]|2[0-3]):[0-5][0-9]$";
 }

@@ -51,6 +51,13 @@ pub use crate::workspace_status::{DataRepositoryStatus, LustreWorkspaceStatus, P
         description = "Requested storage in GiB"
     ),
     printcolumn(
+        name = "Zone",
+        type_ = "string",
+        json_path = ".status.availabilityZone",
+        description = "Availability Zone of the file system",
+        priority = 1
+    ),
+    printcolumn(
         name = "FileSystem",
         type_ = "string",
         json_path = ".status.fileSystemId",
@@ -97,6 +104,7 @@ pub use crate::workspace_status::{DataRepositoryStatus, LustreWorkspaceStatus, P
     validation = Rule::new(rules::IMMUTABLE_FIELDS[3].1).message(rules::IMMUTABLE_FIELDS[3].2).field_path(".claimName"),
     validation = Rule::new(rules::IMMUTABLE_FIELDS[4].1).message(rules::IMMUTABLE_FIELDS[4].2).field_path(".dataCompressionType"),
     validation = Rule::new(rules::IMMUTABLE_FIELDS[5].1).message(rules::IMMUTABLE_FIELDS[5].2).field_path(".efa"),
+    validation = Rule::new(rules::IMMUTABLE_FIELDS[6].1).message(rules::IMMUTABLE_FIELDS[6].2).field_path(".availabilityZone"),
     validation = Rule::new(rules::EFA_PERSISTENT).message(rules::EFA_PERSISTENT_MSG).field_path(".efa"),
     validation = Rule::new(rules::EFA_THROUGHPUT).message(rules::EFA_THROUGHPUT_MSG).field_path(".perUnitStorageThroughput"),
     validation = Rule::new(rules::EXPIRY_EXPORT).message(rules::EXPIRY_EXPORT_MSG).field_path(".expiry"),
@@ -139,6 +147,13 @@ pub struct LustreWorkspaceSpec {
     /// raised later (FSx allows one raise every 6 hours), never lowered; the class may cap them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<crate::lustre_settings::MetadataConfiguration>,
+
+    /// The Availability Zone of the file system (for example us-east-1b), among those of the
+    /// class's subnets. Left out: the class's first subnet. Pods that mount the claim are
+    /// scheduled in this zone. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 4, max = 32), regex(pattern = patterns::AVAILABILITY_ZONE))]
+    pub availability_zone: Option<String>,
 
     /// PERSISTENT_2 only, where the class allows it (`efa.allowed`): Elastic Fabric Adapter
     /// for the file system, the fast path for GPU instances that mount it over EFA (and

@@ -52,6 +52,10 @@ pub struct LustreWorkspaceStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub storage_capacity_gib: Option<i32>,
+    /// The Availability Zone of the file system's subnet: pods that mount the claim run there
+    /// (the volume's node affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
     /// The metadata IOPS the file system has (PERSISTENT_2), as AWS reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_iops: Option<i32>,

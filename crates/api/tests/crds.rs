@@ -93,6 +93,7 @@ fn names_scope_and_columns() {
             "Phase",
             "Type",
             "Capacity",
+            "Zone",
             "FileSystem",
             "Claim",
             "Cost/Month",

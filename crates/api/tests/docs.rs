@@ -36,7 +36,8 @@ fn generated_docs_are_current() {
     for field in [
         "`spec.storageCapacityGiB` (required)",
         "`spec.dataRepositories[].s3Path`",
-        "`spec.subnetId` (required)",
+        "`spec.subnetIds`",
+        "`spec.securityGroup` (required)",
     ] {
         assert!(reference.contains(field), "{field}");
     }

@@ -27,8 +27,8 @@ impl<T: Networking + FileSystems + DataTasks + Send + Sync + Debug> Cloud for T 
 /// The EC2 operations: subnets and the file systems' security groups.
 #[async_trait]
 pub trait Networking: Send + Sync {
-    /// The VPC of a subnet.
-    async fn subnet_vpc(&self, subnet_id: &str) -> CloudResult<String>;
+    /// A subnet's VPC and Availability Zone ([`ErrorKind::NotFound`] when there is none).
+    async fn subnet(&self, subnet_id: &str) -> CloudResult<Subnet>;
 
     /// Creates a security group and returns its id. A group of the same name in the VPC is
     /// a [`ErrorKind::Conflict`] with code `InvalidGroup.Duplicate`.

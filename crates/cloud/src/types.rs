@@ -81,6 +81,17 @@ pub fn efa_ingress(group_id: &str, clients: &[Peer]) -> Vec<IngressRule> {
     rules
 }
 
+/// A subnet, as far as the operator cares: its VPC and zone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    /// subnet-...
+    pub id: String,
+    /// vpc-...
+    pub vpc_id: String,
+    /// Its Availability Zone, such as us-east-1b (the nodes' `topology.kubernetes.io/zone`).
+    pub availability_zone: String,
+}
+
 /// A security group to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecurityGroupRequest {

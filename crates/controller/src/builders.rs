@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    CSIPersistentVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeSpec, VolumeResourceRequirements,
+    CSIPersistentVolumeSource, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    ObjectReference, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeSpec, VolumeNodeAffinity, VolumeResourceRequirements,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -110,6 +111,7 @@ pub fn persistent_volume(
     ws: &LustreWorkspace,
     class: &LustreWorkspaceClass,
     fs: &FileSystem,
+    zone: Option<&str>,
 ) -> PersistentVolume {
     let class_name = class.metadata.name.clone().unwrap_or_default();
     PersistentVolume {
@@ -150,11 +152,44 @@ pub fn persistent_volume(
                 name: Some(claim_name(ws)),
                 ..ObjectReference::default()
             }),
+            node_affinity: zone.map(zone_affinity),
             ..PersistentVolumeSpec::default()
         }),
         ..PersistentVolume::default()
     }
 }
+
+/// Pods that mount the volume run in the file system's zone (the label every node carries).
+fn zone_affinity(zone: &str) -> VolumeNodeAffinity {
+    VolumeNodeAffinity {
+        required: Some(NodeSelector {
+            node_selector_terms: vec![NodeSelectorTerm {
+                match_expressions: Some(vec![NodeSelectorRequirement {
+                    key: ZONE_LABEL.into(),
+                    operator: "In".into(),
+                    values: Some(vec![zone.to_string()]),
+                }]),
+                ..NodeSelectorTerm::default()
+            }],
+        }),
+    }
+}
+
+/// The zone a volume's node affinity names, if it has one of ours.
+pub fn affinity_zone(spec: &PersistentVolumeSpec) -> Option<String> {
+    let terms = &spec
+        .node_affinity
+        .as_ref()?
+        .required
+        .as_ref()?
+        .node_selector_terms;
+    let expressions = terms.first()?.match_expressions.as_ref()?;
+    let e = expressions.iter().find(|e| e.key == ZONE_LABEL)?;
+    e.values.as_ref()?.first().cloned()
+}
+
+/// The well-known node label of the Availability Zone.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 /// The claim pods mount, bound to the workspace's volume and owned by the workspace (deleting
 /// the workspace object in Kubernetes collects it).
@@ -235,8 +270,9 @@ mod tests {
 
     #[test]
     fn volume_is_what_the_csi_driver_mounts() {
-        let pv = persistent_volume(&ws(), &class(), &fs());
+        let pv = persistent_volume(&ws(), &class(), &fs(), Some("us-east-1b"));
         let spec = pv.spec.expect("spec");
+        assert_eq!(affinity_zone(&spec).as_deref(), Some("us-east-1b"));
         let csi = spec.csi.expect("csi");
         assert_eq!(csi.driver, "fsx.csi.aws.com");
         assert_eq!(csi.volume_handle, "fs-0123456789abcdef0");

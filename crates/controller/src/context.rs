@@ -81,7 +81,7 @@ pub struct Context {
     pub recorder: EventRecorder,
     pub config: ControllerConfig,
     /// VPC of each subnet a class names, once looked up (subnets do not move).
-    pub(crate) vpcs: Mutex<HashMap<String, String>>,
+    pub(crate) subnets: Mutex<HashMap<String, lustre_cloud::Subnet>>,
     pub(crate) memory: WorkspaceMemory,
     /// The watch caches reconciles read (see [`crate::cache`]).
     pub(crate) caches: Caches,
@@ -125,7 +125,7 @@ impl Context {
             metrics,
             recorder,
             config,
-            vpcs: Mutex::default(),
+            subnets: Mutex::default(),
             memory: WorkspaceMemory::default(),
             caches,
             cache_writers,

@@ -76,7 +76,7 @@ fn security_group_condition(i: &Inputs, action: &Action) -> Cond {
                 )
             }
         }
-        (None, Action::LookUpVpc { .. } | Action::CreateSecurityGroup { .. }) => {
+        (None, Action::LookUpSubnet { .. } | Action::CreateSecurityGroup { .. }) => {
             no(reason::CREATING, "creating the security group")
         }
         (None, _) => no(
@@ -120,11 +120,7 @@ fn file_system_condition(i: &Inputs, action: &Action) -> Cond {
                 fs.id,
                 fs.lifecycle.as_str(),
                 fs.storage_capacity_gib,
-                crate::plan::settings::deferred_raise(i)
-                    .map(|(iops, at)| format!(
-                        "; the raise to {iops} metadata IOPS goes in at {at} (FSx takes one every 6 hours)"
-                    ))
-                    .unwrap_or_default()
+                crate::plan::settings::deferred_note(i)
             ),
         ),
     }
@@ -441,6 +437,10 @@ pub fn desired_status(
         mount_name: fs.and_then(|f| f.mount_name.clone()),
         storage_capacity_gib: fs.map(|f| f.storage_capacity_gib),
         metadata_iops: fs.and_then(|f| f.settings.metadata_iops),
+        availability_zone: fs
+            .and_then(|f| crate::plan::file_system_zone(i.aws.subnets, f))
+            .map(str::to_string)
+            .or(previous.availability_zone),
         security_group_id: i
             .aws
             .security_group

@@ -58,6 +58,15 @@ fn shut_out() -> LustreWorkspaceClass {
     c
 }
 
+/// A subnet of vpc-1.
+fn subnet(id: &str, zone: &str) -> Subnet {
+    Subnet {
+        id: id.into(),
+        vpc_id: "vpc-1".into(),
+        availability_zone: zone.into(),
+    }
+}
+
 fn labels() -> BTreeMap<String, String> {
     [("lustre".to_string(), "enabled".to_string())].into()
 }
@@ -213,6 +222,7 @@ fn bound() -> KubeView {
     KubeView {
         storage_class: true,
         volume: Some(VolumeView {
+            zone: None,
             capacity_gib: 2400,
             file_system_id: "fs-0123456789abcdef0".into(),
         }),
@@ -249,7 +259,8 @@ struct Row {
     name: &'static str,
     ws: LustreWorkspace,
     class: Option<LustreWorkspaceClass>,
-    vpc: Option<&'static str>,
+    /// The subnets looked up (the class's, the file system's).
+    subnets: Vec<Subnet>,
     sg: Option<SecurityGroup>,
     fs: Option<FileSystem>,
     dras: Vec<DataRepositoryAssociation>,
@@ -275,7 +286,7 @@ fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
         name,
         ws: workspace(TWO_REPOS),
         class: Some(class("")),
-        vpc: Some("vpc-1"),
+        subnets: vec![subnet("subnet-0123456789abcdef0", "us-east-1a")],
         sg: Some(sg(6)),
         fs: Some(fs(Lifecycle::Available, 2400)),
         dras: both_dras(Lifecycle::Available),
@@ -306,7 +317,7 @@ fn inputs<'a>(
         namespace_labels: labels,
         cluster_id: r.cluster,
         aws: AwsView {
-            vpc_id: r.vpc,
+            subnets: &r.subnets,
             security_group: r.sg.as_ref(),
             file_system: r.fs.as_ref(),
             associations: &r.dras,
@@ -469,13 +480,13 @@ fn the_lifecycle_table() {
         },
         Row {
             sg: None,
-            vpc: None,
+            subnets: vec![],
             fs: None,
             dras: vec![],
             kube: KubeView::default(),
             ..row(
                 "fresh: look up the VPC",
-                |a| matches!(a, Action::LookUpVpc { subnet_id } if subnet_id == "subnet-0123456789abcdef0"),
+                |a| matches!(a, Action::LookUpSubnet { subnet_id } if subnet_id == "subnet-0123456789abcdef0"),
             )
         },
         Row {
@@ -525,7 +536,18 @@ fn the_lifecycle_table() {
         Row {
             class: Some(unmanaged_class()),
             sg: None,
-            vpc: None,
+            subnets: vec![],
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "unmanaged group: the subnet's zone first (for the volume)",
+                |a| matches!(a, Action::LookUpSubnet { subnet_id } if subnet_id == "subnet-0123456789abcdef0"),
+            )
+        },
+        Row {
+            class: Some(unmanaged_class()),
+            sg: None,
             fs: None,
             dras: vec![],
             kube: KubeView::default(),
@@ -606,6 +628,7 @@ fn the_lifecycle_table() {
         Row {
             kube: KubeView {
                 volume: Some(VolumeView {
+                    zone: None,
                     capacity_gib: 1200,
                     file_system_id: "fs-0123456789abcdef0".into(),
                 }),
@@ -744,6 +767,20 @@ fn the_lifecycle_table() {
         },
         Row {
             fs: Some(FileSystem {
+                subnet_id: Some("subnet-0fedcba9876543210".into()),
+                ..adoptable.clone()
+            }),
+            subnets: vec![
+                subnet("subnet-0123456789abcdef0", "us-east-1a"),
+                subnet("subnet-0fedcba9876543210", "us-east-1b"),
+            ],
+            ..adopt(
+                "adopt: in the VPC but not in a subnet of the class",
+                refused,
+            )
+        },
+        Row {
+            fs: Some(FileSystem {
                 tags: [("lustre-adoptable".to_string(), "false".to_string())].into(),
                 ..adoptable.clone()
             }),
@@ -809,10 +846,10 @@ fn the_lifecycle_table() {
             })
         },
         Row {
-            vpc: None,
+            subnets: vec![],
             fs: Some(adoptable.clone()),
             ..adopt("adopt: the class's VPC first", |a| {
-                matches!(a, Action::LookUpVpc { .. })
+                matches!(a, Action::LookUpSubnet { .. })
             })
         },
         Row {
@@ -2018,4 +2055,131 @@ fn a_deferred_metadata_raise_is_shown_and_looked_at_again_when_fsx_takes_it() {
     let labels = labels();
     let look = settings::next_look(&inputs(&r, &labels, None)).expect("a look is scheduled");
     assert_eq!(look.as_secs(), 5 * 3600 + 1);
+}
+
+#[test]
+fn zones_pick_the_subnet_and_keep_pods_in_the_file_systems_zone() {
+    let two = || {
+        let mut c = class("");
+        c.spec.subnet_id = None;
+        c.spec.subnet_ids = vec![
+            "subnet-0123456789abcdef0".into(),
+            "subnet-0fedcba9876543210".into(),
+        ];
+        c
+    };
+    let both = || {
+        vec![
+            subnet("subnet-0123456789abcdef0", "us-east-1a"),
+            subnet("subnet-0fedcba9876543210", "us-east-1b"),
+        ]
+    };
+    let in_zone = |zone: &str| workspace(&format!("{TWO_REPOS}\navailabilityZone: {zone}"));
+    let in_b = || {
+        let mut f = fs(Lifecycle::Available, 2400);
+        f.subnet_id = Some("subnet-0fedcba9876543210".into());
+        f
+    };
+    let volume_in = |zone: Option<&str>| KubeView {
+        volume: Some(VolumeView {
+            capacity_gib: 2400,
+            file_system_id: "fs-0123456789abcdef0".into(),
+            zone: zone.map(str::to_string),
+        }),
+        ..bound()
+    };
+    let fresh = |name, ws, expect| Row {
+        ws,
+        class: Some(two()),
+        subnets: both(),
+        fs: None,
+        dras: vec![],
+        kube: KubeView::default(),
+        ..row(name, expect)
+    };
+    let rows = vec![
+        Row {
+            subnets: vec![subnet("subnet-0123456789abcdef0", "us-east-1a")],
+            ..fresh(
+                "every subnet of the class is looked up first",
+                in_zone("us-east-1b"),
+                |a| matches!(a, Action::LookUpSubnet { subnet_id } if subnet_id == "subnet-0fedcba9876543210"),
+            )
+        },
+        fresh(
+            "availabilityZone b: subnet b",
+            in_zone("us-east-1b"),
+            |a| matches!(a, Action::CreateFileSystem(r) if r.subnet_id == "subnet-0fedcba9876543210"),
+        ),
+        fresh(
+            "no zone: the class's first subnet",
+            workspace(TWO_REPOS),
+            |a| matches!(a, Action::CreateFileSystem(r) if r.subnet_id == "subnet-0123456789abcdef0"),
+        ),
+        fresh(
+            "a zone the class has no subnet in: refused, nothing made",
+            in_zone("us-east-1c"),
+            |a| matches!(a, Action::Invalid(v) if v[0].field == "spec.availabilityZone" && v[0].message.contains("its zones are us-east-1a, us-east-1b")),
+        ),
+        Row {
+            subnets: vec![
+                subnet("subnet-0123456789abcdef0", "us-east-1a"),
+                Subnet {
+                    vpc_id: "vpc-2".into(),
+                    ..subnet("subnet-0fedcba9876543210", "us-east-1b")
+                },
+            ],
+            ..fresh(
+                "subnets in two VPCs: refused",
+                workspace(TWO_REPOS),
+                |a| matches!(a, Action::Invalid(v) if v[0].message.contains("more than one VPC")),
+            )
+        },
+        Row {
+            ws: in_zone("us-east-1b"),
+            class: Some(two()),
+            subnets: both(),
+            fs: Some(in_b()),
+            kube: volume_in(None),
+            ..row("a volume without the zone gets its node affinity", |a| {
+                *a == Action::ApplyVolume
+            })
+        },
+        Row {
+            ws: in_zone("us-east-1b"),
+            class: Some(two()),
+            subnets: both(),
+            fs: Some(in_b()),
+            kube: volume_in(Some("us-east-1b")),
+            ..row("file system and volume in zone b", |a| *a == Action::Ready)
+        },
+        Row {
+            ws: in_zone("us-east-1b"),
+            class: Some(two()),
+            subnets: vec![subnet("subnet-0123456789abcdef0", "us-east-1a")],
+            fs: Some(in_b()),
+            ..row(
+                "the file system's own subnet is looked up too",
+                |a| matches!(a, Action::LookUpSubnet { subnet_id } if subnet_id == "subnet-0fedcba9876543210"),
+            )
+        },
+    ];
+    let failures: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let action = run(r);
+            (!(r.expect)(&action)).then(|| format!("{}: got {action:?}", r.name))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let r = Row {
+        ws: in_zone("us-east-1b"),
+        class: Some(two()),
+        subnets: both(),
+        fs: Some(in_b()),
+        kube: volume_in(Some("us-east-1b")),
+        ..row("status", |_| true)
+    };
+    let (_, status) = status_for(&r, None, NOW);
+    assert_eq!(status.availability_zone.as_deref(), Some("us-east-1b"));
 }

@@ -112,7 +112,9 @@ struct Report {
 async fn scenario(cloud: &AwsCloud, sim: &SimAws) -> Report {
     let o = owner();
     let tags = naming::owner_tags(&o, &Default::default(), &Default::default());
-    let vpc = cloud.subnet_vpc(SUBNET).await.expect("subnet vpc");
+    let subnet = cloud.subnet(SUBNET).await.expect("subnet");
+    assert_eq!(subnet.availability_zone, "us-east-1a");
+    let vpc = subnet.vpc_id;
     assert_eq!(vpc, "vpc-0123456789abcdef0");
 
     let sg = cloud
@@ -381,7 +383,7 @@ async fn errors_the_operator_relies_on() {
     let tags = naming::owner_tags(&o, &Default::default(), &Default::default());
 
     let e = cloud
-        .subnet_vpc("subnet-0000000000000dead")
+        .subnet("subnet-0000000000000dead")
         .await
         .expect_err("unknown subnet");
     assert_eq!(
@@ -1076,7 +1078,7 @@ async fn efa_needs_the_all_traffic_rules_on_its_security_group() {
     })
     .await;
     let cloud = adapter(&url, 1).await;
-    let vpc = cloud.subnet_vpc(SUBNET).await.expect("subnet vpc");
+    let vpc = cloud.subnet(SUBNET).await.expect("subnet").vpc_id;
     let sg = cloud
         .create_security_group(&SecurityGroupRequest {
             name: "efa-group".into(),

@@ -223,16 +223,18 @@ async fn ec2_transcript(cloud: &AwsCloud, net: &Network) -> Vec<String> {
     let o = owner();
     let tags = naming::owner_tags(&o, &Default::default(), &Default::default());
     let mut t = Vec::new();
-    let vpc = cloud.subnet_vpc(&net.subnet).await;
+    let subnet = cloud.subnet(&net.subnet).await;
     t.push(format!(
-        "subnet_vpc {}",
-        outcome(&vpc, |v| v.starts_with("vpc-").to_string())
+        "subnet {}",
+        outcome(&subnet, |s| (s.vpc_id.starts_with("vpc-")
+            && s.availability_zone.starts_with("us-east-1"))
+        .to_string())
     ));
-    let vpc = vpc.expect("vpc");
-    let unknown = cloud.subnet_vpc("subnet-0000000000000dead").await;
+    let vpc = subnet.expect("subnet").vpc_id;
+    let unknown = cloud.subnet("subnet-0000000000000dead").await;
     t.push(format!(
-        "subnet_vpc(unknown) {}",
-        outcome(&unknown, |v| v.clone())
+        "subnet(unknown) {}",
+        outcome(&unknown, |s| s.id.clone())
     ));
 
     let request = SecurityGroupRequest {

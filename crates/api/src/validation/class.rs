@@ -14,12 +14,20 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
     if let Some(region) = &spec.region {
         c.pattern("spec.region", region, &p.region, patterns::REGION);
     }
-    c.pattern(
-        "spec.subnetId",
-        &spec.subnet_id,
-        &p.subnet_id,
-        patterns::SUBNET_ID,
-    );
+    if let Some(id) = &spec.subnet_id {
+        c.pattern("spec.subnetId", id, &p.subnet_id, patterns::SUBNET_ID);
+    }
+    c.max_items("spec.subnetIds", spec.subnet_ids.len(), 16);
+    for (i, id) in spec.subnet_ids.iter().enumerate() {
+        let at = format!("spec.subnetIds[{i}]");
+        c.pattern(&at, id, &p.subnet_id, patterns::SUBNET_ID);
+        if spec.subnet_ids[..i].contains(id) {
+            c.push(at, messages::duplicate(format!("\"{id}\"")));
+        }
+    }
+    if spec.subnet_id.is_some() != spec.subnet_ids.is_empty() {
+        c.push("spec.subnetIds", rules::SUBNETS_ONE_OF_MSG);
+    }
 
     let sg = &spec.security_group;
     for (field, ids, max) in [

@@ -82,6 +82,7 @@ struct Patterns {
     root_squash: Regex,
     lustre_nid: Regex,
     log_group_arn: Regex,
+    availability_zone: Regex,
 }
 
 static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
@@ -101,6 +102,7 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     root_squash: regex(patterns::ROOT_SQUASH),
     lustre_nid: regex(patterns::LUSTRE_NID),
     log_group_arn: regex(patterns::LOG_GROUP_ARN),
+    availability_zone: regex(patterns::AVAILABILITY_ZONE),
 });
 
 /// Collects violations with small helpers for the schema's keyword checks.

@@ -64,9 +64,19 @@ pub fn validate_workspace_spec(
             || spec.data_compression_type.is_some()
             || spec.metadata.is_some()
             || spec.efa.is_some()
+            || spec.availability_zone.is_some()
         {
             c.push("spec.fileSystemId", rules::ADOPT_NO_CREATE_FIELDS_MSG);
         }
+    }
+    if let Some(zone) = &spec.availability_zone {
+        c.length("spec.availabilityZone", zone, 4, 32);
+        c.pattern(
+            "spec.availabilityZone",
+            zone,
+            &p.availability_zone,
+            patterns::AVAILABILITY_ZONE,
+        );
     }
     if let Some(claim) = &spec.claim_name {
         c.length("spec.claimName", claim, 1, 253);
@@ -110,6 +120,7 @@ pub fn validate_workspace_spec(
             (spec.claim_name != old.claim_name, 3),
             (spec.data_compression_type != old.data_compression_type, 4),
             (spec.efa != old.efa, 5),
+            (spec.availability_zone != old.availability_zone, 6),
         ];
         for (differs, i) in changed {
             if differs {

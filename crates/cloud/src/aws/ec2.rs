@@ -93,7 +93,7 @@ fn permissions(rules: &[IngressRule]) -> Vec<ec2::IpPermission> {
 
 #[async_trait::async_trait]
 impl crate::Networking for AwsCloud {
-    async fn subnet_vpc(&self, subnet_id: &str) -> CloudResult<String> {
+    async fn subnet(&self, subnet_id: &str) -> CloudResult<Subnet> {
         const OP: &str = "DescribeSubnets";
         let sent = self
             .ec2
@@ -104,8 +104,13 @@ impl crate::Networking for AwsCloud {
         self.answer(SERVICE, OP, sent, |out| {
             out.subnets()
                 .first()
-                .and_then(|s| s.vpc_id())
-                .map(str::to_string)
+                .and_then(|s| {
+                    Some(Subnet {
+                        id: subnet_id.to_string(),
+                        vpc_id: s.vpc_id()?.to_string(),
+                        availability_zone: s.availability_zone()?.to_string(),
+                    })
+                })
                 .ok_or_else(|| {
                     CloudError::new(
                         ErrorKind::NotFound,

@@ -17,11 +17,15 @@ pub(super) fn not_found(operation: &'static str, code: &str, id: &str) -> CloudE
 
 #[async_trait]
 impl Networking for MemoryCloud {
-    async fn subnet_vpc(&self, subnet_id: &str) -> CloudResult<String> {
+    async fn subnet(&self, subnet_id: &str) -> CloudResult<Subnet> {
         let a = self.gate("DescribeSubnets").await?;
         a.subnets
             .get(subnet_id)
-            .cloned()
+            .map(|(vpc, zone)| Subnet {
+                id: subnet_id.to_string(),
+                vpc_id: vpc.clone(),
+                availability_zone: zone.clone(),
+            })
             .ok_or_else(|| not_found("DescribeSubnets", "InvalidSubnetID.NotFound", subnet_id))
     }
 
@@ -99,7 +103,7 @@ impl FileSystems for MemoryCloud {
         {
             return Ok(fs.clone());
         }
-        let Some(vpc) = a.subnets.get(&request.subnet_id).cloned() else {
+        let Some((vpc, _)) = a.subnets.get(&request.subnet_id).cloned() else {
             let message = format!("subnet {} does not exist", request.subnet_id);
             return Err(aws_error(op, "InvalidNetworkSettings", message));
         };

@@ -17,7 +17,8 @@ use crate::types::*;
 /// What the in-memory account holds.
 #[derive(Debug, Default)]
 struct Account {
-    subnets: BTreeMap<String, String>,
+    /// Subnet → (VPC, zone).
+    subnets: BTreeMap<String, (String, String)>,
     groups: BTreeMap<String, SecurityGroup>,
     file_systems: BTreeMap<String, FileSystem>,
     /// Capacity or throughput an update will reach when it completes.
@@ -62,14 +63,19 @@ pub fn aws_error(operation: &'static str, code: &str, message: impl Into<String>
 }
 
 impl MemoryCloud {
-    /// An account with one subnet in one VPC.
+    /// An account with one subnet in one VPC (in zone us-east-1a).
     pub fn with_subnet(subnet_id: &str, vpc_id: &str) -> Self {
         let cloud = Self::default();
+        cloud.add_subnet(subnet_id, vpc_id, "us-east-1a");
         cloud
-            .lock()
-            .subnets
-            .insert(subnet_id.to_string(), vpc_id.to_string());
-        cloud
+    }
+
+    /// Another subnet.
+    pub fn add_subnet(&self, subnet_id: &str, vpc_id: &str, zone: &str) {
+        self.lock().subnets.insert(
+            subnet_id.to_string(),
+            (vpc_id.to_string(), zone.to_string()),
+        );
     }
 
     fn lock(&self) -> MutexGuard<'_, Account> {

@@ -28,8 +28,8 @@ use crate::poller::Observation;
 pub(crate) enum Outcome {
     /// Nothing to carry out (a wait, a stop, done).
     Nothing,
-    /// The VPC of the class's subnet.
-    Vpc(String),
+    /// A subnet looked up (its VPC and zone).
+    Subnet(lustre_cloud::Subnet),
     /// The security group made (or found again after a lost create).
     SecurityGroupCreated(SecurityGroup),
     /// Rules added to the security group.
@@ -89,8 +89,8 @@ pub(crate) async fn act(
     action: &Action,
 ) -> Result<(), Error> {
     let (outcome, result) = match action {
-        Action::LookUpVpc { subnet_id } => {
-            whole(security_group::look_up_vpc(ctx, cloud, subnet_id).await)
+        Action::LookUpSubnet { subnet_id } => {
+            whole(security_group::look_up_subnet(ctx, cloud, subnet_id).await)
         }
         Action::CreateSecurityGroup { vpc_id } => {
             whole(security_group::create(ws, o.class(), cloud, vpc_id).await)
@@ -187,7 +187,7 @@ fn fold(
     expect(ctx, ws, &outcome);
     match outcome {
         Outcome::Nothing => {}
-        Outcome::Vpc(vpc) => o.vpc = Some(vpc),
+        Outcome::Subnet(subnet) => o.subnets.push(subnet),
         Outcome::SecurityGroupCreated(sg) => o.sg = Some(sg),
         Outcome::RulesAdded(rules) => {
             if let Some(sg) = &mut o.sg {

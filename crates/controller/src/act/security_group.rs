@@ -12,14 +12,14 @@ use crate::context::{Context, lock};
 use crate::error::Cause;
 use crate::plan;
 
-pub(super) async fn look_up_vpc(
+pub(super) async fn look_up_subnet(
     ctx: &Context,
     cloud: &Arc<dyn Cloud>,
     subnet_id: &str,
 ) -> Result<Outcome, Cause> {
-    let vpc = cloud.subnet_vpc(subnet_id).await?;
-    lock(&ctx.vpcs).insert(subnet_id.to_string(), vpc.clone());
-    Ok(Outcome::Vpc(vpc))
+    let subnet = cloud.subnet(subnet_id).await?;
+    lock(&ctx.subnets).insert(subnet_id.to_string(), subnet.clone());
+    Ok(Outcome::Subnet(subnet))
 }
 
 pub(super) async fn create(

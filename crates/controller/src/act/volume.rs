@@ -40,11 +40,14 @@ pub(super) async fn apply_volume(
     o: &Observed,
 ) -> Result<Outcome, Cause> {
     let fs = o.fs.as_ref().expect("decided with a file system");
-    let pv = builders::persistent_volume(ws, o.class().expect("decided with a class"), fs);
+    let zone = crate::plan::file_system_zone(&o.subnets, fs);
+    let class = o.class().expect("decided with a class");
+    let pv = builders::persistent_volume(ws, class, fs, zone);
     apply(Api::<PersistentVolume>::all(ctx.client.clone()), &pv).await?;
     Ok(Outcome::Volume(Some(VolumeView {
         capacity_gib: fs.storage_capacity_gib.into(),
         file_system_id: fs.id.clone(),
+        zone: zone.map(str::to_string),
     })))
 }
 

@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::{
     Cloud, DataRepositoryAssociation, DataTask, FileSystem, Lifecycle, SecurityGroup, Tags,
-    TaskLifecycle, lustre_ingress, naming,
+    TaskLifecycle, naming,
 };
 
 use crate::context::Context;
@@ -57,7 +57,7 @@ pub(super) async fn security_group(look: &Look<'_>) -> Result<Option<SecurityGro
                 && known.rules_confirmed
                 && !look.deleting =>
         {
-            Some(remembered_group(id, &uid, class))
+            Some(remembered_group(ws, id, &uid, class))
         }
         (Some(id), _) => cloud
             .describe_security_groups(std::slice::from_ref(id))
@@ -84,13 +84,18 @@ pub(super) async fn security_group(look: &Look<'_>) -> Result<Option<SecurityGro
 
 /// The group as this process last confirmed it: its id, name and every rule the class asks
 /// for (the fields the plan and status read).
-fn remembered_group(id: &str, uid: &str, class: &LustreWorkspaceClass) -> SecurityGroup {
+fn remembered_group(
+    ws: &LustreWorkspace,
+    id: &str,
+    uid: &str,
+    class: &LustreWorkspaceClass,
+) -> SecurityGroup {
     SecurityGroup {
         id: id.to_string(),
         name: naming::security_group_name(uid),
         vpc_id: String::new(),
         tags: Default::default(),
-        ingress: lustre_ingress(id, &plan::client_peers(class)),
+        ingress: plan::wanted_ingress(ws, class, id),
     }
 }
 

@@ -199,6 +199,7 @@ fn volume_view(pv: &PersistentVolume) -> VolumeView {
             .and_then(|c| c.get("storage"))
             .and_then(builders::parse_gib)
             .unwrap_or(0),
+        zone: builders::affinity_zone(&spec),
         file_system_id: spec.csi.map(|c| c.volume_handle).unwrap_or_default(),
     }
 }

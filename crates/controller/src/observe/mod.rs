@@ -12,9 +12,7 @@ use std::sync::Arc;
 use ::kube::ResourceExt;
 use ::kube::runtime::reflector::ObjectRef;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
-use lustre_cloud::{
-    Cloud, DataRepositoryAssociation, DataTask, FileSystem, SecurityGroup, lustre_ingress,
-};
+use lustre_cloud::{Cloud, DataRepositoryAssociation, DataTask, FileSystem, SecurityGroup};
 
 use crate::context::{Context, lock};
 use crate::error::Error;
@@ -28,7 +26,9 @@ pub(crate) use self::kube::{Class, claim_view, resolve_class};
 pub(crate) struct Observed {
     pub class: Class,
     pub labels: BTreeMap<String, String>,
-    pub vpc: Option<String>,
+    /// The class's subnets, and the file system's, as far as looked up (cached: subnets do
+    /// not move).
+    pub subnets: Vec<lustre_cloud::Subnet>,
     pub sg: Option<SecurityGroup>,
     pub fs: Option<FileSystem>,
     pub dras: Vec<DataRepositoryAssociation>,
@@ -66,7 +66,7 @@ impl Observed {
             namespace_labels: &self.labels,
             cluster_id: self.cluster_id.as_deref(),
             aws: AwsView {
-                vpc_id: self.vpc.as_deref(),
+                subnets: &self.subnets,
                 security_group: self.sg.as_ref(),
                 file_system: self.fs.as_ref(),
                 associations: &self.dras,
@@ -110,7 +110,7 @@ pub(crate) async fn observe(
     let mut o = Observed {
         class,
         labels: self::kube::namespace_labels(ctx, ws).await?,
-        vpc: None,
+        subnets: Vec::new(),
         sg: None,
         fs: None,
         dras: Vec::new(),
@@ -131,7 +131,6 @@ pub(crate) async fn observe(
         {
             return Ok(o);
         }
-        let vpc = lock(&ctx.vpcs).get(&class.spec.subnet_id).cloned();
         // Over its namespace's budget with nothing made yet: no AWS call at all.
         let budget = self::kube::budget_use(ctx, ws, class, &o.labels);
         let nothing_made = ws.spec.file_system_id.is_none()
@@ -143,7 +142,7 @@ pub(crate) async fn observe(
             && budget.as_ref().is_some_and(|b| {
                 plan::budget::refusal(ws, class, &b.limits, b.used, None).is_some()
             });
-        (o.vpc, o.budget) = (vpc, budget);
+        o.budget = budget;
         if held_back {
             o.kube = self::kube::objects(ctx, ws, o.class()).await?;
             return Ok(o);
@@ -163,6 +162,7 @@ pub(crate) async fn observe(
         o.fs = seen.file_system;
         o.dras = seen.associations;
     }
+    o.subnets = cached_subnets(ctx, o.class.get(), o.fs.as_ref());
     o.kube = self::kube::objects(ctx, ws, o.class()).await?;
     // While deleting, looked at even with the claim still there: the volume's delete goes on
     // to the unlinking within the same reconcile.
@@ -172,6 +172,26 @@ pub(crate) async fn observe(
         o.import = aws::import(&look, o.fs.as_ref(), &o.dras).await?;
     }
     Ok(o)
+}
+
+/// The class's subnets and the file system's, as far as this process looked them up.
+fn cached_subnets(
+    ctx: &Context,
+    class: Option<&LustreWorkspaceClass>,
+    fs: Option<&FileSystem>,
+) -> Vec<lustre_cloud::Subnet> {
+    let Some(class) = class else {
+        return Vec::new();
+    };
+    let fs_subnet = fs.and_then(|f| f.subnet_id.clone());
+    let cached = lock(&ctx.subnets);
+    class
+        .spec
+        .subnets()
+        .into_iter()
+        .chain(fs_subnet)
+        .filter_map(|id| cached.get(&id).cloned())
+        .collect()
 }
 
 /// How the workspace's claim is used: from the claim's own `Unused` condition where
@@ -206,7 +226,7 @@ pub(crate) fn remember(ctx: &Context, ws: &LustreWorkspace, o: &Observed) {
         if let Some(sg) = &o.sg {
             known.security_group = Some(sg.id.clone());
             known.rules_confirmed = o.class().is_some_and(|class| {
-                lustre_ingress(&sg.id, &plan::client_peers(class))
+                plan::wanted_ingress(ws, class, &sg.id)
                     .iter()
                     .all(|r| sg.ingress.contains(r))
             });

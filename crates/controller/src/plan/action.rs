@@ -54,8 +54,8 @@ pub enum Action {
     ClaimConflict(String),
     /// Mark the file system as adopted by this workspace (one adopter at a time).
     TagAdopted { arn: String },
-    /// Look up the VPC of the class's subnet.
-    LookUpVpc { subnet_id: String },
+    /// Look up a subnet's VPC and zone.
+    LookUpSubnet { subnet_id: String },
     /// Create the workspace's security group.
     CreateSecurityGroup { vpc_id: String },
     /// Add the missing Lustre rules.
@@ -231,7 +231,7 @@ impl Action {
             Self::ImportFailed(_) => ("ImportFailed", stop(reason::IMPORT_FAILED, self.describe())),
             Self::StartImport(_) => ("StartImport", aws(ev::IMPORTING, false)),
             Self::TagAdopted { .. } => ("TagAdopted", aws(ev::ADOPTING, true)),
-            Self::LookUpVpc { .. } => ("LookUpVpc", Kind::Look(ev::CREATING_SECURITY_GROUP)),
+            Self::LookUpSubnet { .. } => ("LookUpSubnet", Kind::Look(ev::CREATING_SECURITY_GROUP)),
             Self::CreateSecurityGroup { .. } => (
                 "CreateSecurityGroup",
                 aws(ev::CREATING_SECURITY_GROUP, true),
@@ -361,7 +361,7 @@ impl Action {
             | Self::OverBudget(_)
             | Self::ClaimConflict(_)
             | Self::TagAdopted { .. }
-            | Self::LookUpVpc { .. }
+            | Self::LookUpSubnet { .. }
             | Self::CreateSecurityGroup { .. }
             | Self::AuthorizeRules { .. }
             | Self::CreateFileSystem(_)
@@ -399,7 +399,9 @@ impl Action {
             Self::ClaimConflict(name) => format!(
                 "claim {name} already exists and is not this workspace's: the operator will not take it over; delete that claim, or create the workspace again with another spec.claimName"
             ),
-            Self::LookUpVpc { subnet_id } => format!("looking up the VPC of {subnet_id}"),
+            Self::LookUpSubnet { subnet_id } => {
+                format!("looking up the VPC and zone of {subnet_id}")
+            }
             Self::CreateSecurityGroup { vpc_id } => {
                 format!("creating the security group in {vpc_id}")
             }

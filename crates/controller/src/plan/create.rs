@@ -10,10 +10,10 @@ use lustre_api::constants::tags as tag_keys;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass, Violation};
 use lustre_cloud::naming;
 use lustre_cloud::{
-    DataRepositoryAssociation, FileSystem, FileSystemUpdate, IngressRule, Lifecycle, lustre_ingress,
+    DataRepositoryAssociation, FileSystem, FileSystemUpdate, IngressRule, Lifecycle, Subnet,
 };
 
-use super::requests::{association_requests, client_peers, file_system_request};
+use super::requests::{association_requests, file_system_request};
 use super::{Action, ClassLookup, Inputs, Wait, claim_name, events_update, same_link};
 
 /// A planner's answer: go on with `T`, or take this step.
@@ -29,15 +29,21 @@ pub fn next_action(i: &Inputs) -> Action {
 fn plan(i: &Inputs) -> Plan<Action> {
     super::expiry::gate(i)?;
     let class = admitted(i)?;
-    adoption(i, class)?;
-    let security_group = security_group(i, class)?;
-    let fs = file_system(i, class, security_group)?;
+    adoption_allowed(i, class)?;
+    let place = placement(i, class)?;
+    adoption(i, class, place.vpc_id)?;
+    let security_group = security_group(i, class, place.vpc_id)?;
+    let fs = file_system(i, class, security_group, place.subnet)?;
     size(i, fs)?;
     super::settings::metadata(i, fs)?;
     super::settings::guard_rails(i, class, fs)?;
     associations(i, class, fs)?;
     super::import::plan(i, &fs.id)?;
-    Continue(kubernetes(i, fs))
+    Continue(kubernetes(
+        i,
+        fs,
+        super::file_system_zone(i.aws.subnets, fs),
+    ))
 }
 
 /// The class, the namespace, the spec and the claim's name: a workspace refused here gets
@@ -73,19 +79,93 @@ fn admitted<'a>(i: &Inputs<'a>) -> Plan<&'a LustreWorkspaceClass> {
     Continue(class)
 }
 
-/// A workspace naming a file system: the class must adopt, the file system must be one it
-/// may, and it is marked as this workspace's before anything uses it.
-fn adoption(i: &Inputs, class: &LustreWorkspaceClass) -> Plan<()> {
+/// A workspace naming a file system in a class that adopts nothing is refused with no AWS
+/// call at all.
+fn adoption_allowed(i: &Inputs, class: &LustreWorkspaceClass) -> Plan<()> {
+    match &i.workspace.spec.file_system_id {
+        Some(id) if class.spec.adoption.is_none() => {
+            Break(Action::AdoptionRefused(adoption_refused(id)))
+        }
+        _ => Continue(()),
+    }
+}
+
+/// Where the file system goes, or is: its subnet (an existing file system's own; else the
+/// class's in the workspace's zone; else the class's first), and the class's VPC.
+struct Placement<'a> {
+    vpc_id: &'a str,
+    subnet: &'a Subnet,
+}
+
+fn placement<'a>(i: &Inputs<'a>, class: &LustreWorkspaceClass) -> Plan<Placement<'a>> {
+    let ws = i.workspace;
+    let known = |id: &str| i.aws.subnets.iter().find(|s| s.id == id);
+    let fs_subnet = i.aws.file_system.and_then(|f| f.subnet_id.as_deref());
+    let ids = class.spec.subnets();
+    if let Some(missing) = ids
+        .iter()
+        .map(String::as_str)
+        .chain(fs_subnet)
+        .find(|id| known(id).is_none())
+    {
+        return Break(Action::LookUpSubnet {
+            subnet_id: missing.to_string(),
+        });
+    }
+    let subnets: Vec<&'a Subnet> = ids.iter().filter_map(|id| known(id)).collect();
+    let refuse = |field: &str, message: String| {
+        Break(Action::Invalid(vec![Violation {
+            field: field.into(),
+            message,
+        }]))
+    };
+    let class_name = class.name_any();
+    let Some(first) = subnets.first() else {
+        return refuse(
+            "spec.className",
+            format!("class {class_name} names no subnet"),
+        );
+    };
+    if subnets.iter().any(|s| s.vpc_id != first.vpc_id) {
+        return refuse(
+            "spec.className",
+            format!(
+                "the subnets of class {class_name} are in more than one VPC: a file system and its security group live in one; the platform team must fix the class"
+            ),
+        );
+    }
+    let subnet = match (fs_subnet.and_then(known), &ws.spec.availability_zone) {
+        (Some(s), _) => s,
+        (None, Some(zone)) => match subnets.iter().find(|s| &s.availability_zone == zone) {
+            Some(s) => s,
+            None => {
+                let zones: Vec<&str> = subnets
+                    .iter()
+                    .map(|s| s.availability_zone.as_str())
+                    .collect();
+                return refuse(
+                    "spec.availabilityZone",
+                    format!(
+                        "class {class_name} has no subnet in {zone}: its zones are {}",
+                        zones.join(", ")
+                    ),
+                );
+            }
+        },
+        (None, None) => first,
+    };
+    Continue(Placement {
+        vpc_id: &first.vpc_id,
+        subnet,
+    })
+}
+
+/// A workspace naming a file system: the file system must be one the class may adopt, and it
+/// is marked as this workspace's before anything uses it.
+fn adoption(i: &Inputs, class: &LustreWorkspaceClass, vpc: &str) -> Plan<()> {
     let ws = i.workspace;
     let Some(id) = &ws.spec.file_system_id else {
         return Continue(());
-    };
-    // No AWS call for a class that adopts nothing.
-    if class.spec.adoption.is_none() {
-        return Break(Action::AdoptionRefused(adoption_refused(id)));
-    }
-    let Some(vpc) = i.aws.vpc_id else {
-        return Break(look_up_vpc(class));
     };
     if !may_adopt(ws, class, vpc, i.aws.file_system, i.cluster_id) {
         return Break(Action::AdoptionRefused(adoption_refused(id)));
@@ -101,32 +181,22 @@ fn adoption(i: &Inputs, class: &LustreWorkspaceClass) -> Plan<()> {
     }
 }
 
-fn look_up_vpc(class: &LustreWorkspaceClass) -> Action {
-    Action::LookUpVpc {
-        subnet_id: class.spec.subnet_id.clone(),
-    }
-}
-
 /// The workspace's own security group with every Lustre rule, when the class asks for one;
 /// its id goes on the file system.
-fn security_group<'a>(i: &Inputs<'a>, class: &LustreWorkspaceClass) -> Plan<Option<&'a str>> {
+fn security_group<'a>(
+    i: &Inputs<'a>,
+    class: &LustreWorkspaceClass,
+    vpc: &str,
+) -> Plan<Option<&'a str>> {
     if i.workspace.spec.file_system_id.is_some() || !class.spec.security_group.managed {
         return Continue(None);
     }
     let Some(sg) = i.aws.security_group else {
-        return Break(match i.aws.vpc_id {
-            None => look_up_vpc(class),
-            Some(vpc) => Action::CreateSecurityGroup {
-                vpc_id: vpc.to_string(),
-            },
+        return Break(Action::CreateSecurityGroup {
+            vpc_id: vpc.to_string(),
         });
     };
-    let clients = client_peers(class);
-    let mut wanted = lustre_ingress(&sg.id, &clients);
-    if i.workspace.spec.efa == Some(true) {
-        wanted.extend(lustre_cloud::efa_ingress(&sg.id, &clients));
-    }
-    let missing: Vec<IngressRule> = wanted
+    let missing: Vec<IngressRule> = super::wanted_ingress(i.workspace, class, &sg.id)
         .into_iter()
         .filter(|r| !sg.ingress.contains(r))
         .collect();
@@ -144,6 +214,7 @@ fn file_system<'a>(
     i: &Inputs<'a>,
     class: &LustreWorkspaceClass,
     security_group: Option<&str>,
+    subnet: &Subnet,
 ) -> Plan<&'a FileSystem> {
     let ws = i.workspace;
     let fs = match (i.aws.file_system, &ws.spec.file_system_id) {
@@ -163,6 +234,7 @@ fn file_system<'a>(
                     ws,
                     class,
                     security_group,
+                    &subnet.id,
                 ))));
             }
         },
@@ -301,14 +373,15 @@ fn associations(i: &Inputs, class: &LustreWorkspaceClass, fs: &FileSystem) -> Pl
 
 /// The StorageClass, the PersistentVolume naming the file system at its size, the claim,
 /// bound.
-fn kubernetes(i: &Inputs, fs: &FileSystem) -> Action {
+fn kubernetes(i: &Inputs, fs: &FileSystem, zone: Option<&str>) -> Action {
     if !i.kube.storage_class {
         return Action::ApplyStorageClass;
     }
     match &i.kube.volume {
         Some(v)
             if v.file_system_id == fs.id
-                && v.capacity_gib == i64::from(fs.storage_capacity_gib) => {}
+                && v.capacity_gib == i64::from(fs.storage_capacity_gib)
+                && v.zone.as_deref() == zone => {}
         _ => return Action::ApplyVolume,
     }
     match &i.kube.claim {
@@ -328,7 +401,8 @@ pub fn namespace_admitted(class: &LustreWorkspaceClass, labels: &BTreeMap<String
 }
 
 /// Whether the workspace may adopt `fs` under its class's adoption policy: a SCRATCH_2 or
-/// PERSISTENT_2 file system in the VPC of the class's subnet that no other workspace adopts;
+/// PERSISTENT_2 file system in one of the class's subnets (and so its VPC) that no other
+/// workspace adopts;
 /// made by the operator only if it was kept (`Retain`) from a workspace of the same namespace,
 /// otherwise carrying every tag the policy names.
 pub fn may_adopt(
@@ -344,7 +418,9 @@ pub fn may_adopt(
     let uid = ws.metadata.uid.as_deref().unwrap_or_default();
     let ns = ws.metadata.namespace.as_deref().unwrap_or_default();
     let tag = |k: &str| fs.tags.get(k).map(String::as_str);
+    let subnets = class.spec.subnets();
     if fs.vpc_id.as_deref() != Some(vpc_id)
+        || fs.subnet_id.as_ref().is_some_and(|s| !subnets.contains(s))
         || fs.deployment_type == lustre_cloud::DeploymentType::Other
         || tag(tag_keys::ADOPTED_BY).is_some_and(|a| a != uid)
     {

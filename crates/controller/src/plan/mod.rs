@@ -58,8 +58,20 @@ pub mod event_reason {
 
 pub use requests::{
     LUSTRE_VERSION, association_matches, claim_name, client_peers, events_update, owner,
-    resource_tags, same_link,
+    resource_tags, same_link, wanted_ingress,
 };
+
+/// The Availability Zone of the file system's subnet, once looked up.
+pub fn file_system_zone<'a>(
+    subnets: &'a [lustre_cloud::Subnet],
+    fs: &FileSystem,
+) -> Option<&'a str> {
+    let id = fs.subnet_id.as_deref()?;
+    subnets
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.availability_zone.as_str())
+}
 
 /// What was found for the workspace's class.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +104,8 @@ pub struct VolumeView {
     pub capacity_gib: i64,
     /// `spec.csi.volumeHandle`.
     pub file_system_id: String,
+    /// The zone its node affinity keeps pods in (none: no affinity).
+    pub zone: Option<String>,
 }
 
 /// What matters of the PersistentVolumeClaim.
@@ -106,8 +120,8 @@ pub struct ClaimView {
 /// The AWS side as observed.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AwsView<'a> {
-    /// VPC of the class's subnet, once looked up.
-    pub vpc_id: Option<&'a str>,
+    /// The class's subnets and the file system's, as far as looked up.
+    pub subnets: &'a [lustre_cloud::Subnet],
     /// The workspace's security group, if the operator made one.
     pub security_group: Option<&'a SecurityGroup>,
     /// The workspace's (or the adopted) file system.

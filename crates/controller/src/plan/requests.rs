@@ -46,11 +46,28 @@ pub fn client_peers(class: &LustreWorkspaceClass) -> Vec<Peer> {
         .collect()
 }
 
+/// Every inbound rule the workspace's own security group needs: the Lustre ports from itself
+/// and the class's clients, and for an EFA workspace all traffic from them as well.
+pub fn wanted_ingress(
+    ws: &LustreWorkspace,
+    class: &LustreWorkspaceClass,
+    group_id: &str,
+) -> Vec<lustre_cloud::IngressRule> {
+    let clients = client_peers(class);
+    let mut rules = lustre_cloud::lustre_ingress(group_id, &clients);
+    if ws.spec.efa == Some(true) {
+        rules.extend(lustre_cloud::efa_ingress(group_id, &clients));
+        rules.sort();
+    }
+    rules
+}
+
 /// The request that creates the workspace's file system.
 pub(super) fn file_system_request(
     ws: &LustreWorkspace,
     class: &LustreWorkspaceClass,
     security_group: Option<&str>,
+    subnet_id: &str,
 ) -> FileSystemRequest {
     let deployment = effective_deployment_type(&ws.spec, &class.spec);
     let compression = ws.spec.data_compression_type.or_else(|| {
@@ -77,7 +94,7 @@ pub(super) fn file_system_request(
         },
         storage_capacity_gib: ws.spec.storage_capacity_gib,
         per_unit_storage_throughput: ws.spec.per_unit_storage_throughput,
-        subnet_id: class.spec.subnet_id.clone(),
+        subnet_id: subnet_id.to_string(),
         security_group_ids: groups,
         kms_key_id: (deployment == DeploymentType::Persistent2)
             .then(|| class.spec.kms_key_id.clone())

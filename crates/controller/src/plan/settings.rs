@@ -45,6 +45,16 @@ pub fn deferred_raise(i: &Inputs) -> Option<(i32, Timestamp)> {
     metadata_raise(i, fs).filter(|(_, at)| *at > i.now)
 }
 
+/// What a Ready file system's condition adds while a raise waits (empty otherwise).
+pub fn deferred_note(i: &Inputs) -> String {
+    match deferred_raise(i) {
+        Some((iops, at)) => format!(
+            "; the raise to {iops} metadata IOPS goes in at {at} (FSx takes one every 6 hours)"
+        ),
+        None => String::new(),
+    }
+}
+
 /// How long until a deferred raise can be sent (a look then: nothing else wakes the
 /// workspace at that time).
 pub fn next_look(i: &Inputs) -> Option<Duration> {
