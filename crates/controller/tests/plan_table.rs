@@ -2097,7 +2097,7 @@ fn zones_pick_the_subnet_and_keep_pods_in_the_file_systems_zone() {
         kube: KubeView::default(),
         ..row(name, expect)
     };
-    let rows = vec![
+    let rows = [
         Row {
             subnets: vec![subnet("subnet-0123456789abcdef0", "us-east-1a")],
             ..fresh(
