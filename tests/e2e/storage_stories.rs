@@ -271,3 +271,55 @@ async fn a_workspace_in_zone_b_lands_in_subnet_b_and_its_pods_stay_there() {
     );
     assert_eq!(e.sim.calls("CreateFileSystem"), made);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intelligent_tiering_workspace_gets_a_bound_claim() {
+    let e = E2e::start(quick()).await;
+    let spec = "deploymentType: PERSISTENT_2\nstorageType: INTELLIGENT_TIERING\nthroughputCapacity: 4000\nreadCache: {sizingMode: USER_PROVISIONED, sizeGiB: 512}";
+    e.apply(&workspace("tiered", spec)).await;
+    e.wait_for("condition=Ready", "lws/tiered").await;
+    assert_eq!(e.jsonpath("pvc/tiered", "{.status.phase}").await, "Bound");
+    assert_eq!(
+        e.jsonpath("pvc/tiered", "{.status.capacity.storage}").await,
+        "1Gi",
+        "elastic storage: a nominal size"
+    );
+    let state = e.sim.snapshot();
+    let fs = &state["fileSystems"][0];
+    assert_eq!(fs["storageType"], "INTELLIGENT_TIERING", "{fs:#}");
+    assert_eq!(fs["throughputCapacity"], 4000);
+    assert_eq!(
+        fs["readCache"],
+        serde_json::json!({"SizingMode": "USER_PROVISIONED", "SizeGiB": 512})
+    );
+    assert_eq!(
+        fs["metadataConfiguration"],
+        serde_json::json!({"Mode": "USER_PROVISIONED", "Iops": 6000})
+    );
+    let basis = e
+        .jsonpath("lws/tiered", "{.status.estimatedMonthlyCost.basis}")
+        .await;
+    assert!(basis.contains("billed by the data it holds"), "{basis}");
+
+    // More throughput: in place.
+    e.apply(&workspace("tiered", &spec.replace("4000", "8000")))
+        .await;
+    e.aws_until("throughput raised", Duration::from_secs(20), |s| {
+        s["fileSystems"][0]["throughputCapacity"] == 8000
+    })
+    .await;
+    e.wait_for("condition=Ready", "lws/tiered").await;
+
+    // S3 links are refused at admission: FSx has none for Intelligent-Tiering.
+    let linked = format!(
+        "{spec}\ndataRepositories:\n- {{name: data, s3Path: s3://ml-datasets/, fileSystemPath: /data}}"
+    );
+    let out = e
+        .kubectl(&["apply", "-f", "-"], Some(&workspace("tiered-2", &linked)))
+        .await;
+    let refused = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && refused.contains("cannot be linked to an INTELLIGENT_TIERING"),
+        "{refused}"
+    );
+}

@@ -1368,11 +1368,14 @@ async fn each_workspace_shows_its_estimated_monthly_cost() {
     // can it have one); SCRATCH_2 takes none.
     let state = e.sim.snapshot();
     for fs in state["fileSystems"].as_array().into_iter().flatten() {
-        let want = match fs["deploymentType"].as_str() {
-            Some("PERSISTENT_2") => serde_json::json!({"Mode": "AUTOMATIC"}),
-            _ => Value::Null,
-        };
-        assert_eq!(fs["metadataConfiguration"], want, "{fs:#}");
+        let m = &fs["metadataConfiguration"];
+        match fs["deploymentType"].as_str() {
+            Some("PERSISTENT_2") => assert!(
+                m["Mode"] == "AUTOMATIC" && m["Iops"].as_i64().is_some_and(|n| n >= 1500),
+                "{fs:#}"
+            ),
+            _ => assert_eq!(*m, Value::Null, "{fs:#}"),
+        }
     }
     // The platform team's view: by class and namespace, never one series per workspace.
     let addr = e.metrics_addr(0).await;

@@ -230,8 +230,22 @@ pub fn status(
     class: &crate::LustreWorkspaceClass,
     observed: Option<(i64, DeploymentType, Option<i32>)>,
 ) -> CostStatus {
+    if spec.is_tiering() {
+        let currency = class
+            .spec
+            .prices
+            .as_ref()
+            .and_then(|p| p.currency.clone())
+            .unwrap_or_else(|| "USD".into());
+        return CostStatus {
+            summary: "unknown".into(),
+            amount: None,
+            currency,
+            basis: "Intelligent-Tiering is billed by the data it holds and its throughput: no estimate from a class's GiB-month prices".into(),
+        };
+    }
     let asked = (
-        i64::from(spec.storage_capacity_gib),
+        i64::from(spec.capacity_gib()),
         crate::validation::effective_deployment_type(spec, &class.spec),
         spec.per_unit_storage_throughput,
     );

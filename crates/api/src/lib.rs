@@ -30,7 +30,10 @@ pub use data_task::{
 };
 pub use expiry::{ClassExpiry, DefaultExpiry, Expiry, ExpiryAction, ExpiryPolicy};
 pub use export::{DeletionExport, ExportFailurePolicy, ExportStatus};
-pub use lustre_settings::{LogLevel, Logging, MetadataConfiguration, MetadataMode, RootSquash};
+pub use lustre_settings::{
+    LogLevel, Logging, MetadataConfiguration, MetadataMode, ReadCache, ReadCacheSizing, RootSquash,
+    StorageType,
+};
 pub use validation::Violation;
 pub use workspace::{
     DataCompressionType, DataRepository, DataRepositoryStatus, DeletionPolicy, DeploymentType,

@@ -59,6 +59,58 @@ pub fn automatic_metadata_iops(capacity_gib: i32) -> i32 {
     }
 }
 
+/// The storage under the file system.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum StorageType {
+    /// Provisioned SSD storage of a set capacity.
+    #[serde(rename = "SSD")]
+    Ssd,
+    /// Elastic storage across access tiers, billed by use.
+    #[serde(rename = "INTELLIGENT_TIERING")]
+    IntelligentTiering,
+}
+
+/// An Intelligent-Tiering file system's SSD read cache.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(rules::READ_CACHE_SIZE).message(rules::READ_CACHE_SIZE_MSG).field_path(".sizeGiB"))]
+pub struct ReadCache {
+    /// NO_CACHE, USER_PROVISIONED (`sizeGiB`) or PROPORTIONAL_TO_THROUGHPUT_CAPACITY.
+    pub sizing_mode: ReadCacheSizing,
+
+    /// USER_PROVISIONED only: GiB, 32 to 131072 for every 4000 MB/s of throughput.
+    #[serde(default, rename = "sizeGiB", skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 2_147_483_647))]
+    pub size_gib: Option<i32>,
+}
+
+/// How the read cache is sized.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum ReadCacheSizing {
+    /// No read cache.
+    #[serde(rename = "NO_CACHE")]
+    NoCache,
+    /// `sizeGiB`.
+    #[serde(rename = "USER_PROVISIONED")]
+    UserProvisioned,
+    /// FSx sizes it from the throughput.
+    #[serde(rename = "PROPORTIONAL_TO_THROUGHPUT_CAPACITY")]
+    ProportionalToThroughputCapacity,
+}
+
+impl ReadCacheSizing {
+    /// The FSx API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoCache => "NO_CACHE",
+            Self::UserProvisioned => "USER_PROVISIONED",
+            Self::ProportionalToThroughputCapacity => "PROPORTIONAL_TO_THROUGHPUT_CAPACITY",
+        }
+    }
+}
+
 /// Root squash: what a client's root user becomes on the file system. The class decides it for
 /// every file system it makes; a change applies to existing ones.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]

@@ -27,10 +27,10 @@ pub const NAME_LENGTH: &str = "size(self.metadata.name) <= 63";
 pub const WORKSPACE_NAME_LENGTH_MSG: &str = "a workspace's name may have at most 63 characters: it becomes a label value on its volume and claim, and part of its AWS Name tag";
 /// Message of [`NAME_LENGTH`] for classes.
 pub const CLASS_NAME_LENGTH_MSG: &str = "a class's name may have at most 63 characters: it becomes a label value and part of its StorageClass's name";
-pub const THROUGHPUT_REQUIRED: &str = "!has(self.deploymentType) || self.deploymentType != 'PERSISTENT_2' || has(self.perUnitStorageThroughput)";
+pub const THROUGHPUT_REQUIRED: &str = "!has(self.deploymentType) || self.deploymentType != 'PERSISTENT_2' || has(self.perUnitStorageThroughput) || (has(self.storageType) && self.storageType == 'INTELLIGENT_TIERING')";
 /// Message of [`THROUGHPUT_REQUIRED`].
 pub const THROUGHPUT_REQUIRED_MSG: &str =
-    "perUnitStorageThroughput is required for PERSISTENT_2 (125, 250, 500 or 1000)";
+    "perUnitStorageThroughput is required for PERSISTENT_2 on SSD (125, 250, 500 or 1000)";
 
 /// `spec`: SCRATCH_2 takes no throughput.
 pub const THROUGHPUT_FORBIDDEN: &str = "!has(self.deploymentType) || self.deploymentType != 'SCRATCH_2' || !has(self.perUnitStorageThroughput)";
@@ -70,7 +70,7 @@ macro_rules! immutable_rule {
 }
 
 /// Immutable `spec` fields: (field, CEL rule, message).
-pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 7] = [
+pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 9] = [
     (
         "deploymentType",
         immutable_rule!("deploymentType"),
@@ -105,6 +105,16 @@ pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 7] = [
         "availabilityZone",
         immutable_rule!("availabilityZone"),
         "availabilityZone is immutable: a file system stays in the zone of its subnet",
+    ),
+    (
+        "storageType",
+        immutable_rule!("storageType"),
+        "storageType is immutable: create a new workspace for the other storage",
+    ),
+    (
+        "readCache",
+        immutable_rule!("readCache"),
+        "readCache is immutable in this API version",
     ),
 ];
 
@@ -230,6 +240,50 @@ pub const EFA_THROUGHPUT_MSG: &str = "perUnitStorageThroughput cannot change on 
 pub const EFA_MANAGED_SG: &str = "!has(self.efa) || !has(self.efa.allowed) || !self.efa.allowed || !has(self.securityGroup.managed) || self.securityGroup.managed";
 /// Message of [`EFA_MANAGED_SG`].
 pub const EFA_MANAGED_SG_MSG: &str = "efa.allowed needs securityGroup.managed: true: an EFA file system needs its security group to allow all traffic to and from itself and the clients, which the operator sets on the groups it manages";
+
+/// `spec`: SSD storage is sized by capacity and per-TiB throughput.
+pub const SSD_FIELDS: &str = "(has(self.storageType) && self.storageType == 'INTELLIGENT_TIERING') || (has(self.storageCapacityGiB) && !has(self.throughputCapacity) && !has(self.readCache))";
+/// Message of [`SSD_FIELDS`].
+pub const SSD_FIELDS_MSG: &str = "SSD storage needs storageCapacityGiB, and takes neither throughputCapacity nor readCache (those are for storageType INTELLIGENT_TIERING)";
+
+/// `spec`: Intelligent-Tiering is elastic: a throughput, no capacity.
+pub const TIERING_FIELDS: &str = "!has(self.storageType) || self.storageType != 'INTELLIGENT_TIERING' || (has(self.throughputCapacity) && !has(self.storageCapacityGiB) && !has(self.perUnitStorageThroughput) && has(self.deploymentType) && self.deploymentType == 'PERSISTENT_2')";
+/// Message of [`TIERING_FIELDS`].
+pub const TIERING_FIELDS_MSG: &str = "storageType INTELLIGENT_TIERING needs deploymentType PERSISTENT_2 and throughputCapacity, and takes neither storageCapacityGiB (its storage grows and shrinks with the data) nor perUnitStorageThroughput";
+
+/// `spec`: no S3 links on Intelligent-Tiering.
+pub const TIERING_NO_LINKS: &str = "!has(self.storageType) || self.storageType != 'INTELLIGENT_TIERING' || !has(self.dataRepositories) || size(self.dataRepositories) == 0";
+/// Message of [`TIERING_NO_LINKS`].
+pub const TIERING_NO_LINKS_MSG: &str = "dataRepositories cannot be linked to an INTELLIGENT_TIERING file system: FSx supports no S3 data repository there; use SSD storage to link S3";
+
+/// `spec`: Intelligent-Tiering takes provisioned metadata IOPS of 6000 or 12000.
+pub const TIERING_METADATA: &str = "!has(self.storageType) || self.storageType != 'INTELLIGENT_TIERING' || !has(self.metadata) || (self.metadata.mode == 'UserProvisioned' && has(self.metadata.iops) && self.metadata.iops in [6000, 12000])";
+/// Message of [`TIERING_METADATA`].
+pub const TIERING_METADATA_MSG: &str = "an INTELLIGENT_TIERING file system takes metadata mode UserProvisioned with 6000 or 12000 IOPS (Automatic is for SSD); left out, it gets 6000";
+
+/// `spec.throughputCapacity`: FSx's Intelligent-Tiering steps.
+pub const TIERING_THROUGHPUT: &str = "self % 4000 == 0";
+/// Message of [`TIERING_THROUGHPUT`].
+pub const TIERING_THROUGHPUT_MSG: &str =
+    "throughputCapacity must be a multiple of 4000 MB/s (4000, 8000, ...)";
+
+/// `spec.throughputCapacity` on update.
+pub const TIERING_THROUGHPUT_GROWS: &str = "self >= oldSelf";
+/// Message of [`TIERING_THROUGHPUT_GROWS`].
+pub const TIERING_THROUGHPUT_GROWS_MSG: &str = "throughputCapacity may only grow: FSx cannot lower an Intelligent-Tiering file system's throughput";
+
+/// `spec.readCache`: a size exactly with UserProvisioned.
+pub const READ_CACHE_SIZE: &str =
+    "self.sizingMode == 'USER_PROVISIONED' ? has(self.sizeGiB) : !has(self.sizeGiB)";
+/// Message of [`READ_CACHE_SIZE`].
+pub const READ_CACHE_SIZE_MSG: &str =
+    "readCache.sizeGiB is required with sizingMode USER_PROVISIONED and not allowed otherwise";
+
+/// `spec`: the read cache's size follows the throughput.
+pub const READ_CACHE_BOUNDS: &str = "!has(self.readCache) || !has(self.readCache.sizeGiB) || !has(self.throughputCapacity) || (self.readCache.sizeGiB >= 32 * (self.throughputCapacity / 4000) && self.readCache.sizeGiB <= 131072 * (self.throughputCapacity / 4000))";
+/// Message of [`READ_CACHE_BOUNDS`].
+pub const READ_CACHE_BOUNDS_MSG: &str =
+    "readCache.sizeGiB must be 32 to 131072 GiB for every 4000 MB/s of throughputCapacity";
 
 /// Class: one subnet, or several.
 pub const SUBNETS_ONE_OF: &str =

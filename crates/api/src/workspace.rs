@@ -105,6 +105,13 @@ pub use crate::workspace_status::{DataRepositoryStatus, LustreWorkspaceStatus, P
     validation = Rule::new(rules::IMMUTABLE_FIELDS[4].1).message(rules::IMMUTABLE_FIELDS[4].2).field_path(".dataCompressionType"),
     validation = Rule::new(rules::IMMUTABLE_FIELDS[5].1).message(rules::IMMUTABLE_FIELDS[5].2).field_path(".efa"),
     validation = Rule::new(rules::IMMUTABLE_FIELDS[6].1).message(rules::IMMUTABLE_FIELDS[6].2).field_path(".availabilityZone"),
+    validation = Rule::new(rules::IMMUTABLE_FIELDS[7].1).message(rules::IMMUTABLE_FIELDS[7].2).field_path(".storageType"),
+    validation = Rule::new(rules::IMMUTABLE_FIELDS[8].1).message(rules::IMMUTABLE_FIELDS[8].2).field_path(".readCache"),
+    validation = Rule::new(rules::SSD_FIELDS).message(rules::SSD_FIELDS_MSG).field_path(".storageCapacityGiB"),
+    validation = Rule::new(rules::TIERING_FIELDS).message(rules::TIERING_FIELDS_MSG).field_path(".storageType"),
+    validation = Rule::new(rules::TIERING_NO_LINKS).message(rules::TIERING_NO_LINKS_MSG).field_path(".dataRepositories"),
+    validation = Rule::new(rules::TIERING_METADATA).message(rules::TIERING_METADATA_MSG).field_path(".metadata"),
+    validation = Rule::new(rules::READ_CACHE_BOUNDS).message(rules::READ_CACHE_BOUNDS_MSG).field_path(".readCache"),
     validation = Rule::new(rules::EFA_PERSISTENT).message(rules::EFA_PERSISTENT_MSG).field_path(".efa"),
     validation = Rule::new(rules::EFA_THROUGHPUT).message(rules::EFA_THROUGHPUT_MSG).field_path(".perUnitStorageThroughput"),
     validation = Rule::new(rules::EXPIRY_EXPORT).message(rules::EXPIRY_EXPORT_MSG).field_path(".expiry"),
@@ -125,15 +132,42 @@ pub struct LustreWorkspaceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_type: Option<DeploymentType>,
 
-    /// Storage in GiB: 1200, 2400, or a multiple of 2400 (4800, 7200, ...). Throughput grows
-    /// with size. Can be increased later (to the next multiple of 2400), never decreased.
+    /// SSD storage in GiB: 1200, 2400, or a multiple of 2400 (4800, 7200, ...). Throughput
+    /// grows with size. Can be increased later (to the next multiple of 2400), never
+    /// decreased. Required on SSD; not with INTELLIGENT_TIERING, whose storage is elastic.
     #[x_kube(
         validation = Rule::new(rules::CAPACITY).message(rules::CAPACITY_MSG),
         validation = Rule::new(rules::CAPACITY_GROWS).message(rules::CAPACITY_GROWS_MSG),
     )]
-    #[serde(rename = "storageCapacityGiB")]
+    #[serde(
+        default,
+        rename = "storageCapacityGiB",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(range(min = 1200, max = i32::MAX))]
-    pub storage_capacity_gib: i32,
+    pub storage_capacity_gib: Option<i32>,
+
+    /// SSD (default) or INTELLIGENT_TIERING (PERSISTENT_2 only): elastic storage billed by
+    /// what it holds, cold data moving to cheaper tiers by itself, for large datasets that are
+    /// mostly cold. It takes `throughputCapacity` and `readCache` instead of
+    /// `storageCapacityGiB` and `perUnitStorageThroughput`, and no S3 links. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_type: Option<crate::lustre_settings::StorageType>,
+
+    /// INTELLIGENT_TIERING only (and required there): throughput in MB/s, 4000 or a multiple
+    /// of 4000. Can be raised later, never lowered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(
+        validation = Rule::new(rules::TIERING_THROUGHPUT).message(rules::TIERING_THROUGHPUT_MSG),
+        validation = Rule::new(rules::TIERING_THROUGHPUT_GROWS).message(rules::TIERING_THROUGHPUT_GROWS_MSG),
+    )]
+    #[schemars(range(min = 4000, max = 2_000_000))]
+    pub throughput_capacity: Option<i32>,
+
+    /// INTELLIGENT_TIERING only: the SSD read cache in front of the tiers. Left out:
+    /// PROPORTIONAL_TO_THROUGHPUT_CAPACITY. Immutable in this API version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_cache: Option<crate::lustre_settings::ReadCache>,
 
     /// PERSISTENT_2 only (and required there): throughput in MB/s per TiB of storage, one of
     /// 125, 250, 500, 1000. Can be changed later.
@@ -228,6 +262,18 @@ pub struct LustreWorkspaceSpec {
         "additionalProperties" = {"type": "string", "maxLength": crate::constants::tags::MAX_VALUE_LENGTH},
     ))]
     pub tags: BTreeMap<String, String>,
+}
+
+impl LustreWorkspaceSpec {
+    /// `storageType: INTELLIGENT_TIERING`.
+    pub fn is_tiering(&self) -> bool {
+        self.storage_type == Some(crate::lustre_settings::StorageType::IntelligentTiering)
+    }
+
+    /// The SSD capacity asked for in GiB (0 for elastic Intelligent-Tiering storage).
+    pub fn capacity_gib(&self) -> i32 {
+        self.storage_capacity_gib.unwrap_or(0)
+    }
 }
 
 /// FSx for Lustre deployment types this operator provisions.

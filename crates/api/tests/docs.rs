@@ -34,7 +34,8 @@ fn generated_docs_are_current() {
     }
     let reference = lustre_api::docs::api_reference();
     for field in [
-        "`spec.storageCapacityGiB` (required)",
+        "`spec.storageCapacityGiB`",
+        "`spec.throughputCapacity`",
         "`spec.dataRepositories[].s3Path`",
         "`spec.subnetIds`",
         "`spec.securityGroup` (required)",

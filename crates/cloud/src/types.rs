@@ -164,6 +164,8 @@ pub struct FileSystemRequest {
     pub log: Option<LogSettings>,
     /// Elastic Fabric Adapter (PERSISTENT_2 with a metadata configuration; creation only).
     pub efa: bool,
+    /// Intelligent-Tiering storage (PERSISTENT_2; no capacity is sent), else SSD.
+    pub tiering: Option<Tiering>,
     /// Tags, including the operator's identity tags.
     pub tags: Tags,
 }
@@ -179,6 +181,18 @@ pub enum MetadataConfiguration {
 
 /// The metadata IOPS FSx provisions in AUTOMATIC mode for an SSD file system of a size.
 pub use lustre_api::lustre_settings::automatic_metadata_iops;
+
+/// An Intelligent-Tiering file system's throughput and read cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tiering {
+    /// MB/s (multiples of 4000).
+    pub throughput_capacity: i32,
+    /// The SSD read cache.
+    pub read_cache: ReadCache,
+}
+
+/// The read cache of an Intelligent-Tiering file system: the workspace API's type.
+pub use lustre_api::{ReadCache, ReadCacheSizing};
 
 /// Root squash as FSx takes and reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +233,10 @@ pub struct FileSystemSettings {
     pub log: Option<LogSettings>,
     /// EFA enabled.
     pub efa: bool,
+    /// Intelligent-Tiering storage.
+    pub intelligent_tiering: bool,
+    /// Intelligent-Tiering throughput in MB/s.
+    pub throughput_capacity: Option<i32>,
 }
 
 impl FileSystemRequest {
@@ -245,6 +263,7 @@ impl FileSystemRequest {
             root_squash: None,
             log: None,
             efa: false,
+            tiering: None,
             tags,
         }
     }
@@ -360,6 +379,8 @@ pub struct FileSystemUpdate {
     pub per_unit_storage_throughput: Option<i32>,
     /// New metadata IOPS (only ever more).
     pub metadata: Option<MetadataConfiguration>,
+    /// New Intelligent-Tiering throughput in MB/s (only ever more).
+    pub throughput_capacity: Option<i32>,
     /// New root squash.
     pub root_squash: Option<RootSquash>,
     /// New logging.

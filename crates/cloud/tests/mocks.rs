@@ -192,6 +192,7 @@ async fn create_file_system_sends_token_tags_version_and_one_subnet() {
             root_squash: None,
             log: None,
             efa: false,
+            tiering: None,
             tags,
         })
         .await

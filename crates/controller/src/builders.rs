@@ -121,7 +121,7 @@ pub fn persistent_volume(
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeSpec {
-            capacity: Some([("storage".to_string(), gib(fs.storage_capacity_gib.into()))].into()),
+            capacity: Some([("storage".to_string(), gib(volume_gib(fs)))].into()),
             access_modes: Some(vec!["ReadWriteMany".into()]),
             persistent_volume_reclaim_policy: Some("Retain".into()),
             storage_class_name: Some(storage_class_name(&class_name)),
@@ -157,6 +157,13 @@ pub fn persistent_volume(
         }),
         ..PersistentVolume::default()
     }
+}
+
+/// The capacity the volume and claim show: the file system's, or 1 GiB for an
+/// Intelligent-Tiering one (its storage is elastic, FSx reports no capacity, and the CSI
+/// driver reads none from a volume it did not provision).
+pub fn volume_gib(fs: &FileSystem) -> i64 {
+    i64::from(fs.storage_capacity_gib.max(1))
 }
 
 /// Pods that mount the volume run in the file system's zone (the label every node carries).

@@ -247,7 +247,7 @@ impl Usage {
             namespace: ws.metadata.namespace.clone().unwrap_or_default(),
             capacity_gib: status
                 .storage_capacity_gib
-                .map_or(i64::from(ws.spec.storage_capacity_gib), i64::from),
+                .map_or(i64::from(ws.spec.capacity_gib()), i64::from),
             cost,
         })
     }

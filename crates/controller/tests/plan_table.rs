@@ -2183,3 +2183,96 @@ fn zones_pick_the_subnet_and_keep_pods_in_the_file_systems_zone() {
     let (_, status) = status_for(&r, None, NOW);
     assert_eq!(status.availability_zone.as_deref(), Some("us-east-1b"));
 }
+
+#[test]
+fn intelligent_tiering_is_created_by_throughput_and_grows_by_throughput() {
+    let tiering = |t: i32| {
+        workspace(&format!(
+            "deploymentType: PERSISTENT_2\nstorageType: INTELLIGENT_TIERING\nthroughputCapacity: {t}"
+        ))
+    };
+    let tiered_fs = |t: i32| {
+        let mut f = fs(Lifecycle::Available, 0);
+        f.settings.intelligent_tiering = true;
+        f.settings.throughput_capacity = Some(t);
+        f.settings.metadata = Some(MetadataConfiguration::UserProvisioned(6000));
+        f.settings.metadata_iops = Some(6000);
+        f
+    };
+    let nominal_volume = KubeView {
+        volume: Some(VolumeView {
+            capacity_gib: 1,
+            file_system_id: "fs-0123456789abcdef0".into(),
+            zone: None,
+        }),
+        ..bound()
+    };
+    let rows = [
+        Row {
+            ws: tiering(4000),
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "create: throughput, proportional read cache, 6000 metadata IOPS, no capacity",
+                |a| {
+                    matches!(a, Action::CreateFileSystem(r)
+                    if r.tiering.as_ref().is_some_and(|t| t.throughput_capacity == 4000
+                        && t.read_cache.sizing_mode == ReadCacheSizing::ProportionalToThroughputCapacity)
+                    && r.metadata == Some(MetadataConfiguration::UserProvisioned(6000))
+                    && r.storage_capacity_gib == 0)
+                },
+            )
+        },
+        Row {
+            ws: tiering(8000),
+            fs: Some(tiered_fs(4000)),
+            dras: vec![],
+            kube: nominal_volume.clone(),
+            ..row("throughput raised in place", |a| {
+                matches!(a, Action::UpdateFileSystem { update, .. }
+                    if update.throughput_capacity == Some(8000) && update.storage_capacity_gib.is_none())
+            })
+        },
+        Row {
+            ws: tiering(4000),
+            fs: Some(tiered_fs(4000)),
+            dras: vec![],
+            kube: nominal_volume.clone(),
+            ..row("ready with a nominal 1 GiB volume", |a| *a == Action::Ready)
+        },
+        Row {
+            ws: tiering(4000),
+            class: Some(class("  namespaceLimits: {maxStorageCapacityGiB: 24000}\n")),
+            fs: None,
+            dras: vec![],
+            kube: KubeView::default(),
+            ..row(
+                "a class that budgets capacity refuses elastic storage",
+                |a| matches!(a, Action::Invalid(v) if v[0].field == "spec.storageType" && v[0].message.contains("cannot be counted")),
+            )
+        },
+    ];
+    let failures: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let action = run(r);
+            (!(r.expect)(&action)).then(|| format!("{}: got {action:?}", r.name))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let r = Row {
+        ws: tiering(4000),
+        fs: Some(tiered_fs(4000)),
+        dras: vec![],
+        kube: nominal_volume,
+        ..row("status", |_| true)
+    };
+    let (_, status) = status_for(&r, None, NOW);
+    let cost = status.estimated_monthly_cost.expect("cost status");
+    assert!(
+        cost.basis.contains("billed by the data it holds"),
+        "{}",
+        cost.basis
+    );
+}

@@ -172,6 +172,7 @@ async fn scenario(cloud: &AwsCloud, sim: &SimAws) -> Report {
         root_squash: None,
         log: None,
         efa: false,
+        tiering: None,
         tags: tags.clone(),
     };
     let fs = cloud.create_file_system(&request).await.expect("create fs");
@@ -486,6 +487,7 @@ async fn resize_goes_updating_then_available_with_the_new_size() {
             root_squash: None,
             log: None,
             efa: false,
+            tiering: None,
             tags: Default::default(),
         })
         .await
@@ -622,6 +624,7 @@ async fn linked_file_system(cloud: &AwsCloud, token: &str, auto_export: bool) ->
             root_squash: None,
             log: None,
             efa: false,
+            tiering: None,
             tags: Default::default(),
         })
         .await
@@ -1141,4 +1144,77 @@ async fn efa_needs_the_all_traffic_rules_on_its_security_group() {
         .await
         .expect_err("SCRATCH_2");
     assert_eq!(e.code.as_deref(), Some("BadRequest"));
+}
+
+/// Intelligent-Tiering over the wire: elastic (no capacity sent or reported), a throughput
+/// and a read cache, provisioned metadata IOPS, no S3 links, throughput raised in place.
+#[tokio::test]
+async fn intelligent_tiering_is_created_by_throughput_without_links() {
+    let (_sim, url, _stop) = start(SimConfig {
+        timing: fast_timing(),
+        ..SimConfig::default()
+    })
+    .await;
+    let cloud = adapter(&url, 1).await;
+    let request = |token: &str, metadata| FileSystemRequest {
+        deployment_type: DeploymentType::Persistent2,
+        metadata: Some(metadata),
+        tiering: Some(Tiering {
+            throughput_capacity: 4000,
+            read_cache: ReadCache {
+                sizing_mode: ReadCacheSizing::UserProvisioned,
+                size_gib: Some(512),
+            },
+        }),
+        ..FileSystemRequest::scratch(token, SUBNET, Default::default())
+    };
+    let e = cloud
+        .create_file_system(&request("it-1", MetadataConfiguration::Automatic))
+        .await
+        .expect_err("AUTOMATIC");
+    assert!(
+        e.message.contains("AUTOMATIC mode is not supported"),
+        "{e:?}"
+    );
+    let made = cloud
+        .create_file_system(&request(
+            "it-2",
+            MetadataConfiguration::UserProvisioned(6000),
+        ))
+        .await
+        .expect("Intelligent-Tiering");
+    assert!(made.settings.intelligent_tiering);
+    assert_eq!(made.settings.throughput_capacity, Some(4000));
+    assert_eq!(made.storage_capacity_gib, 0, "no capacity reported");
+    let fs = available(&cloud, &made.id).await;
+    let e = cloud
+        .create_data_repository_association(&DataRepositoryRequest {
+            client_token: "it-link".into(),
+            file_system_id: fs.id.clone(),
+            file_system_path: "/datasets".into(),
+            data_repository_path: "s3://ml-data/datasets/".into(),
+            auto_import: vec![],
+            auto_export: vec![],
+            batch_import_meta_data_on_create: false,
+            imported_file_chunk_size_mib: None,
+            tags: Default::default(),
+        })
+        .await
+        .expect_err("no S3 links on Intelligent-Tiering");
+    assert_eq!(e.code.as_deref(), Some("BadRequest"));
+    let raise = |t| FileSystemUpdate {
+        throughput_capacity: Some(t),
+        ..FileSystemUpdate::default()
+    };
+    let e = cloud
+        .update_file_system(&fs.id, &raise(6000))
+        .await
+        .expect_err("not a multiple of 4000");
+    assert_eq!(e.code.as_deref(), Some("BadRequest"));
+    cloud
+        .update_file_system(&fs.id, &raise(8000))
+        .await
+        .expect("raise");
+    let raised = available(&cloud, &fs.id).await;
+    assert_eq!(raised.settings.throughput_capacity, Some(8000));
 }

@@ -343,6 +343,7 @@ async fn fsx_transcript(cloud: &AwsCloud, net: &Network) -> Vec<String> {
         root_squash: None,
         log: None,
         efa: false,
+        tiering: None,
         tags: tags.clone(),
     };
     let describe = |fs: &FileSystem, ids: &mut Ids| {

@@ -136,7 +136,7 @@ async fn custom_resources_with_admission_status_and_generation() {
 
     // Stale resourceVersion: 409.
     let mut stale = created.clone();
-    stale.spec.storage_capacity_gib = 4800;
+    stale.spec.storage_capacity_gib = Some(4800);
     let err = api
         .replace("w", &PostParams::default(), &stale)
         .await

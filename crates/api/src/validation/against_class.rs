@@ -46,15 +46,25 @@ pub fn validate_spec_against_class(
             ),
         );
     }
-    if let Some(max) = class.max_storage_capacity_gib
-        && spec.storage_capacity_gib > max
+    if let (Some(max), Some(gib)) = (class.max_storage_capacity_gib, spec.storage_capacity_gib)
+        && gib > max
     {
         c.push(
             "spec.storageCapacityGiB",
             format!(
-                "storageCapacityGiB {} is above the limit of class {class_name}: at most {max} GiB",
-                spec.storage_capacity_gib
+                "storageCapacityGiB {gib} is above the limit of class {class_name}: at most {max} GiB"
             ),
+        );
+    }
+    // Elastic storage has no capacity to count against a namespace's capacity or cost budget.
+    let budgeted = class
+        .namespace_limits
+        .as_ref()
+        .is_some_and(|l| l.max_storage_capacity_gib.is_some() || l.max_monthly_cost.is_some());
+    if spec.is_tiering() && budgeted {
+        c.push(
+            "spec.storageType",
+            format!("class {class_name} budgets each namespace's storage or cost: an INTELLIGENT_TIERING file system, whose storage is elastic, cannot be counted against it; use SSD"),
         );
     }
     if let Some(iops) = spec.metadata.as_ref().and_then(|m| m.iops)
@@ -123,7 +133,12 @@ pub fn validate_spec_against_class(
     // Rules CEL skips when deploymentType is left to the class's default.
     if spec.deployment_type.is_none() && spec.file_system_id.is_none() {
         let effective = effective_deployment_type(spec, class);
-        throughput_rules(&mut c, Some(effective), spec.per_unit_storage_throughput);
+        throughput_rules(
+            &mut c,
+            Some(effective),
+            spec.per_unit_storage_throughput,
+            spec.is_tiering(),
+        );
         if spec.final_backup_on_delete == Some(true) && effective != DeploymentType::Persistent2 {
             c.push("spec.finalBackupOnDelete", rules::FINAL_BACKUP_MSG);
         }

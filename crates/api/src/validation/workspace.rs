@@ -21,16 +21,18 @@ pub fn validate_workspace_spec(
         c.length("spec.className", name, 1, 253);
     }
 
-    let capacity = spec.storage_capacity_gib;
-    c.range(
-        "spec.storageCapacityGiB",
-        capacity.into(),
-        Some(limits::MIN_CAPACITY_GIB.into()),
-        None,
-    );
-    if !valid_capacity(capacity) {
-        c.push("spec.storageCapacityGiB", rules::CAPACITY_MSG);
+    if let Some(capacity) = spec.storage_capacity_gib {
+        c.range(
+            "spec.storageCapacityGiB",
+            capacity.into(),
+            Some(limits::MIN_CAPACITY_GIB.into()),
+            None,
+        );
+        if !valid_capacity(capacity) {
+            c.push("spec.storageCapacityGiB", rules::CAPACITY_MSG);
+        }
     }
+    storage_rules(&mut c, spec, old);
 
     if let Some(t) = spec.per_unit_storage_throughput
         && !limits::PERSISTENT_2_THROUGHPUTS.contains(&t)
@@ -44,6 +46,7 @@ pub fn validate_workspace_spec(
         &mut c,
         spec.deployment_type,
         spec.per_unit_storage_throughput,
+        spec.is_tiering(),
     );
     if spec.final_backup_on_delete == Some(true)
         && spec
@@ -106,7 +109,9 @@ pub fn validate_workspace_spec(
     metadata_rules(&mut c, spec, old);
 
     if let Some(old) = old {
-        if capacity < old.storage_capacity_gib {
+        if let (Some(now), Some(was)) = (spec.storage_capacity_gib, old.storage_capacity_gib)
+            && now < was
+        {
             c.push("spec.storageCapacityGiB", rules::CAPACITY_GROWS_MSG);
         }
         let changed = [
@@ -121,6 +126,8 @@ pub fn validate_workspace_spec(
             (spec.data_compression_type != old.data_compression_type, 4),
             (spec.efa != old.efa, 5),
             (spec.availability_zone != old.availability_zone, 6),
+            (spec.storage_type != old.storage_type, 7),
+            (spec.read_cache != old.read_cache, 8),
         ];
         for (differs, i) in changed {
             if differs {
@@ -192,6 +199,69 @@ fn metadata_rules(c: &mut Checker, spec: &LustreWorkspaceSpec, old: Option<&Lust
     }
 }
 
+/// `spec.storageType` and what goes with it: SSD by capacity, Intelligent-Tiering by
+/// throughput and read cache, without S3 links.
+fn storage_rules(c: &mut Checker, spec: &LustreWorkspaceSpec, old: Option<&LustreWorkspaceSpec>) {
+    use crate::lustre_settings::{MetadataMode, ReadCacheSizing};
+    if let Some(t) = spec.throughput_capacity {
+        c.range(
+            "spec.throughputCapacity",
+            t.into(),
+            Some(4000),
+            Some(2_000_000),
+        );
+        if t % 4000 != 0 {
+            c.push("spec.throughputCapacity", rules::TIERING_THROUGHPUT_MSG);
+        }
+        if let Some(was) = old.and_then(|o| o.throughput_capacity)
+            && t < was
+        {
+            c.push(
+                "spec.throughputCapacity",
+                rules::TIERING_THROUGHPUT_GROWS_MSG,
+            );
+        }
+    }
+    if let Some(cache) = &spec.read_cache {
+        if let Some(size) = cache.size_gib {
+            c.range("spec.readCache.sizeGiB", size.into(), Some(0), None);
+        }
+        if (cache.sizing_mode == ReadCacheSizing::UserProvisioned) != cache.size_gib.is_some() {
+            c.push("spec.readCache.sizeGiB", rules::READ_CACHE_SIZE_MSG);
+        }
+        if let (Some(size), Some(t)) = (cache.size_gib, spec.throughput_capacity) {
+            let units = i64::from(t / 4000);
+            if !(32 * units..=131_072 * units).contains(&i64::from(size)) {
+                c.push("spec.readCache", rules::READ_CACHE_BOUNDS_MSG);
+            }
+        }
+    }
+    if !spec.is_tiering() {
+        if spec.storage_capacity_gib.is_none()
+            || spec.throughput_capacity.is_some()
+            || spec.read_cache.is_some()
+        {
+            c.push("spec.storageCapacityGiB", rules::SSD_FIELDS_MSG);
+        }
+        return;
+    }
+    if spec.throughput_capacity.is_none()
+        || spec.storage_capacity_gib.is_some()
+        || spec.per_unit_storage_throughput.is_some()
+        || spec.deployment_type != Some(DeploymentType::Persistent2)
+    {
+        c.push("spec.storageType", rules::TIERING_FIELDS_MSG);
+    }
+    if !spec.data_repositories.is_empty() {
+        c.push("spec.dataRepositories", rules::TIERING_NO_LINKS_MSG);
+    }
+    if let Some(m) = &spec.metadata
+        && !(m.mode == MetadataMode::UserProvisioned && matches!(m.iops, Some(6000 | 12000)))
+    {
+        c.push("spec.metadata", rules::TIERING_METADATA_MSG);
+    }
+}
+
 /// Whether `gib` is a SCRATCH_2 / PERSISTENT_2 size.
 pub fn valid_capacity(gib: i32) -> bool {
     gib == limits::MIN_CAPACITY_GIB
@@ -202,9 +272,10 @@ pub(super) fn throughput_rules(
     c: &mut Checker,
     deployment: Option<DeploymentType>,
     throughput: Option<i32>,
+    tiering: bool,
 ) {
     match (deployment, throughput) {
-        (Some(DeploymentType::Persistent2), None) => c.push(
+        (Some(DeploymentType::Persistent2), None) if !tiering => c.push(
             "spec.perUnitStorageThroughput",
             rules::THROUGHPUT_REQUIRED_MSG,
         ),

@@ -3,6 +3,7 @@
 use aws_sdk_fsx::types as fsx;
 
 use super::errors::carried;
+use super::lustre_shapes::{log_to, metadata_to, read_cache_to, root_squash_to, settings_from};
 use super::{AwsCloud, in_chunks};
 use crate::error::{CloudResult, ErrorKind};
 use crate::naming;
@@ -88,75 +89,6 @@ pub(crate) fn file_system_from(fs: &fsx::FileSystem) -> FileSystem {
     }
 }
 
-fn metadata_to(m: MetadataConfiguration) -> (fsx::MetadataConfigurationMode, Option<i32>) {
-    match m {
-        MetadataConfiguration::Automatic => (fsx::MetadataConfigurationMode::Automatic, None),
-        MetadataConfiguration::UserProvisioned(iops) => {
-            (fsx::MetadataConfigurationMode::UserProvisioned, Some(iops))
-        }
-    }
-}
-
-fn root_squash_to(r: &RootSquash) -> fsx::LustreRootSquashConfiguration {
-    fsx::LustreRootSquashConfiguration::builder()
-        .root_squash(&r.uid_gid)
-        .set_no_squash_nids((!r.no_squash_nids.is_empty()).then(|| r.no_squash_nids.clone()))
-        .build()
-}
-
-fn log_to(l: &LogSettings) -> fsx::LustreLogCreateConfiguration {
-    fsx::LustreLogCreateConfiguration::builder()
-        .level(fsx::LustreAccessAuditLogLevel::from(l.level.as_str()))
-        .set_destination(l.destination.clone())
-        .build()
-}
-
-/// Metadata IOPS, root squash and logging, and when FSx last took a metadata change (the
-/// latest administrative update whose target names a metadata configuration).
-fn settings_from(fs: &fsx::FileSystem) -> FileSystemSettings {
-    let lustre = fs.lustre_configuration();
-    let metadata = lustre.and_then(|l| l.metadata_configuration());
-    let metadata_changed_at = fs
-        .administrative_actions()
-        .iter()
-        .filter(|a| {
-            a.administrative_action_type().map(|t| t.as_str()) == Some("FILE_SYSTEM_UPDATE")
-                && a.status().map(|s| s.as_str()) != Some("FAILED")
-                && a.target_file_system_values()
-                    .and_then(|t| t.lustre_configuration())
-                    .and_then(|l| l.metadata_configuration())
-                    .is_some()
-        })
-        .filter_map(|a| a.request_time().map(|t| t.secs()))
-        .max();
-    FileSystemSettings {
-        metadata: metadata.and_then(|m| match m.mode().map(|m| m.as_str()) {
-            Some("AUTOMATIC") => Some(MetadataConfiguration::Automatic),
-            Some("USER_PROVISIONED") => Some(MetadataConfiguration::UserProvisioned(
-                m.iops().unwrap_or_default(),
-            )),
-            _ => None,
-        }),
-        metadata_iops: metadata.and_then(|m| m.iops()),
-        metadata_changed_at,
-        root_squash: lustre
-            .and_then(|l| l.root_squash_configuration())
-            .and_then(|r| {
-                Some(RootSquash {
-                    uid_gid: r.root_squash()?.to_string(),
-                    no_squash_nids: r.no_squash_nids().to_vec(),
-                })
-            }),
-        efa: lustre.and_then(|l| l.efa_enabled()).unwrap_or(false),
-        log: lustre.and_then(|l| l.log_configuration()).and_then(|l| {
-            Some(LogSettings {
-                level: LogLevel::parse(l.level()?.as_str())?,
-                destination: l.destination().map(str::to_string),
-            })
-        }),
-    }
-}
-
 fn association_from(a: &fsx::DataRepositoryAssociation) -> DataRepositoryAssociation {
     let s3 = a.s3();
     DataRepositoryAssociation {
@@ -212,16 +144,26 @@ impl crate::FileSystems for AwsCloud {
         if r.efa {
             lustre = lustre.efa_enabled(true);
         }
+        if let Some(t) = &r.tiering {
+            lustre = lustre
+                .throughput_capacity(t.throughput_capacity)
+                .data_read_cache_configuration(read_cache_to(&t.read_cache));
+        }
         lustre = lustre
             .set_root_squash_configuration(r.root_squash.as_ref().map(root_squash_to))
             .set_log_configuration(r.log.as_ref().map(log_to));
+        // Intelligent-Tiering storage is elastic: no capacity is sent.
+        let (storage_type, capacity) = match r.tiering {
+            Some(_) => (fsx::StorageType::IntelligentTiering, None),
+            None => (fsx::StorageType::Ssd, Some(r.storage_capacity_gib)),
+        };
         let sent = self
             .fsx
             .create_file_system()
             .client_request_token(&r.client_token)
             .file_system_type(fsx::FileSystemType::Lustre)
-            .storage_type(fsx::StorageType::Ssd)
-            .storage_capacity(r.storage_capacity_gib)
+            .storage_type(storage_type)
+            .set_storage_capacity(capacity)
             .subnet_ids(&r.subnet_id)
             .set_security_group_ids(Some(r.security_group_ids.clone()))
             .set_kms_key_id(r.kms_key_id.clone())
@@ -282,6 +224,7 @@ impl crate::FileSystems for AwsCloud {
         });
         let lustre = fsx::UpdateFileSystemLustreConfiguration::builder()
             .set_per_unit_storage_throughput(u.per_unit_storage_throughput)
+            .set_throughput_capacity(u.throughput_capacity)
             .set_metadata_configuration(metadata)
             .set_root_squash_configuration(u.root_squash.as_ref().map(root_squash_to))
             .set_log_configuration(u.log.as_ref().map(log_to))

@@ -8,6 +8,7 @@
 mod ec2;
 mod errors;
 mod fsx;
+mod lustre_shapes;
 mod tasks;
 
 use std::sync::Arc;

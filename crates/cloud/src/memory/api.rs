@@ -144,6 +144,8 @@ impl FileSystems for MemoryCloud {
                 root_squash: request.root_squash.clone(),
                 log: request.log.clone(),
                 efa: request.efa,
+                intelligent_tiering: request.tiering.is_some(),
+                throughput_capacity: request.tiering.as_ref().map(|t| t.throughput_capacity),
             },
         };
         a.fs_tokens

@@ -180,6 +180,9 @@ impl MemoryCloud {
                     fs.settings.metadata = update.metadata;
                     fs.settings.metadata_iops = Some(iops);
                 }
+                if update.throughput_capacity.is_some() {
+                    fs.settings.throughput_capacity = update.throughput_capacity;
+                }
                 if update.root_squash.is_some() {
                     fs.settings.root_squash = update.root_squash;
                 }

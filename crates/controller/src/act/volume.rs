@@ -45,7 +45,7 @@ pub(super) async fn apply_volume(
     let pv = builders::persistent_volume(ws, class, fs, zone);
     apply(Api::<PersistentVolume>::all(ctx.client.clone()), &pv).await?;
     Ok(Outcome::Volume(Some(VolumeView {
-        capacity_gib: fs.storage_capacity_gib.into(),
+        capacity_gib: builders::volume_gib(fs),
         file_system_id: fs.id.clone(),
         zone: zone.map(str::to_string),
     })))
@@ -62,7 +62,7 @@ pub(super) async fn apply_claim(
     let pvc = builders::persistent_volume_claim(
         ws,
         o.class().expect("decided with a class"),
-        fs.storage_capacity_gib.into(),
+        builders::volume_gib(fs),
     );
     let claims = claims(ctx, ws);
     let params = PostParams {

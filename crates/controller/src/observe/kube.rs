@@ -257,14 +257,14 @@ pub(crate) fn budget_use(
             let holds = status.and_then(|s| s.file_system_id.as_ref()).map(|_| {
                 status
                     .and_then(|s| s.storage_capacity_gib)
-                    .map_or(i64::from(p.spec.storage_capacity_gib), i64::from)
+                    .map_or(i64::from(p.spec.capacity_gib()), i64::from)
             });
             Peer {
                 workspace: p,
                 cost_cents: budget::monthly_cents(
                     p,
                     class,
-                    holds.unwrap_or(i64::from(p.spec.storage_capacity_gib)),
+                    holds.unwrap_or(i64::from(p.spec.capacity_gib())),
                 ),
                 holds_gib: holds,
                 admissible: p.validate(None).is_empty()

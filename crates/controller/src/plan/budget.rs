@@ -89,7 +89,7 @@ fn order(ws: &LustreWorkspace) -> (Option<jiff::Timestamp>, String) {
 }
 
 fn ask(ws: &LustreWorkspace) -> i64 {
-    i64::from(ws.spec.storage_capacity_gib)
+    i64::from(ws.spec.capacity_gib())
 }
 
 /// Whether one more workspace of `ask` GiB costing `cents` fits beside `used` (a cost limit
@@ -212,7 +212,7 @@ mod tests {
         w.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
             jiff::Timestamp::from_second(1_700_000_000 + second).expect("time"),
         ));
-        w.spec.storage_capacity_gib = gib;
+        w.spec.storage_capacity_gib = Some(gib);
         w
     }
 

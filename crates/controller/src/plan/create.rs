@@ -263,8 +263,11 @@ fn size(i: &Inputs, fs: &FileSystem) -> Plan<()> {
     if ws.spec.file_system_id.is_some() {
         return Continue(());
     }
+    if ws.spec.is_tiering() {
+        return tiering_throughput(ws, fs);
+    }
     let mut update = FileSystemUpdate::default();
-    let want = i64::from(ws.spec.storage_capacity_gib);
+    let want = i64::from(ws.spec.capacity_gib());
     let have = i64::from(fs.storage_capacity_gib);
     if want < have {
         return Break(Action::Invalid(vec![Violation {
@@ -276,7 +279,7 @@ fn size(i: &Inputs, fs: &FileSystem) -> Plan<()> {
         }]));
     }
     if want > have {
-        update.storage_capacity_gib = Some(ws.spec.storage_capacity_gib);
+        update.storage_capacity_gib = ws.spec.storage_capacity_gib;
     }
     if fs.deployment_type == lustre_cloud::DeploymentType::Persistent2
         && ws.spec.per_unit_storage_throughput.is_some()
@@ -290,6 +293,33 @@ fn size(i: &Inputs, fs: &FileSystem) -> Plan<()> {
     Break(Action::UpdateFileSystem {
         id: fs.id.clone(),
         update,
+    })
+}
+
+/// An Intelligent-Tiering file system's throughput as the spec asks (only ever raised).
+fn tiering_throughput(ws: &LustreWorkspace, fs: &FileSystem) -> Plan<()> {
+    let (Some(want), Some(have)) = (ws.spec.throughput_capacity, fs.settings.throughput_capacity)
+    else {
+        return Continue(());
+    };
+    if want < have {
+        return Break(Action::Invalid(vec![Violation {
+            field: "spec.throughputCapacity".into(),
+            message: format!(
+                "{} (the file system already has {have} MB/s)",
+                lustre_api::rules::TIERING_THROUGHPUT_GROWS_MSG
+            ),
+        }]));
+    }
+    if want == have {
+        return Continue(());
+    }
+    Break(Action::UpdateFileSystem {
+        id: fs.id.clone(),
+        update: FileSystemUpdate {
+            throughput_capacity: Some(want),
+            ..FileSystemUpdate::default()
+        },
     })
 }
 
@@ -380,7 +410,7 @@ fn kubernetes(i: &Inputs, fs: &FileSystem, zone: Option<&str>) -> Action {
     match &i.kube.volume {
         Some(v)
             if v.file_system_id == fs.id
-                && v.capacity_gib == i64::from(fs.storage_capacity_gib)
+                && v.capacity_gib == crate::builders::volume_gib(fs)
                 && v.zone.as_deref() == zone => {}
         _ => return Action::ApplyVolume,
     }

@@ -92,7 +92,7 @@ pub(super) fn file_system_request(
             DeploymentType::Scratch2 => lustre_cloud::DeploymentType::Scratch2,
             DeploymentType::Persistent2 => lustre_cloud::DeploymentType::Persistent2,
         },
-        storage_capacity_gib: ws.spec.storage_capacity_gib,
+        storage_capacity_gib: ws.spec.capacity_gib(),
         per_unit_storage_throughput: ws.spec.per_unit_storage_throughput,
         subnet_id: subnet_id.to_string(),
         security_group_ids: groups,
@@ -109,17 +109,37 @@ pub(super) fn file_system_request(
         root_squash: root_squash(class),
         log: log(class),
         efa: ws.spec.efa == Some(true),
+        tiering: ws.spec.is_tiering().then(|| lustre_cloud::Tiering {
+            throughput_capacity: ws.spec.throughput_capacity.unwrap_or(4000),
+            read_cache: ws
+                .spec
+                .read_cache
+                .clone()
+                .unwrap_or(lustre_cloud::ReadCache {
+                    sizing_mode: lustre_cloud::ReadCacheSizing::ProportionalToThroughputCapacity,
+                    size_gib: None,
+                }),
+        }),
         tags: resource_tags(ws, class),
     }
 }
 
-/// The metadata configuration the spec asks for (AUTOMATIC when it says nothing).
+/// The metadata configuration the spec asks for when it says nothing: AUTOMATIC on SSD, 6000
+/// provisioned IOPS on Intelligent-Tiering (where FSx has no AUTOMATIC mode).
 pub(super) fn metadata(ws: &LustreWorkspace) -> lustre_cloud::MetadataConfiguration {
-    match ws.spec.metadata.as_ref().and_then(|m| m.iops) {
-        Some(iops) => lustre_cloud::MetadataConfiguration::UserProvisioned(iops),
-        None => lustre_cloud::MetadataConfiguration::Automatic,
+    use lustre_cloud::MetadataConfiguration::{Automatic, UserProvisioned};
+    match (
+        ws.spec.metadata.as_ref().and_then(|m| m.iops),
+        ws.spec.is_tiering(),
+    ) {
+        (Some(iops), _) => UserProvisioned(iops),
+        (None, true) => UserProvisioned(TIERING_METADATA_IOPS),
+        (None, false) => Automatic,
     }
 }
+
+/// Metadata IOPS an Intelligent-Tiering file system gets when the spec names none.
+pub const TIERING_METADATA_IOPS: i32 = 6000;
 
 /// The class's root squash, as FSx takes it.
 pub(super) fn root_squash(class: &LustreWorkspaceClass) -> Option<lustre_cloud::RootSquash> {

@@ -102,6 +102,11 @@ pub struct FileSystem {
     pub log_configuration: Option<serde_json::Value>,
     /// `EfaEnabled` (creation only).
     pub efa_enabled: bool,
+    /// SSD or INTELLIGENT_TIERING.
+    pub storage_type: String,
+    /// Intelligent-Tiering: `ThroughputCapacity` (MB/s) and `DataReadCacheConfiguration`.
+    pub throughput_capacity: Option<i64>,
+    pub read_cache: Option<serde_json::Value>,
     /// Lustre settings an update applies when UPDATING ends (`LustreConfiguration` members).
     pub pending_lustre: Option<serde_json::Value>,
     /// When the update in progress was asked for (epoch seconds).
@@ -534,6 +539,9 @@ impl FileSystem {
             self.per_unit_storage_throughput = Some(t);
         }
         if let Some(lustre) = self.pending_lustre.take() {
+            if let Some(t) = lustre.get("ThroughputCapacity").and_then(|t| t.as_i64()) {
+                self.throughput_capacity = Some(t);
+            }
             for (key, field) in [
                 ("MetadataConfiguration", &mut self.metadata_configuration),
                 (

@@ -33,6 +33,11 @@ pub fn create_association(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
             fs.lifecycle.as_str()
         )));
     }
+    if fs.storage_type == "INTELLIGENT_TIERING" {
+        return Err(bad_request(
+            "Data repository associations are not supported on Intelligent-Tiering file systems.",
+        ));
+    }
     if fs.deployment_type == "SCRATCH_1" || fs.file_system_type_version == "2.10" {
         return Err(ApiError::new(
             400,

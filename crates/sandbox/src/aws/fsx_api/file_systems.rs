@@ -93,6 +93,7 @@ struct Settings {
     metadata: Option<Value>,
     root_squash: Option<Value>,
     log: Option<Value>,
+    tiering: Option<(i64, Value)>,
 }
 
 fn settings(s: &State, req: &Value) -> Result<Settings, ApiError> {
@@ -112,7 +113,8 @@ fn settings(s: &State, req: &Value) -> Result<Settings, ApiError> {
         .get("StorageCapacity")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    if !valid_capacity(&deployment, capacity) {
+    let tiering = lustre_settings::tiering(req, &lustre, &deployment)?;
+    if tiering.is_none() && !valid_capacity(&deployment, capacity) {
         return Err(bad_request(format!(
             "Invalid storage capacity {capacity} GiB for {deployment}: use 1200, 2400 or increments of {} GiB.",
             if deployment == "SCRATCH_1" {
@@ -126,7 +128,7 @@ fn settings(s: &State, req: &Value) -> Result<Settings, ApiError> {
         .get("PerUnitStorageThroughput")
         .and_then(Value::as_i64);
     match (deployment.as_str(), throughput) {
-        ("PERSISTENT_2", None) => {
+        ("PERSISTENT_2", None) if tiering.is_none() => {
             return Err(ApiError::new(
                 400,
                 "InvalidPerUnitStorageThroughput",
@@ -157,6 +159,15 @@ fn settings(s: &State, req: &Value) -> Result<Settings, ApiError> {
         _ => {}
     }
     let metadata = metadata_configuration(&lustre, &deployment, capacity)?;
+    if tiering.is_some()
+        && !metadata.as_ref().is_some_and(|m| {
+            m["Mode"] == "USER_PROVISIONED" && matches!(m["Iops"].as_i64(), Some(6000 | 12000))
+        })
+    {
+        return Err(bad_request(
+            "Intelligent-Tiering file systems need a USER_PROVISIONED metadata configuration of 6000 or 12000 IOPS; AUTOMATIC mode is not supported on them.",
+        ));
+    }
     let root_squash = lustre
         .get("RootSquashConfiguration")
         .map(lustre_settings::root_squash)
@@ -197,6 +208,7 @@ fn settings(s: &State, req: &Value) -> Result<Settings, ApiError> {
         metadata,
         root_squash,
         log,
+        tiering,
     })
 }
 
@@ -262,6 +274,7 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         metadata,
         root_squash,
         log,
+        tiering,
     } = settings(s, req)?;
     let tags = tags_from(req)?;
     let efa_enabled = lustre.get("EfaEnabled").and_then(Value::as_bool) == Some(true);
@@ -302,6 +315,13 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         root_squash_configuration: root_squash,
         log_configuration: log,
         efa_enabled,
+        storage_type: if tiering.is_some() {
+            "INTELLIGENT_TIERING".into()
+        } else {
+            "SSD".into()
+        },
+        throughput_capacity: tiering.as_ref().map(|(t, _)| *t),
+        read_cache: tiering.map(|(_, c)| c),
         pending_lustre: None,
         update_requested_at: None,
         past_actions: Vec::new(),
@@ -381,6 +401,17 @@ pub fn update_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         .and_then(Value::as_i64);
     let now = epoch_seconds();
     let mut pending = json!({});
+    if let Some(t) = lustre.get("ThroughputCapacity").and_then(Value::as_i64) {
+        let have = fs.throughput_capacity.ok_or_else(|| {
+            bad_request("ThroughputCapacity is only for Intelligent-Tiering file systems.")
+        })?;
+        if t < have || t % 4000 != 0 {
+            return Err(bad_request(format!(
+                "ThroughputCapacity {t} is not valid: a multiple of 4000 MBps, at least the current {have}."
+            )));
+        }
+        pending["ThroughputCapacity"] = json!(t);
+    }
     if let Some(m) = lustre.get("MetadataConfiguration") {
         pending["MetadataConfiguration"] = lustre_settings::metadata_change(fs, m, now)?;
     }

@@ -143,6 +143,57 @@ pub fn metadata_change(fs: &FileSystem, v: &Value, now: f64) -> Result<Value, Ap
     }
 }
 
+/// `StorageType: INTELLIGENT_TIERING` at creation, with the rules of the model the SDK in
+/// Cargo.lock ships (FSX_FACTS part 2 §5, [crate]): PERSISTENT_2, no StorageCapacity nor
+/// PerUnitStorageThroughput, ThroughputCapacity 4000 or a multiple of 4000, and a
+/// DataReadCacheConfiguration (32-131072 GiB per 4000 MBps when USER_PROVISIONED). `None` for
+/// SSD.
+pub fn tiering(
+    req: &Value,
+    lustre: &Value,
+    deployment: &str,
+) -> Result<Option<(i64, Value)>, ApiError> {
+    match str_field(req, "StorageType").unwrap_or("SSD") {
+        "SSD" => return Ok(None),
+        "INTELLIGENT_TIERING" => {}
+        other => return Err(bad_request(format!("Unsupported StorageType '{other}'."))),
+    }
+    if deployment != "PERSISTENT_2" {
+        return Err(bad_request(
+            "Intelligent-Tiering is only available for PERSISTENT_2 file systems.",
+        ));
+    }
+    if req.get("StorageCapacity").is_some() || lustre.get("PerUnitStorageThroughput").is_some() {
+        return Err(bad_request(
+            "StorageCapacity and PerUnitStorageThroughput are not supported with Intelligent-Tiering.",
+        ));
+    }
+    let throughput = lustre.get("ThroughputCapacity").and_then(Value::as_i64);
+    let Some(t) = throughput.filter(|t| *t >= 4000 && t % 4000 == 0) else {
+        return Err(bad_request(
+            "ThroughputCapacity is required for Intelligent-Tiering: 4000 MBps or a multiple of 4000 MBps.",
+        ));
+    };
+    let Some(cache) = lustre.get("DataReadCacheConfiguration") else {
+        return Err(bad_request(
+            "DataReadCacheConfiguration is required when StorageType is INTELLIGENT_TIERING.",
+        ));
+    };
+    let size = cache.get("SizeGiB").and_then(Value::as_i64);
+    let units = t / 4000;
+    match (str_field(cache, "SizingMode"), size) {
+        (Some("USER_PROVISIONED"), Some(n)) if (32 * units..=131_072 * units).contains(&n) => {}
+        (Some("NO_CACHE" | "PROPORTIONAL_TO_THROUGHPUT_CAPACITY"), None) => {}
+        (mode, _) => {
+            return Err(bad_request(format!(
+                "DataReadCacheConfiguration is not valid (SizingMode {}): SizeGiB only with USER_PROVISIONED, 32 to 131072 GiB for every 4000 MBps.",
+                mode.unwrap_or_default()
+            )));
+        }
+    }
+    Ok(Some((t, cache.clone())))
+}
+
 /// `EfaEnabled` at creation: PERSISTENT_2 with a metadata configuration, and a security
 /// group that lets all traffic in from itself (a new group lets all traffic out already).
 pub fn efa(s: &State, deployment: &str, metadata: bool, groups: &[String]) -> Result<(), ApiError> {

@@ -167,6 +167,12 @@ pub fn file_system_json(fs: &FileSystem) -> Value {
     if fs.efa_enabled {
         lustre["EfaEnabled"] = json!(true);
     }
+    if let Some(t) = fs.throughput_capacity {
+        lustre["ThroughputCapacity"] = json!(t);
+    }
+    if let Some(c) = &fs.read_cache {
+        lustre["DataReadCacheConfiguration"] = c.clone();
+    }
     if let Some(d) = fs.automatic_backup_retention_days {
         lustre["AutomaticBackupRetentionDays"] = json!(d);
     }
@@ -185,8 +191,7 @@ pub fn file_system_json(fs: &FileSystem) -> Value {
         "FileSystemId": fs.id,
         "FileSystemType": "LUSTRE",
         "Lifecycle": fs.lifecycle.as_str(),
-        "StorageCapacity": fs.storage_capacity,
-        "StorageType": "SSD",
+        "StorageType": fs.storage_type,
         "VpcId": fs.vpc_id,
         "SubnetIds": [fs.subnet_id],
         "NetworkInterfaceIds": fs.network_interface_ids,
@@ -196,6 +201,10 @@ pub fn file_system_json(fs: &FileSystem) -> Value {
         "LustreConfiguration": lustre,
         "FileSystemTypeVersion": fs.file_system_type_version,
     });
+    // Intelligent-Tiering storage is elastic: no capacity is reported.
+    if fs.storage_type != "INTELLIGENT_TIERING" {
+        out["StorageCapacity"] = json!(fs.storage_capacity);
+    }
     if let Some(k) = &fs.kms_key_id {
         out["KmsKeyId"] = json!(k);
     }
