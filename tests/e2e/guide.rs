@@ -316,6 +316,29 @@ async fn the_user_guide_shows_real_output() {
         ]))
         .await,
     ));
+    // 2. Choosing storage: an Intelligent-Tiering workspace, shown with its zone.
+    outputs.push((
+        "apply-tiering",
+        run(s(&["apply", "-f", &ex("workspace-tiering.yaml")])).await,
+    ));
+    e.wait_for("condition=Ready", "lws/corpus").await;
+    outputs.push((
+        "get-lws-tiering",
+        run(s(&[
+            "get",
+            "lws",
+            "corpus",
+            "-n",
+            "ml",
+            "-o",
+            "custom-columns=NAME:.metadata.name,STORAGE:.spec.storageType,THROUGHPUT:.spec.throughputCapacity,METADATA IOPS:.status.metadataIops,ZONE:.status.availabilityZone,CLAIM:.status.claimName,READY:.status.conditions[?(@.type==\"Ready\")].status",
+        ]))
+        .await,
+    ));
+    outputs.push((
+        "get-lws-wide",
+        run(s(&["get", "lws", "corpus", "-n", "ml", "-o", "wide"])).await,
+    ));
     tokio::time::sleep(Duration::from_millis(10)).await;
 
     let path = repo().join("docs/user-guide.md");

@@ -205,8 +205,8 @@ fn examples_are_valid() {
         checked += 1;
     }
     assert_eq!(
-        checked, 5,
-        "class, scratch, persistent, save-results and expiring examples"
+        checked, 6,
+        "class, scratch, persistent, save-results, expiring and tiering examples"
     );
 }
 
