@@ -435,7 +435,8 @@ pub fn desired_status(
         lifecycle: fs.map(|f| f.lifecycle.as_str().to_string()),
         dns_name: fs.and_then(|f| f.dns_name.clone()),
         mount_name: fs.and_then(|f| f.mount_name.clone()),
-        storage_capacity_gib: fs.map(|f| f.storage_capacity_gib),
+        // Intelligent-Tiering storage is elastic: no capacity.
+        storage_capacity_gib: fs.map(|f| f.storage_capacity_gib).filter(|g| *g > 0),
         metadata_iops: fs.and_then(|f| f.settings.metadata_iops),
         availability_zone: fs
             .and_then(|f| crate::plan::file_system_zone(i.aws.subnets, f))

@@ -781,6 +781,16 @@ fn the_lifecycle_table() {
         },
         Row {
             fs: Some(FileSystem {
+                subnet_id: Some("subnet-0000000000000dead".into()),
+                ..adoptable.clone()
+            }),
+            ..adopt(
+                "adopt: a subnet outside the class is refused without a look at it",
+                refused,
+            )
+        },
+        Row {
+            fs: Some(FileSystem {
                 tags: [("lustre-adoptable".to_string(), "false".to_string())].into(),
                 ..adoptable.clone()
             }),

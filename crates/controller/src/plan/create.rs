@@ -100,7 +100,15 @@ struct Placement<'a> {
 fn placement<'a>(i: &Inputs<'a>, class: &LustreWorkspaceClass) -> Plan<Placement<'a>> {
     let ws = i.workspace;
     let known = |id: &str| i.aws.subnets.iter().find(|s| s.id == id);
-    let fs_subnet = i.aws.file_system.and_then(|f| f.subnet_id.as_deref());
+    // The file system's own subnet when the operator made it (the class's subnets may have
+    // changed since). An adopted one is never looked up: it may be adopted only from one of
+    // the class's subnets, and a look at a file system the workspace may not adopt would
+    // tell its tenant about it.
+    let fs_subnet = i
+        .aws
+        .file_system
+        .filter(|_| ws.spec.file_system_id.is_none())
+        .and_then(|f| f.subnet_id.as_deref());
     let ids = class.spec.subnets();
     if let Some(missing) = ids
         .iter()
