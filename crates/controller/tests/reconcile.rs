@@ -470,12 +470,22 @@ async fn a_file_system_created_before_a_crash_is_not_created_twice() {
         .await
         .expect("class");
     let labels = [("lustre".to_string(), "enabled".to_string())].into();
+    // What the previous operator had looked up: the class's subnet (its VPC and zone).
+    use lustre_cloud::Networking;
+    let subnets = [w
+        .cloud
+        .subnet(&class.spec.subnets()[0])
+        .await
+        .expect("the class's subnet")];
     let inputs = lustre_controller::plan::Inputs {
         workspace: &ws,
         class: lustre_controller::plan::ClassLookup::Found(&class),
         namespace_labels: &labels,
         cluster_id: None,
-        aws: Default::default(),
+        aws: lustre_controller::plan::AwsView {
+            subnets: &subnets,
+            ..Default::default()
+        },
         kube: &Default::default(),
         budget: None,
         pods: Default::default(),
