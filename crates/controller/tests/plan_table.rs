@@ -1804,6 +1804,18 @@ fn status_shows_the_idle_clock_and_the_deadline_and_keeps_them_across_a_restart(
     assert!(expiring_cond(&s).2.contains("idle for 2h"));
 }
 
+/// Every row decides what it expects (all wrong ones named).
+fn assert_rows(rows: &[Row]) {
+    let failures: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let action = run(r);
+            (!(r.expect)(&action)).then(|| format!("{}: got {action:?}", r.name))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// `TWO_REPOS` with `metadata: {mode: UserProvisioned, iops}`.
 fn provisioned(iops: i32) -> LustreWorkspace {
     workspace(&format!(
@@ -2027,15 +2039,8 @@ fn metadata_iops_efa_and_the_class_guard_rails() {
             )
         },
     ];
-    let failures: Vec<String> = rows
-        .iter()
-        .chain(&efa_rows)
-        .filter_map(|r| {
-            let action = run(r);
-            (!(r.expect)(&action)).then(|| format!("{}: got {action:?}", r.name))
-        })
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_rows(&rows);
+    assert_rows(&efa_rows);
     println!("settings table: {} rows", rows.len() + efa_rows.len());
 }
 
@@ -2174,14 +2179,7 @@ fn zones_pick_the_subnet_and_keep_pods_in_the_file_systems_zone() {
             )
         },
     ];
-    let failures: Vec<String> = rows
-        .iter()
-        .filter_map(|r| {
-            let action = run(r);
-            (!(r.expect)(&action)).then(|| format!("{}: got {action:?}", r.name))
-        })
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_rows(&rows);
     let r = Row {
         ws: in_zone("us-east-1b"),
         class: Some(two()),
@@ -2263,14 +2261,7 @@ fn intelligent_tiering_is_created_by_throughput_and_grows_by_throughput() {
             )
         },
     ];
-    let failures: Vec<String> = rows
-        .iter()
-        .filter_map(|r| {
-            let action = run(r);
-            (!(r.expect)(&action)).then(|| format!("{}: got {action:?}", r.name))
-        })
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_rows(&rows);
     let r = Row {
         ws: tiering(4000),
         fs: Some(tiered_fs(4000)),

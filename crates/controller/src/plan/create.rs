@@ -278,13 +278,11 @@ fn size(i: &Inputs, fs: &FileSystem) -> Plan<()> {
     let want = i64::from(ws.spec.capacity_gib());
     let have = i64::from(fs.storage_capacity_gib);
     if want < have {
-        return Break(Action::Invalid(vec![Violation {
-            field: "spec.storageCapacityGiB".into(),
-            message: format!(
-                "{} (the file system already has {have} GiB)",
-                lustre_api::rules::CAPACITY_GROWS_MSG
-            ),
-        }]));
+        return Break(below_what_it_has(
+            "spec.storageCapacityGiB",
+            lustre_api::rules::CAPACITY_GROWS_MSG,
+            format!("{have} GiB"),
+        ));
     }
     if want > have {
         update.storage_capacity_gib = ws.spec.storage_capacity_gib;
@@ -304,6 +302,14 @@ fn size(i: &Inputs, fs: &FileSystem) -> Plan<()> {
     })
 }
 
+/// A spec that asks for less than the file system has, where FSx only grows: nothing is sent.
+fn below_what_it_has(field: &str, rule: &str, have: String) -> Action {
+    Action::Invalid(vec![Violation {
+        field: field.into(),
+        message: format!("{rule} (the file system already has {have})"),
+    }])
+}
+
 /// An Intelligent-Tiering file system's throughput as the spec asks (only ever raised).
 fn tiering_throughput(ws: &LustreWorkspace, fs: &FileSystem) -> Plan<()> {
     let (Some(want), Some(have)) = (ws.spec.throughput_capacity, fs.settings.throughput_capacity)
@@ -311,13 +317,11 @@ fn tiering_throughput(ws: &LustreWorkspace, fs: &FileSystem) -> Plan<()> {
         return Continue(());
     };
     if want < have {
-        return Break(Action::Invalid(vec![Violation {
-            field: "spec.throughputCapacity".into(),
-            message: format!(
-                "{} (the file system already has {have} MB/s)",
-                lustre_api::rules::TIERING_THROUGHPUT_GROWS_MSG
-            ),
-        }]));
+        return Break(below_what_it_has(
+            "spec.throughputCapacity",
+            lustre_api::rules::TIERING_THROUGHPUT_GROWS_MSG,
+            format!("{have} MB/s"),
+        ));
     }
     if want == have {
         return Continue(());
