@@ -323,3 +323,107 @@ async fn an_intelligent_tiering_workspace_gets_a_bound_claim() {
         "{refused}"
     );
 }
+
+/// `placement: MatchPods`: the claim comes first, unbound, in a WaitForFirstConsumer
+/// StorageClass; the test plays the scheduler (neither cluster runs one): it picks a node for
+/// the first pod and writes it on the claim, as kube-scheduler does; the file system then goes
+/// in that node's zone and its volume binds the claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_pods_creates_the_file_system_in_the_first_pods_zone() {
+    let e = E2e::start(quick()).await;
+    e.apply("apiVersion: v1\nkind: Node\nmetadata:\n  name: gpu-b-1\n  labels: {topology.kubernetes.io/zone: us-east-1b}\n")
+        .await;
+    e.patch_class(
+        r#"{"spec":{"subnetId":null,"subnetIds":["subnet-0123456789abcdef0","subnet-0fedcba9876543210"],"placement":"MatchPods"}}"#,
+    )
+    .await;
+    e.apply(&workspace(
+        "follows",
+        "deploymentType: SCRATCH_2\nstorageCapacityGiB: 1200",
+    ))
+    .await;
+    // The claim comes first (bounded poll: `kubectl wait` refuses an object not there yet).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let claim = loop {
+        if let Some(c) = e
+            .object("api/v1", "persistentvolumeclaims", "ml", "follows")
+            .await
+        {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no claim before a pod"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        claim["spec"]["storageClassName"],
+        "lustre-standard-first-pod"
+    );
+    assert!(claim["spec"]["volumeName"].is_null(), "{claim:#}");
+    e.wait_for(
+        r#"jsonpath={.status.conditions[?(@.type=="FileSystemReady")].reason}=Waiting"#,
+        "lws/follows",
+    )
+    .await;
+    let says = e
+        .jsonpath(
+            "lws/follows",
+            r#"{.status.conditions[?(@.type=="FileSystemReady")].message}"#,
+        )
+        .await;
+    assert!(says.contains("waiting for the first pod"), "{says}");
+    assert_eq!(
+        e.sim.calls("CreateFileSystem"),
+        0,
+        "nothing made before a pod"
+    );
+    let binding = e
+        .ok(&[
+            "get",
+            "storageclass",
+            "lustre-standard-first-pod",
+            "-o",
+            "jsonpath={.volumeBindingMode} {.provisioner}",
+        ])
+        .await;
+    assert_eq!(
+        binding,
+        "WaitForFirstConsumer workspaces.lustre.dev/first-pod"
+    );
+
+    // The scheduler's part: a node for the first pod, written on the claim.
+    e.ok(&[
+        "annotate",
+        "pvc",
+        "follows",
+        "-n",
+        "ml",
+        "volume.kubernetes.io/selected-node=gpu-b-1",
+    ])
+    .await;
+    e.wait_for("condition=Ready", "lws/follows").await;
+    assert_eq!(e.jsonpath("pvc/follows", "{.status.phase}").await, "Bound");
+    assert_eq!(
+        e.jsonpath("lws/follows", "{.status.availabilityZone}")
+            .await,
+        "us-east-1b"
+    );
+    let state = e.sim.snapshot();
+    assert_eq!(
+        state["fileSystems"][0]["subnetId"], "subnet-0fedcba9876543210",
+        "{state:#}"
+    );
+    let pv = e.jsonpath("lws/follows", "{.status.volumeName}").await;
+    let zone = e
+        .ok(&[
+            "get",
+            "pv",
+            &pv,
+            "-o",
+            "jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]} {.spec.storageClassName}",
+        ])
+        .await;
+    assert_eq!(zone, "us-east-1b lustre-standard-first-pod");
+}

@@ -634,6 +634,8 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
         ("get".to_string(), "namespaces".to_string()),
         ("get".to_string(), "persistentvolumeclaims".to_string()),
         ("patch".to_string(), "events.events.k8s.io".to_string()),
+        // The first pod's zone (placement: MatchPods; storage_stories.rs takes that path).
+        ("get".to_string(), "nodes".to_string()),
     ]
     .into();
     let unused: Vec<_> = cluster

@@ -137,6 +137,13 @@ pub struct LustreWorkspaceClassSpec {
     #[schemars(range(min = 1500, max = 192000))]
     pub max_metadata_iops: Option<i32>,
 
+    /// Where a workspace without `availabilityZone` gets its file system: FirstSubnet (the
+    /// default: the first of the class's subnets) or MatchPods (its claim is made first and the
+    /// file system goes in the zone of the node the scheduler picks for the first pod that
+    /// uses it, as a WaitForFirstConsumer StorageClass does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+
     /// Whether workspaces of this class may ask for EFA (`spec.efa`). Needs a managed
     /// security group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +200,16 @@ pub struct LustreWorkspaceClassSpec {
     /// (`spec.fileSystemId`), and which. Leave it out to refuse every adoption.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adoption: Option<AdoptionPolicy>,
+}
+
+/// Where a class places file systems of workspaces that name no zone.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(transform = crate::schema::drop_description)]
+pub enum Placement {
+    /// The class's first subnet.
+    FirstSubnet,
+    /// The zone of the first pod that uses the claim.
+    MatchPods,
 }
 
 /// Whether a class's workspaces may use EFA.

@@ -22,7 +22,7 @@ pub mod workspace_status;
 
 pub use class::{
     AdoptionPolicy, ClassDefaults, EfaPolicy, LustreWorkspaceClass, LustreWorkspaceClassSpec,
-    NamespaceLimits, SecurityGroupPolicy,
+    NamespaceLimits, Placement, SecurityGroupPolicy,
 };
 pub use data_task::{
     DataTaskPhase, DataTaskType, LustreDataTask, LustreDataTaskSpec, LustreDataTaskStatus,

@@ -27,6 +27,21 @@ pub fn storage_class_name(class_name: &str) -> String {
     format!("lustre-{class_name}")
 }
 
+/// The StorageClass of a `placement: MatchPods` class's claims made before their file
+/// system: `lustre-<class>-first-pod`, WaitForFirstConsumer, so that the scheduler picks a
+/// node for the first pod and says which on the claim.
+pub fn first_pod_storage_class_name(class_name: &str) -> String {
+    format!("lustre-{class_name}-first-pod")
+}
+
+/// The provisioner of the first-pod StorageClass: a name nothing serves (the CSI driver's
+/// would have its external-provisioner create a file system of its own); the operator binds
+/// the claim with a volume of its own.
+pub const FIRST_POD_PROVISIONER: &str = "workspaces.lustre.dev/first-pod";
+
+/// The annotation the scheduler writes on a WaitForFirstConsumer claim: the node it picked.
+pub const SELECTED_NODE_ANNOTATION: &str = "volume.kubernetes.io/selected-node";
+
 /// The PersistentVolume of a workspace: named by UID, unique in the cluster.
 pub fn volume_name(ws: &LustreWorkspace) -> String {
     format!("lws-{}", ws.metadata.uid.as_deref().unwrap_or_default())
@@ -106,14 +121,27 @@ pub fn storage_class(class: &LustreWorkspaceClass) -> StorageClass {
     }
 }
 
-/// The static PersistentVolume for the file system, pre-bound to the workspace's claim.
+/// The first-pod StorageClass of a `placement: MatchPods` class.
+pub fn first_pod_storage_class(class: &LustreWorkspaceClass) -> StorageClass {
+    let mut sc = storage_class(class);
+    let name = class.metadata.name.clone().unwrap_or_default();
+    sc.metadata.name = Some(first_pod_storage_class_name(&name));
+    sc.provisioner = FIRST_POD_PROVISIONER.into();
+    sc.volume_binding_mode = Some("WaitForFirstConsumer".into());
+    sc
+}
+
+/// The static PersistentVolume for the file system, pre-bound to the workspace's claim, in
+/// the claim's StorageClass when the claim came first (`claim_class`), else the class's.
 pub fn persistent_volume(
     ws: &LustreWorkspace,
     class: &LustreWorkspaceClass,
     fs: &FileSystem,
     zone: Option<&str>,
+    claim_class: Option<&str>,
 ) -> PersistentVolume {
     let class_name = class.metadata.name.clone().unwrap_or_default();
+    let storage_class = claim_class.map_or_else(|| storage_class_name(&class_name), str::to_string);
     PersistentVolume {
         metadata: ObjectMeta {
             name: Some(volume_name(ws)),
@@ -124,7 +152,7 @@ pub fn persistent_volume(
             capacity: Some([("storage".to_string(), gib(volume_gib(fs)))].into()),
             access_modes: Some(vec!["ReadWriteMany".into()]),
             persistent_volume_reclaim_policy: Some("Retain".into()),
-            storage_class_name: Some(storage_class_name(&class_name)),
+            storage_class_name: Some(storage_class),
             mount_options: Some(mount_options(class)),
             volume_mode: Some("Filesystem".into()),
             csi: Some(CSIPersistentVolumeSource {
@@ -199,11 +227,14 @@ pub fn affinity_zone(spec: &PersistentVolumeSpec) -> Option<String> {
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 /// The claim pods mount, bound to the workspace's volume and owned by the workspace (deleting
-/// the workspace object in Kubernetes collects it).
+/// the workspace object in Kubernetes collects it). `first_pod`: made before the file system
+/// (`placement: MatchPods`), unbound, in the first-pod StorageClass; the volume made later
+/// binds it.
 pub fn persistent_volume_claim(
     ws: &LustreWorkspace,
     class: &LustreWorkspaceClass,
     capacity_gib: i64,
+    first_pod: bool,
 ) -> PersistentVolumeClaim {
     let class_name = class.metadata.name.clone().unwrap_or_default();
     let owner: Option<OwnerReference> = ws.controller_owner_ref(&());
@@ -217,8 +248,12 @@ pub fn persistent_volume_claim(
         },
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteMany".into()]),
-            storage_class_name: Some(storage_class_name(&class_name)),
-            volume_name: Some(volume_name(ws)),
+            storage_class_name: Some(if first_pod {
+                first_pod_storage_class_name(&class_name)
+            } else {
+                storage_class_name(&class_name)
+            }),
+            volume_name: (!first_pod).then(|| volume_name(ws)),
             resources: Some(VolumeResourceRequirements {
                 requests: Some([("storage".to_string(), gib(capacity_gib))].into()),
                 ..VolumeResourceRequirements::default()
@@ -277,7 +312,7 @@ mod tests {
 
     #[test]
     fn volume_is_what_the_csi_driver_mounts() {
-        let pv = persistent_volume(&ws(), &class(), &fs(), Some("us-east-1b"));
+        let pv = persistent_volume(&ws(), &class(), &fs(), Some("us-east-1b"), None);
         let spec = pv.spec.expect("spec");
         assert_eq!(affinity_zone(&spec).as_deref(), Some("us-east-1b"));
         let csi = spec.csi.expect("csi");
@@ -305,7 +340,7 @@ mod tests {
 
     #[test]
     fn claim_is_pre_bound_and_owned_by_the_workspace() {
-        let pvc = persistent_volume_claim(&ws(), &class(), 2400);
+        let pvc = persistent_volume_claim(&ws(), &class(), 2400, false);
         let owner = &pvc.metadata.owner_references.expect("owner")[0];
         assert_eq!(
             (owner.kind.as_str(), owner.name.as_str(), owner.controller),

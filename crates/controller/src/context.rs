@@ -464,6 +464,8 @@ mod tests {
     const MADE: ClaimView = ClaimView {
         bound: false,
         deleting: false,
+        storage_class: None,
+        selected_node: None,
     };
 
     #[test]

@@ -91,10 +91,11 @@ fn file_system_condition(i: &Inputs, action: &Action) -> Cond {
         if let Action::AdoptionRefused(m) = action {
             return no(reason::ADOPTION_REFUSED, m.clone());
         }
-        if matches!(action, Action::CreateFileSystem(_)) {
-            return no(reason::CREATING, "creating the file system");
-        }
-        return no(reason::WAITING, "waiting for earlier steps");
+        return match action {
+            Action::CreateFileSystem(_) => no(reason::CREATING, "creating the file system"),
+            Action::Wait(Wait::FirstPod) => no(reason::WAITING, crate::plan::first_pod_wait(i)),
+            _ => no(reason::WAITING, "waiting for earlier steps"),
+        };
     };
     match &fs.lifecycle {
         l if l.is_failed() => no(
@@ -438,10 +439,7 @@ pub fn desired_status(
         // Intelligent-Tiering storage is elastic: no capacity.
         storage_capacity_gib: fs.map(|f| f.storage_capacity_gib).filter(|g| *g > 0),
         metadata_iops: fs.and_then(|f| f.settings.metadata_iops),
-        availability_zone: fs
-            .and_then(|f| crate::plan::file_system_zone(i.aws.subnets, f))
-            .map(str::to_string)
-            .or(previous.availability_zone),
+        availability_zone: crate::plan::zone_of(i).or(previous.availability_zone),
         security_group_id: i
             .aws
             .security_group

@@ -229,8 +229,10 @@ fn bound() -> KubeView {
         claim: Some(ClaimView {
             bound: true,
             deleting: false,
+            ..ClaimView::default()
         }),
         claim_taken: false,
+        ..KubeView::default()
     }
 }
 
@@ -650,6 +652,7 @@ fn the_lifecycle_table() {
                 claim: Some(ClaimView {
                     bound: false,
                     deleting: false,
+                    ..ClaimView::default()
                 }),
                 ..bound()
             },
@@ -887,6 +890,7 @@ fn the_lifecycle_table() {
                 claim: Some(ClaimView {
                     bound: true,
                     deleting: true,
+                    ..ClaimView::default()
                 }),
                 ..bound()
             },
@@ -1641,6 +1645,7 @@ fn status_while_pods_hold_the_claim() {
             claim: Some(ClaimView {
                 bound: true,
                 deleting: true,
+                ..ClaimView::default()
             }),
             ..bound()
         },
@@ -2276,4 +2281,77 @@ fn intelligent_tiering_is_created_by_throughput_and_grows_by_throughput() {
         "{}",
         cost.basis
     );
+}
+
+#[test]
+fn match_pods_makes_the_claim_first_and_follows_the_first_pods_zone() {
+    let matching = || {
+        let mut c = class("  placement: MatchPods\n");
+        c.spec.subnet_id = None;
+        c.spec.subnet_ids = vec![
+            "subnet-0123456789abcdef0".into(),
+            "subnet-0fedcba9876543210".into(),
+        ];
+        c
+    };
+    let both = vec![
+        subnet("subnet-0123456789abcdef0", "us-east-1a"),
+        subnet("subnet-0fedcba9876543210", "us-east-1b"),
+    ];
+    let unbound = || {
+        Some(ClaimView {
+            storage_class: Some("lustre-standard-first-pod".into()),
+            ..ClaimView::default()
+        })
+    };
+    let kube = |first_pod_sc: bool, claim: Option<ClaimView>, zone: Option<&str>| KubeView {
+        storage_class: first_pod_sc,
+        first_pod_storage_class: first_pod_sc,
+        claim,
+        first_pod_zone: zone.map(str::to_string),
+        ..KubeView::default()
+    };
+    let waiting = |name, kube, expect| Row {
+        ws: workspace(TWO_REPOS),
+        class: Some(matching()),
+        subnets: both.clone(),
+        fs: None,
+        dras: vec![],
+        kube,
+        ..row(name, expect)
+    };
+    let rows = [
+        waiting("both storage classes first", kube(false, None, None), |a| {
+            *a == Action::ApplyStorageClass
+        }),
+        waiting(
+            "then the claim, before any file system",
+            kube(true, None, None),
+            |a| *a == Action::ApplyClaim,
+        ),
+        waiting(
+            "then the first pod's node",
+            kube(true, unbound(), None),
+            |a| *a == Action::Wait(Wait::FirstPod),
+        ),
+        waiting(
+            "its node in zone b: the file system in subnet b",
+            kube(true, unbound(), Some("us-east-1b")),
+            |a| matches!(a, Action::CreateFileSystem(r) if r.subnet_id == "subnet-0fedcba9876543210"),
+        ),
+        waiting(
+            "its node in a zone the class lacks: refused",
+            kube(true, unbound(), Some("us-east-1c")),
+            |a| matches!(a, Action::Invalid(v) if v[0].message.contains("scheduled in us-east-1c")),
+        ),
+        Row {
+            ws: workspace(&format!("{TWO_REPOS}\navailabilityZone: us-east-1b")),
+            ..waiting(
+                "a zone asked: no waiting",
+                KubeView::default(),
+                |a| matches!(a, Action::CreateFileSystem(r) if r.subnet_id == "subnet-0fedcba9876543210"),
+            )
+        },
+    ];
+    assert_rows(&rows);
 }

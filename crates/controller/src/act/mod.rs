@@ -53,7 +53,7 @@ pub(crate) enum Outcome {
     /// Associations whose delete was accepted (or that were gone already).
     AssociationsDeleting(Vec<String>),
     /// The StorageClass applied.
-    StorageClassApplied,
+    StorageClassApplied { first_pod: bool },
     /// The volume applied (`Some`), or gone (`None`).
     Volume(Option<VolumeView>),
     /// The volume's delete is held by a finalizer: looked at again shortly.
@@ -229,7 +229,10 @@ fn fold(
                 a.lifecycle = Lifecycle::Deleting;
             }
         }
-        Outcome::StorageClassApplied => o.kube.storage_class = true,
+        Outcome::StorageClassApplied { first_pod } => {
+            o.kube.storage_class = true;
+            o.kube.first_pod_storage_class |= first_pod;
+        }
         Outcome::Volume(volume) => o.kube.volume = volume,
         Outcome::VolumeHeld => {}
         Outcome::Claim { claim, taken } => {

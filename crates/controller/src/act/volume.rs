@@ -29,9 +29,14 @@ where
 }
 
 pub(super) async fn apply_storage_class(ctx: &Context, o: &Observed) -> Result<Outcome, Cause> {
-    let sc = builders::storage_class(o.class().expect("decided with a class"));
-    apply(Api::<StorageClass>::all(ctx.client.clone()), &sc).await?;
-    Ok(Outcome::StorageClassApplied)
+    let class = o.class().expect("decided with a class");
+    let api = Api::<StorageClass>::all(ctx.client.clone());
+    apply(api.clone(), &builders::storage_class(class)).await?;
+    let first_pod = class.spec.placement == Some(lustre_api::Placement::MatchPods);
+    if first_pod {
+        apply(api, &builders::first_pod_storage_class(class)).await?;
+    }
+    Ok(Outcome::StorageClassApplied { first_pod })
 }
 
 pub(super) async fn apply_volume(
@@ -42,7 +47,12 @@ pub(super) async fn apply_volume(
     let fs = o.fs.as_ref().expect("decided with a file system");
     let zone = crate::plan::file_system_zone(&o.subnets, fs);
     let class = o.class().expect("decided with a class");
-    let pv = builders::persistent_volume(ws, class, fs, zone);
+    let claim_class = o
+        .kube
+        .claim
+        .as_ref()
+        .and_then(|c| c.storage_class.as_deref());
+    let pv = builders::persistent_volume(ws, class, fs, zone, claim_class);
     apply(Api::<PersistentVolume>::all(ctx.client.clone()), &pv).await?;
     Ok(Outcome::Volume(Some(VolumeView {
         capacity_gib: builders::volume_gib(fs),
@@ -58,12 +68,14 @@ pub(super) async fn apply_claim(
     ws: &LustreWorkspace,
     o: &Observed,
 ) -> Result<Outcome, Cause> {
-    let fs = o.fs.as_ref().expect("decided with a file system");
-    let pvc = builders::persistent_volume_claim(
-        ws,
-        o.class().expect("decided with a class"),
-        builders::volume_gib(fs),
+    let class = o.class().expect("decided with a class");
+    // Before the file system (`placement: MatchPods`): the size asked for.
+    let first_pod = plan::first_pod(ws, class, o.fs.as_ref());
+    let capacity = o.fs.as_ref().map_or_else(
+        || i64::from(ws.spec.capacity_gib().max(1)),
+        builders::volume_gib,
     );
+    let pvc = builders::persistent_volume_claim(ws, class, capacity, first_pod);
     let claims = claims(ctx, ws);
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),

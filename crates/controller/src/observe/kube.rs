@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim};
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -83,6 +83,10 @@ pub(super) async fn objects(
         let name = builders::storage_class_name(&c.name_any());
         caches.storage_classes.get(&ObjectRef::new(&name)).is_some()
     });
+    let first_pod_storage_class = class.is_some_and(|c| {
+        let name = builders::first_pod_storage_class_name(&c.name_any());
+        caches.storage_classes.get(&ObjectRef::new(&name)).is_some()
+    });
     let volume = volume_of(ctx, ws, &uid);
     let (claim_taken, claim) = claim_of(ctx, ws, &uid).await?;
     Ok(KubeView {
@@ -90,6 +94,8 @@ pub(super) async fn objects(
         volume,
         claim_taken,
         claim,
+        first_pod_storage_class,
+        first_pod_zone: None,
     })
 }
 
@@ -166,6 +172,7 @@ async fn claim_of(
         None if managed => Some(ClaimView {
             bound: false,
             deleting,
+            ..ClaimView::default()
         }),
         None => Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns)
             .get_opt(&name)
@@ -209,7 +216,21 @@ pub(crate) fn claim_view(c: &PersistentVolumeClaim) -> ClaimView {
     ClaimView {
         bound: c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"),
         deleting: c.meta().deletion_timestamp.is_some(),
+        storage_class: c.spec.as_ref().and_then(|s| s.storage_class_name.clone()),
+        selected_node: c
+            .annotations()
+            .get(builders::SELECTED_NODE_ANNOTATION)
+            .cloned(),
     }
+}
+
+/// The zone of the node the scheduler picked for a first-pod claim (one read of the Node).
+pub(super) async fn node_zone(ctx: &Context, node: &str) -> Result<Option<String>, Error> {
+    Ok(Api::<Node>::all(ctx.client.clone())
+        .get_opt(node)
+        .await
+        .map_err(Step::ObserveKubernetes.kube())?
+        .and_then(|n| n.labels().get(builders::ZONE_LABEL).cloned()))
 }
 
 /// The budget `ws` is checked against, when its class or its namespace sets limits: the

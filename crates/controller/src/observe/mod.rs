@@ -164,6 +164,9 @@ pub(crate) async fn observe(
     }
     o.subnets = cached_subnets(ctx, o.class.get(), o.fs.as_ref());
     o.kube = self::kube::objects(ctx, ws, o.class()).await?;
+    if !deleting {
+        o.kube.first_pod_zone = first_pod_zone(ctx, ws, &o).await?;
+    }
     // While deleting, looked at even with the claim still there: the volume's delete goes on
     // to the unlinking within the same reconcile.
     if deleting {
@@ -172,6 +175,26 @@ pub(crate) async fn observe(
         o.import = aws::import(&look, o.fs.as_ref(), &o.dras).await?;
     }
     Ok(o)
+}
+
+/// The zone of the node the scheduler picked for a first-pod claim (`placement: MatchPods`,
+/// while the workspace has no file system): one read of that Node.
+async fn first_pod_zone(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    o: &Observed,
+) -> Result<Option<String>, Error> {
+    let node = o
+        .kube
+        .claim
+        .as_ref()
+        .and_then(|c| c.selected_node.as_deref());
+    match (o.class.get(), node) {
+        (Some(class), Some(node)) if plan::first_pod(ws, class, o.fs.as_ref()) => {
+            self::kube::node_zone(ctx, node).await
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The class's subnets and the file system's, as far as this process looked them up.

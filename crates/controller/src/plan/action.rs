@@ -33,6 +33,8 @@ pub enum Wait {
     Importing,
     /// Data tasks still run on the file system being deleted.
     TasksRunning,
+    /// `placement: MatchPods`: no pod using the claim has been scheduled yet.
+    FirstPod,
 }
 
 /// The single next step.
@@ -348,6 +350,8 @@ impl Action {
                 | Wait::FileSystemDeleting
                 | Wait::Associations,
             ) => poll(Poll::EveryInterval),
+            // The claims' watch wakes the workspace when the scheduler names a node.
+            Self::Wait(Wait::FirstPod) => poll(Poll::AsBefore),
             Self::Ready
             | Self::FileSystemFailed(_)
             | Self::AssociationFailed { .. }

@@ -30,7 +30,7 @@ fn plan(i: &Inputs) -> Plan<Action> {
     super::expiry::gate(i)?;
     let class = admitted(i)?;
     adoption_allowed(i, class)?;
-    let place = placement(i, class)?;
+    let place = super::placement::placement(i, class)?;
     adoption(i, class, place.vpc_id)?;
     let security_group = security_group(i, class, place.vpc_id)?;
     let fs = file_system(i, class, security_group, place.subnet)?;
@@ -88,84 +88,6 @@ fn adoption_allowed(i: &Inputs, class: &LustreWorkspaceClass) -> Plan<()> {
         }
         _ => Continue(()),
     }
-}
-
-/// Where the file system goes, or is: its subnet (an existing file system's own; else the
-/// class's in the workspace's zone; else the class's first), and the class's VPC.
-struct Placement<'a> {
-    vpc_id: &'a str,
-    subnet: &'a Subnet,
-}
-
-fn placement<'a>(i: &Inputs<'a>, class: &LustreWorkspaceClass) -> Plan<Placement<'a>> {
-    let ws = i.workspace;
-    let known = |id: &str| i.aws.subnets.iter().find(|s| s.id == id);
-    // The file system's own subnet when the operator made it (the class's subnets may have
-    // changed since). An adopted one is never looked up: it may be adopted only from one of
-    // the class's subnets, and a look at a file system the workspace may not adopt would
-    // tell its tenant about it.
-    let fs_subnet = i
-        .aws
-        .file_system
-        .filter(|_| ws.spec.file_system_id.is_none())
-        .and_then(|f| f.subnet_id.as_deref());
-    let ids = class.spec.subnets();
-    if let Some(missing) = ids
-        .iter()
-        .map(String::as_str)
-        .chain(fs_subnet)
-        .find(|id| known(id).is_none())
-    {
-        return Break(Action::LookUpSubnet {
-            subnet_id: missing.to_string(),
-        });
-    }
-    let subnets: Vec<&'a Subnet> = ids.iter().filter_map(|id| known(id)).collect();
-    let refuse = |field: &str, message: String| {
-        Break(Action::Invalid(vec![Violation {
-            field: field.into(),
-            message,
-        }]))
-    };
-    let class_name = class.name_any();
-    let Some(first) = subnets.first() else {
-        return refuse(
-            "spec.className",
-            format!("class {class_name} names no subnet"),
-        );
-    };
-    if subnets.iter().any(|s| s.vpc_id != first.vpc_id) {
-        return refuse(
-            "spec.className",
-            format!(
-                "the subnets of class {class_name} are in more than one VPC: a file system and its security group live in one; the platform team must fix the class"
-            ),
-        );
-    }
-    let subnet = match (fs_subnet.and_then(known), &ws.spec.availability_zone) {
-        (Some(s), _) => s,
-        (None, Some(zone)) => match subnets.iter().find(|s| &s.availability_zone == zone) {
-            Some(s) => s,
-            None => {
-                let zones: Vec<&str> = subnets
-                    .iter()
-                    .map(|s| s.availability_zone.as_str())
-                    .collect();
-                return refuse(
-                    "spec.availabilityZone",
-                    format!(
-                        "class {class_name} has no subnet in {zone}: its zones are {}",
-                        zones.join(", ")
-                    ),
-                );
-            }
-        },
-        (None, None) => first,
-    };
-    Continue(Placement {
-        vpc_id: &first.vpc_id,
-        subnet,
-    })
 }
 
 /// A workspace naming a file system: the file system must be one the class may adopt, and it

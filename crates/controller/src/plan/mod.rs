@@ -17,6 +17,7 @@ mod create;
 pub mod expiry;
 pub mod export;
 pub mod import;
+mod placement;
 mod requests;
 pub mod settings;
 
@@ -61,6 +62,38 @@ pub use requests::{
     resource_tags, same_link, wanted_ingress,
 };
 
+/// Whether the workspace's claim comes before its file system (`placement: MatchPods`, no
+/// zone asked, nothing made yet): the file system then goes in the zone of the node the
+/// scheduler picks for the first pod that uses the claim.
+pub fn first_pod(
+    ws: &LustreWorkspace,
+    class: &LustreWorkspaceClass,
+    fs: Option<&FileSystem>,
+) -> bool {
+    class.spec.placement == Some(lustre_api::Placement::MatchPods)
+        && ws.spec.availability_zone.is_none()
+        && ws.spec.file_system_id.is_none()
+        && fs.is_none()
+        && ws
+            .status
+            .as_ref()
+            .is_none_or(|s| s.file_system_id.is_none())
+}
+
+/// What a workspace waiting for its first pod says (`FileSystemReady`).
+pub fn first_pod_wait(i: &Inputs) -> String {
+    format!(
+        "waiting for the first pod that uses claim {} to be scheduled (placement: MatchPods): the file system goes in its node's zone",
+        claim_name(i.workspace)
+    )
+}
+
+/// The zone of the observed file system, once its subnet was looked up.
+pub fn zone_of(i: &Inputs) -> Option<String> {
+    let fs = i.aws.file_system?;
+    file_system_zone(i.aws.subnets, fs).map(str::to_string)
+}
+
 /// The Availability Zone of the file system's subnet, once looked up.
 pub fn file_system_zone<'a>(
     subnets: &'a [lustre_cloud::Subnet],
@@ -95,6 +128,11 @@ pub struct KubeView {
     pub claim: Option<ClaimView>,
     /// A claim of that name exists and is not the workspace's (no owner reference to it).
     pub claim_taken: bool,
+    /// `placement: MatchPods`: the class's first-pod StorageClass exists.
+    pub first_pod_storage_class: bool,
+    /// `placement: MatchPods`: the zone of the node picked for the claim's first pod, read
+    /// while the workspace has no file system.
+    pub first_pod_zone: Option<String>,
 }
 
 /// What matters of the PersistentVolume.
@@ -109,12 +147,16 @@ pub struct VolumeView {
 }
 
 /// What matters of the PersistentVolumeClaim.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClaimView {
     /// `status.phase == Bound`.
     pub bound: bool,
     /// Has a deletion timestamp (pods may still hold it through pvc-protection).
     pub deleting: bool,
+    /// Its StorageClass.
+    pub storage_class: Option<String>,
+    /// The node the scheduler picked for its first pod (a WaitForFirstConsumer claim).
+    pub selected_node: Option<String>,
 }
 
 /// The AWS side as observed.

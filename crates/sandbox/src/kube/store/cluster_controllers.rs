@@ -19,6 +19,7 @@ impl Store {
             let dirty = std::mem::take(&mut self.dirty);
             let mut changed = false;
             if !dirty.is_empty() {
+                changed |= self.bind_claims_to_prebound_volumes(&dirty);
                 changed |= self.bind_volumes(&dirty);
                 changed |= self.release_protected_claims(&dirty);
                 changed |= self.start_pods(&dirty);
@@ -38,6 +39,44 @@ impl Store {
                 .find(|t| t.plural == plural)
                 .expect("builtin")
         })
+    }
+
+    /// A volume among `dirty` whose `claimRef` names a claim that asks for no volume yet (of
+    /// its StorageClass, not being deleted): the claim gets the volume's name, as
+    /// kube-controller-manager's binder does (a claim made before its volume, such as a
+    /// WaitForFirstConsumer one).
+    pub(super) fn bind_claims_to_prebound_volumes(&mut self, dirty: &BTreeSet<Key>) -> bool {
+        let pvc_t = self.core("persistentvolumeclaims");
+        let mut updates = Vec::new();
+        for key in dirty.iter().filter(|k| k.0 == PVS) {
+            let Some(pv) = self.objects.get(key) else {
+                continue;
+            };
+            let r = &pv["spec"]["claimRef"];
+            let claim_key = (
+                PVCS.to_string(),
+                r["namespace"].as_str().unwrap_or_default().to_string(),
+                r["name"].as_str().unwrap_or_default().to_string(),
+            );
+            let Some(claim) = self.objects.get(&claim_key) else {
+                continue;
+            };
+            if claim["spec"]["volumeName"]
+                .as_str()
+                .is_none_or(str::is_empty)
+                && claim["metadata"]["deletionTimestamp"].is_null()
+                && claim["spec"]["storageClassName"] == pv["spec"]["storageClassName"]
+            {
+                let mut c = claim.clone();
+                c["spec"]["volumeName"] = pv["metadata"]["name"].clone();
+                updates.push((claim_key, c));
+            }
+        }
+        let changed = !updates.is_empty();
+        for (key, c) in updates {
+            self.set(&pvc_t, &key, c);
+        }
+        changed
     }
 
     /// Binds pre-bound volumes and claims among `dirty`: a volume is Bound when the claim
