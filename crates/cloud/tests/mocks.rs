@@ -783,3 +783,53 @@ async fn a_settings_update_sends_metadata_root_squash_and_logging_and_reads_them
     assert_eq!(s.log.as_ref().map(|l| l.level), Some(LogLevel::Disabled));
     assert!(fs.update_in_progress);
 }
+
+#[tokio::test]
+async fn an_intelligent_tiering_efa_create_sends_no_capacity_and_reads_the_storage_back() {
+    let rule = mock!(aws_sdk_fsx::Client::create_file_system)
+        .match_requests(|req| {
+            let l = req.lustre_configuration();
+            req.storage_type() == Some(&fsx::StorageType::IntelligentTiering)
+                && req.storage_capacity().is_none()
+                && l.and_then(|l| l.throughput_capacity()) == Some(8000)
+                && l.and_then(|l| l.per_unit_storage_throughput()).is_none()
+                && l.and_then(|l| l.efa_enabled()) == Some(true)
+                && l.and_then(|l| l.data_read_cache_configuration()).is_some_and(|c| {
+                    c.sizing_mode()
+                        == Some(&fsx::LustreReadCacheSizingMode::ProportionalToThroughputCapacity)
+                        && c.size_gib().is_none()
+                })
+        })
+        .then_http_response(|| {
+            fsx_json(
+                r#"{"FileSystem":{"FileSystemId":"fs-0123456789abcdef0","Lifecycle":"CREATING",
+                "FileSystemType":"LUSTRE","StorageType":"INTELLIGENT_TIERING",
+                "LustreConfiguration":{"DeploymentType":"PERSISTENT_2","ThroughputCapacity":8000,"EfaEnabled":true,
+                  "MetadataConfiguration":{"Mode":"USER_PROVISIONED","Iops":6000},
+                  "DataReadCacheConfiguration":{"SizingMode":"PROPORTIONAL_TO_THROUGHPUT_CAPACITY"}}}}"#,
+            )
+        });
+    let fsx = mock_client!(aws_sdk_fsx, [&rule]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let fs = cloud
+        .create_file_system(&FileSystemRequest {
+            deployment_type: DeploymentType::Persistent2,
+            metadata: Some(MetadataConfiguration::UserProvisioned(6000)),
+            efa: true,
+            tiering: Some(Tiering {
+                throughput_capacity: 8000,
+                read_cache: ReadCache {
+                    sizing_mode: ReadCacheSizing::ProportionalToThroughputCapacity,
+                    size_gib: None,
+                },
+            }),
+            ..FileSystemRequest::scratch(naming::file_system_token(UID), "subnet-1", Tags::new())
+        })
+        .await
+        .expect("create");
+    assert_eq!(rule.num_calls(), 1);
+    let s = &fs.settings;
+    assert!(s.intelligent_tiering && s.efa);
+    assert_eq!(s.throughput_capacity, Some(8000));
+    assert_eq!(fs.storage_capacity_gib, 0);
+}
