@@ -27,7 +27,10 @@ pub fn metadata_raise(i: &Inputs, fs: &FileSystem) -> Option<(i32, Timestamp)> {
     }
     let want = ws.spec.metadata.as_ref().and_then(|m| m.iops)?;
     let s = &fs.settings;
-    if s.metadata? == MetadataConfiguration::UserProvisioned(want) {
+    // Nothing to raise: there already, or lower (refused, never sent).
+    if s.metadata? == MetadataConfiguration::UserProvisioned(want)
+        || s.metadata_iops.is_some_and(|have| want < have)
+    {
         return None;
     }
     let earliest = s
