@@ -158,6 +158,13 @@ pub struct Estimate {
     pub basis: String,
 }
 
+/// The currency of a class's prices (USD when it names none, as the shipped prices are).
+fn currency_of(prices: Option<&Prices>) -> String {
+    prices
+        .and_then(|p| p.currency.clone())
+        .unwrap_or_else(|| "USD".into())
+}
+
 /// The monthly estimate of `gib` of `deployment` at `throughput`, from the class's prices,
 /// else the shipped ones for `region`.
 pub fn estimate(
@@ -185,11 +192,7 @@ pub fn estimate(
             .source
             .clone()
             .unwrap_or_else(|| "the class's prices".into());
-        Some((
-            rate.price.clone(),
-            p.currency.clone().unwrap_or_else(|| "USD".into()),
-            source,
-        ))
+        Some((rate.price.clone(), currency_of(Some(p)), source))
     });
     let shipped = || {
         let region = region?;
@@ -201,9 +204,7 @@ pub fn estimate(
             })
     };
     let Some((price, currency, source)) = from_class.or_else(shipped) else {
-        let currency = class
-            .and_then(|p| p.currency.clone())
-            .unwrap_or_else(|| "USD".into());
+        let currency = currency_of(class);
         let place = region.map_or("the operator's region".to_string(), str::to_string);
         return Estimate {
             cents: None,
@@ -231,16 +232,10 @@ pub fn status(
     observed: Option<(i64, DeploymentType, Option<i32>)>,
 ) -> CostStatus {
     if spec.is_tiering() {
-        let currency = class
-            .spec
-            .prices
-            .as_ref()
-            .and_then(|p| p.currency.clone())
-            .unwrap_or_else(|| "USD".into());
         return CostStatus {
             summary: "unknown".into(),
             amount: None,
-            currency,
+            currency: currency_of(class.spec.prices.as_ref()),
             basis: "Intelligent-Tiering is billed by the data it holds and its throughput: no estimate from a class's GiB-month prices".into(),
         };
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::workspace::throughput_rules;
+use super::workspace::{persistent_only_rules, throughput_rules};
 use super::{Checker, Violation};
 use crate::class::LustreWorkspaceClassSpec;
 use crate::rules;
@@ -139,15 +139,7 @@ pub fn validate_spec_against_class(
             spec.per_unit_storage_throughput,
             spec.is_tiering(),
         );
-        if spec.final_backup_on_delete == Some(true) && effective != DeploymentType::Persistent2 {
-            c.push("spec.finalBackupOnDelete", rules::FINAL_BACKUP_MSG);
-        }
-        if spec.metadata.is_some() && effective != DeploymentType::Persistent2 {
-            c.push("spec.metadata", rules::METADATA_PERSISTENT_MSG);
-        }
-        if spec.efa == Some(true) && effective != DeploymentType::Persistent2 {
-            c.push("spec.efa", rules::EFA_PERSISTENT_MSG);
-        }
+        persistent_only_rules(&mut c, spec, Some(effective));
     }
 
     c.out

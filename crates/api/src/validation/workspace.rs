@@ -48,13 +48,7 @@ pub fn validate_workspace_spec(
         spec.per_unit_storage_throughput,
         spec.is_tiering(),
     );
-    if spec.final_backup_on_delete == Some(true)
-        && spec
-            .deployment_type
-            .is_some_and(|t| t != DeploymentType::Persistent2)
-    {
-        c.push("spec.finalBackupOnDelete", rules::FINAL_BACKUP_MSG);
-    }
+    persistent_only_rules(&mut c, spec, spec.deployment_type);
 
     if let Some(id) = &spec.file_system_id {
         c.pattern(
@@ -169,21 +163,8 @@ fn metadata_rules(c: &mut Checker, spec: &LustreWorkspaceSpec, old: Option<&Lust
         if (m.mode == MetadataMode::UserProvisioned) != m.iops.is_some() {
             c.push("spec.metadata.iops", rules::METADATA_IOPS_MODE_MSG);
         }
-        if spec
-            .deployment_type
-            .is_some_and(|t| t != DeploymentType::Persistent2)
-        {
-            c.push("spec.metadata", rules::METADATA_PERSISTENT_MSG);
-        }
     }
     let efa = spec.efa == Some(true);
-    if efa
-        && spec
-            .deployment_type
-            .is_some_and(|t| t != DeploymentType::Persistent2)
-    {
-        c.push("spec.efa", rules::EFA_PERSISTENT_MSG);
-    }
     if let Some(was) = old.and_then(|o| o.per_unit_storage_throughput)
         && efa
         && spec.per_unit_storage_throughput != Some(was)
@@ -259,6 +240,27 @@ fn storage_rules(c: &mut Checker, spec: &LustreWorkspaceSpec, old: Option<&Lustr
         && !(m.mode == MetadataMode::UserProvisioned && matches!(m.iops, Some(6000 | 12000)))
     {
         c.push("spec.metadata", rules::TIERING_METADATA_MSG);
+    }
+}
+
+/// What only PERSISTENT_2 takes (a final backup, a metadata configuration, EFA), set for
+/// another `deployment` type (the spec's, or the class's default where CEL cannot see it).
+pub(super) fn persistent_only_rules(
+    c: &mut Checker,
+    spec: &LustreWorkspaceSpec,
+    deployment: Option<DeploymentType>,
+) {
+    if deployment.is_none_or(|t| t == DeploymentType::Persistent2) {
+        return;
+    }
+    if spec.final_backup_on_delete == Some(true) {
+        c.push("spec.finalBackupOnDelete", rules::FINAL_BACKUP_MSG);
+    }
+    if spec.metadata.is_some() {
+        c.push("spec.metadata", rules::METADATA_PERSISTENT_MSG);
+    }
+    if spec.efa == Some(true) {
+        c.push("spec.efa", rules::EFA_PERSISTENT_MSG);
     }
 }
 

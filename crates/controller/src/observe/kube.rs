@@ -79,14 +79,14 @@ pub(super) async fn objects(
 ) -> Result<KubeView, Error> {
     let caches = &ctx.caches;
     let uid = ws.uid().unwrap_or_default();
-    let storage_class = class.is_some_and(|c| {
-        let name = builders::storage_class_name(&c.name_any());
-        caches.storage_classes.get(&ObjectRef::new(&name)).is_some()
-    });
-    let first_pod_storage_class = class.is_some_and(|c| {
-        let name = builders::first_pod_storage_class_name(&c.name_any());
-        caches.storage_classes.get(&ObjectRef::new(&name)).is_some()
-    });
+    let exists = |name: fn(&str) -> String| {
+        class.is_some_and(|c| {
+            let name = name(&c.name_any());
+            caches.storage_classes.get(&ObjectRef::new(&name)).is_some()
+        })
+    };
+    let storage_class = exists(builders::storage_class_name);
+    let first_pod_storage_class = exists(builders::first_pod_storage_class_name);
     let volume = volume_of(ctx, ws, &uid);
     let (claim_taken, claim) = claim_of(ctx, ws, &uid).await?;
     Ok(KubeView {

@@ -188,6 +188,14 @@ pub struct After {
 }
 
 impl Action {
+    /// A spec refused for one reason the plan found (one the schema cannot see).
+    pub fn invalid(field: &str, message: String) -> Self {
+        Self::Invalid(vec![Violation {
+            field: field.into(),
+            message,
+        }])
+    }
+
     /// The step's name (its variant's) and its kind: the one table of what every step is.
     fn traits(&self) -> (&'static str, Kind) {
         use super::event_reason as ev;

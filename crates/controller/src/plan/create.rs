@@ -7,7 +7,7 @@ use std::ops::ControlFlow::{self, Break, Continue};
 
 use kube::ResourceExt;
 use lustre_api::constants::tags as tag_keys;
-use lustre_api::{LustreWorkspace, LustreWorkspaceClass, Violation};
+use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::naming;
 use lustre_cloud::{
     DataRepositoryAssociation, FileSystem, FileSystemUpdate, IngressRule, Lifecycle, Subnet,
@@ -226,10 +226,10 @@ fn size(i: &Inputs, fs: &FileSystem) -> Plan<()> {
 
 /// A spec that asks for less than the file system has, where FSx only grows: nothing is sent.
 fn below_what_it_has(field: &str, rule: &str, have: String) -> Action {
-    Action::Invalid(vec![Violation {
-        field: field.into(),
-        message: format!("{rule} (the file system already has {have})"),
-    }])
+    Action::invalid(
+        field,
+        format!("{rule} (the file system already has {have})"),
+    )
 }
 
 /// An Intelligent-Tiering file system's throughput as the spec asks (only ever raised).

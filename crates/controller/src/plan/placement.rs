@@ -4,7 +4,7 @@
 use std::ops::ControlFlow::{self, Break, Continue};
 
 use kube::ResourceExt;
-use lustre_api::{LustreWorkspaceClass, Violation};
+use lustre_api::LustreWorkspaceClass;
 use lustre_cloud::Subnet;
 
 use super::{Action, Inputs, Wait};
@@ -19,10 +19,7 @@ pub(super) struct Placement<'a> {
 }
 
 fn refuse<T>(field: &str, message: String) -> Plan<T> {
-    Break(Action::Invalid(vec![Violation {
-        field: field.into(),
-        message,
-    }]))
+    Break(Action::invalid(field, message))
 }
 
 pub(super) fn placement<'a>(i: &Inputs<'a>, class: &LustreWorkspaceClass) -> Plan<Placement<'a>> {

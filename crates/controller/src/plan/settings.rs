@@ -5,7 +5,7 @@ use std::ops::ControlFlow::{self, Break, Continue};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use lustre_api::{LustreWorkspaceClass, Violation};
+use lustre_api::LustreWorkspaceClass;
 use lustre_cloud::{
     DeploymentType, FileSystem, FileSystemUpdate, LogSettings, MetadataConfiguration, RootSquash,
 };
@@ -76,12 +76,7 @@ pub(super) fn metadata(i: &Inputs, fs: &FileSystem) -> Plan<()> {
     if ws.spec.file_system_id.is_some() || fs.deployment_type != DeploymentType::Persistent2 {
         return Continue(());
     }
-    let refuse = |message: String| {
-        Break(Action::Invalid(vec![Violation {
-            field: "spec.metadata.iops".into(),
-            message,
-        }]))
-    };
+    let refuse = |message: String| Break(Action::invalid("spec.metadata.iops", message));
     if fs.settings.metadata.is_none() {
         return refuse(format!(
             "file system {} was created without a metadata configuration and FSx cannot add one: leave metadata out, or create a new workspace for provisioned metadata IOPS",

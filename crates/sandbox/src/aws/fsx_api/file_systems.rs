@@ -228,9 +228,6 @@ fn metadata_configuration(
         ));
     }
     let iops = m.get("Iops").and_then(Value::as_i64);
-    let valid = |n: i64| {
-        [1500, 3000, 6000].contains(&n) || (n % 12000 == 0 && (12000..=192000).contains(&n))
-    };
     match (str_field(m, "Mode"), iops) {
         (Some("AUTOMATIC"), None) => {
             let gib = i32::try_from(capacity).unwrap_or(i32::MAX);
@@ -240,7 +237,7 @@ fn metadata_configuration(
         (Some("AUTOMATIC"), Some(_)) => Err(bad_request(
             "Iops cannot be specified when the metadata configuration mode is AUTOMATIC.",
         )),
-        (Some("USER_PROVISIONED"), Some(n)) if valid(n) => {
+        (Some("USER_PROVISIONED"), Some(n)) if lustre_settings::listed_iops(n) => {
             Ok(Some(json!({"Mode": "USER_PROVISIONED", "Iops": n})))
         }
         (Some("USER_PROVISIONED"), _) => Err(bad_request(

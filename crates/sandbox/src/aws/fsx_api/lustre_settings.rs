@@ -9,6 +9,12 @@ use super::*;
 /// FSx takes one metadata change every 6 hours.
 pub const METADATA_CHANGE_SPACING_SECS: f64 = 6.0 * 3600.0;
 
+/// The metadata IOPS FSx takes on SSD, at creation and in a change: 1500, 3000, 6000, 12000,
+/// then multiples of 12000 up to 192000.
+pub fn listed_iops(n: i64) -> bool {
+    [1500, 3000, 6000].contains(&n) || (n % 12000 == 0 && (12000..=192000).contains(&n))
+}
+
 fn id_in_range(s: &str) -> bool {
     s.len() <= 10
         && s.chars().all(|c| c.is_ascii_digit())
@@ -117,9 +123,7 @@ pub fn metadata_change(fs: &FileSystem, v: &Value, now: f64) -> Result<Value, Ap
     let iops = v.get("Iops").and_then(Value::as_i64);
     match (str_field(v, "Mode"), iops) {
         (Some("USER_PROVISIONED"), Some(n)) => {
-            let listed = [1500, 3000, 6000].contains(&n)
-                || (n % 12000 == 0 && (12000..=192000).contains(&n));
-            if !listed || n < have || n < automatic {
+            if !listed_iops(n) || n < have || n < automatic {
                 return Err(bad_request(format!(
                     "Iops {n} is not valid: use 1500, 3000, 6000, 12000 or a multiple of 12000 up to 192000, at least the {} the file system has.",
                     have.max(automatic)
