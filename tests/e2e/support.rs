@@ -688,6 +688,7 @@ pub fn quick() -> Timing {
         task_pending_ms: 150,
         task_run_ms: 800,
         task_cancel_ms: 150,
+        backup_ms: 600,
         jitter: 0.1,
     }
 }

@@ -187,6 +187,21 @@ pub struct LustreWorkspaceClassSpec {
     #[schemars(range(min = 0, max = 90))]
     pub automatic_backup_retention_days: Option<i32>,
 
+    /// PERSISTENT_2: when the daily automatic backup starts, `HH:MM` in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 5, max = 5), regex(pattern = patterns::DAILY_TIME))]
+    pub daily_automatic_backup_start_time: Option<String>,
+
+    /// PERSISTENT_2 without S3 links: copy the file system's tags to its automatic backups
+    /// (set at creation only; backups of `LustreWorkspaceBackup`s carry the operator's tags).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_tags_to_backups: Option<bool>,
+
+    /// Which other namespaces' backups the class's workspaces may restore (`spec.source`);
+    /// leave it out for their own namespace's only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<crate::backup::RestorePolicy>,
+
     /// Weekly maintenance window start, `d:HH:MM` in UTC (d = 1 for Monday ... 7 for Sunday).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = patterns::MAINTENANCE_TIME))]

@@ -13,6 +13,12 @@ pub const VERSION: &str = "v1alpha1";
 pub const FINALIZER: &str = "workspaces.lustre.dev/cleanup";
 /// Finalizer on a data task while its FSx task runs, so deleting the object cancels it.
 pub const TASK_FINALIZER: &str = "workspaces.lustre.dev/cancel-task";
+/// Finalizer on a backup object while its FSx backup exists, so deleting the object deletes
+/// the backup (unless its `deletionPolicy` is Retain).
+pub const BACKUP_FINALIZER: &str = "workspaces.lustre.dev/delete-backup";
+/// Annotation on the object of a workspace's final backup: the file system the deletion took
+/// it of (where the operator looks for the backup tagged with the object's UID).
+pub const FINAL_BACKUP_FILE_SYSTEM_ANNOTATION: &str = "workspaces.lustre.dev/file-system-id";
 /// Annotation that marks a `LustreWorkspaceClass` as the default, like a StorageClass.
 pub const DEFAULT_CLASS_ANNOTATION: &str = "workspaces.lustre.dev/is-default-class";
 /// Annotation that asks for the export before deletion again after it failed: set it to a
@@ -77,6 +83,11 @@ pub mod tags {
     /// On the export before deletion and the import on create: which attempt it is (a hash
     /// of what it covers and of the retry annotation's value).
     pub const ATTEMPT: &str = "workspaces.lustre.dev/attempt";
+    /// On a backup: the UID of the `LustreWorkspaceBackup` it was taken for (the object's
+    /// proof that the backup is its own).
+    pub const BACKUP_UID: &str = "workspaces.lustre.dev/backup-uid";
+    /// On a final backup: `<namespace>/<name>` of the workspace whose deletion took it.
+    pub const FINAL_BACKUP_OF: &str = "workspaces.lustre.dev/final-backup-of";
     /// The AWS console's display name.
     pub const AWS_NAME: &str = "Name";
     /// AWS reserves tag keys with this prefix.

@@ -1,8 +1,9 @@
 //! The `workspaces.lustre.dev/v1alpha1` API: the `LustreWorkspace`, `LustreWorkspaceClass` and
-//! `LustreDataTask` custom resources, their validation (schema + CEL at admission, and the same rules in Rust),
+//! `LustreDataTask` and `LustreWorkspaceBackup` custom resources, their validation (schema + CEL at admission, and the same rules in Rust),
 //! the names the operator writes, and CRD generation.
 
 pub mod admission;
+pub mod backup;
 pub mod cel_bounds;
 pub mod class;
 pub mod constants;
@@ -20,6 +21,10 @@ pub mod validation;
 pub mod workspace;
 pub mod workspace_status;
 
+pub use backup::{
+    BackupPhase, LustreWorkspaceBackup, LustreWorkspaceBackupSpec, LustreWorkspaceBackupStatus,
+    RestorePolicy, WorkspaceSource,
+};
 pub use class::{
     AdoptionPolicy, ClassDefaults, EfaPolicy, LustreWorkspaceClass, LustreWorkspaceClassSpec,
     NamespaceLimits, Placement, SecurityGroupPolicy,

@@ -70,7 +70,7 @@ macro_rules! immutable_rule {
 }
 
 /// Immutable `spec` fields: (field, CEL rule, message).
-pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 9] = [
+pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 10] = [
     (
         "deploymentType",
         immutable_rule!("deploymentType"),
@@ -115,6 +115,11 @@ pub const IMMUTABLE_FIELDS: [(&str, &str, &str); 9] = [
         "readCache",
         immutable_rule!("readCache"),
         "readCache is immutable in this API version",
+    ),
+    (
+        "source",
+        immutable_rule!("source"),
+        "source is immutable: it is the backup the file system was restored from",
     ),
 ];
 
@@ -391,6 +396,10 @@ pub mod patterns {
     pub const AVAILABILITY_ZONE: &str = r"^[a-z]{2}(-[a-z0-9]+)+[a-z]$";
     /// A weekly maintenance start time.
     pub const MAINTENANCE_TIME: &str = r"^[1-7]:([01][0-9]|2[0-3]):[0-5][0-9]$";
+    /// A daily start time, `HH:MM` in UTC (FSx takes exactly five characters).
+    pub const DAILY_TIME: &str = r"^([01][0-9]|2[0-3]):[0-5][0-9]$";
+    /// An FSx backup id.
+    pub const BACKUP_ID: &str = r"^backup-[0-9a-f]{8,}$";
 }
 
 /// `LustreDataTask.spec`: a task runs once; its spec does not change.
@@ -403,3 +412,31 @@ pub const TASK_IMMUTABLE_MSG: &str =
 pub const TASK_RELEASE_ONLY: &str = "!has(self.release) || self.type == 'Release'";
 /// Message of [`TASK_RELEASE_ONLY`].
 pub const TASK_RELEASE_ONLY_MSG: &str = "release options are only for type Release";
+
+/// `LustreWorkspaceBackup.spec`: it backs up one workspace for its lifetime, and only the
+/// operator makes final-backup objects.
+pub const BACKUP_IMMUTABLE: &str = "self.workspace == oldSelf.workspace && has(self.finalBackup) == has(oldSelf.finalBackup) && (!has(self.finalBackup) || self.finalBackup == oldSelf.finalBackup)";
+/// Message of [`BACKUP_IMMUTABLE`].
+pub const BACKUP_IMMUTABLE_MSG: &str =
+    "workspace and finalBackup are immutable: create a new LustreWorkspaceBackup to back up another workspace";
+
+/// `spec.source`: one backup, by name or by id.
+pub const SOURCE_ONE: &str = "has(self.backupName) != has(self.backupId)";
+/// Message of [`SOURCE_ONE`].
+pub const SOURCE_ONE_MSG: &str =
+    "source names exactly one backup: backupName (a LustreWorkspaceBackup) or backupId";
+/// `spec.source`: a namespace only with a backup name.
+pub const SOURCE_NAMESPACE: &str = "!has(self.backupNamespace) || has(self.backupName)";
+/// Message of [`SOURCE_NAMESPACE`].
+pub const SOURCE_NAMESPACE_MSG: &str =
+    "source.backupNamespace is the namespace of backupName's LustreWorkspaceBackup: it goes with backupName only";
+/// `spec`: restores make PERSISTENT_2 file systems (scratch ones have no backups).
+pub const RESTORE_PERSISTENT: &str = "!has(self.source) || !has(self.deploymentType) || self.deploymentType == 'PERSISTENT_2'";
+/// Message of [`RESTORE_PERSISTENT`].
+pub const RESTORE_PERSISTENT_MSG: &str =
+    "source restores a backup, and backups are of PERSISTENT_2 file systems: set deploymentType PERSISTENT_2";
+/// `spec`: a workspace restores a backup or adopts a file system, not both.
+pub const RESTORE_NOT_ADOPT: &str = "!has(self.source) || !has(self.fileSystemId)";
+/// Message of [`RESTORE_NOT_ADOPT`].
+pub const RESTORE_NOT_ADOPT_MSG: &str =
+    "source and fileSystemId exclude each other: a workspace restores a backup into a new file system or adopts an existing one";

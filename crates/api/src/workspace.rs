@@ -107,6 +107,9 @@ pub use crate::workspace_status::{DataRepositoryStatus, LustreWorkspaceStatus, P
     validation = Rule::new(rules::IMMUTABLE_FIELDS[6].1).message(rules::IMMUTABLE_FIELDS[6].2).field_path(".availabilityZone"),
     validation = Rule::new(rules::IMMUTABLE_FIELDS[7].1).message(rules::IMMUTABLE_FIELDS[7].2).field_path(".storageType"),
     validation = Rule::new(rules::IMMUTABLE_FIELDS[8].1).message(rules::IMMUTABLE_FIELDS[8].2).field_path(".readCache"),
+    validation = Rule::new(rules::IMMUTABLE_FIELDS[9].1).message(rules::IMMUTABLE_FIELDS[9].2).field_path(".source"),
+    validation = Rule::new(rules::RESTORE_PERSISTENT).message(rules::RESTORE_PERSISTENT_MSG).field_path(".source"),
+    validation = Rule::new(rules::RESTORE_NOT_ADOPT).message(rules::RESTORE_NOT_ADOPT_MSG).field_path(".source"),
     validation = Rule::new(rules::SSD_FIELDS).message(rules::SSD_FIELDS_MSG).field_path(".storageCapacityGiB"),
     validation = Rule::new(rules::TIERING_FIELDS).message(rules::TIERING_FIELDS_MSG).field_path(".storageType"),
     validation = Rule::new(rules::TIERING_NO_LINKS).message(rules::TIERING_NO_LINKS_MSG).field_path(".dataRepositories"),
@@ -231,9 +234,16 @@ pub struct LustreWorkspaceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<crate::expiry::Expiry>,
 
-    /// PERSISTENT_2 only: take a final FSx backup before the file system is deleted.
+    /// PERSISTENT_2 only: take a final FSx backup before the file system is deleted. It
+    /// stays as a `LustreWorkspaceBackup` named `<workspace>-final-<uid prefix>` in this
+    /// namespace (`deletionPolicy: Retain`), restorable with `source.backupName`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_backup_on_delete: Option<bool>,
+
+    /// PERSISTENT_2 only: make the file system from this backup instead of empty
+    /// (`storageCapacityGiB` must be the backup's). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::backup::WorkspaceSource>,
 
     /// Adopt an existing FSx for Lustre file system (fs-...) instead of creating one, if the
     /// class's `adoption` policy admits it. The operator marks it as adopted by this workspace,

@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use lustre_api::{
-    LustreDataTask, LustreWorkspace, LustreWorkspaceClass, Violation, admission, crd,
+    LustreDataTask, LustreWorkspace, LustreWorkspaceBackup, LustreWorkspaceClass, Violation,
+    admission, crd,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -90,6 +91,11 @@ fn rust_violations(f: &Fixture) -> Vec<Violation> {
             Some("LustreDataTask") => {
                 let new: LustreDataTask = decode(&f.new)?;
                 let old: Option<LustreDataTask> = f.old.as_ref().map(decode).transpose()?;
+                Ok(new.validate(old.as_ref()))
+            }
+            Some("LustreWorkspaceBackup") => {
+                let new: LustreWorkspaceBackup = decode(&f.new)?;
+                let old: Option<LustreWorkspaceBackup> = f.old.as_ref().map(decode).transpose()?;
                 Ok(new.validate(old.as_ref()))
             }
             other => panic!("{}: unexpected kind {other:?}", f.name),

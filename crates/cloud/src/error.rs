@@ -223,9 +223,12 @@ pub fn classify_code(code: &str) -> Option<ErrorKind> {
         | "InvalidGroup.Duplicate"
         | "IdempotentParameterMismatch"
         | "DataRepositoryTaskEnded" => Conflict,
-        "DependencyViolation" | "InvalidGroup.InUse" | "DataRepositoryTaskExecuting" => {
-            DependencyViolation
-        }
+        "DependencyViolation"
+        | "InvalidGroup.InUse"
+        | "DataRepositoryTaskExecuting"
+        | "BackupInProgress"
+        | "BackupRestoring"
+        | "BackupBeingCopied" => DependencyViolation,
         "ServiceLimitExceeded"
         | "SecurityGroupLimitExceeded"
         | "RulesPerSecurityGroupLimitExceeded"

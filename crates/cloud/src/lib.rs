@@ -3,6 +3,7 @@
 //! ([`aws::AwsCloud`]). The controller never sees an SDK type.
 
 pub mod aws;
+pub mod backups;
 pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
@@ -14,15 +15,17 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
+pub use backups::*;
 pub use error::{CloudError, CloudResult, ErrorKind, redact};
 pub use tasks::*;
 pub use types::*;
 
 /// The FSx / EC2 operations of one region: its network half (EC2), its file system half
-/// (FSx) and FSx's data repository tasks, each implemented where its API is spoken.
-pub trait Cloud: Networking + FileSystems + DataTasks + Send + Sync + Debug {}
+/// (FSx), FSx's data repository tasks and its backups, each implemented where its API is
+/// spoken.
+pub trait Cloud: Networking + FileSystems + DataTasks + Backups + Send + Sync + Debug {}
 
-impl<T: Networking + FileSystems + DataTasks + Send + Sync + Debug> Cloud for T {}
+impl<T: Networking + FileSystems + DataTasks + Backups + Send + Sync + Debug> Cloud for T {}
 
 /// The EC2 operations: subnets and the file systems' security groups.
 #[async_trait]
@@ -126,6 +129,28 @@ pub trait DataTasks: Send + Sync {
     /// Cancels a PENDING or EXECUTING task and returns its lifecycle (CANCELING). A task
     /// that already ended is [`ErrorKind::Conflict`] with code `DataRepositoryTaskEnded`.
     async fn cancel_data_repository_task(&self, id: &str) -> CloudResult<TaskLifecycle>;
+}
+
+/// FSx backups of persistent file systems (restoring one is a [`FileSystemRequest`] with a
+/// `backup_id`).
+#[async_trait]
+pub trait Backups: Send + Sync {
+    /// Starts a backup; the same token with the same request returns the same backup. While
+    /// another backup of the file system is under way the error is
+    /// [`ErrorKind::DependencyViolation`] with code `BackupInProgress` (retry later).
+    async fn create_backup(&self, request: &BackupRequest) -> CloudResult<Backup>;
+
+    /// The backups with these ids, in as few calls as the API allows (50 ids a call; missing
+    /// ones are left out).
+    async fn describe_backups(&self, ids: &[String]) -> CloudResult<Vec<Backup>>;
+
+    /// Every backup of these file systems (also of file systems deleted since), page by page.
+    async fn backups_of(&self, file_system_ids: &[String]) -> CloudResult<Vec<Backup>>;
+
+    /// Deletes a backup. One a file system is being restored from is
+    /// [`ErrorKind::DependencyViolation`] (`BackupRestoring`, `BackupInProgress`); one that
+    /// is gone is [`ErrorKind::NotFound`].
+    async fn delete_backup(&self, id: &str) -> CloudResult<()>;
 }
 
 /// Told about every AWS call the adapter makes, for metrics (service, operation, outcome are

@@ -152,6 +152,13 @@ pub struct FileSystemRequest {
     pub lz4_compression: bool,
     /// Automatic backup retention (PERSISTENT_2).
     pub automatic_backup_retention_days: Option<i32>,
+    /// `HH:MM` (UTC) when the daily automatic backup starts.
+    pub daily_automatic_backup_start_time: Option<String>,
+    /// Copy the file system's tags to backups that get none of their own (creation only).
+    pub copy_tags_to_backups: bool,
+    /// Restore: make the file system from this backup (CreateFileSystemFromBackup); the
+    /// capacity must be the backup's.
+    pub backup_id: Option<String>,
     /// `d:HH:MM`.
     pub weekly_maintenance_start_time: Option<String>,
     /// Lustre version: "2.15" so that data repository associations work on every type.
@@ -257,6 +264,9 @@ impl FileSystemRequest {
             kms_key_id: None,
             lz4_compression: false,
             automatic_backup_retention_days: None,
+            daily_automatic_backup_start_time: None,
+            copy_tags_to_backups: false,
+            backup_id: None,
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
             metadata: None,

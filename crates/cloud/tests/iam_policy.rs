@@ -15,7 +15,12 @@ fn repo() -> PathBuf {
 /// `service:Operation` for each `const OP: &str = "..."` in the adapter's sources.
 fn adapter_operations() -> BTreeSet<String> {
     let mut ops = BTreeSet::new();
-    for (file, service) in [("fsx.rs", "fsx"), ("tasks.rs", "fsx"), ("ec2.rs", "ec2")] {
+    for (file, service) in [
+        ("fsx.rs", "fsx"),
+        ("tasks.rs", "fsx"),
+        ("backups.rs", "fsx"),
+        ("ec2.rs", "ec2"),
+    ] {
         let src = std::fs::read_to_string(repo().join("crates/cloud/src/aws").join(file))
             .expect("adapter source");
         for line in src.lines() {

@@ -186,6 +186,9 @@ async fn create_file_system_sends_token_tags_version_and_one_subnet() {
             kms_key_id: None,
             lz4_compression: true,
             automatic_backup_retention_days: None,
+            daily_automatic_backup_start_time: None,
+            copy_tags_to_backups: false,
+            backup_id: None,
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
             metadata: Some(MetadataConfiguration::Automatic),
@@ -832,4 +835,84 @@ async fn an_intelligent_tiering_efa_create_sends_no_capacity_and_reads_the_stora
     assert!(s.intelligent_tiering && s.efa);
     assert_eq!(s.throughput_capacity, Some(8000));
     assert_eq!(fs.storage_capacity_gib, 0);
+}
+
+#[tokio::test]
+async fn a_restore_is_create_from_backup_with_the_backups_id_capacity_and_settings() {
+    let rule = mock!(aws_sdk_fsx::Client::create_file_system_from_backup)
+        .match_requests(|req| {
+            let l = req.lustre_configuration();
+            req.backup_id() == Some("backup-0123456789abcdef0")
+                && req.client_request_token() == Some(naming::file_system_token(UID).as_str())
+                && req.storage_capacity() == Some(2400)
+                && req.subnet_ids() == ["subnet-1"]
+                && l.and_then(|l| l.per_unit_storage_throughput()) == Some(250)
+                && l.and_then(|l| l.daily_automatic_backup_start_time()) == Some("03:30")
+                && l.and_then(|l| l.copy_tags_to_backups()) == Some(true)
+        })
+        .then_http_response(|| {
+            fsx_json(
+                r#"{"FileSystem":{"FileSystemId":"fs-0123456789abcdef0","Lifecycle":"CREATING",
+                "FileSystemType":"LUSTRE","StorageCapacity":2400,
+                "LustreConfiguration":{"DeploymentType":"PERSISTENT_2","PerUnitStorageThroughput":250}}}"#,
+            )
+        });
+    let fsx = mock_client!(aws_sdk_fsx, [&rule]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let fs = cloud
+        .create_file_system(&FileSystemRequest {
+            deployment_type: DeploymentType::Persistent2,
+            storage_capacity_gib: 2400,
+            per_unit_storage_throughput: Some(250),
+            daily_automatic_backup_start_time: Some("03:30".into()),
+            copy_tags_to_backups: true,
+            backup_id: Some("backup-0123456789abcdef0".into()),
+            ..FileSystemRequest::scratch(naming::file_system_token(UID), "subnet-1", Tags::new())
+        })
+        .await
+        .expect("restore");
+    assert_eq!(rule.num_calls(), 1);
+    assert_eq!(fs.storage_capacity_gib, 2400);
+}
+
+#[tokio::test]
+async fn backups_are_read_from_the_wire_with_the_file_systems_capacity() {
+    let create = mock!(aws_sdk_fsx::Client::create_backup)
+        .match_requests(|req| {
+            req.client_request_token() == Some("lwb-1")
+                && req.file_system_id() == Some("fs-0123456789abcdef0")
+                && req.tags().iter().any(|t| {
+                    t.key() == Some("workspaces.lustre.dev/backup-uid") && t.value() == Some("u-1")
+                })
+        })
+        .then_http_response(|| {
+            fsx_json(
+                r#"{"Backup":{"BackupId":"backup-0123456789abcdef0","Lifecycle":"TRANSFERRING",
+                "Type":"USER_INITIATED","ProgressPercent":60,"CreationTime":1764800000,
+                "SizeInBytes":1048576,
+                "Tags":[{"Key":"workspaces.lustre.dev/backup-uid","Value":"u-1"}],
+                "FileSystem":{"FileSystemId":"fs-0123456789abcdef0","StorageCapacity":2400,
+                  "LustreConfiguration":{"DeploymentType":"PERSISTENT_2"}}}}"#,
+            )
+        });
+    let busy = mock!(aws_sdk_fsx::Client::create_backup)
+        .then_http_response(|| fsx_error(400, "BackupInProgress"));
+    let fsx = mock_client!(aws_sdk_fsx, RuleMode::Sequential, [&create, &busy]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let request = BackupRequest {
+        client_token: "lwb-1".into(),
+        file_system_id: "fs-0123456789abcdef0".into(),
+        tags: [("workspaces.lustre.dev/backup-uid".to_string(), "u-1".to_string())].into(),
+    };
+    let b = cloud.create_backup(&request).await.expect("backup");
+    assert_eq!(b.lifecycle, BackupLifecycle::Transferring);
+    assert_eq!(b.progress_percent, Some(60));
+    assert_eq!(b.storage_capacity_gib, 2400);
+    assert_eq!(b.deployment_type, DeploymentType::Persistent2);
+    assert_eq!(b.size_bytes, Some(1_048_576));
+    assert_eq!(b.file_system_id, "fs-0123456789abcdef0");
+    assert!(b.created_at.is_some());
+    let e = cloud.create_backup(&request).await.expect_err("busy");
+    assert_eq!(e.kind, ErrorKind::DependencyViolation);
+    assert_eq!(e.code.as_deref(), Some("BackupInProgress"));
 }

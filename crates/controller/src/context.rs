@@ -11,7 +11,7 @@ use lustre_api::{LustreWorkspace, LustreWorkspaceStatus};
 use lustre_cloud::{Cloud, CloudError};
 
 use crate::cache::{Caches, Writers};
-use crate::data_tasks::TaskPoller;
+use crate::follow::Following;
 use crate::error::Error;
 use crate::events::EventRecorder;
 use crate::metrics::Metrics;
@@ -87,9 +87,10 @@ pub struct Context {
     pub(crate) caches: Caches,
     /// Their writers, taken when `run` starts watching.
     pub(crate) cache_writers: Mutex<Option<Writers>>,
-    /// The data tasks' poller, and its wake-ups until their controller takes them.
-    pub(crate) task_poller: TaskPoller,
-    task_wakes: Mutex<Option<TaskWakes>>,
+    /// The data tasks' and the backups' pollers, and their wake-ups until their controllers
+    /// take them.
+    pub(crate) tasks: Following<lustre_api::LustreDataTask, lustre_cloud::DataTask>,
+    pub(crate) backups: Following<lustre_api::LustreWorkspaceBackup, lustre_cloud::Backup>,
     /// The workspaces' own watch cache, once the controller runs (the budgets read their
     /// namespace's peers from it).
     pub(crate) workspaces:
@@ -97,10 +98,6 @@ pub struct Context {
     /// Which claims pods use, when pods are watched.
     pub pods: Option<Arc<crate::pods::PodUse>>,
 }
-
-type TaskWakes = tokio::sync::mpsc::UnboundedReceiver<
-    kube::runtime::reflector::ObjectRef<lustre_api::LustreDataTask>,
->;
 
 impl Context {
     pub fn new(
@@ -116,7 +113,6 @@ impl Context {
             std::env::var("POD_NAME").ok(),
         );
         let (caches, cache_writers) = Caches::new();
-        let (task_poller, task_wakes) = TaskPoller::new();
         let pods = config.watch_pods.then(Default::default);
         Self {
             client,
@@ -129,16 +125,11 @@ impl Context {
             memory: WorkspaceMemory::default(),
             caches,
             cache_writers,
-            task_poller,
-            task_wakes: Mutex::new(Some(task_wakes)),
+            tasks: Following::new(),
+            backups: Following::new(),
             workspaces: std::sync::OnceLock::new(),
             pods,
         }
-    }
-
-    /// The data task poller's wake-ups (once per process).
-    pub(crate) fn take_task_wakes(&self) -> Option<TaskWakes> {
-        lock(&self.task_wakes).take()
     }
 
     /// The cloud of the class's region.

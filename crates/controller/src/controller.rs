@@ -55,6 +55,11 @@ pub async fn run(
         workspaces.clone(),
         shutdown.clone(),
     ));
+    let backups = tokio::spawn(crate::backups::run(
+        ctx.clone(),
+        workspaces.clone(),
+        shutdown.clone(),
+    ));
     let (by_class, by_namespace, by_volume) = (workspaces.clone(), workspaces.clone(), workspaces);
     controller
         // Claims by owner reference, whatever their labels (a tenant may strip the operator's
@@ -79,6 +84,7 @@ pub async fn run(
         .for_each(|result| report(&ctx, result))
         .await;
     let _ = tasks.await;
+    let _ = backups.await;
     poll_task.abort();
     sweep_task.abort();
     if let Some(t) = pods_task {

@@ -5,10 +5,12 @@
 //! locally; it writes the status the observation calls for ([`status`]) and Events
 //! ([`events`]). [`controller`] wires the watches and the AWS [`poller`]; [`context`] holds
 //! what reconciles share, [`error`] names the step that failed. [`data_tasks`] is the
-//! controller of `LustreDataTask`s beside it; [`pods`] counts the pods that use each claim
+//! controller of `LustreDataTask`s beside it, [`backups`] the one of `LustreWorkspaceBackup`s,
+//! both following AWS through a [`follow`] poller; [`pods`] counts the pods that use each claim
 //! (the idle clock of an expiry).
 
 mod act;
+pub mod backups;
 pub mod builders;
 mod cache;
 pub mod context;
@@ -16,6 +18,7 @@ pub mod controller;
 pub mod data_tasks;
 pub mod error;
 pub mod events;
+pub mod follow;
 pub mod metrics;
 mod observe;
 pub mod plan;
@@ -24,6 +27,7 @@ pub mod poller;
 pub mod reconcile;
 mod reported;
 pub mod status;
+mod work_write;
 mod write;
 
 pub use context::{CloudProvider, Context, ControllerConfig, SingleCloud};

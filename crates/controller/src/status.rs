@@ -9,6 +9,7 @@ use lustre_api::validation::effective_deployment_type;
 use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
 use lustre_cloud::{CloudError, ErrorKind, Lifecycle, lustre_ingress};
 
+use crate::plan::restore;
 use crate::plan::{
     Action, ClassLookup, Inputs, Wait, claim_name, client_peers, expiry, export, import,
 };
@@ -92,8 +93,9 @@ fn file_system_condition(i: &Inputs, action: &Action) -> Cond {
             return no(reason::ADOPTION_REFUSED, m.clone());
         }
         return match action {
-            Action::CreateFileSystem(_) => no(reason::CREATING, "creating the file system"),
+            Action::CreateFileSystem(r) => no(reason::CREATING, restore::creating(r)),
             Action::Wait(Wait::FirstPod) => no(reason::WAITING, crate::plan::first_pod_wait(i)),
+            Action::Wait(Wait::SourceBackup) => no(reason::WAITING, restore::source_wait(i)),
             _ => no(reason::WAITING, "waiting for earlier steps"),
         };
     };

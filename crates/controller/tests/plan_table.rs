@@ -7,6 +7,7 @@ use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::naming;
 use lustre_cloud::*;
 use lustre_controller::plan::*;
+use lustre_controller::plan::restore::SourceBackup;
 
 const UID: &str = "5b1d8e2a-7c3f-4a9e-b6d0-1f2e3a4b5c6d";
 
@@ -280,6 +281,8 @@ struct Row {
     budget: Option<budget::NamespaceUse>,
     /// The pods that use the claim.
     pods: expiry::Pods,
+    /// The backup `spec.source` names, as looked up.
+    source: Option<SourceBackup>,
     expect: fn(&Action) -> bool,
 }
 
@@ -300,6 +303,7 @@ fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
         running: vec![],
         budget: None,
         pods: expiry::Pods::Unknown,
+        source: None,
         expect,
     }
 }
@@ -333,6 +337,7 @@ fn inputs<'a>(
                 ..HookView::default()
             },
             running_tasks: &r.running,
+            source: r.source.as_ref(),
         },
         kube: &r.kube,
         budget,
@@ -2352,6 +2357,69 @@ fn match_pods_makes_the_claim_first_and_follows_the_first_pods_zone() {
                 |a| matches!(a, Action::CreateFileSystem(r) if r.subnet_id == "subnet-0fedcba9876543210"),
             )
         },
+    ];
+    assert_rows(&rows);
+}
+
+#[test]
+fn a_restore_creates_from_the_proven_backup_at_its_capacity() {
+    let restoring = |gib: i32| {
+        workspace(&format!(
+            "deploymentType: PERSISTENT_2\nstorageCapacityGiB: {gib}\nperUnitStorageThroughput: 250\nsource: {{backupName: nightly}}"
+        ))
+    };
+    let backup = |lifecycle: BackupLifecycle, gib: i32| Backup {
+        id: "backup-0123456789abcdef0".into(),
+        file_system_id: "fs-0fedcba9876543210".into(),
+        lifecycle,
+        progress_percent: Some(40),
+        size_bytes: None,
+        storage_capacity_gib: gib,
+        deployment_type: DeploymentType::Persistent2,
+        backup_type: "USER_INITIATED".into(),
+        created_at: None,
+        failure_message: None,
+        tags: Default::default(),
+    };
+    let before = |name, ws, source, expect| Row {
+        ws,
+        fs: None,
+        dras: vec![],
+        kube: KubeView::default(),
+        source,
+        ..row(name, expect)
+    };
+    let rows = [
+        before(
+            "an AVAILABLE backup of the same size: CreateFileSystemFromBackup",
+            restoring(2400),
+            Some(SourceBackup::Found(backup(BackupLifecycle::Available, 2400))),
+            |a| matches!(a, Action::CreateFileSystem(r) if r.backup_id.as_deref() == Some("backup-0123456789abcdef0") && r.storage_capacity_gib == 2400),
+        ),
+        before(
+            "a backup still TRANSFERRING: wait",
+            restoring(2400),
+            Some(SourceBackup::Found(backup(BackupLifecycle::Transferring, 2400))),
+            |a| *a == Action::Wait(Wait::SourceBackup),
+        ),
+        before(
+            "another size: refused with the backup's size, nothing made",
+            restoring(1200),
+            Some(SourceBackup::Found(backup(BackupLifecycle::Available, 2400))),
+            |a| matches!(a, Action::Invalid(v) if v[0].field == "spec.storageCapacityGiB" && v[0].message.contains("2400 GiB")),
+        ),
+        before(
+            "an object not there yet: wait",
+            restoring(2400),
+            Some(SourceBackup::Waiting("waiting for LustreWorkspaceBackup ml/nightly".into())),
+            |a| *a == Action::Wait(Wait::SourceBackup),
+        ),
+        before(
+            "refused by the class: invalid, nothing made",
+            restoring(2400),
+            Some(SourceBackup::Refused("class standard does not let".into())),
+            |a| matches!(a, Action::Invalid(v) if v[0].field == "spec.source"),
+        ),
     ];
     assert_rows(&rows);
 }

@@ -41,6 +41,7 @@ async fn world() -> World {
             task_pending_ms: 100,
             task_run_ms: 400,
             task_cancel_ms: 100,
+            backup_ms: 600,
             jitter: 0.1,
         },
         ..SimConfig::default()

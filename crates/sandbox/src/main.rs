@@ -56,6 +56,9 @@ struct Serve {
     /// a quarter of that).
     #[arg(long, default_value_t = 2000)]
     task_delay_ms: u64,
+    /// How long a backup takes from PENDING to AVAILABLE.
+    #[arg(long, default_value_t = 3000)]
+    backup_delay_ms: u64,
     /// Random stretch of every delay (0.2 = ±20 %).
     #[arg(long, default_value_t = 0.2)]
     jitter: f64,
@@ -100,6 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             task_pending_ms: args.task_delay_ms / 4,
             task_run_ms: args.task_delay_ms,
             task_cancel_ms: args.task_delay_ms / 4,
+            backup_ms: args.backup_delay_ms,
             jitter: args.jitter,
         },
         faults,

@@ -28,6 +28,7 @@ fn fast_timing() -> Timing {
         task_pending_ms: 100,
         task_run_ms: 400,
         task_cancel_ms: 100,
+        backup_ms: 600,
         jitter: 0.2,
     }
 }
@@ -166,6 +167,9 @@ async fn scenario(cloud: &AwsCloud, sim: &SimAws) -> Report {
         kms_key_id: None,
         lz4_compression: true,
         automatic_backup_retention_days: None,
+        daily_automatic_backup_start_time: None,
+        copy_tags_to_backups: false,
+        backup_id: None,
         weekly_maintenance_start_time: None,
         file_system_type_version: "2.15".into(),
         metadata: None,
@@ -481,6 +485,9 @@ async fn resize_goes_updating_then_available_with_the_new_size() {
             kms_key_id: None,
             lz4_compression: false,
             automatic_backup_retention_days: Some(7),
+            daily_automatic_backup_start_time: None,
+            copy_tags_to_backups: false,
+            backup_id: None,
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
             metadata: None,
@@ -618,6 +625,9 @@ async fn linked_file_system(cloud: &AwsCloud, token: &str, auto_export: bool) ->
             kms_key_id: None,
             lz4_compression: false,
             automatic_backup_retention_days: None,
+            daily_automatic_backup_start_time: None,
+            copy_tags_to_backups: false,
+            backup_id: None,
             weekly_maintenance_start_time: None,
             file_system_type_version: "2.15".into(),
             metadata: None,
@@ -1217,4 +1227,124 @@ async fn intelligent_tiering_is_created_by_throughput_without_links() {
         .expect("raise");
     let raised = available(&cloud, &fs.id).await;
     assert_eq!(raised.settings.throughput_capacity, Some(8000));
+}
+
+/// Backups through the adapter as FSx takes them: persistent and unlinked only, one at a time,
+/// the same token for the same backup, PENDING to AVAILABLE with progress; a restore at the
+/// backup's capacity only (a backup being restored from cannot be deleted); the backup
+/// outlives its file system.
+#[tokio::test]
+async fn backups_are_taken_followed_restored_and_deleted_as_fsx_does() {
+    let (_sim, url, _stop) = start(SimConfig {
+        timing: fast_timing(),
+        ..SimConfig::default()
+    })
+    .await;
+    let cloud = adapter(&url, 1).await;
+    let persistent = |token: &str, gib: i32| FileSystemRequest {
+        deployment_type: DeploymentType::Persistent2,
+        per_unit_storage_throughput: Some(125),
+        storage_capacity_gib: gib,
+        ..FileSystemRequest::scratch(token, SUBNET, Default::default())
+    };
+    let fs = cloud.create_file_system(&persistent("bk-fs", 2400)).await.expect("create");
+    available(&cloud, &fs.id).await;
+    let tags: Tags = [("workspaces.lustre.dev/backup-uid".to_string(), "u-1".to_string())].into();
+    let request = BackupRequest {
+        client_token: "lwb-1".into(),
+        file_system_id: fs.id.clone(),
+        tags: tags.clone(),
+    };
+    let first = cloud.create_backup(&request).await.expect("backup");
+    assert_eq!(first.lifecycle, BackupLifecycle::Pending);
+    assert_eq!(first.storage_capacity_gib, 2400);
+    assert_eq!(first.deployment_type, DeploymentType::Persistent2);
+    assert_eq!(first.tags.get("workspaces.lustre.dev/backup-uid").map(String::as_str), Some("u-1"));
+    let again = cloud.create_backup(&request).await.expect("same token");
+    assert_eq!(again.id, first.id, "the same token gives the same backup");
+    let second = BackupRequest { client_token: "lwb-2".into(), ..request.clone() };
+    let busy = cloud.create_backup(&second).await.expect_err("one at a time");
+    assert_eq!((busy.kind, busy.code.as_deref()), (ErrorKind::DependencyViolation, Some("BackupInProgress")));
+    let early = cloud
+        .create_file_system(&FileSystemRequest {
+            backup_id: Some(first.id.clone()),
+            ..persistent("bk-restore-early", 2400)
+        })
+        .await
+        .expect_err("not AVAILABLE yet");
+    assert_eq!(early.kind, ErrorKind::InvalidRequest, "{early:?}");
+    let seen = std::sync::Mutex::new(Vec::new());
+    let done = wait_for("AVAILABLE", Duration::from_secs(20), || async {
+        let b = cloud.describe_backups(std::slice::from_ref(&first.id)).await.ok()?;
+        seen.lock().expect("lock").push(b[0].lifecycle.clone());
+        (b[0].lifecycle == BackupLifecycle::Available).then(|| b[0].clone())
+    })
+    .await;
+    assert_eq!(done.progress_percent, Some(100));
+    let seen = seen.into_inner().expect("lock");
+    assert!(
+        seen.contains(&BackupLifecycle::Creating) || seen.contains(&BackupLifecycle::Transferring),
+        "{seen:?}"
+    );
+    let of_fs = cloud.backups_of(std::slice::from_ref(&fs.id)).await.expect("by file system");
+    assert_eq!(of_fs.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), [first.id.as_str()]);
+
+    let wrong = cloud
+        .create_file_system(&FileSystemRequest {
+            backup_id: Some(first.id.clone()),
+            ..persistent("bk-restore-1200", 1200)
+        })
+        .await
+        .expect_err("capacity must be the backup's");
+    assert!(wrong.message.contains("2400"), "{wrong:?}");
+    let restored = cloud
+        .create_file_system(&FileSystemRequest {
+            backup_id: Some(first.id.clone()),
+            ..persistent("bk-restore", 2400)
+        })
+        .await
+        .expect("restore");
+    assert_eq!(restored.storage_capacity_gib, 2400);
+    let replay = cloud
+        .create_file_system(&FileSystemRequest {
+            backup_id: Some(first.id.clone()),
+            ..persistent("bk-restore", 2400)
+        })
+        .await
+        .expect("the same token");
+    assert_eq!(replay.id, restored.id, "no second file system for the same token");
+    let held = cloud.delete_backup(&first.id).await.expect_err("being restored from");
+    assert_eq!((held.kind, held.code.as_deref()), (ErrorKind::DependencyViolation, Some("BackupRestoring")));
+    available(&cloud, &restored.id).await;
+
+    cloud.delete_file_system(&fs.id, &FileSystemDeletion::default()).await.expect("delete");
+    wait_for("file system gone", Duration::from_secs(20), || async {
+        let f = cloud.describe_file_systems(&[]).await.ok()?;
+        (!f.iter().any(|f| f.id == fs.id)).then_some(())
+    })
+    .await;
+    let kept = cloud.describe_backups(std::slice::from_ref(&first.id)).await.expect("kept");
+    assert_eq!(kept.len(), 1, "a backup outlives its file system");
+    cloud.delete_backup(&first.id).await.expect("delete the backup");
+    let gone = cloud.describe_backups(std::slice::from_ref(&first.id)).await.expect("describe");
+    assert!(gone.is_empty(), "a deleted backup is not described: {gone:?}");
+    let again = cloud.delete_backup(&first.id).await.expect_err("gone");
+    assert_eq!(again.kind, ErrorKind::NotFound);
+
+    let scratch = cloud
+        .create_file_system(&FileSystemRequest::scratch("bk-scratch", SUBNET, Default::default()))
+        .await
+        .expect("scratch");
+    available(&cloud, &scratch.id).await;
+    let refused = cloud
+        .create_backup(&BackupRequest { client_token: "lwb-3".into(), file_system_id: scratch.id.clone(), tags: tags.clone() })
+        .await
+        .expect_err("no backups of scratch");
+    assert_eq!(refused.kind, ErrorKind::InvalidRequest, "{refused:?}");
+    let (linked, _) = linked_file_system(&cloud, "bk-linked", false).await;
+    let refused = cloud
+        .create_backup(&BackupRequest { client_token: "lwb-4".into(), file_system_id: linked, tags })
+        .await
+        .expect_err("no backups of linked file systems");
+    assert_eq!(refused.kind, ErrorKind::InvalidRequest, "{refused:?}");
 }

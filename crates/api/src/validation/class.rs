@@ -219,6 +219,21 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
             Some(90),
         );
     }
+    if let Some(time) = &spec.daily_automatic_backup_start_time {
+        c.length("spec.dailyAutomaticBackupStartTime", time, 5, 5);
+        c.pattern(
+            "spec.dailyAutomaticBackupStartTime",
+            time,
+            &p.daily_time,
+            patterns::DAILY_TIME,
+        );
+    }
+    if let Some(restore) = &spec.restore {
+        c.max_items("spec.restore.fromNamespaces", restore.from_namespaces.len(), 64);
+        for (i, ns) in restore.from_namespaces.iter().enumerate() {
+            c.length(&format!("spec.restore.fromNamespaces[{i}]"), ns, 1, 63);
+        }
+    }
     if let Some(time) = &spec.weekly_maintenance_start_time {
         c.pattern(
             "spec.weeklyMaintenanceStartTime",

@@ -17,6 +17,7 @@ use crate::rules::patterns;
 use crate::workspace::LustreWorkspace;
 
 mod against_class;
+mod backup;
 mod class;
 mod data_task;
 mod workspace;
@@ -24,6 +25,7 @@ mod workspace;
 pub use against_class::{
     effective_deployment_type, s3_under, selector_matches, validate_spec_against_class,
 };
+pub use backup::validate_backup_spec;
 pub use class::validate_class_spec;
 pub use data_task::{LinkedPath, is_read_only, task_paths, validate_data_task_spec};
 pub use workspace::{valid_capacity, validate_workspace_spec};
@@ -83,6 +85,8 @@ struct Patterns {
     lustre_nid: Regex,
     log_group_arn: Regex,
     availability_zone: Regex,
+    daily_time: Regex,
+    backup_id: Regex,
 }
 
 static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
@@ -103,6 +107,8 @@ static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
     lustre_nid: regex(patterns::LUSTRE_NID),
     log_group_arn: regex(patterns::LOG_GROUP_ARN),
     availability_zone: regex(patterns::AVAILABILITY_ZONE),
+    daily_time: regex(patterns::DAILY_TIME),
+    backup_id: regex(patterns::BACKUP_ID),
 });
 
 /// Collects violations with small helpers for the schema's keyword checks.

@@ -99,6 +99,7 @@ pub fn validate_workspace_spec(
     }
 
     data_repository_rules(&mut c, spec);
+    source_rules(&mut c, spec);
     expiry_rules(&mut c, spec);
     metadata_rules(&mut c, spec, old);
 
@@ -122,6 +123,7 @@ pub fn validate_workspace_spec(
             (spec.availability_zone != old.availability_zone, 6),
             (spec.storage_type != old.storage_type, 7),
             (spec.read_cache != old.read_cache, 8),
+            (spec.source != old.source, 9),
         ];
         for (differs, i) in changed {
             if differs {
@@ -261,6 +263,38 @@ pub(super) fn persistent_only_rules(
     }
     if spec.efa == Some(true) {
         c.push("spec.efa", rules::EFA_PERSISTENT_MSG);
+    }
+    if spec.source.is_some() {
+        c.push("spec.source", rules::RESTORE_PERSISTENT_MSG);
+    }
+}
+
+/// `spec.source`: one backup, by name (with its namespace) or by id; not with an adoption.
+fn source_rules(c: &mut Checker, spec: &LustreWorkspaceSpec) {
+    let p = &*PATTERNS;
+    let Some(source) = &spec.source else {
+        return;
+    };
+    if source.backup_name.is_some() == source.backup_id.is_some() {
+        c.push("spec.source", rules::SOURCE_ONE_MSG);
+    }
+    if source.backup_namespace.is_some() && source.backup_name.is_none() {
+        c.push("spec.source.backupNamespace", rules::SOURCE_NAMESPACE_MSG);
+    }
+    if spec.file_system_id.is_some() {
+        c.push("spec.source", rules::RESTORE_NOT_ADOPT_MSG);
+    }
+    if let Some(name) = &source.backup_name {
+        c.length("spec.source.backupName", name, 1, 253);
+        c.pattern("spec.source.backupName", name, &p.dns_subdomain, patterns::DNS_SUBDOMAIN);
+    }
+    if let Some(ns) = &source.backup_namespace {
+        c.length("spec.source.backupNamespace", ns, 1, 63);
+        c.pattern("spec.source.backupNamespace", ns, &p.dns_label, patterns::DNS_LABEL);
+    }
+    if let Some(id) = &source.backup_id {
+        c.length("spec.source.backupId", id, 15, 128);
+        c.pattern("spec.source.backupId", id, &p.backup_id, patterns::BACKUP_ID);
     }
 }
 

@@ -113,50 +113,68 @@ fn association_from(a: &fsx::DataRepositoryAssociation) -> DataRepositoryAssocia
     }
 }
 
+/// The storage type, and the capacity to send (none for elastic Intelligent-Tiering).
+pub(crate) fn storage_of(r: &FileSystemRequest) -> (fsx::StorageType, Option<i32>) {
+    match r.tiering {
+        Some(_) => (fsx::StorageType::IntelligentTiering, None),
+        None => (fsx::StorageType::Ssd, Some(r.storage_capacity_gib)),
+    }
+}
+
+/// The Lustre settings of a create (and of a restore, where they override the backup's).
+pub(crate) fn lustre_configuration(r: &FileSystemRequest) -> fsx::CreateFileSystemLustreConfiguration {
+    let deployment = match r.deployment_type {
+        DeploymentType::Persistent2 => fsx::LustreDeploymentType::Persistent2,
+        _ => fsx::LustreDeploymentType::Scratch2,
+    };
+    let mut lustre = fsx::CreateFileSystemLustreConfiguration::builder()
+        .deployment_type(deployment)
+        .data_compression_type(if r.lz4_compression {
+            fsx::DataCompressionType::Lz4
+        } else {
+            fsx::DataCompressionType::None
+        })
+        .set_per_unit_storage_throughput(r.per_unit_storage_throughput)
+        .set_weekly_maintenance_start_time(r.weekly_maintenance_start_time.clone());
+    if r.deployment_type == DeploymentType::Persistent2 {
+        lustre = lustre
+            .set_automatic_backup_retention_days(r.automatic_backup_retention_days)
+            .set_daily_automatic_backup_start_time(r.daily_automatic_backup_start_time.clone());
+        if r.copy_tags_to_backups {
+            lustre = lustre.copy_tags_to_backups(true);
+        }
+    }
+    if let Some(m) = r.metadata {
+        let (mode, iops) = metadata_to(m);
+        let config = fsx::CreateFileSystemLustreMetadataConfiguration::builder()
+            .mode(mode)
+            .set_iops(iops)
+            .build();
+        lustre = lustre.metadata_configuration(config);
+    }
+    if r.efa {
+        lustre = lustre.efa_enabled(true);
+    }
+    if let Some(t) = &r.tiering {
+        lustre = lustre
+            .throughput_capacity(t.throughput_capacity)
+            .data_read_cache_configuration(read_cache_to(&t.read_cache));
+    }
+    lustre
+        .set_root_squash_configuration(r.root_squash.as_ref().map(root_squash_to))
+        .set_log_configuration(r.log.as_ref().map(log_to))
+        .build()
+}
+
 #[async_trait::async_trait]
 impl crate::FileSystems for AwsCloud {
     async fn create_file_system(&self, r: &FileSystemRequest) -> CloudResult<FileSystem> {
+        if let Some(backup) = &r.backup_id {
+            return self.restore(r, backup).await;
+        }
         const OP: &str = "CreateFileSystem";
-        let deployment = match r.deployment_type {
-            DeploymentType::Persistent2 => fsx::LustreDeploymentType::Persistent2,
-            _ => fsx::LustreDeploymentType::Scratch2,
-        };
-        let mut lustre = fsx::CreateFileSystemLustreConfiguration::builder()
-            .deployment_type(deployment)
-            .data_compression_type(if r.lz4_compression {
-                fsx::DataCompressionType::Lz4
-            } else {
-                fsx::DataCompressionType::None
-            })
-            .set_per_unit_storage_throughput(r.per_unit_storage_throughput)
-            .set_weekly_maintenance_start_time(r.weekly_maintenance_start_time.clone());
-        if r.deployment_type == DeploymentType::Persistent2 {
-            lustre = lustre.set_automatic_backup_retention_days(r.automatic_backup_retention_days);
-        }
-        if let Some(m) = r.metadata {
-            let (mode, iops) = metadata_to(m);
-            let config = fsx::CreateFileSystemLustreMetadataConfiguration::builder()
-                .mode(mode)
-                .set_iops(iops)
-                .build();
-            lustre = lustre.metadata_configuration(config);
-        }
-        if r.efa {
-            lustre = lustre.efa_enabled(true);
-        }
-        if let Some(t) = &r.tiering {
-            lustre = lustre
-                .throughput_capacity(t.throughput_capacity)
-                .data_read_cache_configuration(read_cache_to(&t.read_cache));
-        }
-        lustre = lustre
-            .set_root_squash_configuration(r.root_squash.as_ref().map(root_squash_to))
-            .set_log_configuration(r.log.as_ref().map(log_to));
         // Intelligent-Tiering storage is elastic: no capacity is sent.
-        let (storage_type, capacity) = match r.tiering {
-            Some(_) => (fsx::StorageType::IntelligentTiering, None),
-            None => (fsx::StorageType::Ssd, Some(r.storage_capacity_gib)),
-        };
+        let (storage_type, capacity) = storage_of(r);
         let sent = self
             .fsx
             .create_file_system()
@@ -169,7 +187,7 @@ impl crate::FileSystems for AwsCloud {
             .set_kms_key_id(r.kms_key_id.clone())
             .file_system_type_version(&r.file_system_type_version)
             .set_tags(Some(tags_to(&self.tagged(&r.tags))))
-            .lustre_configuration(lustre.build())
+            .lustre_configuration(lustre_configuration(r))
             .send()
             .await;
         self.answer(SERVICE, OP, sent, |out| {

@@ -5,6 +5,7 @@
 //! (standard or adaptive mode, bounded attempts, jittered back-off, a retry quota), with
 //! operation and attempt timeouts.
 
+mod backups;
 mod ec2;
 mod errors;
 mod fsx;

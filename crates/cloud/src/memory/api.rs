@@ -96,12 +96,18 @@ impl Networking for MemoryCloud {
 #[async_trait]
 impl FileSystems for MemoryCloud {
     async fn create_file_system(&self, request: &FileSystemRequest) -> CloudResult<FileSystem> {
-        let op = "CreateFileSystem";
+        let op = match request.backup_id {
+            Some(_) => "CreateFileSystemFromBackup",
+            None => "CreateFileSystem",
+        };
         let mut a = self.gate(op).await?;
         if let Some(id) = replayed(&a.fs_tokens, &request.client_token, request, op)?
             && let Some(fs) = a.file_systems.get(&id)
         {
             return Ok(fs.clone());
+        }
+        if let Some(b) = &request.backup_id {
+            super::backups::restorable(&a, b, request.storage_capacity_gib)?;
         }
         let Some((vpc, _)) = a.subnets.get(&request.subnet_id).cloned() else {
             let message = format!("subnet {} does not exist", request.subnet_id);
@@ -218,7 +224,10 @@ impl FileSystems for MemoryCloud {
             .ok_or_else(|| not_found(op, "FileSystemNotFound", id))?;
         fs.lifecycle = Lifecycle::Deleting;
         if let Some(tags) = &deletion.final_backup_tags {
-            a.backups.push(tags.clone());
+            let fs = fs.clone();
+            let id = a.id("backup");
+            let backup = super::backups::taken(id.clone(), &fs, tags.clone());
+            a.backups.insert(id, backup);
         }
         Ok(())
     }

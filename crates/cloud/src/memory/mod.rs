@@ -5,6 +5,7 @@
 //! [`MemoryCloud::fail_next`]; every call is counted. The [`Cloud`] calls are in `api.rs`.
 
 mod api;
+mod backups;
 mod tasks;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -29,8 +30,9 @@ struct Account {
     dra_tokens: HashMap<String, (DataRepositoryRequest, String)>,
     tasks: BTreeMap<String, DataTask>,
     task_tokens: HashMap<String, (DataTaskRequest, String)>,
-    /// Tags of the final backups taken on delete.
-    backups: Vec<Tags>,
+    /// Backups: taken, and the final ones of deletes.
+    backups: BTreeMap<String, crate::backups::Backup>,
+    backup_tokens: HashMap<String, (crate::backups::BackupRequest, String)>,
     next_id: u64,
     calls: BTreeMap<&'static str, usize>,
     called_at: HashMap<&'static str, Vec<tokio::time::Instant>>,
@@ -145,9 +147,9 @@ impl MemoryCloud {
         self.lock().groups.values().cloned().collect()
     }
 
-    /// Tags of the final backups taken so far.
-    pub fn backups(&self) -> Vec<Tags> {
-        self.lock().backups.clone()
+    /// Every backup in the account (final backups included).
+    pub fn backups(&self) -> Vec<crate::backups::Backup> {
+        self.lock().backups.values().cloned().collect()
     }
 
     /// Sets a file system's lifecycle (a failure, a change outside the operator).
@@ -199,6 +201,12 @@ impl MemoryCloud {
         for d in a.associations.values_mut() {
             if matches!(d.lifecycle, Lifecycle::Creating | Lifecycle::Updating) {
                 d.lifecycle = Lifecycle::Available;
+            }
+        }
+        for b in a.backups.values_mut() {
+            if !b.lifecycle.is_finished() {
+                b.lifecycle = crate::backups::BackupLifecycle::Available;
+                b.progress_percent = Some(100);
             }
         }
         for t in a.tasks.values_mut() {

@@ -34,21 +34,28 @@ pub(super) async fn update(
     ))
 }
 
+/// Deletes the file system; a final backup is tagged as the workspace's resources are, and
+/// gets its `LustreWorkspaceBackup` first.
 pub(super) async fn delete(
+    ctx: &Context,
     ws: &LustreWorkspace,
+    o: &Observed,
     cloud: &Arc<dyn Cloud>,
     id: &str,
     final_backup: bool,
 ) -> Result<Outcome, Cause> {
-    let deletion = FileSystemDeletion {
-        final_backup_tags: final_backup.then(|| {
-            [(
-                "workspaces.lustre.dev/final-backup-of".to_string(),
-                format!("{}/{}", ws.namespace().unwrap_or_default(), ws.name_any()),
-            )]
-            .into()
-        }),
+    let final_backup_tags = match (final_backup, o.class()) {
+        (false, _) => None,
+        (true, class) => {
+            let tags = match class {
+                Some(c) => crate::plan::resource_tags(ws, c),
+                None => Default::default(),
+            };
+            let region = class.and_then(|c| c.spec.region.as_deref());
+            Some(crate::backups::final_backup::prepare(ctx, ws, tags, id, region).await)
+        }
     };
+    let deletion = FileSystemDeletion { final_backup_tags };
     match cloud.delete_file_system(id, &deletion).await {
         Err(e) if e.kind != ErrorKind::NotFound => Err(e.into()),
         Ok(()) | Err(_) => Ok(Outcome::FileSystemDeleting),

@@ -104,7 +104,7 @@ pub(crate) async fn act(
             whole(file_system::update(cloud, id, update).await)
         }
         Action::DeleteFileSystem { id, final_backup } => {
-            whole(file_system::delete(ws, cloud, id, *final_backup).await)
+            whole(file_system::delete(ctx, ws, o, cloud, id, *final_backup).await)
         }
         Action::TagRetained { arn } => {
             whole(file_system::tag_retained(ctx, ws, cloud, arn, o).await)

@@ -2,11 +2,9 @@
 //! A controller of their own beside the workspaces', in the same process and leadership:
 //! woken by its tasks, by their workspaces' changes and by the task poller.
 
-mod poller;
 mod reconcile;
 mod request;
 pub(crate) mod status;
-mod write;
 
 use std::sync::Arc;
 
@@ -17,10 +15,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use lustre_api::{LustreDataTask, LustreWorkspace};
 
-pub use poller::TaskPoller;
-
 use crate::context::Context;
 use crate::controller::scoped;
+use crate::follow::TaskPoller;
 
 /// What a data task's reconcile reads besides the shared context.
 pub(crate) struct TaskCtx {
@@ -38,10 +35,10 @@ pub(crate) async fn run(
     workspaces: Store<LustreWorkspace>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let Some(wake) = ctx.take_task_wakes() else {
+    let Some(wake) = ctx.tasks.take_wakes() else {
         return;
     };
-    let poller = ctx.task_poller.clone();
+    let poller = ctx.tasks.poller.clone();
     let poll_task = tokio::spawn(poller.clone().run(ctx.config.intervals.pending));
     let controller = Controller::new(scoped::<LustreDataTask>(&ctx), watcher::Config::default());
     let tasks = controller.store();

@@ -18,7 +18,8 @@ use lustre_api::{DataTaskPhase, LustreDataTask, LustreWorkspace, Phase};
 use lustre_cloud::{Cloud, DataTask, ErrorKind, TaskLifecycle};
 
 use super::status::{failed, observed, pending};
-use super::write::{set_finalizer, write_status};
+use crate::work_write::{set_finalizer, write_status};
+use lustre_api::constants::TASK_FINALIZER;
 use super::{TaskCtx, request};
 use crate::error::{Error, Step};
 use crate::observe::{Class, resolve_class};
@@ -73,7 +74,7 @@ pub(crate) async fn reconcile(
         let note = format!("queued: data task {earlier} runs first on this file system");
         return wait(&cx, &task, note).await;
     }
-    set_finalizer(&cx.ctx, &task, Some(&*ws)).await?;
+    set_finalizer(&cx.ctx, &*task, TASK_FINALIZER, true, Some(&*ws)).await?;
     start(&cx, &task, &request, &cloud, class.spec.region.clone()).await
 }
 
@@ -103,7 +104,7 @@ async fn start(
             cx.ctx
                 .publish(&**task, EventType::Normal, "Started", note)
                 .await;
-            write_status(&cx.ctx, task, observed(task, &started)).await?;
+            write_status(&cx.ctx, &**task, observed(task, &started)).await?;
             Ok(Requeue::requeue(cx.ctx.config.intervals.drift))
         }
         Err(e) if e.kind == ErrorKind::DependencyViolation => {
@@ -159,7 +160,7 @@ async fn follow(
         cx.poller.forget(id);
         return finish(cx, task, next).await;
     }
-    write_status(&cx.ctx, task, next).await?;
+    write_status(&cx.ctx, &**task, next).await?;
     Ok(Requeue::requeue(cx.ctx.config.intervals.drift))
 }
 
@@ -201,7 +202,7 @@ async fn cancel(task: &Arc<LustreDataTask>, cx: &TaskCtx) -> Result<Requeue, Err
         }
         cx.poller.forget(id);
     }
-    set_finalizer(&cx.ctx, task, None).await?;
+    set_finalizer(&cx.ctx, &**task, TASK_FINALIZER, false, None).await?;
     cx.poller.deleted(&uid);
     Ok(Requeue::await_change())
 }
@@ -299,7 +300,7 @@ async fn finish(
         }
         cx.ctx.publish(task, type_, phase.as_str(), note).await;
     }
-    set_finalizer(&cx.ctx, task, None).await?;
+    set_finalizer(&cx.ctx, task, TASK_FINALIZER, false, None).await?;
     Ok(Requeue::await_change())
 }
 

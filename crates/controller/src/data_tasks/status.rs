@@ -75,37 +75,47 @@ fn prior(task: &LustreDataTask) -> LustreDataTaskStatus {
     task.status.clone().unwrap_or_default()
 }
 
-/// `Complete` (True once it succeeded) and `Failed` (True when it failed), each keeping its
-/// transition time while its status stays.
+/// `Complete` (True once it succeeded) and `Failed` (True when it failed).
 fn conditions(
     task: &LustreDataTask,
     phase: DataTaskPhase,
     reason: &str,
     note: &str,
 ) -> Vec<Condition> {
-    let old = task
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
+    let old = task.status.as_ref().map(|s| s.conditions.as_slice());
+    let which = [
+        ("Complete", phase == DataTaskPhase::Succeeded),
+        ("Failed", phase == DataTaskPhase::Failed),
+    ];
+    conditions_of(old.unwrap_or_default(), task.metadata.generation, which, reason, note)
+}
+
+/// Conditions of these types with these statuses, all for `reason` saying `note`; each keeps
+/// its transition time from `old` while its status stays.
+pub(crate) fn conditions_of(
+    old: &[Condition],
+    generation: Option<i64>,
+    which: [(&str, bool); 2],
+    reason: &str,
+    note: &str,
+) -> Vec<Condition> {
     let now = Time(jiff::Timestamp::now());
-    let make = |kind: &str, on: bool| {
-        let status = if on { "True" } else { "False" };
-        let since = old
-            .iter()
-            .find(|c| c.type_ == kind && c.status == status)
-            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-        Condition {
-            type_: kind.to_string(),
-            status: status.to_string(),
-            reason: reason.to_string(),
-            message: note.to_string(),
-            last_transition_time: since,
-            observed_generation: task.metadata.generation,
-        }
-    };
-    vec![
-        make("Complete", phase == DataTaskPhase::Succeeded),
-        make("Failed", phase == DataTaskPhase::Failed),
-    ]
+    which
+        .iter()
+        .map(|&(kind, on)| {
+            let status = if on { "True" } else { "False" };
+            let since = old
+                .iter()
+                .find(|c| c.type_ == kind && c.status == status)
+                .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+            Condition {
+                type_: kind.to_string(),
+                status: status.to_string(),
+                reason: reason.to_string(),
+                message: note.to_string(),
+                last_transition_time: since,
+                observed_generation: generation,
+            }
+        })
+        .collect()
 }

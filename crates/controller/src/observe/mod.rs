@@ -5,6 +5,7 @@
 
 mod aws;
 mod kube;
+mod source;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub(crate) struct Observed {
     pub budget: Option<plan::budget::Budget>,
     /// The pods that use the claim.
     pub pods: plan::expiry::Pods,
+    /// Before the file system is made: the backup `spec.source` names.
+    pub source: Option<plan::restore::SourceBackup>,
     /// When it was observed.
     pub now: jiff::Timestamp,
 }
@@ -73,6 +76,7 @@ impl Observed {
                 export: self.export.view(),
                 import: self.import.view(),
                 running_tasks: &self.running_tasks,
+                source: self.source.as_ref(),
             },
             kube: &self.kube,
             budget: self.budget.as_ref(),
@@ -121,6 +125,7 @@ pub(crate) async fn observe(
         running_tasks: Vec::new(),
         budget: None,
         pods: pods_of(ctx, ws),
+        source: None,
         now: jiff::Timestamp::now(),
     };
     if !deleting {
@@ -166,6 +171,10 @@ pub(crate) async fn observe(
     o.kube = self::kube::objects(ctx, ws, o.class()).await?;
     if !deleting {
         o.kube.first_pod_zone = first_pod_zone(ctx, ws, &o).await?;
+        let recorded = ws.status.as_ref().and_then(|s| s.file_system_id.as_ref());
+        if let (None, None, Some(class)) = (&o.fs, recorded, o.class.get()) {
+            o.source = source::look(ctx, ws, class, cloud).await?;
+        }
     }
     // While deleting, looked at even with the claim still there: the volume's delete goes on
     // to the unlinking within the same reconcile.

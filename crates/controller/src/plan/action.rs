@@ -35,6 +35,8 @@ pub enum Wait {
     TasksRunning,
     /// `placement: MatchPods`: no pod using the claim has been scheduled yet.
     FirstPod,
+    /// `source`: the backup to restore is not there, or not AVAILABLE, yet.
+    SourceBackup,
 }
 
 /// The single next step.
@@ -344,8 +346,11 @@ impl Action {
             // volumes' watch wakes the workspace when it goes.
             Self::DeleteVolume => recheck(1),
             Self::Wait(Wait::ClaimInUse) => recheck(5),
-            // FSx tasks are not followed by the poller: looked at every pending interval.
-            Self::Wait(Wait::Exporting | Wait::Importing | Wait::TasksRunning)
+            // FSx tasks (and a source backup) are not followed by the poller: looked at every
+            // pending interval.
+            Self::Wait(
+                Wait::Exporting | Wait::Importing | Wait::TasksRunning | Wait::SourceBackup,
+            )
             | Self::StartExport(_)
             | Self::CancelExport { .. }
             | Self::StartImport(_) => After {

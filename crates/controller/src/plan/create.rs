@@ -17,7 +17,7 @@ use super::requests::{association_requests, file_system_request};
 use super::{Action, ClassLookup, Inputs, Wait, claim_name, events_update, same_link};
 
 /// A planner's answer: go on with `T`, or take this step.
-type Plan<T> = ControlFlow<Action, T>;
+pub(super) type Plan<T> = ControlFlow<Action, T>;
 
 /// The next step for a workspace that is not being deleted.
 pub fn next_action(i: &Inputs) -> Action {
@@ -160,12 +160,9 @@ fn file_system<'a>(
                 )));
             }
             None => {
-                return Break(Action::CreateFileSystem(Box::new(file_system_request(
-                    ws,
-                    class,
-                    security_group,
-                    &subnet.id,
-                ))));
+                let mut request = file_system_request(ws, class, security_group, &subnet.id);
+                super::restore::source(i, &mut request)?;
+                return Break(Action::CreateFileSystem(Box::new(request)));
             }
         },
     };

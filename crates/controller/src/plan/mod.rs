@@ -19,6 +19,7 @@ pub mod export;
 pub mod import;
 mod placement;
 mod requests;
+pub mod restore;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -177,6 +178,8 @@ pub struct AwsView<'a> {
     /// While deleting: other data repository tasks still running on the file system (a
     /// `LustreDataTask`'s).
     pub running_tasks: &'a [String],
+    /// Before the file system is made: the backup `spec.source` names, as looked up.
+    pub source: Option<&'a restore::SourceBackup>,
 }
 
 /// A data repository task the operator runs for a workspace itself (not for a

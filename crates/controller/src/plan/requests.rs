@@ -101,6 +101,11 @@ pub(super) fn file_system_request(
             .flatten(),
         lz4_compression: compression == Some(lustre_api::DataCompressionType::Lz4),
         automatic_backup_retention_days: class.spec.automatic_backup_retention_days,
+        daily_automatic_backup_start_time: class.spec.daily_automatic_backup_start_time.clone(),
+        // Backups exist only of file systems without S3 links (and automatic ones copy tags).
+        copy_tags_to_backups: class.spec.copy_tags_to_backups == Some(true)
+            && ws.spec.data_repositories.is_empty(),
+        backup_id: None,
         weekly_maintenance_start_time: class.spec.weekly_maintenance_start_time.clone(),
         file_system_type_version: LUSTRE_VERSION.to_string(),
         // Only creation can give a PERSISTENT_2 file system a metadata configuration (and

@@ -152,7 +152,7 @@ impl SimAws {
             "fileSystems": s.file_systems.values().collect::<Vec<_>>(),
             "dataRepositoryAssociations": s.associations.values().collect::<Vec<_>>(),
             "dataRepositoryTasks": s.tasks.values().collect::<Vec<_>>(),
-            "backups": s.backups,
+            "backups": s.backups.values().map(fsx_api::backup_json).collect::<Vec<_>>(),
             "calls": inner.calls,
             "totalCalls": inner.calls.values().sum::<u64>(),
             "faultsInjected": inner.injected,
@@ -344,6 +344,12 @@ fn fsx_dispatch(inner: &mut Inner, operation: &str, body: &Value) -> Result<Valu
         "CreateDataRepositoryTask" => fsx_api::create_task(s, &mut ctx, body),
         "DescribeDataRepositoryTasks" => fsx_api::describe_tasks(s, &mut ctx, body),
         "CancelDataRepositoryTask" => fsx_api::cancel_task(s, &mut ctx, body),
+        "CreateBackup" => fsx_api::create_backup(s, &mut ctx, body),
+        "DescribeBackups" => fsx_api::describe_backups(s, &mut ctx, body),
+        "DeleteBackup" => fsx_api::delete_backup(s, &mut ctx, body),
+        "CreateFileSystemFromBackup" => {
+            fsx_api::create_file_system_from_backup(s, &mut ctx, body)
+        }
         other => Err(ApiError::new(
             400,
             "UnknownOperationException",

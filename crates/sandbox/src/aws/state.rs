@@ -113,6 +113,8 @@ pub struct FileSystem {
     pub update_requested_at: Option<f64>,
     /// Finished administrative actions, as DescribeFileSystems lists them (latest first).
     pub past_actions: Vec<serde_json::Value>,
+    /// The backup it was restored from (CreateFileSystemFromBackup).
+    pub restored_from: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub lifecycle: Lifecycle,
     pub failure_message: Option<String>,
@@ -278,13 +280,55 @@ impl Task {
     }
 }
 
-/// A final backup taken on delete.
+/// A backup: asked for (CreateBackup) or taken on delete (a final backup). It survives its
+/// file system; its lifecycle moves with time: PENDING, CREATING, TRANSFERRING, AVAILABLE.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Backup {
     pub id: String,
+    pub arn: String,
+    #[serde(skip)]
+    pub token: Option<String>,
+    #[serde(skip)]
+    pub fingerprint: String,
     pub file_system_id: String,
+    /// The file system's description when the backup was taken.
+    pub file_system: serde_json::Value,
+    /// The file system's capacity (a restore must ask for exactly this).
+    pub storage_capacity: i64,
     pub tags: BTreeMap<String, String>,
+    pub lifecycle: String,
+    pub progress_percent: i64,
+    pub size_in_bytes: i64,
+    pub creation_time: f64,
+    /// When it was asked for, and when it is AVAILABLE.
+    #[serde(skip)]
+    pub started: Option<Instant>,
+    #[serde(skip)]
+    pub until: Option<Instant>,
+}
+
+impl Backup {
+    /// Moves the backup on to `now`: a tenth PENDING, two fifths CREATING, then TRANSFERRING
+    /// until AVAILABLE.
+    fn advance(&mut self, now: Instant) {
+        let (Some(start), Some(until)) = (self.started, self.until) else {
+            return;
+        };
+        let span = until.saturating_duration_since(start).as_secs_f64().max(1e-6);
+        let done = (now.saturating_duration_since(start).as_secs_f64() / span).min(1.0);
+        self.progress_percent = (done * 100.0) as i64;
+        self.lifecycle = match done {
+            d if d >= 1.0 => "AVAILABLE",
+            d if d >= 0.5 => "TRANSFERRING",
+            d if d >= 0.1 => "CREATING",
+            _ => "PENDING",
+        }
+        .to_string();
+        if done >= 1.0 {
+            self.until = None;
+        }
+    }
 }
 
 /// How long things take, with jitter.
@@ -301,6 +345,8 @@ pub struct Timing {
     pub task_pending_ms: u64,
     pub task_run_ms: u64,
     pub task_cancel_ms: u64,
+    /// A backup, from PENDING to AVAILABLE.
+    pub backup_ms: u64,
     /// Each delay is stretched by up to this fraction at random (0.2 = ±20 %).
     pub jitter: f64,
 }
@@ -317,6 +363,7 @@ impl Default for Timing {
             task_pending_ms: 200,
             task_run_ms: 2_000,
             task_cancel_ms: 300,
+            backup_ms: 3_000,
             jitter: 0.2,
         }
     }
@@ -333,7 +380,7 @@ pub struct State {
     pub file_systems: BTreeMap<String, FileSystem>,
     pub associations: BTreeMap<String, Association>,
     pub tasks: BTreeMap<String, Task>,
-    pub backups: Vec<Backup>,
+    pub backups: BTreeMap<String, Backup>,
     /// Client tokens of file systems and associations, to the resource id.
     pub tokens: BTreeMap<String, String>,
     /// The next `n` file system creates end FAILED with this message.
@@ -432,6 +479,9 @@ impl State {
         let run = Duration::from_millis(timing.task_run_ms);
         for t in self.tasks.values_mut() {
             t.advance(now, run);
+        }
+        for b in self.backups.values_mut() {
+            b.advance(now);
         }
         let mut gone = Vec::new();
         for fs in self.file_systems.values_mut() {

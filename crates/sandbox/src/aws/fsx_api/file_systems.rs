@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::super::state::{Backup, FileSystem, Lifecycle, State, Subnet, epoch_seconds};
+use super::super::state::{FileSystem, Lifecycle, State, Subnet, epoch_seconds};
 use super::*;
 
 /// The sizes FSx accepts for a deployment type at create.
@@ -322,6 +322,7 @@ pub fn create_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
         pending_lustre: None,
         update_requested_at: None,
         past_actions: Vec::new(),
+        restored_from: None,
         tags,
         lifecycle: Lifecycle::Creating,
         failure_message: None,
@@ -482,7 +483,6 @@ pub fn delete_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
             t.lifecycle.as_str()
         )));
     }
-    let backup_id = s.new_id("backup");
     let fs = s
         .file_systems
         .get_mut(&id)
@@ -513,13 +513,10 @@ pub fn delete_file_system(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<V
                 .map(|t| json!({"Tags": t}))
                 .unwrap_or(json!({})),
         )?;
+        let backup = super::backups::taken(s, ctx, &id, tags.clone(), None);
         response["LustreResponse"] =
-            json!({"FinalBackupId": backup_id, "FinalBackupTags": tags_json(&tags)});
-        s.backups.push(Backup {
-            id: backup_id,
-            file_system_id: id.clone(),
-            tags,
-        });
+            json!({"FinalBackupId": backup.id, "FinalBackupTags": tags_json(&tags)});
+        s.backups.insert(backup.id.clone(), backup);
     }
     let fs = s
         .file_systems

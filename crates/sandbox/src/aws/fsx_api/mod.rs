@@ -7,12 +7,16 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 mod associations;
+mod backups;
 mod file_systems;
 mod lustre_settings;
 mod tasks;
 
 pub use associations::{
     create_association, delete_association, describe_associations, update_association,
+};
+pub use backups::{
+    backup_json, create_backup, create_file_system_from_backup, delete_backup, describe_backups,
 };
 pub use file_systems::{
     create_file_system, delete_file_system, describe_file_systems, tag_resource, untag_resource,

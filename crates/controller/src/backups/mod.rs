@@ -1,0 +1,91 @@
+//! `LustreWorkspaceBackup`s: FSx backups of workspaces' file systems declared as objects. A
+//! controller of their own beside the workspaces', in the same process and leadership: woken
+//! by its objects, by their workspaces' changes and by the backup poller. The final backup a
+//! workspace's deletion takes becomes one of these objects ([`final_backup`]).
+
+pub(crate) mod final_backup;
+mod reconcile;
+mod request;
+mod status;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::ResourceExt;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use lustre_api::{LustreWorkspace, LustreWorkspaceBackup};
+
+use crate::context::Context;
+use crate::controller::scoped;
+use crate::follow::BackupPoller;
+
+/// Annotation on a final backup's object: the region of the file system it was taken of.
+pub(crate) const REGION_ANNOTATION: &str = "workspaces.lustre.dev/region";
+
+/// What a backup's reconcile reads besides the shared context.
+pub(crate) struct BackupCtx {
+    pub ctx: Arc<Context>,
+    /// The workspaces' watch (shared with their controller).
+    pub workspaces: Store<LustreWorkspace>,
+    pub poller: BackupPoller,
+}
+
+/// Runs the backups' controller until `shutdown` resolves.
+pub(crate) async fn run(
+    ctx: Arc<Context>,
+    workspaces: Store<LustreWorkspace>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let Some(wake) = ctx.backups.take_wakes() else {
+        return;
+    };
+    let poller = ctx.backups.poller.clone();
+    let poll_task = tokio::spawn(poller.clone().run(ctx.config.intervals.pending));
+    let controller = Controller::new(
+        scoped::<LustreWorkspaceBackup>(&ctx),
+        watcher::Config::default(),
+    );
+    let by_workspace = controller.store();
+    // A backup waiting for its workspace (to exist, to be Ready) is woken by the workspace's
+    // changes, status included.
+    let workspace_changes = watcher(scoped::<LustreWorkspace>(&ctx), watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let cx = Arc::new(BackupCtx {
+        ctx: ctx.clone(),
+        workspaces,
+        poller,
+    });
+    controller
+        .watches_stream(workspace_changes, move |ws| naming(&by_workspace, &ws))
+        .reconcile_on(futures::stream::unfold(wake, |mut rx| async move {
+            rx.recv().await.map(|r| (r, rx))
+        }))
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, cx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = &e as &dyn std::error::Error, "backup controller");
+            }
+        })
+        .await;
+    poll_task.abort();
+}
+
+/// The backups that name a workspace and still wait for it.
+fn naming(
+    backups: &Store<LustreWorkspaceBackup>,
+    ws: &LustreWorkspace,
+) -> Vec<ObjectRef<LustreWorkspaceBackup>> {
+    let (ns, name) = (ws.namespace(), ws.name_any());
+    backups
+        .state()
+        .iter()
+        .filter(|b| b.namespace() == ns && b.spec.workspace == name)
+        .filter(|b| b.status.as_ref().is_none_or(|s| s.backup_id.is_none()))
+        .map(|b| ObjectRef::from_obj(&**b))
+        .collect()
+}
