@@ -226,6 +226,62 @@ async fn killed_right_after_the_export_before_deletion_started() {
     );
 }
 
+/// Killed right after FSx accepted a backup (before its id was written), then right after it
+/// accepted a restore from that backup: the next process asks again with the same token and
+/// follows the same backup and the same file system. One backup; one restored file system.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_right_after_a_backup_and_a_restore_started() {
+    let mut e = E2e::start(quick()).await;
+    let persistent =
+        "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125";
+    e.apply(&workspace("w", persistent)).await;
+    e.wait_for("condition=Ready", "lws/w").await;
+    e.kill(0).await;
+
+    let mut op = e.spawn_operator_env(&[], &[("LUSTRE_KILL_POINT", "CreateBackup")]);
+    e.apply("apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreWorkspaceBackup\nmetadata: {name: b, namespace: ml}\nspec: {workspace: w}\n")
+        .await;
+    let api = "apis/workspaces.lustre.dev/v1alpha1";
+    let backup_restarts = until(&mut e, &mut op, "backup Available", async |e| {
+        e.object(api, "lustreworkspacebackups", "ml", "b")
+            .await
+            .is_some_and(|b| b["status"]["phase"] == "Available")
+    })
+    .await;
+    assert_eq!(backup_restarts, 1, "killed once, at CreateBackup");
+    let backups = count(&e.sim.snapshot(), "backups");
+    assert_eq!(backups, 1, "no second backup");
+    e.kill(op).await;
+
+    let mut op = e.spawn_operator_env(&[], &[("LUSTRE_KILL_POINT", "CreateFileSystemFromBackup")]);
+    e.apply(&workspace(
+        "r",
+        &format!("{persistent}\nsource: {{backupName: b}}"),
+    ))
+    .await;
+    let restore_restarts = until(&mut e, &mut op, "restored Ready", async |e| {
+        e.workspace("r")
+            .await
+            .is_some_and(|w| w["status"]["phase"] == "Ready")
+    })
+    .await;
+    assert_eq!(
+        restore_restarts, 1,
+        "killed once, at CreateFileSystemFromBackup"
+    );
+    let file_systems = count(&e.sim.snapshot(), "fileSystems");
+    assert_eq!(file_systems, 2, "the workspace's and one restored");
+    println!(
+        "crash at {:<26} ({}) restarts {backup_restarts}  backups {backups}  CreateBackup calls {}\ncrash at {:<26} ({}) restarts {restore_restarts}  file systems {file_systems}  CreateFileSystemFromBackup calls {}",
+        "CreateBackup",
+        e.cluster.name(),
+        e.sim.calls("CreateBackup"),
+        "CreateFileSystemFromBackup",
+        e.cluster.name(),
+        e.sim.calls("CreateFileSystemFromBackup")
+    );
+}
+
 /// Killed right after it deleted a workspace whose expiry passed (`ExportThenDelete`), before
 /// it wrote anything more: the next process sees a deletion at or after the deadline, exports
 /// every link once, then deletes; nothing is left.

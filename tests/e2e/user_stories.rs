@@ -6,6 +6,7 @@
 //! what exists in AWS and which calls were made. Every wait is bounded: `kubectl wait
 //! --timeout` or a poll of the simulated AWS with a deadline.
 
+mod backup_stories;
 mod real_cluster;
 mod storage_stories;
 mod support;

@@ -417,8 +417,7 @@ pub const TASK_RELEASE_ONLY_MSG: &str = "release options are only for type Relea
 /// operator makes final-backup objects.
 pub const BACKUP_IMMUTABLE: &str = "self.workspace == oldSelf.workspace && has(self.finalBackup) == has(oldSelf.finalBackup) && (!has(self.finalBackup) || self.finalBackup == oldSelf.finalBackup)";
 /// Message of [`BACKUP_IMMUTABLE`].
-pub const BACKUP_IMMUTABLE_MSG: &str =
-    "workspace and finalBackup are immutable: create a new LustreWorkspaceBackup to back up another workspace";
+pub const BACKUP_IMMUTABLE_MSG: &str = "workspace and finalBackup are immutable: create a new LustreWorkspaceBackup to back up another workspace";
 
 /// `spec.source`: one backup, by name or by id.
 pub const SOURCE_ONE: &str = "has(self.backupName) != has(self.backupId)";
@@ -428,15 +427,13 @@ pub const SOURCE_ONE_MSG: &str =
 /// `spec.source`: a namespace only with a backup name.
 pub const SOURCE_NAMESPACE: &str = "!has(self.backupNamespace) || has(self.backupName)";
 /// Message of [`SOURCE_NAMESPACE`].
-pub const SOURCE_NAMESPACE_MSG: &str =
-    "source.backupNamespace is the namespace of backupName's LustreWorkspaceBackup: it goes with backupName only";
+pub const SOURCE_NAMESPACE_MSG: &str = "source.backupNamespace is the namespace of backupName's LustreWorkspaceBackup: it goes with backupName only";
 /// `spec`: restores make PERSISTENT_2 file systems (scratch ones have no backups).
-pub const RESTORE_PERSISTENT: &str = "!has(self.source) || !has(self.deploymentType) || self.deploymentType == 'PERSISTENT_2'";
+pub const RESTORE_PERSISTENT: &str =
+    "!has(self.source) || !has(self.deploymentType) || self.deploymentType == 'PERSISTENT_2'";
 /// Message of [`RESTORE_PERSISTENT`].
-pub const RESTORE_PERSISTENT_MSG: &str =
-    "source restores a backup, and backups are of PERSISTENT_2 file systems: set deploymentType PERSISTENT_2";
+pub const RESTORE_PERSISTENT_MSG: &str = "source restores a backup, and backups are of PERSISTENT_2 file systems: set deploymentType PERSISTENT_2";
 /// `spec`: a workspace restores a backup or adopts a file system, not both.
 pub const RESTORE_NOT_ADOPT: &str = "!has(self.source) || !has(self.fileSystemId)";
 /// Message of [`RESTORE_NOT_ADOPT`].
-pub const RESTORE_NOT_ADOPT_MSG: &str =
-    "source and fileSystemId exclude each other: a workspace restores a backup into a new file system or adopts an existing one";
+pub const RESTORE_NOT_ADOPT_MSG: &str = "source and fileSystemId exclude each other: a workspace restores a backup into a new file system or adopts an existing one";

@@ -902,7 +902,11 @@ async fn backups_are_read_from_the_wire_with_the_file_systems_capacity() {
     let request = BackupRequest {
         client_token: "lwb-1".into(),
         file_system_id: "fs-0123456789abcdef0".into(),
-        tags: [("workspaces.lustre.dev/backup-uid".to_string(), "u-1".to_string())].into(),
+        tags: [(
+            "workspaces.lustre.dev/backup-uid".to_string(),
+            "u-1".to_string(),
+        )]
+        .into(),
     };
     let b = cloud.create_backup(&request).await.expect("backup");
     assert_eq!(b.lifecycle, BackupLifecycle::Transferring);

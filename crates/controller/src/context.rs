@@ -11,9 +11,9 @@ use lustre_api::{LustreWorkspace, LustreWorkspaceStatus};
 use lustre_cloud::{Cloud, CloudError};
 
 use crate::cache::{Caches, Writers};
-use crate::follow::Following;
 use crate::error::Error;
 use crate::events::EventRecorder;
+use crate::follow::Following;
 use crate::metrics::Metrics;
 use crate::poller::{PollIntervals, Poller};
 

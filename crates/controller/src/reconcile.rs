@@ -260,6 +260,11 @@ async fn run_steps(
             return Err(e);
         }
         kill_point(action.step());
+        if let Action::CreateFileSystem(r) = &action
+            && r.backup_id.is_some()
+        {
+            kill_point("CreateFileSystemFromBackup");
+        }
         if action.announced() {
             ctx.publish(
                 ws,

@@ -85,11 +85,13 @@ pub(crate) async fn set_finalizer<K: WorkObject>(
         wanted.push(finalizer.to_string());
     }
     if on
-        && let Some(reference) = owner.and_then(|ws| ws.controller_owner_ref(&())).map(|mut r| {
-            r.controller = Some(false);
-            r.block_owner_deletion = None;
-            r
-        })
+        && let Some(reference) = owner
+            .and_then(|ws| ws.controller_owner_ref(&()))
+            .map(|mut r| {
+                r.controller = Some(false);
+                r.block_owner_deletion = None;
+                r
+            })
         && !owners.iter().any(|o| o.uid == reference.uid)
     {
         owners.push(reference);

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::naming;
 use lustre_cloud::*;
-use lustre_controller::plan::*;
 use lustre_controller::plan::restore::SourceBackup;
+use lustre_controller::plan::*;
 
 const UID: &str = "5b1d8e2a-7c3f-4a9e-b6d0-1f2e3a4b5c6d";
 
@@ -2393,25 +2393,36 @@ fn a_restore_creates_from_the_proven_backup_at_its_capacity() {
         before(
             "an AVAILABLE backup of the same size: CreateFileSystemFromBackup",
             restoring(2400),
-            Some(SourceBackup::Found(backup(BackupLifecycle::Available, 2400))),
+            Some(SourceBackup::Found(backup(
+                BackupLifecycle::Available,
+                2400,
+            ))),
             |a| matches!(a, Action::CreateFileSystem(r) if r.backup_id.as_deref() == Some("backup-0123456789abcdef0") && r.storage_capacity_gib == 2400),
         ),
         before(
             "a backup still TRANSFERRING: wait",
             restoring(2400),
-            Some(SourceBackup::Found(backup(BackupLifecycle::Transferring, 2400))),
+            Some(SourceBackup::Found(backup(
+                BackupLifecycle::Transferring,
+                2400,
+            ))),
             |a| *a == Action::Wait(Wait::SourceBackup),
         ),
         before(
             "another size: refused with the backup's size, nothing made",
             restoring(1200),
-            Some(SourceBackup::Found(backup(BackupLifecycle::Available, 2400))),
+            Some(SourceBackup::Found(backup(
+                BackupLifecycle::Available,
+                2400,
+            ))),
             |a| matches!(a, Action::Invalid(v) if v[0].field == "spec.storageCapacityGiB" && v[0].message.contains("2400 GiB")),
         ),
         before(
             "an object not there yet: wait",
             restoring(2400),
-            Some(SourceBackup::Waiting("waiting for LustreWorkspaceBackup ml/nightly".into())),
+            Some(SourceBackup::Waiting(
+                "waiting for LustreWorkspaceBackup ml/nightly".into(),
+            )),
             |a| *a == Action::Wait(Wait::SourceBackup),
         ),
         before(

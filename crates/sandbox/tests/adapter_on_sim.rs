@@ -1247,9 +1247,16 @@ async fn backups_are_taken_followed_restored_and_deleted_as_fsx_does() {
         storage_capacity_gib: gib,
         ..FileSystemRequest::scratch(token, SUBNET, Default::default())
     };
-    let fs = cloud.create_file_system(&persistent("bk-fs", 2400)).await.expect("create");
+    let fs = cloud
+        .create_file_system(&persistent("bk-fs", 2400))
+        .await
+        .expect("create");
     available(&cloud, &fs.id).await;
-    let tags: Tags = [("workspaces.lustre.dev/backup-uid".to_string(), "u-1".to_string())].into();
+    let tags: Tags = [(
+        "workspaces.lustre.dev/backup-uid".to_string(),
+        "u-1".to_string(),
+    )]
+    .into();
     let request = BackupRequest {
         client_token: "lwb-1".into(),
         file_system_id: fs.id.clone(),
@@ -1259,12 +1266,27 @@ async fn backups_are_taken_followed_restored_and_deleted_as_fsx_does() {
     assert_eq!(first.lifecycle, BackupLifecycle::Pending);
     assert_eq!(first.storage_capacity_gib, 2400);
     assert_eq!(first.deployment_type, DeploymentType::Persistent2);
-    assert_eq!(first.tags.get("workspaces.lustre.dev/backup-uid").map(String::as_str), Some("u-1"));
+    assert_eq!(
+        first
+            .tags
+            .get("workspaces.lustre.dev/backup-uid")
+            .map(String::as_str),
+        Some("u-1")
+    );
     let again = cloud.create_backup(&request).await.expect("same token");
     assert_eq!(again.id, first.id, "the same token gives the same backup");
-    let second = BackupRequest { client_token: "lwb-2".into(), ..request.clone() };
-    let busy = cloud.create_backup(&second).await.expect_err("one at a time");
-    assert_eq!((busy.kind, busy.code.as_deref()), (ErrorKind::DependencyViolation, Some("BackupInProgress")));
+    let second = BackupRequest {
+        client_token: "lwb-2".into(),
+        ..request.clone()
+    };
+    let busy = cloud
+        .create_backup(&second)
+        .await
+        .expect_err("one at a time");
+    assert_eq!(
+        (busy.kind, busy.code.as_deref()),
+        (ErrorKind::DependencyViolation, Some("BackupInProgress"))
+    );
     let early = cloud
         .create_file_system(&FileSystemRequest {
             backup_id: Some(first.id.clone()),
@@ -1275,7 +1297,10 @@ async fn backups_are_taken_followed_restored_and_deleted_as_fsx_does() {
     assert_eq!(early.kind, ErrorKind::InvalidRequest, "{early:?}");
     let seen = std::sync::Mutex::new(Vec::new());
     let done = wait_for("AVAILABLE", Duration::from_secs(20), || async {
-        let b = cloud.describe_backups(std::slice::from_ref(&first.id)).await.ok()?;
+        let b = cloud
+            .describe_backups(std::slice::from_ref(&first.id))
+            .await
+            .ok()?;
         seen.lock().expect("lock").push(b[0].lifecycle.clone());
         (b[0].lifecycle == BackupLifecycle::Available).then(|| b[0].clone())
     })
@@ -1286,8 +1311,14 @@ async fn backups_are_taken_followed_restored_and_deleted_as_fsx_does() {
         seen.contains(&BackupLifecycle::Creating) || seen.contains(&BackupLifecycle::Transferring),
         "{seen:?}"
     );
-    let of_fs = cloud.backups_of(std::slice::from_ref(&fs.id)).await.expect("by file system");
-    assert_eq!(of_fs.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(), [first.id.as_str()]);
+    let of_fs = cloud
+        .backups_of(std::slice::from_ref(&fs.id))
+        .await
+        .expect("by file system");
+    assert_eq!(
+        of_fs.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(),
+        [first.id.as_str()]
+    );
 
     let wrong = cloud
         .create_file_system(&FileSystemRequest {
@@ -1312,38 +1343,74 @@ async fn backups_are_taken_followed_restored_and_deleted_as_fsx_does() {
         })
         .await
         .expect("the same token");
-    assert_eq!(replay.id, restored.id, "no second file system for the same token");
-    let held = cloud.delete_backup(&first.id).await.expect_err("being restored from");
-    assert_eq!((held.kind, held.code.as_deref()), (ErrorKind::DependencyViolation, Some("BackupRestoring")));
+    assert_eq!(
+        replay.id, restored.id,
+        "no second file system for the same token"
+    );
+    let held = cloud
+        .delete_backup(&first.id)
+        .await
+        .expect_err("being restored from");
+    assert_eq!(
+        (held.kind, held.code.as_deref()),
+        (ErrorKind::DependencyViolation, Some("BackupRestoring"))
+    );
     available(&cloud, &restored.id).await;
 
-    cloud.delete_file_system(&fs.id, &FileSystemDeletion::default()).await.expect("delete");
+    cloud
+        .delete_file_system(&fs.id, &FileSystemDeletion::default())
+        .await
+        .expect("delete");
     wait_for("file system gone", Duration::from_secs(20), || async {
         let f = cloud.describe_file_systems(&[]).await.ok()?;
         (!f.iter().any(|f| f.id == fs.id)).then_some(())
     })
     .await;
-    let kept = cloud.describe_backups(std::slice::from_ref(&first.id)).await.expect("kept");
+    let kept = cloud
+        .describe_backups(std::slice::from_ref(&first.id))
+        .await
+        .expect("kept");
     assert_eq!(kept.len(), 1, "a backup outlives its file system");
-    cloud.delete_backup(&first.id).await.expect("delete the backup");
-    let gone = cloud.describe_backups(std::slice::from_ref(&first.id)).await.expect("describe");
-    assert!(gone.is_empty(), "a deleted backup is not described: {gone:?}");
+    cloud
+        .delete_backup(&first.id)
+        .await
+        .expect("delete the backup");
+    let gone = cloud
+        .describe_backups(std::slice::from_ref(&first.id))
+        .await
+        .expect("describe");
+    assert!(
+        gone.is_empty(),
+        "a deleted backup is not described: {gone:?}"
+    );
     let again = cloud.delete_backup(&first.id).await.expect_err("gone");
     assert_eq!(again.kind, ErrorKind::NotFound);
 
     let scratch = cloud
-        .create_file_system(&FileSystemRequest::scratch("bk-scratch", SUBNET, Default::default()))
+        .create_file_system(&FileSystemRequest::scratch(
+            "bk-scratch",
+            SUBNET,
+            Default::default(),
+        ))
         .await
         .expect("scratch");
     available(&cloud, &scratch.id).await;
     let refused = cloud
-        .create_backup(&BackupRequest { client_token: "lwb-3".into(), file_system_id: scratch.id.clone(), tags: tags.clone() })
+        .create_backup(&BackupRequest {
+            client_token: "lwb-3".into(),
+            file_system_id: scratch.id.clone(),
+            tags: tags.clone(),
+        })
         .await
         .expect_err("no backups of scratch");
     assert_eq!(refused.kind, ErrorKind::InvalidRequest, "{refused:?}");
     let (linked, _) = linked_file_system(&cloud, "bk-linked", false).await;
     let refused = cloud
-        .create_backup(&BackupRequest { client_token: "lwb-4".into(), file_system_id: linked, tags })
+        .create_backup(&BackupRequest {
+            client_token: "lwb-4".into(),
+            file_system_id: linked,
+            tags,
+        })
         .await
         .expect_err("no backups of linked file systems");
     assert_eq!(refused.kind, ErrorKind::InvalidRequest, "{refused:?}");

@@ -229,7 +229,11 @@ pub fn validate_class_spec(spec: &LustreWorkspaceClassSpec) -> Vec<Violation> {
         );
     }
     if let Some(restore) = &spec.restore {
-        c.max_items("spec.restore.fromNamespaces", restore.from_namespaces.len(), 64);
+        c.max_items(
+            "spec.restore.fromNamespaces",
+            restore.from_namespaces.len(),
+            64,
+        );
         for (i, ns) in restore.from_namespaces.iter().enumerate() {
             c.length(&format!("spec.restore.fromNamespaces[{i}]"), ns, 1, 63);
         }

@@ -286,15 +286,30 @@ fn source_rules(c: &mut Checker, spec: &LustreWorkspaceSpec) {
     }
     if let Some(name) = &source.backup_name {
         c.length("spec.source.backupName", name, 1, 253);
-        c.pattern("spec.source.backupName", name, &p.dns_subdomain, patterns::DNS_SUBDOMAIN);
+        c.pattern(
+            "spec.source.backupName",
+            name,
+            &p.dns_subdomain,
+            patterns::DNS_SUBDOMAIN,
+        );
     }
     if let Some(ns) = &source.backup_namespace {
         c.length("spec.source.backupNamespace", ns, 1, 63);
-        c.pattern("spec.source.backupNamespace", ns, &p.dns_label, patterns::DNS_LABEL);
+        c.pattern(
+            "spec.source.backupNamespace",
+            ns,
+            &p.dns_label,
+            patterns::DNS_LABEL,
+        );
     }
     if let Some(id) = &source.backup_id {
         c.length("spec.source.backupId", id, 15, 128);
-        c.pattern("spec.source.backupId", id, &p.backup_id, patterns::BACKUP_ID);
+        c.pattern(
+            "spec.source.backupId",
+            id,
+            &p.backup_id,
+            patterns::BACKUP_ID,
+        );
     }
 }
 

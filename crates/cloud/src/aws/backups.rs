@@ -68,7 +68,10 @@ impl crate::Backups for AwsCloud {
 
     /// 50 ids a call (a chunk holding an id that no longer exists is asked again id by id).
     async fn describe_backups(&self, ids: &[String]) -> CloudResult<Vec<Backup>> {
-        in_chunks(ids, MAX_BACKUP_IDS, |chunk| self.describe_backup_pages(chunk, None)).await
+        in_chunks(ids, MAX_BACKUP_IDS, |chunk| {
+            self.describe_backup_pages(chunk, None)
+        })
+        .await
     }
 
     async fn backups_of(&self, file_system_ids: &[String]) -> CloudResult<Vec<Backup>> {

@@ -122,7 +122,9 @@ pub(crate) fn storage_of(r: &FileSystemRequest) -> (fsx::StorageType, Option<i32
 }
 
 /// The Lustre settings of a create (and of a restore, where they override the backup's).
-pub(crate) fn lustre_configuration(r: &FileSystemRequest) -> fsx::CreateFileSystemLustreConfiguration {
+pub(crate) fn lustre_configuration(
+    r: &FileSystemRequest,
+) -> fsx::CreateFileSystemLustreConfiguration {
     let deployment = match r.deployment_type {
         DeploymentType::Persistent2 => fsx::LustreDeploymentType::Persistent2,
         _ => fsx::LustreDeploymentType::Scratch2,

@@ -94,7 +94,10 @@ impl Backups for MemoryCloud {
 
     async fn describe_backups(&self, ids: &[String]) -> CloudResult<Vec<Backup>> {
         let a = self.gate("DescribeBackups").await?;
-        Ok(ids.iter().filter_map(|id| a.backups.get(id).cloned()).collect())
+        Ok(ids
+            .iter()
+            .filter_map(|id| a.backups.get(id).cloned())
+            .collect())
     }
 
     async fn backups_of(&self, file_system_ids: &[String]) -> CloudResult<Vec<Backup>> {
@@ -114,7 +117,11 @@ impl Backups for MemoryCloud {
             .get(id)
             .ok_or_else(|| not_found(op, "BackupNotFound", id))?;
         if !b.lifecycle.is_finished() {
-            return Err(aws_error(op, "BackupInProgress", format!("{id} is under way")));
+            return Err(aws_error(
+                op,
+                "BackupInProgress",
+                format!("{id} is under way"),
+            ));
         }
         a.backups.remove(id);
         Ok(())

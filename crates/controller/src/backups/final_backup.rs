@@ -11,7 +11,9 @@
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Resource, ResourceExt};
 use lustre_api::constants::{FINAL_BACKUP_FILE_SYSTEM_ANNOTATION, labels, tags as tag_keys};
-use lustre_api::{DeletionPolicy, LustreWorkspace, LustreWorkspaceBackup, LustreWorkspaceBackupSpec};
+use lustre_api::{
+    DeletionPolicy, LustreWorkspace, LustreWorkspaceBackup, LustreWorkspaceBackupSpec,
+};
 use lustre_cloud::Tags;
 
 use super::REGION_ANNOTATION;
@@ -80,7 +82,10 @@ async fn object(
             name: Some(object_name(ws)),
             labels: Some(
                 [
-                    (labels::MANAGED_BY_KEY.to_string(), labels::MANAGED_BY_VALUE.to_string()),
+                    (
+                        labels::MANAGED_BY_KEY.to_string(),
+                        labels::MANAGED_BY_VALUE.to_string(),
+                    ),
                     (labels::WORKSPACE_NAME.to_string(), ws.name_any()),
                     (labels::WORKSPACE_UID.to_string(), uid.clone()),
                 ]

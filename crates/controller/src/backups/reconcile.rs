@@ -45,7 +45,10 @@ pub(crate) async fn reconcile(
         return find_final(&cx, &b).await;
     }
     let Some(ws) = workspace(&cx, &b) else {
-        let note = format!("waiting for workspace {} in this namespace", b.spec.workspace);
+        let note = format!(
+            "waiting for workspace {} in this namespace",
+            b.spec.workspace
+        );
         return wait(&cx, &b, note).await;
     };
     if ws.metadata.deletion_timestamp.is_some() {
@@ -70,7 +73,10 @@ pub(crate) async fn reconcile(
     };
     let cloud = cx.ctx.cloud_for(Some(&*class)).await;
     if !request::file_system_is_workspaces(&cloud, fs, &ws).await? {
-        let note = format!("file system {fs} is not confirmed as workspace {}'s yet", ws.name_any());
+        let note = format!(
+            "file system {fs} is not confirmed as workspace {}'s yet",
+            ws.name_any()
+        );
         return wait(&cx, &b, note).await;
     }
     set_finalizer(&cx.ctx, &*b, BACKUP_FINALIZER, true, None).await?;
@@ -90,8 +96,11 @@ async fn start(
     let fs = request.file_system_id.as_str();
     match cloud.create_backup(request).await {
         Ok(started) => {
+            crate::act::kill_point("CreateBackup");
             let note = format!("backup {} of {fs} started", started.id);
-            cx.ctx.publish(&**b, EventType::Normal, "Started", note).await;
+            cx.ctx
+                .publish(&**b, EventType::Normal, "Started", note)
+                .await;
             track(cx, b, cloud, region, started).await
         }
         Err(e) if e.kind == ErrorKind::DependencyViolation => {
@@ -100,7 +109,13 @@ async fn start(
         }
         Err(e) if matches!(e.kind, ErrorKind::InvalidRequest | ErrorKind::NotFound) => {
             set_finalizer(&cx.ctx, &**b, BACKUP_FINALIZER, false, None).await?;
-            fail(cx, b, "Refused", format!("FSx refused the backup: {}", e.message)).await
+            fail(
+                cx,
+                b,
+                "Refused",
+                format!("FSx refused the backup: {}", e.message),
+            )
+            .await
         }
         Err(e) => Err(Step::Act("starting the backup").cloud()(e)),
     }
@@ -116,7 +131,8 @@ async fn track(
 ) -> Result<Requeue, Error> {
     if !seen.lifecycle.is_finished() {
         let object = ObjectRef::from_obj(&**b);
-        cx.poller.follow(object, region.clone(), cloud.clone(), seen.clone());
+        cx.poller
+            .follow(object, region.clone(), cloud.clone(), seen.clone());
     }
     let mut next = observed(b, &seen);
     next.region = region;
@@ -162,7 +178,11 @@ fn shown(b: &LustreWorkspaceBackup, seen: &Backup) -> bool {
 /// A final backup's object: find the backup the workspace's deletion took, tagged with this
 /// object's UID, among the backups of the file system its annotation names.
 async fn find_final(cx: &BackupCtx, b: &Arc<LustreWorkspaceBackup>) -> Result<Requeue, Error> {
-    let Some(fs) = b.annotations().get(FINAL_BACKUP_FILE_SYSTEM_ANNOTATION).cloned() else {
+    let Some(fs) = b
+        .annotations()
+        .get(FINAL_BACKUP_FILE_SYSTEM_ANNOTATION)
+        .cloned()
+    else {
         let note = "no file system is named: only the operator makes final-backup objects";
         return fail(cx, b, "NotAFinalBackup", note.to_string()).await;
     };
@@ -174,7 +194,9 @@ async fn find_final(cx: &BackupCtx, b: &Arc<LustreWorkspaceBackup>) -> Result<Re
             track(cx, b, &cloud, region, seen).await
         }
         None => {
-            let note = format!("waiting for the final backup of {fs}, taken as the workspace's file system is deleted");
+            let note = format!(
+                "waiting for the final backup of {fs}, taken as the workspace's file system is deleted"
+            );
             wait(cx, b, note).await
         }
     }
@@ -192,9 +214,12 @@ async fn remove(cx: &BackupCtx, b: &Arc<LustreWorkspaceBackup>) -> Result<Requeu
         let found = match started_id(cx, b) {
             Some(id) => describe(&cloud, &id).await?.filter(|s| ours(s, b)),
             // Started by a process that died before writing the id: found by its tag.
-            None => match b.status.as_ref().and_then(|s| s.file_system_id.clone()).or_else(|| {
-                workspace(cx, b)?.status.as_ref()?.file_system_id.clone()
-            }) {
+            None => match b
+                .status
+                .as_ref()
+                .and_then(|s| s.file_system_id.clone())
+                .or_else(|| workspace(cx, b)?.status.as_ref()?.file_system_id.clone())
+            {
                 Some(fs) => tagged_for(&cloud, &fs, b).await?,
                 None => None,
             },
@@ -203,12 +228,22 @@ async fn remove(cx: &BackupCtx, b: &Arc<LustreWorkspaceBackup>) -> Result<Requeu
             match cloud.delete_backup(&backup.id).await {
                 Ok(()) => {
                     let note = format!("deleted backup {} with the object", backup.id);
-                    cx.ctx.publish(&**b, EventType::Normal, "Deleted", note).await;
+                    cx.ctx
+                        .publish(&**b, EventType::Normal, "Deleted", note)
+                        .await;
                 }
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) if e.kind == ErrorKind::DependencyViolation => {
-                    let note = format!("deleting backup {} once FSx lets it go: {}", backup.id, e.message);
-                    write_status(&cx.ctx, &**b, at(b, BackupPhase::Deleting, "Deleting", note)).await?;
+                    let note = format!(
+                        "deleting backup {} once FSx lets it go: {}",
+                        backup.id, e.message
+                    );
+                    write_status(
+                        &cx.ctx,
+                        &**b,
+                        at(b, BackupPhase::Deleting, "Deleting", note),
+                    )
+                    .await?;
                     return Ok(Requeue::requeue(cx.ctx.config.intervals.pending));
                 }
                 Err(e) => return Err(Step::Act("deleting the backup").cloud()(e)),
@@ -274,7 +309,8 @@ fn ours(seen: &Backup, b: &LustreWorkspaceBackup) -> bool {
 /// The workspace the backup names, in its own namespace.
 fn workspace(cx: &BackupCtx, b: &LustreWorkspaceBackup) -> Option<Arc<LustreWorkspace>> {
     let ns = b.namespace()?;
-    cx.workspaces.get(&ObjectRef::new(&b.spec.workspace).within(&ns))
+    cx.workspaces
+        .get(&ObjectRef::new(&b.spec.workspace).within(&ns))
 }
 
 /// Pending with `note`; looked at again on the next change or poll interval.

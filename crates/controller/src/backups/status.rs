@@ -43,7 +43,9 @@ pub(crate) fn observed(b: &LustreWorkspaceBackup, seen: &Backup) -> LustreWorksp
             format!(
                 "FSx failed backup {}: {}",
                 seen.id,
-                seen.failure_message.as_deref().unwrap_or("no details given")
+                seen.failure_message
+                    .as_deref()
+                    .unwrap_or("no details given")
             ),
         ),
         BackupLifecycle::Deleted => (
@@ -90,5 +92,11 @@ fn conditions(
         ("Ready", phase == BackupPhase::Available),
         ("Failed", phase == BackupPhase::Failed),
     ];
-    conditions_of(old.unwrap_or_default(), b.metadata.generation, which, reason, note)
+    conditions_of(
+        old.unwrap_or_default(),
+        b.metadata.generation,
+        which,
+        reason,
+        note,
+    )
 }

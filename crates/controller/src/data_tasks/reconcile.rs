@@ -18,11 +18,11 @@ use lustre_api::{DataTaskPhase, LustreDataTask, LustreWorkspace, Phase};
 use lustre_cloud::{Cloud, DataTask, ErrorKind, TaskLifecycle};
 
 use super::status::{failed, observed, pending};
-use crate::work_write::{set_finalizer, write_status};
-use lustre_api::constants::TASK_FINALIZER;
 use super::{TaskCtx, request};
 use crate::error::{Error, Step};
 use crate::observe::{Class, resolve_class};
+use crate::work_write::{set_finalizer, write_status};
+use lustre_api::constants::TASK_FINALIZER;
 
 pub(crate) async fn reconcile(
     task: Arc<LustreDataTask>,

@@ -87,7 +87,13 @@ fn conditions(
         ("Complete", phase == DataTaskPhase::Succeeded),
         ("Failed", phase == DataTaskPhase::Failed),
     ];
-    conditions_of(old.unwrap_or_default(), task.metadata.generation, which, reason, note)
+    conditions_of(
+        old.unwrap_or_default(),
+        task.metadata.generation,
+        which,
+        reason,
+        note,
+    )
 }
 
 /// Conditions of these types with these statuses, all for `reason` saying `note`; each keeps

@@ -44,11 +44,17 @@ pub(super) async fn look(
         return Ok(None);
     };
     let Some(backup) = describe(cloud, id).await? else {
-        return Ok(Some(Refused(format!("backup {id} does not exist in the class's region"))));
+        return Ok(Some(Refused(format!(
+            "backup {id} does not exist in the class's region"
+        ))));
     };
     let taken_for = backup.tags.get(tags::NAMESPACE).cloned();
     let ours = backup.tags.get(tags::MANAGED).map(String::as_str) == Some("true")
-        && ctx.config.cluster_id.as_ref().is_none_or(|c| backup.tags.get(tags::CLUSTER) == Some(c));
+        && ctx
+            .config
+            .cluster_id
+            .as_ref()
+            .is_none_or(|c| backup.tags.get(tags::CLUSTER) == Some(c));
     Ok(Some(match taken_for {
         Some(from) if ours && RestorePolicy::allows(policy, &own, &from) => Found(backup),
         Some(from) if ours => refused_from(&from),
@@ -71,7 +77,9 @@ async fn by_name(
         .await
         .map_err(Step::ObserveKubernetes.kube())?;
     let Some(object) = object else {
-        return Ok(Waiting(format!("waiting for LustreWorkspaceBackup {from}/{name}")));
+        return Ok(Waiting(format!(
+            "waiting for LustreWorkspaceBackup {from}/{name}"
+        )));
     };
     let Some(id) = object.status.as_ref().and_then(|s| s.backup_id.clone()) else {
         return Ok(Waiting(format!(

@@ -27,7 +27,9 @@ pub(super) fn source(i: &Inputs, request: &mut FileSystemRequest) -> super::crea
     }
     let backup = match i.aws.source {
         Some(SourceBackup::Found(b)) => b,
-        Some(SourceBackup::Refused(why)) => return Break(Action::invalid("spec.source", why.clone())),
+        Some(SourceBackup::Refused(why)) => {
+            return Break(Action::invalid("spec.source", why.clone()));
+        }
         Some(SourceBackup::Waiting(_)) | None => return Break(Action::Wait(Wait::SourceBackup)),
     };
     if backup.lifecycle != BackupLifecycle::Available {

@@ -347,9 +347,7 @@ fn fsx_dispatch(inner: &mut Inner, operation: &str, body: &Value) -> Result<Valu
         "CreateBackup" => fsx_api::create_backup(s, &mut ctx, body),
         "DescribeBackups" => fsx_api::describe_backups(s, &mut ctx, body),
         "DeleteBackup" => fsx_api::delete_backup(s, &mut ctx, body),
-        "CreateFileSystemFromBackup" => {
-            fsx_api::create_file_system_from_backup(s, &mut ctx, body)
-        }
+        "CreateFileSystemFromBackup" => fsx_api::create_file_system_from_backup(s, &mut ctx, body),
         other => Err(ApiError::new(
             400,
             "UnknownOperationException",

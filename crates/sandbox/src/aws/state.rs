@@ -315,7 +315,10 @@ impl Backup {
         let (Some(start), Some(until)) = (self.started, self.until) else {
             return;
         };
-        let span = until.saturating_duration_since(start).as_secs_f64().max(1e-6);
+        let span = until
+            .saturating_duration_since(start)
+            .as_secs_f64()
+            .max(1e-6);
         let done = (now.saturating_duration_since(start).as_secs_f64() / span).min(1.0);
         self.progress_percent = (done * 100.0) as i64;
         self.lifecycle = match done {

@@ -77,7 +77,10 @@ pub fn create_backup(s: &mut State, ctx: &mut Ctx, req: &Value) -> Result<Value,
         };
     }
     let fs_id = str_field(req, "FileSystemId").unwrap_or_default();
-    let fs = s.file_systems.get(fs_id).ok_or_else(|| fs_not_found(fs_id))?;
+    let fs = s
+        .file_systems
+        .get(fs_id)
+        .ok_or_else(|| fs_not_found(fs_id))?;
     if fs.deployment_type.starts_with("SCRATCH") {
         return Err(ApiError::new(
             400,
@@ -177,12 +180,17 @@ pub fn delete_backup(s: &mut State, _ctx: &mut Ctx, req: &Value) -> Result<Value
         return Err(ApiError::new(
             400,
             "BackupInProgress",
-            format!("Backup {id} is {}; wait until it is AVAILABLE.", b.lifecycle),
+            format!(
+                "Backup {id} is {}; wait until it is AVAILABLE.",
+                b.lifecycle
+            ),
         ));
     }
-    if let Some(fs) = s.file_systems.values().find(|f| {
-        f.restored_from.as_deref() == Some(id) && f.lifecycle == Lifecycle::Creating
-    }) {
+    if let Some(fs) = s
+        .file_systems
+        .values()
+        .find(|f| f.restored_from.as_deref() == Some(id) && f.lifecycle == Lifecycle::Creating)
+    {
         return Err(ApiError::new(
             400,
             "BackupRestoring",
