@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{DeploymentType, Tags};
 
+/// How to delete a file system.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileSystemDeletion {
+    /// Take a final backup first (PERSISTENT types), tagged with these tags.
+    pub final_backup_tags: Option<Tags>,
+}
+
 /// A backup to take.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackupRequest {

@@ -397,13 +397,6 @@ pub struct FileSystemUpdate {
     pub log: Option<LogSettings>,
 }
 
-/// How to delete a file system.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FileSystemDeletion {
-    /// Take a final backup first (PERSISTENT types), tagged with these tags.
-    pub final_backup_tags: Option<Tags>,
-}
-
 /// S3 events for automatic import / export: the workspace API's type, which speaks FSx's
 /// spelling (`as_str`, `parse`).
 pub use lustre_api::S3Event;

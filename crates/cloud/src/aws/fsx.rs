@@ -5,6 +5,7 @@ use aws_sdk_fsx::types as fsx;
 use super::errors::carried;
 use super::lustre_shapes::{log_to, metadata_to, read_cache_to, root_squash_to, settings_from};
 use super::{AwsCloud, in_chunks};
+use crate::backups::FileSystemDeletion;
 use crate::error::{CloudResult, ErrorKind};
 use crate::naming;
 use crate::tasks::AssociationUpdate;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::{MemoryCloud, aws_error, fs_groups, overlaps, replayed};
+use crate::backups::FileSystemDeletion;
 use crate::error::{CloudError, CloudResult};
 use crate::naming;
 use crate::tasks::*;

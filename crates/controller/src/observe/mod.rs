@@ -171,10 +171,7 @@ pub(crate) async fn observe(
     o.kube = self::kube::objects(ctx, ws, o.class()).await?;
     if !deleting {
         o.kube.first_pod_zone = first_pod_zone(ctx, ws, &o).await?;
-        let recorded = ws.status.as_ref().and_then(|s| s.file_system_id.as_ref());
-        if let (None, None, Some(class)) = (&o.fs, recorded, o.class.get()) {
-            o.source = source::look(ctx, ws, class, cloud).await?;
-        }
+        o.source = restore_source(ctx, ws, &o, cloud).await?;
     }
     // While deleting, looked at even with the claim still there: the volume's delete goes on
     // to the unlinking within the same reconcile.
@@ -184,6 +181,20 @@ pub(crate) async fn observe(
         o.import = aws::import(&look, o.fs.as_ref(), &o.dras).await?;
     }
     Ok(o)
+}
+
+/// The backup `spec.source` names, looked up only while nothing is made or recorded.
+async fn restore_source(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    o: &Observed,
+    cloud: &Arc<dyn Cloud>,
+) -> Result<Option<plan::restore::SourceBackup>, Error> {
+    let recorded = ws.status.as_ref().and_then(|s| s.file_system_id.as_ref());
+    match (&o.fs, recorded, o.class.get()) {
+        (None, None, Some(class)) => source::look(ctx, ws, class, cloud).await,
+        _ => Ok(None),
+    }
 }
 
 /// The zone of the node the scheduler picked for a first-pod claim (`placement: MatchPods`,
