@@ -806,6 +806,14 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         .iter()
         .filter(|k| objects_before[**k] != objects_after[**k])
         .count();
+
+    // 16-19. Backups: A's backup is restorable in B only where the class allows it, by name
+    //     or by id; B's backup object made (by forged status) to name A's backup restores
+    //     nothing and deletes nothing of A's.
+    let (tried, stopped, restarted) = backups_stay_in_their_namespace(&c, &aws, operator).await;
+    operator = restarted;
+    attacks += tried;
+    refused += stopped;
     // The legitimate re-adoption: A takes back the file system it kept, from its namespace.
     c.ok_with_input(
         &["apply", "-f", "-", "--as", TENANT_A],
@@ -823,6 +831,186 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
         "A's AWS resources before: {aws_before:#?}\nafter: {:#?}",
         tenant_a_aws(&aws.sim.snapshot())
     );
+}
+
+fn backup(ns: &str, name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreWorkspaceBackup\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {spec}\n"
+    )
+}
+
+/// An object's field by jsonpath, once it is non-empty.
+async fn nonempty(c: &RealCluster, kind: &str, ns: &str, name: &str, path: &str) -> String {
+    c.until(
+        &format!("{kind} {ns}/{name} {path}"),
+        Duration::from_secs(60),
+        || async {
+            let args = [
+                "get",
+                kind,
+                name,
+                "-n",
+                ns,
+                "-o",
+                &format!("jsonpath={path}"),
+            ];
+            let out = c.ok(&args).await;
+            if out.is_empty() {
+                Err("empty".to_string())
+            } else {
+                Ok(out)
+            }
+        },
+    )
+    .await
+}
+
+/// Attacks 16-19 (backups). A backs up a workspace of its own. B asks to restore it by name
+/// from A's namespace (16) and by its id (17): both refused while the class allows no other
+/// namespace, with no restore call. With the operator stopped, B's own backup object's status
+/// is made to name A's backup; B restores from that object (18) and deletes it (19): nothing is
+/// restored from A's backup and A's backup stays. Then the platform team lets B restore A's
+/// backups (`restore.fromNamespaces`), and the same restores by name and by id go through.
+async fn backups_stay_in_their_namespace(
+    c: &RealCluster,
+    aws: &real_cluster::SimOnLoopback,
+    operator: OperatorProcess,
+) -> (u32, u32, OperatorProcess) {
+    const VAULT: &str =
+        "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125";
+    let as_a = ["apply", "-f", "-", "--as", TENANT_A];
+    let as_b = ["apply", "-f", "-", "--as", TENANT_B];
+    c.ok_with_input(&as_a, &workspace(A, "vault", VAULT)).await;
+    c.ok_with_input(&as_b, &workspace(B, "own", VAULT)).await;
+    ready(c, A, "vault", &operator).await;
+    ready(c, B, "own", &operator).await;
+    c.ok_with_input(&as_a, &backup(A, "a-backup", "{workspace: vault}"))
+        .await;
+    c.ok_with_input(&as_b, &backup(B, "b-backup", "{workspace: own}"))
+        .await;
+    let available = "{.status.conditions[?(@.type==\"Ready\")].status}";
+    for (ns, name) in [(A, "a-backup"), (B, "b-backup")] {
+        c.until(
+            &format!("{ns}/{name} Available"),
+            Duration::from_secs(60),
+            || async {
+                match nonempty(c, "lwb", ns, name, available).await.as_str() {
+                    "True" => Ok(()),
+                    other => Err(other.to_string()),
+                }
+            },
+        )
+        .await;
+    }
+    let a_backup = nonempty(c, "lwb", A, "a-backup", "{.status.backupId}").await;
+    let restores = aws.sim.calls("CreateFileSystemFromBackup");
+    let (mut attacks, mut refused) = (0, 0);
+    let restore =
+        |name: &str, source: &str| workspace(B, name, &format!("{VAULT}\nsource: {source}"));
+
+    for (name, source, says) in [
+        (
+            "by-name",
+            "{backupName: a-backup, backupNamespace: tenant-a}".to_string(),
+            "does not let its workspaces restore backups of namespace tenant-a",
+        ),
+        (
+            "by-id",
+            format!("{{backupId: {a_backup}}}"),
+            "does not let its workspaces restore backups of namespace tenant-a",
+        ),
+    ] {
+        attacks += 1;
+        c.ok_with_input(&as_b, &restore(name, &source)).await;
+        let message = wait_reason(c, B, name, "InvalidSpec").await;
+        if message.contains(says) && aws.sim.calls("CreateFileSystemFromBackup") == restores {
+            refused += 1;
+        } else {
+            eprintln!("restore of A's backup {name}: {message}");
+        }
+    }
+
+    operator.stop().await;
+    let forged = json!({"status": {"backupId": a_backup, "phase": "Available"}}).to_string();
+    let args = [
+        "patch",
+        "lwb",
+        "b-backup",
+        "-n",
+        B,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &forged,
+    ];
+    c.until("backup status forged", Duration::from_secs(30), || async {
+        let out = c.kubectl(&args, None).await;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    })
+    .await;
+    c.ok_with_input(&as_b, &restore("forged", "{backupName: b-backup}"))
+        .await;
+    let operator = OperatorProcess::start(c, &aws.url, 5).await;
+    attacks += 1;
+    let message = wait_reason(c, B, "forged", "InvalidSpec").await;
+    if message.contains("which is gone or not that object's")
+        && aws.sim.calls("CreateFileSystemFromBackup") == restores
+    {
+        refused += 1;
+    } else {
+        eprintln!("restore through a forged backup object: {message}");
+    }
+    attacks += 1;
+    let deletes = aws.sim.calls("DeleteBackup");
+    c.ok(&[
+        "delete",
+        "lwb",
+        "b-backup",
+        "-n",
+        B,
+        "--as",
+        TENANT_B,
+        "--timeout=60s",
+    ])
+    .await;
+    let a_kept = aws.sim.snapshot()["backups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|b| b["BackupId"] == a_backup.as_str());
+    if a_kept && aws.sim.calls("DeleteBackup") == deletes {
+        refused += 1;
+    } else {
+        eprintln!("B's delete reached A's backup {a_backup}: kept {a_kept}");
+    }
+
+    // The platform team allows it: the same restore by name goes through.
+    c.ok(&[
+        "patch",
+        "lustreworkspaceclass",
+        "standard",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"restore":{"fromNamespaces":["tenant-a"]}}}"#,
+    ])
+    .await;
+    ready(c, B, "by-name", &operator).await;
+    ready(c, B, "by-id", &operator).await;
+    assert_eq!(aws.sim.calls("CreateFileSystemFromBackup"), restores + 2);
+    c.ok(&[
+        "patch",
+        "lustreworkspaceclass",
+        "standard",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/restore"}]"#,
+    ])
+    .await;
+    (attacks, refused, operator)
 }
 
 /// A data task's field by jsonpath, once it is non-empty.
