@@ -35,6 +35,7 @@ impl Normaliser {
                 (r"sg-[0-9a-f]{17}", "sg-", 17),
                 (r"dra-[0-9a-f]{17}", "dra-", 17),
                 (r"task-[0-9a-f]{17}", "task-", 17),
+                (r"backup-[0-9a-f]{17}", "backup-", 17),
                 // Times a run sets (readiness, idle clocks, deadlines), to the second.
                 ("rfc3339", "2000-01-01T00:00:", 2),
                 (
@@ -338,6 +339,35 @@ async fn the_user_guide_shows_real_output() {
     outputs.push((
         "get-lws-wide",
         run(s(&["get", "lws", "corpus", "-n", "ml", "-o", "wide"])).await,
+    ));
+    // 9. Keep it in a backup, restore it later.
+    e.ok(&["apply", "-f", &ex("workspace-checkpoints.yaml")]).await;
+    e.wait_for("condition=Ready", "lws/checkpoints").await;
+    outputs.push((
+        "apply-backup",
+        run(s(&["apply", "-f", &ex("backup-checkpoints.yaml")])).await,
+    ));
+    e.wait_for("condition=Ready", "lwb/checkpoints-nightly").await;
+    outputs.push(("get-lwb", run(s(&["get", "lwb", "-n", "ml"])).await));
+    e.ok(&["delete", "lws", "checkpoints", "-n", "ml", "--wait", "--timeout=60s"])
+        .await;
+    outputs.push((
+        "apply-restored",
+        run(s(&["apply", "-f", &ex("workspace-restored.yaml")])).await,
+    ));
+    e.wait_for("condition=Ready", "lws/checkpoints-restored").await;
+    outputs.push((
+        "get-lws-restored",
+        run(s(&[
+            "get",
+            "lws",
+            "checkpoints-restored",
+            "-n",
+            "ml",
+            "-o",
+            "custom-columns=NAME:.metadata.name,PHASE:.status.phase,FILE SYSTEM:.status.fileSystemId,CLAIM:.status.claimName,SOURCE:.spec.source.backupName,READY:.status.conditions[?(@.type==\"Ready\")].status",
+        ]))
+        .await,
     ));
     tokio::time::sleep(Duration::from_millis(10)).await;
 

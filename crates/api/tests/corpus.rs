@@ -211,8 +211,8 @@ fn examples_are_valid() {
         checked += 1;
     }
     assert_eq!(
-        checked, 6,
-        "class, scratch, persistent, save-results, expiring and tiering examples"
+        checked, 9,
+        "class, scratch, persistent, save-results, expiring, tiering, checkpoints, backup and restored examples"
     );
 }
 
