@@ -341,21 +341,32 @@ async fn the_user_guide_shows_real_output() {
         run(s(&["get", "lws", "corpus", "-n", "ml", "-o", "wide"])).await,
     ));
     // 9. Keep it in a backup, restore it later.
-    e.ok(&["apply", "-f", &ex("workspace-checkpoints.yaml")]).await;
+    e.ok(&["apply", "-f", &ex("workspace-checkpoints.yaml")])
+        .await;
     e.wait_for("condition=Ready", "lws/checkpoints").await;
     outputs.push((
         "apply-backup",
         run(s(&["apply", "-f", &ex("backup-checkpoints.yaml")])).await,
     ));
-    e.wait_for("condition=Ready", "lwb/checkpoints-nightly").await;
-    outputs.push(("get-lwb", run(s(&["get", "lwb", "-n", "ml"])).await));
-    e.ok(&["delete", "lws", "checkpoints", "-n", "ml", "--wait", "--timeout=60s"])
+    e.wait_for("condition=Ready", "lwb/checkpoints-nightly")
         .await;
+    outputs.push(("get-lwb", run(s(&["get", "lwb", "-n", "ml"])).await));
+    e.ok(&[
+        "delete",
+        "lws",
+        "checkpoints",
+        "-n",
+        "ml",
+        "--wait",
+        "--timeout=60s",
+    ])
+    .await;
     outputs.push((
         "apply-restored",
         run(s(&["apply", "-f", &ex("workspace-restored.yaml")])).await,
     ));
-    e.wait_for("condition=Ready", "lws/checkpoints-restored").await;
+    e.wait_for("condition=Ready", "lws/checkpoints-restored")
+        .await;
     outputs.push((
         "get-lws-restored",
         run(s(&[

@@ -8,6 +8,7 @@
 
 mod backup_stories;
 mod real_cluster;
+mod share_stories;
 mod storage_stories;
 mod support;
 

@@ -202,6 +202,11 @@ pub struct LustreWorkspaceClassSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<crate::backup::RestorePolicy>,
 
+    /// Whether the class's workspaces may share their file systems with other namespaces
+    /// (`spec.shares`), with which, and whether writable; leave it out for no sharing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<crate::share::SharingPolicy>,
+
     /// Weekly maintenance window start, `d:HH:MM` in UTC (d = 1 for Monday ... 7 for Sunday).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = patterns::MAINTENANCE_TIME))]

@@ -16,6 +16,8 @@ pub const TASK_FINALIZER: &str = "workspaces.lustre.dev/cancel-task";
 /// Finalizer on a backup object while its FSx backup exists, so deleting the object deletes
 /// the backup (unless its `deletionPolicy` is Retain).
 pub const BACKUP_FINALIZER: &str = "workspaces.lustre.dev/delete-backup";
+/// Finalizer on a grant while the share's volume exists, so deleting the grant removes it.
+pub const SHARE_FINALIZER: &str = "workspaces.lustre.dev/release-share";
 /// Annotation on the object of a workspace's final backup: the file system the deletion took
 /// it of (where the operator looks for the backup tagged with the object's UID).
 pub const FINAL_BACKUP_FILE_SYSTEM_ANNOTATION: &str = "workspaces.lustre.dev/file-system-id";

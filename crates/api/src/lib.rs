@@ -1,5 +1,5 @@
 //! The `workspaces.lustre.dev/v1alpha1` API: the `LustreWorkspace`, `LustreWorkspaceClass` and
-//! `LustreDataTask` and `LustreWorkspaceBackup` custom resources, their validation (schema + CEL at admission, and the same rules in Rust),
+//! `LustreDataTask`, `LustreWorkspaceBackup` and `LustreWorkspaceGrant` custom resources, their validation (schema + CEL at admission, and the same rules in Rust),
 //! the names the operator writes, and CRD generation.
 
 pub mod admission;
@@ -17,6 +17,7 @@ pub mod lustre_settings;
 pub mod messages;
 pub mod rules;
 pub mod schema;
+pub mod share;
 pub mod validation;
 pub mod workspace;
 pub mod workspace_status;
@@ -38,6 +39,10 @@ pub use export::{DeletionExport, ExportFailurePolicy, ExportStatus};
 pub use lustre_settings::{
     LogLevel, Logging, MetadataConfiguration, MetadataMode, ReadCache, ReadCacheSizing, RootSquash,
     StorageType,
+};
+pub use share::{
+    GrantPhase, LustreWorkspaceGrant, LustreWorkspaceGrantSpec, LustreWorkspaceGrantStatus, Share,
+    ShareStatus, SharingPolicy,
 };
 pub use validation::Violation;
 pub use workspace::{

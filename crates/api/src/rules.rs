@@ -437,3 +437,9 @@ pub const RESTORE_PERSISTENT_MSG: &str = "source restores a backup, and backups 
 pub const RESTORE_NOT_ADOPT: &str = "!has(self.source) || !has(self.fileSystemId)";
 /// Message of [`RESTORE_NOT_ADOPT`].
 pub const RESTORE_NOT_ADOPT_MSG: &str = "source and fileSystemId exclude each other: a workspace restores a backup into a new file system or adopts an existing one";
+
+/// `LustreWorkspaceGrant.spec`: it accepts one workspace's share for its lifetime.
+pub const GRANT_IMMUTABLE: &str = "self == oldSelf";
+/// Message of [`GRANT_IMMUTABLE`].
+pub const GRANT_IMMUTABLE_MSG: &str =
+    "a grant's spec is immutable: create a new LustreWorkspaceGrant to accept another share";

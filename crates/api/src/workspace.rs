@@ -218,6 +218,14 @@ pub struct LustreWorkspaceSpec {
     #[schemars(length(max = 8))]
     pub data_repositories: Vec<DataRepository>,
 
+    /// Namespaces this workspace's file system is shared with (one share per namespace, at
+    /// most 16), each as a claim there once that namespace accepts with a
+    /// `LustreWorkspaceGrant`, where the class's `sharing` allows it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["namespace".into()]))]
+    #[schemars(length(max = 16))]
+    pub shares: Vec<crate::share::Share>,
+
     /// What happens to the AWS resources when the workspace is deleted: Delete (default:
     /// the file system and everything on it is gone) or Retain (the file system is kept and
     /// tagged; only the Kubernetes objects go). Leave it out to take the class's default.

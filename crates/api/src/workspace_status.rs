@@ -91,6 +91,11 @@ pub struct LustreWorkspaceStatus {
     /// When the workspace first became Ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// Each share the spec offers: its receiving namespace and claim, whether that namespace
+    /// accepted, and whether the claim there is bound.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["namespace"]))]
+    pub shares: Vec<crate::share::ShareStatus>,
 }
 
 /// Where a workspace is in its life.

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use lustre_api::{
-    LustreDataTask, LustreWorkspace, LustreWorkspaceBackup, LustreWorkspaceClass, Violation,
-    admission, crd,
+    LustreDataTask, LustreWorkspace, LustreWorkspaceBackup, LustreWorkspaceClass,
+    LustreWorkspaceGrant, Violation, admission, crd,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -91,6 +91,11 @@ fn rust_violations(f: &Fixture) -> Vec<Violation> {
             Some("LustreDataTask") => {
                 let new: LustreDataTask = decode(&f.new)?;
                 let old: Option<LustreDataTask> = f.old.as_ref().map(decode).transpose()?;
+                Ok(new.validate(old.as_ref()))
+            }
+            Some("LustreWorkspaceGrant") => {
+                let new: LustreWorkspaceGrant = decode(&f.new)?;
+                let old: Option<LustreWorkspaceGrant> = f.old.as_ref().map(decode).transpose()?;
                 Ok(new.validate(old.as_ref()))
             }
             Some("LustreWorkspaceBackup") => {

@@ -95,6 +95,10 @@ pub struct Context {
     /// namespace's peers from it).
     pub(crate) workspaces:
         std::sync::OnceLock<kube::runtime::reflector::Store<lustre_api::LustreWorkspace>>,
+    /// The grants' watch cache, once their controller runs (a workspace's status lists its
+    /// shares from it).
+    pub(crate) grants:
+        std::sync::OnceLock<kube::runtime::reflector::Store<lustre_api::LustreWorkspaceGrant>>,
     /// Which claims pods use, when pods are watched.
     pub pods: Option<Arc<crate::pods::PodUse>>,
 }
@@ -128,6 +132,7 @@ impl Context {
             tasks: Following::new(),
             backups: Following::new(),
             workspaces: std::sync::OnceLock::new(),
+            grants: std::sync::OnceLock::new(),
             pods,
         }
     }

@@ -60,6 +60,11 @@ pub async fn run(
         workspaces.clone(),
         shutdown.clone(),
     ));
+    let grants = tokio::spawn(crate::shares::run(
+        ctx.clone(),
+        workspaces.clone(),
+        shutdown.clone(),
+    ));
     let (by_class, by_namespace, by_volume) = (workspaces.clone(), workspaces.clone(), workspaces);
     controller
         // Claims by owner reference, whatever their labels (a tenant may strip the operator's
@@ -85,6 +90,7 @@ pub async fn run(
         .await;
     let _ = tasks.await;
     let _ = backups.await;
+    let _ = grants.await;
     poll_task.abort();
     sweep_task.abort();
     if let Some(t) = pods_task {

@@ -6,7 +6,8 @@
 //! ([`events`]). [`controller`] wires the watches and the AWS [`poller`]; [`context`] holds
 //! what reconciles share, [`error`] names the step that failed. [`data_tasks`] is the
 //! controller of `LustreDataTask`s beside it, [`backups`] the one of `LustreWorkspaceBackup`s,
-//! both following AWS through a [`follow`] poller; [`pods`] counts the pods that use each claim
+//! both following AWS through a [`follow`] poller, and `shares` makes the claims of shares
+//! other namespaces accept; [`pods`] counts the pods that use each claim
 //! (the idle clock of an expiry).
 
 mod act;
@@ -26,6 +27,7 @@ pub mod pods;
 pub mod poller;
 pub mod reconcile;
 mod reported;
+mod shares;
 pub mod status;
 mod work_write;
 mod write;

@@ -337,6 +337,7 @@ fn deleting_ready(i: &Inputs, action: &Action) -> (Cond, Phase) {
                 i.aws.running_tasks.join(", ")
             ),
         ),
+        Action::Wait(Wait::SharesReleased) => no(reason::CLAIM_IN_USE, crate::plan::shares_wait(i)),
         Action::Wait(Wait::ClaimInUse) => no(
             reason::CLAIM_IN_USE,
             format!(
@@ -410,16 +411,7 @@ pub fn desired_status(
         .ready_time
         .clone()
         .or_else(|| matches!(action, Action::Ready).then(|| now.clone()));
-    // While deleting, as last shown.
-    let (idle_since, expires_at) = if deleting {
-        (previous.idle_since.clone(), previous.expires_at.clone())
-    } else {
-        let c = expiry::clock(i, expiry::ready_at(i, action));
-        (
-            c.and_then(|c| c.idle_since).map(Time),
-            c.and_then(|c| c.expires_at).map(|(t, _)| Time(t)),
-        )
-    };
+    let (idle_since, expires_at) = expiry::shown_times(i, action, &previous, deleting);
     LustreWorkspaceStatus {
         phase: Some(phase),
         observed_generation: generation,
@@ -466,6 +458,7 @@ pub fn desired_status(
         idle_since,
         expires_at,
         ready_time,
+        shares: i.kube.shares.clone(),
     }
 }
 

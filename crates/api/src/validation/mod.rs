@@ -20,6 +20,7 @@ mod against_class;
 mod backup;
 mod class;
 mod data_task;
+mod share;
 mod workspace;
 
 pub use against_class::{
@@ -28,6 +29,7 @@ pub use against_class::{
 pub use backup::validate_backup_spec;
 pub use class::validate_class_spec;
 pub use data_task::{LinkedPath, is_read_only, task_paths, validate_data_task_spec};
+pub use share::validate_grant_spec;
 pub use workspace::{valid_capacity, validate_workspace_spec};
 
 /// One broken rule: where, and what a person should know.

@@ -99,6 +99,7 @@ pub fn validate_workspace_spec(
     }
 
     data_repository_rules(&mut c, spec);
+    super::share::share_rules(&mut c, &spec.shares);
     source_rules(&mut c, spec);
     expiry_rules(&mut c, spec);
     metadata_rules(&mut c, spec, old);

@@ -96,7 +96,59 @@ pub(super) async fn objects(
         claim,
         first_pod_storage_class,
         first_pod_zone: None,
+        shares: shares_of(ctx, ws, &uid),
+        shared: shared_of(ctx, &uid),
     })
+}
+
+/// The shares the spec offers: accepted by a grant in their namespace (from the grants'
+/// cache), and bound (the claim made for it, from the operator's claims).
+fn shares_of(ctx: &Context, ws: &LustreWorkspace, uid: &str) -> Vec<lustre_api::ShareStatus> {
+    let Some(grants) = ctx.grants.get() else {
+        return Vec::new();
+    };
+    let (ns, name) = (ws.namespace().unwrap_or_default(), ws.name_any());
+    ws.spec
+        .shares
+        .iter()
+        .map(|share| {
+            let grant = grants.state().into_iter().find(|g| {
+                g.namespace().as_deref() == Some(share.namespace.as_str())
+                    && g.spec.from_namespace == ns
+                    && g.spec.workspace == name
+                    && g.metadata.deletion_timestamp.is_none()
+            });
+            let claim_name = share.claim_name.clone().unwrap_or_else(|| name.clone());
+            let claim = ctx
+                .caches
+                .managed_claims
+                .get(&ObjectRef::new(&claim_name).within(&share.namespace));
+            let bound = claim.is_some_and(|c| {
+                c.labels().get(labels::WORKSPACE_UID).map(String::as_str) == Some(uid)
+                    && grant.as_ref().and_then(|g| g.uid()).as_ref()
+                        == c.labels().get(crate::shares::GRANT_UID_LABEL)
+                    && claim_view(&c).bound
+            });
+            lustre_api::ShareStatus {
+                namespace: share.namespace.clone(),
+                claim_name,
+                granted: grant.is_some(),
+                bound,
+            }
+        })
+        .collect()
+}
+
+/// The claims (`namespace/name`) of this workspace's shares that still exist.
+fn shared_of(ctx: &Context, uid: &str) -> Vec<String> {
+    ctx.caches
+        .managed_claims
+        .state()
+        .iter()
+        .filter(|c| c.labels().get(labels::WORKSPACE_UID).map(String::as_str) == Some(uid))
+        .filter(|c| c.labels().contains_key(crate::shares::GRANT_UID_LABEL))
+        .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
+        .collect()
 }
 
 /// The workspace's volume: the cache's, or what this process just did to it.

@@ -37,6 +37,8 @@ pub enum Wait {
     FirstPod,
     /// `source`: the backup to restore is not there, or not AVAILABLE, yet.
     SourceBackup,
+    /// Deleting: claims of shares in other namespaces are still there (pods use them).
+    SharesReleased,
 }
 
 /// The single next step.
@@ -345,7 +347,7 @@ impl Action {
             // The volume was deleted but a finalizer still holds it (pv-protection): the
             // volumes' watch wakes the workspace when it goes.
             Self::DeleteVolume => recheck(1),
-            Self::Wait(Wait::ClaimInUse) => recheck(5),
+            Self::Wait(Wait::ClaimInUse | Wait::SharesReleased) => recheck(5),
             // FSx tasks (and a source backup) are not followed by the poller: looked at every
             // pending interval.
             Self::Wait(

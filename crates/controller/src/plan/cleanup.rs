@@ -22,6 +22,11 @@ pub fn next_cleanup_action(i: &Inputs) -> Action {
 }
 
 fn plan(i: &Inputs) -> ControlFlow<Action> {
+    // The shares' claims in other namespaces go first (their grants' reconciles remove them
+    // once the workspace is being deleted; pods there may hold them).
+    if !i.kube.shared.is_empty() {
+        return Break(Action::Wait(Wait::SharesReleased));
+    }
     kubernetes(i)?;
     retained(i)?;
     // A data task still running on the file system finishes first (its LustreDataTask's

@@ -8,6 +8,7 @@ use std::ops::ControlFlow::{self, Break, Continue};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use lustre_api::LustreWorkspace;
 use lustre_api::constants::reason;
 use lustre_api::expiry::{ClassExpiry, ExpiryAction, parse_duration, show_duration};
@@ -116,6 +117,24 @@ fn after(t: Timestamp, d: Duration) -> Timestamp {
 
 /// Where the expiry stands; `ready` is when the workspace became Ready (the idle clock starts
 /// there at the earliest).
+/// `status.idleSince` and `status.expiresAt`: as the clock stands, else (while deleting) as
+/// last shown.
+pub fn shown_times(
+    i: &Inputs,
+    action: &Action,
+    previous: &lustre_api::LustreWorkspaceStatus,
+    deleting: bool,
+) -> (Option<Time>, Option<Time>) {
+    if deleting {
+        return (previous.idle_since.clone(), previous.expires_at.clone());
+    }
+    let c = clock(i, ready_at(i, action));
+    (
+        c.and_then(|c| c.idle_since).map(Time),
+        c.and_then(|c| c.expires_at).map(|(t, _)| Time(t)),
+    )
+}
+
 pub fn clock(i: &Inputs, ready: Option<Timestamp>) -> Option<Clock> {
     let terms = terms(i)?;
     let ws = i.workspace;

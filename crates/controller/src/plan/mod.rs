@@ -89,6 +89,14 @@ pub fn first_pod_wait(i: &Inputs) -> String {
     )
 }
 
+/// What a deletion waiting for its shares' claims says (`Ready`).
+pub fn shares_wait(i: &Inputs) -> String {
+    format!(
+        "deleting: the shared claims {} are still used by pods in their namespaces; they go when those pods do",
+        i.kube.shared.join(", ")
+    )
+}
+
 /// The zone of the observed file system, once its subnet was looked up.
 pub fn zone_of(i: &Inputs) -> Option<String> {
     let fs = i.aws.file_system?;
@@ -134,6 +142,11 @@ pub struct KubeView {
     /// `placement: MatchPods`: the zone of the node picked for the claim's first pod, read
     /// while the workspace has no file system.
     pub first_pod_zone: Option<String>,
+    /// The shares the spec offers, as accepted and bound in their namespaces.
+    pub shares: Vec<lustre_api::ShareStatus>,
+    /// The claims of accepted shares that still exist (`namespace/claim`): a deletion waits
+    /// for them.
+    pub shared: Vec<String>,
 }
 
 /// What matters of the PersistentVolume.

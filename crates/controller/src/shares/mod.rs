@@ -1,0 +1,102 @@
+//! `LustreWorkspaceGrant`s: a namespace's acceptance of a share another namespace's workspace
+//! offers (`spec.shares`). A controller of their own beside the workspaces', in the same
+//! process and leadership: woken by its grants and by workspace changes; per accepted share
+//! it makes a volume (the workspace's file system, narrowed to the sub-path, read-only where
+//! asked) and a claim in the grant's namespace, and removes them when the share, the grant or
+//! the workspace goes.
+
+mod objects;
+mod reconcile;
+mod status;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use kube::ResourceExt;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use lustre_api::{LustreWorkspace, LustreWorkspaceGrant, Share};
+
+pub(crate) use objects::GRANT_UID_LABEL;
+
+use crate::context::Context;
+use crate::controller::scoped;
+use crate::error::Error;
+
+/// What a grant's reconcile reads besides the shared context.
+pub(crate) struct GrantCtx {
+    pub ctx: Arc<Context>,
+    /// The workspaces' watch (shared with their controller).
+    pub workspaces: Store<LustreWorkspace>,
+}
+
+/// What making a share's objects came to.
+pub(crate) enum Made {
+    /// The claim, this grant's.
+    Claim(Box<PersistentVolumeClaim>),
+    /// A claim of that name exists and is not this grant's: nothing is taken over.
+    Taken,
+    /// The share changed: its objects are being removed, to be made again.
+    Remaking,
+}
+
+/// The share's volume, then its claim.
+async fn make(
+    cx: &GrantCtx,
+    g: &LustreWorkspaceGrant,
+    share: &Share,
+    volume: &PersistentVolume,
+    claim: &str,
+) -> Result<Made, Error> {
+    let wanted = objects::claim(g, share, volume, claim);
+    reconcile::make_objects(cx, g, volume, &wanted).await
+}
+
+/// Runs the grants' controller until `shutdown` resolves.
+pub(crate) async fn run(
+    ctx: Arc<Context>,
+    workspaces: Store<LustreWorkspace>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let controller = Controller::new(
+        scoped::<LustreWorkspaceGrant>(&ctx),
+        watcher::Config::default(),
+    );
+    let grants = controller.store();
+    let _ = ctx.grants.set(grants.clone());
+    // A workspace's change (its shares, its volume, its deletion) wakes the grants naming it.
+    let workspace_changes = watcher(scoped::<LustreWorkspace>(&ctx), watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let cx = Arc::new(GrantCtx {
+        ctx: ctx.clone(),
+        workspaces,
+    });
+    controller
+        .watches_stream(workspace_changes, move |ws| naming(&grants, &ws))
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, cx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = &e as &dyn std::error::Error, "grant controller");
+            }
+        })
+        .await;
+}
+
+/// The grants that name a workspace.
+pub(crate) fn naming(
+    grants: &Store<LustreWorkspaceGrant>,
+    ws: &LustreWorkspace,
+) -> Vec<ObjectRef<LustreWorkspaceGrant>> {
+    let (ns, name) = (ws.namespace().unwrap_or_default(), ws.name_any());
+    grants
+        .state()
+        .iter()
+        .filter(|g| g.spec.from_namespace == ns && g.spec.workspace == name)
+        .map(|g| ObjectRef::from_obj(&**g))
+        .collect()
+}
