@@ -814,6 +814,15 @@ async fn a_tenant_reaches_only_what_its_own_workspaces_own() {
     operator = restarted;
     attacks += tried;
     refused += stopped;
+
+    // 20-22. Shares: a share into a namespace the class forbids makes nothing there, even
+    //     with that namespace's grant; a grant cannot pull a workspace that offers it nothing;
+    //     a grant whose status is forged to name A's volume and claim, once deleted, removes
+    //     only its own share's objects.
+    let (tried, stopped, restarted) = shares_reach_only_who_accepted(&c, &aws, operator).await;
+    operator = restarted;
+    attacks += tried;
+    refused += stopped;
     // The legitimate re-adoption: A takes back the file system it kept, from its namespace.
     c.ok_with_input(
         &["apply", "-f", "-", "--as", TENANT_A],
@@ -1008,6 +1017,199 @@ async fn backups_stay_in_their_namespace(
         "--type=json",
         "-p",
         r#"[{"op":"remove","path":"/spec/restore"}]"#,
+    ])
+    .await;
+    (attacks, refused, operator)
+}
+
+fn grant(ns: &str, name: &str, from: &str, workspace: &str) -> String {
+    format!(
+        "apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreWorkspaceGrant\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{fromNamespace: {from}, workspace: {workspace}}}\n"
+    )
+}
+
+/// A grant's phase and message, once its phase is `phase`.
+async fn grant_at(c: &RealCluster, ns: &str, name: &str, phase: &str) -> String {
+    c.until(
+        &format!("grant {ns}/{name} {phase}"),
+        Duration::from_secs(60),
+        || async {
+            let g = c.json(&["get", "lwg", name, "-n", ns]).await;
+            match g["status"]["phase"].as_str() {
+                Some(p) if p == phase => Ok(g["status"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+}
+
+/// The claims of a namespace, by name.
+async fn claims_in(c: &RealCluster, ns: &str) -> Vec<String> {
+    let list = c.json(&["get", "pvc", "-n", ns]).await;
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Attacks 20-22 (shares), with the class sharing to tenant-b only. 20: B's workspace offers a
+/// share to tenant-a and A grants it: the class forbids it, nothing is made in tenant-a. 21:
+/// B's grant names A's workspace, which offers B nothing: refused, nothing made in tenant-b.
+/// 22: A offers B a read-only share and B accepts (the legitimate story); with the operator
+/// stopped, B's grant's status is made to name A's claim and volume, and B deletes its grant:
+/// only B's share's claim and volume go; A's claim and volume stay.
+async fn shares_reach_only_who_accepted(
+    c: &RealCluster,
+    aws: &real_cluster::SimOnLoopback,
+    operator: OperatorProcess,
+) -> (u32, u32, OperatorProcess) {
+    c.ok(&[
+        "patch",
+        "lustreworkspaceclass",
+        "standard",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"sharing":{"toNamespaces":["tenant-b"]}}}"#,
+    ])
+    .await;
+    let (mut attacks, mut refused) = (0, 0);
+    let as_a = ["apply", "-f", "-", "--as", TENANT_A];
+    let as_b = ["apply", "-f", "-", "--as", TENANT_B];
+    let a_claims = claims_in(c, A).await;
+
+    attacks += 1;
+    let offer = "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125\nshares:\n- {namespace: tenant-a, claimName: planted}";
+    c.ok_with_input(&as_b, &workspace(B, "offer", offer)).await;
+    ready(c, B, "offer", &operator).await;
+    c.ok_with_input(&as_a, &grant(A, "from-b", B, "offer"))
+        .await;
+    let said = grant_at(c, A, "from-b", "Refused").await;
+    if said.contains("does not let its workspaces share with namespace tenant-a")
+        && claims_in(c, A).await == a_claims
+    {
+        refused += 1;
+    } else {
+        eprintln!(
+            "a share into a forbidden namespace: {said}; claims {:?}",
+            claims_in(c, A).await
+        );
+    }
+
+    attacks += 1;
+    let b_claims = claims_in(c, B).await;
+    c.ok_with_input(&as_b, &grant(B, "pull", A, "vault")).await;
+    let said = grant_at(c, B, "pull", "Refused").await;
+    if said.contains("offers no share to namespace tenant-b") && claims_in(c, B).await == b_claims {
+        refused += 1;
+    } else {
+        eprintln!("a grant pulling an unoffered workspace: {said}");
+    }
+
+    attacks += 1;
+    let share = json!({"spec": {"shares": [{"namespace": B, "claimName": "vault-shared"}]}});
+    c.ok(&[
+        "patch",
+        "lws",
+        "vault",
+        "-n",
+        A,
+        "--type=merge",
+        "-p",
+        &share.to_string(),
+        "--as",
+        TENANT_A,
+    ])
+    .await;
+    c.ok(&[
+        "delete",
+        "lwg",
+        "pull",
+        "-n",
+        B,
+        "--as",
+        TENANT_B,
+        "--timeout=60s",
+    ])
+    .await;
+    c.ok_with_input(&as_b, &grant(B, "accept", A, "vault"))
+        .await;
+    grant_at(c, B, "accept", "Bound").await;
+    let a_volume = field(c, A, "vault", "{.status.volumeName}").await;
+    let a_claim = field(c, A, "vault", "{.status.claimName}").await;
+    let before = (
+        c.json(&["get", "pv", &a_volume]).await["metadata"]["uid"].clone(),
+        c.json(&["get", "pvc", &a_claim, "-n", A]).await["metadata"]["uid"].clone(),
+    );
+    operator.stop().await;
+    let forged =
+        json!({"status": {"claimName": a_claim, "volumeName": a_volume, "phase": "Bound"}})
+            .to_string();
+    let args = [
+        "patch",
+        "lwg",
+        "accept",
+        "-n",
+        B,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &forged,
+    ];
+    c.until("grant status forged", Duration::from_secs(30), || async {
+        let out = c.kubectl(&args, None).await;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    })
+    .await;
+    c.ok(&[
+        "delete",
+        "lwg",
+        "accept",
+        "-n",
+        B,
+        "--as",
+        TENANT_B,
+        "--wait=false",
+    ])
+    .await;
+    let operator = OperatorProcess::start(c, &aws.url, 6).await;
+    c.ok(&[
+        "wait",
+        "--for=delete",
+        "lwg/accept",
+        "-n",
+        B,
+        "--timeout=60s",
+    ])
+    .await;
+    let after = (
+        c.json(&["get", "pv", &a_volume]).await["metadata"]["uid"].clone(),
+        c.json(&["get", "pvc", &a_claim, "-n", A]).await["metadata"]["uid"].clone(),
+    );
+    let b_left = claims_in(c, B).await;
+    if after == before && !after.0.is_null() && !b_left.contains(&"vault-shared".to_string()) {
+        refused += 1;
+    } else {
+        eprintln!(
+            "a forged grant's delete: A's volume and claim {before:?} -> {after:?}; B's claims {b_left:?}"
+        );
+    }
+    c.ok(&[
+        "patch",
+        "lustreworkspaceclass",
+        "standard",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/sharing"}]"#,
     ])
     .await;
     (attacks, refused, operator)
