@@ -12,6 +12,7 @@
 
 mod act;
 pub mod backups;
+mod beside;
 pub mod builders;
 mod cache;
 pub mod context;

@@ -6,7 +6,7 @@ use aws_sdk_fsx::types as fsx;
 
 use super::errors::carried;
 use super::fsx::{file_system_from, lustre_configuration, storage_of, tags_from, tags_to};
-use super::{AwsCloud, in_chunks};
+use super::{AwsCloud, all_pages, in_chunks};
 use crate::backups::*;
 use crate::error::CloudResult;
 use crate::types::{DeploymentType, FileSystem, FileSystemRequest};
@@ -130,23 +130,22 @@ impl AwsCloud {
                 .set_values(Some(values.to_vec()))
                 .build()
         });
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let sent = self
-                .fsx
-                .describe_backups()
-                .set_backup_ids((!ids.is_empty()).then(|| ids.to_vec()))
-                .set_filters(filter.clone().map(|f| vec![f]))
-                .set_next_token(token.take())
-                .send()
-                .await;
-            let out = self.answer(SERVICE, OP, sent, Ok)?;
-            all.extend(out.backups().iter().map(backup_from));
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(all),
+        all_pages(|token| {
+            let filter = filter.clone();
+            async move {
+                let sent = self
+                    .fsx
+                    .describe_backups()
+                    .set_backup_ids((!ids.is_empty()).then(|| ids.to_vec()))
+                    .set_filters(filter.map(|f| vec![f]))
+                    .set_next_token(token)
+                    .send()
+                    .await;
+                let out = self.answer(SERVICE, OP, sent, Ok)?;
+                let next = out.next_token().map(str::to_string);
+                Ok((out.backups().iter().map(backup_from).collect(), next))
             }
-        }
+        })
+        .await
     }
 }

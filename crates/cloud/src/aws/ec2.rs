@@ -2,8 +2,8 @@
 
 use aws_sdk_ec2::types as ec2;
 
-use super::AwsCloud;
 use super::errors::{carried, from_sdk};
+use super::{AwsCloud, all_pages};
 use crate::error::{CloudError, CloudResult, ErrorKind};
 use crate::types::*;
 use lustre_api::constants::tags as keys;
@@ -216,26 +216,28 @@ impl AwsCloud {
         filter: Option<ec2::Filter>,
     ) -> CloudResult<Vec<SecurityGroup>> {
         const OP: &str = "DescribeSecurityGroups";
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut call = self
-                .ec2
-                .describe_security_groups()
-                .set_next_token(token.take());
-            if !ids.is_empty() {
-                call = call.set_group_ids(Some(ids.to_vec()));
+        all_pages(|token| {
+            let filter = filter.clone();
+            async move {
+                let mut call = self.ec2.describe_security_groups().set_next_token(token);
+                if !ids.is_empty() {
+                    call = call.set_group_ids(Some(ids.to_vec()));
+                }
+                if let Some(f) = filter {
+                    call = call.filters(f).max_results(1000);
+                }
+                let out = self.answer(SERVICE, OP, call.send().await, Ok)?;
+                let next = out.next_token().map(str::to_string);
+                Ok((
+                    out.security_groups()
+                        .iter()
+                        .map(security_group_from)
+                        .collect(),
+                    next,
+                ))
             }
-            if let Some(f) = &filter {
-                call = call.filters(f.clone()).max_results(1000);
-            }
-            let out = self.answer(SERVICE, OP, call.send().await, Ok)?;
-            all.extend(out.security_groups().iter().map(security_group_from));
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(all),
-            }
-        }
+        })
+        .await
     }
 
     /// EC2 refuses the whole batch when one rule exists; add the rest one at a time.

@@ -4,7 +4,7 @@ use aws_sdk_fsx::types as fsx;
 
 use super::errors::carried;
 use super::lustre_shapes::{log_to, metadata_to, read_cache_to, root_squash_to, settings_from};
-use super::{AwsCloud, in_chunks};
+use super::{AwsCloud, all_pages, in_chunks};
 use crate::backups::FileSystemDeletion;
 use crate::error::{CloudResult, ErrorKind};
 use crate::naming;
@@ -438,23 +438,25 @@ impl AwsCloud {
             .name(fsx::FilterName::FileSystemId)
             .set_values(Some(file_system_ids.to_vec()))
             .build();
-        let mut all = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let sent = self
-                .fsx
-                .describe_data_repository_associations()
-                .filters(filter.clone())
-                .max_results(MAX_ASSOCIATIONS_PER_PAGE)
-                .set_next_token(token.take())
-                .send()
-                .await;
-            let out = self.answer(SERVICE, OP, sent, Ok)?;
-            all.extend(out.associations().iter().map(association_from));
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(all),
+        all_pages(|token| {
+            let filter = filter.clone();
+            async move {
+                let sent = self
+                    .fsx
+                    .describe_data_repository_associations()
+                    .filters(filter)
+                    .max_results(MAX_ASSOCIATIONS_PER_PAGE)
+                    .set_next_token(token)
+                    .send()
+                    .await;
+                let out = self.answer(SERVICE, OP, sent, Ok)?;
+                let next = out.next_token().map(str::to_string);
+                Ok((
+                    out.associations().iter().map(association_from).collect(),
+                    next,
+                ))
             }
-        }
+        })
+        .await
     }
 }

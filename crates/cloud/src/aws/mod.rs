@@ -248,6 +248,25 @@ impl AwsCloud {
     }
 }
 
+/// Every page of a paginated call: `page(token)` sends one request and returns its items and
+/// the next token (none, or empty: that was the last page).
+pub(crate) async fn all_pages<T, F, Fut>(mut page: F) -> crate::CloudResult<Vec<T>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = crate::CloudResult<(Vec<T>, Option<String>)>>,
+{
+    let mut all = Vec::new();
+    let mut token = None;
+    loop {
+        let (items, next) = page(token.take()).await?;
+        all.extend(items);
+        match next {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => return Ok(all),
+        }
+    }
+}
+
 /// Asks `call` for `items` in chunks of `size`. FSx fails a whole call when one id it names
 /// no longer exists, so such a chunk is asked again item by item, leaving the missing out.
 pub(crate) async fn in_chunks<'a, T, F, Fut>(

@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use kube::ResourceExt;
-use kube::runtime::controller::{self, Controller};
+use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use lustre_api::{LustreWorkspace, LustreWorkspaceBackup};
 
+use crate::beside::{report, wired};
 use crate::context::Context;
 use crate::controller::scoped;
 use crate::follow::BackupPoller;
@@ -47,30 +48,16 @@ pub(crate) async fn run(
         scoped::<LustreWorkspaceBackup>(&ctx),
         watcher::Config::default(),
     );
-    let by_workspace = controller.store();
-    // A backup waiting for its workspace (to exist, to be Ready) is woken by the workspace's
-    // changes, status included.
-    let workspace_changes = watcher(scoped::<LustreWorkspace>(&ctx), watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
+    let backups = controller.store();
     let cx = Arc::new(BackupCtx {
         ctx: ctx.clone(),
         workspaces,
         poller,
     });
-    controller
-        .watches_stream(workspace_changes, move |ws| naming(&by_workspace, &ws))
-        .reconcile_on(futures::stream::unfold(wake, |mut rx| async move {
-            rx.recv().await.map(|r| (r, rx))
-        }))
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .graceful_shutdown_on(shutdown)
+    let naming = move |ws: &LustreWorkspace| naming(&backups, ws);
+    wired(&ctx, controller, naming, Some(wake), shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, cx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = &e as &dyn std::error::Error, "backup controller");
-            }
-        })
+        .for_each(|r| report("LustreWorkspaceBackup", r))
         .await;
     poll_task.abort();
 }

@@ -353,15 +353,5 @@ pub(crate) fn error_policy(
     error: &Error,
     cx: Arc<BackupCtx>,
 ) -> Requeue {
-    tracing::warn!(
-        backup.namespace = b.namespace().unwrap_or_default(),
-        backup.name = b.name_any(),
-        step = %error.step,
-        error = error as &dyn std::error::Error,
-        "backup reconcile failed"
-    );
-    match cx.ctx.retry_delay(&b.uid().unwrap_or_default(), error) {
-        Some(delay) => Requeue::requeue(delay),
-        None => Requeue::await_change(),
-    }
+    crate::beside::backoff(&cx.ctx, &*b, error, "LustreWorkspaceBackup")
 }

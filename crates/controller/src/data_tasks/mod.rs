@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use kube::ResourceExt;
-use kube::runtime::controller::{self, Controller};
+use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use lustre_api::{LustreDataTask, LustreWorkspace};
 
+use crate::beside::{report, wired};
 use crate::context::Context;
 use crate::controller::scoped;
 use crate::follow::TaskPoller;
@@ -43,30 +44,16 @@ pub(crate) async fn run(
     let controller = Controller::new(scoped::<LustreDataTask>(&ctx), watcher::Config::default());
     let tasks = controller.store();
     let by_workspace = tasks.clone();
-    // A task waiting for its workspace (to exist, to be Ready) is woken by the workspace's
-    // changes, status included.
-    let workspace_changes = watcher(scoped::<LustreWorkspace>(&ctx), watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
     let cx = Arc::new(TaskCtx {
         ctx: ctx.clone(),
         workspaces,
         tasks,
         poller,
     });
-    controller
-        .watches_stream(workspace_changes, move |ws| naming(&by_workspace, &ws))
-        .reconcile_on(futures::stream::unfold(wake, |mut rx| async move {
-            rx.recv().await.map(|r| (r, rx))
-        }))
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .graceful_shutdown_on(shutdown)
+    let naming = move |ws: &LustreWorkspace| naming(&by_workspace, ws);
+    wired(&ctx, controller, naming, Some(wake), shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, cx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = &e as &dyn std::error::Error, "data task controller");
-            }
-        })
+        .for_each(|r| report("LustreDataTask", r))
         .await;
     poll_task.abort();
 }

@@ -306,15 +306,5 @@ async fn finish(
 
 /// Failed reconciles back off per object like workspaces'.
 pub(crate) fn error_policy(task: Arc<LustreDataTask>, error: &Error, cx: Arc<TaskCtx>) -> Requeue {
-    tracing::warn!(
-        task.namespace = task.namespace().unwrap_or_default(),
-        task.name = task.name_any(),
-        step = %error.step,
-        error = error as &dyn std::error::Error,
-        "data task reconcile failed"
-    );
-    match cx.ctx.retry_delay(&task.uid().unwrap_or_default(), error) {
-        Some(delay) => Requeue::requeue(delay),
-        None => Requeue::await_change(),
-    }
+    crate::beside::backoff(&cx.ctx, &*task, error, "LustreDataTask")
 }

@@ -14,13 +14,14 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::ResourceExt;
-use kube::runtime::controller::{self, Controller};
+use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use lustre_api::{LustreWorkspace, LustreWorkspaceGrant, Share};
 
 pub(crate) use objects::GRANT_UID_LABEL;
 
+use crate::beside::{report, wired};
 use crate::context::Context;
 use crate::controller::scoped;
 use crate::error::Error;
@@ -66,24 +67,15 @@ pub(crate) async fn run(
     );
     let grants = controller.store();
     let _ = ctx.grants.set(grants.clone());
-    // A workspace's change (its shares, its volume, its deletion) wakes the grants naming it.
-    let workspace_changes = watcher(scoped::<LustreWorkspace>(&ctx), watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
     let cx = Arc::new(GrantCtx {
         ctx: ctx.clone(),
         workspaces,
     });
-    controller
-        .watches_stream(workspace_changes, move |ws| naming(&grants, &ws))
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
-        .graceful_shutdown_on(shutdown)
+    // A workspace's change (its shares, its volume, its deletion) wakes the grants naming it.
+    let naming = move |ws: &LustreWorkspace| naming(&grants, ws);
+    wired(&ctx, controller, naming, None, shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, cx)
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = &e as &dyn std::error::Error, "grant controller");
-            }
-        })
+        .for_each(|r| report("LustreWorkspaceGrant", r))
         .await;
 }
 

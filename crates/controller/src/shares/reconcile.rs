@@ -225,15 +225,5 @@ pub(crate) fn error_policy(
     error: &Error,
     cx: Arc<GrantCtx>,
 ) -> Requeue {
-    tracing::warn!(
-        grant.namespace = g.namespace().unwrap_or_default(),
-        grant.name = g.name_any(),
-        step = %error.step,
-        error = error as &dyn std::error::Error,
-        "grant reconcile failed"
-    );
-    match cx.ctx.retry_delay(&g.uid().unwrap_or_default(), error) {
-        Some(delay) => Requeue::requeue(delay),
-        None => Requeue::await_change(),
-    }
+    crate::beside::backoff(&cx.ctx, &*g, error, "LustreWorkspaceGrant")
 }

@@ -1,0 +1,78 @@
+//! What the controllers beside the workspaces' (data tasks, backups, grants) share: their
+//! wiring (woken by their own objects, by the changes of the workspaces they name, and by
+//! their poller), the logging of their results, and the back-off of a failed reconcile.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use kube::runtime::controller::{self, Action as Requeue, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use lustre_api::LustreWorkspace;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::context::Context;
+use crate::controller::scoped;
+use crate::error::Error;
+
+/// `controller` woken also by the changes of the workspaces (status included: an object
+/// waiting for its workspace to be Ready) that `naming` maps to its objects, and by `wake`,
+/// with the workspaces' concurrency, until `shutdown` resolves.
+pub(crate) fn wired<K>(
+    ctx: &Context,
+    controller: Controller<K>,
+    naming: impl Fn(&LustreWorkspace) -> Vec<ObjectRef<K>> + Send + Sync + 'static,
+    wake: Option<UnboundedReceiver<ObjectRef<K>>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let changes = watcher(scoped::<LustreWorkspace>(ctx), watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let mut wired = controller.watches_stream(changes, move |ws| naming(&ws));
+    if let Some(wake) = wake {
+        wired = wired.reconcile_on(futures::stream::unfold(wake, |mut rx| async move {
+            rx.recv().await.map(|r| (r, rx))
+        }));
+    }
+    wired
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .graceful_shutdown_on(shutdown)
+}
+
+/// Logs a controller's failed run (the reconcile's own failure is logged by `backoff`).
+pub(crate) async fn report<T, E: std::error::Error + 'static>(what: &'static str, r: Result<T, E>) {
+    if let Err(e) = r {
+        tracing::debug!(
+            controller = what,
+            error = &e as &dyn std::error::Error,
+            "controller"
+        );
+    }
+}
+
+/// After a failed reconcile of `object`: logged with its step, then backed off per object like
+/// workspaces' (a terminal error waits for a change).
+pub(crate) fn backoff<K: Resource + ResourceExt>(
+    ctx: &Arc<Context>,
+    object: &K,
+    error: &Error,
+    what: &'static str,
+) -> Requeue {
+    tracing::warn!(
+        object.kind = what,
+        object.namespace = object.namespace().unwrap_or_default(),
+        object.name = object.name_any(),
+        step = %error.step,
+        error = error as &dyn std::error::Error,
+        "reconcile failed"
+    );
+    match ctx.retry_delay(&object.uid().unwrap_or_default(), error) {
+        Some(delay) => Requeue::requeue(delay),
+        None => Requeue::await_change(),
+    }
+}
