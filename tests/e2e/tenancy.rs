@@ -200,13 +200,19 @@ async fn field(c: &RealCluster, ns: &str, name: &str, path: &str) -> String {
     .await
 }
 
-/// Writes ids into B's workspace's status as a cluster admin (retried while the apiserver
-/// still enforces the admission policy this suite removed).
+/// Writes ids into B's workspace's status as a cluster admin.
 async fn forge_status(c: &RealCluster, name: &str, fs: &str, sg: &str) {
-    let patch = json!({"status": {"fileSystemId": fs, "securityGroupId": sg}}).to_string();
+    let patch = json!({"status": {"fileSystemId": fs, "securityGroupId": sg}});
+    forge(c, "lws", name, patch).await;
+}
+
+/// Writes `patch` into the status of B's object `kind/name` as a cluster admin (retried while
+/// the apiserver still enforces the admission policy this suite removed).
+async fn forge(c: &RealCluster, kind: &str, name: &str, patch: Value) {
+    let patch = patch.to_string();
     let args = [
         "patch",
-        "lws",
+        kind,
         name,
         "-n",
         B,
@@ -940,27 +946,8 @@ async fn backups_stay_in_their_namespace(
     }
 
     operator.stop().await;
-    let forged = json!({"status": {"backupId": a_backup, "phase": "Available"}}).to_string();
-    let args = [
-        "patch",
-        "lwb",
-        "b-backup",
-        "-n",
-        B,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &forged,
-    ];
-    c.until("backup status forged", Duration::from_secs(30), || async {
-        let out = c.kubectl(&args, None).await;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    })
-    .await;
+    let forged = json!({"status": {"backupId": a_backup, "phase": "Available"}});
+    forge(c, "lwb", "b-backup", forged).await;
     c.ok_with_input(&as_b, &restore("forged", "{backupName: b-backup}"))
         .await;
     let operator = OperatorProcess::start(c, &aws.url, 5).await;
@@ -1148,28 +1135,8 @@ async fn shares_reach_only_who_accepted(
     );
     operator.stop().await;
     let forged =
-        json!({"status": {"claimName": a_claim, "volumeName": a_volume, "phase": "Bound"}})
-            .to_string();
-    let args = [
-        "patch",
-        "lwg",
-        "accept",
-        "-n",
-        B,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &forged,
-    ];
-    c.until("grant status forged", Duration::from_secs(30), || async {
-        let out = c.kubectl(&args, None).await;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    })
-    .await;
+        json!({"status": {"claimName": a_claim, "volumeName": a_volume, "phase": "Bound"}});
+    forge(c, "lwg", "accept", forged).await;
     c.ok(&[
         "delete",
         "lwg",
