@@ -47,9 +47,14 @@ pub(super) async fn delete(
     let final_backup_tags = match (final_backup, o.class()) {
         (false, _) => None,
         (true, class) => {
+            // The class may be gone by now: the workspace's own tags and identity still go on.
             let tags = match class {
                 Some(c) => crate::plan::resource_tags(ws, c),
-                None => Default::default(),
+                None => {
+                    let recorded = ws.status.as_ref().and_then(|s| s.class_name.as_deref());
+                    let owner = crate::plan::owner(ws, recorded.unwrap_or_default());
+                    lustre_cloud::naming::owner_tags(&owner, &Default::default(), &ws.spec.tags)
+                }
             };
             let region = class.and_then(|c| c.spec.region.as_deref());
             Some(crate::backups::final_backup::prepare(ctx, ws, tags, id, region).await)
