@@ -556,7 +556,8 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
     e.kill(0).await;
     let op = e.spawn_operator(&["--leader-election", "--lease-namespace", LEASE_NS]);
     // Every path: a named class and the default one, create, resize, a repository, a data
-    // task, Retain, delete while a pod holds the claim, a refused spec, and an expiry.
+    // task, Retain, delete while a pod holds the claim, a refused spec, an expiry, a backup, a
+    // restore, a share and a final backup.
     e.apply(&workspace("named", "className: standard\ndeploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125\ndataRepositories:\n- {name: d, s3Path: 's3://ml-datasets/a/', fileSystemPath: /d}")).await;
     e.apply(&workspace(
         "kept",
@@ -583,6 +584,31 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
     e.apply(&workspace("named", "className: standard\ndeploymentType: PERSISTENT_2\nstorageCapacityGiB: 2400\nperUnitStorageThroughput: 125")).await;
     e.wait_for("jsonpath={.status.storageCapacityGiB}=2400", "lws/named")
         .await;
+    // A backup, a restore from it, a share accepted by a grant, and a final backup.
+    e.patch_class(r#"{"spec":{"sharing":{"toNamespaces":["ml"]}}}"#)
+        .await;
+    let persistent =
+        "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125";
+    e.apply(&workspace(
+        "vault",
+        &format!("{persistent}\nfinalBackupOnDelete: true\nshares:\n- {{namespace: ml, claimName: vault-shared}}"),
+    ))
+    .await;
+    e.wait_for("condition=Ready", "lws/vault").await;
+    e.apply("apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreWorkspaceBackup\nmetadata: {name: nightly, namespace: ml}\nspec: {workspace: vault}\n")
+        .await;
+    e.apply("apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreWorkspaceGrant\nmetadata: {name: from-vault, namespace: ml}\nspec: {fromNamespace: ml, workspace: vault}\n")
+        .await;
+    e.wait_for("jsonpath={.status.phase}=Available", "lwb/nightly")
+        .await;
+    e.wait_for("jsonpath={.status.phase}=Bound", "lwg/from-vault")
+        .await;
+    e.apply(&workspace(
+        "again",
+        &format!("{persistent}\nsource: {{backupName: nightly}}"),
+    ))
+    .await;
+    e.wait_for("condition=Ready", "lws/again").await;
     e.apply(&pod_using("named")).await;
     e.ok(&[
         "delete",
@@ -590,6 +616,8 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
         "named",
         "kept",
         "refused",
+        "vault",
+        "again",
         "-n",
         "ml",
         "--wait=false",
@@ -608,11 +636,16 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
         "lws/kept",
         "lws/refused",
         "lws/brief",
+        "lws/vault",
+        "lws/again",
         "-n",
         "ml",
         TIMEOUT,
     ])
     .await;
+    e.ok(&["delete", "lwb", "--all", "-n", "ml", TIMEOUT]).await;
+    e.ok(&["delete", "lwg", "from-vault", "-n", "ml", TIMEOUT])
+        .await;
     let (exit, _) = e.terminate(op).await;
     assert!(exit.success());
 
