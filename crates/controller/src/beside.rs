@@ -1,10 +1,12 @@
 //! What the controllers beside the workspaces' (data tasks, backups, grants) share: their
 //! wiring (woken by their own objects, by the changes of the workspaces they name, and by
-//! their poller), the logging of their results, and the back-off of a failed reconcile.
+//! their poller), the logging of their results, the back-off of a failed reconcile, and how
+//! their statuses write conditions and times.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -75,4 +77,39 @@ pub(crate) fn backoff<K: Resource + ResourceExt>(
         Some(delay) => Requeue::requeue(delay),
         None => Requeue::await_change(),
     }
+}
+
+/// An AWS time as Kubernetes writes it.
+pub(crate) fn time(t: std::time::SystemTime) -> Option<Time> {
+    jiff::Timestamp::try_from(t).ok().map(Time)
+}
+
+/// Conditions of these types with these statuses, all for `reason` saying `note`; each keeps
+/// its transition time from `old` while its status stays.
+pub(crate) fn conditions_of(
+    old: &[Condition],
+    generation: Option<i64>,
+    which: [(&str, bool); 2],
+    reason: &str,
+    note: &str,
+) -> Vec<Condition> {
+    let now = Time(jiff::Timestamp::now());
+    which
+        .iter()
+        .map(|&(kind, on)| {
+            let status = if on { "True" } else { "False" };
+            let since = old
+                .iter()
+                .find(|c| c.type_ == kind && c.status == status)
+                .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+            Condition {
+                type_: kind.to_string(),
+                status: status.to_string(),
+                reason: reason.to_string(),
+                message: note.to_string(),
+                last_transition_time: since,
+                observed_generation: generation,
+            }
+        })
+        .collect()
 }

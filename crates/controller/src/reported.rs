@@ -33,7 +33,7 @@ pub(crate) fn cost(
 
 /// The export before deletion as status shows it.
 pub(crate) fn export_status(t: &lustre_cloud::DataTask) -> ExportStatus {
-    let time = |at: Option<std::time::SystemTime>| at.and_then(crate::data_tasks::status::time);
+    let time = |at: Option<std::time::SystemTime>| at.and_then(crate::beside::time);
     let counted = t.total > 0 || t.lifecycle.is_finished();
     ExportStatus {
         task_id: t.id.clone(),

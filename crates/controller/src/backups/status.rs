@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use lustre_api::{BackupPhase, LustreWorkspaceBackup, LustreWorkspaceBackupStatus};
 use lustre_cloud::{Backup, BackupLifecycle};
 
-use crate::data_tasks::status::{conditions_of, time};
+use crate::beside::{conditions_of, time};
 
 fn prior(b: &LustreWorkspaceBackup) -> LustreWorkspaceBackupStatus {
     b.status.clone().unwrap_or_default()

@@ -2,9 +2,11 @@
 //! `Complete` / `Failed` conditions (a condition keeps its transition time while its status
 //! holds).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use lustre_api::{DataTaskPhase, LustreDataTask, LustreDataTaskStatus};
 use lustre_cloud::{DataTask, TaskLifecycle};
+
+use crate::beside::{conditions_of, time};
 
 /// Pending, waiting for what `note` says.
 pub(crate) fn pending(task: &LustreDataTask, note: String) -> LustreDataTaskStatus {
@@ -66,11 +68,6 @@ fn failure(t: &DataTask) -> String {
     }
 }
 
-/// An AWS time as Kubernetes writes it.
-pub(crate) fn time(t: std::time::SystemTime) -> Option<Time> {
-    jiff::Timestamp::try_from(t).ok().map(Time)
-}
-
 fn prior(task: &LustreDataTask) -> LustreDataTaskStatus {
     task.status.clone().unwrap_or_default()
 }
@@ -94,34 +91,4 @@ fn conditions(
         reason,
         note,
     )
-}
-
-/// Conditions of these types with these statuses, all for `reason` saying `note`; each keeps
-/// its transition time from `old` while its status stays.
-pub(crate) fn conditions_of(
-    old: &[Condition],
-    generation: Option<i64>,
-    which: [(&str, bool); 2],
-    reason: &str,
-    note: &str,
-) -> Vec<Condition> {
-    let now = Time(jiff::Timestamp::now());
-    which
-        .iter()
-        .map(|&(kind, on)| {
-            let status = if on { "True" } else { "False" };
-            let since = old
-                .iter()
-                .find(|c| c.type_ == kind && c.status == status)
-                .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-            Condition {
-                type_: kind.to_string(),
-                status: status.to_string(),
-                reason: reason.to_string(),
-                message: note.to_string(),
-                last_transition_time: since,
-                observed_generation: generation,
-            }
-        })
-        .collect()
 }

@@ -12,19 +12,18 @@ mod status;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use lustre_api::{LustreWorkspace, LustreWorkspaceGrant, Share};
+use lustre_api::{LustreWorkspace, LustreWorkspaceGrant};
 
 pub(crate) use objects::GRANT_UID_LABEL;
 
 use crate::beside::{report, wired};
 use crate::context::Context;
 use crate::controller::scoped;
-use crate::error::Error;
 
 /// What a grant's reconcile reads besides the shared context.
 pub(crate) struct GrantCtx {
@@ -41,18 +40,6 @@ pub(crate) enum Made {
     Taken,
     /// The share changed: its objects are being removed, to be made again.
     Remaking,
-}
-
-/// The share's volume, then its claim.
-async fn make(
-    cx: &GrantCtx,
-    g: &LustreWorkspaceGrant,
-    share: &Share,
-    volume: &PersistentVolume,
-    claim: &str,
-) -> Result<Made, Error> {
-    let wanted = objects::claim(g, share, volume, claim);
-    reconcile::make_objects(cx, g, volume, &wanted).await
 }
 
 /// Runs the grants' controller until `shutdown` resolves.

@@ -71,7 +71,8 @@ pub(crate) async fn reconcile(
         return withdraw(&cx, &g, GrantPhase::Pending, note).await;
     };
     set_finalizer(&cx.ctx, &*g, SHARE_FINALIZER, true, None).await?;
-    let made = super::make(&cx, &g, share, &volume, &claim).await?;
+    let wanted = objects::claim(&g, share, &volume, &claim);
+    let made = make_objects(&cx, &g, &volume, &wanted).await?;
     let next = status::made(&g, share, &claim, &volume, made);
     let pending = next.phase != Some(GrantPhase::Bound);
     settle(&cx, &g, next, &ws).await?;

@@ -5,7 +5,7 @@ use kube::ResourceExt;
 use lustre_api::{GrantPhase, LustreWorkspaceGrant, LustreWorkspaceGrantStatus, Share};
 
 use super::Made;
-use crate::data_tasks::status::conditions_of;
+use crate::beside::conditions_of;
 
 /// `phase` saying `note` (a revoked claim still held by pods says so).
 pub(crate) fn at(
