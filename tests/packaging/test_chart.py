@@ -187,7 +187,7 @@ def test_plain_manifests_are_current_and_kustomize_builds_them():
     built = subprocess.run(["kubectl", "kustomize", str(chart.ROOT / "deploy")], check=True, capture_output=True, text=True).stdout
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(built) if d)
     crds = len(list((chart.ROOT / "deploy" / "crds").glob("*.yaml")))
-    assert crds == 3 and kinds.count("CustomResourceDefinition") == crds and "Deployment" in kinds and "Namespace" in kinds, kinds
+    assert crds == 5 and kinds.count("CustomResourceDefinition") == crds and "Deployment" in kinds and "Namespace" in kinds, kinds
 
 
 def test_chart_crds_are_the_generated_ones():
@@ -195,7 +195,10 @@ def test_chart_crds_are_the_generated_ones():
         assert (chart.CHART / "crds" / crd.name).read_text() == crd.read_text(), crd.name
 
 
-def test_tenants_get_workspaces_and_data_tasks_but_not_their_status():
+KINDS = ["lustreworkspaces", "lustredatatasks", "lustreworkspacebackups", "lustreworkspacegrants"]
+
+
+def test_tenants_get_their_kinds_but_not_their_status():
     objs = docs({})
     tenant = [r for r in by_kind(objs, "ClusterRole") if r["metadata"]["name"] != chart.RELEASE]
     labels = sorted(k for r in tenant for k in r["metadata"]["labels"] if k.startswith("rbac.authorization.k8s.io/aggregate-to-"))
@@ -206,11 +209,11 @@ def test_tenants_get_workspaces_and_data_tasks_but_not_their_status():
     ]
     for role in tenant:
         for rule in role["rules"]:
-            # Workspaces and data tasks, never their status subresources.
-            assert rule["resources"] == ["lustreworkspaces", "lustredatatasks"], rule
+            # Workspaces, data tasks, backups and grants, never their status subresources.
+            assert rule["resources"] == KINDS, rule
     (policy,) = by_kind(objs, "ValidatingAdmissionPolicy")
     (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
-    assert rule["resources"] == ["lustreworkspaces/status", "lustredatatasks/status"]
+    assert rule["resources"] == [f"{k}/status" for k in KINDS]
     assert "system:serviceaccount:lustre-system:lustre-operator" in policy["spec"]["validations"][0]["expression"]
     (binding,) = by_kind(objs, "ValidatingAdmissionPolicyBinding")
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
