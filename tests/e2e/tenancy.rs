@@ -1184,29 +1184,7 @@ async fn shares_reach_only_who_accepted(
 
 /// A data task's field by jsonpath, once it is non-empty.
 async fn task_field(c: &RealCluster, ns: &str, name: &str, path: &str) -> String {
-    c.until(
-        &format!("{ns}/{name} {path}"),
-        Duration::from_secs(60),
-        || async {
-            let out = c
-                .ok(&[
-                    "get",
-                    "ldt",
-                    name,
-                    "-n",
-                    ns,
-                    "-o",
-                    &format!("jsonpath={path}"),
-                ])
-                .await;
-            if out.is_empty() {
-                Err("empty".to_string())
-            } else {
-                Ok(out)
-            }
-        },
-    )
-    .await
+    nonempty(c, "ldt", ns, name, path).await
 }
 
 /// Attack 15: B's task's status names A's running export, and B deletes its task. Returns

@@ -97,7 +97,7 @@ pub(super) async fn objects(
         first_pod_storage_class,
         first_pod_zone: None,
         shares: shares_of(ctx, ws, &uid),
-        shared: shared_of(ctx, &uid),
+        shared: Vec::new(),
     })
 }
 
@@ -140,7 +140,7 @@ fn shares_of(ctx: &Context, ws: &LustreWorkspace, uid: &str) -> Vec<lustre_api::
 }
 
 /// The claims (`namespace/name`) of this workspace's shares that still exist.
-fn shared_of(ctx: &Context, uid: &str) -> Vec<String> {
+pub(super) fn shared_of(ctx: &Context, uid: &str) -> Vec<String> {
     ctx.caches
         .managed_claims
         .state()

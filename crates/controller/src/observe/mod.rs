@@ -176,6 +176,8 @@ pub(crate) async fn observe(
     // While deleting, looked at even with the claim still there: the volume's delete goes on
     // to the unlinking within the same reconcile.
     if deleting {
+        // Only a deletion waits for its shares' claims (a scan of the claims' cache).
+        o.kube.shared = self::kube::shared_of(ctx, &ws.uid().unwrap_or_default());
         (o.export, o.running_tasks) = aws::deletion_tasks(&look, o.fs.as_ref(), &o.dras).await?;
     } else {
         o.import = aws::import(&look, o.fs.as_ref(), &o.dras).await?;

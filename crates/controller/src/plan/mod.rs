@@ -144,8 +144,8 @@ pub struct KubeView {
     pub first_pod_zone: Option<String>,
     /// The shares the spec offers, as accepted and bound in their namespaces.
     pub shares: Vec<lustre_api::ShareStatus>,
-    /// The claims of accepted shares that still exist (`namespace/claim`): a deletion waits
-    /// for them.
+    /// While deleting: the claims of accepted shares that still exist (`namespace/claim`),
+    /// which the deletion waits for.
     pub shared: Vec<String>,
 }
 
