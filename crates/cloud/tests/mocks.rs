@@ -309,7 +309,53 @@ async fn a_vanished_id_falls_back_to_listing() {
         .await
         .expect("describe");
     assert_eq!(found.len(), 1);
-    assert_eq!((not_found.num_calls(), listing.num_calls()), (1, 1));
+    // The one the listing lacks is described alone: FileSystemNotFound, gone.
+    assert_eq!((not_found.num_calls(), listing.num_calls()), (2, 1));
+}
+
+#[tokio::test]
+async fn one_the_listing_skipped_is_described_by_id_not_taken_for_gone() {
+    // 60 ids: the region is listed, and its pages lack fs-00000007 (deleted neighbours moved
+    // it across a page boundary) and list fs-00000001 twice.
+    let listing = mock!(aws_sdk_fsx::Client::describe_file_systems)
+        .match_requests(|req| req.file_system_ids().is_empty())
+        .sequence()
+        .output(|| {
+            let mut out = DescribeFileSystemsOutput::builder();
+            for i in 0..7 {
+                out = out.file_systems(file_system(&format!("fs-{i:08x}")));
+            }
+            out.next_token("page-2").build()
+        })
+        .output(|| {
+            let mut out =
+                DescribeFileSystemsOutput::builder().file_systems(file_system("fs-00000001"));
+            for i in 8..60 {
+                out = out.file_systems(file_system(&format!("fs-{i:08x}")));
+            }
+            out.build()
+        })
+        .build();
+    let by_id = mock!(aws_sdk_fsx::Client::describe_file_systems)
+        .match_requests(|req| req.file_system_ids() == ["fs-00000007"])
+        .then_output(|| {
+            DescribeFileSystemsOutput::builder()
+                .file_systems(file_system("fs-00000007"))
+                .build()
+        });
+    let fsx = mock_client!(aws_sdk_fsx, RuleMode::MatchAny, [&listing, &by_id]);
+    let cloud = AwsCloud::from_clients(fsx, ec2_unused(), None);
+    let ids: Vec<String> = (0..60).map(|i| format!("fs-{i:08x}")).collect();
+    let mut found: Vec<String> = cloud
+        .describe_file_systems(&ids)
+        .await
+        .expect("describe")
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    found.sort();
+    assert_eq!(found, ids, "each id once, the skipped one included");
+    assert_eq!((listing.num_calls(), by_id.num_calls()), (2, 1));
 }
 
 #[tokio::test]

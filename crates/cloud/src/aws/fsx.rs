@@ -207,17 +207,37 @@ impl crate::FileSystems for AwsCloud {
         }
         if ids.len() <= MAX_IDS_PER_DESCRIBE {
             match self.describe_all_pages(ids).await {
+                // Alone, FileSystemNotFound says it is gone.
+                Err(e) if e.kind == ErrorKind::NotFound && ids.len() == 1 => return Ok(Vec::new()),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 other => return other,
             }
         }
         let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-        Ok(self
-            .describe_all_pages(&[])
-            .await?
-            .into_iter()
-            .filter(|fs| wanted.contains(fs.id.as_str()))
-            .collect())
+        let mut found: Vec<FileSystem> = Vec::new();
+        for fs in self.describe_all_pages(&[]).await? {
+            if wanted.contains(fs.id.as_str()) && !found.iter().any(|f| f.id == fs.id) {
+                found.push(fs);
+            }
+        }
+        // A listing is no snapshot: FSx leaves the order across pages unspecified, and file
+        // systems created or deleted between pages move the others, so one can be skipped.
+        // Absent from the pages is not gone: each missing one is described by its id, and
+        // only FileSystemNotFound says it is gone (a skip taken for gone would let a deleted
+        // workspace finish without deleting its file system).
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !found.iter().any(|f| f.id == **id))
+            .cloned()
+            .collect();
+        for id in missing {
+            match self.describe_all_pages(std::slice::from_ref(&id)).await {
+                Ok(fs) => found.extend(fs),
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
     }
 
     async fn find_file_systems_by_owner(&self, uid: &str) -> CloudResult<Vec<FileSystem>> {
