@@ -9,6 +9,7 @@
 mod backup_stories;
 mod real_cluster;
 mod share_stories;
+mod status_writes;
 mod storage_stories;
 mod support;
 
@@ -749,11 +750,10 @@ async fn a_workspaces_create_path_reads_nothing_from_the_api_server() {
     let status = by_kind
         .remove("patch lustreworkspaces.workspaces.lustre.dev/status")
         .unwrap_or(0);
-    // The status follows what the workspace shows: at least Creating (with the file system
-    // id) and Ready; between them a condition may change on its own (the file system seen
-    // AVAILABLE, the claim made but not Bound yet: a real controller-manager binds it a moment
-    // later). 2 on the sandbox, 3 or 4 on the real control plane when measured.
-    assert!((2..=6).contains(&status), "status patches: {status}");
+    // The status follows what the workspace shows: Creating (with the file system id), then
+    // Ready. The claim made but not Bound yet shows no status of its own unless the binder
+    // takes longer than a few seconds (crate::write::unshown); a third write is that case.
+    assert!((2..=3).contains(&status), "status patches: {status}");
     let expected: BTreeMap<String, usize> = [
         ("patch lustreworkspaces.workspaces.lustre.dev", 1),
         ("patch persistentvolumes", 1),

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -128,7 +127,7 @@ fn labels_and_limits<K: Resource>(ns: &K) -> Option<u64> {
 /// The workspace a volume was made for (its labels name it), if it is still known.
 fn of_volume(
     workspaces: &Store<LustreWorkspace>,
-    pv: &PersistentVolume,
+    pv: &crate::slim::Volume,
 ) -> Option<ObjectRef<LustreWorkspace>> {
     let l = pv.labels();
     let r =

@@ -19,7 +19,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::observe::{Observed, observe, remember, resolve_class};
 use crate::plan::{self, Action, Poll, Recheck, event_reason};
-use crate::write::{set_finalizer, write_status};
+use crate::write::{set_finalizer, unshown, write_status};
 
 /// The top-level reconcile: the finalizer, then apply or cleanup, with its duration and
 /// outcome in the metrics. The finalizer is removed only when cleanup reports nothing left
@@ -62,6 +62,9 @@ async fn apply(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
     // An expired workspace without a finalizer is gone already: nothing to write to.
     if matches!(action, Action::Expire(_)) && !ws.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Requeue::await_change());
+    }
+    if let Some(left) = unshown(ctx, ws, &action) {
+        return Ok(requeue(ctx, &action, Some(left)));
     }
     let before = ws.status.as_ref();
     let after = write_status(ctx, ws, &o, &action, None, false).await?;
@@ -139,9 +142,12 @@ async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue),
             .await;
         return Ok((true, Requeue::await_change()));
     }
+    follow(ctx, ws, &o, &cloud, &action);
+    if let Some(left) = unshown(ctx, ws, &action) {
+        return Ok((false, requeue(ctx, &action, Some(left))));
+    }
     let after = write_status(ctx, ws, &o, &action, None, true).await?;
     announce(ctx, ws, ws.status.as_ref(), &after).await;
-    follow(ctx, ws, &o, &cloud, &action);
     Ok((false, requeue(ctx, &action, None)))
 }
 

@@ -345,6 +345,13 @@ fn deleting_ready(i: &Inputs, action: &Action) -> (Cond, Phase) {
                 claim_name(i.workspace)
             ),
         ),
+        Action::Wait(Wait::FileSystemDeleting) => {
+            let id = i
+                .aws
+                .file_system
+                .map_or("the file system", |f| f.id.as_str());
+            no(reason::DELETING, format!("deleting: {id} is DELETING"))
+        }
         other => no(reason::DELETING, format!("deleting: {}", other.describe())),
     };
     (ready, Phase::Deleting)

@@ -1,6 +1,8 @@
 //! Writes to the workspace object itself: its status (server-side apply, only when it
 //! changed) and its cleanup finalizer (a JSON patch guarded by a test).
 
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -11,8 +13,32 @@ use lustre_cloud::CloudError;
 use crate::context::Context;
 use crate::error::{Error, Step};
 use crate::observe::Observed;
-use crate::plan::Action;
+use crate::plan::{Action, Wait};
 use crate::status::desired_status;
+
+/// How long the status of a brief step stays unwritten at most (see [`unshown`]).
+pub(crate) const BRIEF: Duration = Duration::from_secs(5);
+
+/// Steps that Kubernetes itself ends within a moment as a rule: a new claim binding, a
+/// deleted claim leaving pvc-protection, a deleted volume leaving pv-protection. The status of
+/// one is written only once it has lasted [`BRIEF`] (a claim a pod holds, a binder that lags),
+/// so the status goes from the step before to the step after in one write: CREATING → Ready,
+/// Ready → the file system DELETING. Returns how long the step stays unshown still, `None`
+/// when its status is to be written now.
+pub(crate) fn unshown(ctx: &Context, ws: &LustreWorkspace, action: &Action) -> Option<Duration> {
+    let brief = matches!(
+        action,
+        Action::Wait(Wait::ClaimBinding | Wait::ClaimInUse)
+            | Action::DeleteClaim
+            | Action::DeleteVolume
+    );
+    let since = ctx
+        .memory
+        .brief_since(&ws.uid().unwrap_or_default(), brief.then_some(action))?;
+    BRIEF
+        .checked_sub(since.elapsed())
+        .filter(|left| !left.is_zero())
+}
 
 /// Writes the status the observation and step call for, when it differs from the current
 /// one; returns it.
@@ -51,8 +77,7 @@ pub(crate) async fn write_status(
     api.patch_status(&ws.name_any(), &params, &Patch::Apply(&patch))
         .await
         .map_err(Step::WriteStatus.kube())?;
-    ctx.memory
-        .wrote(&uid, ws.resource_version(), status.clone());
+    ctx.memory.wrote(&uid, status.clone());
     Ok(status)
 }
 

@@ -271,7 +271,7 @@ impl Action {
             Self::TagRetained { .. } => ("TagRetained", aws(ev::RETAINED, true)),
             Self::UntagAdopted { .. } => ("UntagAdopted", aws(ev::RELEASING, true)),
             Self::DeleteFileSystem { .. } => {
-                ("DeleteFileSystem", aws(ev::DELETING_FILE_SYSTEM, false))
+                ("DeleteFileSystem", aws(ev::DELETING_FILE_SYSTEM, true))
             }
             Self::DeleteSecurityGroup { .. } => (
                 "DeleteSecurityGroup",
