@@ -8,8 +8,8 @@
 //! | classes | every `LustreWorkspaceClass` | the object |
 //! | namespaces | the operator's namespaces | metadata (labels decide `allowedNamespaces`) |
 //! | claims | every claim in the operator's namespaces | metadata (owner, labels, deletion) |
-//! | managed claims | claims labelled managed-by the operator | the object (its phase) |
-//! | volumes | PersistentVolumes labelled managed-by the operator | the object |
+//! | managed claims | claims labelled managed-by the operator | metadata, StorageClass, phase, conditions ([`crate::slim::Claim`]) |
+//! | volumes | PersistentVolumes labelled managed-by the operator | metadata, size, CSI source, access modes, claim, zone ([`crate::slim::Volume`]) |
 //! | storage classes | StorageClasses labelled managed-by the operator | metadata |
 //!
 //! Managed fields and `last-applied-configuration` are dropped before an object is kept: the
@@ -18,7 +18,7 @@
 use std::sync::{Arc, Mutex};
 
 use futures::Stream;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -30,6 +30,7 @@ use lustre_api::constants::labels;
 use tokio::sync::watch;
 
 use crate::context::Context;
+use crate::slim::{Claim, Volume};
 
 type Meta<K> = PartialObjectMeta<K>;
 
@@ -39,8 +40,8 @@ pub(crate) struct Caches {
     pub classes: Store<LustreWorkspaceClass>,
     pub namespaces: Store<Meta<Namespace>>,
     pub claims: Store<Meta<PersistentVolumeClaim>>,
-    pub managed_claims: Store<PersistentVolumeClaim>,
-    pub volumes: Store<PersistentVolume>,
+    pub managed_claims: Store<Claim>,
+    pub volumes: Store<Volume>,
     pub storage_classes: Store<Meta<StorageClass>>,
     /// `None` until every store has had its first full list; then `Some(true)`, or
     /// `Some(false)` when a watch stopped first. One task waits on the stores
@@ -56,8 +57,8 @@ pub(crate) struct Writers {
     classes: Writer<LustreWorkspaceClass>,
     namespaces: Writer<Meta<Namespace>>,
     claims: Writer<Meta<PersistentVolumeClaim>>,
-    managed_claims: Writer<PersistentVolumeClaim>,
-    volumes: Writer<PersistentVolume>,
+    managed_claims: Writer<Claim>,
+    volumes: Writer<Volume>,
     storage_classes: Writer<Meta<StorageClass>>,
 }
 
@@ -147,8 +148,8 @@ pub(crate) struct Streams {
     pub classes: Changes<LustreWorkspaceClass>,
     pub namespaces: Changes<Meta<Namespace>>,
     pub claims: Changes<Meta<PersistentVolumeClaim>>,
-    pub managed_claims: Changes<PersistentVolumeClaim>,
-    pub volumes: Changes<PersistentVolume>,
+    pub managed_claims: Changes<Claim>,
+    pub volumes: Changes<Volume>,
     pub storage_classes: Changes<Meta<StorageClass>>,
 }
 
@@ -195,14 +196,14 @@ pub(crate) fn streams(ctx: &Context) -> Option<Streams> {
             .touched_objects(),
         ),
         managed_claims: Box::pin(
-            watcher(crate::controller::scoped(ctx), managed.clone())
+            watcher(crate::controller::scoped::<Claim>(ctx), managed.clone())
                 .default_backoff()
                 .modify(slim)
                 .reflect(w.managed_claims)
                 .touched_objects(),
         ),
         volumes: Box::pin(
-            watcher(Api::all(client.clone()), managed.clone())
+            watcher(Api::<Volume>::all(client.clone()), managed.clone())
                 .default_backoff()
                 .modify(slim)
                 .reflect(w.volumes)

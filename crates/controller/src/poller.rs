@@ -212,6 +212,11 @@ impl Poller {
     ) -> usize {
         let mut s = self.lock();
         let mut changed = BTreeSet::new();
+        // By id: a drift round answers for every file system at once.
+        let mut by_id: std::collections::HashMap<String, FileSystem> = file_systems
+            .into_iter()
+            .map(|f| (f.id.clone(), f))
+            .collect();
         for id in ids {
             let associations = match &associations {
                 Some(all) => all
@@ -226,7 +231,7 @@ impl Poller {
                     .unwrap_or_default(),
             };
             let observation = Observation {
-                file_system: file_systems.iter().find(|f| f.id == *id).cloned(),
+                file_system: by_id.remove(id),
                 associations,
             };
             if s.cache.get(id) != Some(&observation) {

@@ -113,7 +113,7 @@ pub(super) async fn delete_volume(ctx: &Context, ws: &LustreWorkspace) -> Result
     let name = builders::volume_name(ws);
     let uid = ws.uid().unwrap_or_default();
     let cached = ctx.caches.volumes.get(&ObjectRef::new(&name));
-    let deleting = |v: &PersistentVolume| v.meta().deletion_timestamp.is_some();
+    let deleting = |v: &crate::slim::Volume| v.meta().deletion_timestamp.is_some();
     // Sent already, by this process, and the cache does not show it yet: not sent again.
     let sent = ctx.memory.volume_expected(&uid, |e| match e {
         Expected::Deleting | Expected::Gone => cached.as_deref().is_none_or(deleting),

@@ -127,7 +127,7 @@ fn shares_of(ctx: &Context, ws: &LustreWorkspace, uid: &str) -> Vec<lustre_api::
                 c.labels().get(labels::WORKSPACE_UID).map(String::as_str) == Some(uid)
                     && grant.as_ref().and_then(|g| g.uid()).as_ref()
                         == c.labels().get(crate::shares::GRANT_UID_LABEL)
-                    && claim_view(&c).bound
+                    && claim_view(&c.full()).bound
             });
             lustre_api::ShareStatus {
                 namespace: share.namespace.clone(),
@@ -157,7 +157,7 @@ fn volume_of(ctx: &Context, ws: &LustreWorkspace, uid: &str) -> Option<VolumeVie
         .caches
         .volumes
         .get(&ObjectRef::new(&builders::volume_name(ws)))
-        .map(|pv| volume_view(&pv));
+        .map(|pv| volume_view(&pv.full()));
     let expected = ctx.memory.volume_expected(uid, |e| match e {
         Expected::Made(_) => cached.is_some(),
         Expected::Gone => cached.is_none(),
@@ -218,7 +218,7 @@ async fn claim_of(
     let managed = claim_labels.get(labels::MANAGED_BY_KEY).map(String::as_str)
         == Some(labels::MANAGED_BY_VALUE);
     let claim = match full {
-        Some(c) => Some(claim_view(&c)),
+        Some(c) => Some(claim_view(&c.full())),
         // Just made: its phase comes with the managed claims' watch, which wakes the
         // workspace then.
         None if managed => Some(ClaimView {

@@ -250,7 +250,11 @@ fn pods_of(ctx: &Context, ws: &LustreWorkspace) -> plan::expiry::Pods {
         .caches
         .managed_claims
         .get(&ObjectRef::new(&claim).within(&ns));
-    if let Some(u) = cached.as_deref().and_then(crate::pods::unused_condition) {
+    if let Some(u) = cached
+        .map(|c| c.full())
+        .as_ref()
+        .and_then(crate::pods::unused_condition)
+    {
         return Pods::Seen(u);
     }
     let Some(pods) = &ctx.pods else {

@@ -89,7 +89,7 @@ fn source_volume(cx: &GrantCtx, ws: &LustreWorkspace) -> Option<Arc<PersistentVo
         .caches
         .volumes
         .get(&ObjectRef::new(&crate::builders::volume_name(ws)))?;
-    (pv.labels().get(labels::WORKSPACE_UID) == ws.uid().as_ref()).then_some(pv)
+    (pv.labels().get(labels::WORKSPACE_UID) == ws.uid().as_ref()).then(|| Arc::new(pv.full()))
 }
 
 /// Nothing is (or stays) made: `phase` for `note`, the share's objects removed first.
@@ -138,7 +138,7 @@ pub(crate) async fn revoke(cx: &GrantCtx, g: &LustreWorkspaceGrant) -> Result<bo
     let volumes: Api<PersistentVolume> = Api::all(cx.ctx.client.clone());
     let step = Step::Act("revoking the share");
     let mut held = false;
-    let made: Vec<Arc<PersistentVolumeClaim>> = cx
+    let made: Vec<Arc<crate::slim::Claim>> = cx
         .ctx
         .caches
         .managed_claims
@@ -187,8 +187,12 @@ pub(crate) async fn make_objects(
 ) -> Result<super::Made, Error> {
     let step = Step::Act("making the share's volume and claim");
     let volumes: Api<PersistentVolume> = Api::all(cx.ctx.client.clone());
-    if let Some(have) = cx.ctx.caches.volumes.get(&ObjectRef::from_obj(volume))
-        && !objects::same(&have, volume)
+    if let Some(have) = cx
+        .ctx
+        .caches
+        .volumes
+        .get(&ObjectRef::new(&volume.name_any()))
+        && !objects::same(&have.full(), volume)
     {
         revoke(cx, g).await?;
         return Ok(super::Made::Remaking);
