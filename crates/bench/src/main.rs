@@ -67,7 +67,8 @@ struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only the operator (e.g. under a profiler given as `--operator`), no baselines and
-    /// no report: for finding where its time and memory go.
+    /// no report: for finding where its time and memory go. With `--cluster real`, on the
+    /// real control plane alone.
     #[arg(long)]
     operator_only: bool,
     /// Pods to create once every claim is Bound, naming the workspaces' claims in turn; the
@@ -203,6 +204,15 @@ async fn main() -> anyhow::Result<()> {
         args.hold_seconds,
         args.namespaces
     );
+    if args.cluster == Cluster::Real && args.operator_only {
+        // The real control plane alone, no report: its figures printed.
+        for &n in &args.sizes {
+            eprintln!("== {n} workspaces: the operator on the real control plane");
+            let r = ours(&args, n, Cluster::Real).await?;
+            eprintln!("{r:#?}");
+        }
+        return Ok(());
+    }
     if args.cluster == Cluster::Real {
         let mut section = format!(
             "## The sandbox and a real control plane\n\nRun on {date}, {}; `scripts/bench --cluster real --sizes {}`. The operator at each size on the sandbox API server, then on etcd + kube-apiserver + kube-controller-manager 1.37 (`scripts/control-plane`, loopback, audit log of the operator's requests on): settings as above, one simulated AWS each. The control plane's processes share the machine's cores with the operator, the simulated AWS and this driver.\n",
