@@ -203,10 +203,10 @@ impl crate::FileSystems for AwsCloud {
     /// the asked-for ones.
     async fn describe_file_systems(&self, ids: &[String]) -> CloudResult<Vec<FileSystem>> {
         if ids.is_empty() {
-            return self.describe_all_pages(&[]).await;
+            return self.describe_all_pages(&[], |_| true).await;
         }
         if ids.len() <= MAX_IDS_PER_DESCRIBE {
-            match self.describe_all_pages(ids).await {
+            match self.describe_all_pages(ids, |_| true).await {
                 // Alone, FileSystemNotFound says it is gone.
                 Err(e) if e.kind == ErrorKind::NotFound && ids.len() == 1 => return Ok(Vec::new()),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
@@ -214,9 +214,14 @@ impl crate::FileSystems for AwsCloud {
             }
         }
         let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let mut found: Vec<FileSystem> = Vec::new();
-        for fs in self.describe_all_pages(&[]).await? {
-            if wanted.contains(fs.id.as_str()) && !found.iter().any(|f| f.id == fs.id) {
+        // Each page keeps only the asked-for ones (a region's listing can be thousands).
+        let listing = self
+            .describe_all_pages(&[], |fs| wanted.contains(fs.id.as_str()))
+            .await?;
+        let mut listed: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut found: Vec<FileSystem> = Vec::with_capacity(listing.len());
+        for fs in listing {
+            if listed.insert(fs.id.clone()) {
                 found.push(fs);
             }
         }
@@ -227,11 +232,14 @@ impl crate::FileSystems for AwsCloud {
         // workspace finish without deleting its file system).
         let missing: Vec<String> = ids
             .iter()
-            .filter(|id| !found.iter().any(|f| f.id == **id))
+            .filter(|id| !listed.contains(id.as_str()))
             .cloned()
             .collect();
         for id in missing {
-            match self.describe_all_pages(std::slice::from_ref(&id)).await {
+            match self
+                .describe_all_pages(std::slice::from_ref(&id), |_| true)
+                .await
+            {
                 Ok(fs) => found.extend(fs),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -241,12 +249,8 @@ impl crate::FileSystems for AwsCloud {
     }
 
     async fn find_file_systems_by_owner(&self, uid: &str) -> CloudResult<Vec<FileSystem>> {
-        Ok(self
-            .describe_all_pages(&[])
-            .await?
-            .into_iter()
-            .filter(|fs| naming::owner_uid(&fs.tags) == Some(uid))
-            .collect())
+        self.describe_all_pages(&[], |fs| naming::owner_uid(&fs.tags) == Some(uid))
+            .await
     }
 
     async fn update_file_system(&self, id: &str, u: &FileSystemUpdate) -> CloudResult<FileSystem> {
@@ -436,12 +440,18 @@ impl AwsCloud {
         })
     }
 
-    async fn describe_all_pages(&self, ids: &[String]) -> CloudResult<Vec<FileSystem>> {
+    /// Every page of a DescribeFileSystems, keeping the file systems `keep` wants as each
+    /// page arrives (not the whole region's listing at once).
+    async fn describe_all_pages(
+        &self,
+        ids: &[String],
+        keep: impl Fn(&FileSystem) -> bool,
+    ) -> CloudResult<Vec<FileSystem>> {
         let mut all = Vec::new();
         let mut token = None;
         loop {
             let (page, next) = self.describe_file_system_page(ids, token).await?;
-            all.extend(page);
+            all.extend(page.into_iter().filter(|fs| keep(fs)));
             match next {
                 Some(t) if !t.is_empty() => token = Some(t),
                 _ => return Ok(all),
