@@ -7,13 +7,14 @@
 //! |---|---|---|
 //! | classes | every `LustreWorkspaceClass` | the object |
 //! | namespaces | the operator's namespaces | metadata (labels decide `allowedNamespaces`) |
-//! | claims | every claim in the operator's namespaces | metadata (owner, labels, deletion) |
-//! | managed claims | claims labelled managed-by the operator | metadata, StorageClass, phase, conditions ([`crate::slim::Claim`]) |
-//! | volumes | PersistentVolumes labelled managed-by the operator | metadata, size, CSI source, access modes, claim, zone ([`crate::slim::Volume`]) |
+//! | claims | the other claims in the operator's namespaces (a claim is in one of the two) | metadata (owner, labels, deletion), no annotations |
+//! | managed claims | claims labelled managed-by the operator | metadata with the selected-node annotation, StorageClass, phase, conditions ([`crate::slim::Claim`]) |
+//! | volumes | PersistentVolumes labelled managed-by the operator | metadata without annotations, size, CSI source, access modes, claim, zone ([`crate::slim::Volume`]) |
 //! | storage classes | StorageClasses labelled managed-by the operator | metadata |
 //!
 //! Managed fields and `last-applied-configuration` are dropped before an object is kept: the
-//! operator never reads them, and they are most of a small object's size.
+//! operator never reads them, and they are most of a small object's size. Volumes and claims
+//! keep only the annotations read (the caches hold one of each per workspace).
 
 use std::sync::{Arc, Mutex};
 
@@ -133,11 +134,31 @@ impl std::fmt::Debug for Caches {
     }
 }
 
-/// What the operator never reads of a cached object.
+/// What the operator never reads of a cached object. The managed fields go with their
+/// vector (cleared, it would keep its buffer).
 pub(crate) fn slim<K: Resource>(obj: &mut K) {
-    obj.managed_fields_mut().clear();
+    obj.meta_mut().managed_fields = None;
     obj.annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+/// [`slim`], and of the annotations only those named in `keep` (a map takes half a kilobyte
+/// however few entries it holds; kube-controller-manager's binding annotations would be all
+/// of a volume's or claim's).
+fn slim_keeping<K: Resource>(keep: &'static [&'static str]) -> impl Fn(&mut K) {
+    move |obj| {
+        slim(obj);
+        let meta = obj.meta_mut();
+        meta.annotations = meta
+            .annotations
+            .take()
+            .map(|a| {
+                a.into_iter()
+                    .filter(|(k, _)| keep.contains(&k.as_str()))
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            })
+            .filter(|a| !a.is_empty());
+    }
 }
 
 type Changes<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
@@ -166,6 +187,13 @@ pub(crate) fn streams(ctx: &Context) -> Option<Streams> {
         labels::MANAGED_BY_KEY,
         labels::MANAGED_BY_VALUE
     ));
+    // The claims the operator did not label are watched apart (metadata only): a claim is in
+    // one of the two caches, not both.
+    let unmanaged = watcher::Config::default().labels(&format!(
+        "{}!={}",
+        labels::MANAGED_BY_KEY,
+        labels::MANAGED_BY_VALUE
+    ));
     let namespaces = match ctx.config.namespaces.as_slice() {
         [only] => watcher::Config::default().fields(&format!("metadata.name={only}")),
         _ => watcher::Config::default(),
@@ -188,24 +216,24 @@ pub(crate) fn streams(ctx: &Context) -> Option<Streams> {
         claims: Box::pin(
             watcher(
                 crate::controller::scoped::<Meta<PersistentVolumeClaim>>(ctx),
-                watcher::Config::default(),
+                unmanaged,
             )
             .default_backoff()
-            .modify(slim)
+            .modify(slim_keeping(&[]))
             .reflect(w.claims)
             .touched_objects(),
         ),
         managed_claims: Box::pin(
             watcher(crate::controller::scoped::<Claim>(ctx), managed.clone())
                 .default_backoff()
-                .modify(slim)
+                .modify(slim_keeping(&[crate::builders::SELECTED_NODE_ANNOTATION]))
                 .reflect(w.managed_claims)
                 .touched_objects(),
         ),
         volumes: Box::pin(
             watcher(Api::<Volume>::all(client.clone()), managed.clone())
                 .default_backoff()
-                .modify(slim)
+                .modify(slim_keeping(&[]))
                 .reflect(w.volumes)
                 .touched_objects(),
         ),
@@ -260,6 +288,39 @@ mod tests {
                 .expect("waiter");
             assert!(ready);
         }
+    }
+
+    /// A cached volume keeps no annotation and no managed fields; a cached claim keeps the
+    /// selected node, which the first-pod placement reads, and nothing else of them.
+    #[test]
+    fn volumes_and_claims_keep_only_the_annotations_read() {
+        let meta = serde_json::json!({
+            "name": "x", "namespace": "ml", "labels": {"app.kubernetes.io/managed-by": "lustre-operator"},
+            "annotations": {"pv.kubernetes.io/bound-by-controller": "yes",
+                            "volume.kubernetes.io/selected-node": "n1",
+                            "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update"}]
+        });
+        let mut pv: Volume =
+            serde_json::from_value(serde_json::json!({"metadata": meta})).expect("pv");
+        slim_keeping(&[])(&mut pv);
+        assert_eq!(pv.metadata.annotations, None);
+        assert_eq!(pv.metadata.managed_fields, None);
+        assert_eq!(pv.labels().len(), 1);
+        let mut pvc: Claim =
+            serde_json::from_value(serde_json::json!({"metadata": meta})).expect("pvc");
+        slim_keeping(&[crate::builders::SELECTED_NODE_ANNOTATION])(&mut pvc);
+        assert_eq!(
+            pvc.metadata.annotations,
+            Some(
+                [(
+                    crate::builders::SELECTED_NODE_ANNOTATION.to_string(),
+                    "n1".to_string()
+                )]
+                .into()
+            )
+        );
+        assert_eq!(pvc.metadata.managed_fields, None);
     }
 
     /// A watch that stops before its first list lets the waiters go, not ready.

@@ -253,17 +253,21 @@ pub(crate) async fn run(ctx: std::sync::Arc<Context>, pods: std::sync::Arc<PodUs
 }
 
 /// Wakes the workspaces whose claims these are: each claim's owner, found in the claims'
-/// metadata cache (one look per claim, however many workspaces there are).
+/// caches (one look per claim, however many workspaces there are).
 fn wake(ctx: &Context, claims: &[ClaimKey]) {
     for (ns, name) in claims {
-        let Some(claim) = ctx.caches.claims.get(&ObjectRef::new(name).within(ns)) else {
-            continue;
-        };
-        for owner in claim
-            .owner_references()
-            .iter()
-            .filter(|o| o.kind == "LustreWorkspace")
+        let owners = match ctx
+            .caches
+            .managed_claims
+            .get(&ObjectRef::new(name).within(ns))
         {
+            Some(c) => c.owner_references().to_vec(),
+            None => match ctx.caches.claims.get(&ObjectRef::new(name).within(ns)) {
+                Some(c) => c.owner_references().to_vec(),
+                None => continue,
+            },
+        };
+        for owner in owners.iter().filter(|o| o.kind == "LustreWorkspace") {
             ctx.poller
                 .wake(ObjectRef::<LustreWorkspace>::new(&owner.name).within(ns));
         }

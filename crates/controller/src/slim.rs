@@ -6,7 +6,6 @@
 //! [`Volume::full`] / [`Claim::full`].
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     CSIPersistentVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeClaim,
@@ -27,20 +26,35 @@ pub struct Volume {
 }
 
 /// What of a volume's spec the operator reads: its size, its CSI source (the file system),
-/// its access modes, the claim it is for and the zone its pods are kept in.
+/// its access modes, the claim it is for and the zone its pods are kept in. Maps are kept as
+/// pairs: a `BTreeMap` takes half a kilobyte however few entries it holds.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSpec {
+    /// `capacity.storage`, the one capacity a volume has.
+    #[serde(default, with = "storage")]
+    pub capacity: Option<Quantity>,
     #[serde(default)]
-    pub capacity: Option<BTreeMap<String, Quantity>>,
-    #[serde(default)]
-    pub csi: Option<Box<CSIPersistentVolumeSource>>,
+    pub csi: Option<Box<Csi>>,
     #[serde(default)]
     pub access_modes: Option<Vec<String>>,
     #[serde(default)]
     pub claim_ref: Option<Box<ObjectReference>>,
     #[serde(default)]
     pub node_affinity: Option<Box<VolumeNodeAffinity>>,
+}
+
+/// The CSI source of a Lustre volume: the driver, the file system, read-only or not, and the
+/// attributes the driver mounts (DNS name, mount name).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Csi {
+    pub driver: String,
+    pub volume_handle: String,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(default, with = "pairs")]
+    pub volume_attributes: Option<Vec<(String, String)>>,
 }
 
 impl Volume {
@@ -50,8 +64,20 @@ impl Volume {
         PersistentVolume {
             metadata: self.metadata.clone(),
             spec: Some(PersistentVolumeSpec {
-                capacity: s.capacity.clone(),
-                csi: s.csi.as_deref().cloned(),
+                capacity: s
+                    .capacity
+                    .clone()
+                    .map(|q| [("storage".to_string(), q)].into()),
+                csi: s.csi.as_deref().map(|c| CSIPersistentVolumeSource {
+                    driver: c.driver.clone(),
+                    volume_handle: c.volume_handle.clone(),
+                    read_only: c.read_only,
+                    volume_attributes: c
+                        .volume_attributes
+                        .as_ref()
+                        .map(|a| a.iter().cloned().collect()),
+                    ..Default::default()
+                }),
                 access_modes: s.access_modes.clone(),
                 claim_ref: s.claim_ref.as_deref().cloned(),
                 node_affinity: s.node_affinity.as_deref().cloned(),
@@ -59,6 +85,49 @@ impl Volume {
             }),
             status: None,
         }
+    }
+}
+
+/// A volume's `capacity` map read for its `storage` entry, written back as that map.
+mod storage {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Quantity>, D::Error> {
+        let map = Option::<BTreeMap<String, Quantity>>::deserialize(d)?;
+        Ok(map.and_then(|mut m| m.remove("storage")))
+    }
+
+    pub fn serialize<S: Serializer>(q: &Option<Quantity>, s: S) -> Result<S::Ok, S::Error> {
+        q.as_ref()
+            .map(|q| BTreeMap::from([("storage", q)]))
+            .serialize(s)
+    }
+}
+
+/// A string map kept as pairs in its order (a map of two entries in 100 bytes, not 600).
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Pairs = Option<Vec<(String, String)>>;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Pairs, D::Error> {
+        let map = Option::<BTreeMap<String, String>>::deserialize(d)?;
+        Ok(map.map(|m| {
+            let mut pairs: Vec<_> = m.into_iter().collect();
+            pairs.shrink_to_fit();
+            pairs
+        }))
+    }
+
+    pub fn serialize<S: Serializer>(p: &Pairs, s: S) -> Result<S::Ok, S::Error> {
+        p.as_ref()
+            .map(|p| p.iter().map(|(k, v)| (k, v)).collect::<BTreeMap<_, _>>())
+            .serialize(s)
     }
 }
 

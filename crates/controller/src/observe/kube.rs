@@ -182,8 +182,8 @@ async fn claim_of(
     let caches = &ctx.caches;
     let ns = ws.namespace().unwrap_or_default();
     let name = plan::claim_name(ws);
-    // The claim's two watches are separate streams: either may show it a moment before the
-    // other (a claim just made may be in the managed claims' watch first).
+    // A claim is in one of the two watches, the operator's label deciding which; the label
+    // changed, it may be in both or neither for a moment (the watches are separate streams).
     let full = caches
         .managed_claims
         .get(&ObjectRef::new(&name).within(&ns));
