@@ -109,6 +109,10 @@ struct Figures {
     available_to_ready_p99_ms: f64,
     /// First DescribeFileSystems answer showing AVAILABLE → PVC Bound (ours), milliseconds.
     seen_to_bound_ms: Option<(f64, f64)>,
+    /// Of that: the answer → the claim made (the operator's part), milliseconds.
+    seen_to_claim_ms: Option<(f64, f64)>,
+    /// The claim made → Bound (Kubernetes' part), milliseconds.
+    claim_to_bound_ms: Option<(f64, f64)>,
     last_delete_to_empty_s: f64,
     total_aws_calls: u64,
     /// From the first apply to every workspace Ready with its claim Bound.

@@ -100,7 +100,7 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     eprintln!("   all Ready");
     f.last_create_to_all_ready_s = (all_ready - last_create).as_secs_f64();
     until("every claim Bound", Duration::from_secs(600), || {
-        bound.lock().unwrap_or_else(|p| p.into_inner()).len() >= n
+        bound.lock().unwrap_or_else(|p| p.into_inner()).bound.len() >= n
     })
     .await?;
     f.first_apply_to_all_bound_s = first_apply.elapsed().as_secs_f64();
@@ -245,8 +245,15 @@ fn start_operator(
         .context("starting lustre-operator")
 }
 
-/// Claims' first Bound moments, by `namespace/name`.
-type Bound = Arc<std::sync::Mutex<BTreeMap<String, Instant>>>;
+/// Claims' first sightings (the operator made them) and first Bound moments, by
+/// `namespace/name`.
+#[derive(Default)]
+struct ClaimTimes {
+    made: BTreeMap<String, Instant>,
+    bound: BTreeMap<String, Instant>,
+}
+
+type Bound = Arc<std::sync::Mutex<ClaimTimes>>;
 
 /// What the driver sees, through the API on either server: every workspace (a watch cache),
 /// and the first time each claim is Bound (a watch of claims).
@@ -271,19 +278,18 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Bou
         .default_backoff()
         .applied_objects();
         tokio::spawn(claims.for_each(move |claim| {
-            if let Ok(c) = claim
-                && c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
-            {
+            if let Ok(c) = claim {
                 let key = format!(
                     "{}/{}",
-                    c.metadata.namespace.unwrap_or_default(),
-                    c.metadata.name.unwrap_or_default()
+                    c.metadata.namespace.as_deref().unwrap_or_default(),
+                    c.metadata.name.as_deref().unwrap_or_default()
                 );
-                bound
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(key)
-                    .or_insert_with(Instant::now);
+                let now = Instant::now();
+                let mut times = bound.lock().unwrap_or_else(|p| p.into_inner());
+                times.made.entry(key.clone()).or_insert(now);
+                if c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound") {
+                    times.bound.entry(key).or_insert(now);
+                }
             }
             async {}
         }));
@@ -300,7 +306,10 @@ fn in_phase(workspaces: &reflector::Store<LustreWorkspace>, phase: &str) -> usiz
         .count()
 }
 
-/// From AVAILABLE (and from the operator's first sight of it) to each claim Bound.
+/// From AVAILABLE (and from the operator's first sight of it) to each claim Bound, and that
+/// last span cut where the claim appears: the operator's part (poll answer → claim made) and
+/// Kubernetes' (claim made → Bound, kube-controller-manager's PV binder on a real control
+/// plane).
 fn ready_figures(
     f: &mut Figures,
     sim: &SimAws,
@@ -314,36 +323,49 @@ fn ready_figures(
     f.last_available_to_all_ready_s = all_ready
         .saturating_duration_since(last_available)
         .as_secs_f64();
-    let bound = bound.lock().unwrap_or_else(|p| p.into_inner());
+    let times = bound.lock().unwrap_or_else(|p| p.into_inner());
     let state = workspaces.state();
-    let lags = |from: &BTreeMap<String, Instant>| -> Vec<f64> {
-        let mut lags: Vec<f64> = state
-            .iter()
-            .filter_map(|w| {
-                let status = w.status.as_ref()?;
-                let key = format!(
-                    "{}/{}",
-                    w.metadata.namespace.as_deref()?,
-                    status.claim_name.as_deref()?
-                );
-                let at = from.get(status.file_system_id.as_deref()?)?;
-                Some(
-                    bound
-                        .get(&key)?
-                        .saturating_duration_since(*at)
-                        .as_secs_f64()
-                        * 1000.0,
-                )
+    let moments: Vec<Moments> = state
+        .iter()
+        .filter_map(|w| {
+            let status = w.status.as_ref()?;
+            let key = format!(
+                "{}/{}",
+                w.metadata.namespace.as_deref()?,
+                status.claim_name.as_deref()?
+            );
+            let fs = status.file_system_id.as_deref()?;
+            Some(Moments {
+                available: available.get(fs).copied(),
+                seen: seen.get(fs).copied(),
+                made: times.made.get(&key).copied(),
+                bound: *times.bound.get(&key)?,
             })
+        })
+        .collect();
+    let lags = |span: fn(&Moments) -> Option<(Instant, Instant)>| {
+        let mut lags: Vec<f64> = moments
+            .iter()
+            .filter_map(span)
+            .map(|(from, to)| to.saturating_duration_since(from).as_secs_f64() * 1000.0)
             .collect();
         lags.sort_by(f64::total_cmp);
-        lags
+        (percentile(&lags, 0.5), percentile(&lags, 0.99))
     };
-    let from_available = lags(&available);
-    f.available_to_ready_p50_ms = percentile(&from_available, 0.5);
-    f.available_to_ready_p99_ms = percentile(&from_available, 0.99);
-    let from_seen = lags(&seen);
-    f.seen_to_bound_ms = Some((percentile(&from_seen, 0.5), percentile(&from_seen, 0.99)));
+    (f.available_to_ready_p50_ms, f.available_to_ready_p99_ms) =
+        lags(|m| Some((m.available?, m.bound)));
+    f.seen_to_bound_ms = Some(lags(|m| Some((m.seen?, m.bound))));
+    f.seen_to_claim_ms = Some(lags(|m| Some((m.seen?, m.made?))));
+    f.claim_to_bound_ms = Some(lags(|m| Some((m.made?, m.bound))));
+}
+
+/// One workspace's moments: its file system AVAILABLE, the operator's first poll answer
+/// showing it so, its claim first seen (made), and Bound.
+struct Moments {
+    available: Option<Instant>,
+    seen: Option<Instant>,
+    made: Option<Instant>,
+    bound: Instant,
 }
 
 /// Holds every workspace Ready for the hold period, with one file system changed behind the

@@ -79,6 +79,11 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
                 .unwrap_or_default(),
             "baselines: noticing is that answer",
         ),
+        only(
+            "… of which poll answer → claim made (the operator) / claim made → Bound (Kubernetes), p50 / p99, ms",
+            split(o),
+            "",
+        ),
         all(
             "Last delete → AWS empty (baselines: known empty), s",
             &|f| format!("{:.1}", f.last_delete_to_empty_s),
@@ -169,6 +174,10 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
                 .map(|(a, b)| format!("{a:.0} / {b:.0}"))
                 .unwrap_or_default()
         },
+    ));
+    out.push_str(&both(
+        "… of which poll answer → claim made (the operator) / claim made → Bound (Kubernetes), p50 / p99, ms",
+        &split,
     ));
     out.push_str(&both("Last delete → AWS empty, s", &|f| {
         format!("{:.1}", f.last_delete_to_empty_s)
@@ -289,5 +298,13 @@ fn pods(f: &Figures) -> String {
             p.counted_s
         ),
         None => "not run (--pods 0)".into(),
+    }
+}
+
+/// The poll answer → Bound span cut where the claim appears.
+fn split(f: &Figures) -> String {
+    match (f.seen_to_claim_ms, f.claim_to_bound_ms) {
+        (Some((a, b)), Some((c, d))) => format!("{a:.0} / {b:.0} + {c:.0} / {d:.0}"),
+        _ => String::new(),
     }
 }
