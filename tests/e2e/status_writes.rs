@@ -83,21 +83,8 @@ async fn a_workspaces_life_is_its_nine_minimal_writes() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut writes: BTreeMap<String, usize> = BTreeMap::new();
-    for a in &e.operator_requests()[mark..] {
-        let timed = a.verb == "watch" || a.resource == "leases.coordination.k8s.io";
-        let read = a.verb == "get" || a.verb == "list";
-        if timed || read || a.resource.starts_with("events") {
-            continue;
-        }
-        // A create names its object in its body, not its path.
-        let named = a.name == "life" || a.name == volume;
-        assert!(
-            named || (a.verb == "create" && a.name.is_empty()),
-            "a request about another object: {a:?}"
-        );
-        *writes.entry(a.request()).or_default() += 1;
-    }
+    let mut writes = e.requests_about(mark, &["life", &volume]);
+    writes.retain(|k, _| !k.starts_with("get ") && !k.starts_with("list "));
     let seen = seen.lock().expect("statuses").clone();
     let statuses = writes
         .get("patch lustreworkspaces.workspaces.lustre.dev/status")

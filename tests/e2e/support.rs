@@ -9,7 +9,7 @@
 //! story's assertions go through the Kubernetes API, never a server's store.
 #![allow(dead_code)] // each suite uses part of it
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -578,6 +578,26 @@ impl E2e {
                 .filter_map(AuditEntry::from_apiserver)
                 .collect(),
         }
+    }
+
+    /// The operator's requests since `mark` (an index into [`E2e::operator_requests`]) by
+    /// `verb resource[/subresource]`, watches and the leader lease (timed) and Events (counted
+    /// apart) left out. Every write must be about an object named in `names` (a create names
+    /// its object in its body, not its path); reads are counted whatever they name.
+    pub fn requests_about(&self, mark: usize, names: &[&str]) -> BTreeMap<String, usize> {
+        let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
+        for a in &self.operator_requests()[mark..] {
+            let timed = a.verb == "watch" || a.resource == "leases.coordination.k8s.io";
+            if timed || a.resource.starts_with("events") {
+                continue;
+            }
+            let read = a.verb == "get" || a.verb == "list";
+            let named =
+                names.contains(&a.name.as_str()) || (a.verb == "create" && a.name.is_empty());
+            assert!(read || named, "a request about another object: {a:?}");
+            *by_kind.entry(a.request()).or_default() += 1;
+        }
+        by_kind
     }
 
     pub fn operator_needs(&self) -> (Permissions, usize) {

@@ -728,20 +728,7 @@ async fn a_workspaces_create_path_reads_nothing_from_the_api_server() {
     e.wait_for("condition=Ready", "lws/second").await;
     assert_eq!(e.jsonpath("pvc/second", "{.status.phase}").await, "Bound");
     let volume = e.jsonpath("lws/second", "{.status.volumeName}").await;
-    let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
-    for a in &e.operator_requests()[mark..] {
-        let timed = a.verb == "watch" || a.resource == "leases.coordination.k8s.io";
-        if timed || a.resource.starts_with("events") {
-            continue;
-        }
-        // A create names its object in its body, not its path.
-        let named = a.name == "second" || a.name == volume;
-        assert!(
-            named || (a.verb == "create" && a.name.is_empty()),
-            "a request about another object on the second workspace's create path: {a:?}"
-        );
-        *by_kind.entry(a.request()).or_default() += 1;
-    }
+    let mut by_kind = e.requests_about(mark, &["second", &volume]);
     let reads: Vec<_> = by_kind
         .keys()
         .filter(|k| k.starts_with("get ") || k.starts_with("list "))
