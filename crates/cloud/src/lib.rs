@@ -62,6 +62,21 @@ pub trait FileSystems: Send + Sync {
     /// left out). With no ids: every file system of the region.
     async fn describe_file_systems(&self, ids: &[String]) -> CloudResult<Vec<FileSystem>>;
 
+    /// [`FileSystems::describe_file_systems`], each file system handed to `each` as its page
+    /// arrives rather than all of them returned at once (the poller's rounds describe every
+    /// file system it follows, thousands). On an error some may have been handed already.
+    async fn describe_file_systems_each(
+        &self,
+        ids: &[String],
+        each: &mut (dyn FnMut(FileSystem) + Send),
+    ) -> CloudResult<()> {
+        self.describe_file_systems(ids)
+            .await?
+            .into_iter()
+            .for_each(each);
+        Ok(())
+    }
+
     /// The file systems the operator created for the workspace with this UID.
     async fn find_file_systems_by_owner(&self, uid: &str) -> CloudResult<Vec<FileSystem>>;
 

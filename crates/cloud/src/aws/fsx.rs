@@ -3,7 +3,10 @@
 use aws_sdk_fsx::types as fsx;
 
 use super::errors::carried;
-use super::lustre_shapes::{log_to, metadata_to, read_cache_to, root_squash_to, settings_from};
+use super::lustre_shapes::{
+    association_from, events_to, log_to, metadata_to, read_cache_to, root_squash_to,
+};
+pub(crate) use super::lustre_shapes::{file_system_from, tags_from, tags_to};
 use super::{AwsCloud, all_pages, in_chunks};
 use crate::backups::FileSystemDeletion;
 use crate::error::{CloudResult, ErrorKind};
@@ -19,100 +22,6 @@ const MAX_FILTER_VALUES: usize = 20;
 const MAX_ASSOCIATIONS_PER_PAGE: i32 = 25;
 
 const SERVICE: &str = "fsx";
-
-pub(crate) fn tags_from(tags: &[fsx::Tag]) -> Tags {
-    tags.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-pub(crate) fn tags_to(tags: &Tags) -> Vec<fsx::Tag> {
-    tags.iter()
-        .map(|(k, v)| fsx::Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
-fn events_from(events: &[fsx::EventType]) -> Vec<S3Event> {
-    events
-        .iter()
-        .filter_map(|e| S3Event::parse(e.as_str()))
-        .collect()
-}
-
-fn events_to(events: &[S3Event]) -> Vec<fsx::EventType> {
-    events
-        .iter()
-        .map(|e| fsx::EventType::from(e.as_str()))
-        .collect()
-}
-
-pub(crate) fn file_system_from(fs: &fsx::FileSystem) -> FileSystem {
-    let lustre = fs.lustre_configuration();
-    let deployment_type = match lustre.and_then(|l| l.deployment_type()).map(|d| d.as_str()) {
-        Some("SCRATCH_2") => DeploymentType::Scratch2,
-        Some("PERSISTENT_2") => DeploymentType::Persistent2,
-        _ => DeploymentType::Other,
-    };
-    let update_in_progress = fs.administrative_actions().iter().any(|a| {
-        matches!(
-            a.status().map(|s| s.as_str()),
-            Some("PENDING") | Some("IN_PROGRESS") | Some("UPDATED_OPTIMIZING")
-        ) && matches!(
-            a.administrative_action_type().map(|t| t.as_str()),
-            Some("FILE_SYSTEM_UPDATE") | Some("STORAGE_OPTIMIZATION")
-        )
-    });
-    FileSystem {
-        id: fs.file_system_id().unwrap_or_default().to_string(),
-        arn: fs.resource_arn().unwrap_or_default().to_string(),
-        lifecycle: Lifecycle::parse(fs.lifecycle().map(|l| l.as_str()).unwrap_or("")),
-        failure_message: fs
-            .failure_details()
-            .and_then(|d| d.message())
-            .map(str::to_string),
-        dns_name: fs.dns_name().map(str::to_string),
-        mount_name: lustre.and_then(|l| l.mount_name()).map(str::to_string),
-        storage_capacity_gib: fs.storage_capacity().unwrap_or_default(),
-        deployment_type,
-        per_unit_storage_throughput: lustre.and_then(|l| l.per_unit_storage_throughput()),
-        subnet_id: fs.subnet_ids().first().cloned(),
-        vpc_id: fs.vpc_id().map(str::to_string),
-        network_interface_ids: fs.network_interface_ids().to_vec(),
-        file_system_type_version: fs.file_system_type_version().map(str::to_string),
-        tags: tags_from(fs.tags()),
-        update_in_progress,
-        settings: settings_from(fs),
-    }
-}
-
-fn association_from(a: &fsx::DataRepositoryAssociation) -> DataRepositoryAssociation {
-    let s3 = a.s3();
-    DataRepositoryAssociation {
-        id: a.association_id().unwrap_or_default().to_string(),
-        file_system_id: a.file_system_id().unwrap_or_default().to_string(),
-        file_system_path: a.file_system_path().unwrap_or_default().to_string(),
-        data_repository_path: a.data_repository_path().unwrap_or_default().to_string(),
-        lifecycle: Lifecycle::parse(a.lifecycle().map(|l| l.as_str()).unwrap_or("")),
-        failure_message: a
-            .failure_details()
-            .and_then(|d| d.message())
-            .map(str::to_string),
-        auto_import: s3
-            .and_then(|s| s.auto_import_policy())
-            .map(|p| events_from(p.events()))
-            .unwrap_or_default(),
-        auto_export: s3
-            .and_then(|s| s.auto_export_policy())
-            .map(|p| events_from(p.events()))
-            .unwrap_or_default(),
-        tags: tags_from(a.tags()),
-    }
-}
 
 /// The storage type, and the capacity to send (none for elastic Intelligent-Tiering).
 pub(crate) fn storage_of(r: &FileSystemRequest) -> (fsx::StorageType, Option<i32>) {
@@ -202,29 +111,43 @@ impl crate::FileSystems for AwsCloud {
     /// (FSx then fails the whole call), list the region's file systems page by page and keep
     /// the asked-for ones.
     async fn describe_file_systems(&self, ids: &[String]) -> CloudResult<Vec<FileSystem>> {
+        let mut found = Vec::new();
+        self.describe_file_systems_each(ids, &mut |fs| found.push(fs))
+            .await?;
+        Ok(found)
+    }
+
+    async fn describe_file_systems_each(
+        &self,
+        ids: &[String],
+        each: &mut (dyn FnMut(FileSystem) + Send),
+    ) -> CloudResult<()> {
         if ids.is_empty() {
-            return self.describe_all_pages(&[], |_| true).await;
+            return self.describe_pages(&[], &mut |fs| each(fs)).await;
         }
         if ids.len() <= MAX_IDS_PER_DESCRIBE {
-            match self.describe_all_pages(ids, |_| true).await {
+            let mut found = Vec::new();
+            match self.describe_pages(ids, &mut |fs| found.push(fs)).await {
+                Ok(()) => {
+                    found.into_iter().for_each(each);
+                    return Ok(());
+                }
                 // Alone, FileSystemNotFound says it is gone.
-                Err(e) if e.kind == ErrorKind::NotFound && ids.len() == 1 => return Ok(Vec::new()),
+                Err(e) if e.kind == ErrorKind::NotFound && ids.len() == 1 => return Ok(()),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
         let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-        // Each page keeps only the asked-for ones (a region's listing can be thousands).
-        let listing = self
-            .describe_all_pages(&[], |fs| wanted.contains(fs.id.as_str()))
-            .await?;
         let mut listed: std::collections::HashSet<String> = std::collections::HashSet::new();
-        let mut found: Vec<FileSystem> = Vec::with_capacity(listing.len());
-        for fs in listing {
-            if listed.insert(fs.id.clone()) {
-                found.push(fs);
+        // Each page hands on only the asked-for ones, once (a region's listing can be
+        // thousands).
+        self.describe_pages(&[], &mut |fs| {
+            if wanted.contains(fs.id.as_str()) && listed.insert(fs.id.clone()) {
+                each(fs);
             }
-        }
+        })
+        .await?;
         // A listing is no snapshot: FSx leaves the order across pages unspecified, and file
         // systems created or deleted between pages move the others, so one can be skipped.
         // Absent from the pages is not gone: each missing one is described by its id, and
@@ -237,15 +160,15 @@ impl crate::FileSystems for AwsCloud {
             .collect();
         for id in missing {
             match self
-                .describe_all_pages(std::slice::from_ref(&id), |_| true)
+                .describe_pages(std::slice::from_ref(&id), &mut |fs| each(fs))
                 .await
             {
-                Ok(fs) => found.extend(fs),
+                Ok(()) => {}
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(found)
+        Ok(())
     }
 
     async fn find_file_systems_by_owner(&self, uid: &str) -> CloudResult<Vec<FileSystem>> {
@@ -440,23 +363,38 @@ impl AwsCloud {
         })
     }
 
-    /// Every page of a DescribeFileSystems, keeping the file systems `keep` wants as each
-    /// page arrives (not the whole region's listing at once).
-    async fn describe_all_pages(
+    /// Every page of a DescribeFileSystems, each file system handed to `each` as its page
+    /// arrives (not the whole region's listing at once).
+    async fn describe_pages(
         &self,
         ids: &[String],
-        keep: impl Fn(&FileSystem) -> bool,
-    ) -> CloudResult<Vec<FileSystem>> {
-        let mut all = Vec::new();
+        each: &mut (dyn FnMut(FileSystem) + Send),
+    ) -> CloudResult<()> {
         let mut token = None;
         loop {
             let (page, next) = self.describe_file_system_page(ids, token).await?;
-            all.extend(page.into_iter().filter(|fs| keep(fs)));
+            page.into_iter().for_each(&mut *each);
             match next {
                 Some(t) if !t.is_empty() => token = Some(t),
-                _ => return Ok(all),
+                _ => return Ok(()),
             }
         }
+    }
+
+    /// Every page of a DescribeFileSystems, keeping the file systems `keep` wants.
+    async fn describe_all_pages(
+        &self,
+        ids: &[String],
+        keep: impl Fn(&FileSystem) -> bool + Send + Sync,
+    ) -> CloudResult<Vec<FileSystem>> {
+        let mut all = Vec::new();
+        self.describe_pages(ids, &mut |fs| {
+            if keep(&fs) {
+                all.push(fs);
+            }
+        })
+        .await?;
+        Ok(all)
     }
 
     async fn describe_associations_of(

@@ -14,10 +14,34 @@ use lustre_cloud::{Cloud, DataRepositoryAssociation, FileSystem, Lifecycle};
 use tokio::sync::mpsc;
 
 /// What the cache knows of one file system.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Observation {
     pub file_system: Option<FileSystem>,
     pub associations: Vec<DataRepositoryAssociation>,
+}
+
+/// An observation as the cache keeps it, its JSON: a described file system is about 2 KB of
+/// structs and strings (its tags a `BTreeMap`), its JSON a third of that, and the cache holds
+/// one per workspace (docs/benchmarks.md). Every read already cloned the observation; it now
+/// decodes it. Two observations are equal when their JSON is (fields in declaration order,
+/// tags sorted).
+#[derive(Debug, PartialEq)]
+struct Kept(Box<[u8]>);
+
+impl Kept {
+    /// An observation that cannot be encoded is kept empty, and read as not cached (the
+    /// reconcile describes the file system).
+    fn of(observation: &Observation) -> Self {
+        Self(
+            serde_json::to_vec(observation)
+                .unwrap_or_default()
+                .into_boxed_slice(),
+        )
+    }
+
+    fn observation(&self) -> Option<Observation> {
+        serde_json::from_slice(&self.0).ok()
+    }
 }
 
 /// A workspace following a file system: who to wake, and where and how to describe it.
@@ -54,7 +78,7 @@ type Key = (String, String);
 
 #[derive(Debug, Default)]
 struct State {
-    cache: HashMap<String, Observation>,
+    cache: HashMap<String, Kept>,
     entries: HashMap<Key, Entry>,
 }
 
@@ -120,14 +144,17 @@ impl Poller {
 
     /// The cached observation of a file system.
     pub fn cached(&self, file_system_id: &str) -> Option<Observation> {
-        self.lock().cache.get(file_system_id).cloned()
+        self.lock()
+            .cache
+            .get(file_system_id)
+            .and_then(Kept::observation)
     }
 
     /// Records what the reconciler just observed or caused.
     pub fn store(&self, file_system_id: &str, observation: Observation) {
         self.lock()
             .cache
-            .insert(file_system_id.to_string(), observation);
+            .insert(file_system_id.to_string(), Kept::of(&observation));
     }
 
     /// Describes this file system every pending interval until [`Poller::settle`].
@@ -171,10 +198,10 @@ impl Poller {
     pub async fn poll_once(&self, include_drift: bool) -> usize {
         let mut woken = 0;
         for due in self.due(include_drift) {
-            let Some((file_systems, associations)) = describe(&due).await else {
+            let Some(described) = describe(&due).await else {
                 continue;
             };
-            woken += self.apply(&due.ids, file_systems, associations);
+            woken += self.apply(&due.ids, described);
         }
         woken
     }
@@ -204,36 +231,38 @@ impl Poller {
     /// Puts a group's answers into the cache and wakes every workspace following a file
     /// system whose observation changed. Associations that could not be described (`None`)
     /// stay as cached.
-    fn apply(
-        &self,
-        ids: &BTreeSet<String>,
-        file_systems: Vec<FileSystem>,
-        associations: Option<Vec<DataRepositoryAssociation>>,
-    ) -> usize {
-        let mut s = self.lock();
-        let mut changed = BTreeSet::new();
-        // By id: a drift round answers for every file system at once.
-        let mut by_id: std::collections::HashMap<String, FileSystem> = file_systems
-            .into_iter()
-            .map(|f| (f.id.clone(), f))
-            .collect();
+    fn apply(&self, ids: &BTreeSet<String>, (mut by_id, associations): Described) -> usize {
+        let mut associations_of: Option<HashMap<String, Vec<DataRepositoryAssociation>>> =
+            associations.map(|all| {
+                let mut of: HashMap<String, Vec<_>> = HashMap::new();
+                for a in all {
+                    of.entry(a.file_system_id.clone()).or_default().push(a);
+                }
+                of
+            });
+        // Encoded before the lock is taken: reconciles read the cache meanwhile.
+        let mut observed = Vec::with_capacity(ids.len());
         for id in ids {
-            let associations = match &associations {
-                Some(all) => all
-                    .iter()
-                    .filter(|a| a.file_system_id == *id)
-                    .cloned()
-                    .collect(),
-                None => s
-                    .cache
-                    .get(id)
-                    .map(|o| o.associations.clone())
-                    .unwrap_or_default(),
+            let associations = match &mut associations_of {
+                Some(of) => of.remove(id).unwrap_or_default(),
+                None => self.cached(id).map(|o| o.associations).unwrap_or_default(),
+            };
+            // Absent from the answer is gone; an answer that cannot be read back (none can:
+            // it was encoded here) leaves the cache as it was.
+            let file_system = match by_id.remove(id).map(|json| serde_json::from_slice(&json)) {
+                Some(Ok(fs)) => Some(fs),
+                Some(Err(_)) => continue,
+                None => None,
             };
             let observation = Observation {
-                file_system: by_id.remove(id),
+                file_system,
                 associations,
             };
+            observed.push((id, Kept::of(&observation)));
+        }
+        let mut s = self.lock();
+        let mut changed = BTreeSet::new();
+        for (id, observation) in observed {
             if s.cache.get(id) != Some(&observation) {
                 changed.insert(id.clone());
             }
@@ -279,24 +308,36 @@ impl Poller {
 /// Describes a group: its file systems (`None` when that fails: the next round retries),
 /// and the associations of those that exist, are not being created or deleted, and are
 /// followed by a workspace that links some (`None` inside when that describe failed).
-async fn describe(due: &Due) -> Option<(Vec<FileSystem>, Option<Vec<DataRepositoryAssociation>>)> {
+/// A round's answers for one region: each file system as its JSON (held compact while the
+/// pages arrive, thousands in a drift round), and the associations of the linked ones.
+type Described = (
+    HashMap<String, Box<[u8]>>,
+    Option<Vec<DataRepositoryAssociation>>,
+);
+
+async fn describe(due: &Due) -> Option<Described> {
     let ids: Vec<String> = due.ids.iter().cloned().collect();
-    let file_systems = match due.cloud.describe_file_systems(&ids).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::warn!(
-                error = &e as &dyn std::error::Error,
-                "batched DescribeFileSystems failed; next round retries"
-            );
-            return None;
-        }
-    };
-    let present: Vec<String> = file_systems
-        .iter()
-        .filter(|f| !matches!(f.lifecycle, Lifecycle::Creating | Lifecycle::Deleting))
-        .filter(|f| due.linked.contains(&f.id))
-        .map(|f| f.id.clone())
-        .collect();
+    let mut file_systems = HashMap::new();
+    let mut present = Vec::new();
+    let described = due
+        .cloud
+        .describe_file_systems_each(&ids, &mut |fs| {
+            if !matches!(fs.lifecycle, Lifecycle::Creating | Lifecycle::Deleting)
+                && due.linked.contains(&fs.id)
+            {
+                present.push(fs.id.clone());
+            }
+            let json = serde_json::to_vec(&fs).unwrap_or_default();
+            file_systems.insert(fs.id, json.into_boxed_slice());
+        })
+        .await;
+    if let Err(e) = described {
+        tracing::warn!(
+            error = &e as &dyn std::error::Error,
+            "batched DescribeFileSystems failed; next round retries"
+        );
+        return None;
+    }
     if present.is_empty() {
         return Some((file_systems, Some(Vec::new())));
     }
@@ -317,135 +358,4 @@ async fn describe(due: &Due) -> Option<(Vec<FileSystem>, Option<Vec<DataReposito
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use lustre_cloud::FileSystemRequest;
-    use lustre_cloud::FileSystems;
-    use lustre_cloud::memory::{MemoryCloud, aws_error};
-
-    fn follower(cloud: &Arc<MemoryCloud>, name: &str, uid: &str, region: &str) -> Follower {
-        let mut workspace = ObjectRef::new(name).within("ml");
-        workspace.extra.uid = Some(uid.to_string());
-        Follower {
-            workspace,
-            region: Some(region.to_string()),
-            cloud: cloud.clone(),
-            links: true,
-        }
-    }
-
-    /// A file system (CREATING) in the in-memory account.
-    async fn file_system(cloud: &MemoryCloud, token: &str) -> FileSystem {
-        let request = FileSystemRequest::scratch(token, "subnet-1", Default::default());
-        cloud.create_file_system(&request).await.expect("create")
-    }
-
-    fn drain(rx: &mut mpsc::UnboundedReceiver<ObjectRef<LustreWorkspace>>) -> Vec<String> {
-        let mut woken = Vec::new();
-        while let Ok(r) = rx.try_recv() {
-            woken.push(r.name);
-        }
-        woken.sort();
-        woken
-    }
-
-    /// A drift check is due every drift interval from the start of the previous one, however
-    /// long a round takes and whatever the pending interval (once, rounds were measured from
-    /// their end and a 60 s check slipped to the next 15 s tick: 75 s).
-    #[tokio::test(start_paused = true)]
-    async fn drift_checks_keep_their_own_deadline() {
-        let cloud = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
-        cloud.set_latency("DescribeFileSystems", Duration::from_millis(500));
-        let (poller, _wake) = Poller::new();
-        poller.settle("fs-1", follower(&cloud, "w", "uid-w", "us-east-1"));
-        let start = tokio::time::Instant::now();
-        let task = tokio::spawn(poller.clone().run(PollIntervals {
-            pending: Duration::from_secs(15),
-            drift: Duration::from_secs(60),
-        }));
-        tokio::time::sleep(Duration::from_secs(185)).await;
-        task.abort();
-        let at: Vec<f64> = cloud
-            .called_at("DescribeFileSystems")
-            .iter()
-            .map(|t| (*t - start).as_secs_f64())
-            .collect();
-        assert_eq!(at, vec![0.0, 60.0, 120.0, 180.0]);
-    }
-
-    /// Two workspaces naming one file system (one of them refused its adoption) are both
-    /// followed: the second does not replace the first, and a change wakes both.
-    #[tokio::test]
-    async fn every_workspace_following_a_file_system_is_woken() {
-        let cloud = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
-        let fs = file_system(&cloud, "t-1").await;
-        let (poller, mut wake) = Poller::new();
-        poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
-        poller.watch(&fs.id, follower(&cloud, "b", "uid-b", "us-east-1"));
-        assert_eq!(poller.pending(), 1, "one file system, described once");
-        assert_eq!(poller.poll_once(false).await, 2);
-        assert_eq!(drain(&mut wake), ["a", "b"]);
-        assert_eq!(poller.poll_once(false).await, 0, "nothing changed");
-        cloud.advance();
-        assert_eq!(poller.poll_once(false).await, 2);
-        assert_eq!(cloud.calls()["DescribeFileSystems"], 3);
-        // One stops following: the other still is.
-        poller.forget(
-            &fs.id,
-            &follower(&cloud, "a", "uid-a", "us-east-1").workspace,
-        );
-        drain(&mut wake);
-        cloud.set_lifecycle(&fs.id, Lifecycle::Failed, "broken");
-        assert_eq!(poller.poll_once(false).await, 1);
-        assert_eq!(drain(&mut wake), ["b"]);
-    }
-
-    /// Each region's file systems are described by that region's cloud, in one call.
-    #[tokio::test]
-    async fn rounds_are_grouped_by_region() {
-        let east = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
-        let west = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-2"));
-        let (poller, _wake) = Poller::new();
-        for (i, cloud, region) in [
-            (1, &east, "us-east-1"),
-            (2, &east, "us-east-1"),
-            (3, &west, "us-west-2"),
-        ] {
-            let fs = file_system(cloud, &format!("t-{i}")).await;
-            poller.watch(
-                &fs.id,
-                follower(cloud, &format!("w{i}"), &format!("u{i}"), region),
-            );
-        }
-        poller.poll_once(false).await;
-        assert_eq!(east.calls()["DescribeFileSystems"], 1);
-        assert_eq!(west.calls()["DescribeFileSystems"], 1);
-    }
-
-    /// A failed association describe still lets the file systems' news through (once, a
-    /// group's updates were all dropped with it); the associations follow next round.
-    #[tokio::test]
-    async fn file_systems_are_updated_when_their_associations_cannot_be_described() {
-        let cloud = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
-        let fs = file_system(&cloud, "t-1").await;
-        cloud.advance();
-        let (poller, mut wake) = Poller::new();
-        poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
-        poller.poll_once(false).await;
-        drain(&mut wake);
-        cloud.set_lifecycle(&fs.id, Lifecycle::Failed, "broken");
-        let throttled = aws_error(
-            "DescribeDataRepositoryAssociations",
-            "ThrottlingException",
-            "slow down",
-        );
-        cloud.fail_next("DescribeDataRepositoryAssociations", throttled);
-        assert_eq!(poller.poll_once(false).await, 1);
-        assert_eq!(drain(&mut wake), ["a"]);
-        let seen = poller
-            .cached(&fs.id)
-            .and_then(|o| o.file_system)
-            .expect("cached");
-        assert_eq!(seen.lifecycle, Lifecycle::Failed);
-    }
-}
+mod tests;
