@@ -38,13 +38,18 @@ fn cache() -> PathBuf {
 
 /// buildah on the project's image store; stdout, or the failure's output when `ok` is false.
 fn buildah(args: &[&str]) -> (bool, String) {
+    buildah_out(args, false)
+}
+
+/// `buildah`, its standard error kept after a success too when `stderr`.
+fn buildah_out(args: &[&str], stderr: bool) -> (bool, String) {
     let out = Command::new("bash")
         .arg(repo().join("scripts/image"))
         .arg("buildah")
         .args(args)
         .output()
         .expect("scripts/image buildah");
-    let text = if out.status.success() {
+    let text = if out.status.success() && !stderr {
         out.stdout
     } else {
         [out.stdout, out.stderr].concat()
@@ -81,6 +86,17 @@ impl Container {
         let mut args = vec!["run", "--network", "host", &self.name, "--"];
         args.extend(command);
         buildah(&args)
+    }
+
+    /// `run` with environment variables (`NAME=value`), its standard error kept.
+    fn run_with(&self, env: &[&str], command: &[&str]) -> (bool, String) {
+        let mut args = vec!["run", "--network", "host"];
+        for e in env {
+            args.extend(["--env", e]);
+        }
+        args.extend([self.name.as_str(), "--"]);
+        args.extend(command);
+        buildah_out(&args, true)
     }
 }
 
@@ -423,6 +439,16 @@ async fn the_image_runs_the_example_as_65532_without_a_shell() {
 
     let (ok, version) = container.run(&[ENTRYPOINT, "--version"]);
     assert!(ok && version.contains(VERSION), "--version: {version}");
+    // The allocator's settings are compiled in (.cargo/config.toml), not left to the
+    // environment of whoever runs the image.
+    let (ok, conf) = container.run_with(
+        &["_RJEM_MALLOC_CONF=confirm_conf:true"],
+        &[ENTRYPOINT, "--version"],
+    );
+    assert!(
+        ok && conf.contains("--with-malloc-conf): \"narenas:1,dirty_decay_ms:0,muzzy_decay_ms:0\""),
+        "jemalloc's compiled-in settings: {conf}"
+    );
 
     let crates = supply_chain(&container.root.join(&ENTRYPOINT[1..]));
     let uid = example_ready_from_the_image(&container, &entrypoint).await;

@@ -21,9 +21,12 @@ use crate::health::Health;
 
 /// jemalloc rather than the C library's malloc: the watches' bursts (thousands of objects
 /// decoded and dropped in a moment) left glibc's per-thread arenas holding what they freed.
-/// At 3,000 workspaces the operator's peak RSS was 141 MiB with glibc, 112.7 with
-/// `MALLOC_ARENA_MAX=1`, 93.6 with mimalloc and 89.5 with jemalloc (docs/benchmarks.md).
-#[cfg(not(target_env = "msvc"))]
+/// At 3,000 workspaces one binary's peak RSS was 140.5 MiB with glibc's malloc, 93.6 with
+/// mimalloc and 89.5 with jemalloc preloaded (docs/benchmarks.md, "Allocator"); its settings
+/// (one arena, freed pages returned at once) are compiled in from `.cargo/config.toml`.
+/// Without the `jemalloc` feature the C library's malloc serves, which heap profilers such
+/// as heaptrack see.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
