@@ -75,10 +75,10 @@ pub struct LustreWorkspaceStatus {
     /// What the workspace is estimated to cost a month (its storage capacity times the
     /// class's price), or why no estimate is shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub estimated_monthly_cost: Option<crate::cost::CostStatus>,
+    pub estimated_monthly_cost: Option<Box<crate::cost::CostStatus>>,
     /// The last export before deletion (`exportOnDelete`): its FSx task and what it moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_export: Option<crate::export::ExportStatus>,
+    pub last_export: Option<Box<crate::export::ExportStatus>>,
     /// Since when no unfinished pod uses the claim (with an idle expiry only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_since: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,

@@ -454,13 +454,13 @@ pub fn desired_status(
         claim_name: i.kube.claim.as_ref().map(|_| claim_name(ws)),
         data_repositories: reported::repository_statuses(i),
         estimated_monthly_cost: class
-            .map(|c| reported::cost(ws, c, fs))
+            .map(|c| Box::new(reported::cost(ws, c, fs)))
             .or(previous.estimated_monthly_cost),
         last_export: i
             .aws
             .export
             .task
-            .map(reported::export_status)
+            .map(|t| Box::new(reported::export_status(t)))
             .or(previous.last_export),
         idle_since,
         expires_at,
