@@ -21,9 +21,10 @@ use std::sync::{Arc, Mutex};
 use futures::Stream;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use lustre_api::LustreWorkspaceClass;
@@ -118,6 +119,25 @@ impl Caches {
             tracing::debug!("watch caches listed: reconciling");
         }
         self.ready.send_replace(Some(ok));
+    }
+}
+
+impl Caches {
+    /// Reads a claim's metadata from whichever of the two claim caches holds it (its
+    /// operator label decides which; while the label changes it may be in both for a moment,
+    /// the watches being separate streams, and the unlabelled one's copy is read).
+    pub(crate) fn claim_meta<R>(
+        &self,
+        namespace: &str,
+        name: &str,
+        read: impl FnOnce(&ObjectMeta) -> R,
+    ) -> Option<R> {
+        if let Some(m) = self.claims.get(&ObjectRef::new(name).within(namespace)) {
+            return Some(read(&m.metadata));
+        }
+        self.managed_claims
+            .get(&ObjectRef::new(name).within(namespace))
+            .map(|c| read(&c.metadata))
     }
 }
 

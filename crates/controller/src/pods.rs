@@ -256,21 +256,13 @@ pub(crate) async fn run(ctx: std::sync::Arc<Context>, pods: std::sync::Arc<PodUs
 /// caches (one look per claim, however many workspaces there are).
 fn wake(ctx: &Context, claims: &[ClaimKey]) {
     for (ns, name) in claims {
-        let owners = match ctx
-            .caches
-            .managed_claims
-            .get(&ObjectRef::new(name).within(ns))
-        {
-            Some(c) => c.owner_references().to_vec(),
-            None => match ctx.caches.claims.get(&ObjectRef::new(name).within(ns)) {
-                Some(c) => c.owner_references().to_vec(),
-                None => continue,
-            },
-        };
-        for owner in owners.iter().filter(|o| o.kind == "LustreWorkspace") {
-            ctx.poller
-                .wake(ObjectRef::<LustreWorkspace>::new(&owner.name).within(ns));
-        }
+        ctx.caches.claim_meta(ns, name, |m| {
+            let owners = m.owner_references.iter().flatten();
+            for owner in owners.filter(|o| o.kind == "LustreWorkspace") {
+                ctx.poller
+                    .wake(ObjectRef::<LustreWorkspace>::new(&owner.name).within(ns));
+            }
+        });
     }
 }
 

@@ -182,41 +182,35 @@ async fn claim_of(
     let caches = &ctx.caches;
     let ns = ws.namespace().unwrap_or_default();
     let name = plan::claim_name(ws);
-    // A claim is in one of the two watches, the operator's label deciding which; the label
-    // changed, it may be in both or neither for a moment (the watches are separate streams).
     let full = caches
         .managed_claims
         .get(&ObjectRef::new(&name).within(&ns));
-    let meta = caches.claims.get(&ObjectRef::new(&name).within(&ns));
-    let (owners, claim_labels, deleting) = match (&meta, &full) {
-        (Some(m), _) => (
-            m.owner_references(),
-            m.labels(),
-            m.metadata.deletion_timestamp.is_some(),
-        ),
-        (None, Some(c)) => (
-            c.owner_references(),
-            c.labels(),
-            c.metadata.deletion_timestamp.is_some(),
-        ),
-        (None, None) => {
-            let expected = ctx
-                .memory
-                .claim_expected(uid, |e| !matches!(e, Expected::Made(_)));
-            return Ok((
-                false,
-                match expected {
-                    Some(Expected::Made(made)) => Some(made),
-                    _ => None,
-                },
-            ));
-        }
+    let seen = caches.claim_meta(&ns, &name, |m| {
+        (
+            m.owner_references.iter().flatten().any(|r| r.uid == uid),
+            m.labels
+                .as_ref()
+                .and_then(|l| l.get(labels::MANAGED_BY_KEY))
+                .map(String::as_str)
+                == Some(labels::MANAGED_BY_VALUE),
+            m.deletion_timestamp.is_some(),
+        )
+    });
+    let Some((owned, managed, deleting)) = seen else {
+        let expected = ctx
+            .memory
+            .claim_expected(uid, |e| !matches!(e, Expected::Made(_)));
+        return Ok((
+            false,
+            match expected {
+                Some(Expected::Made(made)) => Some(made),
+                _ => None,
+            },
+        ));
     };
-    if !owners.iter().any(|r| r.uid == uid) {
+    if !owned {
         return Ok((true, None));
     }
-    let managed = claim_labels.get(labels::MANAGED_BY_KEY).map(String::as_str)
-        == Some(labels::MANAGED_BY_VALUE);
     let claim = match full {
         Some(c) => Some(claim_view(&c.full())),
         // Just made: its phase comes with the managed claims' watch, which wakes the
