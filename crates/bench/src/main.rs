@@ -113,6 +113,10 @@ struct Figures {
     seen_to_claim_ms: Option<(f64, f64)>,
     /// The claim made → Bound (Kubernetes' part), milliseconds.
     claim_to_bound_ms: Option<(f64, f64)>,
+    /// From the first AVAILABLE to every claim Bound (ours): the operator's workspace
+    /// reconciles, how many and their mean duration in ms (its `/metrics`). With the
+    /// controller's concurrency they bound how fast a burst can be worked off.
+    burst_reconciles: Option<(f64, f64)>,
     last_delete_to_empty_s: f64,
     total_aws_calls: u64,
     /// From the first apply to every workspace Ready with its claim Bound.

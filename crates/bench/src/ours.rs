@@ -66,7 +66,7 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     )
     .await?;
     let audit_start = server.audit_mark();
-    let (workspaces, bound) = watch_world(&client);
+    let (workspaces, claims) = watch_world(&client);
 
     // Create.
     let names = workspace_names(&namespaces, n);
@@ -92,6 +92,7 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     eprintln!("   pending window {window:.0} s: {pending_calls} describe calls");
     f.pending_window_s = window;
     f.pending_calls_per_ws_min = pending_calls as f64 / n as f64 / (window / 60.0);
+    let before_burst = crate::pods::reconciled(&metrics).await.ok();
     until("all Ready", Duration::from_secs(3600), || {
         in_phase(&workspaces, "Ready") == n
     })
@@ -100,10 +101,14 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     eprintln!("   all Ready");
     f.last_create_to_all_ready_s = (all_ready - last_create).as_secs_f64();
     until("every claim Bound", Duration::from_secs(600), || {
-        bound.lock().unwrap_or_else(|p| p.into_inner()).bound.len() >= n
+        claims.lock().unwrap_or_else(|p| p.into_inner()).bound.len() >= n
     })
     .await?;
     f.first_apply_to_all_bound_s = first_apply.elapsed().as_secs_f64();
+    if let (Some((n0, s0)), Ok((n1, s1))) = (before_burst, crate::pods::reconciled(&metrics).await)
+    {
+        f.burst_reconciles = Some((n1 - n0, 1000.0 * (s1 - s0) / (n1 - n0).max(1.0)));
+    }
     let create_path = server.requests_since(audit_start);
     f.create_requests = Some(Requests::of(&create_path, n));
     eprintln!(
@@ -111,7 +116,12 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
         f.first_apply_to_all_bound_s,
         f.create_requests.as_ref().map_or(0.0, |r| r.per_ws)
     );
-    ready_figures(&mut f, &sim, &workspaces, &bound, all_ready);
+    if let Some((count, mean_ms)) = f.burst_reconciles {
+        eprintln!(
+            "   from the first AVAILABLE to every claim Bound: {count:.0} reconciles, {mean_ms:.1} ms each on average"
+        );
+    }
+    ready_figures(&mut f, &sim, &workspaces, &claims, all_ready);
     if args.pods > 0 {
         f.pods = Some(crate::pods::pods_phase(&client, &names, args.pods, pid, &metrics).await?);
     }
@@ -253,11 +263,11 @@ struct ClaimTimes {
     bound: BTreeMap<String, Instant>,
 }
 
-type Bound = Arc<std::sync::Mutex<ClaimTimes>>;
+type Claims = Arc<std::sync::Mutex<ClaimTimes>>;
 
 /// What the driver sees, through the API on either server: every workspace (a watch cache),
 /// and the first time each claim is Bound (a watch of claims).
-fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Bound) {
+fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Claims) {
     let (workspaces, writer) = reflector::store::<LustreWorkspace>();
     tokio::spawn(
         watcher(
@@ -268,16 +278,16 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Bou
         .reflect(writer)
         .for_each(|_| async {}),
     );
-    let bound: Bound = Arc::default();
+    let claims: Claims = Arc::default();
     {
-        let bound = bound.clone();
-        let claims = watcher(
+        let claims = claims.clone();
+        let seen = watcher(
             Api::<PersistentVolumeClaim>::all(client.clone()),
             watcher::Config::default(),
         )
         .default_backoff()
         .applied_objects();
-        tokio::spawn(claims.for_each(move |claim| {
+        tokio::spawn(seen.for_each(move |claim| {
             if let Ok(c) = claim {
                 let key = format!(
                     "{}/{}",
@@ -285,7 +295,7 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Bou
                     c.metadata.name.as_deref().unwrap_or_default()
                 );
                 let now = Instant::now();
-                let mut times = bound.lock().unwrap_or_else(|p| p.into_inner());
+                let mut times = claims.lock().unwrap_or_else(|p| p.into_inner());
                 times.made.entry(key.clone()).or_insert(now);
                 if c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound") {
                     times.bound.entry(key).or_insert(now);
@@ -295,7 +305,7 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Bou
         }));
     }
 
-    (workspaces, bound)
+    (workspaces, claims)
 }
 
 fn in_phase(workspaces: &reflector::Store<LustreWorkspace>, phase: &str) -> usize {
@@ -314,7 +324,7 @@ fn ready_figures(
     f: &mut Figures,
     sim: &SimAws,
     workspaces: &reflector::Store<LustreWorkspace>,
-    bound: &Bound,
+    claims: &Claims,
     all_ready: Instant,
 ) {
     let available = sim.available_times();
@@ -323,7 +333,7 @@ fn ready_figures(
     f.last_available_to_all_ready_s = all_ready
         .saturating_duration_since(last_available)
         .as_secs_f64();
-    let times = bound.lock().unwrap_or_else(|p| p.into_inner());
+    let times = claims.lock().unwrap_or_else(|p| p.into_inner());
     let state = workspaces.state();
     let moments: Vec<Moments> = state
         .iter()

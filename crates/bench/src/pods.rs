@@ -112,20 +112,42 @@ pub(crate) async fn pods_phase(
     })
 }
 
-/// The operator's `lustre_operator_pods_using_claims`, read from its `/metrics`.
-async fn pods_counted(addr: &str) -> anyhow::Result<usize> {
+/// The operator's `/metrics` page.
+async fn scrape(addr: &str) -> anyhow::Result<String> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
         .write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
         .await?;
     let mut body = String::new();
     stream.read_to_string(&mut body).await?;
+    Ok(body)
+}
+
+/// The value of the sample named `name` (with its labels, if any) on a `/metrics` page.
+fn sample(body: &str, name: &str) -> anyhow::Result<f64> {
     body.lines()
-        .find_map(|l| l.strip_prefix("lustre_operator_pods_using_claims "))
-        .context("no lustre_operator_pods_using_claims in /metrics")?
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .with_context(|| format!("no {name} in /metrics"))?
         .trim()
-        .parse::<usize>()
-        .context("a count")
+        .parse::<f64>()
+        .context("a number")
+}
+
+/// The operator's `lustre_operator_pods_using_claims`, read from its `/metrics`.
+async fn pods_counted(addr: &str) -> anyhow::Result<usize> {
+    let body = scrape(addr).await?;
+    Ok(sample(&body, "lustre_operator_pods_using_claims")? as usize)
+}
+
+/// The operator's workspace reconciles so far: how many, and their seconds in all (its
+/// `lustre_operator_reconcile_duration_seconds` histogram).
+pub(crate) async fn reconciled(addr: &str) -> anyhow::Result<(f64, f64)> {
+    let body = scrape(addr).await?;
+    let metric = "lustre_operator_reconcile_duration_seconds";
+    Ok((
+        sample(&body, &format!("{metric}_count{{kind=\"workspace\"}}"))?,
+        sample(&body, &format!("{metric}_sum{{kind=\"workspace\"}}"))?,
+    ))
 }
 
 /// Resident memory now (VmRSS), MiB.

@@ -84,6 +84,11 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
             split(o),
             "",
         ),
+        only(
+            "Reconciles from the first AVAILABLE to every claim Bound: count, mean ms",
+            reconciles(o),
+            "",
+        ),
         all(
             "Last delete → AWS empty (baselines: known empty), s",
             &|f| format!("{:.1}", f.last_delete_to_empty_s),
@@ -178,6 +183,10 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
     out.push_str(&both(
         "… of which poll answer → claim made (the operator) / claim made → Bound (Kubernetes), p50 / p99, ms",
         &split,
+    ));
+    out.push_str(&both(
+        "Reconciles from the first AVAILABLE to every claim Bound: count, mean ms",
+        &reconciles,
     ));
     out.push_str(&both("Last delete → AWS empty, s", &|f| {
         format!("{:.1}", f.last_delete_to_empty_s)
@@ -307,4 +316,11 @@ fn split(f: &Figures) -> String {
         (Some((a, b)), Some((c, d))) => format!("{a:.0} / {b:.0} + {c:.0} / {d:.0}"),
         _ => String::new(),
     }
+}
+
+/// The reconciles of the AVAILABLE burst: how many, and how long each took on average.
+fn reconciles(f: &Figures) -> String {
+    f.burst_reconciles
+        .map(|(n, ms)| format!("{n:.0}, {ms:.1}"))
+        .unwrap_or_default()
 }
