@@ -114,9 +114,15 @@ pub(crate) async fn set_finalizer(
     } else {
         Step::RemoveFinalizer
     };
-    Api::<LustreWorkspace>::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default())
-        .patch::<LustreWorkspace>(&ws.name_any(), &PatchParams::default(), &Patch::Json(patch))
-        .await
-        .map_err(step.kube())?;
-    Ok(())
+    let patched =
+        Api::<LustreWorkspace>::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default())
+            .patch::<LustreWorkspace>(&ws.name_any(), &PatchParams::default(), &Patch::Json(patch))
+            .await;
+    match patched {
+        Ok(_) => Ok(()),
+        // Gone already, which is what removing the last finalizer is for: a second reconcile
+        // started on a cache that had not yet seen the first one's removal.
+        Err(kube::Error::Api(e)) if !present && e.code == 404 => Ok(()),
+        Err(e) => Err(step.kube()(e)),
+    }
 }
