@@ -120,9 +120,7 @@ impl Caches {
         }
         self.ready.send_replace(Some(ok));
     }
-}
 
-impl Caches {
     /// Reads a claim's metadata from whichever of the two claim caches holds it (its
     /// operator label decides which; while the label changes it may be in both for a moment,
     /// the watches being separate streams, and the unlabelled one's copy is read).

@@ -305,9 +305,6 @@ impl Poller {
     }
 }
 
-/// Describes a group: its file systems (`None` when that fails: the next round retries),
-/// and the associations of those that exist, are not being created or deleted, and are
-/// followed by a workspace that links some (`None` inside when that describe failed).
 /// A round's answers for one region: each file system as its JSON (held compact while the
 /// pages arrive, thousands in a drift round), and the associations of the linked ones.
 type Described = (
@@ -315,6 +312,9 @@ type Described = (
     Option<Vec<DataRepositoryAssociation>>,
 );
 
+/// Describes a group: its file systems (`None` when that fails: the next round retries),
+/// and the associations of those that exist, are not being created or deleted, and are
+/// followed by a workspace that links some (`None` inside when that describe failed).
 async fn describe(due: &Due) -> Option<Described> {
     let ids: Vec<String> = due.ids.iter().cloned().collect();
     let mut file_systems = HashMap::new();
