@@ -117,6 +117,10 @@ struct Figures {
     /// reconciles, how many and their mean duration in ms (its `/metrics`). With the
     /// controller's concurrency they bound how fast a burst can be worked off.
     burst_reconciles: Option<(f64, f64)>,
+    /// Statuses each workspace showed over the run, per workspace: the changes of its phase
+    /// or its Ready condition's reason or message that the driver's watch saw (a relist can
+    /// hide one: a floor). Status writes above it changed other fields only.
+    statuses_shown: Option<f64>,
     last_delete_to_empty_s: f64,
     total_aws_calls: u64,
     /// From the first apply to every workspace Ready with its claim Bound.

@@ -66,7 +66,7 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     )
     .await?;
     let audit_start = server.audit_mark();
-    let (workspaces, claims) = watch_world(&client);
+    let (workspaces, claims, shown) = watch_world(&client);
 
     // Create.
     let names = workspace_names(&namespaces, n);
@@ -93,6 +93,7 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     f.pending_window_s = window;
     f.pending_calls_per_ws_min = pending_calls as f64 / n as f64 / (window / 60.0);
     let before_burst = crate::pods::reconciled(&metrics).await.ok();
+    let wakes_before = crate::pods::wakes(&metrics).await.unwrap_or_default();
     until("all Ready", Duration::from_secs(3600), || {
         in_phase(&workspaces, "Ready") == n
     })
@@ -120,6 +121,19 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
         eprintln!(
             "   from the first AVAILABLE to every claim Bound: {count:.0} reconciles, {mean_ms:.1} ms each on average"
         );
+    }
+    if let Ok(after) = crate::pods::wakes(&metrics).await {
+        let per_ws: Vec<String> = after
+            .iter()
+            .map(|(source, v)| {
+                let v0 = wakes_before
+                    .iter()
+                    .find(|(s, _)| s == source)
+                    .map_or(0.0, |(_, v)| *v);
+                format!("{source} {:.2}", (v - v0) / n as f64)
+            })
+            .collect();
+        eprintln!("   wakes per workspace in that span: {}", per_ws.join(", "));
     }
     ready_figures(&mut f, &sim, &workspaces, &claims, all_ready);
     if args.pods > 0 {
@@ -173,6 +187,27 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
         })
         .collect();
     f.run_requests = Some(Requests::of(&server.requests_since(audit_start), n));
+    f.statuses_shown = Some(shown.count() as f64 / n as f64);
+    if let Some(r) = &f.run_requests {
+        let sum = |keep: &dyn Fn(&str) -> bool| -> f64 {
+            r.by_kind
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(_, v)| v)
+                .sum()
+        };
+        let writes = sum(&|k| {
+            ["create ", "patch ", "update ", "delete "]
+                .iter()
+                .any(|v| k.starts_with(v))
+                && !k.contains("events")
+        });
+        let status = sum(&|k| k.starts_with("patch lustreworkspaces") && k.ends_with("/status"));
+        eprintln!(
+            "   whole run: {writes:.2} Kubernetes writes per workspace (Events apart), {status:.2} of them its status; {:.2} statuses shown per workspace",
+            shown.count() as f64 / n as f64
+        );
+    }
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -271,8 +306,10 @@ type Claims = Arc<std::sync::Mutex<ClaimTimes>>;
 
 /// What the driver sees, through the API on either server: every workspace (a watch cache),
 /// and the first time each claim is Bound (a watch of claims).
-fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Claims) {
+fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Claims, Shown) {
     let (workspaces, writer) = reflector::store::<LustreWorkspace>();
+    let shown = Shown::default();
+    let record = shown.clone();
     tokio::spawn(
         watcher(
             Api::<LustreWorkspace>::all(client.clone()),
@@ -280,7 +317,13 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Cla
         )
         .default_backoff()
         .reflect(writer)
-        .for_each(|_| async {}),
+        .applied_objects()
+        .for_each(move |ws| {
+            if let Ok(ws) = ws {
+                record.saw(&ws);
+            }
+            async {}
+        }),
     );
     let claims: Claims = Arc::default();
     {
@@ -309,7 +352,39 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Cla
         }));
     }
 
-    (workspaces, claims)
+    (workspaces, claims, shown)
+}
+
+/// What each workspace shows (phase, Ready's reason and message), and how many times that
+/// changed in all.
+#[derive(Clone, Default)]
+struct Shown(Arc<std::sync::Mutex<(BTreeMap<String, String>, usize)>>);
+
+impl Shown {
+    fn saw(&self, ws: &LustreWorkspace) {
+        let Some(status) = &ws.status else { return };
+        let ready = status.conditions.first();
+        let now = format!(
+            "{:?} {} {}",
+            status.phase,
+            ready.map_or("", |c| c.reason.as_str()),
+            ready.map_or("", |c| c.message.as_str())
+        );
+        let key = format!(
+            "{}/{}",
+            ws.metadata.namespace.as_deref().unwrap_or_default(),
+            ws.metadata.name.as_deref().unwrap_or_default()
+        );
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.0.get(&key) != Some(&now) {
+            seen.0.insert(key, now);
+            seen.1 += 1;
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
 }
 
 fn in_phase(workspaces: &reflector::Store<LustreWorkspace>, phase: &str) -> usize {

@@ -150,6 +150,19 @@ pub(crate) async fn reconciled(addr: &str) -> anyhow::Result<(f64, f64)> {
     ))
 }
 
+/// The operator's workspace wake-ups so far by source (`lustre_operator_wakes_total`).
+pub(crate) async fn wakes(addr: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    let body = scrape(addr).await?;
+    Ok(body
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("lustre_operator_wakes_total{source=\"")?;
+            let (source, value) = rest.split_once("\"} ")?;
+            Some((source.to_string(), value.trim().parse().ok()?))
+        })
+        .collect())
+}
+
 /// Resident memory now (VmRSS), MiB.
 fn vm_rss(pid: u32) -> Option<f64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

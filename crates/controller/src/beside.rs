@@ -6,44 +6,58 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use lustre_api::LustreWorkspace;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::context::Context;
-use crate::controller::scoped;
 use crate::error::Error;
 
-/// `controller` woken also by the changes of the workspaces (status included: an object
-/// waiting for its workspace to be Ready) that `naming` maps to its objects, and by `wake`,
-/// with the workspaces' concurrency, until `shutdown` resolves.
+/// The changes of the workspaces, told by the workspaces' own watch once its store has them
+/// (the one watch of workspaces in the process): the workspace changed or deleted.
+pub(crate) type Changes = UnboundedReceiver<ObjectRef<LustreWorkspace>>;
+
+/// `controller` woken also by the `changes` of the workspaces (status included: an object
+/// waiting for its workspace to be Ready) that `naming` maps to its objects (by the
+/// workspace's namespace and name), and by `wake`, with the workspaces' concurrency, until
+/// `shutdown` resolves.
 pub(crate) fn wired<K>(
     ctx: &Context,
     controller: Controller<K>,
-    naming: impl Fn(&LustreWorkspace) -> Vec<ObjectRef<K>> + Send + Sync + 'static,
+    naming: impl Fn(&str, &str) -> Vec<ObjectRef<K>> + Send + Sync + 'static,
+    changes: Changes,
     wake: Option<UnboundedReceiver<ObjectRef<K>>>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Controller<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let changes = watcher(scoped::<LustreWorkspace>(ctx), watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
-    let mut wired = controller.watches_stream(changes, move |ws| naming(&ws));
+    let named = received(changes).flat_map(move |ws| {
+        futures::stream::iter(naming(
+            ws.namespace.as_deref().unwrap_or_default(),
+            &ws.name,
+        ))
+    });
+    let mut wired = controller.reconcile_on(named);
     if let Some(wake) = wake {
-        wired = wired.reconcile_on(futures::stream::unfold(wake, |mut rx| async move {
-            rx.recv().await.map(|r| (r, rx))
-        }));
+        wired = wired.reconcile_on(received(wake));
     }
     wired
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
+}
+
+/// A channel's messages as a stream.
+pub(crate) fn received<T: Send + 'static>(
+    rx: UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
 }
 
 /// Logs a controller's failed run (the reconcile's own failure is logged by `backoff`).

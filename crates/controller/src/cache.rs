@@ -18,7 +18,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use futures::Stream;
+use futures::{Stream, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -179,6 +179,42 @@ fn slim_keeping<K: Resource>(keep: &'static [&'static str]) -> impl Fn(&mut K) {
     }
 }
 
+/// Drops a watch's update that, once slimmed, differs from the cached copy in its
+/// `resourceVersion` alone: kube-controller-manager's binding annotations and a volume's
+/// phase, which the caches do not keep, would each wake the workspace for nothing (four
+/// wakes per workspace when its claim binds). The cached copy keeps its older
+/// `resourceVersion` (nothing reads it: writes are applies and guarded patches, and the
+/// watch resumes from its own). Only updates are dropped: a relist's objects build the new
+/// store, and a deletion always goes through.
+fn news<K>(
+    store: Store<K>,
+    same: fn(&K, &K) -> bool,
+) -> impl FnMut(watcher::Event<K>) -> std::future::Ready<Result<Option<watcher::Event<K>>, watcher::Error>>
+where
+    K: Resource + Clone,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    move |event| {
+        let unchanged = match &event {
+            watcher::Event::Apply(new) => store
+                .get(&ObjectRef::from_obj(new))
+                .is_some_and(|old| same_but_version(old.as_ref(), new, same)),
+            _ => false,
+        };
+        std::future::ready(Ok((!unchanged).then_some(event)))
+    }
+}
+
+/// Whether `new` is `old` but for its `resourceVersion`.
+fn same_but_version<K: Resource + Clone>(old: &K, new: &K, same: fn(&K, &K) -> bool) -> bool {
+    if old.meta().resource_version == new.meta().resource_version {
+        return same(old, new);
+    }
+    let mut old = old.clone();
+    old.meta_mut().resource_version = new.meta().resource_version.clone();
+    same(&old, new)
+}
+
 type Changes<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
 
 /// Each cache's watch as the stream of objects it touched (applied or deleted), the store
@@ -238,6 +274,9 @@ pub(crate) fn streams(ctx: &Context) -> Option<Streams> {
             )
             .default_backoff()
             .modify(slim_keeping(&[]))
+            .try_filter_map(news(ctx.caches.claims.clone(), |a, b| {
+                a.metadata == b.metadata
+            }))
             .reflect(w.claims)
             .touched_objects(),
         ),
@@ -245,6 +284,7 @@ pub(crate) fn streams(ctx: &Context) -> Option<Streams> {
             watcher(crate::controller::scoped::<Claim>(ctx), managed.clone())
                 .default_backoff()
                 .modify(slim_keeping(&[crate::builders::SELECTED_NODE_ANNOTATION]))
+                .try_filter_map(news(ctx.caches.managed_claims.clone(), PartialEq::eq))
                 .reflect(w.managed_claims)
                 .touched_objects(),
         ),
@@ -252,6 +292,7 @@ pub(crate) fn streams(ctx: &Context) -> Option<Streams> {
             watcher(Api::<Volume>::all(client.clone()), managed.clone())
                 .default_backoff()
                 .modify(slim_keeping(&[]))
+                .try_filter_map(news(ctx.caches.volumes.clone(), PartialEq::eq))
                 .reflect(w.volumes)
                 .touched_objects(),
         ),
@@ -339,6 +380,49 @@ mod tests {
             )
         );
         assert_eq!(pvc.metadata.managed_fields, None);
+    }
+
+    /// A volume update that changes only what the cache does not keep (its phase, an
+    /// annotation: the `resourceVersion` alone once slimmed) is dropped; one that changes a
+    /// kept field, a deletion and a relist's objects go through.
+    #[tokio::test]
+    async fn only_updates_that_change_what_is_kept_go_through() {
+        let (store, mut writer) = reflector::store::<Volume>();
+        let volume = |rv: &str, claim: Option<&str>| {
+            let mut pv: Volume = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "pv", "resourceVersion": rv,
+                             "annotations": {"pv.kubernetes.io/bound-by-controller": "yes"}},
+                "spec": {"claimRef": claim.map(|c| serde_json::json!({"name": c, "namespace": "ml"}))},
+                "status": {"phase": "Bound"}
+            }))
+            .expect("pv");
+            slim_keeping::<Volume>(&[])(&mut pv);
+            pv
+        };
+        writer.apply_watcher_event(&watcher::Event::Apply(volume("1", None)));
+        let mut news = news(store.clone(), PartialEq::eq);
+        let passes = |e: watcher::Event<Volume>, news: &mut dyn FnMut(_) -> _| {
+            let r: std::future::Ready<Result<Option<watcher::Event<Volume>>, watcher::Error>> =
+                news(e);
+            r.into_inner().expect("never fails").is_some()
+        };
+        assert!(!passes(watcher::Event::Apply(volume("2", None)), &mut news));
+        assert!(passes(
+            watcher::Event::Apply(volume("3", Some("c"))),
+            &mut news
+        ));
+        assert!(passes(watcher::Event::Delete(volume("4", None)), &mut news));
+        assert!(passes(
+            watcher::Event::InitApply(volume("5", None)),
+            &mut news
+        ));
+        // A volume the cache does not hold yet goes through.
+        let mut other = volume("6", None);
+        other.metadata.name = Some("other".into());
+        assert!(passes(watcher::Event::Apply(other), &mut news));
+        // The cached copy is left as it was by a dropped update.
+        let cached = store.get(&ObjectRef::new("pv")).expect("cached");
+        assert_eq!(cached.metadata.resource_version.as_deref(), Some("1"));
     }
 
     /// A watch that stops before its first list lets the waiters go, not ready.

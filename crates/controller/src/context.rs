@@ -93,8 +93,7 @@ pub struct Context {
     pub(crate) backups: Following<lustre_api::LustreWorkspaceBackup, lustre_cloud::Backup>,
     /// The workspaces' own watch cache, once the controller runs (the budgets read their
     /// namespace's peers from it).
-    pub(crate) workspaces:
-        std::sync::OnceLock<kube::runtime::reflector::Store<lustre_api::LustreWorkspace>>,
+    pub(crate) workspaces: std::sync::OnceLock<crate::kept::Workspaces>,
     /// The grants' watch cache, once their controller runs (a workspace's status lists its
     /// shares from it).
     pub(crate) grants:

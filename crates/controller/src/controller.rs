@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -13,10 +13,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use lustre_api::constants::{DEFAULT_CLASS_ANNOTATION, labels};
 use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::cache;
 use crate::context::Context;
+use crate::kept::{Kept, Workspaces, kept_ref};
 use crate::reconcile::{error_policy, reconcile};
 
 type Wake = UnboundedReceiver<ObjectRef<LustreWorkspace>>;
@@ -34,15 +35,14 @@ pub async fn run(
     };
     let poll_task = tokio::spawn(ctx.poller.clone().run(ctx.config.intervals));
     let ready_task = tokio::spawn(ctx.caches.clone().mark_ready());
-    // The workspaces' own watch, kept slim like the caches (see crate::cache).
-    let (workspaces, writer) = reflector::store();
-    let own = watcher(scoped::<LustreWorkspace>(&ctx), watcher::Config::default())
-        .default_backoff()
-        .modify(cache::slim)
-        .reflect(writer)
-        .applied_objects();
+    let (store, writer) = reflector::store::<Kept>();
+    let (tasks_tx, tasks_rx) = unbounded_channel();
+    let (backups_tx, backups_rx) = unbounded_channel();
+    let (grants_tx, grants_rx) = unbounded_channel();
+    let own = own_watch(&ctx, writer, [tasks_tx, backups_tx, grants_tx]);
+    let workspaces = Workspaces(store.clone());
     let _ = ctx.workspaces.set(workspaces.clone());
-    let controller = Controller::for_stream(own, workspaces.clone());
+    let controller = Controller::for_stream(own, store.clone());
     let sweep_task = tokio::spawn(sweep_memory(ctx.clone(), workspaces.clone()));
     let pods_task = ctx
         .pods
@@ -52,39 +52,25 @@ pub async fn run(
     let tasks = tokio::spawn(crate::data_tasks::run(
         ctx.clone(),
         workspaces.clone(),
+        tasks_rx,
         shutdown.clone(),
     ));
     let backups = tokio::spawn(crate::backups::run(
         ctx.clone(),
         workspaces.clone(),
+        backups_rx,
         shutdown.clone(),
     ));
     let grants = tokio::spawn(crate::shares::run(
         ctx.clone(),
-        workspaces.clone(),
+        workspaces,
+        grants_rx,
         shutdown.clone(),
     ));
-    let (by_class, by_namespace, by_volume) = (workspaces.clone(), workspaces.clone(), workspaces);
-    controller
-        // Claims by owner reference, whatever their labels (a tenant may strip the operator's
-        // label from its claim); the managed ones' phase (Bound) from their own watch.
-        .owns_stream(caches.claims)
-        .owns_stream(caches.managed_claims)
-        .watches_stream(caches.classes, move |class| using_class(&by_class, &class))
-        .watches_stream(
-            caches
-                .namespaces
-                .predicate_filter(labels_and_limits, Default::default()),
-            move |ns| in_namespace(&by_namespace, &ns.name_any()),
-        )
-        // A volume a finalizer held (pv-protection) wakes its workspace when it goes.
-        .watches_stream(caches.volumes, move |pv| of_volume(&by_volume, &pv))
-        // Kept current for the reconciles' reads; a StorageClass wakes no workspace.
-        .watches_stream(caches.storage_classes, |_| None)
-        .reconcile_on(poller_wakes(wake))
+    wired(controller, caches, store, wake, &ctx)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx.clone())
+        .run(reconcile_kept, error_policy, ctx.clone())
         .for_each(|result| report(&ctx, result))
         .await;
     let _ = tasks.await;
@@ -96,6 +82,117 @@ pub async fn run(
         t.abort();
     }
     ready_task.abort();
+}
+
+/// The workspaces' own watch, kept slim like the caches (see crate::cache) and compact
+/// (crate::kept): the one watch of workspaces in the process. The controllers `beside` this
+/// one (data tasks, backups, grants) hear of every change from it, once the store has it;
+/// the controller takes the applied ones.
+fn own_watch(
+    ctx: &Arc<Context>,
+    writer: reflector::store::Writer<Kept>,
+    beside: [UnboundedSender<ObjectRef<LustreWorkspace>>; 3],
+) -> impl Stream<Item = Result<Kept, watcher::Error>> + Send + use<> {
+    let (keeping, counting) = (ctx.clone(), ctx.clone());
+    watcher(scoped::<LustreWorkspace>(ctx), watcher::Config::default())
+        .default_backoff()
+        .map_ok(move |event| kept(&keeping, event))
+        .reflect(writer)
+        .try_filter_map(move |event| {
+            // An object of a relist is in the store only once the relist is done: the event,
+            // not the store, says whether it was applied or deleted.
+            let (ws, applied) = match event {
+                watcher::Event::Apply(ws) | watcher::Event::InitApply(ws) => (ws, true),
+                watcher::Event::Delete(ws) => (ws, false),
+                watcher::Event::Init | watcher::Event::InitDone => {
+                    return std::future::ready(Ok(None));
+                }
+            };
+            let r = ObjectRef::<LustreWorkspace>::new(&ws.name_any())
+                .within(&ws.namespace().unwrap_or_default());
+            for tx in &beside {
+                let _ = tx.send(r.clone());
+            }
+            if applied {
+                counting.metrics.woke("workspace", 1);
+            }
+            std::future::ready(Ok(applied.then_some(ws)))
+        })
+}
+
+/// The controller woken by the caches' watches and the poller (each wake counted by source).
+fn wired(
+    controller: Controller<Kept>,
+    caches: cache::Streams,
+    store: Store<Kept>,
+    wake: Wake,
+    ctx: &Context,
+) -> Controller<Kept> {
+    let (by_class, by_namespace, by_volume) = (store.clone(), store.clone(), store);
+    let m = || ctx.metrics.clone();
+    let (m1, m2, m3, m4, m5, m6) = (m(), m(), m(), m(), m(), m());
+    controller
+        // Claims by owner reference, whatever their labels (a tenant may strip the operator's
+        // label from its claim); the managed ones' phase (Bound) from their own watch.
+        .watches_stream(caches.claims, move |c| counted(&m1, "claim", owner(&c)))
+        .watches_stream(caches.managed_claims, move |c| {
+            counted(&m2, "claim", owner(&c))
+        })
+        .watches_stream(caches.classes, move |class| {
+            counted(&m3, "class", using_class(&by_class, &class))
+        })
+        .watches_stream(
+            caches
+                .namespaces
+                .predicate_filter(labels_and_limits, Default::default()),
+            move |ns| {
+                counted(
+                    &m4,
+                    "namespace",
+                    in_namespace(&by_namespace, &ns.name_any()),
+                )
+            },
+        )
+        // A volume a finalizer held (pv-protection) wakes its workspace when it goes.
+        .watches_stream(caches.volumes, move |pv| {
+            counted(&m5, "volume", of_volume(&by_volume, &pv))
+        })
+        // Kept current for the reconciles' reads; a StorageClass wakes no workspace.
+        .watches_stream(caches.storage_classes, |_| None)
+        .reconcile_on(poller_wakes(wake).map(move |r| {
+            m6.woke("poller", 1);
+            kept_ref(&r)
+        }))
+}
+
+/// A watch event of a workspace, slimmed (see crate::cache), its written status dropped from
+/// memory once shown, and kept compact.
+fn kept(ctx: &Context, event: watcher::Event<LustreWorkspace>) -> watcher::Event<Kept> {
+    use watcher::Event;
+    let keep = |mut ws: LustreWorkspace| {
+        cache::slim(&mut ws);
+        ctx.memory.delivered(&ws);
+        Kept::keep(ws)
+    };
+    match event {
+        Event::Apply(ws) => Event::Apply(keep(ws)),
+        Event::Delete(ws) => Event::Delete(keep(ws)),
+        Event::Init => Event::Init,
+        Event::InitApply(ws) => Event::InitApply(keep(ws)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+/// [`reconcile`] of the workspace kept.
+async fn reconcile_kept(
+    kept: Arc<Kept>,
+    ctx: Arc<Context>,
+) -> Result<controller::Action, crate::error::Error> {
+    match crate::kept::decoded(&kept) {
+        Some(ws) => reconcile(Arc::new(ws), ctx).await,
+        // Logged; looked at again when it changes.
+        None => Ok(controller::Action::await_change()),
+    }
 }
 
 /// An API for namespaced objects over the operator's namespaces: one namespace when it
@@ -124,11 +221,32 @@ fn labels_and_limits<K: Resource>(ns: &K) -> Option<u64> {
     Some(h.finish())
 }
 
+/// `wakes`, counted as woken by `source`.
+fn counted<I: IntoIterator>(
+    metrics: &crate::metrics::Metrics,
+    source: &str,
+    wakes: I,
+) -> Vec<I::Item> {
+    let wakes: Vec<_> = wakes.into_iter().collect();
+    metrics.woke(source, wakes.len());
+    wakes
+}
+
+/// The workspaces an object names as owners (kube-runtime's `owns` relation).
+fn owner<K: Resource>(obj: &K) -> Vec<ObjectRef<Kept>> {
+    let (api_version, kind) = (Kept::api_version(&()), Kept::kind(&()));
+    let Some(ns) = obj.namespace() else {
+        return Vec::new();
+    };
+    obj.owner_references()
+        .iter()
+        .filter(|o| o.kind == kind && o.api_version == api_version)
+        .map(|o| ObjectRef::new(&o.name).within(&ns))
+        .collect()
+}
+
 /// The workspace a volume was made for (its labels name it), if it is still known.
-fn of_volume(
-    workspaces: &Store<LustreWorkspace>,
-    pv: &crate::slim::Volume,
-) -> Option<ObjectRef<LustreWorkspace>> {
+fn of_volume(workspaces: &Store<Kept>, pv: &crate::slim::Volume) -> Option<ObjectRef<Kept>> {
     let l = pv.labels();
     let r =
         ObjectRef::new(l.get(labels::WORKSPACE_NAME)?).within(l.get(labels::WORKSPACE_NAMESPACE)?);
@@ -136,10 +254,7 @@ fn of_volume(
 }
 
 /// The workspaces a class change concerns: those naming it, or using the default.
-fn using_class(
-    workspaces: &Store<LustreWorkspace>,
-    class: &LustreWorkspaceClass,
-) -> Vec<ObjectRef<LustreWorkspace>> {
+fn using_class(workspaces: &Store<Kept>, class: &LustreWorkspaceClass) -> Vec<ObjectRef<Kept>> {
     let name = class.name_any();
     let is_default = class
         .annotations()
@@ -149,23 +264,16 @@ fn using_class(
     workspaces
         .state()
         .iter()
-        .filter(|ws| match ws.spec.class_name.as_deref() {
+        .filter(|ws| match ws.facts.class_named.as_deref() {
             Some(n) => n == name,
-            None => {
-                is_default
-                    || ws.status.as_ref().and_then(|s| s.class_name.as_deref())
-                        == Some(name.as_str())
-            }
+            None => is_default || ws.facts.class_given.as_deref() == Some(name.as_str()),
         })
         .map(|ws| ObjectRef::from_obj(&**ws))
         .collect()
 }
 
 /// The workspaces in a namespace.
-fn in_namespace(
-    workspaces: &Store<LustreWorkspace>,
-    name: &str,
-) -> Vec<ObjectRef<LustreWorkspace>> {
+fn in_namespace(workspaces: &Store<Kept>, name: &str) -> Vec<ObjectRef<Kept>> {
     workspaces
         .state()
         .iter()
@@ -182,7 +290,7 @@ fn poller_wakes(wake: Wake) -> impl Stream<Item = ObjectRef<LustreWorkspace>> {
 }
 
 type Reconciled = Result<
-    (ObjectRef<LustreWorkspace>, controller::Action),
+    (ObjectRef<Kept>, controller::Action),
     controller::Error<crate::error::Error, watcher::Error>,
 >;
 
@@ -209,19 +317,15 @@ async fn report(ctx: &Context, result: Reconciled) {
 /// Drops what the process remembers of workspaces that are gone without a cleanup it saw
 /// finish (deleted before they ever got a finalizer, or deleted while another replica led),
 /// once per drift interval.
-async fn sweep_memory(ctx: Arc<Context>, workspaces: Store<LustreWorkspace>) {
+async fn sweep_memory(ctx: Arc<Context>, workspaces: Workspaces) {
     let mut tick = tokio::time::interval(ctx.config.intervals.drift);
     tick.tick().await;
     loop {
         tick.tick().await;
-        if workspaces.wait_until_ready().await.is_err() {
+        if !workspaces.wait_until_ready().await {
             continue;
         }
-        let live: HashSet<String> = workspaces
-            .state()
-            .iter()
-            .filter_map(|ws| ws.uid())
-            .collect();
+        let live: HashSet<String> = workspaces.kept().iter().filter_map(|ws| ws.uid()).collect();
         ctx.memory.retain(&live);
         // Claims idle for a day: their workspaces recorded it in status long ago.
         if let Some(pods) = &ctx.pods

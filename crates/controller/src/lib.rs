@@ -21,6 +21,7 @@ pub mod data_tasks;
 pub mod error;
 pub mod events;
 pub mod follow;
+pub mod kept;
 pub mod memory;
 pub mod metrics;
 mod observe;

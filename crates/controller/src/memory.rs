@@ -160,7 +160,7 @@ impl WorkspaceMemory {
     /// after the write), the same with the status written. A reconcile woken before the
     /// cache sees the write (by the finalizer's patch, say, which the write did not build on)
     /// makes no second identical write and sends no second Ready Event. The written status
-    /// is dropped once the cache shows it.
+    /// is dropped once the cache shows it (see also [`WorkspaceMemory::delivered`]).
     pub fn freshen(&self, ws: Arc<LustreWorkspace>) -> Arc<LustreWorkspace> {
         let uid = ws.uid().unwrap_or_default();
         let mut all = lock(&self.by_uid);
@@ -180,6 +180,22 @@ impl WorkspaceMemory {
                 ws
             }
             None => ws,
+        }
+    }
+
+    /// The watch delivered the workspace: a status written here that it shows is dropped now
+    /// (held until the next reconcile, it was a copy of the status of every workspace waiting
+    /// in the queue: minutes of them in a burst of thousands).
+    pub(crate) fn delivered(&self, ws: &LustreWorkspace) {
+        let Some(uid) = ws.metadata.uid.as_deref() else {
+            return;
+        };
+        if let Some(r) = lock(&self.by_uid).get_mut(uid)
+            && r.written
+                .as_deref()
+                .is_some_and(|(status, _)| ws.status.as_ref() == Some(status))
+        {
+            r.written = None;
         }
     }
 
@@ -232,6 +248,14 @@ impl WorkspaceMemory {
                 }
             },
         })
+    }
+
+    /// How long the workspace has been in its current brief step (as last recorded by
+    /// [`WorkspaceMemory::brief_since`]), if it is in one.
+    pub(crate) fn brief_for(&self, uid: &str) -> Option<Duration> {
+        lock(&self.by_uid)
+            .get(uid)
+            .and_then(|r| r.brief.as_deref().map(|(_, since)| since.elapsed()))
     }
 
     /// Counts one more failed reconcile; returns how many in a row.
@@ -301,6 +325,25 @@ mod tests {
         storage_class: None,
         selected_node: None,
     };
+
+    /// A written status is held until a delivered copy of the workspace shows it, not longer.
+    #[test]
+    fn a_written_status_goes_when_the_watch_shows_it() {
+        let memory = WorkspaceMemory::default();
+        let mut ws = LustreWorkspace::new("w", Default::default());
+        ws.metadata.uid = Some("u".into());
+        let written = LustreWorkspaceStatus {
+            file_system_id: Some("fs-1".into()),
+            ..Default::default()
+        };
+        memory.wrote("u", written.clone());
+        // An older copy (another change delivered first) keeps it.
+        memory.delivered(&ws);
+        assert!(memory.with("u", |r| r.written.is_some()));
+        ws.status = Some(written);
+        memory.delivered(&ws);
+        assert!(memory.with("u", |r| r.written.is_none()));
+    }
 
     #[test]
     fn an_expectation_holds_until_the_cache_shows_it_or_it_is_too_old() {

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub reconciles: IntCounterVec,
     pub failures: IntCounterVec,
     pub aws_calls: IntCounterVec,
+    /// What woke workspaces: their own watch, a claim's, a volume's, a class's, a
+    /// namespace's, the poller (a re-check a reconcile asked for is not counted).
+    pub wakes: IntCounterVec,
     pub reconcile_duration: HistogramVec,
     pub time_to_ready: HistogramVec,
     pub workspaces: IntGaugeVec,
@@ -29,6 +32,11 @@ pub struct Metrics {
     phases: Mutex<HashMap<String, Phase>>,
 }
 
+/// Seconds from creation to Ready: FSx takes minutes, a restore from backup up to an hour.
+const READY_BUCKETS: [f64; 11] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+];
+
 fn must<T>(r: prometheus::Result<T>) -> T {
     r.unwrap_or_else(|e| panic!("metric definitions are static and valid: {e}"))
 }
@@ -36,57 +44,55 @@ fn must<T>(r: prometheus::Result<T>) -> T {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let reconciles = must(IntCounterVec::new(
-            Opts::new(
-                "lustre_operator_reconciles_total",
-                "Reconciles by result (ok, error)",
-            ),
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = must(IntCounterVec::new(Opts::new(name, help), labels));
+            must(registry.register(Box::new(c.clone())));
+            c
+        };
+        let reconciles = counter(
+            "lustre_operator_reconciles_total",
+            "Reconciles by result (ok, error)",
             &["result"],
-        ));
-        let failures = must(IntCounterVec::new(
-            Opts::new(
-                "lustre_operator_reconcile_failures_total",
-                "Failed reconciles by error category",
-            ),
+        );
+        let failures = counter(
+            "lustre_operator_reconcile_failures_total",
+            "Failed reconciles by error category",
             &["category"],
-        ));
-        let aws_calls = must(IntCounterVec::new(
-            Opts::new(
-                "lustre_operator_aws_requests_total",
-                "AWS calls by service, operation and outcome",
-            ),
+        );
+        let aws_calls = counter(
+            "lustre_operator_aws_requests_total",
+            "AWS calls by service, operation and outcome",
             &["service", "operation", "outcome"],
-        ));
-        let reconcile_duration = must(HistogramVec::new(
-            HistogramOpts::new(
-                "lustre_operator_reconcile_duration_seconds",
-                "Reconcile duration",
-            )
-            .buckets(vec![
+        );
+        let wakes = counter(
+            "lustre_operator_wakes_total",
+            "Workspace wake-ups by source (workspace, claim, volume, class, namespace, poller)",
+            &["source"],
+        );
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets);
+            let h = must(HistogramVec::new(opts, labels));
+            must(registry.register(Box::new(h.clone())));
+            h
+        };
+        let reconcile_duration = histogram(
+            "lustre_operator_reconcile_duration_seconds",
+            "Reconcile duration",
+            vec![
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            ],
             &["kind"],
-        ));
-        let time_to_ready = must(HistogramVec::new(
-            HistogramOpts::new(
-                "lustre_operator_time_to_ready_seconds",
-                "Time from workspace creation to first Ready",
-            )
-            .buckets(vec![
-                1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
-            ]),
+        );
+        let time_to_ready = histogram(
+            "lustre_operator_time_to_ready_seconds",
+            "Time from workspace creation to first Ready",
+            READY_BUCKETS.to_vec(),
             &["deployment_type"],
-        ));
+        );
         let workspaces = must(IntGaugeVec::new(
             Opts::new("lustre_operator_workspaces", "Workspaces by phase"),
             &["phase"],
         ));
-        for c in [&reconciles, &failures, &aws_calls] {
-            must(registry.register(Box::new(c.clone())));
-        }
-        for h in [&reconcile_duration, &time_to_ready] {
-            must(registry.register(Box::new(h.clone())));
-        }
         must(registry.register(Box::new(workspaces.clone())));
         let leader = must(IntGauge::new(
             "lustre_operator_leader",
@@ -107,12 +113,18 @@ impl Metrics {
             reconciles,
             failures,
             aws_calls,
+            wakes,
             reconcile_duration,
             time_to_ready,
             workspaces,
             leader,
             phases: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Counts `n` workspaces woken by `source`.
+    pub fn woke(&self, source: &str, n: usize) {
+        self.wakes.with_label_values(&[source]).inc_by(n as u64);
     }
 
     /// Records a workspace's phase (`None`: the workspace is gone).

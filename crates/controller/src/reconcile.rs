@@ -64,7 +64,7 @@ async fn apply(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
         return Ok(Requeue::await_change());
     }
     if let Some(left) = unshown(ctx, ws, &action) {
-        return Ok(requeue(ctx, &action, Some(left)));
+        return Ok(requeue(ctx, ws, &action, Some(left)));
     }
     let before = ws.status.as_ref();
     let after = write_status(ctx, ws, &o, &action, None, false).await?;
@@ -97,7 +97,7 @@ async fn apply(ws: &LustreWorkspace, ctx: &Context) -> Result<Requeue, Error> {
         .into_iter()
         .chain(plan::settings::next_look(&inputs))
         .min();
-    Ok(requeue(ctx, &action, later))
+    Ok(requeue(ctx, ws, &action, later))
 }
 
 /// Cleanup, then the finalizer's removal once nothing is left.
@@ -144,11 +144,11 @@ async fn cleanup(ws: &LustreWorkspace, ctx: &Context) -> Result<(bool, Requeue),
     }
     follow(ctx, ws, &o, &cloud, &action);
     if let Some(left) = unshown(ctx, ws, &action) {
-        return Ok((false, requeue(ctx, &action, Some(left))));
+        return Ok((false, requeue(ctx, ws, &action, Some(left))));
     }
     let after = write_status(ctx, ws, &o, &action, None, true).await?;
     announce(ctx, ws, ws.status.as_ref(), &after).await;
-    Ok((false, requeue(ctx, &action, None)))
+    Ok((false, requeue(ctx, ws, &action, None)))
 }
 
 /// Wakes the workspaces of `ws`'s namespace that wait for room in a budget.
@@ -157,14 +157,10 @@ fn wake_over_budget(ctx: &Context, ws: &LustreWorkspace) {
         return;
     };
     let ns = ws.namespace();
-    for peer in store.state() {
-        let waiting = peer
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.first())
-            .is_some_and(|c| c.reason == lustre_api::constants::reason::OVER_BUDGET);
-        if waiting && peer.namespace() == ns && peer.uid() != ws.uid() {
-            ctx.poller.wake(ObjectRef::from_obj(&*peer));
+    for peer in store.kept() {
+        if peer.facts.over_budget && peer.namespace() == ns && peer.uid() != ws.uid() {
+            ctx.poller
+                .wake(ObjectRef::new(&peer.name_any()).within(&ns.clone().unwrap_or_default()));
         }
     }
 }
@@ -289,11 +285,31 @@ async fn run_steps(
     Ok((last, o, cloud))
 }
 
+/// How many re-check intervals a long wait on Kubernetes grows to at most.
+const RECHECK_GROWTH: u32 = 8;
+
 /// What to do after a reconcile that ended on `action`: look again when its step asks, or at
 /// `also` (an expiry's warning or deadline), whichever comes first.
-fn requeue(ctx: &Context, action: &Action, also: Option<std::time::Duration>) -> Requeue {
+///
+/// A wait on Kubernetes that has lasted longer than its re-check interval (a binder that
+/// lags minutes behind on a loaded cluster) is looked at again after as long as it has
+/// lasted, up to [`RECHECK_GROWTH`] intervals: the claims' and volumes' watches wake the
+/// workspace when the wait ends; the re-check is only the net under them.
+fn requeue(
+    ctx: &Context,
+    ws: &LustreWorkspace,
+    action: &Action,
+    also: Option<std::time::Duration>,
+) -> Requeue {
     let recheck = match action.after().recheck {
-        Some(Recheck::Claim(n)) => Some(ctx.config.claim_recheck * n),
+        Some(Recheck::Claim(n)) => {
+            let base = ctx.config.claim_recheck * n;
+            let waited = ctx
+                .memory
+                .brief_for(&ws.uid().unwrap_or_default())
+                .unwrap_or_default();
+            Some(waited.clamp(base, base * RECHECK_GROWTH))
+        }
         Some(Recheck::Tasks) => Some(ctx.config.intervals.pending),
         None => None,
     };
@@ -305,7 +321,7 @@ fn requeue(ctx: &Context, action: &Action, also: Option<std::time::Duration>) ->
 
 /// Terminal AWS errors wait for a change; everything else backs off per object, growing
 /// and jittered, capped. The log line names the step that failed.
-pub fn error_policy(ws: Arc<LustreWorkspace>, error: &Error, ctx: Arc<Context>) -> Requeue {
+pub fn error_policy<K: kube::Resource>(ws: Arc<K>, error: &Error, ctx: Arc<Context>) -> Requeue {
     tracing::warn!(
         workspace.namespace = ws.namespace().unwrap_or_default(),
         workspace.name = ws.name_any(),

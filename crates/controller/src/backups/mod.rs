@@ -15,12 +15,13 @@ use kube::ResourceExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use lustre_api::{LustreWorkspace, LustreWorkspaceBackup};
+use lustre_api::LustreWorkspaceBackup;
 
-use crate::beside::{report, wired};
+use crate::beside::{Changes, report, wired};
 use crate::context::Context;
 use crate::controller::scoped;
 use crate::follow::BackupPoller;
+use crate::kept::Workspaces;
 
 /// Annotation on a final backup's object: the region of the file system it was taken of.
 pub(crate) const REGION_ANNOTATION: &str = "workspaces.lustre.dev/region";
@@ -29,14 +30,15 @@ pub(crate) const REGION_ANNOTATION: &str = "workspaces.lustre.dev/region";
 pub(crate) struct BackupCtx {
     pub ctx: Arc<Context>,
     /// The workspaces' watch (shared with their controller).
-    pub workspaces: Store<LustreWorkspace>,
+    pub workspaces: Workspaces,
     pub poller: BackupPoller,
 }
 
 /// Runs the backups' controller until `shutdown` resolves.
 pub(crate) async fn run(
     ctx: Arc<Context>,
-    workspaces: Store<LustreWorkspace>,
+    workspaces: Workspaces,
+    changes: Changes,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let Some(wake) = ctx.backups.take_wakes() else {
@@ -54,8 +56,8 @@ pub(crate) async fn run(
         workspaces,
         poller,
     });
-    let naming = move |ws: &LustreWorkspace| naming(&backups, ws);
-    wired(&ctx, controller, naming, Some(wake), shutdown)
+    let naming = move |ns: &str, name: &str| naming(&backups, ns, name);
+    wired(&ctx, controller, naming, changes, Some(wake), shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, cx)
         .for_each(|r| report("LustreWorkspaceBackup", r))
         .await;
@@ -65,13 +67,13 @@ pub(crate) async fn run(
 /// The backups that name a workspace and still wait for it.
 fn naming(
     backups: &Store<LustreWorkspaceBackup>,
-    ws: &LustreWorkspace,
+    ns: &str,
+    name: &str,
 ) -> Vec<ObjectRef<LustreWorkspaceBackup>> {
-    let (ns, name) = (ws.namespace(), ws.name_any());
     backups
         .state()
         .iter()
-        .filter(|b| b.namespace() == ns && b.spec.workspace == name)
+        .filter(|b| b.namespace().as_deref() == Some(ns) && b.spec.workspace == name)
         .filter(|b| b.status.as_ref().is_none_or(|s| s.backup_id.is_none()))
         .map(|b| ObjectRef::from_obj(&**b))
         .collect()

@@ -13,18 +13,19 @@ use kube::ResourceExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use lustre_api::{LustreDataTask, LustreWorkspace};
+use lustre_api::LustreDataTask;
 
-use crate::beside::{report, wired};
+use crate::beside::{Changes, report, wired};
 use crate::context::Context;
 use crate::controller::scoped;
 use crate::follow::TaskPoller;
+use crate::kept::Workspaces;
 
 /// What a data task's reconcile reads besides the shared context.
 pub(crate) struct TaskCtx {
     pub ctx: Arc<Context>,
     /// The workspaces' watch (shared with their controller).
-    pub workspaces: Store<LustreWorkspace>,
+    pub workspaces: Workspaces,
     /// The data tasks' own watch (for the queue of a file system).
     pub tasks: Store<LustreDataTask>,
     pub poller: TaskPoller,
@@ -33,7 +34,8 @@ pub(crate) struct TaskCtx {
 /// Runs the data tasks' controller until `shutdown` resolves.
 pub(crate) async fn run(
     ctx: Arc<Context>,
-    workspaces: Store<LustreWorkspace>,
+    workspaces: Workspaces,
+    changes: Changes,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let Some(wake) = ctx.tasks.take_wakes() else {
@@ -50,8 +52,8 @@ pub(crate) async fn run(
         tasks,
         poller,
     });
-    let naming = move |ws: &LustreWorkspace| naming(&by_workspace, ws);
-    wired(&ctx, controller, naming, Some(wake), shutdown)
+    let naming = move |ns: &str, name: &str| naming(&by_workspace, ns, name);
+    wired(&ctx, controller, naming, changes, Some(wake), shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, cx)
         .for_each(|r| report("LustreDataTask", r))
         .await;
@@ -59,12 +61,11 @@ pub(crate) async fn run(
 }
 
 /// The tasks that name a workspace.
-fn naming(tasks: &Store<LustreDataTask>, ws: &LustreWorkspace) -> Vec<ObjectRef<LustreDataTask>> {
-    let (ns, name) = (ws.namespace(), ws.name_any());
+fn naming(tasks: &Store<LustreDataTask>, ns: &str, name: &str) -> Vec<ObjectRef<LustreDataTask>> {
     tasks
         .state()
         .iter()
-        .filter(|t| t.namespace() == ns && t.spec.workspace == name)
+        .filter(|t| t.namespace().as_deref() == Some(ns) && t.spec.workspace == name)
         .map(|t| ObjectRef::from_obj(&**t))
         .collect()
 }

@@ -313,11 +313,16 @@ pub(crate) fn budget_use(
             }
         };
     let store = ctx.workspaces.get()?;
-    let all = store.state();
-    let peers: Vec<Peer> = all
+    // The namespace's workspaces not being deleted, decoded (from the metadata first).
+    let all: Vec<LustreWorkspace> = store
+        .kept()
         .iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
         .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| crate::kept::decoded(p))
+        .collect();
+    let peers: Vec<Peer> = all
+        .iter()
         .filter(|p| matches!(resolve_class(ctx, p), Class::Found(c) if c.name_any() == name))
         .map(|p| {
             let status = p.status.as_ref();

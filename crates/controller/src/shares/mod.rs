@@ -13,23 +13,23 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::ResourceExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use lustre_api::{LustreWorkspace, LustreWorkspaceGrant};
+use lustre_api::LustreWorkspaceGrant;
 
 pub(crate) use objects::GRANT_UID_LABEL;
 
-use crate::beside::{report, wired};
+use crate::beside::{Changes, report, wired};
 use crate::context::Context;
 use crate::controller::scoped;
+use crate::kept::Workspaces;
 
 /// What a grant's reconcile reads besides the shared context.
 pub(crate) struct GrantCtx {
     pub ctx: Arc<Context>,
     /// The workspaces' watch (shared with their controller).
-    pub workspaces: Store<LustreWorkspace>,
+    pub workspaces: Workspaces,
 }
 
 /// What making a share's objects came to.
@@ -45,7 +45,8 @@ pub(crate) enum Made {
 /// Runs the grants' controller until `shutdown` resolves.
 pub(crate) async fn run(
     ctx: Arc<Context>,
-    workspaces: Store<LustreWorkspace>,
+    workspaces: Workspaces,
+    changes: Changes,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let controller = Controller::new(
@@ -59,8 +60,8 @@ pub(crate) async fn run(
         workspaces,
     });
     // A workspace's change (its shares, its volume, its deletion) wakes the grants naming it.
-    let naming = move |ws: &LustreWorkspace| naming(&grants, ws);
-    wired(&ctx, controller, naming, None, shutdown)
+    let naming = move |ns: &str, name: &str| naming(&grants, ns, name);
+    wired(&ctx, controller, naming, changes, None, shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, cx)
         .for_each(|r| report("LustreWorkspaceGrant", r))
         .await;
@@ -69,9 +70,9 @@ pub(crate) async fn run(
 /// The grants that name a workspace.
 pub(crate) fn naming(
     grants: &Store<LustreWorkspaceGrant>,
-    ws: &LustreWorkspace,
+    ns: &str,
+    name: &str,
 ) -> Vec<ObjectRef<LustreWorkspaceGrant>> {
-    let (ns, name) = (ws.namespace().unwrap_or_default(), ws.name_any());
     grants
         .state()
         .iter()
