@@ -148,8 +148,13 @@ impl WorkspaceMemory {
         });
     }
 
-    /// Keeps the status just written.
+    /// Keeps the status just written, as the API server gives it back (its times to the
+    /// second, `metav1.Time`): compared with the watch's copies, a status kept with the
+    /// nanoseconds of the clock never matched one, and stayed for [`EXPECTED_FOR`].
     pub(crate) fn wrote(&self, uid: &str, status: LustreWorkspaceStatus) {
+        let status = serde_json::to_value(&status)
+            .and_then(serde_json::from_value)
+            .unwrap_or(status);
         self.with(uid, |r| {
             r.written = Some(Box::new((status, std::time::Instant::now())))
         });
@@ -332,15 +337,20 @@ mod tests {
         let memory = WorkspaceMemory::default();
         let mut ws = LustreWorkspace::new("w", Default::default());
         ws.metadata.uid = Some("u".into());
+        let at = jiff::Timestamp::from_nanosecond(1_780_000_000_123_456_789).expect("a time");
         let written = LustreWorkspaceStatus {
             file_system_id: Some("fs-1".into()),
+            ready_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at)),
             ..Default::default()
         };
         memory.wrote("u", written.clone());
         // An older copy (another change delivered first) keeps it.
         memory.delivered(&ws);
         assert!(memory.with("u", |r| r.written.is_some()));
-        ws.status = Some(written);
+        // The API server's copy: its times to the second.
+        let shown = serde_json::to_value(&written).expect("json");
+        ws.status = Some(serde_json::from_value(shown).expect("status"));
+        assert_ne!(ws.status.as_ref(), Some(&written));
         memory.delivered(&ws);
         assert!(memory.with("u", |r| r.written.is_none()));
     }
