@@ -86,8 +86,9 @@ pub async fn run(
 
 /// The workspaces' own watch, kept slim like the caches (see crate::cache) and compact
 /// (crate::kept): the one watch of workspaces in the process. The controllers `beside` this
-/// one (data tasks, backups, grants) hear of every change from it, once the store has it;
-/// the controller takes the applied ones.
+/// one (data tasks, backups, grants) hear of every change from it once the store has applied
+/// it (a relist's objects: as they come, the store replaced when the relist is done, as with
+/// the watches they each ran before); the controller takes the applied ones.
 fn own_watch(
     ctx: &Arc<Context>,
     writer: reflector::store::Writer<Kept>,
