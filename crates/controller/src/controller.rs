@@ -94,10 +94,10 @@ fn own_watch(
     writer: reflector::store::Writer<Kept>,
     beside: [UnboundedSender<ObjectRef<LustreWorkspace>>; 3],
 ) -> impl Stream<Item = Result<Kept, watcher::Error>> + Send + use<> {
-    let (keeping, counting) = (ctx.clone(), ctx.clone());
+    let counting = ctx.clone();
     watcher(scoped::<LustreWorkspace>(ctx), watcher::Config::default())
         .default_backoff()
-        .map_ok(move |event| kept(&keeping, event))
+        .map_ok(kept)
         .reflect(writer)
         .try_filter_map(move |event| {
             // An object of a relist is in the store only once the relist is done: the event,
@@ -166,13 +166,11 @@ fn wired(
         }))
 }
 
-/// A watch event of a workspace, slimmed (see crate::cache), its written status dropped from
-/// memory once shown, and kept compact.
-fn kept(ctx: &Context, event: watcher::Event<LustreWorkspace>) -> watcher::Event<Kept> {
+/// A watch event of a workspace, slimmed (see crate::cache) and kept compact.
+fn kept(event: watcher::Event<LustreWorkspace>) -> watcher::Event<Kept> {
     use watcher::Event;
     let keep = |mut ws: LustreWorkspace| {
         cache::slim(&mut ws);
-        ctx.memory.delivered(&ws);
         Kept::keep(ws)
     };
     match event {
