@@ -9,7 +9,7 @@
 //! | namespaces | the operator's namespaces | metadata (labels decide `allowedNamespaces`) |
 //! | claims | the other claims in the operator's namespaces (a claim is in one of the two) | metadata (owner, labels, deletion), no annotations |
 //! | managed claims | claims labelled managed-by the operator | metadata with the selected-node annotation, StorageClass, phase, conditions ([`crate::slim::Claim`]) |
-//! | volumes | PersistentVolumes labelled managed-by the operator | metadata without annotations, size, CSI source, access modes, claim, zone ([`crate::slim::Volume`]) |
+//! | volumes | PersistentVolumes labelled managed-by the operator | metadata without annotations, size, CSI source, access modes, claim, zone, phase ([`crate::slim::Volume`]) |
 //! | storage classes | StorageClasses labelled managed-by the operator | metadata |
 //!
 //! Managed fields and `last-applied-configuration` are dropped before an object is kept: the
@@ -180,9 +180,9 @@ fn slim_keeping<K: Resource>(keep: &'static [&'static str]) -> impl Fn(&mut K) {
 }
 
 /// Drops a watch's update that, once slimmed, differs from the cached copy in its
-/// `resourceVersion` alone: kube-controller-manager's binding annotations and a volume's
-/// phase, which the caches do not keep, would each wake the workspace for nothing (four
-/// wakes per workspace when its claim binds). The cached copy keeps its older
+/// `resourceVersion` alone (or in what `same` ignores): kube-controller-manager's binding
+/// annotations, which the caches do not keep, and a volume's phase once past `Pending` would
+/// each wake the workspace for nothing (four wakes per workspace when its claim binds). The cached copy keeps its older
 /// `resourceVersion` (nothing reads it: writes are applies and guarded patches, and the
 /// watch resumes from its own). Only updates are dropped: a relist's objects build the new
 /// store, and a deletion always goes through.
@@ -194,8 +194,8 @@ where
     K: Resource + Clone,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    move |event| {
-        let unchanged = match &event {
+    move |mut event| {
+        let unchanged = match &mut event {
             watcher::Event::Apply(new) => store
                 .get(&ObjectRef::from_obj(new))
                 .is_some_and(|old| same_but_version(old.as_ref(), new, same)),
@@ -205,14 +205,14 @@ where
     }
 }
 
-/// Whether `new` is `old` but for its `resourceVersion`.
-fn same_but_version<K: Resource + Clone>(old: &K, new: &K, same: fn(&K, &K) -> bool) -> bool {
-    if old.meta().resource_version == new.meta().resource_version {
-        return same(old, new);
-    }
-    let mut old = old.clone();
-    old.meta_mut().resource_version = new.meta().resource_version.clone();
-    same(&old, new)
+/// Whether `new` is `old` but for its `resourceVersion` (compared with `old`'s put in its
+/// place for a moment, and put back).
+fn same_but_version<K: Resource>(old: &K, new: &mut K, same: fn(&K, &K) -> bool) -> bool {
+    let version = old.meta().resource_version.clone();
+    let own = std::mem::replace(&mut new.meta_mut().resource_version, version);
+    let alike = same(old, new);
+    new.meta_mut().resource_version = own;
+    alike
 }
 
 type Changes<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
@@ -292,7 +292,7 @@ pub(crate) fn streams(ctx: &Context) -> Option<Streams> {
             watcher(Api::<Volume>::all(client.clone()), managed.clone())
                 .default_backoff()
                 .modify(slim_keeping(&[]))
-                .try_filter_map(news(ctx.caches.volumes.clone(), PartialEq::eq))
+                .try_filter_map(news(ctx.caches.volumes.clone(), Volume::reads_alike))
                 .reflect(w.volumes)
                 .touched_objects(),
         ),
@@ -382,47 +382,62 @@ mod tests {
         assert_eq!(pvc.metadata.managed_fields, None);
     }
 
-    /// A volume update that changes only what the cache does not keep (its phase, an
-    /// annotation: the `resourceVersion` alone once slimmed) is dropped; one that changes a
-    /// kept field, a deletion and a relist's objects go through.
+    /// A volume update that changes only what the operator does not read (an annotation: the
+    /// `resourceVersion` alone once slimmed; its phase among those past `Pending`) is dropped;
+    /// one that changes a kept field or leaves `Pending`, a deletion and a relist's objects go
+    /// through.
     #[tokio::test]
     async fn only_updates_that_change_what_is_kept_go_through() {
         let (store, mut writer) = reflector::store::<Volume>();
-        let volume = |rv: &str, claim: Option<&str>| {
+        let volume = |rv: &str, claim: Option<&str>, phase: &str| {
             let mut pv: Volume = serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "pv", "resourceVersion": rv,
                              "annotations": {"pv.kubernetes.io/bound-by-controller": "yes"}},
                 "spec": {"claimRef": claim.map(|c| serde_json::json!({"name": c, "namespace": "ml"}))},
-                "status": {"phase": "Bound"}
+                "status": {"phase": phase}
             }))
             .expect("pv");
             slim_keeping::<Volume>(&[])(&mut pv);
             pv
         };
-        writer.apply_watcher_event(&watcher::Event::Apply(volume("1", None)));
-        let mut news = news(store.clone(), PartialEq::eq);
+        writer.apply_watcher_event(&watcher::Event::Apply(volume("1", None, "Pending")));
+        let mut news = news(store.clone(), Volume::reads_alike);
         let passes = |e: watcher::Event<Volume>, news: &mut dyn FnMut(_) -> _| {
             let r: std::future::Ready<Result<Option<watcher::Event<Volume>>, watcher::Error>> =
                 news(e);
             r.into_inner().expect("never fails").is_some()
         };
-        assert!(!passes(watcher::Event::Apply(volume("2", None)), &mut news));
-        assert!(passes(
-            watcher::Event::Apply(volume("3", Some("c"))),
+        assert!(!passes(
+            watcher::Event::Apply(volume("2", None, "Pending")),
             &mut news
         ));
-        assert!(passes(watcher::Event::Delete(volume("4", None)), &mut news));
+        // The binder has seen it: the claim can be made.
+        let available = volume("3", None, "Available");
+        assert!(passes(watcher::Event::Apply(available.clone()), &mut news));
+        writer.apply_watcher_event(&watcher::Event::Apply(available));
+        assert!(!passes(
+            watcher::Event::Apply(volume("4", None, "Bound")),
+            &mut news
+        ));
         assert!(passes(
-            watcher::Event::InitApply(volume("5", None)),
+            watcher::Event::Apply(volume("4", Some("c"), "Bound")),
+            &mut news
+        ));
+        assert!(passes(
+            watcher::Event::Delete(volume("5", None, "Bound")),
+            &mut news
+        ));
+        assert!(passes(
+            watcher::Event::InitApply(volume("6", None, "Bound")),
             &mut news
         ));
         // A volume the cache does not hold yet goes through.
-        let mut other = volume("6", None);
+        let mut other = volume("7", None, "Pending");
         other.metadata.name = Some("other".into());
         assert!(passes(watcher::Event::Apply(other), &mut news));
         // The cached copy is left as it was by a dropped update.
         let cached = store.get(&ObjectRef::new("pv")).expect("cached");
-        assert_eq!(cached.metadata.resource_version.as_deref(), Some("1"));
+        assert_eq!(cached.metadata.resource_version.as_deref(), Some("3"));
     }
 
     /// A watch that stops before its first list lets the waiters go, not ready.

@@ -160,7 +160,7 @@ fn wired(
         })
         // Kept current for the reconciles' reads; a StorageClass wakes no workspace.
         .watches_stream(caches.storage_classes, |_| None)
-        .reconcile_on(poller_wakes(wake).map(move |r| {
+        .reconcile_on(crate::beside::received(wake).map(move |r| {
             m6.woke("poller", 1);
             kept_ref(&r)
         }))
@@ -279,13 +279,6 @@ fn in_namespace(workspaces: &Store<Kept>, name: &str) -> Vec<ObjectRef<Kept>> {
         .filter(|ws| ws.metadata.namespace.as_deref() == Some(name))
         .map(|ws| ObjectRef::from_obj(&**ws))
         .collect()
-}
-
-fn poller_wakes(wake: Wake) -> impl Stream<Item = ObjectRef<LustreWorkspace>> {
-    futures::stream::unfold(
-        wake,
-        |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
-    )
 }
 
 type Reconciled = Result<

@@ -7,11 +7,9 @@
 //! are four strings each. As JSON the same spec and status are one allocation of about a
 //! third of that; decoding it costs a reconcile microseconds, and a reconcile reads it once.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store};
 use lustre_api::constants::reason::OVER_BUDGET;
 use lustre_api::{LustreWorkspace, LustreWorkspaceSpec, LustreWorkspaceStatus};
@@ -84,11 +82,6 @@ impl Kept {
             status,
         })
     }
-
-    /// The size of the JSON kept (for tests and measurements).
-    pub fn body_len(&self) -> usize {
-        self.body.len()
-    }
 }
 
 /// Read as a `LustreWorkspace` (the watch's answers), kept as [`Kept`].
@@ -98,28 +91,7 @@ impl<'de> Deserialize<'de> for Kept {
     }
 }
 
-impl Resource for Kept {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
-    fn kind(_: &()) -> Cow<'_, str> {
-        LustreWorkspace::kind(&())
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        LustreWorkspace::group(&())
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        LustreWorkspace::version(&())
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        LustreWorkspace::plural(&())
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+resource_as!(Kept, LustreWorkspace, k8s_openapi::NamespaceResourceScope);
 
 /// A workspace's reference as the kept store's.
 pub(crate) fn kept_ref(r: &ObjectRef<LustreWorkspace>) -> ObjectRef<Kept> {
@@ -135,11 +107,6 @@ impl Workspaces {
     pub fn get(&self, r: &ObjectRef<LustreWorkspace>) -> Option<Arc<LustreWorkspace>> {
         let kept = self.0.get(&kept_ref(r))?;
         decoded(&kept).map(Arc::new)
-    }
-
-    /// Whether the workspace named is cached.
-    pub fn contains(&self, r: &ObjectRef<LustreWorkspace>) -> bool {
-        self.0.get(&kept_ref(r)).is_some()
     }
 
     /// Every workspace as kept (metadata and facts; [`Kept::workspace`] for the rest).

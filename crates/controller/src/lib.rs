@@ -10,6 +10,37 @@
 //! other namespaces accept; [`pods`] counts the pods that use each claim
 //! (the idle clock of an expiry).
 
+/// `kube::Resource` for a type the watch caches keep in place of `$full` (slim volumes and
+/// claims, the compact workspace store): the API coordinates of `$full`, its own metadata.
+macro_rules! resource_as {
+    ($kept:ty, $full:ty, $scope:ty) => {
+        impl kube::Resource for $kept {
+            type DynamicType = ();
+            type Scope = $scope;
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                <$full as kube::Resource>::kind(&())
+            }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                <$full as kube::Resource>::group(&())
+            }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                <$full as kube::Resource>::version(&())
+            }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                <$full as kube::Resource>::plural(&())
+            }
+            fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(
+                &mut self,
+            ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
 mod act;
 pub mod backups;
 mod beside;

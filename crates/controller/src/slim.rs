@@ -5,24 +5,34 @@
 //! the operator's heap (docs/benchmarks.md). Reads turn one back into the full type with
 //! [`Volume::full`] / [`Claim::full`].
 
-use std::borrow::Cow;
-
 use k8s_openapi::api::core::v1::{
     CSIPersistentVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeClaim,
     PersistentVolumeClaimCondition, PersistentVolumeClaimSpec, PersistentVolumeClaimStatus,
-    PersistentVolumeSpec, VolumeNodeAffinity,
+    PersistentVolumeSpec, PersistentVolumeStatus, VolumeNodeAffinity,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-/// A `PersistentVolume`: its metadata and the spec fields the operator reads.
+/// A `PersistentVolume`: its metadata, the spec fields the operator reads and its phase.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct Volume {
     #[serde(default)]
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub spec: VolumeSpec,
+    #[serde(default)]
+    pub status: VolumeStatus,
+}
+
+/// A volume's phase: kube-controller-manager's binder moves it from `Pending` once it has
+/// seen the volume. The volumes' cache keeps an update that moves it only among the phases
+/// past `Pending` (Available, Bound, Released) from waking anything (see
+/// [`Volume::reads_alike`]): read it for "past `Pending`" only.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct VolumeStatus {
+    #[serde(default)]
+    pub phase: Option<String>,
 }
 
 /// What of a volume's spec the operator reads: its size, its CSI source (the file system),
@@ -58,6 +68,13 @@ pub struct Csi {
 }
 
 impl Volume {
+    /// Whether the two differ in nothing the operator reads: metadata, spec, and whether the
+    /// binder has seen the volume.
+    pub fn reads_alike(a: &Self, b: &Self) -> bool {
+        let pending = |v: &Self| v.status.phase.as_deref().is_none_or(|p| p == "Pending");
+        a.metadata == b.metadata && a.spec == b.spec && pending(a) == pending(b)
+    }
+
     /// The volume as a `PersistentVolume` with the fields kept.
     pub fn full(&self) -> PersistentVolume {
         let s = &self.spec;
@@ -83,7 +100,10 @@ impl Volume {
                 node_affinity: s.node_affinity.as_deref().cloned(),
                 ..Default::default()
             }),
-            status: None,
+            status: Some(PersistentVolumeStatus {
+                phase: self.status.phase.clone(),
+                ..Default::default()
+            }),
         }
     }
 }
@@ -174,34 +194,6 @@ impl Claim {
             }),
         }
     }
-}
-
-/// `kube::Resource` for a slim type, with the API coordinates of the full one.
-macro_rules! resource_as {
-    ($slim:ty, $full:ty, $scope:ty) => {
-        impl kube::Resource for $slim {
-            type DynamicType = ();
-            type Scope = $scope;
-            fn kind(_: &()) -> Cow<'_, str> {
-                <$full as k8s_openapi::Resource>::KIND.into()
-            }
-            fn group(_: &()) -> Cow<'_, str> {
-                <$full as k8s_openapi::Resource>::GROUP.into()
-            }
-            fn version(_: &()) -> Cow<'_, str> {
-                <$full as k8s_openapi::Resource>::VERSION.into()
-            }
-            fn plural(_: &()) -> Cow<'_, str> {
-                <$full as k8s_openapi::Resource>::URL_PATH_SEGMENT.into()
-            }
-            fn meta(&self) -> &ObjectMeta {
-                &self.metadata
-            }
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
-            }
-        }
-    };
 }
 
 resource_as!(Volume, PersistentVolume, k8s_openapi::ClusterResourceScope);

@@ -206,20 +206,19 @@ fn repositories_condition(i: &Inputs) -> Cond {
 
 fn volume_condition(i: &Inputs) -> Cond {
     let claim = claim_name(i.workspace);
-    if i.kube.claim_taken {
-        return no(
+    match (&i.kube.claim, &i.kube.volume) {
+        _ if i.kube.claim_taken => no(
             reason::CLAIM_CONFLICT,
             format!("claim {claim} exists and is not this workspace's"),
-        );
-    }
-    match &i.kube.claim {
-        Some(c) if c.bound => yes(reason::READY, format!("claim {claim} is bound")),
-        Some(_) => no(
+        ),
+        (Some(c), _) if c.bound => yes(reason::READY, format!("claim {claim} is bound")),
+        (Some(_), _) => no(
             reason::CREATING,
             format!("claim {claim} is waiting to bind"),
         ),
-        None if i.kube.volume.is_some() => no(reason::CREATING, "creating the claim"),
-        None => no(
+        (None, Some(v)) if !v.available => no(reason::CREATING, crate::plan::volume_wait(i)),
+        (None, Some(_)) => no(reason::CREATING, "creating the claim"),
+        (None, None) => no(
             reason::WAITING,
             "waiting for the file system and its data repositories",
         ),

@@ -19,16 +19,16 @@ use crate::status::desired_status;
 /// How long the status of a brief step stays unwritten at most (see [`unshown`]).
 pub(crate) const BRIEF: Duration = Duration::from_secs(5);
 
-/// Steps that Kubernetes itself ends within a moment as a rule: a new claim binding, a
-/// deleted claim leaving pvc-protection, a deleted volume leaving pv-protection. The status of
-/// one is written only once it has lasted [`BRIEF`] (a claim a pod holds, a binder that lags),
-/// so the status goes from the step before to the step after in one write: CREATING → Ready,
-/// Ready → the file system DELETING. Returns how long the step stays unshown still, `None`
+/// Steps that Kubernetes itself ends within a moment as a rule: a new volume becoming
+/// Available, a new claim binding, a deleted claim leaving pvc-protection, a deleted volume
+/// leaving pv-protection. The status of one is written only once it has lasted [`BRIEF`] (a
+/// claim a pod holds, a binder that lags), so the status goes from the step before to the step
+/// after in one write: CREATING → Ready, Ready → the file system DELETING. Returns how long the step stays unshown still, `None`
 /// when its status is to be written now.
 pub(crate) fn unshown(ctx: &Context, ws: &LustreWorkspace, action: &Action) -> Option<Duration> {
     let brief = matches!(
         action,
-        Action::Wait(Wait::ClaimBinding | Wait::ClaimInUse)
+        Action::Wait(Wait::VolumeAvailable | Wait::ClaimBinding | Wait::ClaimInUse)
             | Action::DeleteClaim
             | Action::DeleteVolume
     );

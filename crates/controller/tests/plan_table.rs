@@ -226,6 +226,7 @@ fn bound() -> KubeView {
             zone: None,
             capacity_gib: 2400,
             file_system_id: "fs-0123456789abcdef0".into(),
+            available: true,
         }),
         claim: Some(ClaimView {
             bound: true,
@@ -638,6 +639,7 @@ fn the_lifecycle_table() {
                     zone: None,
                     capacity_gib: 1200,
                     file_system_id: "fs-0123456789abcdef0".into(),
+                    available: true,
                 }),
                 ..bound()
             },
@@ -651,6 +653,20 @@ fn the_lifecycle_table() {
             ..row("crash between PV and PVC: the claim", |a| {
                 *a == Action::ApplyClaim
             })
+        },
+        Row {
+            kube: KubeView {
+                volume: bound().volume.map(|v| VolumeView {
+                    available: false,
+                    ..v
+                }),
+                claim: None,
+                ..bound()
+            },
+            ..row(
+                "the claim once the binder has seen the volume (Available)",
+                |a| *a == Action::Wait(Wait::VolumeAvailable),
+            )
         },
         Row {
             kube: KubeView {
@@ -2110,6 +2126,7 @@ fn zones_pick_the_subnet_and_keep_pods_in_the_file_systems_zone() {
             capacity_gib: 2400,
             file_system_id: "fs-0123456789abcdef0".into(),
             zone: zone.map(str::to_string),
+            available: true,
         }),
         ..bound()
     };
@@ -2222,6 +2239,7 @@ fn intelligent_tiering_is_created_by_throughput_and_grows_by_throughput() {
             capacity_gib: 1,
             file_system_id: "fs-0123456789abcdef0".into(),
             zone: None,
+            available: true,
         }),
         ..bound()
     };

@@ -17,15 +17,16 @@ use crate::error::Cause;
 use crate::observe::{Observed, claim_view};
 use crate::plan::{self, ClaimView, VolumeView};
 
-/// Server-side apply as the operator's field manager, taking over fields others set.
-async fn apply<K>(api: Api<K>, object: &K) -> Result<(), Cause>
+/// Server-side apply as the operator's field manager, taking over fields others set; the
+/// object as the API server answers.
+async fn apply<K>(api: Api<K>, object: &K) -> Result<K, Cause>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&object.name_any(), &params, &Patch::Apply(object))
-        .await?;
-    Ok(())
+    Ok(api
+        .patch(&object.name_any(), &params, &Patch::Apply(object))
+        .await?)
 }
 
 pub(super) async fn apply_storage_class(ctx: &Context, o: &Observed) -> Result<Outcome, Cause> {
@@ -53,11 +54,12 @@ pub(super) async fn apply_volume(
         .as_ref()
         .and_then(|c| c.storage_class.as_deref());
     let pv = builders::persistent_volume(ws, class, fs, zone, claim_class);
-    apply(Api::<PersistentVolume>::all(ctx.client.clone()), &pv).await?;
+    let applied = apply(Api::<PersistentVolume>::all(ctx.client.clone()), &pv).await?;
     Ok(Outcome::Volume(Some(VolumeView {
         capacity_gib: builders::volume_gib(fs),
         file_system_id: fs.id.clone(),
         zone: zone.map(str::to_string),
+        available: crate::observe::seen_by_binder(&applied),
     })))
 }
 

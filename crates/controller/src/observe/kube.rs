@@ -254,7 +254,17 @@ fn volume_view(pv: &PersistentVolume) -> VolumeView {
             .unwrap_or(0),
         zone: builders::affinity_zone(&spec),
         file_system_id: spec.csi.map(|c| c.volume_handle).unwrap_or_default(),
+        available: seen_by_binder(pv),
     }
+}
+
+/// Whether kube-controller-manager's binder has seen the volume: it moves a new volume's
+/// phase from `Pending` (set by the API server) to `Available` once stored.
+pub(crate) fn seen_by_binder(pv: &PersistentVolume) -> bool {
+    pv.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|p| p != "Pending")
 }
 
 /// What matters of a claim the workspace owns.

@@ -23,6 +23,9 @@ pub enum Wait {
     FileSystemDeleting,
     /// Associations CREATING / UPDATING / DELETING.
     Associations,
+    /// The volume is not Available yet (kube-controller-manager's binder has not seen it):
+    /// the claim is made after.
+    VolumeAvailable,
     /// The claim is not Bound yet.
     ClaimBinding,
     /// The claim is deleting but pods still use it (pvc-protection).
@@ -343,7 +346,7 @@ impl Action {
             poll,
         };
         match self {
-            Self::Wait(Wait::ClaimBinding) => recheck(1),
+            Self::Wait(Wait::VolumeAvailable | Wait::ClaimBinding) => recheck(1),
             // The volume was deleted but a finalizer still holds it (pv-protection): the
             // volumes' watch wakes the workspace when it goes.
             Self::DeleteVolume => recheck(1),

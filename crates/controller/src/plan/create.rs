@@ -332,24 +332,38 @@ fn associations(i: &Inputs, class: &LustreWorkspaceClass, fs: &FileSystem) -> Pl
     Continue(())
 }
 
-/// The StorageClass, the PersistentVolume naming the file system at its size, the claim,
-/// bound.
+/// The StorageClass, the PersistentVolume naming the file system at its size, the claim once
+/// the binder has seen the volume, bound.
 fn kubernetes(i: &Inputs, fs: &FileSystem, zone: Option<&str>) -> Action {
     if !i.kube.storage_class {
         return Action::ApplyStorageClass;
     }
-    match &i.kube.volume {
+    let available = match &i.kube.volume {
         Some(v)
             if v.file_system_id == fs.id
                 && v.capacity_gib == crate::builders::volume_gib(fs)
-                && v.zone.as_deref() == zone => {}
+                && v.zone.as_deref() == zone =>
+        {
+            v.available
+        }
         _ => return Action::ApplyVolume,
-    }
+    };
     match &i.kube.claim {
+        // The binder binds a claim naming a volume it has not stored yet only at its next
+        // resync (15 s by default): the claim comes once the volume is Available.
+        None if !available => Action::Wait(Wait::VolumeAvailable),
         None => Action::ApplyClaim,
         Some(c) if !c.bound => Action::Wait(Wait::ClaimBinding),
         Some(_) => Action::Ready,
     }
+}
+
+/// The status of [`Wait::VolumeAvailable`].
+pub fn volume_wait(i: &Inputs) -> String {
+    format!(
+        "volume {} is not Available yet: the claim is made once kube-controller-manager has seen it",
+        crate::builders::volume_name(i.workspace)
+    )
 }
 
 /// Whether the class admits a namespace with these labels (no selector: every namespace).

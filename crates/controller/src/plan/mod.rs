@@ -29,7 +29,7 @@ use lustre_cloud::{DataRepositoryAssociation, FileSystem, SecurityGroup};
 
 pub use action::{Action, After, Kind, Poll, Recheck, Stopped, Wait};
 pub use cleanup::{deletion_policy, next_cleanup_action};
-pub use create::{adoption_refused, may_adopt, namespace_admitted, next_action};
+pub use create::{adoption_refused, may_adopt, namespace_admitted, next_action, volume_wait};
 
 /// Reasons of the Events about steps (a Normal one when an AWS change is made, a Warning when
 /// a step fails).
@@ -158,6 +158,10 @@ pub struct VolumeView {
     pub file_system_id: String,
     /// The zone its node affinity keeps pods in (none: no affinity).
     pub zone: Option<String>,
+    /// Its phase is past `Pending`: kube-controller-manager's binder has it in its own store.
+    /// A claim naming a volume the binder has not stored yet waits for the binder's resync
+    /// (15 s by default) to bind, so the claim is made only once this is true.
+    pub available: bool,
 }
 
 /// What matters of the PersistentVolumeClaim.
