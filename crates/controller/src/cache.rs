@@ -182,10 +182,10 @@ fn slim_keeping<K: Resource>(keep: &'static [&'static str]) -> impl Fn(&mut K) {
 /// Drops a watch's update that, once slimmed, differs from the cached copy in its
 /// `resourceVersion` alone (or in what `same` ignores): kube-controller-manager's binding
 /// annotations, which the caches do not keep, and a volume's phase once past `Pending` would
-/// each wake the workspace for nothing (four wakes per workspace when its claim binds). The cached copy keeps its older
-/// `resourceVersion` (nothing reads it: writes are applies and guarded patches, and the
-/// watch resumes from its own). Only updates are dropped: a relist's objects build the new
-/// store, and a deletion always goes through.
+/// each wake the workspace for nothing (four wakes per workspace when its claim binds). The
+/// cached copy keeps its older `resourceVersion` (nothing reads it: writes are applies and
+/// guarded patches, and the watch resumes from its own). Only updates are dropped: a relist's
+/// objects build the new store, and a deletion always goes through.
 fn news<K>(
     store: Store<K>,
     same: fn(&K, &K) -> bool,

@@ -212,12 +212,9 @@ fn volume_condition(i: &Inputs) -> Cond {
             format!("claim {claim} exists and is not this workspace's"),
         ),
         (Some(c), _) if c.bound => yes(reason::READY, format!("claim {claim} is bound")),
-        (Some(_), _) => no(
-            reason::CREATING,
-            format!("claim {claim} is waiting to bind"),
-        ),
-        (None, Some(v)) if !v.available => no(reason::CREATING, crate::plan::volume_wait(i)),
-        (None, Some(_)) => no(reason::CREATING, "creating the claim"),
+        // One status for both waits on the binder (see `write::unshown`).
+        (None, Some(v)) if v.available => no(reason::CREATING, "creating the claim"),
+        (Some(_), _) | (None, Some(_)) => no(reason::CREATING, crate::plan::binding_wait(i)),
         (None, None) => no(
             reason::WAITING,
             "waiting for the file system and its data repositories",

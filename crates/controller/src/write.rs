@@ -32,9 +32,15 @@ pub(crate) fn unshown(ctx: &Context, ws: &LustreWorkspace, action: &Action) -> O
             | Action::DeleteClaim
             | Action::DeleteVolume
     );
+    // The volume's wait to be Available and the claim's to bind are one wait on the binder:
+    // one clock, one status.
+    let step = match action {
+        Action::Wait(Wait::VolumeAvailable) => &Action::Wait(Wait::ClaimBinding),
+        other => other,
+    };
     let since = ctx
         .memory
-        .brief_since(&ws.uid().unwrap_or_default(), brief.then_some(action))?;
+        .brief_since(&ws.uid().unwrap_or_default(), brief.then_some(step))?;
     BRIEF
         .checked_sub(since.elapsed())
         .filter(|left| !left.is_zero())

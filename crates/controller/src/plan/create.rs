@@ -358,10 +358,12 @@ fn kubernetes(i: &Inputs, fs: &FileSystem, zone: Option<&str>) -> Action {
     }
 }
 
-/// The status of [`Wait::VolumeAvailable`].
-pub fn volume_wait(i: &Inputs) -> String {
+/// The status of [`Wait::VolumeAvailable`] and [`Wait::ClaimBinding`]: both wait for
+/// kube-controller-manager's binder.
+pub fn binding_wait(i: &Inputs) -> String {
     format!(
-        "volume {} is not Available yet: the claim is made once kube-controller-manager has seen it",
+        "waiting for kube-controller-manager to bind claim {} to volume {}",
+        super::claim_name(i.workspace),
         crate::builders::volume_name(i.workspace)
     )
 }

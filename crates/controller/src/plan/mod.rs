@@ -29,7 +29,7 @@ use lustre_cloud::{DataRepositoryAssociation, FileSystem, SecurityGroup};
 
 pub use action::{Action, After, Kind, Poll, Recheck, Stopped, Wait};
 pub use cleanup::{deletion_policy, next_cleanup_action};
-pub use create::{adoption_refused, may_adopt, namespace_admitted, next_action, volume_wait};
+pub use create::{adoption_refused, binding_wait, may_adopt, namespace_admitted, next_action};
 
 /// Reasons of the Events about steps (a Normal one when an AWS change is made, a Warning when
 /// a step fails).
