@@ -396,7 +396,8 @@ fn in_phase(workspaces: &reflector::Store<LustreWorkspace>, phase: &str) -> usiz
 }
 
 /// From AVAILABLE (and from the operator's first sight of it) to each claim Bound, and that
-/// last span cut where the claim appears: the operator's part (poll answer → claim made) and
+/// last span cut where the claim appears: the operator's part (poll answer → claim made; it
+/// includes the binder's first look at the volume, which the claim waits for) and
 /// Kubernetes' (claim made → Bound, kube-controller-manager's PV binder on a real control
 /// plane).
 fn ready_figures(

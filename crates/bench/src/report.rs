@@ -80,7 +80,7 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
             "baselines: noticing is that answer",
         ),
         only(
-            "… of which poll answer → claim made (the operator) / claim made → Bound (Kubernetes), p50 / p99, ms",
+            "… of which poll answer → claim made (the operator, and the binder's first look at the volume) / claim made → Bound (Kubernetes), p50 / p99, ms",
             split(o),
             "",
         ),
@@ -181,7 +181,7 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
         },
     ));
     out.push_str(&both(
-        "… of which poll answer → claim made (the operator) / claim made → Bound (Kubernetes), p50 / p99, ms",
+        "… of which poll answer → claim made (the operator, and the binder's first look at the volume) / claim made → Bound (Kubernetes), p50 / p99, ms",
         &split,
     ));
     out.push_str(&both(
