@@ -211,13 +211,8 @@ fn zone_affinity(zone: &str) -> VolumeNodeAffinity {
 }
 
 /// The zone a volume's node affinity names, if it has one of ours.
-pub fn affinity_zone(spec: &PersistentVolumeSpec) -> Option<String> {
-    let terms = &spec
-        .node_affinity
-        .as_ref()?
-        .required
-        .as_ref()?
-        .node_selector_terms;
+pub fn affinity_zone(affinity: Option<&VolumeNodeAffinity>) -> Option<String> {
+    let terms = &affinity?.required.as_ref()?.node_selector_terms;
     let expressions = terms.first()?.match_expressions.as_ref()?;
     let e = expressions.iter().find(|e| e.key == ZONE_LABEL)?;
     e.values.as_ref()?.first().cloned()
@@ -314,7 +309,10 @@ mod tests {
     fn volume_is_what_the_csi_driver_mounts() {
         let pv = persistent_volume(&ws(), &class(), &fs(), Some("us-east-1b"), None);
         let spec = pv.spec.expect("spec");
-        assert_eq!(affinity_zone(&spec).as_deref(), Some("us-east-1b"));
+        assert_eq!(
+            affinity_zone(spec.node_affinity.as_ref()).as_deref(),
+            Some("us-east-1b")
+        );
         let csi = spec.csi.expect("csi");
         assert_eq!(csi.driver, "fsx.csi.aws.com");
         assert_eq!(csi.volume_handle, "fs-0123456789abcdef0");

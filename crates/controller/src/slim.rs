@@ -67,12 +67,23 @@ pub struct Csi {
     pub volume_attributes: Option<Vec<(String, String)>>,
 }
 
+/// Whether kube-controller-manager's binder has seen a volume of this phase: it moves a new
+/// volume's phase from `Pending` (set by the API server) once it has stored the volume, and
+/// binds a claim naming the volume only after that.
+pub fn seen_by_binder(phase: Option<&str>) -> bool {
+    phase.is_some_and(|p| p != "Pending")
+}
+
 impl Volume {
+    /// Whether the binder has seen this volume ([`seen_by_binder`]).
+    pub fn seen_by_binder(&self) -> bool {
+        seen_by_binder(self.status.phase.as_deref())
+    }
+
     /// Whether the two differ in nothing the operator reads: metadata, spec, and whether the
     /// binder has seen the volume.
     pub fn reads_alike(a: &Self, b: &Self) -> bool {
-        let pending = |v: &Self| v.status.phase.as_deref().is_none_or(|p| p == "Pending");
-        a.metadata == b.metadata && a.spec == b.spec && pending(a) == pending(b)
+        a.metadata == b.metadata && a.spec == b.spec && a.seen_by_binder() == b.seen_by_binder()
     }
 
     /// The volume as a `PersistentVolume` with the fields kept.

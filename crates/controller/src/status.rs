@@ -447,9 +447,10 @@ pub fn desired_status(
             .volume
             .as_ref()
             .map(|_| crate::builders::volume_name(ws)),
-        // Once the volume exists: the claim follows it once the binder has seen the volume,
-        // in the same wait (a name of its own would be one more write on a loaded cluster).
-        claim_name: (i.kube.claim.is_some() || (i.kube.volume.is_some() && !i.kube.claim_taken))
+        // Once the volume exists (not while deleting, when it can outlive its claim): the claim
+        // follows it in the same wait (a write of its own would show nothing new).
+        claim_name: (i.kube.claim.is_some()
+            || (i.kube.volume.is_some() && !i.kube.claim_taken && !deleting))
             .then(|| claim_name(ws)),
         data_repositories: reported::repository_statuses(i),
         estimated_monthly_cost: class

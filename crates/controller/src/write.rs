@@ -19,28 +19,32 @@ use crate::status::desired_status;
 /// How long the status of a brief step stays unwritten at most (see [`unshown`]).
 pub(crate) const BRIEF: Duration = Duration::from_secs(5);
 
-/// Steps that Kubernetes itself ends within a moment as a rule: a new volume becoming
-/// Available, a new claim binding, a deleted claim leaving pvc-protection, a deleted volume
-/// leaving pv-protection. The status of one is written only once it has lasted [`BRIEF`] (a
-/// claim a pod holds, a binder that lags), so the status goes from the step before to the step
-/// after in one write: CREATING → Ready, Ready → the file system DELETING. Returns how long the step stays unshown still, `None`
-/// when its status is to be written now.
-pub(crate) fn unshown(ctx: &Context, ws: &LustreWorkspace, action: &Action) -> Option<Duration> {
-    let brief = matches!(
-        action,
-        Action::Wait(Wait::VolumeAvailable | Wait::ClaimBinding | Wait::ClaimInUse)
+impl Action {
+    /// The clock of a brief step, `None` for the others. Brief steps are those Kubernetes
+    /// itself ends within a moment as a rule: a new volume becoming Available, a new claim
+    /// binding, a deleted claim leaving pvc-protection, a deleted volume leaving
+    /// pv-protection. The volume's wait to be Available and the claim's to bind are one wait
+    /// on the binder: one clock, one status.
+    pub(crate) fn brief_clock(&self) -> Option<&Action> {
+        match self {
+            Action::Wait(Wait::VolumeAvailable) => Some(&Action::Wait(Wait::ClaimBinding)),
+            Action::Wait(Wait::ClaimBinding | Wait::ClaimInUse)
             | Action::DeleteClaim
-            | Action::DeleteVolume
-    );
-    // The volume's wait to be Available and the claim's to bind are one wait on the binder:
-    // one clock, one status.
-    let step = match action {
-        Action::Wait(Wait::VolumeAvailable) => &Action::Wait(Wait::ClaimBinding),
-        other => other,
-    };
+            | Action::DeleteVolume => Some(self),
+            _ => None,
+        }
+    }
+}
+
+/// The status of a brief step ([`Action::brief_clock`]) is written only once it has lasted
+/// [`BRIEF`] (a claim a pod holds, a binder that lags), so the status goes from the step
+/// before to the step after in one write: CREATING → Ready, Ready → the file system
+/// DELETING. Returns how long the step stays unshown still, `None` when its status is to be
+/// written now.
+pub(crate) fn unshown(ctx: &Context, ws: &LustreWorkspace, action: &Action) -> Option<Duration> {
     let since = ctx
         .memory
-        .brief_since(&ws.uid().unwrap_or_default(), brief.then_some(step))?;
+        .brief_since(&ws.uid().unwrap_or_default(), action.brief_clock())?;
     BRIEF
         .checked_sub(since.elapsed())
         .filter(|left| !left.is_zero())

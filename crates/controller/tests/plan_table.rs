@@ -1578,6 +1578,44 @@ fn status_when_ready_names_everything_a_pod_and_gitops_need() {
 }
 
 #[test]
+fn status_names_the_claim_once_its_volume_exists_but_not_one_gone_while_deleting() {
+    let unseen = |delete| Row {
+        kube: KubeView {
+            volume: bound().volume.map(|v| VolumeView {
+                available: false,
+                ..v
+            }),
+            claim: None,
+            ..bound()
+        },
+        delete,
+        ..row("volume, no claim", |_| true)
+    };
+    // Waiting on the binder: the claim follows the volume in the same wait.
+    let (action, s) = status_for(&unseen(false), None, "2026-11-25T10:00:00Z");
+    assert_eq!(action, Action::Wait(Wait::VolumeAvailable));
+    assert_eq!(s.claim_name.as_deref(), Some("train"));
+    // Deleting, the claim gone and the volume still held: no claim is named.
+    let (action, s) = status_for(&unseen(true), None, "2026-11-25T10:00:00Z");
+    assert_ne!(action, Action::Wait(Wait::VolumeAvailable));
+    assert_eq!(s.claim_name, None);
+    // Taken by someone else's claim: not named as the workspace's.
+    let taken = Row {
+        kube: KubeView {
+            claim_taken: true,
+            ..unseen(false).kube
+        },
+        ..unseen(false)
+    };
+    assert_eq!(
+        status_for(&taken, None, "2026-11-25T10:00:00Z")
+            .1
+            .claim_name,
+        None
+    );
+}
+
+#[test]
 fn status_while_creating_and_after_a_failure() {
     let r = Row {
         fs: Some(fs(Lifecycle::Creating, 2400)),

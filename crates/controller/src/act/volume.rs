@@ -59,7 +59,9 @@ pub(super) async fn apply_volume(
         capacity_gib: builders::volume_gib(fs),
         file_system_id: fs.id.clone(),
         zone: zone.map(str::to_string),
-        available: crate::observe::seen_by_binder(&applied),
+        available: crate::slim::seen_by_binder(
+            applied.status.as_ref().and_then(|s| s.phase.as_deref()),
+        ),
     })))
 }
 

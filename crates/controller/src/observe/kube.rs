@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolumeClaim};
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -157,7 +157,7 @@ fn volume_of(ctx: &Context, ws: &LustreWorkspace, uid: &str) -> Option<VolumeVie
         .caches
         .volumes
         .get(&ObjectRef::new(&builders::volume_name(ws)))
-        .map(|pv| volume_view(&pv.full()));
+        .map(|pv| volume_view(&pv));
     let expected = ctx.memory.volume_expected(uid, |e| match e {
         Expected::Made(_) => cached.is_some(),
         Expected::Gone => cached.is_none(),
@@ -243,28 +243,22 @@ async fn claim_of(
     Ok((false, claim))
 }
 
-fn volume_view(pv: &PersistentVolume) -> VolumeView {
-    let spec = pv.spec.clone().unwrap_or_default();
+fn volume_view(pv: &crate::slim::Volume) -> VolumeView {
+    let spec = &pv.spec;
     VolumeView {
         capacity_gib: spec
             .capacity
             .as_ref()
-            .and_then(|c| c.get("storage"))
             .and_then(builders::parse_gib)
             .unwrap_or(0),
-        zone: builders::affinity_zone(&spec),
-        file_system_id: spec.csi.map(|c| c.volume_handle).unwrap_or_default(),
-        available: seen_by_binder(pv),
+        zone: builders::affinity_zone(spec.node_affinity.as_deref()),
+        file_system_id: spec
+            .csi
+            .as_ref()
+            .map(|c| c.volume_handle.clone())
+            .unwrap_or_default(),
+        available: pv.seen_by_binder(),
     }
-}
-
-/// Whether kube-controller-manager's binder has seen the volume: it moves a new volume's
-/// phase from `Pending` (set by the API server) to `Available` once stored.
-pub(crate) fn seen_by_binder(pv: &PersistentVolume) -> bool {
-    pv.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .is_some_and(|p| p != "Pending")
 }
 
 /// What matters of a claim the workspace owns.

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::plan::{self, AwsView, ClassLookup, Hook, HookView, Inputs, KubeView};
 use crate::poller::Follower;
 
-pub(crate) use self::kube::{Class, claim_view, resolve_class, seen_by_binder};
+pub(crate) use self::kube::{Class, claim_view, resolve_class};
 
 /// Everything observed for one workspace.
 #[derive(Debug)]
