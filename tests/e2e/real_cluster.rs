@@ -172,6 +172,39 @@ impl RealCluster {
             .collect()
     }
 
+    /// When `user` first did `verb` on `resource` (`persistentvolumeclaims`, or with its
+    /// subresource: `persistentvolumeclaims/status`) `name` (or `namespace/name`) and
+    /// succeeded: a create's request time (the object exists from then on for the asker),
+    /// else when the API server answered.
+    pub fn first(
+        &self,
+        user: &str,
+        verb: &str,
+        resource: &str,
+        name: &str,
+    ) -> Option<jiff::Timestamp> {
+        let (resource, sub) = resource.split_once('/').unwrap_or((resource, ""));
+        let (namespace, name) = name.split_once('/').unwrap_or(("", name));
+        let at = if verb == "create" {
+            "requestReceivedTimestamp"
+        } else {
+            "stageTimestamp"
+        };
+        self.audit_of(user)
+            .into_iter()
+            .find(|a| {
+                a["verb"] == verb
+                    && a["objectRef"]["resource"] == resource
+                    && (sub.is_empty() || a["objectRef"]["subresource"] == sub)
+                    && a["objectRef"]["name"] == name
+                    && (namespace.is_empty() || a["objectRef"]["namespace"] == namespace)
+                    && a["responseStatus"]["code"]
+                        .as_u64()
+                        .is_some_and(|c| c < 300)
+            })
+            .and_then(|a| a[at].as_str()?.parse().ok())
+    }
+
     /// Polls `f` until it holds, within `limit`; panics with `what` and the last value.
     pub async fn until<F, Fut, T>(&self, what: &str, limit: Duration, mut f: F) -> T
     where
@@ -312,6 +345,8 @@ pub async fn sim_aws_with(timing: crate::support::Timing) -> SimOnLoopback {
 pub const OPERATOR_NS: &str = "lustre-system";
 pub const RELEASE: &str = "lustre-operator";
 pub const OPERATOR_USER: &str = "system:serviceaccount:lustre-system:lustre-operator";
+/// kube-controller-manager's PersistentVolume binder.
+pub const BINDER: &str = "system:serviceaccount:kube-system:persistent-volume-binder";
 
 /// The operator with the args the installed Deployment gives it (its metrics address and poll
 /// interval replaced for a test), authenticated as the chart's ServiceAccount with a

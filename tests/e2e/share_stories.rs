@@ -9,6 +9,8 @@ use crate::support::*;
 
 const CURATED: &str = "deploymentType: PERSISTENT_2\nstorageCapacityGiB: 1200\nperUnitStorageThroughput: 125\nshares:\n- {namespace: team-a, subPath: /imagenet, claimName: imagenet}\n- {namespace: team-b, readOnly: false}\n- {namespace: team-c}";
 
+const DEFAULT_STORAGE_CLASS: &str = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: block-default\n  annotations: {storageclass.kubernetes.io/is-default-class: \"true\"}\nprovisioner: ebs.csi.aws.com\n";
+
 fn grant(ns: &str) -> String {
     format!(
         "apiVersion: workspaces.lustre.dev/v1alpha1\nkind: LustreWorkspaceGrant\nmetadata: {{name: curated, namespace: {ns}}}\nspec: {{fromNamespace: ml, workspace: curated}}\n"
@@ -59,6 +61,12 @@ async fn a_dataset_shared_with_two_namespaces_one_read_only_at_a_sub_path() {
     let mount = e.jsonpath("lws/curated", "{.status.mountName}").await;
     let fs = e.jsonpath("lws/curated", "{.status.fileSystemId}").await;
 
+    // Most clusters have a default StorageClass, which kube-apiserver gives a claim that
+    // names none: a share's volume and claim name the workspace volume's class themselves
+    // (and keep its mount options), or the claim would show a block-storage class.
+    e.ok_with_input(&["apply", "-f", "-"], DEFAULT_STORAGE_CLASS)
+        .await;
+
     // Two namespaces accept; team-c does not.
     e.ok_with_input(&["apply", "-f", "-"], &grant("team-a"))
         .await;
@@ -75,7 +83,31 @@ async fn a_dataset_shared_with_two_namespaces_one_read_only_at_a_sub_path() {
         ])
         .await;
     }
+    let source = e.jsonpath("lws/curated", "{.status.volumeName}").await;
+    let source: Value =
+        serde_json::from_str(&e.ok(&["get", "pv", &source, "-o", "json"]).await).expect("pv json");
     let a = volume_of(&e, "team-a", "imagenet").await;
+    for field in ["storageClassName", "mountOptions"] {
+        assert!(!source["spec"][field].is_null(), "{source:#}");
+        assert_eq!(a["spec"][field], source["spec"][field], "{field}");
+    }
+    let class = e
+        .ok(&[
+            "get",
+            "pvc",
+            "imagenet",
+            "-n",
+            "team-a",
+            "-o",
+            "jsonpath={.spec.storageClassName}",
+        ])
+        .await;
+    assert_eq!(
+        class,
+        source["spec"]["storageClassName"]
+            .as_str()
+            .unwrap_or_default()
+    );
     assert_eq!(
         a["spec"]["csi"]["volumeAttributes"]["mountname"],
         format!("{mount}/imagenet")

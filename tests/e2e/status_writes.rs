@@ -10,6 +10,7 @@ use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use lustre_api::LustreWorkspace;
 
+use crate::real_cluster::{BINDER, OPERATOR_USER};
 use crate::support::*;
 
 /// Each distinct status a watch of workspace `name` saw, in order (phase, Ready's reason and
@@ -131,44 +132,15 @@ async fn a_workspaces_life_is_its_nine_minimal_writes() {
 /// the volume, and otherwise not before its resync (15 s by default): the operator creates
 /// the claim after the binder has written the volume's first phase (from the audit log).
 fn claim_made_once_the_binder_has_the_volume(e: &E2e, volume: &str) {
-    let binder = "system:serviceaccount:kube-system:persistent-volume-binder";
-    let at = |entries: Vec<serde_json::Value>, verb: &str, resource: &str, name: &str| {
-        entries
-            .into_iter()
-            .find(|a| {
-                a["verb"] == verb
-                    && a["objectRef"]["resource"] == resource
-                    && a["objectRef"]["name"] == name
-                    && a["responseStatus"]["code"]
-                        .as_u64()
-                        .is_some_and(|c| c < 300)
-            })
-            .and_then(|a| {
-                a[if verb == "create" {
-                    "requestReceivedTimestamp"
-                } else {
-                    "stageTimestamp"
-                }]
-                .as_str()
-                .map(str::to_string)
-            })
-            .unwrap_or_else(|| panic!("no {verb} of {resource} {name} in the audit log"))
-    };
-    let seen = at(
-        e.real().audit_of(binder),
-        "update",
-        "persistentvolumes",
-        volume,
-    );
-    let made = at(
-        e.real().audit_of(crate::real_cluster::OPERATOR_USER),
-        "create",
-        "persistentvolumeclaims",
-        "life",
-    );
-    let time = |t: &str| t.parse::<jiff::Timestamp>().expect("an audit time");
+    let real = e.real();
+    let seen = real
+        .first(BINDER, "update", "persistentvolumes", volume)
+        .expect("the binder's first write of the volume in the audit log");
+    let made = real
+        .first(OPERATOR_USER, "create", "persistentvolumeclaims", "life")
+        .expect("the claim's creation in the audit log");
     assert!(
-        time(&made) > time(&seen),
+        made > seen,
         "claim created at {made}, before the binder wrote the volume's phase at {seen}"
     );
 }

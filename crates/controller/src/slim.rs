@@ -36,8 +36,9 @@ pub struct VolumeStatus {
 }
 
 /// What of a volume's spec the operator reads: its size, its CSI source (the file system),
-/// its access modes, the claim it is for and the zone its pods are kept in. Maps are kept as
-/// pairs: a `BTreeMap` takes half a kilobyte however few entries it holds.
+/// its access modes, the claim it is for and the zone its pods are kept in, and what a share's
+/// volume copies from it (its StorageClass and mount options). Maps are kept as pairs: a
+/// `BTreeMap` takes half a kilobyte however few entries it holds.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSpec {
@@ -52,6 +53,10 @@ pub struct VolumeSpec {
     pub claim_ref: Option<Box<ObjectReference>>,
     #[serde(default)]
     pub node_affinity: Option<Box<VolumeNodeAffinity>>,
+    #[serde(default)]
+    pub storage_class_name: Option<String>,
+    #[serde(default)]
+    pub mount_options: Option<Vec<String>>,
 }
 
 /// The CSI source of a Lustre volume: the driver, the file system, read-only or not, and the
@@ -109,6 +114,8 @@ impl Volume {
                 access_modes: s.access_modes.clone(),
                 claim_ref: s.claim_ref.as_deref().cloned(),
                 node_affinity: s.node_affinity.as_deref().cloned(),
+                storage_class_name: s.storage_class_name.clone(),
+                mount_options: s.mount_options.clone(),
                 ..Default::default()
             }),
             status: Some(PersistentVolumeStatus {
@@ -227,6 +234,7 @@ mod tests {
             "spec": {
                 "capacity": {"storage": "1200Gi"}, "accessModes": ["ReadWriteMany"],
                 "mountOptions": ["flock"], "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "lustre-standard",
                 "claimRef": {"namespace": "ml", "name": "train"},
                 "csi": {"driver": "fsx.csi.aws.com", "volumeHandle": "fs-1",
                         "volumeAttributes": {"dnsname": "d", "mountname": "m"}},
@@ -245,6 +253,9 @@ mod tests {
         assert_eq!(got.access_modes, want.access_modes);
         assert_eq!(got.claim_ref, want.claim_ref);
         assert_eq!(got.node_affinity, want.node_affinity);
+        // What a share's volume copies from the workspace's.
+        assert_eq!(got.storage_class_name, want.storage_class_name);
+        assert_eq!(got.mount_options, want.mount_options);
         assert_eq!(full.metadata, pv.metadata);
         assert_eq!(
             Volume::url_path(&(), None),
