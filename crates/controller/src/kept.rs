@@ -1,13 +1,14 @@
 //! The workspaces as the operator's own watch keeps them ([`Kept`]): the metadata as a
 //! struct (what wakes, sweeps and look-ups by name read), the spec and status as one JSON
-//! buffer, decoded when a reconcile or a look-up reads the workspace ([`Workspaces`]).
+//! buffer, decoded when a reconcile or a look-up reads the workspace ([`Workspaces`]), kept
+//! compressed against recent workspaces' ([`crate::packed`]).
 //!
 //! A workspace kept whole took about 4.2 KB of heap (heaptrack at 1,000 workspaces,
 //! docs/benchmarks.md): 1,440 bytes inline before a string is set, and its conditions alone
 //! are four strings each. As JSON the same spec and status are one allocation of about a
 //! third of that; decoding it costs a reconcile microseconds, and a reconcile reads it once.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -15,13 +16,18 @@ use lustre_api::constants::reason::OVER_BUDGET;
 use lustre_api::{LustreWorkspace, LustreWorkspaceSpec, LustreWorkspaceStatus};
 use serde::{Deserialize, Serialize};
 
+use crate::packed::{Packed, Packer};
+
+/// The reference the kept workspaces' JSON is compressed with.
+static BODIES: LazyLock<Packer> = LazyLock::new(Packer::new);
+
 /// A workspace as kept: its metadata, what the wakes ask of every workspace at once
 /// ([`Facts`]), and its spec and status as JSON.
 #[derive(Clone, Debug)]
 pub struct Kept {
     pub metadata: ObjectMeta,
     pub facts: Facts,
-    body: Box<[u8]>,
+    body: Packed,
 }
 
 /// What a class change, or a deletion freeing room in a budget, asks of every workspace:
@@ -69,13 +75,17 @@ impl Kept {
         Self {
             metadata: ws.metadata,
             facts,
-            body: body.into_boxed_slice(),
+            body: BODIES.pack(&body),
         }
     }
 
     /// The workspace whole again.
     pub fn workspace(&self) -> Result<LustreWorkspace, serde_json::Error> {
-        let Body { spec, status } = serde_json::from_slice(&self.body)?;
+        let body = self
+            .body
+            .unpack()
+            .map_err(<serde_json::Error as serde::de::Error>::custom)?;
+        let Body { spec, status } = serde_json::from_slice(&body)?;
         Ok(LustreWorkspace {
             metadata: self.metadata.clone(),
             spec,

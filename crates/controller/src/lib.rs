@@ -56,6 +56,7 @@ pub mod kept;
 pub mod memory;
 pub mod metrics;
 mod observe;
+pub mod packed;
 pub mod plan;
 pub mod pods;
 pub mod poller;

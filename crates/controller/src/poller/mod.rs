@@ -5,13 +5,15 @@
 //! workspaces whose observation changed. No workspace polls AWS on its own timer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kube::runtime::reflector::ObjectRef;
 use lustre_api::LustreWorkspace;
 use lustre_cloud::{Cloud, DataRepositoryAssociation, FileSystem, Lifecycle};
 use tokio::sync::mpsc;
+
+use crate::packed::{Packed, Packer};
 
 /// What the cache knows of one file system.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -20,27 +22,26 @@ pub struct Observation {
     pub associations: Vec<DataRepositoryAssociation>,
 }
 
-/// An observation as the cache keeps it, its JSON: a described file system took about 2 KB
-/// of structs and strings (its tags a `BTreeMap`), its JSON about 1 KB (heaptrack at 1,000
-/// workspaces), and the cache holds one per workspace (docs/benchmarks.md). Every read already cloned the observation; it now
-/// decodes it. Two observations are equal when their JSON is (fields in declaration order,
-/// tags sorted).
+/// An observation as the cache keeps it, its JSON compressed ([`crate::packed`]): a described
+/// file system took about 2 KB of structs and strings (its tags a `BTreeMap`), its JSON about
+/// 1.2 KB, and the cache holds one per workspace (docs/benchmarks.md). Every read already
+/// cloned the observation; it now decodes it. Two observations are equal when their JSON is
+/// (fields in declaration order, tags sorted).
 #[derive(Debug, PartialEq)]
-struct Kept(Box<[u8]>);
+struct Kept(Packed);
+
+/// The reference the observations are compressed with ([`crate::packed`]).
+static OBSERVATIONS: LazyLock<Packer> = LazyLock::new(Packer::new);
 
 impl Kept {
     /// An observation that cannot be encoded is kept empty, and read as not cached (the
     /// reconcile describes the file system).
     fn of(observation: &Observation) -> Self {
-        Self(
-            serde_json::to_vec(observation)
-                .unwrap_or_default()
-                .into_boxed_slice(),
-        )
+        Self(OBSERVATIONS.pack(&serde_json::to_vec(observation).unwrap_or_default()))
     }
 
     fn observation(&self) -> Option<Observation> {
-        serde_json::from_slice(&self.0).ok()
+        serde_json::from_slice(&self.0.unpack().ok()?).ok()
     }
 }
 
