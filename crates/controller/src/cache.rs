@@ -121,21 +121,23 @@ impl Caches {
         self.ready.send_replace(Some(ok));
     }
 
-    /// Reads a claim's metadata from whichever of the two claim caches holds it (its
-    /// operator label decides which; while the label changes it may be in both for a moment,
-    /// the watches being separate streams, and the unlabelled one's copy is read).
+    /// Reads a claim's metadata from whichever of the two claim caches holds it, and whether
+    /// that is the cache of claims labelled managed-by the operator (its operator label
+    /// decides which; while the label changes it may be in both for a moment, the watches
+    /// being separate streams, and the unlabelled one's copy is read). The managed claims'
+    /// labels are not in their metadata ([`crate::slim::Labels`]).
     pub(crate) fn claim_meta<R>(
         &self,
         namespace: &str,
         name: &str,
-        read: impl FnOnce(&ObjectMeta) -> R,
+        read: impl FnOnce(&ObjectMeta, bool) -> R,
     ) -> Option<R> {
         if let Some(m) = self.claims.get(&ObjectRef::new(name).within(namespace)) {
-            return Some(read(&m.metadata));
+            return Some(read(&m.metadata, false));
         }
         self.managed_claims
             .get(&ObjectRef::new(name).within(namespace))
-            .map(|c| read(&c.metadata))
+            .map(|c| read(&c.metadata, true))
     }
 }
 
@@ -365,7 +367,12 @@ mod tests {
         slim_keeping(&[])(&mut pv);
         assert_eq!(pv.metadata.annotations, None);
         assert_eq!(pv.metadata.managed_fields, None);
-        assert_eq!(pv.labels().len(), 1);
+        // The labels are kept apart, as pairs.
+        assert_eq!(pv.metadata.labels, None);
+        assert_eq!(
+            pv.labels.get(labels::MANAGED_BY_KEY),
+            Some(labels::MANAGED_BY_VALUE)
+        );
         let mut pvc: Claim =
             serde_json::from_value(serde_json::json!({"metadata": meta})).expect("pvc");
         slim_keeping(&[crate::builders::SELECTED_NODE_ANNOTATION])(&mut pvc);

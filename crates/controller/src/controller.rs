@@ -246,7 +246,7 @@ fn owner<K: Resource>(obj: &K) -> Vec<ObjectRef<Kept>> {
 
 /// The workspace a volume was made for (its labels name it), if it is still known.
 fn of_volume(workspaces: &Store<Kept>, pv: &crate::slim::Volume) -> Option<ObjectRef<Kept>> {
-    let l = pv.labels();
+    let l = &pv.labels;
     let r =
         ObjectRef::new(l.get(labels::WORKSPACE_NAME)?).within(l.get(labels::WORKSPACE_NAMESPACE)?);
     workspaces.get(&r).map(|_| r)

@@ -256,7 +256,7 @@ pub(crate) async fn run(ctx: std::sync::Arc<Context>, pods: std::sync::Arc<PodUs
 /// caches (one look per claim, however many workspaces there are).
 fn wake(ctx: &Context, claims: &[ClaimKey]) {
     for (ns, name) in claims {
-        ctx.caches.claim_meta(ns, name, |m| {
+        ctx.caches.claim_meta(ns, name, |m, _| {
             let owners = m.owner_references.iter().flatten();
             for owner in owners.filter(|o| o.kind == "LustreWorkspace") {
                 ctx.poller

@@ -3,7 +3,8 @@
 //! 3 KB before a field is set (most of it volume sources a Lustre volume never has), and a
 //! reconcile reads five of its fields; at 10,000 workspaces the full objects were a fifth of
 //! the operator's heap (docs/benchmarks.md). Reads turn one back into the full type with
-//! [`Volume::full`] / [`Claim::full`].
+//! [`Volume::full`] / [`Claim::full`]. Their labels are kept apart from the metadata, as
+//! [`Labels`]: read them with `labels.get`, never `ResourceExt::labels` (empty here).
 
 use k8s_openapi::api::core::v1::{
     CSIPersistentVolumeSource, ObjectReference, PersistentVolume, PersistentVolumeClaim,
@@ -14,15 +15,116 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-/// A `PersistentVolume`: its metadata, the spec fields the operator reads and its phase.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+/// A `PersistentVolume`: its metadata (its labels apart), the spec fields the operator reads
+/// and its phase.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(from = "Wire<VolumeSpec, VolumeStatus>")]
 pub struct Volume {
-    #[serde(default)]
     pub metadata: ObjectMeta,
-    #[serde(default)]
+    pub labels: Labels,
     pub spec: VolumeSpec,
-    #[serde(default)]
     pub status: VolumeStatus,
+}
+
+/// An object as the API server sends it; its labels are taken out of its metadata.
+#[derive(Deserialize)]
+struct Wire<S, T> {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: S,
+    #[serde(default)]
+    status: T,
+}
+
+impl From<Wire<VolumeSpec, VolumeStatus>> for Volume {
+    fn from(mut w: Wire<VolumeSpec, VolumeStatus>) -> Self {
+        Self {
+            labels: Labels::take(&mut w.metadata),
+            metadata: w.metadata,
+            spec: w.spec,
+            status: w.status,
+        }
+    }
+}
+
+impl From<Wire<ClaimSpec, ClaimStatus>> for Claim {
+    fn from(mut w: Wire<ClaimSpec, ClaimStatus>) -> Self {
+        Self {
+            labels: Labels::take(&mut w.metadata),
+            metadata: w.metadata,
+            spec: w.spec,
+            status: w.status,
+        }
+    }
+}
+
+/// Label keys kept without a copy of their own (the operator's).
+const KNOWN_KEYS: [&str; 6] = [
+    lustre_api::constants::labels::MANAGED_BY_KEY,
+    lustre_api::constants::labels::WORKSPACE_NAME,
+    lustre_api::constants::labels::WORKSPACE_NAMESPACE,
+    lustre_api::constants::labels::WORKSPACE_UID,
+    lustre_api::constants::labels::CLASS,
+    crate::shares::GRANT_UID_LABEL,
+];
+
+/// A label's key: one of the operator's ([`KNOWN_KEYS`]), or any other.
+#[derive(Clone, Debug, PartialEq)]
+enum Key {
+    Known(&'static str),
+    Other(Box<str>),
+}
+
+impl Key {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Known(k) => k,
+            Key::Other(k) => k,
+        }
+    }
+}
+
+/// An object's labels as pairs, the operator's keys not copied: the operator's five labels
+/// took about 0.8 KB per cached volume and claim as a `BTreeMap` (a node of 536 B and ten
+/// strings; jemalloc heap profile at 10,000 workspaces, docs/benchmarks.md), about 0.3 KB so.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Labels(Box<[(Key, Box<str>)]>);
+
+impl Labels {
+    /// Takes the labels out of `metadata`, all of them.
+    fn take(metadata: &mut ObjectMeta) -> Self {
+        let pairs = metadata.labels.take().unwrap_or_default().into_iter();
+        Self(
+            pairs
+                .map(|(k, v)| {
+                    let key = match KNOWN_KEYS.iter().find(|known| **known == k) {
+                        Some(known) => Key::Known(known),
+                        None => Key::Other(k.into()),
+                    };
+                    (key, v.into())
+                })
+                .collect(),
+        )
+    }
+
+    /// The value of label `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| &**v)
+    }
+
+    /// The labels as metadata has them.
+    fn map(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        (!self.0.is_empty()).then(|| {
+            self.0
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_string()))
+                .collect()
+        })
+    }
 }
 
 /// A volume's phase: kube-controller-manager's binder moves it from `Pending` once it has
@@ -88,14 +190,20 @@ impl Volume {
     /// Whether the two differ in nothing the operator reads: metadata, spec, and whether the
     /// binder has seen the volume.
     pub fn reads_alike(a: &Self, b: &Self) -> bool {
-        a.metadata == b.metadata && a.spec == b.spec && a.seen_by_binder() == b.seen_by_binder()
+        a.metadata == b.metadata
+            && a.labels == b.labels
+            && a.spec == b.spec
+            && a.seen_by_binder() == b.seen_by_binder()
     }
 
     /// The volume as a `PersistentVolume` with the fields kept.
     pub fn full(&self) -> PersistentVolume {
         let s = &self.spec;
         PersistentVolume {
-            metadata: self.metadata.clone(),
+            metadata: ObjectMeta {
+                labels: self.labels.map(),
+                ..self.metadata.clone()
+            },
             spec: Some(PersistentVolumeSpec {
                 capacity: s
                     .capacity
@@ -169,15 +277,14 @@ mod pairs {
     }
 }
 
-/// A `PersistentVolumeClaim`: its metadata, its StorageClass, its phase and its conditions
-/// (`Unused`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+/// A `PersistentVolumeClaim`: its metadata (its labels apart), its StorageClass, its phase
+/// and its conditions (`Unused`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(from = "Wire<ClaimSpec, ClaimStatus>")]
 pub struct Claim {
-    #[serde(default)]
     pub metadata: ObjectMeta,
-    #[serde(default)]
+    pub labels: Labels,
     pub spec: ClaimSpec,
-    #[serde(default)]
     pub status: ClaimStatus,
 }
 
@@ -200,7 +307,10 @@ impl Claim {
     /// The claim as a `PersistentVolumeClaim` with the fields kept.
     pub fn full(&self) -> PersistentVolumeClaim {
         PersistentVolumeClaim {
-            metadata: self.metadata.clone(),
+            metadata: ObjectMeta {
+                labels: self.labels.map(),
+                ..self.metadata.clone()
+            },
             spec: Some(PersistentVolumeClaimSpec {
                 storage_class_name: self.spec.storage_class_name.clone(),
                 ..Default::default()
@@ -230,7 +340,8 @@ mod tests {
     fn the_slim_types_read_what_the_full_ones_hold_and_address_the_same_api() {
         let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": "lustre-x", "labels": {"a": "b"}},
+            "metadata": {"name": "lustre-x", "labels": {"a": "b", "workspaces.lustre.dev/uid": "u-1",
+                                                        "app.kubernetes.io/managed-by": "lustre-operator"}},
             "spec": {
                 "capacity": {"storage": "1200Gi"}, "accessModes": ["ReadWriteMany"],
                 "mountOptions": ["flock"], "persistentVolumeReclaimPolicy": "Retain",
@@ -246,6 +357,16 @@ mod tests {
         .expect("pv");
         let slim: Volume =
             serde_json::from_value(serde_json::to_value(&pv).expect("json")).expect("slim pv");
+        // Labels are kept apart from the metadata, read by key, and given back whole.
+        assert_eq!(slim.metadata.labels, None);
+        assert_eq!(slim.labels.get("workspaces.lustre.dev/uid"), Some("u-1"));
+        assert_eq!(slim.labels.get("a"), Some("b"));
+        assert_eq!(slim.labels.get("workspaces.lustre.dev/class"), None);
+        assert!(
+            matches!(slim.labels.0[1].0, Key::Known(_)),
+            "{:?}",
+            slim.labels
+        );
         let full = slim.full();
         let (want, got) = (pv.spec.clone().expect("spec"), full.spec.expect("spec"));
         assert_eq!(got.capacity, want.capacity);

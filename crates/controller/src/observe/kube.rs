@@ -124,9 +124,9 @@ fn shares_of(ctx: &Context, ws: &LustreWorkspace, uid: &str) -> Vec<lustre_api::
                 .managed_claims
                 .get(&ObjectRef::new(&claim_name).within(&share.namespace));
             let bound = claim.is_some_and(|c| {
-                c.labels().get(labels::WORKSPACE_UID).map(String::as_str) == Some(uid)
-                    && grant.as_ref().and_then(|g| g.uid()).as_ref()
-                        == c.labels().get(crate::shares::GRANT_UID_LABEL)
+                c.labels.get(labels::WORKSPACE_UID) == Some(uid)
+                    && grant.as_ref().and_then(|g| g.uid()).as_deref()
+                        == c.labels.get(crate::shares::GRANT_UID_LABEL)
                     && claim_view(&c.full()).bound
             });
             lustre_api::ShareStatus {
@@ -145,8 +145,8 @@ pub(super) fn shared_of(ctx: &Context, uid: &str) -> Vec<String> {
         .managed_claims
         .state()
         .iter()
-        .filter(|c| c.labels().get(labels::WORKSPACE_UID).map(String::as_str) == Some(uid))
-        .filter(|c| c.labels().contains_key(crate::shares::GRANT_UID_LABEL))
+        .filter(|c| c.labels.get(labels::WORKSPACE_UID) == Some(uid))
+        .filter(|c| c.labels.get(crate::shares::GRANT_UID_LABEL).is_some())
         .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
         .collect()
 }
@@ -185,14 +185,10 @@ async fn claim_of(
     let full = caches
         .managed_claims
         .get(&ObjectRef::new(&name).within(&ns));
-    let seen = caches.claim_meta(&ns, &name, |m| {
+    let seen = caches.claim_meta(&ns, &name, |m, managed| {
         (
             m.owner_references.iter().flatten().any(|r| r.uid == uid),
-            m.labels
-                .as_ref()
-                .and_then(|l| l.get(labels::MANAGED_BY_KEY))
-                .map(String::as_str)
-                == Some(labels::MANAGED_BY_VALUE),
+            managed,
             m.deletion_timestamp.is_some(),
         )
     });

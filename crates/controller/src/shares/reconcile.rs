@@ -89,7 +89,7 @@ fn source_volume(cx: &GrantCtx, ws: &LustreWorkspace) -> Option<Arc<PersistentVo
         .caches
         .volumes
         .get(&ObjectRef::new(&crate::builders::volume_name(ws)))?;
-    (pv.labels().get(labels::WORKSPACE_UID) == ws.uid().as_ref()).then(|| Arc::new(pv.full()))
+    (pv.labels.get(labels::WORKSPACE_UID) == ws.uid().as_deref()).then(|| Arc::new(pv.full()))
 }
 
 /// Nothing is (or stays) made: `phase` for `note`, the share's objects removed first.
@@ -145,7 +145,7 @@ pub(crate) async fn revoke(cx: &GrantCtx, g: &LustreWorkspaceGrant) -> Result<bo
         .state()
         .into_iter()
         .filter(|c| c.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|c| c.labels().get(GRANT_UID_LABEL) == Some(&uid))
+        .filter(|c| c.labels.get(GRANT_UID_LABEL) == Some(uid.as_str()))
         .filter(|c| c.owner_references().iter().any(|o| o.uid == uid))
         .collect();
     for c in made {
@@ -156,7 +156,7 @@ pub(crate) async fn revoke(cx: &GrantCtx, g: &LustreWorkspaceGrant) -> Result<bo
     }
     let volume = objects::volume_name(g);
     if let Some(pv) = cx.ctx.caches.volumes.get(&ObjectRef::new(&volume))
-        && pv.labels().get(GRANT_UID_LABEL) == Some(&uid)
+        && pv.labels.get(GRANT_UID_LABEL) == Some(uid.as_str())
     {
         held = true;
         if pv.meta().deletion_timestamp.is_none() {
