@@ -43,8 +43,9 @@ pub(crate) enum Expected<V> {
 /// How long an expectation outlives the write it follows.
 pub(crate) const EXPECTED_FOR: Duration = Duration::from_secs(30);
 
-/// An expectation and when it was set.
-type Expectation<V> = Option<(Expected<V>, std::time::Instant)>;
+/// An expectation and when it was set (boxed: it is there only between a write and the
+/// watch that shows it, and every workspace's entry has room for two).
+type Expectation<V> = Option<Box<(Expected<V>, std::time::Instant)>>;
 
 /// The open expectation, dropped when `met` says the cache shows it or it is too old.
 fn open<V: Clone>(
@@ -52,8 +53,9 @@ fn open<V: Clone>(
     met: impl FnOnce(&Expected<V>) -> bool,
 ) -> Option<Expected<V>> {
     match slot.take() {
-        Some((e, at)) if at.elapsed() < EXPECTED_FOR && !met(&e) => {
-            *slot = Some((e.clone(), at));
+        Some(open) if open.1.elapsed() < EXPECTED_FOR && !met(&open.0) => {
+            let e = open.0.clone();
+            *slot = Some(open);
             Some(e)
         }
         _ => None,
@@ -193,12 +195,16 @@ impl WorkspaceMemory {
 
     /// Keeps what this process just did to the workspace's claim.
     pub(crate) fn expect_claim(&self, uid: &str, e: Expected<crate::plan::ClaimView>) {
-        self.with(uid, |r| r.claim = Some((e, std::time::Instant::now())));
+        self.with(uid, |r| {
+            r.claim = Some(Box::new((e, std::time::Instant::now())))
+        });
     }
 
     /// Keeps what this process just did to the workspace's volume.
     pub(crate) fn expect_volume(&self, uid: &str, e: Expected<crate::plan::VolumeView>) {
-        self.with(uid, |r| r.volume = Some((e, std::time::Instant::now())));
+        self.with(uid, |r| {
+            r.volume = Some(Box::new((e, std::time::Instant::now())))
+        });
     }
 
     /// The claim's open expectation (see [`Expected`]).
@@ -368,7 +374,10 @@ mod tests {
         assert_eq!(memory.claim_expected("u", |_| false), None);
         // Too old: dropped, whatever the cache shows.
         memory.with("u", |r| {
-            r.claim = Some((Expected::Deleting, std::time::Instant::now() - EXPECTED_FOR))
+            r.claim = Some(Box::new((
+                Expected::Deleting,
+                std::time::Instant::now() - EXPECTED_FOR,
+            )))
         });
         assert_eq!(memory.claim_expected("u", |_| false), None);
     }
