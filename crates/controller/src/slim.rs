@@ -37,27 +37,24 @@ struct Wire<S, T> {
     status: T,
 }
 
-impl From<Wire<VolumeSpec, VolumeStatus>> for Volume {
-    fn from(mut w: Wire<VolumeSpec, VolumeStatus>) -> Self {
-        Self {
-            labels: Labels::take(&mut w.metadata),
-            metadata: w.metadata,
-            spec: w.spec,
-            status: w.status,
+/// The kept type from what the API server sent, its labels taken out of its metadata.
+macro_rules! from_wire {
+    ($kept:ty, $spec:ty, $status:ty) => {
+        impl From<Wire<$spec, $status>> for $kept {
+            fn from(mut w: Wire<$spec, $status>) -> Self {
+                Self {
+                    labels: Labels::take(&mut w.metadata),
+                    metadata: w.metadata,
+                    spec: w.spec,
+                    status: w.status,
+                }
+            }
         }
-    }
+    };
 }
 
-impl From<Wire<ClaimSpec, ClaimStatus>> for Claim {
-    fn from(mut w: Wire<ClaimSpec, ClaimStatus>) -> Self {
-        Self {
-            labels: Labels::take(&mut w.metadata),
-            metadata: w.metadata,
-            spec: w.spec,
-            status: w.status,
-        }
-    }
-}
+from_wire!(Volume, VolumeSpec, VolumeStatus);
+from_wire!(Claim, ClaimSpec, ClaimStatus);
 
 /// Label keys kept without a copy of their own (the operator's).
 const KNOWN_KEYS: [&str; 6] = [

@@ -287,6 +287,18 @@ struct Row {
     expect: fn(&Action) -> bool,
 }
 
+/// The volume made, not yet seen by kube-controller-manager's binder; no claim yet.
+fn volume_unseen_by_the_binder() -> KubeView {
+    KubeView {
+        volume: bound().volume.map(|v| VolumeView {
+            available: false,
+            ..v
+        }),
+        claim: None,
+        ..bound()
+    }
+}
+
 fn row(name: &'static str, expect: fn(&Action) -> bool) -> Row {
     Row {
         name,
@@ -655,14 +667,7 @@ fn the_lifecycle_table() {
             })
         },
         Row {
-            kube: KubeView {
-                volume: bound().volume.map(|v| VolumeView {
-                    available: false,
-                    ..v
-                }),
-                claim: None,
-                ..bound()
-            },
+            kube: volume_unseen_by_the_binder(),
             ..row(
                 "the claim once the binder has seen the volume (Available)",
                 |a| *a == Action::Wait(Wait::VolumeAvailable),
@@ -1580,14 +1585,7 @@ fn status_when_ready_names_everything_a_pod_and_gitops_need() {
 #[test]
 fn status_names_the_claim_once_its_volume_exists_but_not_one_gone_while_deleting() {
     let unseen = |delete| Row {
-        kube: KubeView {
-            volume: bound().volume.map(|v| VolumeView {
-                available: false,
-                ..v
-            }),
-            claim: None,
-            ..bound()
-        },
+        kube: volume_unseen_by_the_binder(),
         delete,
         ..row("volume, no claim", |_| true)
     };
