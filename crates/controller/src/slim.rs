@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// A `PersistentVolume`: its metadata (its labels apart), the spec fields the operator reads
 /// and its phase.
@@ -84,7 +84,8 @@ impl Key {
 
 /// An object's labels as pairs, the operator's keys not copied: the operator's five labels
 /// took about 0.8 KB per cached volume and claim as a `BTreeMap` (a node of 536 B and ten
-/// strings; jemalloc heap profile at 10,000 workspaces, docs/benchmarks.md), about 0.3 KB so.
+/// strings; jemalloc heap profile at 10,000 workspaces, docs/benchmarks.md); as pairs about
+/// 0.3 KB (estimated from the sizes, not measured apart).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Labels(Box<[(Key, Box<str>)]>);
 
@@ -128,7 +129,7 @@ impl Labels {
 /// seen the volume. The volumes' cache keeps an update that moves it only among the phases
 /// past `Pending` (Available, Bound, Released) from waking anything (see
 /// [`Volume::reads_alike`]): read it for "past `Pending`" only.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct VolumeStatus {
     #[serde(default)]
     pub phase: Option<String>,
@@ -138,11 +139,11 @@ pub struct VolumeStatus {
 /// its access modes, the claim it is for and the zone its pods are kept in, and what a share's
 /// volume copies from it (its StorageClass and mount options). Maps are kept as pairs: a
 /// `BTreeMap` takes half a kilobyte however few entries it holds.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeSpec {
     /// `capacity.storage`, the one capacity a volume has.
-    #[serde(default, with = "storage")]
+    #[serde(default, deserialize_with = "storage::deserialize")]
     pub capacity: Option<Quantity>,
     #[serde(default)]
     pub csi: Option<Box<Csi>>,
@@ -160,14 +161,14 @@ pub struct VolumeSpec {
 
 /// The CSI source of a Lustre volume: the driver, the file system, read-only or not, and the
 /// attributes the driver mounts (DNS name, mount name).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Csi {
     pub driver: String,
     pub volume_handle: String,
     #[serde(default)]
     pub read_only: Option<bool>,
-    #[serde(default, with = "pairs")]
+    #[serde(default, deserialize_with = "pairs::deserialize")]
     pub volume_attributes: Option<Vec<(String, String)>>,
 }
 
@@ -231,22 +232,16 @@ impl Volume {
     }
 }
 
-/// A volume's `capacity` map read for its `storage` entry, written back as that map.
+/// A volume's `capacity` map read for its `storage` entry.
 mod storage {
     use std::collections::BTreeMap;
 
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Quantity>, D::Error> {
         let map = Option::<BTreeMap<String, Quantity>>::deserialize(d)?;
         Ok(map.and_then(|mut m| m.remove("storage")))
-    }
-
-    pub fn serialize<S: Serializer>(q: &Option<Quantity>, s: S) -> Result<S::Ok, S::Error> {
-        q.as_ref()
-            .map(|q| BTreeMap::from([("storage", q)]))
-            .serialize(s)
     }
 }
 
@@ -254,7 +249,7 @@ mod storage {
 mod pairs {
     use std::collections::BTreeMap;
 
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::{Deserialize, Deserializer};
 
     type Pairs = Option<Vec<(String, String)>>;
 
@@ -265,12 +260,6 @@ mod pairs {
             pairs.shrink_to_fit();
             pairs
         }))
-    }
-
-    pub fn serialize<S: Serializer>(p: &Pairs, s: S) -> Result<S::Ok, S::Error> {
-        p.as_ref()
-            .map(|p| p.iter().map(|(k, v)| (k, v)).collect::<BTreeMap<_, _>>())
-            .serialize(s)
     }
 }
 
@@ -285,14 +274,14 @@ pub struct Claim {
     pub status: ClaimStatus,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimSpec {
     #[serde(default)]
     pub storage_class_name: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct ClaimStatus {
     #[serde(default)]
     pub phase: Option<String>,
