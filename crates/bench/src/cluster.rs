@@ -177,6 +177,51 @@ impl ApiServer {
     }
 }
 
+impl ApiServer {
+    /// On the real control plane, the operator's applies of volumes since `mark` by volume
+    /// name, from kube-apiserver's audit log: when the request was received and when its
+    /// response was complete (the first of each name), as moments of this process's clock.
+    /// Empty on the sandbox (its requests are served in this process).
+    pub fn volume_applies_since(
+        &self,
+        mark: usize,
+    ) -> std::collections::HashMap<String, (std::time::Instant, std::time::Instant)> {
+        let mut applies = std::collections::HashMap::new();
+        let Some(dir) = &self.real else {
+            return applies;
+        };
+        let text = std::fs::read(dir.join("audit.log")).unwrap_or_default();
+        let (now, wall) = (std::time::Instant::now(), jiff::Timestamp::now());
+        let instant = |v: &Value| -> Option<std::time::Instant> {
+            let at: jiff::Timestamp = v.as_str()?.parse().ok()?;
+            let ago = wall.duration_since(at);
+            now.checked_sub(std::time::Duration::try_from(ago).ok()?)
+        };
+        for e in String::from_utf8_lossy(text.get(mark..).unwrap_or_default())
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| {
+                e["stage"] == "ResponseComplete"
+                    && e["verb"] == "patch"
+                    && e["objectRef"]["resource"] == "persistentvolumes"
+                    && e["userAgent"]
+                        .as_str()
+                        .is_some_and(|a| a.starts_with(OPERATOR_AGENT))
+            })
+        {
+            let (Some(name), Some(received), Some(done)) = (
+                e["objectRef"]["name"].as_str(),
+                instant(&e["requestReceivedTimestamp"]),
+                instant(&e["stageTimestamp"]),
+            ) else {
+                continue;
+            };
+            applies.entry(name.to_string()).or_insert((received, done));
+        }
+        applies
+    }
+}
+
 impl Drop for ApiServer {
     fn drop(&mut self) {
         if let Some(dir) = &self.real {

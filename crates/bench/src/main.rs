@@ -113,6 +113,17 @@ struct Figures {
     seen_to_claim_ms: Option<(f64, f64)>,
     /// The claim made → Bound (Kubernetes' part), milliseconds.
     claim_to_bound_ms: Option<(f64, f64)>,
+    /// The poll answer → claim made, cut where the volume appears and where the binder
+    /// stores it: poll answer → volume made (the operator), volume made → its phase past
+    /// `Pending` (the binder), that → claim made (the operator); p50 / p99 ms each.
+    claim_steps_ms: Option<[(f64, f64); 3]>,
+    /// On the real control plane, poll answer → volume made cut by kube-apiserver's audit
+    /// log: → the apply received (the operator: wake, queue, its work), → its response
+    /// complete (kube-apiserver); p50 / p99 ms each.
+    apply_split_ms: Option<[(f64, f64); 2]>,
+    /// The operator's part of poll answer → claim made, per workspace: poll answer → volume
+    /// made plus the binder's phase → claim made; p50 / p99 ms.
+    operator_part_ms: Option<(f64, f64)>,
     /// From the first AVAILABLE to every claim Bound (ours): the operator's workspace
     /// reconciles, how many and their mean duration in ms (its `/metrics`). With the
     /// controller's concurrency they bound how fast a burst can be worked off.
@@ -121,6 +132,11 @@ struct Figures {
     /// or its Ready condition's reason or message that the driver's watch saw (a relist can
     /// hide one: a floor). Status writes above it changed other fields only.
     statuses_shown: Option<f64>,
+    /// Of those, per workspace, by step (phase and Ready's reason), most shown first.
+    shown_steps: Option<String>,
+    /// Kubernetes writes per workspace over the whole run, Events apart, and of them its
+    /// status patches.
+    writes_per_ws: Option<(f64, f64)>,
     last_delete_to_empty_s: f64,
     total_aws_calls: u64,
     /// From the first apply to every workspace Ready with its claim Bound.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt as _, reflector, watcher};
@@ -135,7 +135,21 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
             .collect();
         eprintln!("   wakes per workspace in that span: {}", per_ws.join(", "));
     }
-    ready_figures(&mut f, &sim, &workspaces, &claims, all_ready);
+    let applies = server.volume_applies_since(audit_start);
+    ready_figures(&mut f, &sim, &workspaces, &claims, all_ready, &applies);
+    if let Some(steps) = f.claim_steps_ms {
+        eprintln!(
+            "   poll answer → volume made (operator) / → its phase past Pending (binder) / → claim made (operator), p50 / p99 ms: {steps:.0?}"
+        );
+    }
+    if let Some((p50, p99)) = f.operator_part_ms {
+        eprintln!("   the operator's part of that, both added, p50 / p99 ms: {p50:.0} / {p99:.0}");
+    }
+    if let Some(split) = f.apply_split_ms {
+        eprintln!(
+            "   poll answer → the volume's apply received by kube-apiserver (operator) / → its response complete (kube-apiserver), p50 / p99 ms: {split:.0?}"
+        );
+    }
     if args.pods > 0 {
         f.pods = Some(crate::pods::pods_phase(&client, &names, args.pods, pid, &metrics).await?);
     }
@@ -207,7 +221,13 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
             "   whole run: {writes:.2} Kubernetes writes per workspace (Events apart), {status:.2} of them its status; {:.2} statuses shown per workspace",
             shown.count() as f64 / n as f64
         );
+        f.writes_per_ws = Some((writes, status));
     }
+    f.shown_steps = Some(shown.by_step(n));
+    eprintln!(
+        "   statuses shown by step, per workspace: {}",
+        f.shown_steps.as_deref().unwrap_or_default()
+    );
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -295,11 +315,17 @@ fn start_operator(
 }
 
 /// Claims' first sightings (the operator made them) and first Bound moments, by
-/// `namespace/name`.
+/// `namespace/name`; and, by the claim their `claimRef` names, volumes' first sightings
+/// (the operator made them) and the first moment their phase left `Pending` (the binder
+/// stored them).
 #[derive(Default)]
 struct ClaimTimes {
     made: BTreeMap<String, Instant>,
     bound: BTreeMap<String, Instant>,
+    volume_made: BTreeMap<String, Instant>,
+    volume_phase: BTreeMap<String, Instant>,
+    /// Volume name → the claim key its `claimRef` names.
+    volume_claims: BTreeMap<String, String>,
 }
 
 type Claims = Arc<std::sync::Mutex<ClaimTimes>>;
@@ -352,38 +378,93 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Cla
         }));
     }
 
+    watch_volumes(client, claims.clone());
     (workspaces, claims, shown)
 }
 
-/// What each workspace shows (phase, Ready's reason and message), and how many times that
-/// changed in all.
+/// Records each volume's first sighting and the first moment its phase is past `Pending`,
+/// by the claim its `claimRef` names.
+fn watch_volumes(client: &kube::Client, claims: Claims) {
+    let seen = watcher(
+        Api::<PersistentVolume>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .applied_objects();
+    tokio::spawn(seen.for_each(move |pv| {
+        if let Ok(pv) = pv
+            && let Some(claim) = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref())
+        {
+            let key = format!(
+                "{}/{}",
+                claim.namespace.as_deref().unwrap_or_default(),
+                claim.name.as_deref().unwrap_or_default()
+            );
+            let now = Instant::now();
+            let mut times = claims.lock().unwrap_or_else(|p| p.into_inner());
+            times
+                .volume_claims
+                .entry(pv.metadata.name.clone().unwrap_or_default())
+                .or_insert_with(|| key.clone());
+            times.volume_made.entry(key.clone()).or_insert(now);
+            let phase = pv.status.as_ref().and_then(|s| s.phase.as_deref());
+            if phase.is_some_and(|p| p != "Pending") {
+                times.volume_phase.entry(key).or_insert(now);
+            }
+        }
+        async {}
+    }));
+}
+
+/// What each workspace shows (phase, Ready's reason and message), how many times that
+/// changed in all, and how many of those changes were to each step (phase and reason).
 #[derive(Clone, Default)]
-struct Shown(Arc<std::sync::Mutex<(BTreeMap<String, String>, usize)>>);
+struct Shown(Arc<std::sync::Mutex<ShownState>>);
+
+#[derive(Default)]
+struct ShownState {
+    now: BTreeMap<String, String>,
+    changes: usize,
+    by_step: BTreeMap<String, usize>,
+}
 
 impl Shown {
     fn saw(&self, ws: &LustreWorkspace) {
         let Some(status) = &ws.status else { return };
         let ready = status.conditions.first();
-        let now = format!(
-            "{:?} {} {}",
-            status.phase,
-            ready.map_or("", |c| c.reason.as_str()),
-            ready.map_or("", |c| c.message.as_str())
+        let step = format!(
+            "{}/{}",
+            status.phase.map_or("-".into(), |p| format!("{p:?}")),
+            ready.map_or("-", |c| c.reason.as_str())
         );
+        let now = format!("{step} {}", ready.map_or("", |c| c.message.as_str()));
         let key = format!(
             "{}/{}",
             ws.metadata.namespace.as_deref().unwrap_or_default(),
             ws.metadata.name.as_deref().unwrap_or_default()
         );
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.0.get(&key) != Some(&now) {
-            seen.0.insert(key, now);
-            seen.1 += 1;
+        if seen.now.get(&key) != Some(&now) {
+            seen.now.insert(key, now);
+            seen.changes += 1;
+            *seen.by_step.entry(step).or_default() += 1;
         }
     }
 
     fn count(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).1
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).changes
+    }
+
+    /// The steps shown, per workspace, most shown first.
+    fn by_step(&self, n: usize) -> String {
+        let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut steps: Vec<(&String, &usize)> = seen.by_step.iter().collect();
+        steps.sort_by(|a, b| b.1.cmp(a.1));
+        steps
+            .iter()
+            .map(|(step, count)| format!("{step} {:.2}", **count as f64 / n.max(1) as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -406,6 +487,7 @@ fn ready_figures(
     workspaces: &reflector::Store<LustreWorkspace>,
     claims: &Claims,
     all_ready: Instant,
+    applies: &std::collections::HashMap<String, (Instant, Instant)>,
 ) {
     let available = sim.available_times();
     let seen = sim.seen_available_times();
@@ -414,6 +496,10 @@ fn ready_figures(
         .saturating_duration_since(last_available)
         .as_secs_f64();
     let times = claims.lock().unwrap_or_else(|p| p.into_inner());
+    let applied: BTreeMap<&String, (Instant, Instant)> = applies
+        .iter()
+        .filter_map(|(volume, at)| Some((times.volume_claims.get(volume)?, *at)))
+        .collect();
     let state = workspaces.state();
     let moments: Vec<Moments> = state
         .iter()
@@ -428,6 +514,9 @@ fn ready_figures(
             Some(Moments {
                 available: available.get(fs).copied(),
                 seen: seen.get(fs).copied(),
+                volume_made: times.volume_made.get(&key).copied(),
+                volume_phase: times.volume_phase.get(&key).copied(),
+                apply: applied.get(&key).copied(),
                 made: times.made.get(&key).copied(),
                 bound: *times.bound.get(&key)?,
             })
@@ -447,13 +536,40 @@ fn ready_figures(
     f.seen_to_bound_ms = Some(lags(|m| Some((m.seen?, m.bound))));
     f.seen_to_claim_ms = Some(lags(|m| Some((m.seen?, m.made?))));
     f.claim_to_bound_ms = Some(lags(|m| Some((m.made?, m.bound))));
+    f.claim_steps_ms = Some([
+        lags(|m| Some((m.seen?, m.volume_made?))),
+        lags(|m| Some((m.volume_made?, m.volume_phase?))),
+        lags(|m| Some((m.volume_phase?, m.made?))),
+    ]);
+    // The operator's two parts of one workspace's wait, added.
+    let mut own: Vec<f64> = moments
+        .iter()
+        .filter_map(|m| {
+            let volume = m.volume_made?.saturating_duration_since(m.seen?);
+            let claim = m.made?.saturating_duration_since(m.volume_phase?);
+            Some((volume + claim).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    own.sort_by(f64::total_cmp);
+    f.operator_part_ms = Some((percentile(&own, 0.5), percentile(&own, 0.99)));
+    if !applied.is_empty() {
+        f.apply_split_ms = Some([
+            lags(|m| Some((m.seen?, m.apply?.0))),
+            lags(|m| Some((m.apply?.0, m.apply?.1))),
+        ]);
+    }
 }
 
 /// One workspace's moments: its file system AVAILABLE, the operator's first poll answer
-/// showing it so, its claim first seen (made), and Bound.
+/// showing it so, its volume made and stored by the binder (phase past `Pending`), its
+/// claim first seen (made), and Bound.
 struct Moments {
     available: Option<Instant>,
     seen: Option<Instant>,
+    volume_made: Option<Instant>,
+    volume_phase: Option<Instant>,
+    /// Its volume's apply: received by kube-apiserver, response complete (audit log).
+    apply: Option<(Instant, Instant)>,
     made: Option<Instant>,
     bound: Instant,
 }

@@ -85,6 +85,18 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
             "",
         ),
         only(
+            "… and poll answer → claim made cut: → volume made (the operator) + → the volume's phase past Pending (the binder) + → claim made (the operator), p50 / p99, ms",
+            claim_steps(o),
+            "",
+        ),
+        only(
+            "… the operator's part, per workspace: poll answer → volume made plus the volume's phase → claim made, p50 / p99, ms",
+            o.operator_part_ms
+                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
+                .unwrap_or_default(),
+            "target < 2 s",
+        ),
+        only(
             "Reconciles from the first AVAILABLE to every claim Bound: count, mean ms",
             reconciles(o),
             "",
@@ -112,6 +124,16 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
         only(
             "Kubernetes requests per workspace, whole run (all / reads; Events apart)",
             requests(o.run_requests.as_ref()),
+            "",
+        ),
+        only(
+            "Kubernetes writes per workspace, whole run, Events apart (of them its status)",
+            writes(o),
+            "minimal 9 (3)",
+        ),
+        only(
+            "Statuses a watch saw per workspace, by phase and Ready reason",
+            o.shown_steps.clone().unwrap_or_default(),
             "",
         ),
         only(
@@ -185,6 +207,26 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
         &split,
     ));
     out.push_str(&both(
+        "… and poll answer → claim made cut: → volume made (the operator) + → the volume's phase past Pending (the binder) + → claim made (the operator), p50 / p99, ms",
+        &claim_steps,
+    ));
+    out.push_str(&both(
+        "… the operator's part, per workspace: poll answer → volume made plus the volume's phase → claim made, p50 / p99, ms (target < 2 s)",
+        &|f| {
+            f.operator_part_ms
+                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
+                .unwrap_or_default()
+        },
+    ));
+    out.push_str(&both(
+        "… and poll answer → volume made cut by the audit log: → its apply received (the operator) + → response complete (kube-apiserver), p50 / p99, ms",
+        &|f| {
+            f.apply_split_ms
+                .map(|s| format!("{:.0} / {:.0} + {:.0} / {:.0}", s[0].0, s[0].1, s[1].0, s[1].1))
+                .unwrap_or_else(|| "—".into())
+        },
+    ));
+    out.push_str(&both(
         "Reconciles from the first AVAILABLE to every claim Bound: count, mean ms",
         &reconciles,
     ));
@@ -204,6 +246,14 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
     out.push_str(&both(
         "Kubernetes requests per workspace, whole run (all / reads; Events apart)",
         &|f| requests(f.run_requests.as_ref()),
+    ));
+    out.push_str(&both(
+        "Kubernetes writes per workspace, whole run, Events apart (of them its status; minimal 9 and 3)",
+        &writes,
+    ));
+    out.push_str(&both(
+        "Statuses a watch saw per workspace, by phase and Ready reason",
+        &|f| f.shown_steps.clone().unwrap_or_default(),
     ));
     out.push_str(&both("Drift noticed after, s", &|f| {
         opt(f.drift_detected_s, 1)
@@ -316,6 +366,27 @@ fn split(f: &Figures) -> String {
         (Some((a, b)), Some((c, d))) => format!("{a:.0} / {b:.0} + {c:.0} / {d:.0}"),
         _ => String::new(),
     }
+}
+
+/// The poll answer → claim made span cut where the volume appears and where the binder
+/// stores it.
+fn claim_steps(f: &Figures) -> String {
+    f.claim_steps_ms
+        .map(|steps| {
+            steps
+                .iter()
+                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        })
+        .unwrap_or_default()
+}
+
+/// Writes per workspace, Events apart, and of them status patches.
+fn writes(f: &Figures) -> String {
+    f.writes_per_ws
+        .map(|(all, status)| format!("{all:.2} ({status:.2})"))
+        .unwrap_or_default()
 }
 
 /// The reconciles of the AVAILABLE burst: how many, and how long each took on average.
