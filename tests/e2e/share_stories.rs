@@ -162,6 +162,25 @@ async fn a_dataset_shared_with_two_namespaces_one_read_only_at_a_sub_path() {
             {"namespace": "team-c", "claimName": "curated", "granted": false, "bound": false},
         ])
     );
+    // A grant's claim is created once (again, answered 409, only by a reconcile that ran
+    // before the claims' watch showed it), not at every reconcile of the grant; its volume
+    // is applied when it differs.
+    let requests = e.operator_requests();
+    let count = |verb: &str, resource: &str| {
+        requests
+            .iter()
+            .filter(|a| a.verb == verb && a.resource == resource)
+            .filter(|a| a.namespace.starts_with("team-") || a.name.starts_with("lws-share-"))
+            .count()
+    };
+    let (creates, applies) = (
+        count("create", "persistentvolumeclaims"),
+        count("patch", "persistentvolumes"),
+    );
+    assert!(
+        (2..=6).contains(&creates) && (2..=6).contains(&applies),
+        "two grants: {creates} creates of their claims, {applies} applies of their volumes"
+    );
 
     // team-b revokes its grant: its claim and volume go.
     e.ok(&[

@@ -12,7 +12,6 @@ mod status;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -34,8 +33,8 @@ pub(crate) struct GrantCtx {
 
 /// What making a share's objects came to.
 pub(crate) enum Made {
-    /// The claim, this grant's.
-    Claim(Box<PersistentVolumeClaim>),
+    /// The claim, this grant's: whether it is bound.
+    Claim { bound: bool },
     /// A claim of that name exists and is not this grant's: nothing is taken over.
     Taken,
     /// The share changed: its objects are being removed, to be made again.

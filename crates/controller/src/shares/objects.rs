@@ -129,3 +129,20 @@ pub(crate) fn same(have: &PersistentVolume, want: &PersistentVolume) -> bool {
     };
     csi_of(have) == csi_of(want) && modes(have) == modes(want) && claim(have) == claim(want)
 }
+
+/// Whether an existing share volume is as wanted, nothing to apply: its claim reference as
+/// far as the share names it (the binder adds the claim's UID), its spec otherwise, and
+/// every wanted label.
+pub(crate) fn current(have: &PersistentVolume, want: &PersistentVolume) -> bool {
+    let mut spec = have.spec.clone();
+    if let (Some(s), Some(w)) = (spec.as_mut(), want.spec.as_ref())
+        && same(have, want)
+    {
+        s.claim_ref = w.claim_ref.clone();
+    }
+    spec == want.spec
+        && want
+            .labels()
+            .iter()
+            .all(|(k, v)| have.labels().get(k) == Some(v))
+}

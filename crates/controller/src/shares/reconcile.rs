@@ -187,41 +187,62 @@ pub(crate) async fn make_objects(
 ) -> Result<super::Made, Error> {
     let step = Step::Act("making the share's volume and claim");
     let volumes: Api<PersistentVolume> = Api::all(cx.ctx.client.clone());
-    if let Some(have) = cx
+    let have = cx
         .ctx
         .caches
         .volumes
         .get(&ObjectRef::new(&volume.name_any()))
-        && !objects::same(&have.full(), volume)
+        .map(|pv| pv.full());
+    if let Some(have) = &have
+        && !objects::same(have, volume)
     {
         revoke(cx, g).await?;
         return Ok(super::Made::Remaking);
     }
     // The claim first: a name another claim holds gets no volume that could bind to it.
-    let claims: Api<PersistentVolumeClaim> =
-        Api::namespaced(cx.ctx.client.clone(), &g.namespace().unwrap_or_default());
+    let Some(bound) = own_claim(cx, g, claim).await.map_err(step.kube())? else {
+        revoke(cx, g).await?;
+        return Ok(super::Made::Taken);
+    };
+    if !have.is_some_and(|have| objects::current(&have, volume)) {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        volumes
+            .patch(&volume.name_any(), &params, &Patch::Apply(volume))
+            .await
+            .map_err(step.kube())?;
+    }
+    Ok(super::Made::Claim { bound })
+}
+
+/// The share's claim, made unless the managed claims' cache has it: whether it is bound, or
+/// `None` when a claim of that name is not this grant's.
+async fn own_claim(
+    cx: &GrantCtx,
+    g: &LustreWorkspaceGrant,
+    claim: &PersistentVolumeClaim,
+) -> Result<Option<bool>, kube::Error> {
+    let namespace = g.namespace().unwrap_or_default();
+    let uid = g.uid().unwrap_or_default();
+    let owned = |refs: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
+        refs.iter().any(|o| o.uid == uid)
+    };
+    let key = ObjectRef::new(&claim.name_any()).within(&namespace);
+    if let Some(c) = cx.ctx.caches.managed_claims.get(&key) {
+        let bound = c.status.phase.as_deref() == Some("Bound");
+        return Ok(owned(c.owner_references()).then_some(bound));
+    }
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(cx.ctx.client.clone(), &namespace);
     let post = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..PostParams::default()
     };
     let made = match claims.create(&post, claim).await {
         Ok(c) => c,
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            claims.get(&claim.name_any()).await.map_err(step.kube())?
-        }
-        Err(e) => return Err(step.kube()(e)),
+        Err(kube::Error::Api(e)) if e.code == 409 => claims.get(&claim.name_any()).await?,
+        Err(e) => return Err(e),
     };
-    let uid = g.uid().unwrap_or_default();
-    if !made.owner_references().iter().any(|o| o.uid == uid) {
-        revoke(cx, g).await?;
-        return Ok(super::Made::Taken);
-    }
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    volumes
-        .patch(&volume.name_any(), &params, &Patch::Apply(volume))
-        .await
-        .map_err(step.kube())?;
-    Ok(super::Made::Claim(Box::new(made)))
+    let bound = made.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    Ok(owned(made.owner_references()).then_some(bound))
 }
 
 /// Failed reconciles back off per object like workspaces'.

@@ -56,7 +56,7 @@ pub(crate) fn made(
             GrantPhase::Pending,
             "the share changed: its claim and volume are being made again".to_string(),
         ),
-        Made::Claim(c) if c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound") => (
+        Made::Claim { bound: true } => (
             GrantPhase::Bound,
             format!(
                 "claim {claim} is bound to {}{}: mount it in your pods",
@@ -68,13 +68,13 @@ pub(crate) fn made(
                 }
             ),
         ),
-        Made::Claim(_) => (
+        Made::Claim { bound: false } => (
             GrantPhase::Pending,
             format!("waiting for claim {claim} to bind"),
         ),
     };
     let mut s = at(g, phase, &note, false);
-    if matches!(made, Made::Claim(_)) {
+    if matches!(made, Made::Claim { .. }) {
         s.claim_name = Some(claim.to_string());
         s.volume_name = Some(volume.name_any());
         s.sub_path = Some(share.sub_path.clone().unwrap_or_else(|| "/".into()));
