@@ -43,7 +43,7 @@ pub const GUIDE: [(&str, &str, &str, &str); 32] = [
     (
         reason::CLAIM_IN_USE,
         "problem",
-        "The workspace is being deleted but pods still name its claim; Kubernetes keeps the claim (the `kubernetes.io/pvc-protection` finalizer) while any scheduled pod names it, finished (Succeeded, Failed) or not, and the operator keeps the file system until they are gone.",
+        "The workspace is being deleted but pods still name its claim; Kubernetes keeps the claim (the `kubernetes.io/pvc-protection` finalizer) while any scheduled pod names it, finished (Succeeded, Failed) or not, and the operator keeps the file system until they are gone. The message says whether the operator counted pods on the claim; when it counted none, the claim waits for kube-controller-manager's pvc-protection controller to check it, which takes minutes on a busy control plane.",
         "Delete the pods that name the claim, finished ones too: `kubectl get pods -n <namespace> -o wide` and look for the claim in their volumes (a Job's `ttlSecondsAfterFinished` deletes its pods by itself). Deletion then continues by itself.",
     ),
     (

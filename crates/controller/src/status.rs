@@ -334,13 +334,7 @@ fn deleting_ready(i: &Inputs, action: &Action) -> (Cond, Phase) {
             ),
         ),
         Action::Wait(Wait::SharesReleased) => no(reason::CLAIM_IN_USE, crate::plan::shares_wait(i)),
-        Action::Wait(Wait::ClaimInUse) => no(
-            reason::CLAIM_IN_USE,
-            format!(
-                "deleting: claim {} is still used by pods; delete them to continue (a finished pod counts until it is deleted)",
-                claim_name(i.workspace)
-            ),
-        ),
+        Action::Wait(Wait::ClaimInUse) => no(reason::CLAIM_IN_USE, crate::plan::claim_held(i)),
         Action::Wait(Wait::FileSystemDeleting) => {
             let id = i
                 .aws

@@ -1696,7 +1696,8 @@ fn status_for_invalid_specs_and_aws_errors() {
 
 #[test]
 fn status_while_pods_hold_the_claim() {
-    let r = Row {
+    let held = |pods| Row {
+        pods,
         delete: true,
         kube: KubeView {
             claim: Some(ClaimView {
@@ -1708,11 +1709,28 @@ fn status_while_pods_hold_the_claim() {
         },
         ..row("in use", |_| true)
     };
-    let (_, s) = status_for(&r, None, "2026-11-25T10:00:00Z");
+    let (_, s) = status_for(&held(in_use()), None, "2026-11-25T10:00:00Z");
     assert_eq!(s.phase, Some(lustre_api::Phase::Deleting));
     let ready = cond(&s, "Ready");
     assert_eq!(ready.reason, "ClaimInUse");
-    assert!(ready.message.contains("still used by pods"));
+    assert!(
+        ready.message.contains("still used by pods"),
+        "{}",
+        ready.message
+    );
+    // No pod counted on it (or the pods not known): the claim waits for pvc-protection, and
+    // the message does not say pods use it.
+    for pods in [idle(), expiry::Pods::Unknown, expiry::Pods::NotWatched] {
+        let (_, s) = status_for(&held(pods), None, "2026-11-25T10:00:00Z");
+        let ready = cond(&s, "Ready");
+        assert_eq!(ready.reason, "ClaimInUse");
+        assert!(
+            ready.message.contains("held by Kubernetes' pvc-protection")
+                && !ready.message.contains("still used"),
+            "{pods:?}: {}",
+            ready.message
+        );
+    }
 }
 
 #[test]

@@ -56,6 +56,21 @@ fn kubernetes(i: &Inputs) -> ControlFlow<Action> {
     Continue(())
 }
 
+/// Why the deleted claim stays: pods counted on it, or (none counted, or not known)
+/// Kubernetes' pvc-protection has not let it go yet: it checks the pods, finished ones
+/// included, and lags on a busy cluster.
+pub fn claim_held(i: &Inputs) -> String {
+    let claim = super::claim_name(i.workspace);
+    match i.pods {
+        super::expiry::Pods::Seen(u) if u.active > 0 => format!(
+            "deleting: claim {claim} is still used by pods; delete them to continue (a finished pod counts until it is deleted)"
+        ),
+        _ => format!(
+            "deleting: claim {claim} is held by Kubernetes' pvc-protection until no pod names it; delete the pods that do, finished ones too, if any"
+        ),
+    }
+}
+
 /// `deletionPolicy: Retain` keeps what the workspace made (tagged as retained) and stops
 /// here.
 fn retained(i: &Inputs) -> ControlFlow<Action> {

@@ -28,7 +28,7 @@ use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::{DataRepositoryAssociation, FileSystem, SecurityGroup};
 
 pub use action::{Action, After, Kind, Poll, Recheck, Stopped, Wait};
-pub use cleanup::{deletion_policy, next_cleanup_action};
+pub use cleanup::{claim_held, deletion_policy, next_cleanup_action};
 pub use create::{adoption_refused, binding_wait, may_adopt, namespace_admitted, next_action};
 
 /// Reasons of the Events about steps (a Normal one when an AWS change is made, a Warning when
