@@ -89,16 +89,22 @@ struct Remembered {
 /// Invariant: nothing here is needed for correctness after a restart. Every entry is a
 /// shortcut past a call (a describe, a second identical status write, a second look at AWS
 /// after cleanup finished) or a back-off count; losing it costs calls, never a wrong step.
-/// An entry lives from a workspace's first reconcile until [`WorkspaceMemory::forget`] (its
-/// cleanup finished, or it was found gone).
+/// An entry lives from the first thing kept of a workspace (reads make none) until
+/// [`WorkspaceMemory::forget`] (its cleanup finished, or it was found gone).
 #[derive(Debug, Default)]
 pub struct WorkspaceMemory {
     by_uid: Mutex<HashMap<String, Remembered>>,
 }
 
 impl WorkspaceMemory {
+    /// `f` on the workspace's entry, made if missing: for what keeps something.
     fn with<R>(&self, uid: &str, f: impl FnOnce(&mut Remembered) -> R) -> R {
         f(lock(&self.by_uid).entry(uid.to_owned()).or_default())
+    }
+
+    /// `f` on the workspace's entry if there is one: for what only reads or drops.
+    fn with_existing<R>(&self, uid: &str, f: impl FnOnce(&mut Remembered) -> R) -> Option<R> {
+        lock(&self.by_uid).get_mut(uid).map(f)
     }
 
     /// The ids this process knows for the workspace.
@@ -122,7 +128,7 @@ impl WorkspaceMemory {
         fs: &str,
         fresh: Duration,
     ) -> Option<Vec<lustre_cloud::DataTask>> {
-        self.with(uid, |r| {
+        self.with_existing(uid, |r| {
             r.tasks
                 .as_deref()
                 .filter(|(tasks, at)| {
@@ -130,6 +136,7 @@ impl WorkspaceMemory {
                 })
                 .map(|(tasks, _)| tasks.clone())
         })
+        .flatten()
     }
 
     /// Keeps the tasks of a file system as just described.
@@ -213,7 +220,8 @@ impl WorkspaceMemory {
         uid: &str,
         met: impl FnOnce(&Expected<crate::plan::ClaimView>) -> bool,
     ) -> Option<Expected<crate::plan::ClaimView>> {
-        self.with(uid, |r| open(&mut r.claim, met))
+        self.with_existing(uid, |r| open(&mut r.claim, met))
+            .flatten()
     }
 
     /// The volume's open expectation (see [`Expected`]).
@@ -222,7 +230,8 @@ impl WorkspaceMemory {
         uid: &str,
         met: impl FnOnce(&Expected<crate::plan::VolumeView>) -> bool,
     ) -> Option<Expected<crate::plan::VolumeView>> {
-        self.with(uid, |r| open(&mut r.volume, met))
+        self.with_existing(uid, |r| open(&mut r.volume, met))
+            .flatten()
     }
 
     /// Since when the workspace has been in the brief step `step` (now, when it was not), or
@@ -232,19 +241,17 @@ impl WorkspaceMemory {
         uid: &str,
         step: Option<&crate::plan::Action>,
     ) -> Option<std::time::Instant> {
-        self.with(uid, |r| match step {
-            None => {
-                r.brief = None;
-                None
+        let Some(step) = step else {
+            self.with_existing(uid, |r| r.brief = None);
+            return None;
+        };
+        self.with(uid, |r| match r.brief.as_deref() {
+            Some((same, since)) if same == step => Some(*since),
+            _ => {
+                let now = std::time::Instant::now();
+                r.brief = Some(Box::new((step.clone(), now)));
+                Some(now)
             }
-            Some(step) => match r.brief.as_deref() {
-                Some((same, since)) if same == step => Some(*since),
-                _ => {
-                    let now = std::time::Instant::now();
-                    r.brief = Some(Box::new((step.clone(), now)));
-                    Some(now)
-                }
-            },
         })
     }
 

@@ -83,6 +83,13 @@ impl Packed {
     }
 }
 
+impl Packed {
+    /// Whether this is `document` packed: unpacks, and packs nothing.
+    pub fn holds(&self, document: &[u8]) -> bool {
+        self.unpack().is_ok_and(|d| d == document)
+    }
+}
+
 /// Two packed documents are equal when their documents are.
 impl PartialEq for Packed {
     fn eq(&self, other: &Self) -> bool {
@@ -170,5 +177,8 @@ mod tests {
         assert_eq!(first, again);
         assert_eq!(again, packer.pack(&document(1, "Ready")));
         assert_ne!(again, packer.pack(&document(1, "Provisioning")));
+        // A document is looked for in a packed one without packing it, across references.
+        assert!(first.holds(&document(1, "Ready")) && again.holds(&document(1, "Ready")));
+        assert!(!first.holds(&document(1, "Provisioning")) && !first.holds(&document(2, "Ready")));
     }
 }

@@ -83,15 +83,9 @@ impl PodUse {
 /// controller keeps it from Kubernetes 1.37 on: True since no pod that has not finished uses
 /// the claim); `None` where the cluster does not write it.
 pub fn unused_condition(
-    claim: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+    conditions: &[k8s_openapi::api::core::v1::PersistentVolumeClaimCondition],
 ) -> Option<ClaimUse> {
-    let c = claim
-        .status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Unused")?;
+    let c = conditions.iter().find(|c| c.type_ == "Unused")?;
     Some(match c.status.as_str() {
         "True" => ClaimUse {
             active: 0,

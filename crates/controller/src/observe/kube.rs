@@ -127,7 +127,7 @@ fn shares_of(ctx: &Context, ws: &LustreWorkspace, uid: &str) -> Vec<lustre_api::
                 c.labels.get(labels::WORKSPACE_UID) == Some(uid)
                     && grant.as_ref().and_then(|g| g.uid()).as_deref()
                         == c.labels.get(crate::shares::GRANT_UID_LABEL)
-                    && claim_view(&c.full()).bound
+                    && c.status.phase.as_deref() == Some("Bound")
             });
             lustre_api::ShareStatus {
                 namespace: share.namespace.clone(),
@@ -208,7 +208,7 @@ async fn claim_of(
         return Ok((true, None));
     }
     let claim = match full {
-        Some(c) => Some(claim_view(&c.full())),
+        Some(c) => Some(cached_claim_view(&c)),
         // Just made: its phase comes with the managed claims' watch, which wakes the
         // workspace then.
         None if managed => Some(ClaimView {
@@ -257,15 +257,37 @@ fn volume_view(pv: &crate::slim::Volume) -> VolumeView {
     }
 }
 
-/// What matters of a claim the workspace owns.
+/// What matters of a claim the workspace owns (the API's answer).
 pub(crate) fn claim_view(c: &PersistentVolumeClaim) -> ClaimView {
+    view_of(
+        c.meta(),
+        c.status.as_ref().and_then(|s| s.phase.as_deref()),
+        c.spec.as_ref().and_then(|s| s.storage_class_name.as_ref()),
+    )
+}
+
+/// The same of the cached claim, read in place.
+fn cached_claim_view(c: &crate::slim::Claim) -> ClaimView {
+    view_of(
+        &c.metadata,
+        c.status.phase.as_deref(),
+        c.spec.storage_class_name.as_ref(),
+    )
+}
+
+fn view_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    phase: Option<&str>,
+    storage_class: Option<&String>,
+) -> ClaimView {
     ClaimView {
-        bound: c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"),
-        deleting: c.meta().deletion_timestamp.is_some(),
-        storage_class: c.spec.as_ref().and_then(|s| s.storage_class_name.clone()),
-        selected_node: c
-            .annotations()
-            .get(builders::SELECTED_NODE_ANNOTATION)
+        bound: phase == Some("Bound"),
+        deleting: meta.deletion_timestamp.is_some(),
+        storage_class: storage_class.cloned(),
+        selected_node: meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(builders::SELECTED_NODE_ANNOTATION))
             .cloned(),
     }
 }

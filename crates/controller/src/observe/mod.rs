@@ -250,10 +250,8 @@ fn pods_of(ctx: &Context, ws: &LustreWorkspace) -> plan::expiry::Pods {
         .caches
         .managed_claims
         .get(&ObjectRef::new(&claim).within(&ns));
-    if let Some(u) = cached
-        .map(|c| c.full())
-        .as_ref()
-        .and_then(crate::pods::unused_condition)
+    if let Some(u) =
+        cached.and_then(|c| crate::pods::unused_condition(c.status.conditions.as_deref()?))
     {
         return Pods::Seen(u);
     }

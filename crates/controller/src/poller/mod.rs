@@ -37,7 +37,15 @@ impl Kept {
     /// An observation that cannot be encoded is kept empty, and read as not cached (the
     /// reconcile describes the file system).
     fn of(observation: &Observation) -> Self {
-        Self(OBSERVATIONS.pack(&serde_json::to_vec(observation).unwrap_or_default()))
+        Self::from_json(&Self::json(observation))
+    }
+
+    fn json(observation: &Observation) -> Vec<u8> {
+        serde_json::to_vec(observation).unwrap_or_default()
+    }
+
+    fn from_json(json: &[u8]) -> Self {
+        Self(OBSERVATIONS.pack(json))
     }
 
     fn observation(&self) -> Option<Observation> {
@@ -241,7 +249,8 @@ impl Poller {
                 }
                 of
             });
-        // Encoded before the lock is taken: reconciles read the cache meanwhile.
+        // Encoded, and packed when changed, outside the cache's lock but for a look at the
+        // cached one: reconciles read the cache meanwhile.
         let mut observed = Vec::with_capacity(ids.len());
         for id in ids {
             let associations = match &mut associations_of {
@@ -255,11 +264,14 @@ impl Poller {
                 Some(Err(_)) => continue,
                 None => None,
             };
-            let observation = Observation {
+            let json = Kept::json(&Observation {
                 file_system,
                 associations,
-            };
-            observed.push((id, Kept::of(&observation)));
+            });
+            // Packed only when it changed: most answers of a round repeat the cached one.
+            if !self.lock().cache.get(id).is_some_and(|k| k.0.holds(&json)) {
+                observed.push((id, Kept::from_json(&json)));
+            }
         }
         let mut s = self.lock();
         let mut changed = BTreeSet::new();
