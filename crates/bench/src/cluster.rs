@@ -155,29 +155,24 @@ impl ApiServer {
                 .filter(|a| ours(a))
                 .cloned()
                 .collect(),
-            (None, Some(dir)) => {
-                let text = std::fs::read(dir.join("audit.log")).unwrap_or_default();
-                String::from_utf8_lossy(text.get(mark..).unwrap_or_default())
-                    .lines()
-                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                    .filter(|e| {
-                        let stage = if e["verb"] == "watch" {
-                            "ResponseStarted"
-                        } else {
-                            "ResponseComplete"
-                        };
-                        e["user"]["username"] == REAL_ADMIN && e["stage"] == stage
-                    })
-                    .filter_map(|e| AuditEntry::from_apiserver(&e))
-                    .filter(|a| ours(a))
-                    .collect()
+            (None, Some(_)) => {
+                let mut entries = Vec::new();
+                self.each_operator_event(mark, |e| {
+                    let stage = if e["verb"] == "watch" {
+                        "ResponseStarted"
+                    } else {
+                        "ResponseComplete"
+                    };
+                    if e["stage"] == stage {
+                        entries.extend(AuditEntry::from_apiserver(&e));
+                    }
+                });
+                entries
             }
             (None, None) => Vec::new(),
         }
     }
-}
 
-impl ApiServer {
     /// On the real control plane, the operator's applies of volumes since `mark` by volume
     /// name, from kube-apiserver's audit log: when the request was received and when its
     /// response was complete (the first of each name), as moments of this process's clock.
@@ -187,38 +182,48 @@ impl ApiServer {
         mark: usize,
     ) -> std::collections::HashMap<String, (std::time::Instant, std::time::Instant)> {
         let mut applies = std::collections::HashMap::new();
-        let Some(dir) = &self.real else {
-            return applies;
-        };
-        let text = std::fs::read(dir.join("audit.log")).unwrap_or_default();
         let (now, wall) = (std::time::Instant::now(), jiff::Timestamp::now());
         let instant = |v: &Value| -> Option<std::time::Instant> {
             let at: jiff::Timestamp = v.as_str()?.parse().ok()?;
             let ago = wall.duration_since(at);
             now.checked_sub(std::time::Duration::try_from(ago).ok()?)
         };
-        for e in String::from_utf8_lossy(text.get(mark..).unwrap_or_default())
+        self.each_operator_event(mark, |e| {
+            if e["stage"] != "ResponseComplete"
+                || e["verb"] != "patch"
+                || e["objectRef"]["resource"] != "persistentvolumes"
+            {
+                return;
+            }
+            if let (Some(name), Some(received), Some(done)) = (
+                e["objectRef"]["name"].as_str(),
+                instant(&e["requestReceivedTimestamp"]),
+                instant(&e["stageTimestamp"]),
+            ) {
+                applies.entry(name.to_string()).or_insert((received, done));
+            }
+        });
+        applies
+    }
+
+    /// Each event of the real control plane's audit log after byte `mark` that the operator
+    /// made (the admin user, the operator's user agent), parsed; none on the sandbox. The log
+    /// is read once per call.
+    fn each_operator_event(&self, mark: usize, mut each: impl FnMut(Value)) {
+        let Some(dir) = &self.real else {
+            return;
+        };
+        let text = std::fs::read(dir.join("audit.log")).unwrap_or_default();
+        String::from_utf8_lossy(text.get(mark..).unwrap_or_default())
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|e| {
-                e["stage"] == "ResponseComplete"
-                    && e["verb"] == "patch"
-                    && e["objectRef"]["resource"] == "persistentvolumes"
+                e["user"]["username"] == REAL_ADMIN
                     && e["userAgent"]
                         .as_str()
                         .is_some_and(|a| a.starts_with(OPERATOR_AGENT))
             })
-        {
-            let (Some(name), Some(received), Some(done)) = (
-                e["objectRef"]["name"].as_str(),
-                instant(&e["requestReceivedTimestamp"]),
-                instant(&e["stageTimestamp"]),
-            ) else {
-                continue;
-            };
-            applies.entry(name.to_string()).or_insert((received, done));
-        }
-        applies
+            .for_each(&mut each);
     }
 }
 

@@ -362,11 +362,7 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Cla
         .applied_objects();
         tokio::spawn(seen.for_each(move |claim| {
             if let Ok(c) = claim {
-                let key = format!(
-                    "{}/{}",
-                    c.metadata.namespace.as_deref().unwrap_or_default(),
-                    c.metadata.name.as_deref().unwrap_or_default()
-                );
+                let key = ns_key(c.metadata.namespace.as_deref(), c.metadata.name.as_deref());
                 let now = Instant::now();
                 let mut times = claims.lock().unwrap_or_else(|p| p.into_inner());
                 times.made.entry(key.clone()).or_insert(now);
@@ -382,6 +378,15 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Cla
     (workspaces, claims, shown)
 }
 
+/// The `namespace/name` key the driver's maps use for a namespaced object.
+fn ns_key(namespace: Option<&str>, name: Option<&str>) -> String {
+    format!(
+        "{}/{}",
+        namespace.unwrap_or_default(),
+        name.unwrap_or_default()
+    )
+}
+
 /// Records each volume's first sighting and the first moment its phase is past `Pending`,
 /// by the claim its `claimRef` names.
 fn watch_volumes(client: &kube::Client, claims: Claims) {
@@ -395,11 +400,7 @@ fn watch_volumes(client: &kube::Client, claims: Claims) {
         if let Ok(pv) = pv
             && let Some(claim) = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref())
         {
-            let key = format!(
-                "{}/{}",
-                claim.namespace.as_deref().unwrap_or_default(),
-                claim.name.as_deref().unwrap_or_default()
-            );
+            let key = ns_key(claim.namespace.as_deref(), claim.name.as_deref());
             let now = Instant::now();
             let mut times = claims.lock().unwrap_or_else(|p| p.into_inner());
             times
@@ -438,10 +439,9 @@ impl Shown {
             ready.map_or("-", |c| c.reason.as_str())
         );
         let now = format!("{step} {}", ready.map_or("", |c| c.message.as_str()));
-        let key = format!(
-            "{}/{}",
-            ws.metadata.namespace.as_deref().unwrap_or_default(),
-            ws.metadata.name.as_deref().unwrap_or_default()
+        let key = ns_key(
+            ws.metadata.namespace.as_deref(),
+            ws.metadata.name.as_deref(),
         );
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if seen.now.get(&key) != Some(&now) {
@@ -505,10 +505,9 @@ fn ready_figures(
         .iter()
         .filter_map(|w| {
             let status = w.status.as_ref()?;
-            let key = format!(
-                "{}/{}",
-                w.metadata.namespace.as_deref()?,
-                status.claim_name.as_deref()?
+            let key = ns_key(
+                Some(w.metadata.namespace.as_deref()?),
+                Some(status.claim_name.as_deref()?),
             );
             let fs = status.file_system_id.as_deref()?;
             Some(Moments {

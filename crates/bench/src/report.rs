@@ -64,19 +64,12 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
         ),
         all(
             "AVAILABLE → PVC Bound / noticed, p50 / p99, ms",
-            &|f| {
-                format!(
-                    "{:.0} / {:.0}",
-                    f.available_to_ready_p50_ms, f.available_to_ready_p99_ms
-                )
-            },
+            &|f| pair((f.available_to_ready_p50_ms, f.available_to_ready_p99_ms)),
             String::new(),
         ),
         only(
             "First poll answer showing AVAILABLE → PVC Bound, p50 / p99, ms",
-            o.seen_to_bound_ms
-                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
-                .unwrap_or_default(),
+            o.seen_to_bound_ms.map(pair).unwrap_or_default(),
             "baselines: noticing is that answer",
         ),
         only(
@@ -91,9 +84,7 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
         ),
         only(
             "… the operator's part, per workspace: poll answer → volume made plus the volume's phase → claim made, p50 / p99, ms",
-            o.operator_part_ms
-                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
-                .unwrap_or_default(),
+            o.operator_part_ms.map(pair).unwrap_or_default(),
             "target < 2 s",
         ),
         only(
@@ -189,18 +180,11 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
         format!("{:.1}", f.last_available_to_all_ready_s)
     }));
     out.push_str(&both("AVAILABLE → PVC Bound, p50 / p99, ms", &|f| {
-        format!(
-            "{:.0} / {:.0}",
-            f.available_to_ready_p50_ms, f.available_to_ready_p99_ms
-        )
+        pair((f.available_to_ready_p50_ms, f.available_to_ready_p99_ms))
     }));
     out.push_str(&both(
         "First poll answer showing AVAILABLE → PVC Bound, p50 / p99, ms",
-        &|f| {
-            f.seen_to_bound_ms
-                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
-                .unwrap_or_default()
-        },
+        &|f| f.seen_to_bound_ms.map(pair).unwrap_or_default(),
     ));
     out.push_str(&both(
         "… of which poll answer → claim made (the operator, and the binder's first look at the volume) / claim made → Bound (Kubernetes), p50 / p99, ms",
@@ -214,7 +198,7 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
         "… the operator's part, per workspace: poll answer → volume made plus the volume's phase → claim made, p50 / p99, ms (target < 2 s)",
         &|f| {
             f.operator_part_ms
-                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
+                .map(pair)
                 .unwrap_or_default()
         },
     ));
@@ -222,7 +206,7 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
         "… and poll answer → volume made cut by the audit log: → its apply received (the operator) + → response complete (kube-apiserver), p50 / p99, ms",
         &|f| {
             f.apply_split_ms
-                .map(|s| format!("{:.0} / {:.0} + {:.0} / {:.0}", s[0].0, s[0].1, s[1].0, s[1].1))
+                .map(|s| pairs(&s))
                 .unwrap_or_else(|| "—".into())
         },
     ));
@@ -363,7 +347,7 @@ fn pods(f: &Figures) -> String {
 /// The poll answer → Bound span cut where the claim appears.
 fn split(f: &Figures) -> String {
     match (f.seen_to_claim_ms, f.claim_to_bound_ms) {
-        (Some((a, b)), Some((c, d))) => format!("{a:.0} / {b:.0} + {c:.0} / {d:.0}"),
+        (Some(a), Some(b)) => pairs(&[a, b]),
         _ => String::new(),
     }
 }
@@ -371,15 +355,22 @@ fn split(f: &Figures) -> String {
 /// The poll answer → claim made span cut where the volume appears and where the binder
 /// stores it.
 fn claim_steps(f: &Figures) -> String {
-    f.claim_steps_ms
-        .map(|steps| {
-            steps
-                .iter()
-                .map(|(a, b)| format!("{a:.0} / {b:.0}"))
-                .collect::<Vec<_>>()
-                .join(" + ")
-        })
-        .unwrap_or_default()
+    f.claim_steps_ms.map(|s| pairs(&s)).unwrap_or_default()
+}
+
+/// A p50 / p99 pair, in whole units.
+fn pair((p50, p99): (f64, f64)) -> String {
+    format!("{p50:.0} / {p99:.0}")
+}
+
+/// Consecutive parts of a span, each a p50 / p99 pair.
+fn pairs(parts: &[(f64, f64)]) -> String {
+    parts
+        .iter()
+        .copied()
+        .map(pair)
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 /// Writes per workspace, Events apart, and of them status patches.

@@ -81,9 +81,7 @@ impl Packed {
     pub fn unpack(&self) -> Result<Vec<u8>, lz4_flex::block::DecompressError> {
         lz4_flex::block::decompress_size_prepended_with_dict(&self.bytes, &self.reference)
     }
-}
 
-impl Packed {
     /// Whether this is `document` packed: unpacks, and packs nothing.
     pub fn holds(&self, document: &[u8]) -> bool {
         self.unpack().is_ok_and(|d| d == document)
