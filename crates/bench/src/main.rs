@@ -128,6 +128,11 @@ struct Figures {
     /// reconciles, how many and their mean duration in ms (its `/metrics`). With the
     /// controller's concurrency they bound how fast a burst can be worked off.
     burst_reconciles: Option<(f64, f64)>,
+    /// Over the same span, the operator's own clocks: the poller's wake of a workspace →
+    /// its reconcile's start (`lustre_operator_wake_wait_seconds`), and the poll rounds
+    /// (`lustre_operator_poll_round_seconds`).
+    burst_wake_wait: Option<pods::Observed>,
+    burst_poll_rounds: Option<pods::Observed>,
     /// Statuses each workspace showed over the run, per workspace: the changes of its phase
     /// or its Ready condition's reason or message that the driver's watch saw (a relist can
     /// hide one: a floor). Status writes above it changed other fields only.

@@ -94,6 +94,7 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     f.pending_calls_per_ws_min = pending_calls as f64 / n as f64 / (window / 60.0);
     let before_burst = crate::pods::reconciled(&metrics).await.ok();
     let wakes_before = crate::pods::wakes(&metrics).await.unwrap_or_default();
+    let clocks_before = burst_clocks(&metrics).await;
     until("all Ready", Duration::from_secs(3600), || {
         in_phase(&workspaces, "Ready") == n
     })
@@ -109,6 +110,24 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     if let (Some((n0, s0)), Ok((n1, s1))) = (before_burst, crate::pods::reconciled(&metrics).await)
     {
         f.burst_reconciles = Some((n1 - n0, 1000.0 * (s1 - s0) / (n1 - n0).max(1.0)));
+    }
+    if let Some([wait, rounds]) = clocks_before {
+        let after = burst_clocks(&metrics).await;
+        if let Some([wait1, rounds1]) = after {
+            f.burst_wake_wait = wait1.since(&wait);
+            f.burst_poll_rounds = rounds1.since(&rounds);
+        }
+    }
+    for (what, o) in [
+        ("poller's wake → reconcile start", f.burst_wake_wait),
+        ("poll rounds", f.burst_poll_rounds),
+    ] {
+        if let Some(o) = o {
+            eprintln!(
+                "   {what}: {:.0}, mean {:.3} s, p50 ≤ {} s, p99 ≤ {} s",
+                o.count, o.mean_s, o.p50_le, o.p99_le
+            );
+        }
     }
     let create_path = server.requests_since(audit_start);
     f.create_requests = Some(Requests::of(&create_path, n));
@@ -376,6 +395,18 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Cla
 
     watch_volumes(client, claims.clone());
     (workspaces, claims, shown)
+}
+
+/// The operator's wake-wait and poll-round histograms as they stand (`None`: not read).
+async fn burst_clocks(metrics: &str) -> Option<[crate::pods::Histogram; 2]> {
+    Some([
+        crate::pods::histogram(metrics, "lustre_operator_wake_wait_seconds")
+            .await
+            .ok()?,
+        crate::pods::histogram(metrics, "lustre_operator_poll_round_seconds")
+            .await
+            .ok()?,
+    ])
 }
 
 /// The `namespace/name` key the driver's maps use for a namespaced object.

@@ -150,6 +150,83 @@ pub(crate) async fn reconciled(addr: &str) -> anyhow::Result<(f64, f64)> {
     ))
 }
 
+/// A histogram on the operator's `/metrics` page: its cumulative counts by bucket bound
+/// (seconds), and its sum.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Histogram {
+    buckets: Vec<(f64, f64)>,
+    sum: f64,
+}
+
+/// What a histogram observed in a span: how many, their mean, and the bounds of the buckets
+/// holding the p50 and the p99 (seconds; a bucket's bound, not the value).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Observed {
+    pub count: f64,
+    pub mean_s: f64,
+    pub p50_le: f64,
+    pub p99_le: f64,
+}
+
+/// The operator's histogram `name` (without labels) as it stands.
+pub(crate) async fn histogram(addr: &str, name: &str) -> anyhow::Result<Histogram> {
+    read_histogram(&scrape(addr).await?, name)
+}
+
+/// Histogram `name` on a `/metrics` page.
+fn read_histogram(body: &str, name: &str) -> anyhow::Result<Histogram> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let buckets = body
+        .lines()
+        .filter_map(|l| {
+            let (le, count) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
+            let le = match le {
+                "+Inf" => f64::INFINITY,
+                le => le.parse().ok()?,
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    Ok(Histogram {
+        buckets,
+        sum: sample(body, &format!("{name}_sum"))?,
+    })
+}
+
+impl Histogram {
+    /// What was observed after `before` was read (`None`: nothing).
+    pub(crate) fn since(&self, before: &Histogram) -> Option<Observed> {
+        let earlier = |le: f64| {
+            before
+                .buckets
+                .iter()
+                .find(|(b, _)| *b == le)
+                .map_or(0.0, |(_, c)| *c)
+        };
+        let buckets: Vec<(f64, f64)> = self
+            .buckets
+            .iter()
+            .map(|&(le, c)| (le, c - earlier(le)))
+            .collect();
+        let count = buckets.last()?.1;
+        if count <= 0.0 {
+            return None;
+        }
+        let at = |q: f64| {
+            buckets
+                .iter()
+                .find(|(_, c)| *c >= q * count)
+                .map_or(f64::INFINITY, |(le, _)| *le)
+        };
+        Some(Observed {
+            count,
+            mean_s: (self.sum - before.sum) / count,
+            p50_le: at(0.5),
+            p99_le: at(0.99),
+        })
+    }
+}
+
 /// The operator's workspace wake-ups so far by source (`lustre_operator_wakes_total`).
 pub(crate) async fn wakes(addr: &str) -> anyhow::Result<Vec<(String, f64)>> {
     let body = scrape(addr).await?;
@@ -174,4 +251,32 @@ fn vm_rss(pid: u32) -> Option<f64> {
         .parse::<f64>()
         .ok()
         .map(|kb| kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(counts: [u32; 4], sum: f64) -> String {
+        let [a, b, c, inf] = counts;
+        format!(
+            "# TYPE w histogram\nw_bucket{{le=\"0.5\"}} {a}\nw_bucket{{le=\"1\"}} {b}\nw_bucket{{le=\"5\"}} {c}\nw_bucket{{le=\"+Inf\"}} {inf}\nw_sum {sum}\nw_count {inf}\n"
+        )
+    }
+
+    /// A span's figures come from the bucket counts' differences: what was observed before
+    /// the span does not count.
+    #[test]
+    fn a_histogram_span_is_the_difference_of_two_readings() -> anyhow::Result<()> {
+        let before = read_histogram(&page([10, 10, 10, 10], 2.0), "w")?;
+        // 100 more: 40 at most 0.5 s, 30 more at most 1 s, 29 more at most 5 s, 1 above.
+        let after = read_histogram(&page([50, 80, 109, 110], 152.0), "w")?;
+        let o = after.since(&before).expect("observed");
+        assert_eq!(o.count, 100.0);
+        assert_eq!(o.mean_s, 1.5);
+        assert_eq!(o.p50_le, 1.0, "the 50th is in the second bucket");
+        assert_eq!(o.p99_le, 5.0, "the 99th is in the third");
+        assert!(before.since(&before).is_none(), "nothing in an empty span");
+        Ok(())
+    }
 }

@@ -92,6 +92,16 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
             reconciles(o),
             "",
         ),
+        only(
+            "… in that span, the poller's wake → the workspace's reconcile start: count, mean, p50 / p99 bucket",
+            observed(o.burst_wake_wait),
+            "",
+        ),
+        only(
+            "… and the poll rounds: count, mean, p50 / p99 bucket",
+            observed(o.burst_poll_rounds),
+            "",
+        ),
         all(
             "Last delete → AWS empty (baselines: known empty), s",
             &|f| format!("{:.1}", f.last_delete_to_empty_s),
@@ -213,6 +223,14 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
     out.push_str(&both(
         "Reconciles from the first AVAILABLE to every claim Bound: count, mean ms",
         &reconciles,
+    ));
+    out.push_str(&both(
+        "… in that span, the poller's wake → the workspace's reconcile start: count, mean, p50 / p99 bucket",
+        &|f| observed(f.burst_wake_wait),
+    ));
+    out.push_str(&both(
+        "… and the poll rounds: count, mean, p50 / p99 bucket",
+        &|f| observed(f.burst_poll_rounds),
     ));
     out.push_str(&both("Last delete → AWS empty, s", &|f| {
         format!("{:.1}", f.last_delete_to_empty_s)
@@ -381,6 +399,17 @@ fn writes(f: &Figures) -> String {
 }
 
 /// The reconciles of the AVAILABLE burst: how many, and how long each took on average.
+/// A histogram's span: count, mean, and the buckets of its p50 and p99.
+fn observed(o: Option<crate::pods::Observed>) -> String {
+    o.map(|o| {
+        format!(
+            "{:.0}, {:.2} s, ≤ {} / ≤ {} s",
+            o.count, o.mean_s, o.p50_le, o.p99_le
+        )
+    })
+    .unwrap_or_default()
+}
+
 fn reconciles(f: &Figures) -> String {
     f.burst_reconciles
         .map(|(n, ms)| format!("{n:.0}, {ms:.1}"))

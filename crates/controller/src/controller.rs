@@ -33,7 +33,10 @@ pub async fn run(
         tracing::error!("the controller was started twice in one process");
         return;
     };
-    let poll_task = tokio::spawn(ctx.poller.clone().run(ctx.config.intervals));
+    let metrics = ctx.metrics.clone();
+    let poll_task = tokio::spawn(ctx.poller.clone().run(ctx.config.intervals, move |took| {
+        metrics.poll_round.observe(took.as_secs_f64())
+    }));
     let ready_task = tokio::spawn(ctx.caches.clone().mark_ready());
     let (store, writer) = reflector::store::<Kept>();
     let (tasks_tx, tasks_rx) = unbounded_channel();

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// The controller's metrics, registered in one registry the binary serves at `/metrics`
@@ -21,6 +22,12 @@ pub struct Metrics {
     /// namespace's, the poller (a re-check a reconcile asked for is not counted).
     pub wakes: IntCounterVec,
     pub reconcile_duration: HistogramVec,
+    /// Seconds from the poller's wake of a workspace (its file system's observation changed)
+    /// to the start of its next reconcile: the controller's queue.
+    pub wake_wait: Histogram,
+    /// Seconds of one poll round: every due file system described, the cache updated, the
+    /// changed ones' workspaces woken.
+    pub poll_round: Histogram,
     pub time_to_ready: HistogramVec,
     pub workspaces: IntGaugeVec,
     /// 1 while this replica runs the controller (always 1 without leader election).
@@ -31,6 +38,12 @@ pub struct Metrics {
     pub usage: UsageMetrics,
     phases: Mutex<HashMap<String, Phase>>,
 }
+
+/// Seconds of a wait inside the operator: milliseconds when idle, tens of seconds in a burst
+/// of thousands.
+const WAIT_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0,
+];
 
 /// Seconds from creation to Ready: FSx takes minutes, a restore from backup up to an hour.
 const READY_BUCKETS: [f64; 11] = [
@@ -83,6 +96,20 @@ impl Metrics {
             ],
             &["kind"],
         );
+        let wait = |name: &str, help: &str| {
+            let opts = HistogramOpts::new(name, help).buckets(WAIT_BUCKETS.to_vec());
+            let h = must(Histogram::with_opts(opts));
+            must(registry.register(Box::new(h.clone())));
+            h
+        };
+        let wake_wait = wait(
+            "lustre_operator_wake_wait_seconds",
+            "Time from the poller's wake of a workspace to the start of its next reconcile",
+        );
+        let poll_round = wait(
+            "lustre_operator_poll_round_seconds",
+            "Duration of a poll round: describe the due file systems, update the cache, wake",
+        );
         let time_to_ready = histogram(
             "lustre_operator_time_to_ready_seconds",
             "Time from workspace creation to first Ready",
@@ -115,6 +142,8 @@ impl Metrics {
             aws_calls,
             wakes,
             reconcile_duration,
+            wake_wait,
+            poll_round,
             time_to_ready,
             workspaces,
             leader,

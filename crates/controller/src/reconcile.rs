@@ -37,6 +37,9 @@ pub async fn reconcile(ws: Arc<LustreWorkspace>, ctx: Arc<Context>) -> Result<Re
         return Ok(Requeue::await_change());
     }
     let started = Instant::now();
+    if let Some(waited) = ctx.poller.wake_taken(&ws.uid().unwrap_or_default()) {
+        ctx.metrics.wake_wait.observe(waited.as_secs_f64());
+    }
     let ws = ctx.memory.freshen(ws);
     let result = if ws.metadata.deletion_timestamp.is_some() {
         delete(&ws, &ctx).await

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::runtime::reflector::ObjectRef;
 use lustre_api::LustreWorkspace;
@@ -89,6 +89,8 @@ type Key = (String, String);
 struct State {
     cache: HashMap<String, Kept>,
     entries: HashMap<Key, Entry>,
+    /// When a round woke each workspace (by UID) whose reconcile has not started since.
+    woken: HashMap<String, Instant>,
 }
 
 /// The file systems of one region due in a round, and which of them to describe the
@@ -181,10 +183,18 @@ impl Poller {
         self.lock().entries.insert(key, Entry { follower, pace });
     }
 
+    /// How long ago a round woke this workspace, if it did since its last reconcile began
+    /// (call it as a reconcile begins: the wait in the controller's queue).
+    pub fn wake_taken(&self, uid: &str) -> Option<Duration> {
+        self.lock().woken.remove(uid).map(|at| at.elapsed())
+    }
+
     /// Stops following the file system for this workspace, and drops its cached observation
     /// (stale: the next look describes it again).
     pub fn forget(&self, file_system_id: &str, workspace: &ObjectRef<LustreWorkspace>) {
         let mut s = self.lock();
+        let (_, uid) = key(file_system_id, workspace);
+        s.woken.remove(&uid);
         s.entries.remove(&key(file_system_id, workspace));
         s.cache.remove(file_system_id);
     }
@@ -281,20 +291,26 @@ impl Poller {
             }
             s.cache.insert(id.clone(), observation);
         }
-        let mut woken = 0;
-        for ((id, _), e) in &s.entries {
+        let now = Instant::now();
+        let mut wake = Vec::new();
+        for ((id, uid), e) in &s.entries {
             if changed.contains(id) {
                 let _ = self.wake.send(e.follower.workspace.clone());
-                woken += 1;
+                wake.push(uid.clone());
             }
+        }
+        let woken = wake.len();
+        for uid in wake {
+            s.woken.entry(uid).or_insert(now);
         }
         woken
     }
 
     /// Polls forever (run it as a task): the file systems waiting on AWS every `pending`
     /// interval, every file system (the drift check) every `drift` interval. Each has its own
-    /// deadline, so a drift check is never late by up to a pending interval.
-    pub async fn run(self, intervals: PollIntervals) {
+    /// deadline, so a drift check is never late by up to a pending interval. `took` hears
+    /// each round's duration.
+    pub async fn run(self, intervals: PollIntervals, took: impl Fn(Duration) + Send) {
         let start = tokio::time::Instant::now();
         let (mut next_poll, mut next_drift) = (start, start);
         loop {
@@ -302,6 +318,7 @@ impl Poller {
             let began = tokio::time::Instant::now();
             let drift_due = began >= next_drift;
             let woken = self.poll_once(drift_due).await;
+            took(began.elapsed());
             // A drift round polls the pending file systems too; the next pending round is
             // an interval after this one ended (no burst after a slow round).
             next_poll = tokio::time::Instant::now() + intervals.pending;

@@ -41,10 +41,13 @@ async fn drift_checks_keep_their_own_deadline() {
     let (poller, _wake) = Poller::new();
     poller.settle("fs-1", follower(&cloud, "w", "uid-w", "us-east-1"));
     let start = tokio::time::Instant::now();
-    let task = tokio::spawn(poller.clone().run(PollIntervals {
-        pending: Duration::from_secs(15),
-        drift: Duration::from_secs(60),
-    }));
+    let task = tokio::spawn(poller.clone().run(
+        PollIntervals {
+            pending: Duration::from_secs(15),
+            drift: Duration::from_secs(60),
+        },
+        |_| {},
+    ));
     tokio::time::sleep(Duration::from_secs(185)).await;
     task.abort();
     let at: Vec<f64> = cloud
@@ -80,6 +83,38 @@ async fn every_workspace_following_a_file_system_is_woken() {
     cloud.set_lifecycle(&fs.id, Lifecycle::Failed, "broken");
     assert_eq!(poller.poll_once(false).await, 1);
     assert_eq!(drain(&mut wake), ["b"]);
+}
+
+/// A round's wake is stamped once per workspace until its reconcile begins (the queue's wait
+/// in `lustre_operator_wake_wait_seconds`); a second wake before then keeps the first stamp,
+/// and a workspace no longer followed leaves no stamp behind.
+#[tokio::test]
+async fn a_wake_is_stamped_until_the_reconcile_takes_it() {
+    let cloud = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
+    let fs = file_system(&cloud, "t-1").await;
+    let (poller, mut wake) = Poller::new();
+    poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
+    poller.watch(&fs.id, follower(&cloud, "b", "uid-b", "us-east-1"));
+    assert_eq!(poller.wake_taken("uid-a"), None, "not woken yet");
+    assert_eq!(poller.poll_once(false).await, 2);
+    let first = poller.wake_taken("uid-a").expect("woken by the round");
+    assert_eq!(poller.wake_taken("uid-a"), None, "taken once");
+    std::thread::sleep(Duration::from_millis(20));
+    cloud.advance();
+    assert_eq!(poller.poll_once(false).await, 2);
+    let later = poller
+        .wake_taken("uid-b")
+        .expect("still stamped from the first round");
+    assert!(
+        later >= first + Duration::from_millis(20),
+        "{later:?} vs {first:?}"
+    );
+    poller.forget(
+        &fs.id,
+        &follower(&cloud, "a", "uid-a", "us-east-1").workspace,
+    );
+    assert_eq!(poller.wake_taken("uid-a"), None, "forgotten");
+    drain(&mut wake);
 }
 
 /// Each region's file systems are described by that region's cloud, in one call.
