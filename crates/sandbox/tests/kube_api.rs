@@ -332,6 +332,23 @@ async fn claims_bind_are_protected_and_collected() {
             .deletion_timestamp
             .is_some()
     );
+    // The volume deleted meanwhile stays while its claim is bound (pv-protection).
+    pvs.delete("lws-1", &DeleteParams::default())
+        .await
+        .expect("delete pv");
+    let held = pvs.get("lws-1").await.expect("pv held");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert!(
+        held.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"kubernetes.io/pv-protection".to_string())
+    );
+    assert_eq!(
+        held.status.and_then(|s| s.phase).as_deref(),
+        Some("Bound"),
+        "still bound to the held claim"
+    );
     pods.delete("trainer", &DeleteParams::default())
         .await
         .expect("delete pod");
@@ -339,14 +356,9 @@ async fn claims_bind_are_protected_and_collected() {
         pvcs.get_opt("data").await.expect("get").is_none(),
         "released once no pod uses it"
     );
-    assert_eq!(
-        pvs.get("lws-1")
-            .await
-            .expect("pv")
-            .status
-            .and_then(|s| s.phase)
-            .as_deref(),
-        Some("Released")
+    assert!(
+        pvs.get_opt("lws-1").await.expect("get").is_none(),
+        "the volume goes once its claim is gone (Released, then pv-protection lets it go)"
     );
 
     // Owner garbage collection.

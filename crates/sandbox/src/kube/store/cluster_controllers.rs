@@ -1,5 +1,5 @@
 //! The controllers a cluster runs that this operator relies on: PV/PVC binding,
-//! pvc-protection, pods starting once their claims are bound, owner garbage collection and
+//! pvc-protection, pv-protection, pods starting once their claims are bound, owner garbage collection and
 //! foreground deletion. They run after every write (`settle`) until nothing changes.
 
 use std::collections::BTreeSet;
@@ -22,6 +22,7 @@ impl Store {
                 changed |= self.bind_claims_to_prebound_volumes(&dirty);
                 changed |= self.bind_volumes(&dirty);
                 changed |= self.release_protected_claims(&dirty);
+                changed |= self.release_protected_volumes(&dirty);
                 changed |= self.start_pods(&dirty);
             }
             changed |= self.collect_garbage();
@@ -200,6 +201,36 @@ impl Store {
                 }
                 changed = true;
             }
+        }
+        changed
+    }
+
+    /// PV protection: a deleting volume among `dirty` goes once it is not Bound (its claim
+    /// gone, the binder marked it Released), as kube-controller-manager's pv-protection
+    /// judges it.
+    pub(super) fn release_protected_volumes(&mut self, dirty: &BTreeSet<Key>) -> bool {
+        let pv_t = self.core("persistentvolumes");
+        let mut changed = false;
+        for key in dirty.iter().filter(|k| k.0 == PVS) {
+            let Some(pv) = self.objects.get(key).filter(|v| {
+                !v["metadata"]["deletionTimestamp"].is_null()
+                    && v["status"]["phase"].as_str() != Some("Bound")
+                    && finalizers(v).iter().any(|f| f == PV_PROTECTION)
+            }) else {
+                continue;
+            };
+            let mut v = pv.clone();
+            let rest: Vec<String> = finalizers(pv)
+                .into_iter()
+                .filter(|f| f != PV_PROTECTION)
+                .collect();
+            v["metadata"]["finalizers"] = json!(rest);
+            if rest.is_empty() {
+                self.remove(&pv_t, key);
+            } else {
+                self.set(&pv_t, key, v);
+            }
+            changed = true;
         }
         changed
     }

@@ -89,6 +89,7 @@ type Key = (String, String, String);
 const HISTORY: usize = 50_000;
 
 pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
 /// The node the sandbox schedules a pod on once its claims are bound.
 pub const SANDBOX_NODE: &str = "sandbox-node";
 

@@ -53,12 +53,18 @@ impl Store {
         m.insert("generation".into(), json!(1));
         m.remove("deletionTimestamp");
         m.remove("resourceVersion");
-        if rt.plural == "persistentvolumeclaims" && rt.group.is_empty() {
+        // kube-apiserver's StorageObjectInUseProtection admission.
+        let protection = match rt.plural.as_str() {
+            "persistentvolumeclaims" if rt.group.is_empty() => Some(PVC_PROTECTION),
+            "persistentvolumes" if rt.group.is_empty() => Some(PV_PROTECTION),
+            _ => None,
+        };
+        if let Some(p) = protection {
             let f = m.entry("finalizers").or_insert(json!([]));
             if let Some(a) = f.as_array_mut()
-                && !a.iter().any(|x| x == PVC_PROTECTION)
+                && !a.iter().any(|x| x == p)
             {
-                a.push(json!(PVC_PROTECTION));
+                a.push(json!(p));
             }
         }
         if rt.kind == "Secret" && obj["type"].as_str().is_none_or(str::is_empty) {
