@@ -37,13 +37,13 @@ pub const GUIDE: [(&str, &str, &str, &str); 32] = [
     (
         reason::DELETING,
         "progress",
-        "The workspace was deleted and the operator is removing, in order, the claim, the volume, the data repository links, the file system and the security group.",
+        "The workspace was deleted and the operator is removing, in order, the claim and the volume (together), the data repository links, the file system and the security group.",
         "Wait. If it stays here, look at the other conditions: a pod may still use the claim (ClaimInUse).",
     ),
     (
         reason::CLAIM_IN_USE,
         "problem",
-        "The workspace is being deleted but pods still name its claim; Kubernetes keeps the claim (the `kubernetes.io/pvc-protection` finalizer) while any scheduled pod names it, finished (Succeeded, Failed) or not, and the operator keeps the file system until they are gone. The message says whether the operator counted pods on the claim; when it counted none, the claim waits for kube-controller-manager's pvc-protection controller to check it, which takes minutes on a busy control plane.",
+        "The workspace is being deleted but pods still name its claim; Kubernetes keeps the claim (the `kubernetes.io/pvc-protection` finalizer) while any scheduled pod names it, finished (Succeeded, Failed) or not, and the operator keeps the file system until they are gone. The volume's delete goes out right after the claim's; Kubernetes keeps the volume (`kubernetes.io/pv-protection`) while the claim is bound, and the reason stays until both are gone (one wait). The message says whether the operator counted pods on the claim; when it counted none, the claim and the volume wait for kube-controller-manager's pvc-protection and pv-protection controllers, which take minutes on a busy control plane.",
         "Delete the pods that name the claim, finished ones too: `kubectl get pods -n <namespace> -o wide` and look for the claim in their volumes (a Job's `ttlSecondsAfterFinished` deletes its pods by itself). Deletion then continues by itself.",
     ),
     (

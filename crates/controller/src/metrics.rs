@@ -39,11 +39,37 @@ pub struct Metrics {
     phases: Mutex<HashMap<String, Phase>>,
 }
 
+/// Seconds of a reconcile.
+const RECONCILE_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// Seconds of a wait inside the operator: milliseconds when idle, tens of seconds in a burst
 /// of thousands.
 const WAIT_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0,
 ];
+
+/// The histograms of the operator's own waits: the controller's queue after a poller's wake,
+/// and the poll rounds.
+fn wait_histograms(registry: &Registry) -> (Histogram, Histogram) {
+    let wait = |name: &str, help: &str| {
+        let opts = HistogramOpts::new(name, help).buckets(WAIT_BUCKETS.to_vec());
+        let h = must(Histogram::with_opts(opts));
+        must(registry.register(Box::new(h.clone())));
+        h
+    };
+    (
+        wait(
+            "lustre_operator_wake_wait_seconds",
+            "Time from the poller's wake of a workspace to the start of its next reconcile",
+        ),
+        wait(
+            "lustre_operator_poll_round_seconds",
+            "Duration of a poll round: describe the due file systems, update the cache, wake",
+        ),
+    )
+}
 
 /// Seconds from creation to Ready: FSx takes minutes, a restore from backup up to an hour.
 const READY_BUCKETS: [f64; 11] = [
@@ -91,25 +117,10 @@ impl Metrics {
         let reconcile_duration = histogram(
             "lustre_operator_reconcile_duration_seconds",
             "Reconcile duration",
-            vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ],
+            RECONCILE_BUCKETS.to_vec(),
             &["kind"],
         );
-        let wait = |name: &str, help: &str| {
-            let opts = HistogramOpts::new(name, help).buckets(WAIT_BUCKETS.to_vec());
-            let h = must(Histogram::with_opts(opts));
-            must(registry.register(Box::new(h.clone())));
-            h
-        };
-        let wake_wait = wait(
-            "lustre_operator_wake_wait_seconds",
-            "Time from the poller's wake of a workspace to the start of its next reconcile",
-        );
-        let poll_round = wait(
-            "lustre_operator_poll_round_seconds",
-            "Duration of a poll round: describe the due file systems, update the cache, wake",
-        );
+        let (wake_wait, poll_round) = wait_histograms(&registry);
         let time_to_ready = histogram(
             "lustre_operator_time_to_ready_seconds",
             "Time from workspace creation to first Ready",

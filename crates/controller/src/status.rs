@@ -11,7 +11,7 @@ use lustre_cloud::{CloudError, ErrorKind, Lifecycle, lustre_ingress};
 
 use crate::plan::restore;
 use crate::plan::{
-    Action, ClassLookup, Inputs, Wait, claim_name, client_peers, expiry, export, import,
+    Action, ClassLookup, Inputs, Wait, claim_name, client_peers, expiry, export, import, releasing,
 };
 use crate::reported;
 
@@ -211,6 +211,10 @@ fn volume_condition(i: &Inputs) -> Cond {
             reason::CLAIM_CONFLICT,
             format!("claim {claim} exists and is not this workspace's"),
         ),
+        _ if releasing(i) => no(
+            reason::DELETING,
+            format!("deleting claim {claim} and its volume"),
+        ),
         (Some(c), _) if c.bound => yes(reason::READY, format!("claim {claim} is bound")),
         // One status for both waits on the binder (see `write::unshown`).
         (None, Some(v)) if v.available => no(reason::CREATING, "creating the claim"),
@@ -334,7 +338,9 @@ fn deleting_ready(i: &Inputs, action: &Action) -> (Cond, Phase) {
             ),
         ),
         Action::Wait(Wait::SharesReleased) => no(reason::CLAIM_IN_USE, crate::plan::shares_wait(i)),
-        Action::Wait(Wait::ClaimInUse) => no(reason::CLAIM_IN_USE, crate::plan::claim_held(i)),
+        Action::Wait(Wait::ClaimInUse) | Action::DeleteClaim | Action::DeleteVolume => {
+            no(reason::CLAIM_IN_USE, crate::plan::claim_held(i))
+        }
         Action::Wait(Wait::FileSystemDeleting) => {
             let id = i
                 .aws
@@ -441,11 +447,11 @@ pub fn desired_status(
             .volume
             .as_ref()
             .map(|_| crate::builders::volume_name(ws)),
-        // Once the volume exists (not while deleting, when it can outlive its claim): the claim
-        // follows it in the same wait (a write of its own would show nothing new).
+        // Once the volume exists: the claim follows it in the same wait (a write of its own
+        // would show nothing new); while deleting, until both are gone (one wait too).
         claim_name: (i.kube.claim.is_some()
-            || (i.kube.volume.is_some() && !i.kube.claim_taken && !deleting))
-            .then(|| claim_name(ws)),
+            || (i.kube.volume.is_some() && !i.kube.claim_taken && (!deleting || releasing(i))))
+        .then(|| claim_name(ws)),
         data_repositories: reported::repository_statuses(i),
         estimated_monthly_cost: class
             .map(|c| Box::new(reported::cost(ws, c, fs)))

@@ -24,13 +24,15 @@ impl Action {
     /// itself ends within a moment as a rule: a new volume becoming Available, a new claim
     /// binding, a deleted claim leaving pvc-protection, a deleted volume leaving
     /// pv-protection. The volume's wait to be Available and the claim's to bind are one wait
-    /// on the binder: one clock, one status.
+    /// on the binder: one clock, one status; the claim's and the volume's deletes and their
+    /// release are one wait on pvc- and pv-protection: one clock, one status.
     pub(crate) fn brief_clock(&self) -> Option<&Action> {
         match self {
             Action::Wait(Wait::VolumeAvailable) => Some(&Action::Wait(Wait::ClaimBinding)),
-            Action::Wait(Wait::ClaimBinding | Wait::ClaimInUse)
-            | Action::DeleteClaim
-            | Action::DeleteVolume => Some(self),
+            Action::Wait(Wait::ClaimBinding) => Some(self),
+            Action::Wait(Wait::ClaimInUse) | Action::DeleteClaim | Action::DeleteVolume => {
+                Some(&Action::Wait(Wait::ClaimInUse))
+            }
             _ => None,
         }
     }

@@ -227,6 +227,7 @@ fn bound() -> KubeView {
             capacity_gib: 2400,
             file_system_id: "fs-0123456789abcdef0".into(),
             available: true,
+            deleting: false,
         }),
         claim: Some(ClaimView {
             bound: true,
@@ -235,6 +236,17 @@ fn bound() -> KubeView {
         }),
         claim_taken: false,
         ..KubeView::default()
+    }
+}
+
+/// The workspace's volume deleted, held by pv-protection (the rest as bound).
+fn deleting_volume() -> KubeView {
+    KubeView {
+        volume: bound().volume.map(|v| VolumeView {
+            deleting: true,
+            ..v
+        }),
+        ..bound()
     }
 }
 
@@ -652,6 +664,7 @@ fn the_lifecycle_table() {
                     capacity_gib: 1200,
                     file_system_id: "fs-0123456789abcdef0".into(),
                     available: true,
+                    deleting: false,
                 }),
                 ..bound()
             },
@@ -920,6 +933,21 @@ fn the_lifecycle_table() {
                 }),
                 ..bound()
             },
+            ..row(
+                "the claim deleted: the volume's delete goes right after",
+                |a| *a == Action::DeleteVolume,
+            )
+        },
+        Row {
+            delete: true,
+            kube: KubeView {
+                claim: Some(ClaimView {
+                    bound: true,
+                    deleting: true,
+                    ..ClaimView::default()
+                }),
+                ..deleting_volume()
+            },
             ..row("pods still mount it", |a| {
                 *a == Action::Wait(Wait::ClaimInUse)
             })
@@ -931,6 +959,16 @@ fn the_lifecycle_table() {
                 ..bound()
             },
             ..row("then the volume", |a| *a == Action::DeleteVolume)
+        },
+        Row {
+            delete: true,
+            kube: KubeView {
+                claim: None,
+                ..deleting_volume()
+            },
+            ..row("the volume held by pv-protection: its delete stands", |a| {
+                *a == Action::DeleteVolume
+            })
         },
         Row {
             delete: true,
@@ -1705,7 +1743,7 @@ fn status_while_pods_hold_the_claim() {
                 deleting: true,
                 ..ClaimView::default()
             }),
-            ..bound()
+            ..deleting_volume()
         },
         ..row("in use", |_| true)
     };
@@ -1725,11 +1763,51 @@ fn status_while_pods_hold_the_claim() {
         let ready = cond(&s, "Ready");
         assert_eq!(ready.reason, "ClaimInUse");
         assert!(
-            ready.message.contains("held by Kubernetes' pvc-protection")
+            ready.message.contains("pvc-protection holds the claim")
                 && !ready.message.contains("still used"),
             "{pods:?}: {}",
             ready.message
         );
+    }
+    // The claim's release and then the volume's are one wait: the same status for both
+    // (one write), whether the claim's delete is out and the volume's next, both are held,
+    // or only the volume is left.
+    let steps = [
+        Row {
+            kube: KubeView {
+                claim: Some(ClaimView {
+                    bound: true,
+                    deleting: true,
+                    ..ClaimView::default()
+                }),
+                ..bound()
+            },
+            ..held(idle())
+        },
+        held(idle()),
+        Row {
+            kube: KubeView {
+                claim: None,
+                ..deleting_volume()
+            },
+            ..held(idle())
+        },
+    ];
+    let statuses: Vec<_> = steps
+        .iter()
+        .map(|r| status_for(r, None, "2026-11-25T10:00:00Z"))
+        .collect();
+    let actions: Vec<_> = statuses.iter().map(|(a, _)| a.clone()).collect();
+    assert_eq!(
+        actions,
+        [
+            Action::DeleteVolume,
+            Action::Wait(Wait::ClaimInUse),
+            Action::DeleteVolume
+        ]
+    );
+    for (_, s) in &statuses[1..] {
+        assert_eq!(s, &statuses[0].1);
     }
 }
 
@@ -2181,6 +2259,7 @@ fn zones_pick_the_subnet_and_keep_pods_in_the_file_systems_zone() {
             file_system_id: "fs-0123456789abcdef0".into(),
             zone: zone.map(str::to_string),
             available: true,
+            deleting: false,
         }),
         ..bound()
     };
@@ -2294,6 +2373,7 @@ fn intelligent_tiering_is_created_by_throughput_and_grows_by_throughput() {
             file_system_id: "fs-0123456789abcdef0".into(),
             zone: None,
             available: true,
+            deleting: false,
         }),
         ..bound()
     };

@@ -963,7 +963,7 @@ async fn a_volume_held_by_a_finalizer_after_its_delete_is_looked_at_again() {
             ws.status
                 .as_ref()
                 .and_then(|s| s.conditions.first())
-                .is_some_and(|c| c.message.contains("PersistentVolume"))
+                .is_some_and(|c| c.message.contains("pv-protection the volume"))
         },
     )
     .await;

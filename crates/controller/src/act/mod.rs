@@ -234,7 +234,7 @@ fn fold(
             o.kube.first_pod_storage_class |= first_pod;
         }
         Outcome::Volume(volume) => o.kube.volume = volume,
-        Outcome::VolumeHeld => {}
+        Outcome::VolumeHeld => o.kube.volume.iter_mut().for_each(|v| v.deleting = true),
         Outcome::Claim { claim, taken } => {
             o.kube.claim = claim;
             o.kube.claim_taken = taken;

@@ -62,6 +62,7 @@ pub(super) async fn apply_volume(
         available: crate::slim::seen_by_binder(
             applied.status.as_ref().and_then(|s| s.phase.as_deref()),
         ),
+        deleting: applied.metadata.deletion_timestamp.is_some(),
     })))
 }
 
@@ -111,8 +112,8 @@ pub(super) async fn delete_claim(ctx: &Context, ws: &LustreWorkspace) -> Result<
 }
 
 /// A deleted volume stays while a finalizer holds it (kube-controller-manager's
-/// pv-protection, for a moment after the claim goes): the volumes' watch wakes the workspace
-/// when it goes, and its delete is sent once.
+/// pv-protection: while its claim is bound, and a moment after the claim goes): the volumes'
+/// watch wakes the workspace when it goes, and its delete is sent once.
 pub(super) async fn delete_volume(ctx: &Context, ws: &LustreWorkspace) -> Result<Outcome, Cause> {
     let name = builders::volume_name(ws);
     let uid = ws.uid().unwrap_or_default();
@@ -140,10 +141,6 @@ pub(super) async fn delete_volume(ctx: &Context, ws: &LustreWorkspace) -> Result
     })
 }
 
-/// Deletes an object; returns it while a finalizer holds it, `None` once it is gone (or was
-/// gone already: someone, a finalizer's controller or a person, removed it first). The
-/// answer to a DELETE is the object itself, or the object as it was deleted, or a Status: only
-/// an object that still carries finalizers is still there.
 /// Deletes the workspace itself (its expiry passed), only the object this reconcile looked at
 /// (a precondition on its UID): one already gone or replaced is left alone. Its finalizer
 /// holds it while the cleanup runs.
@@ -167,6 +164,10 @@ pub(super) async fn delete_workspace(
     }
 }
 
+/// Deletes an object; returns it while a finalizer holds it, `None` once it is gone (or was
+/// gone already: someone, a finalizer's controller or a person, removed it first). The
+/// answer to a DELETE is the object itself, or the object as it was deleted, or a Status: only
+/// an object that still carries finalizers is still there.
 async fn held_after_delete<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Cause>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,

@@ -161,14 +161,18 @@ fn volume_of(ctx: &Context, ws: &LustreWorkspace, uid: &str) -> Option<VolumeVie
     let expected = ctx.memory.volume_expected(uid, |e| match e {
         Expected::Made(_) => cached.is_some(),
         Expected::Gone => cached.is_none(),
-        // Held by its finalizer: the delete path reads the cache's deletion mark itself
-        // (act::volume::delete_volume); gone meets it here.
+        // Held by its finalizer (marked deleting below until the cache shows its deletion
+        // mark); gone meets it here.
         Expected::Deleting => cached.is_none(),
     });
     match expected {
         Some(Expected::Made(v)) => Some(v),
         Some(Expected::Gone) => None,
-        _ => cached,
+        Some(Expected::Deleting) => cached.map(|v| VolumeView {
+            deleting: true,
+            ..v
+        }),
+        None => cached,
     }
 }
 
@@ -254,6 +258,7 @@ fn volume_view(pv: &crate::slim::Volume) -> VolumeView {
             .map(|c| c.volume_handle.clone())
             .unwrap_or_default(),
         available: pv.seen_by_binder(),
+        deleting: pv.meta().deletion_timestamp.is_some(),
     }
 }
 

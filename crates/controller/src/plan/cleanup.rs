@@ -1,5 +1,5 @@
 //! The next step for a workspace being deleted: the parts go in the reverse order of their
-//! making (claim, volume, the export of `exportOnDelete` links, associations, the adopter
+//! making (claim and volume together, the export of `exportOnDelete` links, associations, the adopter
 //! mark or the file system, the security group), each planner naming a step or letting the
 //! next look. Works when create never got
 //! far and when the class is gone.
@@ -43,30 +43,47 @@ fn plan(i: &Inputs) -> ControlFlow<Action> {
     }
 }
 
-/// The claim first (pods may still use it: pvc-protection holds it), then the volume.
+/// The claim first (pods may still use it: pvc-protection holds it), and the volume's delete
+/// right after it: pv-protection holds the volume while the claim is bound and lets it go once
+/// the binder releases it, with no look from this operator in between (one wait on
+/// Kubernetes, not two). The volume is `Retain`: its delete never reaches the file system.
 fn kubernetes(i: &Inputs) -> ControlFlow<Action> {
-    match &i.kube.claim {
-        Some(c) if !c.deleting => return Break(Action::DeleteClaim),
-        Some(_) => return Break(Action::Wait(Wait::ClaimInUse)),
-        None => {}
+    let (claim, volume) = (&i.kube.claim, &i.kube.volume);
+    if claim.as_ref().is_some_and(|c| !c.deleting) {
+        return Break(Action::DeleteClaim);
     }
-    if i.kube.volume.is_some() {
+    if volume.as_ref().is_some_and(|v| !v.deleting) {
+        return Break(Action::DeleteVolume);
+    }
+    if claim.is_some() {
+        return Break(Action::Wait(Wait::ClaimInUse));
+    }
+    if volume.is_some() {
+        // Held by pv-protection: the volumes' watch wakes the workspace when it goes.
         return Break(Action::DeleteVolume);
     }
     Continue(())
 }
 
-/// Why the deleted claim stays: pods counted on it, or (none counted, or not known)
-/// Kubernetes' pvc-protection has not let it go yet: it checks the pods, finished ones
-/// included, and lags on a busy cluster.
+/// The claim's or the volume's delete is out: they are released together (one status).
+pub fn releasing(i: &Inputs) -> bool {
+    i.kube.claim.as_ref().is_some_and(|c| c.deleting)
+        || i.kube.volume.as_ref().is_some_and(|v| v.deleting)
+}
+
+/// Why the deleted claim or its volume stays: pods counted on the claim, or (none counted, or
+/// not known) Kubernetes has not let them go yet: pvc-protection checks the pods, finished
+/// ones included, pv-protection the claim's binding, and both lag on a busy cluster. The
+/// claim's wait and the volume's are one (their deletes go out together): one message for
+/// both, so a status is written once for them.
 pub fn claim_held(i: &Inputs) -> String {
     let claim = super::claim_name(i.workspace);
     match i.pods {
-        super::expiry::Pods::Seen(u) if u.active > 0 => format!(
+        super::expiry::Pods::Seen(u) if u.active > 0 && i.kube.claim.is_some() => format!(
             "deleting: claim {claim} is still used by pods; delete them to continue (a finished pod counts until it is deleted)"
         ),
         _ => format!(
-            "deleting: claim {claim} is held by Kubernetes' pvc-protection until no pod names it; delete the pods that do, finished ones too, if any"
+            "deleting: Kubernetes releases claim {claim} and its volume: pvc-protection holds the claim until no pod names it (delete the pods that do, finished ones too, if any), pv-protection the volume until the claim is gone"
         ),
     }
 }

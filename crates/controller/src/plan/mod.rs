@@ -28,7 +28,7 @@ use lustre_api::{LustreWorkspace, LustreWorkspaceClass};
 use lustre_cloud::{DataRepositoryAssociation, FileSystem, SecurityGroup};
 
 pub use action::{Action, After, Kind, Poll, Recheck, Stopped, Wait};
-pub use cleanup::{claim_held, deletion_policy, next_cleanup_action};
+pub use cleanup::{claim_held, deletion_policy, next_cleanup_action, releasing};
 pub use create::{adoption_refused, binding_wait, may_adopt, namespace_admitted, next_action};
 
 /// Reasons of the Events about steps (a Normal one when an AWS change is made, a Warning when
@@ -162,6 +162,9 @@ pub struct VolumeView {
     /// A claim naming a volume the binder has not stored yet waits for the binder's resync
     /// (15 s by default) to bind, so the claim is made only once this is true.
     pub available: bool,
+    /// Has a deletion timestamp, or this process sent its delete (pv-protection holds it
+    /// while it is bound).
+    pub deleting: bool,
 }
 
 /// What matters of the PersistentVolumeClaim.
