@@ -64,7 +64,7 @@ impl Default for ControllerConfig {
             base_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(300),
             claim_recheck: Duration::from_secs(30),
-            concurrency: 16,
+            concurrency: 64,
             namespaces: Vec::new(),
             cluster_id: None,
             watch_pods: false,
