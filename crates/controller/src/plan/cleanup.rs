@@ -1,8 +1,7 @@
 //! The next step for a workspace being deleted: the parts go in the reverse order of their
-//! making (claim and volume together, the export of `exportOnDelete` links, associations, the adopter
-//! mark or the file system, the security group), each planner naming a step or letting the
-//! next look. Works when create never got
-//! far and when the class is gone.
+//! making (claim and volume together, the export of `exportOnDelete` links, associations,
+//! the adopter mark or the file system, the security group), each planner naming a step or
+//! letting the next look. Works when create never got far and when the class is gone.
 
 use std::ops::ControlFlow::{self, Break, Continue};
 

@@ -193,9 +193,9 @@ impl Poller {
     /// (stale: the next look describes it again).
     pub fn forget(&self, file_system_id: &str, workspace: &ObjectRef<LustreWorkspace>) {
         let mut s = self.lock();
-        let (_, uid) = key(file_system_id, workspace);
-        s.woken.remove(&uid);
-        s.entries.remove(&key(file_system_id, workspace));
+        let key = key(file_system_id, workspace);
+        s.woken.remove(&key.1);
+        s.entries.remove(&key);
         s.cache.remove(file_system_id);
     }
 
