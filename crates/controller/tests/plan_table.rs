@@ -239,6 +239,15 @@ fn bound() -> KubeView {
     }
 }
 
+/// The workspace's claim deleted, held by pvc-protection.
+fn held_claim() -> Option<ClaimView> {
+    Some(ClaimView {
+        bound: true,
+        deleting: true,
+        ..ClaimView::default()
+    })
+}
+
 /// The workspace's volume deleted, held by pv-protection (the rest as bound).
 fn deleting_volume() -> KubeView {
     KubeView {
@@ -926,11 +935,7 @@ fn the_lifecycle_table() {
         Row {
             delete: true,
             kube: KubeView {
-                claim: Some(ClaimView {
-                    bound: true,
-                    deleting: true,
-                    ..ClaimView::default()
-                }),
+                claim: held_claim(),
                 ..bound()
             },
             ..row(
@@ -941,11 +946,7 @@ fn the_lifecycle_table() {
         Row {
             delete: true,
             kube: KubeView {
-                claim: Some(ClaimView {
-                    bound: true,
-                    deleting: true,
-                    ..ClaimView::default()
-                }),
+                claim: held_claim(),
                 ..deleting_volume()
             },
             ..row("pods still mount it", |a| {
@@ -1738,11 +1739,7 @@ fn status_while_pods_hold_the_claim() {
         pods,
         delete: true,
         kube: KubeView {
-            claim: Some(ClaimView {
-                bound: true,
-                deleting: true,
-                ..ClaimView::default()
-            }),
+            claim: held_claim(),
             ..deleting_volume()
         },
         ..row("in use", |_| true)
@@ -1775,11 +1772,7 @@ fn status_while_pods_hold_the_claim() {
     let steps = [
         Row {
             kube: KubeView {
-                claim: Some(ClaimView {
-                    bound: true,
-                    deleting: true,
-                    ..ClaimView::default()
-                }),
+                claim: held_claim(),
                 ..bound()
             },
             ..held(idle())

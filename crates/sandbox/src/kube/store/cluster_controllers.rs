@@ -188,17 +188,8 @@ impl Store {
                 continue;
             };
             if self.pods_using(&key.1, &key.2).is_empty() {
-                let mut c = claim.clone();
-                let rest: Vec<String> = finalizers(claim)
-                    .into_iter()
-                    .filter(|f| f != PVC_PROTECTION)
-                    .collect();
-                c["metadata"]["finalizers"] = json!(rest);
-                if rest.is_empty() {
-                    self.remove(&pvc_t, key);
-                } else {
-                    self.set(&pvc_t, key, c);
-                }
+                let claim = claim.clone();
+                self.drop_finalizer(&pvc_t, key, claim, PVC_PROTECTION);
                 changed = true;
             }
         }
@@ -219,20 +210,26 @@ impl Store {
             }) else {
                 continue;
             };
-            let mut v = pv.clone();
-            let rest: Vec<String> = finalizers(pv)
-                .into_iter()
-                .filter(|f| f != PV_PROTECTION)
-                .collect();
-            v["metadata"]["finalizers"] = json!(rest);
-            if rest.is_empty() {
-                self.remove(&pv_t, key);
-            } else {
-                self.set(&pv_t, key, v);
-            }
+            let pv = pv.clone();
+            self.drop_finalizer(&pv_t, key, pv, PV_PROTECTION);
             changed = true;
         }
         changed
+    }
+
+    /// Takes `finalizer` off a stored object, as its controller does; the object goes when it
+    /// was the last one.
+    fn drop_finalizer(&mut self, rt: &ResourceType, key: &Key, mut obj: Value, finalizer: &str) {
+        let rest: Vec<String> = finalizers(&obj)
+            .into_iter()
+            .filter(|f| f != finalizer)
+            .collect();
+        if rest.is_empty() {
+            self.remove(rt, key);
+        } else {
+            obj["metadata"]["finalizers"] = json!(rest);
+            self.set(rt, key, obj);
+        }
     }
 
     /// Pending pods among `dirty`, or using a claim among it, run once all their claims are
