@@ -1,6 +1,7 @@
 //! The controllers a cluster runs that this operator relies on: PV/PVC binding,
-//! pvc-protection, pv-protection, pods starting once their claims are bound, owner garbage collection and
-//! foreground deletion. They run after every write (`settle`) until nothing changes.
+//! pvc-protection, pv-protection, pods starting once their claims are bound, owner garbage
+//! collection and foreground deletion. They run after every write (`settle`) until nothing
+//! changes.
 
 use std::collections::BTreeSet;
 
