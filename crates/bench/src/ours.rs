@@ -93,21 +93,7 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     f.pending_window_s = window;
     f.pending_calls_per_ws_min = pending_calls as f64 / n as f64 / (window / 60.0);
     let before_burst = crate::pods::reconciled(&metrics).await.ok();
-    const COUNTED: [(&str, &str); 2] = [
-        ("lustre_operator_wakes_total", "wakes"),
-        (
-            "lustre_operator_own_writes_heard_total",
-            "own writes heard back (no wake)",
-        ),
-    ];
-    let mut counted_before = Vec::new();
-    for (counter, _) in COUNTED {
-        counted_before.push(
-            crate::pods::by_source(&metrics, counter)
-                .await
-                .unwrap_or_default(),
-        );
-    }
+    let wakes_before = crate::pods::wakes(&metrics).await.unwrap_or_default();
     let clocks_before = burst_clocks(&metrics).await;
     until("all Ready", Duration::from_secs(3600), || {
         in_phase(&workspaces, "Ready") == n
@@ -155,24 +141,18 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
             "   from the first AVAILABLE to every claim Bound: {count:.0} reconciles, {mean_ms:.1} ms each on average"
         );
     }
-    for ((counter, what), before) in COUNTED.into_iter().zip(&counted_before) {
-        let Ok(after) = crate::pods::by_source(&metrics, counter).await else {
-            continue;
-        };
+    if let Ok(after) = crate::pods::wakes(&metrics).await {
         let per_ws: Vec<String> = after
             .iter()
             .map(|(source, v)| {
-                let v0 = before
+                let v0 = wakes_before
                     .iter()
                     .find(|(s, _)| s == source)
                     .map_or(0.0, |(_, v)| *v);
                 format!("{source} {:.2}", (v - v0) / n as f64)
             })
             .collect();
-        eprintln!(
-            "   {what} per workspace in that span: {}",
-            per_ws.join(", ")
-        );
+        eprintln!("   wakes per workspace in that span: {}", per_ws.join(", "));
     }
     let applies = server.volume_applies_since(audit_start);
     ready_figures(&mut f, &sim, &workspaces, &claims, all_ready, &applies);

@@ -227,16 +227,13 @@ impl Histogram {
     }
 }
 
-/// A counter of the operator's by source so far: its workspace wake-ups
-/// (`lustre_operator_wakes_total`), its own writes heard back
-/// (`lustre_operator_own_writes_heard_total`).
-pub(crate) async fn by_source(addr: &str, counter: &str) -> anyhow::Result<Vec<(String, f64)>> {
+/// The operator's workspace wake-ups so far by source (`lustre_operator_wakes_total`).
+pub(crate) async fn wakes(addr: &str) -> anyhow::Result<Vec<(String, f64)>> {
     let body = scrape(addr).await?;
-    let prefix = format!("{counter}{{source=\"");
     Ok(body
         .lines()
         .filter_map(|l| {
-            let rest = l.strip_prefix(&prefix)?;
+            let rest = l.strip_prefix("lustre_operator_wakes_total{source=\"")?;
             let (source, value) = rest.split_once("\"} ")?;
             Some((source.to_string(), value.trim().parse().ok()?))
         })

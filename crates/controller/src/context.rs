@@ -83,9 +83,6 @@ pub struct Context {
     /// VPC of each subnet a class names, once looked up (subnets do not move).
     pub(crate) subnets: Mutex<HashMap<String, lustre_cloud::Subnet>>,
     pub(crate) memory: WorkspaceMemory,
-    /// The versions its writes of workspaces, claims and volumes answered with, until their
-    /// watches report them ([`crate::echo`]).
-    pub(crate) echoes: crate::echo::Echoes,
     /// The watch caches reconciles read (see [`crate::cache`]).
     pub(crate) caches: Caches,
     /// Their writers, taken when `run` starts watching.
@@ -121,7 +118,6 @@ impl Context {
         let (caches, cache_writers) = Caches::new();
         let pods = config.watch_pods.then(Default::default);
         Self {
-            echoes: crate::echo::Echoes::new(metrics.echoes.clone()),
             client,
             clouds,
             poller,

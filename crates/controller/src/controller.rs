@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -18,7 +17,6 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::cache;
 use crate::context::Context;
-use crate::echo::{Heard, Released};
 use crate::kept::{Kept, Workspaces, kept_ref};
 use crate::reconcile::{error_policy, reconcile};
 
@@ -31,7 +29,7 @@ pub async fn run(
     wake: Wake,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (Some(caches), Some(released)) = (cache::streams(&ctx), ctx.echoes.released()) else {
+    let Some(caches) = cache::streams(&ctx) else {
         tracing::error!("the controller was started twice in one process");
         return;
     };
@@ -72,7 +70,7 @@ pub async fn run(
         grants_rx,
         shutdown.clone(),
     ));
-    wired(controller, caches, store, wake, released, &ctx)
+    wired(controller, caches, store, wake, &ctx)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_kept, error_policy, ctx.clone())
@@ -99,8 +97,8 @@ fn own_watch(
     writer: reflector::store::Writer<Kept>,
     beside: [UnboundedSender<ObjectRef<LustreWorkspace>>; 3],
 ) -> impl Stream<Item = Result<Kept, watcher::Error>> + Send + use<> {
-    let ctx = ctx.clone();
-    watcher(scoped::<LustreWorkspace>(&ctx), watcher::Config::default())
+    let counting = ctx.clone();
+    watcher(scoped::<LustreWorkspace>(ctx), watcher::Config::default())
         .default_backoff()
         .map_ok(kept)
         .reflect(writer)
@@ -119,43 +117,33 @@ fn own_watch(
             for tx in &beside {
                 let _ = tx.send(r.clone());
             }
-            let at = kept_ref(&r);
-            if !applied {
-                ctx.echoes.gone(&at);
+            if applied {
+                counting.metrics.woke("workspace", 1);
             }
-            let wakes = applied && ctx.echoes.hear(&at, ws.meta(), "workspace") == Heard::Wake;
-            if wakes {
-                ctx.metrics.woke("workspace", 1);
-            }
-            std::future::ready(Ok(wakes.then_some(ws)))
+            std::future::ready(Ok(applied.then_some(ws)))
         })
 }
 
-/// The controller woken by the caches' watches and the poller (each wake counted by source;
-/// the echoes of the operator's own writes wake nothing, and what a watch heard while a
-/// workspace's write was in flight wakes it once the write is done: `released`).
+/// The controller woken by the caches' watches and the poller (each wake counted by source).
 fn wired(
     controller: Controller<Kept>,
     caches: cache::Streams,
     store: Store<Kept>,
     wake: Wake,
-    released: UnboundedReceiver<Released>,
-    ctx: &Arc<Context>,
+    ctx: &Context,
 ) -> Controller<Kept> {
     let (by_class, by_namespace, by_volume) = (store.clone(), store.clone(), store);
-    let c = || ctx.clone();
-    let (c1, c2, c3, c4, c5, c6, c7) = (c(), c(), c(), c(), c(), c(), c());
+    let m = || ctx.metrics.clone();
+    let (m1, m2, m3, m4, m5, m6) = (m(), m(), m(), m(), m(), m());
     controller
         // Claims by owner reference, whatever their labels (a tenant may strip the operator's
         // label from its claim); the managed ones' phase (Bound) from their own watch.
-        .watches_stream(caches.claims, move |claim| {
-            counted(&c1, "claim", claim.meta(), owner(&claim))
-        })
-        .watches_stream(caches.managed_claims, move |claim| {
-            counted(&c2, "claim", claim.meta(), owner(&claim))
+        .watches_stream(caches.claims, move |c| counted(&m1, "claim", owner(&c)))
+        .watches_stream(caches.managed_claims, move |c| {
+            counted(&m2, "claim", owner(&c))
         })
         .watches_stream(caches.classes, move |class| {
-            counted(&c3, "class", class.meta(), using_class(&by_class, &class))
+            counted(&m3, "class", using_class(&by_class, &class))
         })
         .watches_stream(
             caches
@@ -163,26 +151,21 @@ fn wired(
                 .predicate_filter(labels_and_limits, Default::default()),
             move |ns| {
                 counted(
-                    &c4,
+                    &m4,
                     "namespace",
-                    ns.meta(),
                     in_namespace(&by_namespace, &ns.name_any()),
                 )
             },
         )
         // A volume a finalizer held (pv-protection) wakes its workspace when it goes.
         .watches_stream(caches.volumes, move |pv| {
-            counted(&c5, "volume", pv.meta(), of_volume(&by_volume, &pv))
+            counted(&m5, "volume", of_volume(&by_volume, &pv))
         })
         // Kept current for the reconciles' reads; a StorageClass wakes no workspace.
         .watches_stream(caches.storage_classes, |_| None)
         .reconcile_on(crate::beside::received(wake).map(move |r| {
-            c6.metrics.woke("poller", 1);
+            m6.woke("poller", 1);
             kept_ref(&r)
-        }))
-        .reconcile_on(crate::beside::received(released).map(move |(r, source)| {
-            c7.metrics.woke(source, 1);
-            r
         }))
 }
 
@@ -240,20 +223,14 @@ fn labels_and_limits<K: Resource>(ns: &K) -> Option<u64> {
     Some(h.finish())
 }
 
-/// The workspaces a watch event of `source` wakes (`wakes`), counted: not those it is the
-/// echo of the operator's own write for, nor, until the write is done, those with a write in
-/// flight ([`crate::echo`]).
-fn counted(
-    ctx: &Context,
-    source: &'static str,
-    event: &ObjectMeta,
-    wakes: impl IntoIterator<Item = ObjectRef<Kept>>,
-) -> Vec<ObjectRef<Kept>> {
-    let wakes: Vec<_> = wakes
-        .into_iter()
-        .filter(|r| ctx.echoes.hear(r, event, source) == Heard::Wake)
-        .collect();
-    ctx.metrics.woke(source, wakes.len());
+/// `wakes`, counted as woken by `source`.
+fn counted<I: IntoIterator>(
+    metrics: &crate::metrics::Metrics,
+    source: &str,
+    wakes: I,
+) -> Vec<I::Item> {
+    let wakes: Vec<_> = wakes.into_iter().collect();
+    metrics.woke(source, wakes.len());
     wakes
 }
 
@@ -345,7 +322,6 @@ async fn sweep_memory(ctx: Arc<Context>, workspaces: Workspaces) {
         }
         let live: HashSet<String> = workspaces.kept().iter().filter_map(|ws| ws.uid()).collect();
         ctx.memory.retain(&live);
-        ctx.echoes.prune(ctx.config.intervals.drift);
         // Claims idle for a day: their workspaces recorded it in status long ago.
         if let Some(pods) = &ctx.pods
             && let Ok(cutoff) =

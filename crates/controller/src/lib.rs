@@ -49,7 +49,6 @@ mod cache;
 pub mod context;
 pub mod controller;
 pub mod data_tasks;
-mod echo;
 pub mod error;
 pub mod events;
 pub mod follow;

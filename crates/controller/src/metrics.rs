@@ -21,9 +21,6 @@ pub struct Metrics {
     /// What woke workspaces: their own watch, a claim's, a volume's, a class's, a
     /// namespace's, the poller (a re-check a reconcile asked for is not counted).
     pub wakes: IntCounterVec,
-    /// Watch events that were the operator's own writes heard back, by watch (workspace,
-    /// claim, volume): they wake nothing ([`crate::echo`]).
-    pub echoes: IntCounterVec,
     pub reconcile_duration: HistogramVec,
     /// Seconds from the poller's wake of a workspace (its file system's observation changed)
     /// to the start of its next reconcile: the controller's queue.
@@ -83,47 +80,34 @@ fn must<T>(r: prometheus::Result<T>) -> T {
     r.unwrap_or_else(|e| panic!("metric definitions are static and valid: {e}"))
 }
 
-/// The counters: reconciles by result, failures by category, AWS calls, wakes by source, own
-/// writes heard back by watch.
-fn counters(registry: &Registry) -> [IntCounterVec; 5] {
-    [
-        (
-            "lustre_operator_reconciles_total",
-            "Reconciles by result (ok, error)",
-            &["result"][..],
-        ),
-        (
-            "lustre_operator_reconcile_failures_total",
-            "Failed reconciles by error category",
-            &["category"],
-        ),
-        (
-            "lustre_operator_aws_requests_total",
-            "AWS calls by service, operation and outcome",
-            &["service", "operation", "outcome"],
-        ),
-        (
-            "lustre_operator_wakes_total",
-            "Workspace wake-ups by source (workspace, claim, volume, class, namespace, poller)",
-            &["source"],
-        ),
-        (
-            "lustre_operator_own_writes_heard_total",
-            "Watch events that were the operator's own writes heard back (they wake no reconcile), by watch (workspace, claim, volume)",
-            &["source"],
-        ),
-    ]
-    .map(|(name, help, labels)| {
-        let c = must(IntCounterVec::new(Opts::new(name, help), labels));
-        must(registry.register(Box::new(c.clone())));
-        c
-    })
-}
-
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let [reconciles, failures, aws_calls, wakes, echoes] = counters(&registry);
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = must(IntCounterVec::new(Opts::new(name, help), labels));
+            must(registry.register(Box::new(c.clone())));
+            c
+        };
+        let reconciles = counter(
+            "lustre_operator_reconciles_total",
+            "Reconciles by result (ok, error)",
+            &["result"],
+        );
+        let failures = counter(
+            "lustre_operator_reconcile_failures_total",
+            "Failed reconciles by error category",
+            &["category"],
+        );
+        let aws_calls = counter(
+            "lustre_operator_aws_requests_total",
+            "AWS calls by service, operation and outcome",
+            &["service", "operation", "outcome"],
+        );
+        let wakes = counter(
+            "lustre_operator_wakes_total",
+            "Workspace wake-ups by source (workspace, claim, volume, class, namespace, poller)",
+            &["source"],
+        );
         let histogram = |name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]| {
             let opts = HistogramOpts::new(name, help).buckets(buckets);
             let h = must(HistogramVec::new(opts, labels));
@@ -168,7 +152,6 @@ impl Metrics {
             failures,
             aws_calls,
             wakes,
-            echoes,
             reconcile_duration,
             wake_wait,
             poll_round,

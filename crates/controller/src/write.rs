@@ -11,7 +11,6 @@ use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
 use lustre_cloud::CloudError;
 
 use crate::context::Context;
-use crate::echo::acted_on;
 use crate::error::{Error, Step};
 use crate::observe::Observed;
 use crate::plan::{Action, Wait};
@@ -87,14 +86,9 @@ pub(crate) async fn write_status(
         "status": status,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let writing = ctx.echoes.writing(ws);
-    let answer = api
-        .patch_status(&ws.name_any(), &params, &Patch::Apply(&patch))
+    api.patch_status(&ws.name_any(), &params, &Patch::Apply(&patch))
         .await
         .map_err(Step::WriteStatus.kube())?;
-    if acted_on(ws, &answer) {
-        writing.answered(answer.meta());
-    }
     ctx.memory.wrote(&uid, status.clone());
     Ok(status)
 }
@@ -132,17 +126,11 @@ pub(crate) async fn set_finalizer(
     } else {
         Step::RemoveFinalizer
     };
-    let writing = ctx.echoes.writing(ws);
     let patched =
         Api::<LustreWorkspace>::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default())
             .patch::<LustreWorkspace>(&ws.name_any(), &PatchParams::default(), &Patch::Json(patch))
             .await;
     match patched {
-        // Its removal deletes the workspace: a deletion always goes through.
-        Ok(answer) if present && acted_on(ws, &answer) => {
-            writing.answered(answer.meta());
-            Ok(())
-        }
         Ok(_) => Ok(()),
         // Gone already, which is what removing the last finalizer is for: a second reconcile
         // started on a cache that had not yet seen the first one's removal.

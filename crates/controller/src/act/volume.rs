@@ -54,10 +54,7 @@ pub(super) async fn apply_volume(
         .as_ref()
         .and_then(|c| c.storage_class.as_deref());
     let pv = builders::persistent_volume(ws, class, fs, zone, claim_class);
-    let writing = ctx.echoes.writing(ws);
     let applied = apply(Api::<PersistentVolume>::all(ctx.client.clone()), &pv).await?;
-    // What the plan goes on with is read from the answer: its version is heard back.
-    writing.answered(applied.meta());
     Ok(Outcome::Volume(Some(VolumeView {
         capacity_gib: builders::volume_gib(fs),
         file_system_id: fs.id.clone(),
@@ -89,12 +86,8 @@ pub(super) async fn apply_claim(
         field_manager: Some(FIELD_MANAGER.into()),
         ..PostParams::default()
     };
-    let writing = ctx.echoes.writing(ws);
     let claim = match claims.create(&params, &pvc).await {
-        Ok(c) => {
-            writing.answered(c.meta());
-            c
-        }
+        Ok(c) => c,
         Err(kube::Error::Api(e)) if e.code == 409 => claims.get(&pvc.name_any()).await?,
         Err(e) => return Err(e.into()),
     };
@@ -109,7 +102,7 @@ pub(super) async fn apply_claim(
 /// The claim may live on (pods still mount it: pvc-protection): the delete's answer says
 /// whether a finalizer holds it.
 pub(super) async fn delete_claim(ctx: &Context, ws: &LustreWorkspace) -> Result<Outcome, Cause> {
-    let claim = held_after_delete(ctx, ws, &claims(ctx, ws), &plan::claim_name(ws))
+    let claim = held_after_delete(&claims(ctx, ws), &plan::claim_name(ws))
         .await?
         .map(|c| ClaimView {
             deleting: true,
@@ -138,7 +131,7 @@ pub(super) async fn delete_volume(ctx: &Context, ws: &LustreWorkspace) -> Result
         Some(v) if deleting(&v) => true,
         Some(_) => {
             let volumes = Api::<PersistentVolume>::all(ctx.client.clone());
-            held_after_delete(ctx, ws, &volumes, &name).await?.is_some()
+            held_after_delete(&volumes, &name).await?.is_some()
         }
     };
     Ok(if held {
@@ -174,26 +167,13 @@ pub(super) async fn delete_workspace(
 /// Deletes an object; returns it while a finalizer holds it, `None` once it is gone (or was
 /// gone already: someone, a finalizer's controller or a person, removed it first). The
 /// answer to a DELETE is the object itself, or the object as it was deleted, or a Status: only
-/// an object that still carries finalizers is still there; the plan goes on with that
-/// answer, so its version is heard back ([`crate::echo`]).
-async fn held_after_delete<K>(
-    ctx: &Context,
-    ws: &LustreWorkspace,
-    api: &Api<K>,
-    name: &str,
-) -> Result<Option<K>, Cause>
+/// an object that still carries finalizers is still there.
+async fn held_after_delete<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Cause>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let writing = ctx.echoes.writing(ws);
     match api.delete(name, &DeleteParams::default()).await {
-        Ok(answer) => {
-            let held = answer.left().filter(|o| !o.finalizers().is_empty());
-            if let Some(o) = &held {
-                writing.answered(o.meta());
-            }
-            Ok(held)
-        }
+        Ok(answer) => Ok(answer.left().filter(|o| !o.finalizers().is_empty())),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(None),
         Err(e) => Err(e.into()),
     }
