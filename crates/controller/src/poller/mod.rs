@@ -2,7 +2,9 @@
 //! DescribeDataRepositoryAssociations per 20 file systems) per interval for every workspace
 //! waiting on an AWS lifecycle, and, on a long interval, for every Ready workspace (drift).
 //! It keeps the observations in a cache the reconciler reads, and wakes exactly the
-//! workspaces whose observation changed. No workspace polls AWS on its own timer.
+//! workspaces whose observation changed; their file systems are then left to the reconciles
+//! it woke, which watch them again while AWS moves them (a reconcile failing and backing off
+//! is not polled for meanwhile). No workspace polls AWS on its own timer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -168,7 +170,9 @@ impl Poller {
             .insert(file_system_id.to_string(), Kept::of(&observation));
     }
 
-    /// Describes this file system every pending interval until [`Poller::settle`].
+    /// Describes this file system every pending interval until a round sees it change (and
+    /// wakes the workspace, whose reconcile calls this again while AWS moves it) or
+    /// [`Poller::settle`].
     pub fn watch(&self, file_system_id: &str, follower: Follower) {
         self.register(file_system_id, follower, Pace::Pending);
     }
@@ -248,7 +252,8 @@ impl Poller {
     }
 
     /// Puts a group's answers into the cache and wakes every workspace following a file
-    /// system whose observation changed. Associations that could not be described (`None`)
+    /// system whose observation changed, which then is described at drift pace until the
+    /// reconcile watches it again. Associations that could not be described (`None`)
     /// stay as cached.
     fn apply(&self, ids: &BTreeSet<String>, (mut by_id, associations): Described) -> usize {
         let mut associations_of: Option<HashMap<String, Vec<DataRepositoryAssociation>>> =
@@ -293,10 +298,14 @@ impl Poller {
         }
         let now = Instant::now();
         let mut wake = Vec::new();
-        for ((id, uid), e) in &s.entries {
+        for ((id, uid), e) in s.entries.iter_mut() {
             if changed.contains(id) {
                 let _ = self.wake.send(e.follower.workspace.clone());
                 wake.push(uid.clone());
+                // The wake hands the file system to the reconcile: it watches it again if
+                // AWS still moves it. Until then (its queue, its back-off after a failure)
+                // the news is in the cache and drift checks are enough.
+                e.pace = Pace::Drift;
             }
         }
         let woken = wake.len();

@@ -70,10 +70,13 @@ async fn every_workspace_following_a_file_system_is_woken() {
     assert_eq!(poller.pending(), 1, "one file system, described once");
     assert_eq!(poller.poll_once(false).await, 2);
     assert_eq!(drain(&mut wake), ["a", "b"]);
+    // Only one of the woken reconciles watches it again: a change still wakes both.
+    poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
     assert_eq!(poller.poll_once(false).await, 0, "nothing changed");
     cloud.advance();
     assert_eq!(poller.poll_once(false).await, 2);
     assert_eq!(cloud.calls()["DescribeFileSystems"], 3);
+    poller.watch(&fs.id, follower(&cloud, "b", "uid-b", "us-east-1"));
     // One stops following: the other still is.
     poller.forget(
         &fs.id,
@@ -83,6 +86,32 @@ async fn every_workspace_following_a_file_system_is_woken() {
     cloud.set_lifecycle(&fs.id, Lifecycle::Failed, "broken");
     assert_eq!(poller.poll_once(false).await, 1);
     assert_eq!(drain(&mut wake), ["b"]);
+}
+
+/// A wake hands the file system to the reconcile it wakes: until that reconcile watches it
+/// again (AWS still moving it), it is described only in drift rounds, so a workspace whose
+/// reconcile fails and backs off is not described every pending interval meanwhile.
+#[tokio::test]
+async fn a_woken_workspaces_file_system_waits_for_its_reconcile() {
+    let cloud = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
+    let fs = file_system(&cloud, "t-1").await;
+    let (poller, mut wake) = Poller::new();
+    poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
+    assert_eq!(poller.poll_once(false).await, 1, "first seen: a change");
+    assert_eq!(drain(&mut wake), ["a"]);
+    assert_eq!(poller.pending(), 0);
+    cloud.advance();
+    for _ in 0..3 {
+        assert_eq!(poller.poll_once(false).await, 0, "not due until watched");
+    }
+    assert_eq!(cloud.calls()["DescribeFileSystems"], 1);
+    assert_eq!(poller.poll_once(true).await, 1, "a drift round sees it");
+    assert_eq!(drain(&mut wake), ["a"]);
+    // The reconcile finds it still moving and watches it again.
+    poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
+    assert_eq!(poller.pending(), 1);
+    assert_eq!(poller.poll_once(false).await, 0, "nothing changed");
+    assert_eq!(cloud.calls()["DescribeFileSystems"], 3);
 }
 
 /// A round's wake is stamped once per workspace until its reconcile begins (the queue's wait
@@ -100,6 +129,7 @@ async fn a_wake_is_stamped_until_the_reconcile_takes_it() {
     let first = poller.wake_taken("uid-a").expect("woken by the round");
     assert_eq!(poller.wake_taken("uid-a"), None, "taken once");
     std::thread::sleep(Duration::from_millis(20));
+    poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
     cloud.advance();
     assert_eq!(poller.poll_once(false).await, 2);
     let later = poller
@@ -150,6 +180,7 @@ async fn file_systems_are_updated_when_their_associations_cannot_be_described() 
     poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
     poller.poll_once(false).await;
     drain(&mut wake);
+    poller.watch(&fs.id, follower(&cloud, "a", "uid-a", "us-east-1"));
     cloud.set_lifecycle(&fs.id, Lifecycle::Failed, "broken");
     let throttled = aws_error(
         "DescribeDataRepositoryAssociations",
