@@ -18,7 +18,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -32,6 +32,7 @@ use lustre_api::constants::labels;
 use tokio::sync::watch;
 
 use crate::context::Context;
+use crate::relist;
 use crate::slim::{Claim, Volume};
 
 type Meta<K> = PartialObjectMeta<K>;
@@ -219,8 +220,8 @@ fn same_but_version<K: Resource>(old: &K, new: &mut K, same: fn(&K, &K) -> bool)
 
 type Changes<K> = std::pin::Pin<Box<dyn Stream<Item = Result<K, watcher::Error>> + Send>>;
 
-/// Each cache's watch as the stream of objects it touched (applied or deleted), the store
-/// updated first.
+/// Each cache's watch as the stream of objects it touched (applied or deleted, a deletion
+/// its relist found too: [`crate::relist`]), the store updated first.
 pub(crate) struct Streams {
     pub classes: Changes<LustreWorkspaceClass>,
     pub namespaces: Changes<Meta<Namespace>>,
@@ -228,6 +229,25 @@ pub(crate) struct Streams {
     pub managed_claims: Changes<Claim>,
     pub volumes: Changes<Volume>,
     pub storage_classes: Changes<Meta<StorageClass>>,
+}
+
+/// A watch's events kept in a cache (`writer` and its `store`), as the objects they touched:
+/// applied or deleted, and deleted while the watch was away ([`crate::relist`]).
+fn into_cache<K>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    writer: Writer<K>,
+    store: &Store<K>,
+) -> Changes<K>
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    Box::pin(
+        events
+            .reflect(writer)
+            .flat_map(relist::deletions(store.clone()))
+            .touched_objects(),
+    )
 }
 
 /// The watches behind the caches; `None` when they were started before.
@@ -255,21 +275,21 @@ pub(crate) fn streams(ctx: &Context) -> Option<Streams> {
         _ => watcher::Config::default(),
     };
     Some(Streams {
-        classes: Box::pin(
+        classes: into_cache(
             watcher(Api::all(client.clone()), watcher::Config::default())
                 .default_backoff()
-                .modify(slim)
-                .reflect(w.classes)
-                .touched_objects(),
+                .modify(slim),
+            w.classes,
+            &ctx.caches.classes,
         ),
-        namespaces: Box::pin(
+        namespaces: into_cache(
             watcher(Api::<Meta<Namespace>>::all(client.clone()), namespaces)
                 .default_backoff()
-                .modify(slim)
-                .reflect(w.namespaces)
-                .touched_objects(),
+                .modify(slim),
+            w.namespaces,
+            &ctx.caches.namespaces,
         ),
-        claims: Box::pin(
+        claims: into_cache(
             watcher(
                 crate::controller::scoped::<Meta<PersistentVolumeClaim>>(ctx),
                 unmanaged,
@@ -278,32 +298,32 @@ pub(crate) fn streams(ctx: &Context) -> Option<Streams> {
             .modify(slim_keeping(&[]))
             .try_filter_map(news(ctx.caches.claims.clone(), |a, b| {
                 a.metadata == b.metadata
-            }))
-            .reflect(w.claims)
-            .touched_objects(),
+            })),
+            w.claims,
+            &ctx.caches.claims,
         ),
-        managed_claims: Box::pin(
+        managed_claims: into_cache(
             watcher(crate::controller::scoped::<Claim>(ctx), managed.clone())
                 .default_backoff()
                 .modify(slim_keeping(&[crate::builders::SELECTED_NODE_ANNOTATION]))
-                .try_filter_map(news(ctx.caches.managed_claims.clone(), PartialEq::eq))
-                .reflect(w.managed_claims)
-                .touched_objects(),
+                .try_filter_map(news(ctx.caches.managed_claims.clone(), PartialEq::eq)),
+            w.managed_claims,
+            &ctx.caches.managed_claims,
         ),
-        volumes: Box::pin(
+        volumes: into_cache(
             watcher(Api::<Volume>::all(client.clone()), managed.clone())
                 .default_backoff()
                 .modify(slim_keeping(&[]))
-                .try_filter_map(news(ctx.caches.volumes.clone(), Volume::reads_alike))
-                .reflect(w.volumes)
-                .touched_objects(),
+                .try_filter_map(news(ctx.caches.volumes.clone(), Volume::reads_alike)),
+            w.volumes,
+            &ctx.caches.volumes,
         ),
-        storage_classes: Box::pin(
+        storage_classes: into_cache(
             watcher(Api::<Meta<StorageClass>>::all(client.clone()), managed)
                 .default_backoff()
-                .modify(slim)
-                .reflect(w.storage_classes)
-                .touched_objects(),
+                .modify(slim),
+            w.storage_classes,
+            &ctx.caches.storage_classes,
         ),
     })
 }

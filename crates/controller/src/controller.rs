@@ -42,7 +42,7 @@ pub async fn run(
     let (tasks_tx, tasks_rx) = unbounded_channel();
     let (backups_tx, backups_rx) = unbounded_channel();
     let (grants_tx, grants_rx) = unbounded_channel();
-    let own = own_watch(&ctx, writer, [tasks_tx, backups_tx, grants_tx]);
+    let own = own_watch(&ctx, writer, &store, [tasks_tx, backups_tx, grants_tx]);
     let workspaces = Workspaces(store.clone());
     let _ = ctx.workspaces.set(workspaces.clone());
     let controller = Controller::for_stream(own, store.clone());
@@ -91,10 +91,12 @@ pub async fn run(
 /// (crate::kept): the one watch of workspaces in the process. The controllers `beside` this
 /// one (data tasks, backups, grants) hear of every change from it once the store has applied
 /// it (a relist's objects: as they come, the store replaced when the relist is done, as with
-/// the watches they each ran before); the controller takes the applied ones.
+/// the watches they each ran before; what the relist no longer names, as deleted); the
+/// controller takes the applied ones.
 fn own_watch(
     ctx: &Arc<Context>,
     writer: reflector::store::Writer<Kept>,
+    store: &Store<Kept>,
     beside: [UnboundedSender<ObjectRef<LustreWorkspace>>; 3],
 ) -> impl Stream<Item = Result<Kept, watcher::Error>> + Send + use<> {
     let counting = ctx.clone();
@@ -102,6 +104,8 @@ fn own_watch(
         .default_backoff()
         .map_ok(kept)
         .reflect(writer)
+        // A workspace deleted while the watch was away is told to those beside too.
+        .flat_map(crate::relist::deletions(store.clone()))
         .try_filter_map(move |event| {
             // An object of a relist is in the store only once the relist is done: the event,
             // not the store, says whether it was applied or deleted.

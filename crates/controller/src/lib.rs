@@ -61,6 +61,7 @@ pub mod plan;
 pub mod pods;
 pub mod poller;
 pub mod reconcile;
+mod relist;
 mod reported;
 mod shares;
 pub mod slim;
