@@ -18,7 +18,7 @@ use crate::act::{act, kill_point};
 use crate::context::Context;
 use crate::error::Error;
 use crate::observe::{Observed, observe, remember, resolve_class};
-use crate::plan::{self, Action, Poll, Recheck, event_reason};
+use crate::plan::{self, Action, Kind, Poll, Recheck, event_reason};
 use crate::write::{set_finalizer, unshown, write_status};
 
 /// The top-level reconcile: the finalizer, then apply or cleanup, with its duration and
@@ -265,6 +265,13 @@ async fn run_steps(
             return Err(e);
         }
         kill_point(action.step());
+        // A step that changed AWS moved the workspace on: a failure after it starts the
+        // back-off over, as if each step were its own reconcile. Failures on several steps
+        // in a row (throttling draws them) are not a workspace stuck, and once added up to
+        // minutes of back-off; a step done is not done again, so this cannot loop.
+        if matches!(action.kind(), Kind::Aws { .. }) {
+            ctx.memory.succeeded(&ws.uid().unwrap_or_default());
+        }
         if let Action::CreateFileSystem(r) = &action
             && r.backup_id.is_some()
         {
