@@ -284,15 +284,23 @@ impl E2e {
 
     /// How many objects of a kind exist (all namespaces), listed through the API.
     pub async fn objects(&self, api: &str, plural: &str) -> usize {
+        self.listed(api, plural).await.len()
+    }
+
+    /// The objects of a kind in every namespace, as the API server lists them.
+    pub async fn listed(&self, api: &str, plural: &str) -> Vec<Value> {
         let request = kube::core::Request::new(collection(api, plural, ""))
             .list(&Default::default())
             .expect("a LIST request");
-        let list = self
+        let mut list = self
             .client
             .request::<Value>(request)
             .await
             .unwrap_or_else(|e| panic!("LIST {plural}: {e}"));
-        list["items"].as_array().map(Vec::len).unwrap_or(0)
+        match list["items"].take() {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        }
     }
 
     /// Starts an operator process with extra flags and environment (this install's id is
