@@ -23,15 +23,32 @@ const N: usize = 20;
 /// relist missed woke nothing (a workspace waited for its volume's re-check); since, the last
 /// deletion was done after 15.8-18.5 s in four runs (docs/reliability.md).
 const LIMIT: Duration = Duration::from_secs(240);
+/// A workspace this slow under faults has its log lines printed even when the suite passes.
+const SLOW: Duration = Duration::from_secs(60);
 
 struct Run {
-    aws_calls: u64,
     /// The AWS calls of the workload by operation.
     by_operation: BTreeMap<String, u64>,
     to_ready: Duration,
     to_gone: Duration,
+    /// The workspace that took longest to reach Ready, how long, and the operator's log lines
+    /// about it; the same for the last one to go.
+    slowest_ready: Slowest,
+    slowest_gone: Slowest,
     metrics: String,
     conflicts: u64,
+}
+
+impl Run {
+    fn aws_calls(&self) -> u64 {
+        self.by_operation.values().sum()
+    }
+}
+
+struct Slowest {
+    name: String,
+    after: Duration,
+    log: String,
 }
 
 fn manifest() -> String {
@@ -48,23 +65,34 @@ fn manifest() -> String {
         .join("---\n")
 }
 
-fn ready_count(e: &E2e) -> usize {
-    e.sandbox()
-        .store()
-        .count_kind("workspaces.lustre.dev", "lustreworkspaces", "ml", |w| {
-            w["status"]["phase"] == "Ready"
-                && w["status"]["observedGeneration"] == w["metadata"]["generation"]
-        })
+fn ready(w: &serde_json::Value) -> bool {
+    w["status"]["phase"] == "Ready"
+        && w["status"]["observedGeneration"] == w["metadata"]["generation"]
+}
+
+/// Every operator's log.
+fn operator_logs(e: &E2e) -> String {
+    e.operators
+        .iter()
+        .filter_map(|op| std::fs::read_to_string(&op.log).ok())
+        .collect()
+}
+
+/// The last `n` lines of `log` about workspace `name`: they name it as
+/// `workspace.name="w03"` or in `…/w03.ml` (the object ref).
+fn about(log: &str, name: &str, n: usize) -> String {
+    let (field, reference) = (format!("workspace.name=\"{name}\""), format!("/{name}.ml"));
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&field) || l.contains(&reference))
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join("\n  ")
 }
 
 /// The workspaces not Ready (or not gone), with their phase, conditions, finalizers and the
 /// operator's last log lines about them.
 fn stuck(e: &E2e) -> String {
-    let log: String = e
-        .operators
-        .iter()
-        .map(|op| std::fs::read_to_string(&op.log).unwrap_or_default())
-        .collect();
+    let log = operator_logs(e);
     e.sandbox()
         .store()
         .list_kind("workspaces.lustre.dev", "lustreworkspaces", "ml")
@@ -74,19 +102,13 @@ fn stuck(e: &E2e) -> String {
         })
         .map(|w| {
             let name = w["metadata"]["name"].as_str().unwrap_or_default();
-            // Log lines name it as `workspace.name="w03"` or in `…/w03.ml` (the object ref).
-            let (field, reference) = (format!("workspace.name=\"{name}\""), format!("/{name}.ml"));
-            let lines: Vec<&str> = log
-                .lines()
-                .filter(|l| l.contains(&field) || l.contains(&reference))
-                .collect();
             format!(
                 "{name}: phase {} deleting {} finalizers {} conditions {}\n  {}",
                 w["status"]["phase"],
                 !w["metadata"]["deletionTimestamp"].is_null(),
                 w["metadata"]["finalizers"],
                 w["status"]["conditions"],
-                lines[lines.len().saturating_sub(15)..].join("\n  ")
+                about(&log, name, 15)
             )
         })
         .collect::<Vec<_>>()
@@ -99,17 +121,40 @@ fn mentions(e: &E2e, objects: &[serde_json::Value]) -> String {
         .iter()
         .filter_map(|o| o["metadata"]["name"].as_str())
         .collect();
-    e.operators
-        .iter()
-        .filter_map(|op| std::fs::read_to_string(&op.log).ok())
-        .flat_map(|log| {
-            log.lines()
-                .filter(|l| names.iter().any(|n| l.contains(n)))
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
+    operator_logs(e)
+        .lines()
+        .filter(|l| names.iter().any(|n| l.contains(n)))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The names of the workspaces in `ml` that `pick` selects.
+fn names(e: &E2e, pick: impl Fn(&serde_json::Value) -> bool) -> Vec<String> {
+    e.sandbox()
+        .store()
+        .list_kind("workspaces.lustre.dev", "lustreworkspaces", "ml")
+        .iter()
+        .filter(|w| pick(w))
+        .filter_map(|w| w["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Notes when each workspace first met a condition: `times` gains the names `now` holds.
+fn note(times: &mut BTreeMap<String, Duration>, now: Vec<String>, start: Instant) {
+    for name in now {
+        times.entry(name).or_insert_with(|| start.elapsed());
+    }
+}
+
+/// The workspace noted last, with the operator's log lines about it.
+fn slowest(e: &E2e, times: &BTreeMap<String, Duration>) -> Slowest {
+    let (name, after) = times
+        .iter()
+        .max_by_key(|(_, t)| **t)
+        .map(|(n, t)| (n.clone(), *t))
+        .unwrap_or_default();
+    let log = about(&operator_logs(e), &name, 40);
+    Slowest { name, after, log }
 }
 
 async fn workload(faulty: bool) -> Run {
@@ -161,11 +206,16 @@ async fn workload(faulty: bool) -> Run {
 
     let start = Instant::now();
     e.apply(&manifest()).await;
-    while ready_count(&e) < N {
+    let mut readied = BTreeMap::new();
+    loop {
+        note(&mut readied, names(&e, ready), start);
+        if readied.len() == N {
+            break;
+        }
         assert!(
             start.elapsed() < LIMIT,
             "{} of {N} Ready (faulty: {faulty})\n{}\n{}",
-            ready_count(&e),
+            readied.len(),
             stuck(&e),
             e.operator_log()
         );
@@ -174,19 +224,22 @@ async fn workload(faulty: bool) -> Run {
     let to_ready = start.elapsed();
 
     let start = Instant::now();
+    let all = names(&e, |_| true);
     e.ok(&["delete", "lws", "--all", "-n", "ml", "--wait=false"])
         .await;
+    let mut gone = BTreeMap::new();
     loop {
-        let left = e
-            .objects("apis/workspaces.lustre.dev/v1alpha1", "lustreworkspaces")
-            .await;
+        let present = names(&e, |_| true);
+        let absent = all.iter().filter(|n| !present.contains(n)).cloned();
+        note(&mut gone, absent.collect(), start);
         let s = e.sim.snapshot();
-        if left == 0 && count(&s, "fileSystems") == 0 && count(&s, "securityGroups") == 1 {
+        if present.is_empty() && count(&s, "fileSystems") == 0 && count(&s, "securityGroups") == 1 {
             break;
         }
         assert!(
             start.elapsed() < LIMIT,
-            "{left} workspaces left (faulty: {faulty}); AWS {s:#}\n{}\n{}",
+            "{} workspaces left (faulty: {faulty}); AWS {s:#}\n{}\n{}",
+            present.len(),
             stuck(&e),
             e.operator_log()
         );
@@ -206,16 +259,18 @@ async fn workload(faulty: bool) -> Run {
     let _ = stop.0.send(true);
     let metrics = http_get(&addr, "/metrics").await.1;
     let conflicts = e.sandbox().store().faults.conflicts;
+    let earlier = |op: &String| before.get(op).copied().unwrap_or(0);
     Run {
-        aws_calls: s["totalCalls"].as_u64().unwrap_or(0) - before.values().sum::<u64>(),
         by_operation: e
             .sim
             .call_counts()
             .into_iter()
-            .map(|(op, n)| (op.clone(), n - before.get(&op).copied().unwrap_or(0)))
+            .map(|(op, n)| (op.clone(), n - earlier(&op)))
             .collect(),
         to_ready,
         to_gone,
+        slowest_ready: slowest(&e, &readied),
+        slowest_gone: slowest(&e, &gone),
         metrics,
         conflicts,
     }
@@ -244,15 +299,15 @@ async fn every_workspace_reaches_ready_and_deletes_cleanly_under_faults() {
     let aws = "lustre_operator_aws_requests_total";
     let throttled = sum(&faulty.metrics, aws, "outcome=\"throttled\"");
     let transient = sum(&faulty.metrics, aws, "outcome=\"transient\"");
-    let ratio = faulty.aws_calls as f64 / calm.aws_calls as f64;
+    let ratio = faulty.aws_calls() as f64 / calm.aws_calls() as f64;
     println!(
         "faults: {N}/{N} Ready and deleted under 30 % throttling, 10 % 5xx, slow FSx, 1 in 5 API writes refused ({} conflicts), watches cut every 2 s, history compacted",
         faulty.conflicts
     );
     println!(
         "faults: AWS calls {} vs {} calm ({ratio:.2}x); Ready after {:?} vs {:?}; AWS empty after {:?} vs {:?}; metrics: {throttled} throttled, {transient} transient AWS calls seen by the operator",
-        faulty.aws_calls,
-        calm.aws_calls,
+        faulty.aws_calls(),
+        calm.aws_calls(),
         faulty.to_ready,
         calm.to_ready,
         faulty.to_gone,
@@ -271,6 +326,16 @@ async fn every_workspace_reaches_ready_and_deletes_cleanly_under_faults() {
         sum(&calm.metrics, rounds, ""),
         sum(&faulty.metrics, rounds, "")
     );
+    // The tail: which workspace was last, and what the operator said of it when it was slow.
+    for (what, w) in [
+        ("Ready", &faulty.slowest_ready),
+        ("gone", &faulty.slowest_gone),
+    ] {
+        println!("faults: last {what}: {} after {:?}", w.name, w.after);
+        if w.after > SLOW {
+            println!("  {}", w.log);
+        }
+    }
     assert!(
         ratio <= 3.0,
         "a hot loop? {ratio:.2}x the calm run's AWS calls"

@@ -94,47 +94,175 @@ pub(crate) async fn write_status(
 }
 
 /// Adds or removes the cleanup finalizer with a JSON patch guarded by a `test`, so a
-/// concurrent writer makes the patch fail (and the reconcile retry) instead of being lost.
+/// concurrent writer makes the patch fail instead of being lost; a failed patch is tried once
+/// more against the live object (one GET), so a cache that lags this process's own patch
+/// (found by the fault suite: a workspace's cached copy without the finalizer added a minute
+/// before, every retry failing its test) costs a read instead of a back-off.
 pub(crate) async fn set_finalizer(
     ctx: &Context,
     ws: &LustreWorkspace,
     present: bool,
 ) -> Result<(), Error> {
-    let current: Vec<String> = ws.finalizers().to_vec();
-    let mut wanted: Vec<String> = current
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        wanted.push(FINALIZER.to_string());
-    }
-    if wanted == current {
-        return Ok(());
-    }
-    let test = match ws.metadata.finalizers {
-        Some(_) => serde_json::json!(current),
-        None => serde_json::Value::Null,
-    };
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-        {"op": "test", "path": "/metadata/finalizers", "value": test},
-        {"op": "add", "path": "/metadata/finalizers", "value": wanted},
-    ]))
-    .expect("static patch shape");
+    let api =
+        Api::<LustreWorkspace>::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default());
     let step = if present {
         Step::AddFinalizer
     } else {
         Step::RemoveFinalizer
     };
-    let patched =
-        Api::<LustreWorkspace>::namespaced(ctx.client.clone(), &ws.namespace().unwrap_or_default())
+    let mut seen = ws.metadata.finalizers.clone();
+    for first in [true, false] {
+        let Some(patch) = finalizer_patch(seen.as_deref(), present) else {
+            return Ok(());
+        };
+        match api
             .patch::<LustreWorkspace>(&ws.name_any(), &PatchParams::default(), &Patch::Json(patch))
-            .await;
-    match patched {
-        Ok(_) => Ok(()),
-        // Gone already, which is what removing the last finalizer is for: a second reconcile
-        // started on a cache that had not yet seen the first one's removal.
-        Err(kube::Error::Api(e)) if !present && e.code == 404 => Ok(()),
-        Err(e) => Err(step.kube()(e)),
+            .await
+        {
+            Ok(_) => return Ok(()),
+            // Gone already, which is what removing the last finalizer is for: a second
+            // reconcile started on a cache that had not yet seen the first one's removal.
+            Err(kube::Error::Api(e)) if !present && e.code == 404 => return Ok(()),
+            // The copy the patch was tested against is not the live one (the test failed:
+            // 422; or the write raced another: 409): a watch cache behind by a relist, say,
+            // while this process added the finalizer before. Once more against the live
+            // object, which may need nothing.
+            Err(kube::Error::Api(e)) if first && (e.code == 422 || e.code == 409) => {
+                match api.get_opt(&ws.name_any()).await {
+                    Ok(Some(live)) => seen = live.metadata.finalizers,
+                    Ok(None) if !present => return Ok(()),
+                    Ok(None) => return Err(step.kube()(kube::Error::Api(e))),
+                    Err(e) => return Err(step.kube()(e)),
+                }
+            }
+            Err(e) => return Err(step.kube()(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The JSON patch that puts the operator's finalizer in (`present`) or out of finalizers
+/// `seen` (`None`: the field is absent), guarded by a test of what it replaces; `None` when
+/// nothing needs to change.
+fn finalizer_patch(seen: Option<&[String]>, present: bool) -> Option<json_patch::Patch> {
+    let current = seen.unwrap_or_default();
+    let mut wanted: Vec<&str> = current
+        .iter()
+        .map(String::as_str)
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    if present {
+        wanted.push(FINALIZER);
+    }
+    if wanted == current {
+        return None;
+    }
+    let test = match seen {
+        Some(current) => serde_json::json!(current),
+        None => serde_json::Value::Null,
+    };
+    Some(
+        serde_json::from_value(serde_json::json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": test},
+            {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+        ]))
+        .expect("static patch shape"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::PostParams;
+
+    /// A workspace in the sandbox's API server, and a context whose client reaches it.
+    async fn world() -> (lustre_sandbox::World, Context, LustreWorkspace) {
+        let world = lustre_sandbox::World::start(Default::default())
+            .await
+            .expect("sandbox");
+        let config = kube::Config::new(world.kube_url.parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        for crd in lustre_api::crd::crds() {
+            Api::<CustomResourceDefinition>::all(client.clone())
+                .create(&PostParams::default(), &crd)
+                .await
+                .expect("crd");
+        }
+        let ws: LustreWorkspace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace",
+            "metadata": {"name": "w", "namespace": "default"},
+            "spec": {"deploymentType": "SCRATCH_2", "storageCapacityGiB": 1200}
+        }))
+        .expect("workspace");
+        let ws = Api::<LustreWorkspace>::namespaced(client.clone(), "default")
+            .create(&PostParams::default(), &ws)
+            .await
+            .expect("create");
+        let cloud = Arc::new(lustre_cloud::memory::MemoryCloud::default());
+        let ctx = Context::new(
+            client,
+            Arc::new(crate::context::SingleCloud(cloud)),
+            crate::poller::Poller::new().0,
+            Arc::new(crate::metrics::Metrics::new()),
+            Default::default(),
+        );
+        (world, ctx, ws)
+    }
+
+    async fn live(ctx: &Context) -> Vec<String> {
+        Api::<LustreWorkspace>::namespaced(ctx.client.clone(), "default")
+            .get("w")
+            .await
+            .expect("get")
+            .finalizers()
+            .to_vec()
+    }
+
+    /// A copy older than this process's own patch (a watch cache behind by a relist) neither
+    /// fails nor doubles the finalizer; one that misses another's finalizer does not drop it.
+    #[tokio::test]
+    async fn the_finalizer_is_set_against_the_live_object_when_the_copy_is_stale() {
+        let (_world, ctx, stale) = world().await;
+        set_finalizer(&ctx, &stale, true).await.expect("added");
+        assert_eq!(live(&ctx).await, [FINALIZER]);
+        // The same copy again, as a reconcile on a lagging cache has it: its test fails.
+        set_finalizer(&ctx, &stale, true)
+            .await
+            .expect("a stale copy adds nothing, without an error");
+        assert_eq!(live(&ctx).await, [FINALIZER]);
+        // Someone else adds a finalizer; the copy with ours only removes ours.
+        let mut ours = stale.clone();
+        ours.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
+        let other = "example.com/keep";
+        let patch = serde_json::json!({"metadata": {"finalizers": [FINALIZER, other]}});
+        Api::<LustreWorkspace>::namespaced(ctx.client.clone(), "default")
+            .patch("w", &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .expect("another finalizer");
+        set_finalizer(&ctx, &ours, false).await.expect("removed");
+        assert_eq!(live(&ctx).await, [other]);
+        // Removing it again from the stale copy is nothing to do either.
+        set_finalizer(&ctx, &ours, false)
+            .await
+            .expect("a stale copy removes nothing, without an error");
+        assert_eq!(live(&ctx).await, [other]);
+    }
+
+    #[test]
+    fn the_patch_tests_what_it_replaces_and_is_none_when_nothing_changes() {
+        let ours = [FINALIZER.to_string()];
+        assert!(finalizer_patch(Some(&ours), true).is_none());
+        assert!(finalizer_patch(None, false).is_none());
+        let patch = finalizer_patch(None, true).expect("a patch");
+        assert_eq!(
+            serde_json::to_value(&patch).expect("json"),
+            serde_json::json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+            ])
+        );
     }
 }
