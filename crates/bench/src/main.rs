@@ -133,6 +133,11 @@ struct Figures {
     /// (`lustre_operator_poll_round_seconds`).
     burst_wake_wait: Option<pods::Observed>,
     burst_poll_rounds: Option<pods::Observed>,
+    /// Over the same span: the poller's wake → the controller's queue taking it in
+    /// (`lustre_operator_wake_received_seconds`).
+    burst_wake_received: Option<pods::Observed>,
+    /// Over the same span, where the CPU went.
+    burst_cpu: Option<BurstCpu>,
     /// Statuses each workspace showed over the run, per workspace: the changes of its phase
     /// or its Ready condition's reason or message that the driver's watch saw (a relist can
     /// hide one: a floor). Status writes above it changed other fields only.
@@ -160,6 +165,22 @@ struct Figures {
     control_plane: Vec<(String, Option<f64>, Option<f64>)>,
     /// With `--pods`: the operator's memory around them.
     pods: Option<pods::PodFigures>,
+}
+
+/// Where the CPU went over the burst (first AVAILABLE → every claim Bound).
+#[derive(Debug, Default, Clone, Copy)]
+struct BurstCpu {
+    span_s: f64,
+    /// The machine's cores busy, as a fraction of all of them.
+    machine_busy: f64,
+    /// The operator's threads on a CPU, and runnable but waiting for one (schedstat), s.
+    on_cpu_s: f64,
+    run_queue_s: f64,
+    /// The controller's one task busy in its polls (`lustre_operator_controller_busy_seconds_total`):
+    /// in all, and of it in the watches of claims, volumes, classes, namespaces and
+    /// StorageClasses, s.
+    controller_s: f64,
+    watches_s: f64,
 }
 
 /// The operator's Kubernetes requests per workspace.

@@ -95,6 +95,7 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     let before_burst = crate::pods::reconciled(&metrics).await.ok();
     let wakes_before = crate::pods::wakes(&metrics).await.unwrap_or_default();
     let clocks_before = burst_clocks(&metrics).await;
+    let cpu_before = CpuMark::now(&metrics, pid).await;
     until("all Ready", Duration::from_secs(3600), || {
         in_phase(&workspaces, "Ready") == n
     })
@@ -107,19 +108,36 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     })
     .await?;
     f.first_apply_to_all_bound_s = first_apply.elapsed().as_secs_f64();
+    f.burst_cpu = CpuMark::now(&metrics, pid).await.since(&cpu_before);
     if let (Some((n0, s0)), Ok((n1, s1))) = (before_burst, crate::pods::reconciled(&metrics).await)
     {
         f.burst_reconciles = Some((n1 - n0, 1000.0 * (s1 - s0) / (n1 - n0).max(1.0)));
     }
-    if let Some([wait, rounds]) = clocks_before {
+    if let Some([wait, received, rounds]) = clocks_before {
         let after = burst_clocks(&metrics).await;
-        if let Some([wait1, rounds1]) = after {
+        if let Some([wait1, received1, rounds1]) = after {
             f.burst_wake_wait = wait1.since(&wait);
+            f.burst_wake_received = received1.since(&received);
             f.burst_poll_rounds = rounds1.since(&rounds);
         }
     }
+    if let Some(c) = f.burst_cpu {
+        eprintln!(
+            "   CPU over the {:.0} s: cores {:.0} % busy; the operator on a CPU {:.1} s, waiting for one {:.1} s; its controller task busy {:.1} s (watches {:.1} s)",
+            c.span_s,
+            100.0 * c.machine_busy,
+            c.on_cpu_s,
+            c.run_queue_s,
+            c.controller_s,
+            c.watches_s
+        );
+    }
     for (what, o) in [
         ("poller's wake → reconcile start", f.burst_wake_wait),
+        (
+            "poller's wake → the queue takes it in",
+            f.burst_wake_received,
+        ),
         ("poll rounds", f.burst_poll_rounds),
     ] {
         if let Some(o) = o {
@@ -397,16 +415,60 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Cla
     (workspaces, claims, shown)
 }
 
-/// The operator's wake-wait and poll-round histograms as they stand (`None`: not read).
-async fn burst_clocks(metrics: &str) -> Option<[crate::pods::Histogram; 2]> {
+/// The operator's wake-wait, wake-received and poll-round histograms as they stand (`None`:
+/// not read).
+async fn burst_clocks(metrics: &str) -> Option<[crate::pods::Histogram; 3]> {
     Some([
         crate::pods::histogram(metrics, "lustre_operator_wake_wait_seconds")
+            .await
+            .ok()?,
+        crate::pods::histogram(metrics, "lustre_operator_wake_received_seconds")
             .await
             .ok()?,
         crate::pods::histogram(metrics, "lustre_operator_poll_round_seconds")
             .await
             .ok()?,
     ])
+}
+
+/// Where the CPU had gone at one moment: the machine's, the operator's threads', and the
+/// operator's controller task's (see [`crate::BurstCpu`]).
+struct CpuMark {
+    at: Instant,
+    machine: Option<(u64, u64)>,
+    operator: Option<(f64, f64)>,
+    busy: Vec<(String, f64)>,
+}
+
+impl CpuMark {
+    async fn now(metrics: &str, pid: u32) -> Self {
+        let busy = "lustre_operator_controller_busy_seconds_total";
+        Self {
+            at: Instant::now(),
+            machine: machine_cpu(),
+            operator: sched_times(pid),
+            busy: crate::pods::by_label(metrics, busy, "part")
+                .await
+                .unwrap_or_default(),
+        }
+    }
+
+    /// What went between `before` and this mark (`None` if a figure could not be read).
+    fn since(&self, before: &CpuMark) -> Option<crate::BurstCpu> {
+        let ((busy1, all1), (busy0, all0)) = (self.machine?, before.machine?);
+        let ((cpu1, wait1), (cpu0, wait0)) = (self.operator?, before.operator?);
+        let part =
+            |mark: &CpuMark, name: &str| mark.busy.iter().find(|(p, _)| p == name).map(|(_, v)| *v);
+        let grew = |name: &str| Some(part(self, name)? - part(before, name).unwrap_or(0.0));
+        Some(crate::BurstCpu {
+            span_s: (self.at - before.at).as_secs_f64(),
+            machine_busy: (busy1 - busy0) as f64 / (all1 - all0).max(1) as f64,
+            on_cpu_s: cpu1 - cpu0,
+            run_queue_s: wait1 - wait0,
+            controller_s: grew("all")?,
+            watches_s: grew("watches")?,
+        })
+    }
 }
 
 /// The `namespace/name` key the driver's maps use for a namespaced object.

@@ -229,13 +229,23 @@ impl Histogram {
 
 /// The operator's workspace wake-ups so far by source (`lustre_operator_wakes_total`).
 pub(crate) async fn wakes(addr: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    by_label(addr, "lustre_operator_wakes_total", "source").await
+}
+
+/// A metric's series of one label, by that label's value.
+pub(crate) async fn by_label(
+    addr: &str,
+    name: &str,
+    label: &str,
+) -> anyhow::Result<Vec<(String, f64)>> {
     let body = scrape(addr).await?;
+    let prefix = format!("{name}{{{label}=\"");
     Ok(body
         .lines()
         .filter_map(|l| {
-            let rest = l.strip_prefix("lustre_operator_wakes_total{source=\"")?;
-            let (source, value) = rest.split_once("\"} ")?;
-            Some((source.to_string(), value.trim().parse().ok()?))
+            let rest = l.strip_prefix(&prefix)?;
+            let (value_of_label, value) = rest.split_once("\"} ")?;
+            Some((value_of_label.to_string(), value.trim().parse().ok()?))
         })
         .collect())
 }

@@ -98,8 +98,18 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
             "",
         ),
         only(
+            "… of that wait, the poller's wake → the controller's queue takes it in: count, mean, p50 / p99 bucket",
+            observed(o.burst_wake_received),
+            "",
+        ),
+        only(
             "… and the poll rounds: count, mean, p50 / p99 bucket",
             observed(o.burst_poll_rounds),
+            "",
+        ),
+        only(
+            "… CPU in that span: the cores busy; the operator's threads on a CPU / waiting for one; its controller task busy (of it its watches)",
+            cpu(o),
             "",
         ),
         all(
@@ -229,8 +239,16 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
         &|f| observed(f.burst_wake_wait),
     ));
     out.push_str(&both(
+        "… of that wait, the poller's wake → the controller's queue takes it in: count, mean, p50 / p99 bucket",
+        &|f| observed(f.burst_wake_received),
+    ));
+    out.push_str(&both(
         "… and the poll rounds: count, mean, p50 / p99 bucket",
         &|f| observed(f.burst_poll_rounds),
+    ));
+    out.push_str(&both(
+        "… CPU in that span: the cores busy; the operator's threads on a CPU / waiting for one; its controller task busy (of it its watches)",
+        &cpu,
     ));
     out.push_str(&both("Last delete → AWS empty, s", &|f| {
         format!("{:.1}", f.last_delete_to_empty_s)
@@ -398,7 +416,6 @@ fn writes(f: &Figures) -> String {
         .unwrap_or_default()
 }
 
-/// The reconciles of the AVAILABLE burst: how many, and how long each took on average.
 /// A histogram's span: count, mean, and the buckets of its p50 and p99.
 fn observed(o: Option<crate::pods::Observed>) -> String {
     o.map(|o| {
@@ -410,6 +427,24 @@ fn observed(o: Option<crate::pods::Observed>) -> String {
     .unwrap_or_default()
 }
 
+/// Where the CPU went in the burst (see [`crate::BurstCpu`]).
+fn cpu(f: &Figures) -> String {
+    f.burst_cpu
+        .map(|c| {
+            format!(
+                "{:.0} % of {:.0} s; {:.1} / {:.1} s; {:.1} s ({:.1} s)",
+                100.0 * c.machine_busy,
+                c.span_s,
+                c.on_cpu_s,
+                c.run_queue_s,
+                c.controller_s,
+                c.watches_s
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The reconciles of the AVAILABLE burst: how many, and how long each took on average.
 fn reconciles(f: &Figures) -> String {
     f.burst_reconciles
         .map(|(n, ms)| format!("{n:.0}, {ms:.1}"))

@@ -157,3 +157,36 @@ where
         .into_iter()
         .collect()
 }
+
+/// A process's threads' time on a CPU and waiting for one (in the run queue) so far, seconds,
+/// from `/proc/<pid>/task/*/schedstat` (a thread ended since is not counted).
+pub(crate) fn sched_times(pid: u32) -> Option<(f64, f64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let (mut on_cpu, mut waiting) = (0u64, 0u64);
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let mut fields = stat
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        on_cpu += fields.next().unwrap_or(0);
+        waiting += fields.next().unwrap_or(0);
+    }
+    Some((on_cpu as f64 / 1e9, waiting as f64 / 1e9))
+}
+
+/// The machine's CPU time so far, all cores: (busy, all) in clock ticks, from `/proc/stat`
+/// (idle and iowait are not busy).
+pub(crate) fn machine_cpu() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    let all: u64 = ticks.iter().sum();
+    Some((all - idle, all))
+}

@@ -70,10 +70,11 @@ pub async fn run(
         grants_rx,
         shutdown.clone(),
     ));
-    wired(controller, caches, store, wake, &ctx)
+    let running = wired(controller, caches, store, wake, &ctx)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile_kept, error_policy, ctx.clone())
+        .run(reconcile_kept, error_policy, ctx.clone());
+    Busy::timed(Box::pin(running), &ctx.metrics, "all")
         .for_each(|result| report(&ctx, result))
         .await;
     let _ = tasks.await;
@@ -139,19 +140,24 @@ fn wired(
     let (by_class, by_namespace, by_volume) = (store.clone(), store.clone(), store);
     let m = || ctx.metrics.clone();
     let (m1, m2, m3, m4, m5, m6) = (m(), m(), m(), m(), m(), m());
+    let metrics = &ctx.metrics;
+    let poller = ctx.poller.clone();
     controller
         // Claims by owner reference, whatever their labels (a tenant may strip the operator's
         // label from its claim); the managed ones' phase (Bound) from their own watch.
-        .watches_stream(caches.claims, move |c| counted(&m1, "claim", owner(&c)))
-        .watches_stream(caches.managed_claims, move |c| {
-            counted(&m2, "claim", owner(&c))
-        })
-        .watches_stream(caches.classes, move |class| {
-            counted(&m3, "class", using_class(&by_class, &class))
+        .watches_stream(Busy::timed(caches.claims, metrics, "watches"), move |c| {
+            counted(&m1, "claim", owner(&c))
         })
         .watches_stream(
-            caches
-                .namespaces
+            Busy::timed(caches.managed_claims, metrics, "watches"),
+            move |c| counted(&m2, "claim", owner(&c)),
+        )
+        .watches_stream(
+            Busy::timed(caches.classes, metrics, "watches"),
+            move |class| counted(&m3, "class", using_class(&by_class, &class)),
+        )
+        .watches_stream(
+            Busy::timed(caches.namespaces, metrics, "watches")
                 .predicate_filter(labels_and_limits, Default::default()),
             move |ns| {
                 counted(
@@ -162,15 +168,50 @@ fn wired(
             },
         )
         // A volume a finalizer held (pv-protection) wakes its workspace when it goes.
-        .watches_stream(caches.volumes, move |pv| {
+        .watches_stream(Busy::timed(caches.volumes, metrics, "watches"), move |pv| {
             counted(&m5, "volume", of_volume(&by_volume, &pv))
         })
         // Kept current for the reconciles' reads; a StorageClass wakes no workspace.
-        .watches_stream(caches.storage_classes, |_| None)
+        .watches_stream(
+            Busy::timed(caches.storage_classes, metrics, "watches"),
+            |_| None,
+        )
         .reconcile_on(crate::beside::received(wake).map(move |r| {
             m6.woke("poller", 1);
+            let uid = r.extra.uid.as_deref().unwrap_or_default();
+            if let Some(waited) = poller.wake_age(uid) {
+                m6.wake_received.observe(waited.as_secs_f64());
+            }
             kept_ref(&r)
         }))
+}
+
+/// A stream whose polls add their wall time to the controller's busy time (one `part` of
+/// `lustre_operator_controller_busy_seconds_total`).
+struct Busy<S> {
+    inner: S,
+    busy: prometheus::core::GenericCounter<prometheus::core::AtomicF64>,
+}
+
+impl<S: Stream + Unpin> Busy<S> {
+    fn timed(inner: S, metrics: &crate::metrics::Metrics, part: &str) -> Self {
+        let busy = metrics.controller_busy.with_label_values(&[part]);
+        Self { inner, busy }
+    }
+}
+
+impl<S: Stream + Unpin> Stream for Busy<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        let started = std::time::Instant::now();
+        let polled = self.inner.poll_next_unpin(cx);
+        self.busy.inc_by(started.elapsed().as_secs_f64());
+        polled
+    }
 }
 
 /// A watch event of a workspace, slimmed (see crate::cache) and kept compact.

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use lustre_api::{LustreWorkspace, LustreWorkspaceStatus, Phase};
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    CounterVec, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 /// The controller's metrics, registered in one registry the binary serves at `/metrics`
@@ -25,6 +25,15 @@ pub struct Metrics {
     /// Seconds from the poller's wake of a workspace (its file system's observation changed)
     /// to the start of its next reconcile: the controller's queue.
     pub wake_wait: Histogram,
+    /// Seconds from the poller's wake of a workspace to the controller's queue taking it in
+    /// (the rest of `wake_wait` is the queue itself: the wait for a slot, or for the
+    /// workspace's running reconcile).
+    pub wake_received: Histogram,
+    /// Wall time the controller's one task spent in its polls, by part: `all` (the watches'
+    /// decoding and caches, the queue, starting reconciles; not the reconciles, which run as
+    /// tasks of their own) and `watches` (of it, the watches of claims, volumes, classes,
+    /// namespaces and StorageClasses). Wall time: a poll the OS preempted counts whole.
+    pub controller_busy: CounterVec,
     /// Seconds of one poll round: every due file system described, the cache updated, the
     /// changed ones' workspaces woken.
     pub poll_round: Histogram,
@@ -50,9 +59,9 @@ const WAIT_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0,
 ];
 
-/// The histograms of the operator's own waits: the controller's queue after a poller's wake,
-/// and the poll rounds.
-fn wait_histograms(registry: &Registry) -> (Histogram, Histogram) {
+/// The histograms of the operator's own waits: the controller's queue after a poller's wake
+/// (whole, and to the queue's intake), and the poll rounds.
+fn wait_histograms(registry: &Registry) -> (Histogram, Histogram, Histogram) {
     let wait = |name: &str, help: &str| {
         let opts = HistogramOpts::new(name, help).buckets(WAIT_BUCKETS.to_vec());
         let h = must(Histogram::with_opts(opts));
@@ -65,10 +74,50 @@ fn wait_histograms(registry: &Registry) -> (Histogram, Histogram) {
             "Time from the poller's wake of a workspace to the start of its next reconcile",
         ),
         wait(
+            "lustre_operator_wake_received_seconds",
+            "Time from the poller's wake of a workspace to the controller's queue taking it in",
+        ),
+        wait(
             "lustre_operator_poll_round_seconds",
             "Duration of a poll round: describe the due file systems, update the cache, wake",
         ),
     )
+}
+
+/// The workspaces by phase (every phase at 0 to start with), the leader gauge, and the
+/// process's own metrics on Linux.
+fn gauges(registry: &Registry) -> (IntGaugeVec, IntGauge) {
+    let workspaces = must(IntGaugeVec::new(
+        Opts::new("lustre_operator_workspaces", "Workspaces by phase"),
+        &["phase"],
+    ));
+    must(registry.register(Box::new(workspaces.clone())));
+    let leader = must(IntGauge::new(
+        "lustre_operator_leader",
+        "1 while this replica runs the controller (holds the leader lease)",
+    ));
+    must(registry.register(Box::new(leader.clone())));
+    #[cfg(target_os = "linux")]
+    must(registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    )));
+    for p in Phase::ALL {
+        workspaces.with_label_values(&[p.as_str()]).set(0);
+    }
+    (workspaces, leader)
+}
+
+/// `lustre_operator_controller_busy_seconds_total` (see [`Metrics::controller_busy`]).
+fn busy_counter(registry: &Registry) -> CounterVec {
+    let busy = must(CounterVec::new(
+        Opts::new(
+            "lustre_operator_controller_busy_seconds_total",
+            "Wall time the controller's task spent in its polls, by part (all, watches)",
+        ),
+        &["part"],
+    ));
+    must(registry.register(Box::new(busy.clone())));
+    busy
 }
 
 /// Seconds from creation to Ready: FSx takes minutes, a restore from backup up to an hour.
@@ -120,30 +169,15 @@ impl Metrics {
             RECONCILE_BUCKETS.to_vec(),
             &["kind"],
         );
-        let (wake_wait, poll_round) = wait_histograms(&registry);
+        let (wake_wait, wake_received, poll_round) = wait_histograms(&registry);
+        let controller_busy = busy_counter(&registry);
         let time_to_ready = histogram(
             "lustre_operator_time_to_ready_seconds",
             "Time from workspace creation to first Ready",
             READY_BUCKETS.to_vec(),
             &["deployment_type"],
         );
-        let workspaces = must(IntGaugeVec::new(
-            Opts::new("lustre_operator_workspaces", "Workspaces by phase"),
-            &["phase"],
-        ));
-        must(registry.register(Box::new(workspaces.clone())));
-        let leader = must(IntGauge::new(
-            "lustre_operator_leader",
-            "1 while this replica runs the controller (holds the leader lease)",
-        ));
-        must(registry.register(Box::new(leader.clone())));
-        #[cfg(target_os = "linux")]
-        must(registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        )));
-        for p in Phase::ALL {
-            workspaces.with_label_values(&[p.as_str()]).set(0);
-        }
+        let (workspaces, leader) = gauges(&registry);
         Self {
             tasks: TaskMetrics::new(&registry),
             usage: UsageMetrics::new(&registry),
@@ -154,6 +188,8 @@ impl Metrics {
             wakes,
             reconcile_duration,
             wake_wait,
+            wake_received,
+            controller_busy,
             poll_round,
             time_to_ready,
             workspaces,

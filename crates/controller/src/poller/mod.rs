@@ -193,6 +193,12 @@ impl Poller {
         self.lock().woken.remove(uid).map(|at| at.elapsed())
     }
 
+    /// How long ago a round woke this workspace, if it did since its last reconcile began
+    /// (the wake stays for [`Self::wake_taken`]).
+    pub fn wake_age(&self, uid: &str) -> Option<Duration> {
+        self.lock().woken.get(uid).map(|at| at.elapsed())
+    }
+
     /// Stops following the file system for this workspace, and drops its cached observation
     /// (stale: the next look describes it again).
     pub fn forget(&self, file_system_id: &str, workspace: &ObjectRef<LustreWorkspace>) {
