@@ -136,6 +136,9 @@ struct Figures {
     /// Over the same span: the poller's wake → the controller's queue taking it in
     /// (`lustre_operator_wake_received_seconds`).
     burst_wake_received: Option<pods::Observed>,
+    /// Over the same span: the workspace reconciles running as each began, itself included
+    /// (`lustre_operator_reconciles_active_at_start`; a count in the `Observed`'s seconds).
+    burst_active: Option<pods::Observed>,
     /// Over the same span, where the CPU went.
     burst_cpu: Option<BurstCpu>,
     /// Statuses each workspace showed over the run, per workspace: the changes of its phase

@@ -113,12 +113,13 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
     {
         f.burst_reconciles = Some((n1 - n0, 1000.0 * (s1 - s0) / (n1 - n0).max(1.0)));
     }
-    if let Some([wait, received, rounds]) = clocks_before {
+    if let Some([wait, received, rounds, active]) = clocks_before {
         let after = burst_clocks(&metrics).await;
-        if let Some([wait1, received1, rounds1]) = after {
+        if let Some([wait1, received1, rounds1, active1]) = after {
             f.burst_wake_wait = wait1.since(&wait);
             f.burst_wake_received = received1.since(&received);
             f.burst_poll_rounds = rounds1.since(&rounds);
+            f.burst_active = active1.since(&active);
         }
     }
     if let Some(c) = f.burst_cpu {
@@ -139,6 +140,10 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
             f.burst_wake_received,
         ),
         ("poll rounds", f.burst_poll_rounds),
+        (
+            "reconciles running as one began (a count, not s)",
+            f.burst_active,
+        ),
     ] {
         if let Some(o) = o {
             eprintln!(
@@ -415,9 +420,9 @@ fn watch_world(client: &kube::Client) -> (reflector::Store<LustreWorkspace>, Cla
     (workspaces, claims, shown)
 }
 
-/// The operator's wake-wait, wake-received and poll-round histograms as they stand (`None`:
-/// not read).
-async fn burst_clocks(metrics: &str) -> Option<[crate::pods::Histogram; 3]> {
+/// The operator's wake-wait, wake-received and poll-round histograms, and its reconciles
+/// running as each began, as they stand (`None`: not read).
+async fn burst_clocks(metrics: &str) -> Option<[crate::pods::Histogram; 4]> {
     Some([
         crate::pods::histogram(metrics, "lustre_operator_wake_wait_seconds")
             .await
@@ -426,6 +431,9 @@ async fn burst_clocks(metrics: &str) -> Option<[crate::pods::Histogram; 3]> {
             .await
             .ok()?,
         crate::pods::histogram(metrics, "lustre_operator_poll_round_seconds")
+            .await
+            .ok()?,
+        crate::pods::histogram(metrics, "lustre_operator_reconciles_active_at_start")
             .await
             .ok()?,
     ])

@@ -108,6 +108,11 @@ pub(crate) fn table(n: usize, args: &Args, o: &Figures, p: &Figures, c: &Figures
             "",
         ),
         only(
+            "… reconciles running as each began, itself included: count, mean, p50 / p99 bucket",
+            counted(o.burst_active),
+            "at the controller's concurrency: it waited for a slot",
+        ),
+        only(
             "… CPU in that span: the cores busy; the operator's threads on a CPU / waiting for one; its controller task busy (of it its watches)",
             cpu(o),
             "",
@@ -245,6 +250,10 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
     out.push_str(&both(
         "… and the poll rounds: count, mean, p50 / p99 bucket",
         &|f| observed(f.burst_poll_rounds),
+    ));
+    out.push_str(&both(
+        "… reconciles running as each began, itself included: count, mean, p50 / p99 bucket",
+        &|f| counted(f.burst_active),
     ));
     out.push_str(&both(
         "… CPU in that span: the cores busy; the operator's threads on a CPU / waiting for one; its controller task busy (of it its watches)",
@@ -421,6 +430,18 @@ fn observed(o: Option<crate::pods::Observed>) -> String {
     o.map(|o| {
         format!(
             "{:.0}, {:.2} s, ≤ {} / ≤ {} s",
+            o.count, o.mean_s, o.p50_le, o.p99_le
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// A histogram of counts over a span: how many observed, their mean, the buckets of p50 and
+/// p99.
+fn counted(o: Option<crate::pods::Observed>) -> String {
+    o.map(|o| {
+        format!(
+            "{:.0}, {:.1}, ≤ {} / ≤ {}",
             o.count, o.mean_s, o.p50_le, o.p99_le
         )
     })

@@ -72,6 +72,7 @@ pub async fn run(
     ));
     let running = wired(controller, caches, store, wake, &ctx)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .trigger_backoff(Unpaused)
         .graceful_shutdown_on(shutdown)
         .run(reconcile_kept, error_policy, ctx.clone());
     Busy::timed(Box::pin(running), &ctx.metrics, "all")
@@ -186,6 +187,27 @@ fn wired(
         }))
 }
 
+/// The back-off of the controller's merged wakes: none. Every watch that wakes workspaces
+/// backs off on its own after an error (`default_backoff` on each: the workspaces' own and
+/// every cache's; the poller's channel has no errors), while kube-runtime's default for the
+/// merged stream paused all of them together after any one's error (0.8 s, doubling while
+/// errors came in a row): no cache was updated and no poller's wake taken in meanwhile, so
+/// one watch's 410 Gone froze what every reconcile reads. (The controllers beside this one
+/// keep that default: their main watch, made by kube-runtime, has no back-off of its own.)
+struct Unpaused;
+
+impl Iterator for Unpaused {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for Unpaused {
+    fn reset(&mut self) {}
+}
+
 /// A stream whose polls add their wall time to the controller's busy time (one `part` of
 /// `lustre_operator_controller_busy_seconds_total`).
 struct Busy<S> {
@@ -235,6 +257,7 @@ async fn reconcile_kept(
     kept: Arc<Kept>,
     ctx: Arc<Context>,
 ) -> Result<controller::Action, crate::error::Error> {
+    let _running = crate::metrics::Running::start(&ctx.metrics);
     match crate::kept::decoded(&kept) {
         Some(ws) => reconcile(Arc::new(ws), ctx).await,
         // Logged; looked at again when it changes.
@@ -374,5 +397,69 @@ async fn sweep_memory(ctx: Arc<Context>, workspaces: Workspaces) {
         {
             pods.prune(cutoff);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    /// On a paused clock: how long a wake takes to reach the reconciler while another watch
+    /// of the same controller fails five times in a row.
+    async fn wake_beside_a_failing_watch(unpaused: bool) -> Duration {
+        let (store, mut writer) = reflector::store::<ConfigMap>();
+        let map = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("a".into()),
+                namespace: Some("ml".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(map.clone()));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let failing = futures::stream::iter(
+            (0..5).map(|_| Err::<ConfigMap, _>(watcher::Error::NoResourceVersion)),
+        )
+        .chain(futures::stream::pending());
+        let (wake, woken) = unbounded_channel();
+        let mut controller = Controller::for_stream(futures::stream::pending(), store)
+            .watches_stream(failing, |_| None::<ObjectRef<ConfigMap>>)
+            .reconcile_on(crate::beside::received(woken));
+        if unpaused {
+            controller = controller.trigger_backoff(Unpaused);
+        }
+        let (done, mut reconciled) = unbounded_channel::<Instant>();
+        let start = Instant::now();
+        wake.send(ObjectRef::from_obj(&map)).expect("wake");
+        let running = controller
+            .run(
+                |_, done: Arc<UnboundedSender<Instant>>| async move {
+                    let _ = done.send(Instant::now());
+                    Ok::<_, kube::Error>(controller::Action::await_change())
+                },
+                |_, _, _| controller::Action::await_change(),
+                Arc::new(done),
+            )
+            .for_each(|_| async {});
+        let task = tokio::spawn(running);
+        let at = reconciled.recv().await.expect("reconciled");
+        task.abort();
+        at - start
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_watch_does_not_hold_the_other_wakes() {
+        let paused = wake_beside_a_failing_watch(false).await;
+        let unpaused = wake_beside_a_failing_watch(true).await;
+        // kube-runtime's default pauses every wake after each error (0.8 s and more) ...
+        assert!(paused >= Duration::from_millis(400), "{paused:?}");
+        // ... the controller's own wiring does not.
+        assert_eq!(unpaused, Duration::ZERO, "{unpaused:?}");
     }
 }

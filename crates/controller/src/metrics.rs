@@ -34,6 +34,10 @@ pub struct Metrics {
     /// tasks of their own) and `watches` (of it, the watches of claims, volumes, classes,
     /// namespaces and StorageClasses). Wall time: a poll the OS preempted counts whole.
     pub controller_busy: CounterVec,
+    /// Workspace reconciles running now, and how many were running (itself included) as
+    /// each began: a start at the controller's concurrency waited for a free slot.
+    pub reconciles_active: IntGauge,
+    pub active_at_start: Histogram,
     /// Seconds of one poll round: every due file system described, the cache updated, the
     /// changed ones' workspaces woken.
     pub poll_round: Histogram,
@@ -107,6 +111,41 @@ fn gauges(registry: &Registry) -> (IntGaugeVec, IntGauge) {
     (workspaces, leader)
 }
 
+/// `lustre_operator_reconciles_active` and `lustre_operator_reconciles_active_at_start`.
+fn active(registry: &Registry) -> (IntGauge, Histogram) {
+    let gauge = must(IntGauge::new(
+        "lustre_operator_reconciles_active",
+        "Workspace reconciles running now",
+    ));
+    must(registry.register(Box::new(gauge.clone())));
+    let buckets = vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+    let opts = HistogramOpts::new(
+        "lustre_operator_reconciles_active_at_start",
+        "Workspace reconciles running as one began, itself included",
+    );
+    let h = must(Histogram::with_opts(opts.buckets(buckets)));
+    must(registry.register(Box::new(h.clone())));
+    (gauge, h)
+}
+
+/// A workspace reconcile counted in `reconciles_active` while this lives.
+pub(crate) struct Running(IntGauge);
+
+impl Running {
+    pub(crate) fn start(metrics: &Metrics) -> Self {
+        metrics.reconciles_active.inc();
+        let active = metrics.reconciles_active.get();
+        metrics.active_at_start.observe(active as f64);
+        Self(metrics.reconciles_active.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// `lustre_operator_controller_busy_seconds_total` (see [`Metrics::controller_busy`]).
 fn busy_counter(registry: &Registry) -> CounterVec {
     let busy = must(CounterVec::new(
@@ -171,6 +210,7 @@ impl Metrics {
         );
         let (wake_wait, wake_received, poll_round) = wait_histograms(&registry);
         let controller_busy = busy_counter(&registry);
+        let (reconciles_active, active_at_start) = active(&registry);
         let time_to_ready = histogram(
             "lustre_operator_time_to_ready_seconds",
             "Time from workspace creation to first Ready",
@@ -190,6 +230,8 @@ impl Metrics {
             wake_wait,
             wake_received,
             controller_busy,
+            reconciles_active,
+            active_at_start,
             poll_round,
             time_to_ready,
             workspaces,
