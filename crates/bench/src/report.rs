@@ -425,23 +425,20 @@ fn writes(f: &Figures) -> String {
         .unwrap_or_default()
 }
 
-/// A histogram's span: count, mean, and the buckets of its p50 and p99.
+/// A histogram's span: count, mean, and the buckets of its p50 and p99, in seconds.
 fn observed(o: Option<crate::pods::Observed>) -> String {
-    o.map(|o| {
-        format!(
-            "{:.0}, {:.2} s, ≤ {} / ≤ {} s",
-            o.count, o.mean_s, o.p50_le, o.p99_le
-        )
-    })
-    .unwrap_or_default()
+    span(o, " s")
 }
 
-/// A histogram of counts over a span: how many observed, their mean, the buckets of p50 and
-/// p99.
+/// The same for a histogram of counts (its "seconds" are counts).
 fn counted(o: Option<crate::pods::Observed>) -> String {
+    span(o, "")
+}
+
+fn span(o: Option<crate::pods::Observed>, unit: &str) -> String {
     o.map(|o| {
         format!(
-            "{:.0}, {:.1}, ≤ {} / ≤ {}",
+            "{:.0}, {:.2}{unit}, ≤ {} / ≤ {}{unit}",
             o.count, o.mean_s, o.p50_le, o.p99_le
         )
     })
