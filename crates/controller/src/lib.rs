@@ -52,6 +52,7 @@ pub mod data_tasks;
 pub mod error;
 pub mod events;
 pub mod follow;
+mod guarded;
 pub mod kept;
 pub mod memory;
 pub mod metrics;
@@ -66,6 +67,8 @@ mod reported;
 mod shares;
 pub mod slim;
 pub mod status;
+#[cfg(test)]
+mod testing;
 mod work_write;
 mod write;
 

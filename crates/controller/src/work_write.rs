@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::context::Context;
 use crate::error::{Error, Step};
+use crate::guarded::{self, was};
 
 /// An object that asks for AWS work: namespaced, with a status.
 pub(crate) trait WorkObject:
@@ -66,7 +67,9 @@ pub(crate) async fn write_status<K: WorkObject>(
 }
 
 /// With `on`: adds `finalizer`, and an owner reference to `owner` when one is given (so the
-/// object goes with its workspace); without: removes the finalizer.
+/// object goes with its workspace); without: removes the finalizer. One JSON patch guarded by
+/// tests of both lists (a status write meanwhile changes neither), tried once more against the
+/// live object when the copy was not it ([`guarded::patch`]).
 pub(crate) async fn set_finalizer<K: WorkObject>(
     ctx: &Context,
     task: &K,
@@ -74,6 +77,25 @@ pub(crate) async fn set_finalizer<K: WorkObject>(
     on: bool,
     owner: Option<&LustreWorkspace>,
 ) -> Result<(), Error> {
+    let step = if on {
+        Step::AddFinalizer
+    } else {
+        Step::RemoveFinalizer
+    };
+    guarded::patch(&api(ctx, task), task, step, !on, |task| {
+        finalizer_patch(task, finalizer, on, owner)
+    })
+    .await
+}
+
+/// The guarded patch [`set_finalizer`] sends for the copy `task`; `None` when it has the
+/// finalizer and owner reference as wanted already.
+fn finalizer_patch<K: WorkObject>(
+    task: &K,
+    finalizer: &str,
+    on: bool,
+    owner: Option<&LustreWorkspace>,
+) -> Option<json_patch::Patch> {
     let current = task.finalizers().to_vec();
     let mut wanted: Vec<String> = current
         .iter()
@@ -97,38 +119,79 @@ pub(crate) async fn set_finalizer<K: WorkObject>(
         owners.push(reference);
     }
     if wanted == current && owners == task.owner_references() {
-        return Ok(());
+        return None;
     }
-    // Guarded by what it replaces (a status write meanwhile changes neither).
-    let was = |present: bool, value: serde_json::Value| {
-        if present {
-            value
-        } else {
-            serde_json::Value::Null
-        }
-    };
-    let patch: json_patch::Patch = serde_json::from_value(json!([
-        {"op": "test", "path": "/metadata/finalizers", "value": was(task.meta().finalizers.is_some(), json!(current))},
-        {"op": "test", "path": "/metadata/ownerReferences", "value": was(task.meta().owner_references.is_some(), json!(task.owner_references()))},
-        {"op": "add", "path": "/metadata/finalizers", "value": wanted},
-        {"op": "add", "path": "/metadata/ownerReferences", "value": owners},
-    ]))
-    .expect("static patch shape");
-    let step = if on {
-        Step::AddFinalizer
-    } else {
-        Step::RemoveFinalizer
-    };
-    match api(ctx, task)
-        .patch::<K>(
-            &task.name_any(),
-            &PatchParams::default(),
-            &Patch::Json(patch),
-        )
-        .await
-    {
-        // Already gone: a reconcile of a deleted object that an earlier one let go.
-        Err(kube::Error::Api(e)) if e.code == 404 && !on => Ok(()),
-        other => other.map(|_| ()).map_err(step.kube()),
+    let meta = task.meta();
+    Some(
+        serde_json::from_value(json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": was(meta.finalizers.is_some(), json!(current))},
+            {"op": "test", "path": "/metadata/ownerReferences", "value": was(meta.owner_references.is_some(), json!(task.owner_references()))},
+            {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+            {"op": "add", "path": "/metadata/ownerReferences", "value": owners},
+        ]))
+        .expect("static patch shape"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::world;
+    use kube::api::PostParams;
+    use lustre_api::LustreDataTask;
+
+    const OURS: &str = lustre_api::constants::TASK_FINALIZER;
+
+    async fn live(api: &Api<LustreDataTask>) -> LustreDataTask {
+        api.get("t").await.expect("get")
+    }
+
+    /// The data task's finalizer and owner reference go in against the live object when the
+    /// reconcile's copy is older than this process's own patch (a watch cache behind by a
+    /// relist): once, without an error; and a copy that misses another writer's finalizer does
+    /// not drop it. Without the live retry the second call fails its test (422).
+    #[tokio::test]
+    async fn a_stale_copy_sets_the_finalizer_and_owner_against_the_live_object() {
+        let (_world, ctx, ws) = world().await;
+        let api = Api::<LustreDataTask>::namespaced(ctx.client.clone(), "default");
+        let task: LustreDataTask = serde_json::from_value(json!({
+            "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreDataTask",
+            "metadata": {"name": "t", "namespace": "default"},
+            "spec": {"workspace": "w", "type": "Export"}
+        }))
+        .expect("task");
+        let stale = api
+            .create(&PostParams::default(), &task)
+            .await
+            .expect("create");
+        set_finalizer(&ctx, &stale, OURS, true, Some(&ws))
+            .await
+            .expect("added");
+        let added = live(&api).await;
+        assert_eq!(added.finalizers(), [OURS]);
+        assert_eq!(added.owner_references().len(), 1);
+        assert_eq!(added.owner_references()[0].uid, ws.uid().expect("uid"));
+        set_finalizer(&ctx, &stale, OURS, true, Some(&ws))
+            .await
+            .expect("a stale copy adds nothing, without an error");
+        let again = live(&api).await;
+        assert_eq!(again.finalizers(), [OURS]);
+        assert_eq!(again.owner_references(), added.owner_references());
+        // Another writer adds a finalizer; removing ours from the copy without it keeps it.
+        let other = "example.com/keep";
+        let patch = json!({"metadata": {"finalizers": [OURS, other]}});
+        api.patch("t", &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .expect("another finalizer");
+        set_finalizer(&ctx, &added, OURS, false, None)
+            .await
+            .expect("removed");
+        assert_eq!(live(&api).await.finalizers(), [other]);
+        set_finalizer(&ctx, &added, OURS, false, None)
+            .await
+            .expect("a stale copy removes nothing, without an error");
+        let last = live(&api).await;
+        assert_eq!(last.finalizers(), [other]);
+        assert_eq!(last.owner_references(), added.owner_references());
     }
 }

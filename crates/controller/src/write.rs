@@ -12,6 +12,7 @@ use lustre_cloud::CloudError;
 
 use crate::context::Context;
 use crate::error::{Error, Step};
+use crate::guarded;
 use crate::observe::Observed;
 use crate::plan::{Action, Wait};
 use crate::status::desired_status;
@@ -95,9 +96,7 @@ pub(crate) async fn write_status(
 
 /// Adds or removes the cleanup finalizer with a JSON patch guarded by a `test`, so a
 /// concurrent writer makes the patch fail instead of being lost; a failed patch is tried once
-/// more against the live object (one GET), so a cache that lags this process's own patch
-/// (found by the fault suite: a workspace's cached copy without the finalizer added a minute
-/// before, every retry failing its test) costs a read instead of a back-off.
+/// more against the live object ([`guarded::patch`]).
 pub(crate) async fn set_finalizer(
     ctx: &Context,
     ws: &LustreWorkspace,
@@ -110,35 +109,10 @@ pub(crate) async fn set_finalizer(
     } else {
         Step::RemoveFinalizer
     };
-    let mut seen = ws.metadata.finalizers.clone();
-    for first in [true, false] {
-        let Some(patch) = finalizer_patch(seen.as_deref(), present) else {
-            return Ok(());
-        };
-        match api
-            .patch::<LustreWorkspace>(&ws.name_any(), &PatchParams::default(), &Patch::Json(patch))
-            .await
-        {
-            Ok(_) => return Ok(()),
-            // Gone already, which is what removing the last finalizer is for: a second
-            // reconcile started on a cache that had not yet seen the first one's removal.
-            Err(kube::Error::Api(e)) if !present && e.code == 404 => return Ok(()),
-            // The copy the patch was tested against is not the live one (the test failed:
-            // 422; or the write raced another: 409): a watch cache behind by a relist, say,
-            // while this process added the finalizer before. Once more against the live
-            // object, which may need nothing.
-            Err(kube::Error::Api(e)) if first && (e.code == 422 || e.code == 409) => {
-                match api.get_opt(&ws.name_any()).await {
-                    Ok(Some(live)) => seen = live.metadata.finalizers,
-                    Ok(None) if !present => return Ok(()),
-                    Ok(None) => return Err(step.kube()(kube::Error::Api(e))),
-                    Err(e) => return Err(step.kube()(e)),
-                }
-            }
-            Err(e) => return Err(step.kube()(e)),
-        }
-    }
-    Ok(())
+    guarded::patch(&api, ws, step, !present, |ws| {
+        finalizer_patch(ws.metadata.finalizers.as_deref(), present)
+    })
+    .await
 }
 
 /// The JSON patch that puts the operator's finalizer in (`present`) or out of finalizers
@@ -157,10 +131,7 @@ fn finalizer_patch(seen: Option<&[String]>, present: bool) -> Option<json_patch:
     if wanted == current {
         return None;
     }
-    let test = match seen {
-        Some(current) => serde_json::json!(current),
-        None => serde_json::Value::Null,
-    };
+    let test = guarded::was(seen.is_some(), serde_json::json!(current));
     Some(
         serde_json::from_value(serde_json::json!([
             {"op": "test", "path": "/metadata/finalizers", "value": test},
@@ -173,44 +144,7 @@ fn finalizer_patch(seen: Option<&[String]>, present: bool) -> Option<json_patch:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::PostParams;
-
-    /// A workspace in the sandbox's API server, and a context whose client reaches it.
-    async fn world() -> (lustre_sandbox::World, Context, LustreWorkspace) {
-        let world = lustre_sandbox::World::start(Default::default())
-            .await
-            .expect("sandbox");
-        let config = kube::Config::new(world.kube_url.parse().expect("url"));
-        let client = kube::Client::try_from(config).expect("client");
-        for crd in lustre_api::crd::crds() {
-            Api::<CustomResourceDefinition>::all(client.clone())
-                .create(&PostParams::default(), &crd)
-                .await
-                .expect("crd");
-        }
-        let ws: LustreWorkspace = serde_json::from_value(serde_json::json!({
-            "apiVersion": "workspaces.lustre.dev/v1alpha1", "kind": "LustreWorkspace",
-            "metadata": {"name": "w", "namespace": "default"},
-            "spec": {"deploymentType": "SCRATCH_2", "storageCapacityGiB": 1200}
-        }))
-        .expect("workspace");
-        let ws = Api::<LustreWorkspace>::namespaced(client.clone(), "default")
-            .create(&PostParams::default(), &ws)
-            .await
-            .expect("create");
-        let cloud = Arc::new(lustre_cloud::memory::MemoryCloud::default());
-        let ctx = Context::new(
-            client,
-            Arc::new(crate::context::SingleCloud(cloud)),
-            crate::poller::Poller::new().0,
-            Arc::new(crate::metrics::Metrics::new()),
-            Default::default(),
-        );
-        (world, ctx, ws)
-    }
+    use crate::testing::world;
 
     async fn live(ctx: &Context) -> Vec<String> {
         Api::<LustreWorkspace>::namespaced(ctx.client.clone(), "default")
