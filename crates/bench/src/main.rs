@@ -27,7 +27,7 @@ mod world;
 use baselines::{Model, baseline};
 use cluster::Cluster;
 use ours::ours;
-use report::{clusters_table, table, with_real_section};
+use report::{clusters_table, table, with_section};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -88,8 +88,15 @@ struct Args {
 }
 
 /// The markers around the `--cluster real` section of the report.
-const REAL_BEGIN: &str = "<!-- begin: scripts/bench --cluster real -->";
-const REAL_END: &str = "<!-- end: scripts/bench --cluster real -->";
+const REAL: (&str, &str) = (
+    "<!-- begin: scripts/bench --cluster real -->",
+    "<!-- end: scripts/bench --cluster real -->",
+);
+/// The markers around the default run's section (the baselines' comparison).
+const TABLES: (&str, &str) = (
+    "<!-- begin: scripts/bench (written by crates/bench; the reading around it is hand-written) -->",
+    "<!-- end: scripts/bench -->",
+);
 
 /// One mode's figures at one size.
 #[derive(Debug, Default, Clone)]
@@ -244,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let date = jiff::Zoned::now().strftime("%Y-%m-%d").to_string();
     let mut report = format!(
-        "<!-- Written by scripts/bench (crates/bench). -->\n# Benchmarks\n\nRun on {date}, {}; `scripts/bench --sizes {}`.\n\nSettings: simulated file systems CREATING for {} (±{:.0} %), operator poll interval {} s (its default), drift interval {} s (its default is 600 s), hold {} s. Workload: SCRATCH_2 workspaces, 1200 GiB, no S3 links, spread over {} namespaces, class without a managed security group (the comparison is about watching file systems). The baselines are modes of the benchmark's driver issuing exactly the calls their model prescribes (per-object: each pending file system described on its own every 30 s, each Ready one once per 10 h; observe-all: each one described on its own every 60 s), through the same AWS adapter, against the same simulated AWS.\n",
+        "Run on {date}, {}; `scripts/bench --sizes {}`.\n\nSettings: simulated file systems CREATING for {} (±{:.0} %), operator poll interval {} s (its default), drift interval {} s (its default is 600 s), hold {} s. Workload: SCRATCH_2 workspaces, 1200 GiB, no S3 links, spread over {} namespaces, class without a managed security group (the comparison is about watching file systems). The baselines are modes of the benchmark's driver issuing exactly the calls their model prescribes (per-object: each pending file system described on its own every 30 s, each Ready one once per 10 h; observe-all: each one described on its own every 60 s), through the same AWS adapter, against the same simulated AWS.\n",
         machine(),
         args.sizes
             .iter()
@@ -291,7 +298,7 @@ async fn main() -> anyhow::Result<()> {
         }
         if let Some(out) = &args.out {
             let previous = std::fs::read_to_string(out).unwrap_or_default();
-            let text = with_real_section(&previous, &previous, Some(&section));
+            let text = with_section(&previous, REAL, &section);
             std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
             eprintln!(
                 "wrote the real control plane's section of {}",
@@ -327,7 +334,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(out) = args.out.as_ref().filter(|_| !args.operator_only) {
         let previous = std::fs::read_to_string(out).unwrap_or_default();
-        let report = with_real_section(&report, &previous, None);
+        let report = with_section(&previous, TABLES, &report);
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }
@@ -339,20 +346,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_real_section_is_replaced_in_place_or_carried_over() {
-        let section = |t: &str| format!("{REAL_BEGIN}\n{t}\n{REAL_END}");
-        let doc = format!("# B\n\ntables\n\n{}\n\n## Reading\n", section("old"));
-        // `--cluster real`: replaced where it stands, the rest kept.
-        let replaced = with_real_section(&doc, &doc, Some("new"));
-        assert_eq!(replaced, doc.replace("\nold\n", "\nnew\n"));
-        // The default run writes a fresh report and carries the section over.
-        let fresh = with_real_section("# B\n\nnew tables\n", &doc, None);
-        assert_eq!(fresh, format!("# B\n\nnew tables\n\n{}\n", section("old")));
-        // No section yet: appended.
-        assert_eq!(
-            with_real_section("# B\n", "# B\n", Some("first")),
-            format!("# B\n\n{}\n", section("first"))
+    fn a_section_is_replaced_where_it_stands_and_the_reading_around_it_kept() {
+        let marked = |(b, e): (&str, &str), t: &str| format!("{b}\n{t}\n{e}");
+        let doc = format!(
+            "# B\n\n{}\n\n## Reading\n\n{}\n\n## More reading\n",
+            marked(TABLES, "old tables"),
+            marked(REAL, "old real")
         );
-        assert_eq!(with_real_section("# B\n", "", None), "# B\n");
+        assert_eq!(
+            with_section(&doc, REAL, "new real\n"),
+            doc.replace("\nold real\n", "\nnew real\n")
+        );
+        assert_eq!(
+            with_section(&doc, TABLES, "new tables"),
+            doc.replace("\nold tables\n", "\nnew tables\n")
+        );
+        // No section yet: appended; no document yet: a titled one.
+        assert_eq!(
+            with_section("# B\n", REAL, "first"),
+            format!("# B\n\n{}\n", marked(REAL, "first"))
+        );
+        assert_eq!(
+            with_section("", TABLES, "t"),
+            format!("# Benchmarks\n\n{}\n", marked(TABLES, "t"))
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! replaced.
 
 use crate::world::*;
-use crate::{Args, Figures, REAL_BEGIN, REAL_END, Requests};
+use crate::{Args, Figures, Requests};
 
 pub(crate) fn opt(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}"))
@@ -311,24 +311,19 @@ pub(crate) fn clusters_table(n: usize, args: &Args, s: &Figures, r: &Figures) ->
     out
 }
 
-/// `report` with the `--cluster real` section of `previous` (if any) carried over, or
-/// replaced by `section`.
-pub(crate) fn with_real_section(report: &str, previous: &str, section: Option<&str>) -> String {
-    let old = previous
-        .find(REAL_BEGIN)
-        .zip(previous.find(REAL_END))
+/// `previous` (a document) with its section between the markers `begin` and `end` replaced by
+/// `section` where it stands, everything else kept (the hand-written reading around it); the
+/// section appended where the document has none.
+pub(crate) fn with_section(previous: &str, (begin, end): (&str, &str), section: &str) -> String {
+    let new = format!("{begin}\n{}\n{end}", section.trim_end());
+    match previous
+        .find(begin)
+        .zip(previous.find(end))
         .filter(|(b, e)| b < e)
-        .map(|(b, e)| &previous[b..e + REAL_END.len()]);
-    let new = section.map(|t| format!("{REAL_BEGIN}\n{t}\n{REAL_END}"));
-    match (old, new) {
-        // Replaced where it stands.
-        (Some(old), Some(new)) if report.contains(old) => report.replace(old, &new),
-        (_, Some(sec)) => format!("{}\n\n{sec}\n", report.trim_end()),
-        // Carried over into a freshly written report.
-        (Some(old), None) if !report.contains(old) => {
-            format!("{}\n\n{old}\n", report.trim_end())
-        }
-        _ => report.to_string(),
+    {
+        Some((b, e)) => format!("{}{new}{}", &previous[..b], &previous[e + end.len()..]),
+        None if previous.trim().is_empty() => format!("# Benchmarks\n\n{new}\n"),
+        None => format!("{}\n\n{new}\n", previous.trim_end()),
     }
 }
 
