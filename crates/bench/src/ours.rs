@@ -133,21 +133,19 @@ pub(crate) async fn ours(args: &Args, n: usize, cluster: Cluster) -> anyhow::Res
             c.watches_s
         );
     }
-    for (what, o) in [
-        ("poller's wake → reconcile start", f.burst_wake_wait),
+    for (what, o, unit) in [
+        ("poller's wake → reconcile start", f.burst_wake_wait, " s"),
         (
             "poller's wake → the queue takes it in",
             f.burst_wake_received,
+            " s",
         ),
-        ("poll rounds", f.burst_poll_rounds),
-        (
-            "reconciles running as one began (a count, not s)",
-            f.burst_active,
-        ),
+        ("poll rounds", f.burst_poll_rounds, " s"),
+        ("reconciles running as one began", f.burst_active, ""),
     ] {
         if let Some(o) = o {
             eprintln!(
-                "   {what}: {:.0}, mean {:.3} s, p50 ≤ {} s, p99 ≤ {} s",
+                "   {what}: {:.0}, mean {:.3}{unit}, p50 ≤ {}{unit}, p99 ≤ {}{unit}",
                 o.count, o.mean_s, o.p50_le, o.p99_le
             );
         }

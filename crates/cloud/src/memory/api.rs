@@ -169,6 +169,38 @@ impl FileSystems for MemoryCloud {
         Ok(pick(&a.file_systems, ids))
     }
 
+    async fn describe_file_systems_each(
+        &self,
+        ids: &[String],
+        each: &mut (dyn FnMut(FileSystem) + Send),
+    ) -> CloudResult<()> {
+        let Some(size) = self.lock().page_size else {
+            self.describe_file_systems(ids)
+                .await?
+                .into_iter()
+                .for_each(each);
+            return Ok(());
+        };
+        let mut page = 0;
+        loop {
+            let found: Vec<FileSystem> = {
+                let a = self.gate("DescribeFileSystems").await?;
+                let all: Box<dyn Iterator<Item = &FileSystem>> = if ids.is_empty() {
+                    Box::new(a.file_systems.values())
+                } else {
+                    Box::new(ids.iter().filter_map(|id| a.file_systems.get(id)))
+                };
+                all.skip(page * size).take(size).cloned().collect()
+            };
+            let last = found.len() < size;
+            found.into_iter().for_each(&mut *each);
+            if last {
+                return Ok(());
+            }
+            page += 1;
+        }
+    }
+
     async fn find_file_systems_by_owner(&self, uid: &str) -> CloudResult<Vec<FileSystem>> {
         let a = self.gate("DescribeFileSystems").await?;
         Ok(owned_by(&a.file_systems, uid, |fs| &fs.tags))

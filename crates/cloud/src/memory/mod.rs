@@ -37,6 +37,8 @@ struct Account {
     calls: BTreeMap<&'static str, usize>,
     called_at: HashMap<&'static str, Vec<tokio::time::Instant>>,
     latency: HashMap<&'static str, std::time::Duration>,
+    /// File systems per page of a listing (`None`: one answer, as `describe_file_systems`).
+    page_size: Option<usize>,
     faults: HashMap<&'static str, VecDeque<CloudError>>,
 }
 
@@ -121,6 +123,13 @@ impl MemoryCloud {
     /// Every later call of `operation` takes `latency` (tokio's clock: paused time works).
     pub fn set_latency(&self, operation: &'static str, latency: std::time::Duration) {
         self.lock().latency.insert(operation, latency);
+    }
+
+    /// Hands `describe_file_systems_each`'s file systems out `n` per page, each page a call
+    /// of its own (counted, with the operation's latency and faults), as the adapter's
+    /// listing of a region does.
+    pub fn set_page_size(&self, n: usize) {
+        self.lock().page_size = Some(n.max(1));
     }
 
     /// When each call of `operation` came in (tokio's clock).

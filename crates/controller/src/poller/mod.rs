@@ -90,7 +90,8 @@ type Key = (String, String);
 #[derive(Debug, Default)]
 struct State {
     cache: HashMap<String, Kept>,
-    entries: HashMap<Key, Entry>,
+    /// Ordered: a file system's followers are one range.
+    entries: BTreeMap<Key, Entry>,
     /// When a round woke each workspace (by UID) whose reconcile has not started since.
     woken: HashMap<String, Instant>,
 }
@@ -223,16 +224,60 @@ impl Poller {
 
     /// One polling round: the due file systems grouped by region, each group described in
     /// batches, the cache updated, and the workspaces whose observation changed woken.
-    /// Returns how many woke.
+    /// A file system not linked to S3 is taken in as its page of the answer arrives
+    /// ([`Self::take_early`]): a round over thousands takes seconds, and its first pages'
+    /// workspaces need not wait for its last. Returns how many woke.
     pub async fn poll_once(&self, include_drift: bool) -> usize {
         let mut woken = 0;
         for due in self.due(include_drift) {
-            let Some(described) = describe(&due).await else {
+            let mut taken = BTreeSet::new();
+            let mut early = |fs: FileSystem| {
+                taken.insert(fs.id.clone());
+                woken += self.take_early(fs);
+            };
+            let Some(described) = describe(&due, &mut early).await else {
                 continue;
             };
-            woken += self.apply(&due.ids, described);
+            let rest: BTreeSet<String> = due.ids.difference(&taken).cloned().collect();
+            woken += self.apply(&rest, described);
         }
         woken
+    }
+
+    /// Takes in one file system of a round as it arrives, one whose observation needs
+    /// nothing else of the round (no associations): caches it and, when it changed, wakes
+    /// the workspaces following it as [`Self::apply`] does. Returns how many woke.
+    fn take_early(&self, fs: FileSystem) -> usize {
+        let id = fs.id.clone();
+        let json = Kept::json(&Observation {
+            file_system: Some(fs),
+            associations: Vec::new(),
+        });
+        // Packed outside the lock, as in `apply`.
+        if self.lock().cache.get(&id).is_some_and(|k| k.0.holds(&json)) {
+            return 0;
+        }
+        let observation = Kept::from_json(&json);
+        let mut s = self.lock();
+        if s.cache.get(&id) == Some(&observation) {
+            return 0;
+        }
+        s.cache.insert(id.clone(), observation);
+        let now = Instant::now();
+        let mut wake = Vec::new();
+        let followers = s
+            .entries
+            .range_mut((id.clone(), String::new())..)
+            .take_while(|((of, _), _)| *of == id);
+        for ((_, uid), e) in followers {
+            let _ = self.wake.send(e.follower.workspace.clone());
+            e.pace = Pace::Drift;
+            wake.push(uid.clone());
+        }
+        for uid in &wake {
+            s.woken.entry(uid.clone()).or_insert(now);
+        }
+        wake.len()
     }
 
     /// The file systems due this round, one group per region.
@@ -359,17 +404,19 @@ type Described = (
 
 /// Describes a group: its file systems (`None` when that fails: the next round retries),
 /// and the associations of those that exist, are not being created or deleted, and are
-/// followed by a workspace that links some (`None` inside when that describe failed).
-async fn describe(due: &Due) -> Option<Described> {
+/// followed by a workspace that links some (`None` inside when that describe failed). Each
+/// file system no workspace links goes to `early` as it arrives instead, not into the answer.
+async fn describe(due: &Due, early: &mut (dyn FnMut(FileSystem) + Send)) -> Option<Described> {
     let ids: Vec<String> = due.ids.iter().cloned().collect();
     let mut file_systems = HashMap::new();
     let mut present = Vec::new();
     let described = due
         .cloud
         .describe_file_systems_each(&ids, &mut |fs| {
-            if !matches!(fs.lifecycle, Lifecycle::Creating | Lifecycle::Deleting)
-                && due.linked.contains(&fs.id)
-            {
+            if !due.linked.contains(&fs.id) {
+                return early(fs);
+            }
+            if !matches!(fs.lifecycle, Lifecycle::Creating | Lifecycle::Deleting) {
                 present.push(fs.id.clone());
             }
             let json = serde_json::to_vec(&fs).unwrap_or_default();

@@ -246,3 +246,53 @@ async fn each_file_system_is_cached_whole_with_its_own_associations() {
         assert_eq!(paths, [(id.as_str(), "/a"), (id.as_str(), "/b")]);
     }
 }
+
+/// A file system no workspace links to S3 wakes its workspaces as its page of the answer
+/// arrives, not at the round's end (a round over thousands of file systems takes seconds on a
+/// busy machine); a linked one waits for the round's associations; none wakes twice.
+#[tokio::test(start_paused = true)]
+async fn a_page_wakes_its_workspaces_before_the_round_ends() {
+    let cloud = Arc::new(MemoryCloud::with_subnet("subnet-1", "vpc-1"));
+    let a = file_system(&cloud, "t-a").await;
+    let b = file_system(&cloud, "t-b").await;
+    let c = file_system(&cloud, "t-c").await;
+    cloud.set_latency("DescribeFileSystems", Duration::from_secs(1));
+    cloud.set_page_size(1);
+    let (poller, mut wake) = Poller::new();
+    let unlinked = |name: &str, uid: &str| Follower {
+        links: false,
+        ..follower(&cloud, name, uid, "us-east-1")
+    };
+    poller.watch(&a.id, unlinked("a", "uid-a"));
+    poller.watch(&b.id, unlinked("b1", "uid-b1"));
+    poller.watch(&b.id, unlinked("b2", "uid-b2"));
+    poller.watch(&c.id, follower(&cloud, "c", "uid-c", "us-east-1"));
+    let round = tokio::spawn({
+        let poller = poller.clone();
+        async move { poller.poll_once(false).await }
+    });
+    // One page a second, in the order of the ids: a, b, c, then an empty last page.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(drain(&mut wake), ["a"]);
+    assert!(poller.cached(&a.id).is_some(), "cached as it was woken");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(drain(&mut wake), ["b1", "b2"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        drain(&mut wake),
+        Vec::<String>::new(),
+        "c waits for the round"
+    );
+    assert_eq!(round.await.expect("round"), 4);
+    assert_eq!(drain(&mut wake), ["c"]);
+    assert_eq!(cloud.calls()["DescribeFileSystems"], 4);
+    // The next round (drift included: each is at drift pace after its wake) sees no change.
+    assert_eq!(poller.poll_once(true).await, 0);
+    assert_eq!(drain(&mut wake), Vec::<String>::new());
+    // Gone from the answer is gone, early or not; the others change and wake again.
+    cloud.set_lifecycle(&a.id, Lifecycle::Deleting, "");
+    cloud.advance();
+    assert_eq!(poller.poll_once(true).await, 4);
+    assert_eq!(drain(&mut wake), ["a", "b1", "b2", "c"]);
+    assert!(poller.cached(&a.id).is_none_or(|o| o.file_system.is_none()));
+}
