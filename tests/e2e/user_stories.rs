@@ -693,9 +693,18 @@ async fn the_charts_rbac_is_exactly_what_the_operator_uses() {
         ("get".to_string(), "nodes".to_string()),
         // A finalizer's guarded patch that failed its test on a stale cached copy reads the
         // live object (guarded.rs; its unit tests take that path).
-        ("get".to_string(), "lustreworkspaces.workspaces.lustre.dev".to_string()),
-        ("get".to_string(), "lustredatatasks.workspaces.lustre.dev".to_string()),
-        ("get".to_string(), "lustreworkspacegrants.workspaces.lustre.dev".to_string()),
+        (
+            "get".to_string(),
+            "lustreworkspaces.workspaces.lustre.dev".to_string(),
+        ),
+        (
+            "get".to_string(),
+            "lustredatatasks.workspaces.lustre.dev".to_string(),
+        ),
+        (
+            "get".to_string(),
+            "lustreworkspacegrants.workspaces.lustre.dev".to_string(),
+        ),
     ]
     .into();
     let unused: Vec<_> = cluster

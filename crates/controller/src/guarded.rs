@@ -34,29 +34,46 @@ where
     let Some(patch) = build(copy) else {
         return Ok(());
     };
-    let stale = match send(api, &name, patch).await {
+    let uid = copy.meta().uid.clone();
+    let stale = match send(api, &name, uid.as_deref(), patch).await {
         Err(e) if removing && code(&e) == Some(404) => return Ok(()),
         Err(e) if matches!(code(&e), Some(422 | 409)) => e,
         other => return other.map_err(step.kube()),
     };
+    // Another object of the same name (the copy's was deleted and the name used again) is
+    // not the copy's: as good as gone.
     let live = match api.get_opt(&name).await.map_err(step.kube())? {
-        Some(live) => live,
-        None if removing => return Ok(()),
-        None => return Err(step.kube()(stale)),
+        Some(live) if live.meta().uid == uid => live,
+        _ if removing => return Ok(()),
+        _ => return Err(step.kube()(stale)),
     };
     let Some(patch) = build(&live) else {
         return Ok(());
     };
-    match send(api, &name, patch).await {
+    match send(api, &name, uid.as_deref(), patch).await {
         Err(e) if removing && code(&e) == Some(404) => Ok(()),
         other => other.map_err(step.kube()),
     }
 }
 
-async fn send<K>(api: &Api<K>, name: &str, patch: json_patch::Patch) -> Result<(), kube::Error>
+/// Sends `patch`, guarded by a test of the object's UID too, so it never lands on another
+/// object of the same name.
+async fn send<K>(
+    api: &Api<K>,
+    name: &str,
+    uid: Option<&str>,
+    mut patch: json_patch::Patch,
+) -> Result<(), kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
+    if let Some(uid) = uid {
+        let test: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "test", "path": "/metadata/uid", "value": uid},
+        ]))
+        .expect("static patch shape");
+        patch.0.splice(0..0, test.0);
+    }
     api.patch(
         name,
         &PatchParams::default(),

@@ -185,6 +185,42 @@ mod tests {
         assert_eq!(live(&ctx).await, [other]);
     }
 
+    /// A stale copy of a workspace deleted since, whose name a new workspace took, removes
+    /// nothing from the new one (the patch tests the UID; the live one is another object).
+    #[tokio::test]
+    async fn a_copy_of_a_deleted_workspace_leaves_its_successor_alone() {
+        let (_world, ctx, old) = world().await;
+        let api = Api::<LustreWorkspace>::namespaced(ctx.client.clone(), "default");
+        set_finalizer(&ctx, &old, true).await.expect("added");
+        let mut ours = old.clone();
+        ours.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
+        set_finalizer(&ctx, &ours, false).await.expect("removed");
+        api.delete("w", &Default::default()).await.expect("delete");
+        let mut next = old.clone();
+        next.metadata = kube::api::ObjectMeta {
+            name: Some("w".into()),
+            namespace: Some("default".into()),
+            finalizers: Some(vec![FINALIZER.to_string()]),
+            ..Default::default()
+        };
+        let next = api
+            .create(&Default::default(), &next)
+            .await
+            .expect("the name again");
+        assert_ne!(next.metadata.uid, old.metadata.uid);
+        set_finalizer(&ctx, &ours, false)
+            .await
+            .expect("the old copy's object is gone: nothing to remove");
+        assert_eq!(
+            live(&ctx).await,
+            [FINALIZER],
+            "the successor keeps its finalizer"
+        );
+        set_finalizer(&ctx, &old, true)
+            .await
+            .expect_err("adding to a gone object through its successor is refused");
+    }
+
     #[test]
     fn the_patch_tests_what_it_replaces_and_is_none_when_nothing_changes() {
         let ours = [FINALIZER.to_string()];
