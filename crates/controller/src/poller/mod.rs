@@ -263,14 +263,22 @@ impl Poller {
             return 0;
         }
         s.cache.insert(id.clone(), observation);
-        let now = Instant::now();
+        self.wake_followers(&mut s, &id, Instant::now())
+    }
+
+    /// Wakes every workspace following file system `id` (its observation changed) and stamps
+    /// the wake. Returns how many woke.
+    fn wake_followers(&self, s: &mut State, id: &str, now: Instant) -> usize {
         let mut wake = Vec::new();
         let followers = s
             .entries
-            .range_mut((id.clone(), String::new())..)
-            .take_while(|((of, _), _)| *of == id);
+            .range_mut((id.to_string(), String::new())..)
+            .take_while(|((of, _), _)| of == id);
         for ((_, uid), e) in followers {
             let _ = self.wake.send(e.follower.workspace.clone());
+            // The wake hands the file system to the reconcile: it watches it again if AWS
+            // still moves it. Until then (its queue, its back-off after a failure) the news
+            // is in the cache and drift checks are enough.
             e.pace = Pace::Drift;
             wake.push(uid.clone());
         }
@@ -348,22 +356,10 @@ impl Poller {
             s.cache.insert(id.clone(), observation);
         }
         let now = Instant::now();
-        let mut wake = Vec::new();
-        for ((id, uid), e) in s.entries.iter_mut() {
-            if changed.contains(id) {
-                let _ = self.wake.send(e.follower.workspace.clone());
-                wake.push(uid.clone());
-                // The wake hands the file system to the reconcile: it watches it again if
-                // AWS still moves it. Until then (its queue, its back-off after a failure)
-                // the news is in the cache and drift checks are enough.
-                e.pace = Pace::Drift;
-            }
-        }
-        let woken = wake.len();
-        for uid in wake {
-            s.woken.entry(uid).or_insert(now);
-        }
-        woken
+        changed
+            .iter()
+            .map(|id| self.wake_followers(&mut s, id, now))
+            .sum()
     }
 
     /// Polls forever (run it as a task): the file systems waiting on AWS every `pending`
